@@ -1,0 +1,34 @@
+# Fennec build and test entry points. `make test` is the one command CI runs.
+GO ?= go
+SUDO := $(shell [ "$$(id -u)" = 0 ] || { command -v sudo >/dev/null 2>&1 && echo sudo; })
+
+.PHONY: test deps vet unit bench-smoke build fuzz
+
+test: deps vet unit bench-smoke
+
+# deps installs the real peers the interop tests run against, when they are missing and the
+# machine allows it (root or sudo). Without them the interop tests fail with a clear message.
+deps:
+	@if ! command -v mosquitto >/dev/null 2>&1 && ! [ -x /usr/sbin/mosquitto ] || ! command -v mosquitto_pub >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1; then \
+			echo "installing mosquitto and mosquitto-clients with apt-get"; \
+			$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mosquitto mosquitto-clients >/dev/null; \
+		else \
+			echo "mosquitto is missing and this user cannot install it: interop tests will fail"; \
+		fi; \
+	fi
+
+vet:
+	$(GO) vet ./...
+	cd benchmarks && $(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+# bench-smoke runs every benchmark once so that a broken benchmark fails CI; figures come from
+# `make bench` (see docs/benchmarks.md), never from this target.
+bench-smoke:
+	cd benchmarks && $(GO) test -count=1 -run . -bench . -benchtime 1x ./...
+
+build:
+	$(GO) build -o bin/fennec ./cmd/fennec

@@ -1,0 +1,91 @@
+// Package archtest keeps Fennec's layering visible: it lists each package's imports with
+// `go list` and fails when a package imports one that sits above it (see docs/architecture.md).
+package archtest
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Module is the module path of the project.
+const Module = "github.com/fennec-mqtt/fennec"
+
+// Allowed maps a package (relative to the module; "." is the root package) to the project
+// packages it may import directly. Packages marked stdlibOnly may import nothing outside the
+// standard library. A package missing from the map is an error: a new package must take its
+// place in the layering on purpose.
+var Allowed = map[string][]string{
+	"packet":                 {},
+	"topic":                  {},
+	"pki":                    {},
+	"session":                {"packet", "topic"},
+	"mqttconn":               {"session", "packet", "topic"},
+	".":                      {"mqttconn", "session", "packet", "topic", "pki"},
+	"awsiot":                 {".", "pki", "packet", "topic"},
+	"diagnose":               {".", "mqttconn", "pki", "packet", "topic", "awsiot"},
+	"broker":                 {"pki", "topic", "packet"},
+	"broker/brokertest":      {"broker", "pki"},
+	"bench":                  {".", "packet", "topic", "pki", "broker"},
+	"internal/cli":           {"*"},
+	"cmd/fennec":             {"internal/cli"},
+	"internal/archtest":      {},
+	"internal/mosquittotest": {},
+}
+
+// StdlibOnly lists the packages that may not import anything outside the standard library.
+var StdlibOnly = map[string]bool{"packet": true, "topic": true, "pki": true}
+
+// Package is one package and its direct (non-test) imports, as `go list` reports them.
+type Package struct {
+	ImportPath string
+	Imports    []string
+}
+
+// Check returns one message per import that breaks the layering.
+func Check(pkgs []Package) []string {
+	var bad []string
+	for _, p := range pkgs {
+		self := rel(p.ImportPath)
+		if self == "" {
+			continue // not ours
+		}
+		allowed, ok := Allowed[self]
+		if !ok {
+			bad = append(bad, fmt.Sprintf("%s: package has no place in the layering (add it to archtest.Allowed)", self))
+			continue
+		}
+		set := map[string]bool{}
+		for _, a := range allowed {
+			set[a] = true
+		}
+		for _, imp := range p.Imports {
+			if r := rel(imp); r != "" {
+				if !set["*"] && !set[r] {
+					bad = append(bad, fmt.Sprintf("%s imports %s, which the layering does not allow", self, r))
+				}
+				continue
+			}
+			if StdlibOnly[self] && !isStdlib(imp) {
+				bad = append(bad, fmt.Sprintf("%s imports %s, but it may use the standard library only", self, imp))
+			}
+		}
+	}
+	sort.Strings(bad)
+	return bad
+}
+
+func rel(importPath string) string {
+	switch {
+	case importPath == Module:
+		return "."
+	case strings.HasPrefix(importPath, Module+"/"):
+		return strings.TrimPrefix(importPath, Module+"/")
+	}
+	return ""
+}
+
+func isStdlib(importPath string) bool {
+	first, _, _ := strings.Cut(importPath, "/")
+	return !strings.Contains(first, ".")
+}
