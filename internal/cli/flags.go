@@ -1,0 +1,303 @@
+package cli
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// connFlags are the connection flags pub, sub and demo share. Their names and meanings follow
+// mosquitto_pub and mosquitto_sub wherever the meaning is the same.
+type connFlags struct {
+	host, url, clientID, idPrefix, username, password string
+	port, keepalive                                   int
+	version                                           string
+	persistent                                        bool
+	sessionExpiry                                     string
+	debug, quiet, jsonOut                             bool
+	props                                             []string
+	willTopic, willPayload                            string
+	willQoS                                           int
+	willRetain                                        bool
+	cafile, capath, cert, key, tlsVersion, keylog     string
+	servername                                        string
+	alpn                                              []string
+	insecure, osCerts                                 bool
+	profile, config                                   string
+	connectTimeout                                    time.Duration
+	profileTopic                                      string
+
+	fs *pflag.FlagSet
+}
+
+func (f *connFlags) register(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	f.fs = fs
+	// -h is the host, as in mosquitto; help stays on --help.
+	fs.Bool("help", false, "help for "+cmd.Name())
+	fs.StringVarP(&f.host, "host", "h", "localhost", "broker host name or address")
+	fs.IntVarP(&f.port, "port", "p", 0, "broker port (default 1883, or 8883 with TLS)")
+	fs.StringVarP(&f.url, "url", "L", "", "broker and topic as a URL: mqtt[s]://[user[:password]@]host[:port]/topic")
+	fs.StringVarP(&f.clientID, "id", "i", "", "client ID (default: generated)")
+	fs.StringVarP(&f.idPrefix, "id-prefix", "I", "", "client ID prefix; the process ID is appended")
+	fs.IntVarP(&f.keepalive, "keepalive", "k", 60, "keepalive in seconds (0 disables)")
+	fs.StringVarP(&f.username, "username", "u", "", "user name")
+	fs.StringVarP(&f.password, "pw", "P", "", "password (prefer the FENNEC_PASSWORD environment variable: flags are visible in the process list)")
+	fs.StringVarP(&f.version, "protocol-version", "V", "5", "MQTT version: 5 (mqttv5) or 311 (mqttv311)")
+	fs.BoolVarP(&f.persistent, "disable-clean-session", "c", false, "persistent session: keep subscriptions and queued messages across connections")
+	fs.StringVarP(&f.sessionExpiry, "session-expiry-interval", "x", "", "MQTT 5 session expiry in seconds (-1 or ∞: never); default -1 with -c, else 0")
+	fs.BoolVarP(&f.debug, "debug", "d", false, "print every MQTT packet both ways and the TLS facts to stderr")
+	fs.BoolVar(&f.quiet, "quiet", false, "do not print error messages")
+	fs.BoolVar(&f.jsonOut, "json", false, "machine-readable output: one JSON object per line")
+	fs.StringArrayVarP(&f.props, "property", "D", nil, "MQTT 5 property: -D command identifier value (see `fennec help properties`)")
+	fs.StringVar(&f.willTopic, "will-topic", "", "topic of the will message")
+	fs.StringVar(&f.willPayload, "will-payload", "", "payload of the will message")
+	fs.IntVar(&f.willQoS, "will-qos", 0, "QoS of the will message")
+	fs.BoolVar(&f.willRetain, "will-retain", false, "retain the will message")
+	fs.StringVar(&f.cafile, "cafile", "", "CA certificates (PEM) that sign the broker's certificate; enables TLS")
+	fs.StringVar(&f.capath, "capath", "", "directory of CA certificates (PEM); enables TLS")
+	fs.BoolVar(&f.osCerts, "tls-use-os-certs", false, "trust the operating system's CA certificates; enables TLS")
+	fs.StringVar(&f.cert, "cert", "", "client certificate (PEM) for mutual TLS")
+	fs.StringVar(&f.key, "key", "", "client private key (PEM) for mutual TLS")
+	fs.StringVar(&f.tlsVersion, "tls-version", "", "TLS version: tlsv1.3 or tlsv1.2 (default: 1.2 or newer)")
+	fs.StringArrayVar(&f.alpn, "tls-alpn", nil, "TLS ALPN protocol, e.g. x-amzn-mqtt-ca for AWS IoT on port 443")
+	fs.StringVar(&f.servername, "servername", "", "TLS server name (SNI) and name to verify, when it differs from the host")
+	fs.BoolVar(&f.insecure, "insecure", false, "do not verify the broker's certificate (prints a warning; never in production)")
+	fs.StringVar(&f.keylog, "keylog", "", "append TLS session keys to this file (NSS key log format) to decrypt a capture in Wireshark")
+	fs.StringVar(&f.profile, "profile", "", "use the named profile from the config file (see `fennec help profiles`)")
+	fs.StringVar(&f.config, "config", "", "config file (default $XDG_CONFIG_HOME/fennec/config.toml)")
+	fs.DurationVar(&f.connectTimeout, "connect-timeout", 30*time.Second, "give up connecting after this long")
+}
+
+func (f *connFlags) changed(name string) bool { return f.fs != nil && f.fs.Changed(name) }
+
+// parseVersion accepts mosquitto's spellings as well as the plain numbers.
+func parseVersion(s string) (int, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "5", "5.0", "mqttv5", "v5":
+		return 5, nil
+	case "311", "3.1.1", "4", "mqttv311", "v311":
+		return 4, nil
+	case "31", "3.1", "mqttv31":
+		return 0, usageErrorf("MQTT 3.1 is not supported; use -V 311 or -V 5")
+	}
+	return 0, usageErrorf("-V %q: use 5 (mqttv5) or 311 (mqttv311)", s)
+}
+
+// target is the resolved broker address and topic of an invocation.
+type target struct {
+	scheme string // mqtt or mqtts
+	host   string
+	port   int
+	topic  string // from -L
+	user   string
+	pass   string
+	hasPw  bool
+}
+
+// parseBrokerURL parses mqtt://, mqtts:// (and the tcp://, ssl://, tls:// aliases) URLs.
+func parseBrokerURL(raw string) (target, error) {
+	if !strings.Contains(raw, "://") {
+		return target{}, usageErrorf("%q is not a broker URL; write mqtt://host[:port] or mqtts://host[:port]", raw)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return target{}, usageErrorf("broker URL %q: %v", raw, err)
+	}
+	t := target{host: u.Hostname()}
+	switch strings.ToLower(u.Scheme) {
+	case "mqtt", "tcp":
+		t.scheme = "mqtt"
+	case "mqtts", "ssl", "tls", "mqtt+ssl", "mqtt+tls":
+		t.scheme = "mqtts"
+	case "ws", "wss":
+		return target{}, usageErrorf("broker URL %q: WebSocket URLs are not supported by pub/sub yet; use mqtt:// or mqtts://", raw)
+	default:
+		return target{}, usageErrorf("broker URL %q: unknown scheme %q; use mqtt:// or mqtts://", raw, u.Scheme)
+	}
+	if t.host == "" {
+		return target{}, usageErrorf("broker URL %q has no host", raw)
+	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return target{}, usageErrorf("broker URL %q: bad port %q", raw, p)
+		}
+		t.port = n
+	}
+	if u.User != nil {
+		t.user = u.User.Username()
+		t.pass, t.hasPw = u.User.Password()
+	}
+	t.topic = strings.TrimPrefix(u.Path, "/")
+	if u.RawPath != "" {
+		// keep %2F etc. decoded; a topic may contain '/', '#', '+'
+		t.topic = strings.TrimPrefix(u.Path, "/")
+	}
+	if u.Fragment != "" { // '#' in a topic filter arrives as the fragment
+		t.topic += "#" + u.Fragment
+	} else if strings.HasSuffix(raw, "#") {
+		t.topic += "#"
+	}
+	return t, nil
+}
+
+func (t target) defaultPort() int {
+	if t.port != 0 {
+		return t.port
+	}
+	if t.scheme == "mqtts" {
+		return 8883
+	}
+	return 1883
+}
+
+func (t target) addr() string { return net.JoinHostPort(t.host, strconv.Itoa(t.defaultPort())) }
+
+// buildSpec resolves flags, URL, profile and environment into a connSpec. Precedence: flags given
+// on the command line, then -L, then the profile, then defaults. It also returns the topic of -L.
+func (f *connFlags) buildSpec(streams IO, defaultQoS *int) (*connSpec, target, error) {
+	prof, err := loadProfile(f.config, f.profile)
+	if err != nil {
+		return nil, target{}, err
+	}
+	if prof != nil {
+		if err := f.applyProfile(prof, defaultQoS); err != nil {
+			return nil, target{}, err
+		}
+	}
+	t := target{scheme: "mqtt", host: f.host}
+	if f.url != "" {
+		u, err := parseBrokerURL(f.url)
+		if err != nil {
+			return nil, target{}, err
+		}
+		t = u
+		if f.changed("host") {
+			t.host = f.host
+		}
+	}
+	if f.changed("port") || (f.url == "" && f.port != 0) {
+		t.port = f.port
+	}
+	if f.port < 0 || f.port > 65535 {
+		return nil, target{}, usageErrorf("-p %d: not a port", f.port)
+	}
+	wantTLS := f.cafile != "" || f.capath != "" || f.osCerts || f.cert != "" || f.tlsVersion != "" || len(f.alpn) > 0 || f.insecure || f.keylog != "" || f.servername != ""
+	if wantTLS {
+		t.scheme = "mqtts"
+	}
+	version, err := parseVersion(f.version)
+	if err != nil {
+		return nil, target{}, err
+	}
+	if len(f.props) > 0 && version != 5 {
+		if f.changed("protocol-version") {
+			return nil, target{}, usageErrorf("-D sets MQTT 5 properties; it cannot be used with -V %s", f.version)
+		}
+		version = 5
+	}
+	props, err := parseProps(f.props)
+	if err != nil {
+		return nil, target{}, err
+	}
+	if f.keepalive < 0 || f.keepalive > 65535 {
+		return nil, target{}, usageErrorf("-k %d: keepalive is 0 to 65535 seconds", f.keepalive)
+	}
+	spec := &connSpec{
+		Host:       t.host,
+		Port:       t.defaultPort(),
+		Version:    version,
+		KeepAlive:  time.Duration(f.keepalive) * time.Second,
+		CleanStart: !f.persistent,
+		Props:      props,
+		Timeout:    f.connectTimeout,
+	}
+	if f.keepalive == 0 {
+		spec.KeepAlive = -1
+	}
+	spec.Server = t.scheme + "://" + t.addr()
+	spec.ClientID = f.clientID
+	if spec.ClientID == "" && f.idPrefix != "" {
+		spec.ClientID = fmt.Sprintf("%s%d", f.idPrefix, os.Getpid())
+	}
+	if f.persistent && spec.ClientID == "" {
+		return nil, target{}, usageErrorf("-c (persistent session) needs a client ID: add -i ID")
+	}
+	spec.Username = t.user
+	if f.changed("username") || f.username != "" {
+		spec.Username = f.username
+	}
+	switch {
+	case f.changed("pw") || f.password != "":
+		spec.Password, spec.HasPassword = []byte(f.password), true
+	case t.hasPw:
+		spec.Password, spec.HasPassword = []byte(t.pass), true
+	default:
+		if pw, ok := os.LookupEnv("FENNEC_PASSWORD"); ok {
+			spec.Password, spec.HasPassword = []byte(pw), true
+		}
+	}
+	if spec.HasPassword && spec.Username == "" && version == 4 {
+		return nil, target{}, usageErrorf("MQTT 3.1.1 allows a password only with a user name: add -u USER")
+	}
+	switch strings.ToLower(f.sessionExpiry) {
+	case "":
+		if f.persistent && version == 5 {
+			v := uint32(0xFFFFFFFF)
+			spec.SessionExpiry = &v
+		}
+	case "-1", "∞", "inf", "never", "4294967295":
+		v := uint32(0xFFFFFFFF)
+		spec.SessionExpiry = &v
+	default:
+		n, err := strconv.ParseUint(f.sessionExpiry, 10, 32)
+		if err != nil {
+			return nil, target{}, usageErrorf("-x %q: seconds from 0 to 4294967294, or -1 for never", f.sessionExpiry)
+		}
+		v := uint32(n)
+		spec.SessionExpiry = &v
+	}
+	if spec.SessionExpiry != nil && version != 5 {
+		if f.changed("session-expiry-interval") {
+			return nil, target{}, usageErrorf("-x (session expiry) is an MQTT 5 feature; use -V 5")
+		}
+		spec.SessionExpiry = nil
+	}
+	if se := props.u32("connect", "session-expiry-interval"); se != nil && spec.SessionExpiry == nil {
+		spec.SessionExpiry = se
+	}
+	if f.willTopic != "" {
+		if f.willQoS < 0 || f.willQoS > 2 {
+			return nil, target{}, usageErrorf("--will-qos %d: QoS is 0, 1 or 2", f.willQoS)
+		}
+		spec.Will = &message{Topic: f.willTopic, Payload: []byte(f.willPayload), QoS: byte(f.willQoS), Retain: f.willRetain, Props: props.msgProps("will")}
+		spec.WillDelay = props.u32("will", "will-delay-interval")
+	} else if f.willPayload != "" || f.changed("will-qos") || f.willRetain {
+		return nil, target{}, usageErrorf("--will-payload, --will-qos and --will-retain need --will-topic")
+	}
+	if f.cert != "" && f.key == "" || f.key != "" && f.cert == "" {
+		return nil, target{}, usageErrorf("--cert and --key go together: give both")
+	}
+	if t.scheme == "mqtts" {
+		if f.insecure && !f.quiet {
+			fmt.Fprintln(streams.Err, "fennec: WARNING: --insecure: the broker's certificate is NOT verified; anyone on the path can read and change this connection. Never use this in production.")
+		}
+		facts := &tlsFacts{}
+		cfg, err := buildTLSConfig(f, t.host, facts)
+		if err != nil {
+			return nil, target{}, err
+		}
+		spec.TLS = cfg
+		spec.tlsFacts = facts
+		spec.ClientCert = f.cert != ""
+	}
+	return spec, t, nil
+}

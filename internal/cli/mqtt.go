@@ -1,0 +1,86 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"time"
+)
+
+// This file is the seam between the commands and the client library: the commands speak in
+// terms of connSpec, message and mqttClient, and client.go adapts them to the fennec package.
+// Keeping the seam small keeps the commands testable and the adapter obvious.
+
+// connSpec is everything a command knows about how to reach the broker.
+type connSpec struct {
+	Server        string // mqtt://host:port or mqtts://host:port
+	Host          string // host name or address, for hints
+	Port          int
+	TLS           *tls.Config // nil: plain TCP
+	ClientID      string
+	Username      string
+	Password      []byte
+	HasPassword   bool
+	Version       int // 4 (3.1.1) or 5
+	KeepAlive     time.Duration
+	CleanStart    bool
+	SessionExpiry *uint32
+	Will          *message
+	WillDelay     *uint32
+	Props         propSet // -D, by command
+	Trace         *tracer // nil: no --debug
+	ClientCert    bool    // a client certificate was configured
+	Timeout       time.Duration
+	tlsFacts      *tlsFacts
+}
+
+// message is one application message, either sent or received.
+type message struct {
+	Topic    string
+	Payload  []byte
+	QoS      byte
+	Retain   bool
+	Dup      bool
+	PacketID uint16
+	Props    msgProps
+	Time     time.Time
+}
+
+// msgProps are the MQTT 5 PUBLISH (and will) properties a user can see or set.
+type msgProps struct {
+	PayloadFormat   *byte
+	MessageExpiry   *uint32
+	TopicAlias      *uint16
+	ResponseTopic   string
+	CorrelationData []byte
+	ContentType     string
+	SubscriptionIDs []int
+	User            [][2]string
+}
+
+// subscription is one topic filter with its options.
+type subscription struct {
+	Filter            string
+	QoS               byte
+	NoLocal           bool
+	RetainAsPublished bool
+	RetainHandling    byte
+}
+
+// mqttClient is what the commands need from a connected client.
+type mqttClient interface {
+	Publish(ctx context.Context, m *message) error
+	// Subscribe returns one granted QoS (or failure reason code ≥ 0x80) per subscription.
+	Subscribe(ctx context.Context, h func(*message), subs []subscription) ([]byte, error)
+	Unsubscribe(ctx context.Context, filters []string) error
+	Disconnect(ctx context.Context) error
+	TLSState() *tls.ConnectionState
+}
+
+// errNoClient is returned while the build has no client library wired in.
+var errNoClient = errors.New("this build of fennec has no MQTT client library wired in yet")
+
+// connect dials the broker; client.go replaces it with the fennec client.
+var connect = func(ctx context.Context, spec *connSpec) (mqttClient, error) {
+	return nil, errNoClient
+}

@@ -1,0 +1,239 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+type pubOptions struct {
+	conn        connFlags
+	topic       string
+	message     string
+	file        string
+	lines       bool
+	null        bool
+	stdin       bool
+	qos         int
+	retain      bool
+	repeat      int
+	repeatDelay float64
+}
+
+func newPubCmd(streams IO) *cobra.Command {
+	o := &pubOptions{}
+	cmd := &cobra.Command{
+		Use:   "pub -t TOPIC (-m MSG | -f FILE | -l | -s | -n) [flags]",
+		Short: "Publish a message, like mosquitto_pub",
+		Long: `Publish one message (or one per line of stdin with -l) and exit.
+
+The flags are those of mosquitto_pub where the meaning is the same: -h host (help is --help),
+-p port, -t topic, -m message, -q QoS, -r retain, -u/-P user and password, -i client ID,
+--cafile/--cert/--key for TLS and mutual TLS. TLS is used when any TLS flag is given or the
+URL (-L) starts with mqtts://. MQTT 5 is the default; -V 311 selects MQTT 3.1.1.
+
+The password is best given in the environment variable FENNEC_PASSWORD: a -P value is
+visible to every user of the machine in the process list.`,
+		Example: `  # plain MQTT on localhost
+  fennec pub -t sensors/kitchen/temp -m 21.5
+
+  # QoS 1, retained, MQTT 3.1.1
+  fennec pub -t sensors/kitchen/temp -m 21.5 -q 1 -r -V 311
+
+  # TLS with a client certificate (mutual TLS), as AWS IoT Core wants it
+  fennec pub -L mqtts://a1b2c3-ats.iot.us-east-2.amazonaws.com:8883/things/dev1/hello -i dev1 \
+      --cafile AmazonRootCA1.pem --cert dev1.pem.crt --key dev1.pem.key -q 1 -m '{"hi":1}'
+
+  # every line of a log as its own message, with a trace of every packet
+  tail -f app.log | fennec pub -t logs/app -l -d
+
+  # an MQTT 5 message with properties
+  fennec pub -t cmd/reply -m ok -D publish content-type text/plain -D publish user-property k v
+
+  # the settings of a profile (see 'fennec help profiles'), JSON result for scripts
+  fennec pub --profile aws -t things/dev1/hello -m hi --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.run(cmd.Context(), streams)
+		},
+	}
+	o.conn.register(cmd)
+	fs := cmd.Flags()
+	fs.StringVarP(&o.topic, "topic", "t", "", "topic to publish to")
+	fs.StringVarP(&o.message, "message", "m", "", "message payload")
+	fs.StringVarP(&o.file, "file", "f", "", "send the contents of a file as the message")
+	fs.BoolVarP(&o.lines, "stdin-line", "l", false, "read stdin, send each line as a message")
+	fs.BoolVarP(&o.null, "null-message", "n", false, "send a zero-length message")
+	fs.BoolVarP(&o.stdin, "stdin-file", "s", false, "read stdin to its end and send it as one message")
+	fs.IntVarP(&o.qos, "qos", "q", 0, "QoS: 0, 1 or 2")
+	fs.BoolVarP(&o.retain, "retain", "r", false, "retain the message")
+	fs.IntVar(&o.repeat, "repeat", 1, "publish the message this many times")
+	fs.Float64Var(&o.repeatDelay, "repeat-delay", 0, "seconds to wait between repeated messages")
+	return cmd
+}
+
+func (o *pubOptions) run(ctx context.Context, streams IO) (err error) {
+	defer func() { err = o.conn.report(streams, err) }()
+	qos := o.qos
+	spec, tgt, err := o.conn.buildSpec(streams, &qos)
+	if err != nil {
+		return err
+	}
+	topic := o.topic
+	if topic == "" {
+		topic = tgt.topic
+	}
+	if topic == "" {
+		topic = o.conn.profileTopic
+	}
+	if topic == "" {
+		return usageErrorf("no topic: give -t TOPIC (or a topic in the -L URL)")
+	}
+	if strings.ContainsAny(topic, "+#") {
+		return usageErrorf("-t %q: a topic to publish to cannot hold the wildcards + or # [MQTT-3.3.2-2]", topic)
+	}
+	if qos < 0 || qos > 2 {
+		return usageErrorf("-q %d: QoS is 0, 1 or 2", qos)
+	}
+	sources := 0
+	for _, set := range []bool{o.conn.changed("message") || o.message != "", o.file != "", o.lines, o.null, o.stdin} {
+		if set {
+			sources++
+		}
+	}
+	if sources != 1 {
+		return usageErrorf("give exactly one message source: -m MSG, -f FILE, -l (lines of stdin), -s (all of stdin) or -n (empty)")
+	}
+	if o.repeat < 1 {
+		return usageErrorf("--repeat %d: at least 1", o.repeat)
+	}
+	var payload []byte
+	switch {
+	case o.file != "":
+		payload, err = os.ReadFile(o.file)
+		if err != nil {
+			return &exitError{code: ExitError, err: fmt.Errorf("-f: %w", err)}
+		}
+	case o.stdin:
+		payload, err = io.ReadAll(streams.In)
+		if err != nil {
+			return &exitError{code: ExitError, err: fmt.Errorf("reading stdin: %w", err)}
+		}
+	case o.null:
+		payload = []byte{}
+	default:
+		payload = []byte(o.message)
+	}
+	if o.conn.debug {
+		spec.Trace = newTracer(streams.Err)
+	}
+	c, err := dialClient(ctx, spec)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if derr := c.Disconnect(dctx); derr != nil && err == nil {
+			err = explain(derr, spec, "MQTT DISCONNECT")
+		}
+	}()
+	props := spec.Props.msgProps("publish")
+	send := func(p []byte) error {
+		m := &message{Topic: topic, Payload: p, QoS: byte(qos), Retain: o.retain, Props: props}
+		start := time.Now()
+		if err := c.Publish(ctx, m); err != nil {
+			return explain(err, spec, fmt.Sprintf("MQTT PUBLISH at QoS %d", qos))
+		}
+		if o.conn.jsonOut {
+			obj := map[string]any{"result": "ok", "topic": topic, "qos": qos, "retain": o.retain, "payload_len": len(p),
+				"time": start.UTC().Format(time.RFC3339Nano), "elapsed_ms": float64(time.Since(start).Microseconds()) / 1000}
+			b, _ := json.Marshal(obj)
+			fmt.Fprintf(streams.Out, "%s\n", b)
+		}
+		return nil
+	}
+	if o.lines {
+		sc := bufio.NewScanner(streams.In)
+		sc.Buffer(make([]byte, 64*1024), 256*1024*1024)
+		for sc.Scan() {
+			if err := send(append([]byte(nil), sc.Bytes()...)); err != nil {
+				return err
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return &exitError{code: ExitError, err: fmt.Errorf("reading stdin: %w", err)}
+		}
+		return nil
+	}
+	for i := 0; i < o.repeat; i++ {
+		if i > 0 && o.repeatDelay > 0 {
+			select {
+			case <-time.After(time.Duration(o.repeatDelay * float64(time.Second))):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if err := send(payload); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dialClient connects with the connect timeout and turns a failure into an explained error.
+func dialClient(ctx context.Context, spec *connSpec) (mqttClient, error) {
+	cctx := ctx
+	if spec.Timeout > 0 {
+		var cancel context.CancelFunc
+		cctx, cancel = context.WithTimeout(ctx, spec.Timeout)
+		defer cancel()
+	}
+	spec.Trace.note("connecting to %s (MQTT %s)", spec.Server, versionName(spec.Version))
+	c, err := connect(cctx, spec)
+	if err != nil {
+		if errors.Is(err, errNoClient) {
+			return nil, &exitError{code: ExitError, err: err, hint: "fix: update fennec; `fennec demo` shows what this build can do"}
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, explain(err, spec, "connecting to "+spec.Server)
+	}
+	return c, nil
+}
+
+func versionName(v int) string {
+	if v == 4 {
+		return "3.1.1"
+	}
+	return "5.0"
+}
+
+// report prints a failure as JSON too when --json is on, and silences it with --quiet. The
+// returned error still decides the exit code.
+func (f *connFlags) report(streams IO, err error) error {
+	if err == nil {
+		return nil
+	}
+	if f.jsonOut {
+		printJSONError(streams.Out, err)
+	}
+	if f.quiet {
+		return quietError{err}
+	}
+	return err
+}
+
+// quietError keeps the exit code of err but prints nothing.
+type quietError struct{ error }
+
+func (q quietError) Unwrap() error { return q.error }

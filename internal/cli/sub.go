@@ -1,0 +1,322 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+type subOptions struct {
+	conn           connFlags
+	topics         []string
+	filterOut      []string
+	unsubscribe    []string
+	qos            int
+	count          int
+	timeout        int
+	verbose        bool
+	format         string
+	noEOL          bool
+	noRetained     bool
+	retainedOnly   bool
+	removeRetained bool
+	exitAfterSub   bool
+}
+
+func newSubCmd(streams IO) *cobra.Command {
+	o := &subOptions{}
+	cmd := &cobra.Command{
+		Use:   "sub -t FILTER... [flags]",
+		Short: "Subscribe and print messages, like mosquitto_sub",
+		Long: `Subscribe to one or more topic filters and print every message that arrives, until
+interrupted, until -C messages have arrived, or until -W seconds have passed.
+
+The flags are those of mosquitto_sub where the meaning is the same: -h host (help is --help),
+-p port, -t filter (repeatable), -q QoS, -v (topic and payload), -F format (see 'fennec help
+format'), -C count, -W timeout, -R (skip retained), -T (filter out), -N (no newline),
+--cafile/--cert/--key for TLS and mutual TLS. --json prints one JSON object per message.
+
+Exit codes: 0 when -C messages arrived (or the command was told to stop by -W without -C);
+5 when -W ran out before -C messages arrived; 130 when interrupted. See 'fennec help exit-codes'.`,
+		Example: `  # everything under sensors/, topic and payload
+  fennec sub -t 'sensors/#' -v
+
+  # wait at most 10 s for one message, for a script
+  fennec sub -t 'jobs/dev1/next' -C 1 -W 10 --json
+
+  # mutual TLS against a local broker, with a trace of every packet and the TLS facts
+  fennec sub -h localhost -p 8883 --cafile ca.pem --cert client.pem --key client-key.pem -t '#' -d
+
+  # AWS IoT Core, as a URL (user part unused there)
+  fennec sub -L mqtts://a1b2c3-ats.iot.us-east-2.amazonaws.com:8883/things/dev1/# -i dev1 \
+      --cafile AmazonRootCA1.pem --cert dev1.pem.crt --key dev1.pem.key -q 1
+
+  # custom output: time, topic padded to 30, payload length
+  fennec sub -t 'sensors/#' -F '@H:@M:@S %-30t %l bytes'
+
+  # clear every retained message under test/ (retained ones arrive first, then stop)
+  fennec sub -t 'test/#' --remove-retained --retained-only`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.run(cmd.Context(), streams)
+		},
+	}
+	o.conn.register(cmd)
+	fs := cmd.Flags()
+	fs.StringArrayVarP(&o.topics, "topic", "t", nil, "topic filter to subscribe to (repeatable)")
+	fs.StringArrayVarP(&o.filterOut, "filter-out", "T", nil, "do not print messages whose topic matches this filter (repeatable)")
+	fs.StringArrayVarP(&o.unsubscribe, "unsubscribe", "U", nil, "unsubscribe from this filter after connecting (repeatable; for persistent sessions)")
+	fs.IntVarP(&o.qos, "qos", "q", 0, "QoS of the subscriptions: 0, 1 or 2")
+	fs.IntVarP(&o.count, "count", "C", 0, "exit after this many messages")
+	fs.IntVarP(&o.timeout, "timeout", "W", 0, "exit after this many seconds (from the moment the connection is up)")
+	fs.BoolVarP(&o.verbose, "verbose", "v", false, "print the topic before the payload")
+	fs.StringVarP(&o.format, "format", "F", "", "output format (see 'fennec help format')")
+	fs.BoolVarP(&o.noEOL, "no-eol", "N", false, "do not print a newline after each message")
+	fs.BoolVarP(&o.noRetained, "no-retained", "R", false, "do not print retained (stale) messages")
+	fs.BoolVar(&o.retainedOnly, "retained-only", false, "print only retained messages; exit at the first non-retained one")
+	fs.BoolVar(&o.removeRetained, "remove-retained", false, "clear every retained message received (publish an empty retained message)")
+	fs.BoolVarP(&o.exitAfterSub, "exit-after-sub", "E", false, "exit once the subscriptions are acknowledged")
+	return cmd
+}
+
+func (o *subOptions) run(ctx context.Context, streams IO) (err error) {
+	defer func() { err = o.conn.report(streams, err) }()
+	qos := o.qos
+	spec, tgt, err := o.conn.buildSpec(streams, &qos)
+	if err != nil {
+		return err
+	}
+	topics := append([]string(nil), o.topics...)
+	if len(topics) == 0 && tgt.topic != "" {
+		topics = []string{tgt.topic}
+	}
+	if len(topics) == 0 && o.conn.profileTopic != "" {
+		topics = []string{o.conn.profileTopic}
+	}
+	if len(topics) == 0 && len(o.unsubscribe) == 0 {
+		return usageErrorf("no topic: give -t FILTER (or a topic in the -L URL)")
+	}
+	for _, t := range append(append(append([]string{}, topics...), o.filterOut...), o.unsubscribe...) {
+		if err := validFilter(t); err != nil {
+			return usageErrorf("%v", err)
+		}
+	}
+	if qos < 0 || qos > 2 {
+		return usageErrorf("-q %d: QoS is 0, 1 or 2", qos)
+	}
+	if o.count < 0 || o.timeout < 0 {
+		return usageErrorf("-C and -W take positive numbers")
+	}
+	if o.format != "" && (o.verbose || o.conn.jsonOut) {
+		return usageErrorf("-F cannot be combined with -v or --json")
+	}
+	if o.noRetained && o.retainedOnly {
+		return usageErrorf("-R (skip retained) and --retained-only exclude each other")
+	}
+	if o.conn.debug {
+		spec.Trace = newTracer(streams.Err)
+	}
+	c, err := dialClient(ctx, spec)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if derr := c.Disconnect(dctx); derr != nil && err == nil {
+			err = explain(derr, spec, "MQTT DISCONNECT")
+		}
+	}()
+
+	var timeout <-chan time.Time
+	if o.timeout > 0 {
+		tm := time.NewTimer(time.Duration(o.timeout) * time.Second)
+		defer tm.Stop()
+		timeout = tm.C
+	}
+	if len(o.unsubscribe) > 0 {
+		if err := c.Unsubscribe(ctx, o.unsubscribe); err != nil {
+			return explain(err, spec, "MQTT UNSUBSCRIBE")
+		}
+	}
+	// The handler hands each message to this goroutine; a full channel holds the client back,
+	// which holds the broker back: back-pressure, not an unbounded queue.
+	msgs := make(chan *message, 64)
+	done := make(chan struct{})
+	defer close(done)
+	handler := func(m *message) {
+		select {
+		case msgs <- m:
+		case <-done:
+		}
+	}
+	if len(topics) > 0 {
+		subs := make([]subscription, len(topics))
+		for i, t := range topics {
+			subs[i] = subscription{Filter: t, QoS: byte(qos)}
+		}
+		granted, err := c.Subscribe(ctx, handler, subs)
+		if err != nil {
+			return explain(err, spec, "MQTT SUBSCRIBE")
+		}
+		for i, g := range granted {
+			if g >= 0x80 && i < len(subs) {
+				return &exitError{code: ExitRefused, step: "mqtt", err: fmt.Errorf("the broker refused the subscription to %q (%s)", subs[i].Filter, subackReason(g)),
+					hint: subscribeRefusedHint(spec, subs[i].Filter)}
+			}
+			if i < len(subs) && g < subs[i].QoS && !o.conn.quiet && !o.conn.jsonOut {
+				fmt.Fprintf(streams.Err, "fennec: note: the broker granted QoS %d for %q (asked for %d)\n", g, subs[i].Filter, subs[i].QoS)
+			}
+		}
+	}
+	if o.exitAfterSub {
+		return nil
+	}
+	received := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timeout:
+			if o.count > 0 {
+				return &exitError{code: ExitTimeout, err: fmt.Errorf("timed out after %d s with %d of %d messages", o.timeout, received, o.count),
+					hint: "cause: fewer messages arrived than -C asked for before -W ran out\nfix: check that something publishes to the filter (and that the broker lets this client receive it); raise -W"}
+			}
+			return nil
+		case m := <-msgs:
+			if o.retainedOnly && !m.Retain {
+				return nil
+			}
+			if matchesAny(o.filterOut, m.Topic) {
+				continue
+			}
+			if o.removeRetained && m.Retain {
+				clear := &message{Topic: m.Topic, Payload: nil, QoS: m.QoS, Retain: true}
+				if clear.QoS > byte(qos) {
+					clear.QoS = byte(qos)
+				}
+				if err := c.Publish(ctx, clear); err != nil {
+					return explain(err, spec, "clearing a retained message")
+				}
+			}
+			if o.noRetained && m.Retain {
+				continue
+			}
+			if err := o.print(streams, m); err != nil {
+				fmt.Fprintf(streams.Err, "fennec: %v\n", err)
+			} else {
+				received++
+			}
+			if o.count > 0 && received >= o.count {
+				return nil
+			}
+		}
+	}
+}
+
+func (o *subOptions) print(streams IO, m *message) error {
+	var out []byte
+	switch {
+	case o.conn.jsonOut:
+		out = messageJSON(m)
+	case o.format != "":
+		s, err := formatMessage(o.format, m)
+		if err != nil {
+			return err
+		}
+		out = []byte(s)
+	case o.verbose:
+		out = append([]byte(m.Topic+" "), m.Payload...)
+	default:
+		out = m.Payload
+	}
+	if !o.noEOL || o.conn.jsonOut {
+		out = append(out, '\n')
+	}
+	_, err := streams.Out.Write(out)
+	return err
+}
+
+// validFilter checks a topic filter the way a broker will [MQTT-4.7.1-1], [MQTT-4.7.1-2], [MQTT-4.7.3-1].
+func validFilter(f string) error {
+	if f == "" {
+		return fmt.Errorf("an empty topic filter is not allowed [MQTT-4.7.3-1]")
+	}
+	levels := strings.Split(f, "/")
+	for i, l := range levels {
+		if strings.Contains(l, "#") && (l != "#" || i != len(levels)-1) {
+			return fmt.Errorf("topic filter %q: # must be a whole level and the last one [MQTT-4.7.1-1]", f)
+		}
+		if strings.Contains(l, "+") && l != "+" {
+			return fmt.Errorf("topic filter %q: + must be a whole level [MQTT-4.7.1-2]", f)
+		}
+	}
+	return nil
+}
+
+// matchTopic reports whether topic matches filter; topics starting with $ match only filters
+// that start with the same level [MQTT-4.7.2-1].
+func matchTopic(filter, topic string) bool {
+	fl, tl := strings.Split(filter, "/"), strings.Split(topic, "/")
+	if strings.HasPrefix(topic, "$") && (fl[0] == "#" || fl[0] == "+") {
+		return false
+	}
+	for i, f := range fl {
+		if f == "#" {
+			return true
+		}
+		if i >= len(tl) {
+			return false
+		}
+		if f != "+" && f != tl[i] {
+			return false
+		}
+	}
+	return len(fl) == len(tl)
+}
+
+func matchesAny(filters []string, topic string) bool {
+	for _, f := range filters {
+		if matchTopic(f, topic) {
+			return true
+		}
+	}
+	return false
+}
+
+func subackReason(code byte) string {
+	switch code {
+	case 0x80:
+		return "0x80 unspecified error / failure"
+	case 0x83:
+		return "0x83 implementation specific error"
+	case 0x87:
+		return "0x87 not authorized"
+	case 0x8F:
+		return "0x8F topic filter invalid"
+	case 0x91:
+		return "0x91 packet identifier in use"
+	case 0x97:
+		return "0x97 quota exceeded"
+	case 0x9E:
+		return "0x9E shared subscriptions not supported"
+	case 0xA1:
+		return "0xA1 subscription identifiers not supported"
+	case 0xA2:
+		return "0xA2 wildcard subscriptions not supported"
+	}
+	return fmt.Sprintf("0x%02X", code)
+}
+
+func subscribeRefusedHint(spec *connSpec, filter string) string {
+	h := "step: MQTT SUBSCRIBE\ncause: the broker's access rules do not let this client subscribe to the filter"
+	if spec != nil && isAWSHost(spec.Host) {
+		h += "\nfix: the AWS IoT policy of the certificate needs iot:Subscribe on arn:aws:iot:REGION:ACCOUNT:topicfilter/" + filter + " and iot:Receive on the matching topic/ resources"
+	} else {
+		h += "\nfix: check the broker's ACL for this user or certificate"
+	}
+	return h
+}
