@@ -1,0 +1,369 @@
+package broker
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+)
+
+// Errors returned by New and Start.
+var (
+	ErrStarted    = errors.New("broker: already started")
+	ErrClosed     = errors.New("broker: closed")
+	ErrNotStarted = errors.New("broker: not started")
+)
+
+// Listener describes one network listener.
+type Listener struct {
+	// Name identifies the listener in logs and in Broker.Listener; zero: the scheme, which must then
+	// be unique among the listeners.
+	Name string
+	// URL is scheme://host:port[/path] with scheme tcp, tls, ws or wss (mqtt and mqtts are accepted
+	// as tcp and tls). An empty host means 127.0.0.1; port 0 or no port picks a free port. The path
+	// of a WebSocket listener is ignored: every path is served, clients conventionally use /mqtt.
+	URL string
+	// TLS configures tls:// and wss:// listeners; it is required for them and ignored otherwise.
+	TLS *TLS
+}
+
+// TLS configures the server side of a TLS listener.
+type TLS struct {
+	// Certificate is the server certificate chain and key. Alternatively CertFile and KeyFile name
+	// PEM files.
+	Certificate       *tls.Certificate
+	CertFile, KeyFile string
+	// ClientCAs verifies client certificates; alternatively ClientCAFile names a PEM bundle.
+	ClientCAs    *x509.CertPool
+	ClientCAFile string
+	// RequireClientCert makes the handshake fail for a client without a certificate signed by
+	// ClientCAs. The certificate's identity (see Identity) then names the client for
+	// authorization, and anonymous access is impossible on this listener.
+	RequireClientCert bool
+	// MinVersion is the lowest TLS version accepted; zero means TLS 1.3. TLS 1.2 may be chosen;
+	// anything lower is refused by New.
+	MinVersion uint16
+}
+
+// Options configures a Broker. The zero value is a broker with one plain TCP listener on a free
+// loopback port that lets every client connect, publish and subscribe.
+type Options struct {
+	// Listeners to open; zero: one tcp://127.0.0.1:0.
+	Listeners []Listener
+	// Logger receives structured logs; nil: silent.
+	Logger *slog.Logger
+	// ACL controls authentication and authorization; nil allows everything to every client that
+	// passed the listener's TLS requirements.
+	ACL *ACL
+	// AWS turns on the AWS IoT Core emulation (see AWS); ACL is then ignored.
+	AWS *AWS
+}
+
+// Bound is a listener after Start.
+type Bound struct {
+	Name   string
+	Scheme string // tcp, tls, ws or wss
+	Addr   string // host:port actually bound
+}
+
+// ClientURL returns the URL a Fennec client uses for this listener: mqtt://, mqtts://, ws://…/mqtt
+// or wss://…/mqtt.
+func (b Bound) ClientURL() string {
+	switch b.Scheme {
+	case "tcp":
+		return "mqtt://" + b.Addr
+	case "tls":
+		return "mqtts://" + b.Addr
+	default:
+		return b.Scheme + "://" + b.Addr + "/mqtt"
+	}
+}
+
+// Broker is an embedded MQTT broker built on mochi-mqtt. Create it with New, then Start it; Close
+// stops every listener and connection.
+type Broker struct {
+	opts   Options
+	log    *slog.Logger
+	srv    *mqtt.Server
+	hook   *hook
+	faults *Faults
+	done   chan struct{}
+
+	specs []listenerSpec
+
+	mu        sync.Mutex
+	started   bool
+	closed    bool
+	listeners []*listener
+}
+
+type listenerSpec struct {
+	name, scheme, addr string
+	tls                *tls.Config
+	requireCert        bool
+}
+
+// New validates opts and prepares a broker; it opens no sockets.
+func New(opts Options) (*Broker, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if len(opts.Listeners) == 0 {
+		opts.Listeners = []Listener{{URL: "tcp://127.0.0.1:0"}}
+	}
+	b := &Broker{opts: opts, log: log, faults: newFaults(), done: make(chan struct{})}
+	b.faults.b = b
+	names := map[string]bool{}
+	for _, l := range opts.Listeners {
+		spec, err := parseListener(l, opts.AWS != nil)
+		if err != nil {
+			return nil, err
+		}
+		if names[spec.name] {
+			return nil, fmt.Errorf("broker: two listeners named %q (set Listener.Name)", spec.name)
+		}
+		names[spec.name] = true
+		b.specs = append(b.specs, spec)
+	}
+	if opts.AWS != nil {
+		if err := opts.AWS.prepare(); err != nil {
+			return nil, err
+		}
+	}
+	caps := mqtt.NewDefaultServerCapabilities()
+	if opts.AWS != nil {
+		opts.AWS.capabilities(caps)
+	}
+	b.srv = mqtt.New(&mqtt.Options{
+		Logger:       log.With("component", "mochi"),
+		Capabilities: caps,
+		// $SYS topics once a minute, not every second: a development broker's logs stay quiet.
+		SysTopicResendInterval: 60,
+	})
+	b.hook = &hook{b: b}
+	if err := b.srv.AddHook(b.hook, nil); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	return b, nil
+}
+
+func parseListener(l Listener, aws bool) (listenerSpec, error) {
+	raw := l.URL
+	if raw == "" {
+		raw = "tcp://127.0.0.1:0"
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" {
+		return listenerSpec{}, fmt.Errorf("broker: listener %q: want scheme://host:port", raw)
+	}
+	scheme := strings.ToLower(u.Scheme)
+	switch scheme {
+	case "mqtt":
+		scheme = "tcp"
+	case "mqtts", "ssl":
+		scheme = "tls"
+	case "tcp", "tls", "ws", "wss":
+	default:
+		return listenerSpec{}, fmt.Errorf("broker: listener %q: unknown scheme %q (want tcp, tls, ws or wss)", raw, u.Scheme)
+	}
+	host, port := u.Hostname(), u.Port()
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	if port == "" {
+		port = "0"
+	}
+	spec := listenerSpec{name: l.Name, scheme: scheme, addr: net.JoinHostPort(host, port)}
+	if spec.name == "" {
+		spec.name = scheme
+	}
+	if scheme == "tls" || scheme == "wss" {
+		if l.TLS == nil {
+			return listenerSpec{}, fmt.Errorf("broker: listener %q needs TLS settings (certificate and key)", raw)
+		}
+		cfg, err := l.TLS.config(aws)
+		if err != nil {
+			return listenerSpec{}, fmt.Errorf("broker: listener %q: %w", raw, err)
+		}
+		spec.tls = cfg
+		spec.requireCert = cfg.ClientAuth == tls.RequireAndVerifyClientCert || cfg.ClientAuth == tls.RequireAnyClientCert
+	}
+	return spec, nil
+}
+
+func (t *TLS) config(aws bool) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS13}
+	switch t.MinVersion {
+	case 0, tls.VersionTLS13:
+	case tls.VersionTLS12:
+		cfg.MinVersion = tls.VersionTLS12
+	default:
+		return nil, fmt.Errorf("TLS minimum version %s refused: only TLS 1.2 and 1.3 are offered", tls.VersionName(t.MinVersion))
+	}
+	switch {
+	case t.Certificate != nil:
+		cfg.Certificates = []tls.Certificate{*t.Certificate}
+	case t.CertFile != "" && t.KeyFile != "":
+		c, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("server certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{c}
+	default:
+		return nil, errors.New("no server certificate (set TLS.Certificate or TLS.CertFile and TLS.KeyFile)")
+	}
+	pool := t.ClientCAs
+	if t.ClientCAFile != "" {
+		data, err := os.ReadFile(t.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("client CA: %w", err)
+		}
+		if pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(data) {
+			return nil, fmt.Errorf("client CA: no PEM certificate in %s", t.ClientCAFile)
+		}
+	}
+	cfg.ClientCAs = pool
+	switch {
+	case aws:
+		// AWS IoT Core accepts any registered device certificate, also one whose CA is not
+		// registered; the emulation checks registration at CONNECT (see AWS).
+		cfg.ClientAuth = tls.RequireAnyClientCert
+	case t.RequireClientCert:
+		if pool == nil {
+			return nil, errors.New("client certificates required but no client CA given")
+		}
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	case pool != nil:
+		cfg.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	return cfg, nil
+}
+
+// Start opens every listener and starts serving. The context bounds only the start-up.
+func (b *Broker) Start(ctx context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	if b.started {
+		return ErrStarted
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var lc net.ListenConfig
+	for _, spec := range b.specs {
+		ln, err := lc.Listen(ctx, "tcp", spec.addr)
+		if err != nil {
+			for _, l := range b.listeners {
+				l.ln.Close()
+			}
+			b.listeners = nil
+			return fmt.Errorf("broker: listener %s: %w", spec.name, err)
+		}
+		b.listeners = append(b.listeners, newListener(b, spec, ln))
+	}
+	for _, l := range b.listeners {
+		if err := b.srv.AddListener(l); err != nil {
+			return fmt.Errorf("broker: %w", err)
+		}
+	}
+	if err := b.srv.Serve(); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	b.started = true
+	for _, l := range b.listeners {
+		b.log.Info("listening", "listener", l.spec.name, "scheme", l.spec.scheme, "addr", l.Address(),
+			"client_cert_required", l.spec.requireCert, "tls_min", tlsMin(l.spec.tls))
+	}
+	return nil
+}
+
+func tlsMin(c *tls.Config) string {
+	if c == nil {
+		return ""
+	}
+	return tls.VersionName(c.MinVersion)
+}
+
+// Listeners returns the bound listeners in the order of Options.Listeners; nil before Start.
+func (b *Broker) Listeners() []Bound {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]Bound, 0, len(b.listeners))
+	for _, l := range b.listeners {
+		out = append(out, Bound{Name: l.spec.name, Scheme: l.spec.scheme, Addr: l.Address()})
+	}
+	return out
+}
+
+// Addr returns the host:port of the first listener; "" before Start.
+func (b *Broker) Addr() string {
+	ls := b.Listeners()
+	if len(ls) == 0 {
+		return ""
+	}
+	return ls[0].Addr
+}
+
+// Listener returns the bound listener with the given name (by default the scheme: "tcp", "tls",
+// "ws", "wss").
+func (b *Broker) Listener(name string) (Bound, bool) {
+	for _, l := range b.Listeners() {
+		if l.Name == name {
+			return l, true
+		}
+	}
+	return Bound{}, false
+}
+
+func (b *Broker) closing() <-chan struct{} { return b.done }
+
+// Faults returns the fault-injection controls of this broker.
+func (b *Broker) Faults() *Faults { return b.faults }
+
+// Server exposes the underlying mochi-mqtt server, an escape hatch for what this package does not
+// wrap. Do not add listeners to it.
+func (b *Broker) Server() *mqtt.Server { return b.srv }
+
+// Close stops the listeners, disconnects every client and waits for the broker's goroutines. It is
+// safe to call more than once and before Start.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	close(b.done)
+	started := b.started
+	listeners := b.listeners
+	b.mu.Unlock()
+	b.faults.closeAll()
+	if !started {
+		for _, l := range listeners {
+			l.ln.Close()
+		}
+		return nil
+	}
+	err := b.srv.Close()
+	for _, l := range listeners {
+		l.wait()
+	}
+	b.log.Info("stopped")
+	return err
+}

@@ -1,0 +1,128 @@
+// Package brokertest starts Fennec's embedded broker for a test: on free loopback ports, with a
+// throwaway development PKI written to the test's temporary directory, stopped when the test ends.
+//
+//	b := brokertest.Start(t, brokertest.Options{})
+//	// b.TLSAddr speaks TLS 1.3 and requires a client certificate signed by b.Files.CA;
+//	// b.ClientCert / b.ClientKey are such a certificate for the identity "fennec-client".
+//	cfg := b.ClientTLSConfig("fennec-client")
+package brokertest
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"log/slog"
+	"testing"
+
+	"github.com/fennec-mqtt/fennec/broker"
+	"github.com/fennec-mqtt/fennec/pki"
+)
+
+// Options configures Start. The zero value gives a plain TCP listener and a TLS 1.3 listener that
+// requires client certificates, both on free loopback ports, with no ACL.
+type Options struct {
+	// Clients are the client certificate common names to issue; zero: "fennec-client".
+	Clients []string
+	// TLSMinVersion is the TLS listener's minimum version; zero: TLS 1.3.
+	TLSMinVersion uint16
+	// OptionalClientCert makes the TLS listener accept clients without a certificate.
+	OptionalClientCert bool
+	// WebSockets adds ws:// and wss:// listeners (wss with the same client-certificate rule).
+	WebSockets bool
+	ACL        *broker.ACL
+	AWS        *broker.AWS
+	// Logger; nil: the broker's logs go to t.Log at debug level.
+	Logger *slog.Logger
+}
+
+// Broker is a running test broker.
+type Broker struct {
+	*broker.Broker
+	PKI   *pki.DevPKI
+	Files pki.DevPKIFiles
+	// Addresses (host:port); WSAddr and WSSAddr are empty without Options.WebSockets.
+	TCPAddr, TLSAddr, WSAddr, WSSAddr string
+	// CAFile, ClientCert and ClientKey are the PEM files of the CA and of the first client.
+	CAFile, ClientCert, ClientKey string
+}
+
+// Start starts a broker and registers its Close with t.Cleanup. It fails the test on error.
+func Start(t testing.TB, opts Options) *Broker {
+	t.Helper()
+	p, err := pki.GenerateDevPKI(pki.DevPKIOptions{Clients: opts.Clients})
+	if err != nil {
+		t.Fatalf("brokertest: %v", err)
+	}
+	files, err := p.WriteDir(t.TempDir())
+	if err != nil {
+		t.Fatalf("brokertest: %v", err)
+	}
+	cert, err := tls.X509KeyPair(p.Server.CertPEM, p.Server.KeyPEM)
+	if err != nil {
+		t.Fatalf("brokertest: %v", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(p.CA.Cert)
+	tlsOpts := &broker.TLS{Certificate: &cert, ClientCAs: pool, RequireClientCert: !opts.OptionalClientCert, MinVersion: opts.TLSMinVersion}
+	ls := []broker.Listener{{URL: "tcp://127.0.0.1:0"}, {URL: "tls://127.0.0.1:0", TLS: tlsOpts}}
+	if opts.WebSockets {
+		ls = append(ls, broker.Listener{URL: "ws://127.0.0.1:0"}, broker.Listener{URL: "wss://127.0.0.1:0", TLS: tlsOpts})
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	b, err := broker.New(broker.Options{Listeners: ls, Logger: log, ACL: opts.ACL, AWS: opts.AWS})
+	if err != nil {
+		t.Fatalf("brokertest: %v", err)
+	}
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatalf("brokertest: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
+	tb := &Broker{Broker: b, PKI: p, Files: files, CAFile: files.CA}
+	tb.ClientCert, tb.ClientKey = files.FirstClient(p)
+	for _, l := range b.Listeners() {
+		switch l.Scheme {
+		case "tcp":
+			tb.TCPAddr = l.Addr
+		case "tls":
+			tb.TLSAddr = l.Addr
+		case "ws":
+			tb.WSAddr = l.Addr
+		case "wss":
+			tb.WSSAddr = l.Addr
+		}
+	}
+	return tb
+}
+
+// ClientTLSConfig returns a client configuration trusting the test CA and presenting the
+// certificate of the client cn ("" for none), with ServerName "localhost".
+func (b *Broker) ClientTLSConfig(cn string) *tls.Config {
+	pool := x509.NewCertPool()
+	pool.AddCert(b.PKI.CA.Cert)
+	cfg := &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}
+	if cn != "" {
+		c, ok := b.PKI.Clients[cn]
+		if !ok {
+			panic("brokertest: no client certificate " + cn)
+		}
+		pair, err := tls.X509KeyPair(c.CertPEM, c.KeyPEM)
+		if err != nil {
+			panic(err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg
+}
+
+// tWriter sends log lines to t.Log; lines after the test ended are dropped.
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	defer func() { _ = recover() }() // t.Log panics after the test has completed
+	w.t.Helper()
+	w.t.Log(string(p[:len(p)-1]))
+	return len(p), nil
+}

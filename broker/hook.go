@@ -1,0 +1,212 @@
+package broker
+
+import (
+	"bytes"
+	"errors"
+	"sync"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// session is what the broker knows about one connection's client.
+type session struct {
+	identity string // certificate identity or username; "" for anonymous clients
+	method   string // "certificate", "password", "anonymous"
+	rules    *Rules // nil with an ACL: nothing allowed; unused without ACL
+	aws      awsClient
+
+	mu      sync.Mutex
+	pending map[string]bool // AWS: iot:Subscribe decisions of the SUBSCRIBE being processed
+}
+
+func (s *session) setPending(d map[string]bool) {
+	s.mu.Lock()
+	s.pending = d
+	s.mu.Unlock()
+}
+
+func (s *session) pendingDecision(filter string) (allowed, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	allowed, ok = s.pending[filter]
+	return allowed, ok
+}
+
+// hook connects the broker's policies to mochi.
+type hook struct {
+	mqtt.HookBase
+	b        *Broker
+	sessions sync.Map // *mqtt.Client → *session
+}
+
+func (h *hook) ID() string { return "fennec-broker" }
+
+func (h *hook) Provides(b byte) bool {
+	return bytes.Contains([]byte{mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPacketRead,
+		mqtt.OnSubscribed, mqtt.OnDisconnect, mqtt.OnPacketEncode, mqtt.OnSessionEstablished}, []byte{b})
+}
+
+func (h *hook) session(cl *mqtt.Client) *session {
+	if v, ok := h.sessions.Load(cl); ok {
+		return v.(*session)
+	}
+	return nil
+}
+
+func connOf(cl *mqtt.Client) *conn {
+	c, _ := cl.Net.Conn.(*conn)
+	return c
+}
+
+var errRefused = errors.New("broker: connection refused")
+
+func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	if c := connOf(cl); c != nil {
+		c.v311.Store(pk.ProtocolVersion < 5)
+	}
+	if h.b.faults.refuseConnect(h.b.srv, cl) {
+		h.b.log.Info("CONNECT refused by fault injection", "client", cl.ID, "remote", cl.Net.Remote)
+		return errRefused
+	}
+	if h.b.opts.AWS != nil {
+		h.b.opts.AWS.adjustKeepAlive(cl)
+	}
+	return nil
+}
+
+func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	c := connOf(cl)
+	s := &session{}
+	log := h.b.log.With("client", cl.ID, "remote", cl.Net.Remote, "listener", cl.Net.Listener)
+	if a := h.b.opts.AWS; a != nil {
+		if err := a.authenticate(cl, c, s); err != nil {
+			// AWS IoT Core closes the connection without CONNACK (awsDocPolicyActions).
+			log.Warn("connection denied, closing without CONNACK", "reason", err)
+			cl.Stop(err)
+			return false
+		}
+		log.Info("device authenticated", "identity", s.identity, "thing", s.aws.thing)
+		h.sessions.Store(cl, s)
+		return true
+	}
+	if c != nil && c.tls != nil && len(c.tls.VerifiedChains) > 0 {
+		s.identity, s.method = certIdentity(c.tls.PeerCertificates), "certificate"
+	} else if pk.Connect.UsernameFlag {
+		s.identity, s.method = string(pk.Connect.Username), "password"
+	} else {
+		s.method = "anonymous"
+	}
+	acl := h.b.opts.ACL
+	refuse := func(code packets.Code, reason string) bool {
+		log.Warn("connection refused", "identity", s.identity, "method", s.method, "reason", reason)
+		_ = h.b.srv.SendConnack(cl, code, false, nil)
+		cl.Stop(code)
+		return false
+	}
+	switch {
+	case acl == nil:
+	case s.method == "certificate":
+		if u := acl.user(s.identity); u != nil {
+			s.rules = &u.Rules
+		} else {
+			s.rules = acl.Default
+		}
+	case s.method == "password":
+		u := acl.user(s.identity)
+		if u == nil || u.Password == "" || !CheckPassword(u.Password, string(pk.Connect.Password)) {
+			return refuse(packets.ErrBadUsernameOrPassword, "unknown user or wrong password")
+		}
+		s.rules = &u.Rules
+	default:
+		if !acl.Anonymous {
+			return refuse(packets.ErrNotAuthorized, "anonymous access is off")
+		}
+		s.rules = acl.Default
+	}
+	h.sessions.Store(cl, s)
+	log.Debug("client authenticated", "identity", s.identity, "method", s.method)
+	return true
+}
+
+func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	s := h.session(cl)
+	if s == nil {
+		return
+	}
+	h.b.log.Info("client connected", "client", cl.ID, "remote", cl.Net.Remote, "listener", cl.Net.Listener,
+		"identity", s.identity, "method", s.method, "mqtt", pk.ProtocolVersion, "keepalive", cl.State.Keepalive)
+}
+
+func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	s := h.session(cl)
+	if s == nil {
+		return false
+	}
+	var ok bool
+	if a := h.b.opts.AWS; a != nil {
+		switch {
+		case write:
+			ok = a.allowedPublish(cl, s, topic)
+		default:
+			// mochi asks the same question for a SUBSCRIBE's filter and for each delivery. The
+			// SUBSCRIBE's decisions were recorded when the packet was read.
+			if d, pending := s.pendingDecision(topic); pending {
+				ok = d
+			} else {
+				ok = a.allowedReceive(cl, s, topic)
+			}
+		}
+	} else if h.b.opts.ACL == nil {
+		return true
+	} else if s.rules != nil {
+		if write {
+			ok = allowed(s.rules.Publish, topic, cl.ID, s.identity)
+		} else {
+			ok = allowed(s.rules.Subscribe, topic, cl.ID, s.identity)
+		}
+	}
+	if !ok {
+		h.b.log.Info("not authorized", "client", cl.ID, "identity", s.identity, "topic", topic, "publish", write)
+	}
+	return ok
+}
+
+func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	a := h.b.opts.AWS
+	if a == nil {
+		return pk, nil
+	}
+	s := h.session(cl)
+	if s == nil {
+		return pk, packets.ErrRejectPacket
+	}
+	pk, v := a.inspect(h, cl, s, pk)
+	if v == nil {
+		return pk, nil
+	}
+	h.b.log.Warn("AWS rule broken, disconnecting", "client", cl.ID, "reason", v.reason, "code", v.code.Code)
+	if cl.Properties.ProtocolVersion == 5 {
+		_ = h.b.srv.DisconnectClient(cl, v.code)
+	} else {
+		cl.Stop(v.code)
+	}
+	return pk, packets.ErrRejectPacket
+}
+
+func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
+	if s := h.session(cl); s != nil {
+		s.setPending(nil)
+	}
+}
+
+func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	h.b.faults.delayAck(pk)
+	return pk
+}
+
+func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	if _, ok := h.sessions.LoadAndDelete(cl); ok {
+		h.b.log.Info("client disconnected", "client", cl.ID, "remote", cl.Net.Remote, "reason", err)
+	}
+}

@@ -1,0 +1,244 @@
+package broker
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/mochi-mqtt/server/v2/listeners"
+)
+
+// connectTimeout bounds the TLS handshake and the wait for CONNECT on a new connection. mochi
+// applies the keepalive only after CONNECT, so without it an idle socket would be held forever.
+const connectTimeout = 10 * time.Second
+
+// listener implements mochi's listeners.Listener on a socket this package opened, so that the
+// bound address is known, TLS handshakes are logged, and every connection is wrapped for identity
+// and fault injection.
+type listener struct {
+	b    *Broker
+	spec listenerSpec
+	ln   net.Listener
+	log  *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	closed bool
+	conns  map[*conn]struct{}
+	http   *http.Server
+}
+
+func newListener(b *Broker, spec listenerSpec, ln net.Listener) *listener {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &listener{b: b, spec: spec, ln: ln, log: b.log.With("listener", spec.name),
+		ctx: ctx, cancel: cancel, conns: map[*conn]struct{}{}}
+}
+
+func (l *listener) ID() string              { return l.spec.name }
+func (l *listener) Address() string         { return l.ln.Addr().String() }
+func (l *listener) Protocol() string        { return l.spec.scheme }
+func (l *listener) Init(*slog.Logger) error { return nil }
+func (l *listener) isClosed() bool          { l.mu.Lock(); defer l.mu.Unlock(); return l.closed }
+func (l *listener) wait()                   { l.wg.Wait() }
+func (l *listener) track(c *conn) bool      { l.mu.Lock(); defer l.mu.Unlock(); return l.trackLocked(c) }
+func (l *listener) untrack(c *conn)         { l.mu.Lock(); delete(l.conns, c); l.mu.Unlock() }
+func (l *listener) trackLocked(c *conn) bool {
+	ok := !l.closed
+	if ok {
+		l.conns[c] = struct{}{}
+	}
+	return ok
+}
+
+// Serve runs the accept loop (mochi calls it on its own goroutine).
+func (l *listener) Serve(establish listeners.EstablishFn) {
+	l.wg.Add(1)
+	defer l.wg.Done()
+	if l.spec.scheme == "ws" || l.spec.scheme == "wss" {
+		l.serveWS(establish)
+		return
+	}
+	for {
+		nc, err := l.ln.Accept()
+		if err != nil {
+			if !l.isClosed() {
+				l.log.Error("accept failed", "error", err)
+			}
+			return
+		}
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			l.handle(nc, nil, establish)
+		}()
+	}
+}
+
+// handle runs one connection: refusal faults, TLS handshake, then mochi's establish, which returns
+// when the client is gone.
+func (l *listener) handle(nc net.Conn, state *tls.ConnectionState, establish listeners.EstablishFn) {
+	remote := nc.RemoteAddr().String()
+	if l.b.faults.takeRefusal() {
+		l.log.Info("connection refused by fault injection", "remote", remote)
+		nc.Close()
+		return
+	}
+	if l.spec.tls != nil && state == nil {
+		tc := tls.Server(nc, l.spec.tls)
+		ctx, cancel := context.WithTimeout(l.ctx, connectTimeout)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			// Under TLS 1.3 a client learns that its certificate was refused only on its first
+			// read after the handshake; this log line is the broker's side of that story.
+			l.log.Warn("TLS handshake failed", "remote", remote, "error", err)
+			tc.Close()
+			return
+		}
+		st := tc.ConnectionState()
+		state = &st
+		l.log.Debug("TLS handshake done", "remote", remote, "version", tls.VersionName(st.Version),
+			"cipher", tls.CipherSuiteName(st.CipherSuite), "client_identity", certIdentity(st.PeerCertificates))
+		nc = tc
+	}
+	c := newConn(nc, l, state)
+	if !l.track(c) {
+		nc.Close()
+		return
+	}
+	defer l.untrack(c)
+	_ = nc.SetReadDeadline(time.Now().Add(connectTimeout)) // replaced by mochi's keepalive deadline after CONNECT
+	if err := establish(l.spec.name, c); err != nil && !errors.Is(err, net.ErrClosed) {
+		l.log.Debug("connection ended", "remote", remote, "error", err)
+	}
+}
+
+func (l *listener) serveWS(establish listeners.EstablishFn) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+			Subprotocols:       []string{"mqtt"},
+			InsecureSkipVerify: true, // a development broker: accept any Origin
+		})
+		if err != nil {
+			l.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "error", err)
+			return
+		}
+		if ws.Subprotocol() != "mqtt" {
+			ws.Close(websocket.StatusPolicyViolation, "the mqtt subprotocol is required [MQTT-6.0.0-3]")
+			return
+		}
+		nc := websocket.NetConn(l.ctx, ws, websocket.MessageBinary)
+		l.handle(wsConn{Conn: nc, remote: r.RemoteAddr}, r.TLS, establish)
+	})
+	srv := &http.Server{Handler: mux, TLSConfig: l.spec.tls, ReadHeaderTimeout: connectTimeout,
+		ErrorLog: slog.NewLogLogger(l.log.Handler(), slog.LevelDebug)}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.http = srv
+	l.mu.Unlock()
+	var err error
+	if l.spec.tls != nil {
+		err = srv.ServeTLS(l.ln, "", "")
+	} else {
+		err = srv.Serve(l.ln)
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		l.log.Error("websocket listener failed", "error", err)
+	}
+}
+
+// wsConn reports the HTTP peer's address (websocket.NetConn has none for the server side).
+type wsConn struct {
+	net.Conn
+	remote string
+}
+
+type wsAddr string
+
+func (a wsAddr) Network() string { return "websocket" }
+func (a wsAddr) String() string  { return string(a) }
+
+func (c wsConn) RemoteAddr() net.Addr { return wsAddr(c.remote) }
+
+// Close stops accepting, lets mochi disconnect the clients it knows, then closes every remaining
+// connection (those that never sent CONNECT, or whose reads are paused by a fault).
+func (l *listener) Close(closeClients listeners.CloseFn) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.closed = true
+	srv := l.http
+	l.mu.Unlock()
+	if srv != nil {
+		_ = srv.Close()
+	}
+	l.ln.Close()
+	closeClients(l.spec.name)
+	l.cancel()
+	l.mu.Lock()
+	conns := make([]*conn, 0, len(l.conns))
+	for c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// conn wraps every client connection: it remembers the TLS state and protocol version and carries
+// the fault-injection switches.
+type conn struct {
+	net.Conn
+	l     *listener
+	tls   *tls.ConnectionState
+	v311  atomic.Bool // the client speaks MQTT 3.1 or 3.1.1
+	gate  *gate
+	once  sync.Once
+	close chan struct{}
+}
+
+func newConn(nc net.Conn, l *listener, st *tls.ConnectionState) *conn {
+	return &conn{Conn: nc, l: l, tls: st, gate: l.b.faults.gate, close: make(chan struct{})}
+}
+
+func (c *conn) Read(p []byte) (int, error) {
+	if err := c.gate.wait(c); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(p)
+}
+
+// disconnect311 is the encoding of an MQTT DISCONNECT without properties.
+var disconnect311 = []byte{0xE0, 0x00}
+
+func (c *conn) Write(p []byte) (int, error) {
+	// mochi writes DISCONNECT to every client it drops, but a server never sends DISCONNECT in
+	// MQTT 3.1.1 (§3.14: it is sent from client to server); for such clients the connection is
+	// simply closed.
+	if c.v311.Load() && len(p) == 2 && p[0] == disconnect311[0] && p[1] == disconnect311[1] {
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *conn) Close() error {
+	c.once.Do(func() { close(c.close) })
+	return c.Conn.Close()
+}
