@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"net"
+	"strconv"
 	"time"
 )
 
@@ -83,4 +85,13 @@ var errNoClient = errors.New("this build of fennec has no MQTT client library wi
 // connect dials the broker; client.go replaces it with the fennec client.
 var connect = func(ctx context.Context, spec *connSpec) (mqttClient, error) {
 	return nil, errNoClient
+}
+
+func splitHostPort(addr string) (string, int) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr, 0
+	}
+	n, _ := strconv.Atoi(p)
+	return h, n
 }
