@@ -3,10 +3,11 @@ package cli
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/fennec-mqtt/fennec/topic"
 )
 
 type subOptions struct {
@@ -241,42 +242,10 @@ func (o *subOptions) print(streams IO, m *message) error {
 }
 
 // validFilter checks a topic filter the way a broker will [MQTT-4.7.1-1], [MQTT-4.7.1-2], [MQTT-4.7.3-1].
-func validFilter(f string) error {
-	if f == "" {
-		return fmt.Errorf("an empty topic filter is not allowed [MQTT-4.7.3-1]")
-	}
-	levels := strings.Split(f, "/")
-	for i, l := range levels {
-		if strings.Contains(l, "#") && (l != "#" || i != len(levels)-1) {
-			return fmt.Errorf("topic filter %q: # must be a whole level and the last one [MQTT-4.7.1-1]", f)
-		}
-		if strings.Contains(l, "+") && l != "+" {
-			return fmt.Errorf("topic filter %q: + must be a whole level [MQTT-4.7.1-2]", f)
-		}
-	}
-	return nil
-}
+func validFilter(f string) error { return topic.ValidateFilter(f) }
 
-// matchTopic reports whether topic matches filter; topics starting with $ match only filters
-// that start with the same level [MQTT-4.7.2-1].
-func matchTopic(filter, topic string) bool {
-	fl, tl := strings.Split(filter, "/"), strings.Split(topic, "/")
-	if strings.HasPrefix(topic, "$") && (fl[0] == "#" || fl[0] == "+") {
-		return false
-	}
-	for i, f := range fl {
-		if f == "#" {
-			return true
-		}
-		if i >= len(tl) {
-			return false
-		}
-		if f != "+" && f != tl[i] {
-			return false
-		}
-	}
-	return len(fl) == len(tl)
-}
+// matchTopic reports whether the topic name matches filter, $-topics included [MQTT-4.7.2-1].
+func matchTopic(filter, name string) bool { return topic.Match(filter, name) }
 
 func matchesAny(filters []string, topic string) bool {
 	for _, f := range filters {
