@@ -5,6 +5,7 @@ go 1.26
 require (
 	github.com/eclipse/paho.golang v0.23.0
 	github.com/eclipse/paho.mqtt.golang v1.5.1
+	github.com/fennec-mqtt/fennec v0.0.0-00010101000000-000000000000
 )
 
 require (
