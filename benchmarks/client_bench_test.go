@@ -94,7 +94,7 @@ func BenchmarkClientIdle(b *testing.B) {
 	forEachClient(b, func(b *testing.B, lib Library, ep Endpoint) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		r, err := MeasureIdle(ctx, lib, ep, b.N, 16)
+		r, err := MeasureIdle(ctx, lib, ep, b.N, 16, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -313,8 +313,10 @@ func gcStats() (heap, stack uint64, goroutines int) {
 }
 
 // MeasureIdle connects n clients of lib, parallel at a time, lets them settle, and measures the
-// heap, stack and goroutines they hold. Nothing else may run in the process meanwhile.
-func MeasureIdle(ctx context.Context, lib Library, ep Endpoint, n, parallel int) (IdleResult, error) {
+// heap, stack and goroutines they hold. Nothing else may run in the process meanwhile. When
+// during is not nil it runs after the measurement, while the clients are still connected (to
+// write a heap profile, for instance).
+func MeasureIdle(ctx context.Context, lib Library, ep Endpoint, n, parallel int, during func()) (IdleResult, error) {
 	res := IdleResult{Clients: n}
 	if parallel < 1 {
 		parallel = 1
@@ -372,6 +374,9 @@ func MeasureIdle(ctx context.Context, lib Library, ep Endpoint, n, parallel int)
 	res.HeapPerConn = (float64(h1) - float64(h0)) / float64(n)
 	res.StackPerConn = (float64(s1) - float64(s0)) / float64(n)
 	res.GoroutinesPerConn = float64(g1-g0) / float64(n)
+	if during != nil {
+		during()
+	}
 	closeAll()
 	return res, nil
 }

@@ -1,0 +1,324 @@
+// Command compare measures the Fennec client beside paho.mqtt.golang and paho.golang (autopaho)
+// against a mosquitto it starts on loopback, over plain TCP and TLS 1.3 with client
+// certificates, and prints a markdown table of medians with ratios to paho.mqtt.golang.
+//
+//	cd benchmarks && go run ./cmd/compare -runs 3
+//
+// Every run starts a fresh mosquitto for each library and transport and rotates the order of the
+// libraries, so no client always goes first. Progress goes to stderr, the table to stdout.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/fennec-mqtt/fennec/benchmarks"
+)
+
+type options struct {
+	runs, n, rtt, warmup, idle, parallel, inflight int
+	nodelay                                        bool
+	transports, libs, profileLib, profileDir       string
+}
+
+// figure names, in table order
+const (
+	fQoS0 = "QoS 0 msg/s received"
+	fQoS1 = "QoS 1 msg/s received, every PUBACK awaited"
+	fP50  = "QoS 1 publish → arrival p50 (µs)"
+	fP99  = "QoS 1 publish → arrival p99 (µs)"
+	fHeap = "heap per idle connection (KiB)"
+	fGo   = "goroutines per idle connection"
+	fStk  = "goroutine stacks per idle connection (KiB)"
+)
+
+var figures = []string{fQoS0, fQoS1, fP50, fP99, fHeap, fGo, fStk}
+
+// targets: Fennec ÷ paho.mqtt.golang must be ≥ (higher) or ≤ (!higher) the value.
+var targets = map[string]struct {
+	ratio  float64
+	higher bool
+}{
+	fQoS0: {1.5, true},
+	fQoS1: {3, true},
+	fP99:  {0.8, false},
+	fHeap: {0.5, false},
+}
+
+type key struct{ transport, lib, figure string }
+
+type results struct {
+	vals  map[key][]float64
+	lost  map[key]int // messages lost, summed over runs
+	sent  map[key]int
+	reord map[key]int
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.runs, "runs", 3, "runs; the table shows medians")
+	flag.IntVar(&o.n, "n", 50000, "messages per throughput burst")
+	flag.IntVar(&o.rtt, "rtt", 5000, "QoS 1 round trips per latency run (after the warm-up)")
+	flag.IntVar(&o.warmup, "warmup", 200, "round trips discarded before the latency samples")
+	flag.IntVar(&o.idle, "idle", 1000, "idle clients connected for the memory figures")
+	flag.IntVar(&o.parallel, "parallel", 16, "concurrent connects while connecting the idle clients")
+	flag.IntVar(&o.inflight, "inflight", 20, "mosquitto max_inflight_messages")
+	flag.BoolVar(&o.nodelay, "nodelay", true, "mosquitto set_tcp_nodelay")
+	flag.StringVar(&o.transports, "transports", "tcp,tls", "transports: tcp, tls")
+	flag.StringVar(&o.libs, "libs", "", "comma-separated short library names (default: all)")
+	flag.StringVar(&o.profileLib, "profile", "", "short name of a library to profile (CPU during throughput and latency, heap with the idle clients)")
+	flag.StringVar(&o.profileDir, "profile-dir", "profiles", "where -profile writes its pprof files")
+	flag.Parse()
+	if err := run(o, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "compare:", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options, out, log io.Writer) error {
+	limit, err := benchmarks.RaiseFileLimit()
+	if err != nil {
+		return fmt.Errorf("raising RLIMIT_NOFILE: %w", err)
+	}
+	if limit < uint64(2*o.idle+100) {
+		return fmt.Errorf("RLIMIT_NOFILE is %d, too low for %d idle clients", limit, o.idle)
+	}
+	libs := benchmarks.Libraries()
+	if o.libs != "" {
+		want := strings.Split(o.libs, ",")
+		libs = slices.DeleteFunc(libs, func(l benchmarks.Library) bool { return !slices.Contains(want, l.Short()) })
+	}
+	if len(libs) == 0 {
+		return fmt.Errorf("no library selected")
+	}
+	transports := strings.Split(o.transports, ",")
+	p, err := benchmarks.NewPKI()
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	if o.profileLib != "" {
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			return err
+		}
+	}
+
+	res := &results{vals: map[key][]float64{}, lost: map[key]int{}, sent: map[key]int{}, reord: map[key]int{}}
+	var conf string
+	start := time.Now()
+	for r := 0; r < o.runs; r++ {
+		for _, tr := range transports {
+			for i := range libs {
+				lib := libs[(i+r)%len(libs)]
+				c, err := measureLib(o, res, p, lib, tr, r, log)
+				if err != nil {
+					return fmt.Errorf("run %d, %s, %s: %w", r+1, tr, lib.Short(), err)
+				}
+				conf = c
+			}
+		}
+	}
+	fmt.Fprintf(log, "done in %v\n", time.Since(start).Round(time.Second))
+	printTable(out, o, res, libs, transports, conf)
+	return nil
+}
+
+func measureLib(o options, res *results, p *benchmarks.PKI, lib benchmarks.Library, tr string, run int, log io.Writer) (string, error) {
+	b, err := benchmarks.StartBroker(benchmarks.BrokerOptions{MaxInflight: o.inflight, NoDelay: o.nodelay, PKI: p})
+	if err != nil {
+		return "", err
+	}
+	defer b.Close()
+	ep := b.Endpoint(tr == "tls", p)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	add := func(f string, v float64) {
+		k := key{tr, lib.Short(), f}
+		res.vals[k] = append(res.vals[k], v)
+	}
+	profiling := o.profileLib == lib.Short()
+	prefix := filepath.Join(o.profileDir, fmt.Sprintf("%s-%s-run%d", lib.Short(), tr, run+1))
+	if profiling {
+		f, err := os.Create(prefix + "-cpu.pprof")
+		if err != nil {
+			return "", err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return "", err
+		}
+	}
+	for _, q := range []byte{0, 1} {
+		t, err := benchmarks.MeasureThroughput(ctx, lib, ep, q, o.n)
+		if err != nil {
+			return "", fmt.Errorf("QoS %d throughput: %w (mosquitto log: %s)", q, err, b.Log())
+		}
+		f := fQoS0
+		if q == 1 {
+			f = fQoS1
+		}
+		add(f, t.Rate())
+		k := key{tr, lib.Short(), f}
+		res.lost[k] += t.Lost()
+		res.sent[k] += t.Sent
+		res.reord[k] += t.Reordered
+		fmt.Fprintf(log, "run %d %-4s %-18s QoS %d: %8.0f msg/s, %d lost, %d reordered, %d duplicates, publisher done after %v\n",
+			run+1, tr, lib.Short(), q, t.Rate(), t.Lost(), t.Reordered, t.Dups, t.PublishDone.Round(time.Millisecond))
+	}
+	l, err := benchmarks.MeasureLatency(ctx, lib, ep, o.rtt, o.warmup)
+	if err != nil {
+		return "", fmt.Errorf("latency: %w", err)
+	}
+	if profiling {
+		pprof.StopCPUProfile()
+	}
+	add(fP50, us(l.Quantile(0.5)))
+	add(fP99, us(l.Quantile(0.99)))
+	fmt.Fprintf(log, "run %d %-4s %-18s round trip p50 %v p99 %v\n", run+1, tr, lib.Short(), l.Quantile(0.5), l.Quantile(0.99))
+	var during func()
+	if profiling {
+		during = func() {
+			f, err := os.Create(prefix + "-idle-heap.pprof")
+			if err == nil {
+				pprof.Lookup("heap").WriteTo(f, 0)
+				f.Close()
+			}
+		}
+	}
+	id, err := benchmarks.MeasureIdle(ctx, lib, ep, o.idle, o.parallel, during)
+	if err != nil {
+		return "", fmt.Errorf("idle: %w", err)
+	}
+	add(fHeap, id.HeapPerConn/1024)
+	add(fGo, id.GoroutinesPerConn)
+	add(fStk, id.StackPerConn/1024)
+	fmt.Fprintf(log, "run %d %-4s %-18s %d idle: %.1f KiB heap, %.1f KiB stack, %.1f goroutines per connection (connected in %v)\n",
+		run+1, tr, lib.Short(), o.idle, id.HeapPerConn/1024, id.StackPerConn/1024, id.GoroutinesPerConn, id.ConnectTime.Round(time.Millisecond))
+	return b.Conf, nil
+}
+
+func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func format(f string, v float64) string {
+	switch f {
+	case fQoS0, fQoS1:
+		return fmt.Sprintf("%.0fk", v/1000)
+	case fGo:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.1f", v)
+	}
+}
+
+func printTable(w io.Writer, o options, res *results, libs []benchmarks.Library, transports []string, conf string) {
+	base := libs[0]
+	var fennec []benchmarks.Library
+	for _, l := range libs[1:] {
+		if strings.HasPrefix(l.Short(), "fennec") {
+			fennec = append(fennec, l)
+		}
+	}
+	fmt.Fprintf(w, "Medians of %d runs; %d messages of %d bytes per throughput burst, %d round trips, %d idle clients.\n\n",
+		o.runs, o.n, benchmarks.PayloadSize, o.rtt, o.idle)
+	fmt.Fprint(w, "| transport | figure |")
+	for _, l := range libs {
+		fmt.Fprintf(w, " %s |", l.Name())
+	}
+	for _, f := range fennec {
+		fmt.Fprintf(w, " %s ÷ %s |", f.Short(), base.Short())
+	}
+	fmt.Fprint(w, " target |\n|---|---|")
+	for range len(libs) + len(fennec) + 1 {
+		fmt.Fprint(w, "---|")
+	}
+	fmt.Fprintln(w)
+	for _, tr := range transports {
+		for _, f := range figures {
+			fmt.Fprintf(w, "| %s | %s |", strings.ToUpper(tr), f)
+			for _, l := range libs {
+				k := key{tr, l.Short(), f}
+				cell := format(f, median(res.vals[k]))
+				if lost := res.lost[k]; lost > 0 {
+					cell += fmt.Sprintf(" (%d of %d lost)", lost, res.sent[k])
+				}
+				fmt.Fprintf(w, " %s |", cell)
+			}
+			t, hasTarget := targets[f]
+			for _, l := range fennec {
+				b := median(res.vals[key{tr, base.Short(), f}])
+				v := median(res.vals[key{tr, l.Short(), f}])
+				cell := "–"
+				if b > 0 {
+					ratio := v / b
+					cell = fmt.Sprintf("%.2f×", ratio)
+					if hasTarget {
+						met := ratio >= t.ratio
+						if !t.higher {
+							met = ratio <= t.ratio
+						}
+						if met {
+							cell += " ✓"
+						} else {
+							cell += " ✗"
+						}
+					}
+				}
+				fmt.Fprintf(w, " %s |", cell)
+			}
+			target := "–"
+			if hasTarget {
+				op := "≥"
+				if !t.higher {
+					op = "≤"
+				}
+				target = fmt.Sprintf("%s %.1f×", op, t.ratio)
+			}
+			fmt.Fprintf(w, " %s |\n", target)
+		}
+	}
+	var reord []string
+	for _, tr := range transports {
+		for _, l := range libs {
+			if n := res.reord[key{tr, l.Short(), fQoS1}]; n > 0 {
+				reord = append(reord, fmt.Sprintf("%s %s: %d of %d", l.Short(), strings.ToUpper(tr), n, res.sent[key{tr, l.Short(), fQoS1}]))
+			}
+		}
+	}
+	if len(reord) > 0 {
+		fmt.Fprintf(w, "\nQoS 1 messages that arrived out of order (all runs): %s.\n", strings.Join(reord, "; "))
+	}
+	fmt.Fprintf(w, "\nMachine: %d CPUs (GOMAXPROCS %d), %s %s/%s, %s.\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH, benchmarks.MosquittoVersion())
+	fmt.Fprintf(w, "\nmosquitto.conf (TLS file paths shortened):\n\n```\n%s```\n", shortenPaths(conf))
+}
+
+func shortenPaths(conf string) string {
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(conf, "\n") {
+		if k, v, ok := strings.Cut(line, " "); ok && (k == "cafile" || k == "certfile" || k == "keyfile") {
+			line = k + " " + filepath.Base(strings.TrimSpace(v)) + "\n"
+		}
+		b.WriteString(line)
+	}
+	return b.String()
+}
