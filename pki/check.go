@@ -1,0 +1,182 @@
+package pki
+
+import (
+	"crypto/x509"
+	"time"
+)
+
+// CheckOptions configures Check.
+type CheckOptions struct {
+	// CAs to verify the certificates against; empty: the CA certificates found among the
+	// objects themselves (a certs_test.h usually holds the CA, the device certificate and key).
+	CAs []*x509.Certificate
+	// Host, when set, must be a SAN of the leaf certificates.
+	Host string
+	// Now is the time to check validity at; zero: time.Now().
+	Now time.Time
+}
+
+// CheckReport is the result of Check; it marshals to JSON.
+type CheckReport struct {
+	OK      bool           `json:"ok"`
+	Objects []ObjectReport `json:"objects"`
+	Pairs   []PairReport   `json:"pairs,omitempty"`
+	Chains  []ChainReport  `json:"chains,omitempty"`
+	// Notes are findings that do not belong to a single object (chain order, keys without
+	// certificates).
+	Notes []string `json:"notes,omitempty"`
+}
+
+// ObjectReport is one object and whether it is usable.
+type ObjectReport struct {
+	Name        string   `json:"name"`
+	Kind        Kind     `json:"kind"`
+	Container   string   `json:"container"`
+	Encoding    string   `json:"encoding,omitempty"`
+	Description string   `json:"description"`
+	OK          bool     `json:"ok"`
+	Problem     string   `json:"problem,omitempty"`
+	Hint        string   `json:"hint,omitempty"`
+	Warnings    []string `json:"warnings,omitempty"`
+	Err         error    `json:"-"`
+}
+
+// PairReport says which key belongs to which certificate.
+type PairReport struct {
+	Cert  string `json:"cert"`
+	Key   string `json:"key"`
+	Match bool   `json:"match"`
+}
+
+// ChainReport says whether a certificate chains to the CA.
+type ChainReport struct {
+	Cert    string `json:"cert"`
+	CA      string `json:"ca"`
+	OK      bool   `json:"ok"`
+	Problem string `json:"problem,omitempty"`
+	Hint    string `json:"hint,omitempty"`
+	Err     error  `json:"-"`
+}
+
+// Check examines every object: whether it parsed and is within its validity period, which key
+// matches which certificate, and whether the certificates that are not CAs chain to the CA.
+func Check(objs []Object, opts CheckOptions) CheckReport {
+	now := opts.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	r := CheckReport{OK: true}
+	var certs, leaves []*Object
+	var keys []*Object
+	var inputCAs []*x509.Certificate
+	for i := range objs {
+		o := &objs[i]
+		or := ObjectReport{Name: o.Name, Kind: o.Kind, Container: string(o.Container), Encoding: o.Encoding, Description: o.Describe(), OK: true}
+		fail := func(err error) {
+			or.OK, r.OK = false, false
+			if or.Err == nil {
+				or.Err, or.Problem, or.Hint = err, trimPrefix(err), Hint(err)
+			}
+		}
+		if o.Err != nil {
+			fail(o.Err)
+		}
+		for _, w := range o.Warnings {
+			or.Warnings = append(or.Warnings, trimPrefix(w))
+			fail(w)
+		}
+		if o.Cert != nil {
+			if err := CheckValidity(o.Cert, now); err != nil {
+				fail(err)
+			}
+			if o.Err == nil {
+				certs = append(certs, o)
+				if o.Cert.IsCA {
+					inputCAs = append(inputCAs, o.Cert)
+				} else {
+					leaves = append(leaves, o)
+				}
+			}
+		}
+		if o.Key != nil {
+			keys = append(keys, o)
+		}
+		r.Objects = append(r.Objects, or)
+	}
+
+	// Keys and certificates.
+	for _, k := range keys {
+		matched := false
+		for _, c := range certs {
+			if KeyMatches(c.Cert.PublicKey, k.Key) {
+				r.Pairs = append(r.Pairs, PairReport{Cert: c.Name, Key: k.Name, Match: true})
+				matched = true
+			}
+		}
+		if !matched && len(certs) > 0 {
+			r.OK = false
+			if len(leaves) == 1 {
+				err := CheckKeyPair(leaves[0].Cert, k.Key, leaves[0].Name, k.Name)
+				r.Pairs = append(r.Pairs, PairReport{Cert: leaves[0].Name, Key: k.Name})
+				r.Notes = append(r.Notes, trimPrefix(err))
+			} else {
+				r.Notes = append(r.Notes, "the private key "+k.Name+" ("+KeyDescription(k.Key.Public())+") matches none of the certificates")
+			}
+		}
+	}
+
+	// Chains.
+	cas := opts.CAs
+	if len(cas) == 0 {
+		cas = inputCAs
+	}
+	if len(cas) > 0 {
+		var inter []*x509.Certificate // with --ca, CA certificates in the input may be intermediates
+		if len(opts.CAs) > 0 {
+			for _, c := range certs {
+				inter = append(inter, c.Cert)
+			}
+		}
+		for _, l := range leaves {
+			cr := ChainReport{Cert: l.Name, CA: subjects(cas), OK: true}
+			usage := UsageAny
+			if opts.Host != "" {
+				usage = UsageServer
+			}
+			if err := Verify(l.Cert, VerifyOptions{Roots: cas, Intermediates: intermediatesExcept(inter, l.Cert), Host: opts.Host, Usage: usage, Now: now}); err != nil {
+				cr.OK, r.OK = false, false
+				cr.Err, cr.Problem, cr.Hint = err, trimPrefix(err), Hint(err)
+			}
+			r.Chains = append(r.Chains, cr)
+		}
+	}
+	var chain []*x509.Certificate
+	for _, c := range certs {
+		chain = append(chain, c.Cert)
+	}
+	if len(chain) > 1 && !chain[0].IsCA {
+		r.Notes = append(r.Notes, ChainOrder(chain)...)
+	}
+	return r
+}
+
+func intermediatesExcept(all []*x509.Certificate, leaf *x509.Certificate) []*x509.Certificate {
+	var out []*x509.Certificate
+	for _, c := range all {
+		if c != leaf && c.IsCA {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func subjects(certs []*x509.Certificate) string {
+	s := ""
+	for i, c := range certs {
+		if i > 0 {
+			s += "; "
+		}
+		s += NameString(c.Subject)
+	}
+	return s
+}

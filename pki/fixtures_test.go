@@ -1,0 +1,82 @@
+package pki_test
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fennec-mqtt/fennec/pki"
+)
+
+// fixtures is a PKI generated once per test binary: the good CA and another CA with the same
+// kind of name, servers with and without the right SANs, clients (ECDSA and RSA), expired and
+// not-yet-valid certificates, and a key that matches nothing.
+type fixtures struct {
+	CA, OtherCA, RSACA                  *pki.Issued
+	Server, ServerWrongSAN, ServerOther *pki.Issued
+	Client, ClientRSA, ClientOther      *pki.Issued
+	Expired, NotYetValid, Stray         *pki.Issued
+	ServerRSA                           *pki.Issued
+	ExpiredServer                       *pki.Issued
+}
+
+var (
+	fixOnce sync.Once
+	fix     *fixtures
+	fixErr  error
+)
+
+func getFixtures(t testing.TB) *fixtures {
+	t.Helper()
+	fixOnce.Do(func() { fix, fixErr = makeFixtures() })
+	if fixErr != nil {
+		t.Fatal(fixErr)
+	}
+	return fix
+}
+
+func makeFixtures() (*fixtures, error) {
+	f := &fixtures{}
+	var err error
+	must := func(spec pki.CertSpec, parent *pki.Issued) *pki.Issued {
+		if err != nil {
+			return nil
+		}
+		var is *pki.Issued
+		is, err = pki.Issue(spec, parent)
+		return is
+	}
+	loop := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	now := time.Now()
+	f.CA = must(pki.CertSpec{CommonName: "Test Root CA", IsCA: true}, nil)
+	f.OtherCA = must(pki.CertSpec{CommonName: "Other Root CA", IsCA: true}, nil)
+	f.RSACA = must(pki.CertSpec{CommonName: "Test RSA CA", IsCA: true, KeyType: pki.KeyRSA2048}, nil)
+	f.Server = must(pki.CertSpec{CommonName: "localhost", Server: true, DNSNames: []string{"localhost"}, IPAddresses: loop}, f.CA)
+	f.ServerRSA = must(pki.CertSpec{CommonName: "localhost", Server: true, DNSNames: []string{"localhost"}, IPAddresses: loop, KeyType: pki.KeyRSA2048}, f.RSACA)
+	f.ServerWrongSAN = must(pki.CertSpec{CommonName: "broker.example.com", Server: true, DNSNames: []string{"broker.example.com"}}, f.CA)
+	f.ServerOther = must(pki.CertSpec{CommonName: "localhost", Server: true, DNSNames: []string{"localhost"}, IPAddresses: loop}, f.OtherCA)
+	f.ExpiredServer = must(pki.CertSpec{CommonName: "localhost", Server: true, DNSNames: []string{"localhost"}, IPAddresses: loop,
+		NotBefore: now.Add(-400 * 24 * time.Hour), NotAfter: now.Add(-30 * 24 * time.Hour)}, f.CA)
+	f.Client = must(pki.CertSpec{CommonName: "device-1", Client: true}, f.CA)
+	f.ClientRSA = must(pki.CertSpec{CommonName: "device-rsa", Client: true, KeyType: pki.KeyRSA2048}, f.RSACA)
+	f.ClientOther = must(pki.CertSpec{CommonName: "device-other", Client: true}, f.OtherCA)
+	f.Expired = must(pki.CertSpec{CommonName: "device-expired", Client: true,
+		NotBefore: now.Add(-400 * 24 * time.Hour), NotAfter: now.Add(-30 * 24 * time.Hour)}, f.CA)
+	f.NotYetValid = must(pki.CertSpec{CommonName: "device-future", Client: true,
+		NotBefore: now.Add(30 * 24 * time.Hour), NotAfter: now.Add(400 * 24 * time.Hour)}, f.CA)
+	f.Stray = must(pki.CertSpec{CommonName: "stray", Client: true}, f.CA)
+	return f, err
+}
+
+// write writes data to name in a fresh temp dir with mode 0644 (readable by mosquitto).
+func write(t testing.TB, dir, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
