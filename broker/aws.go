@@ -168,7 +168,7 @@ func (a *AWS) authenticate(cl *mqtt.Client, c *conn, s *session) error {
 	if !ok {
 		return fmt.Errorf("certificate %q (sha256 %x) is not registered", Identity(leaf), sha256.Sum256(leaf.Raw))
 	}
-	s.identity = Identity(leaf)
+	s.identity, s.method = Identity(leaf), "certificate"
 	// Thing policy variables resolve to the thing the certificate is attached to; when it is
 	// attached to several things, the client ID must equal one of their names
 	// (awsDocPolicyVariables).

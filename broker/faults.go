@@ -118,14 +118,7 @@ func (f *Faults) refuseConnect(srv *mqtt.Server, cl *mqtt.Client) bool {
 	if code.Code < 0x80 {
 		code = packets.ErrServerUnavailable
 	}
-	for _, known := range []packets.Code{packets.ErrUnspecifiedError, packets.ErrNotAuthorized, packets.ErrServerUnavailable,
-		packets.ErrServerBusy, packets.ErrBanned, packets.ErrBadUsernameOrPassword, packets.ErrClientIdentifierNotValid,
-		packets.ErrUnsupportedProtocolVersion, packets.ErrQuotaExceeded, packets.ErrConnectionRateExceeded} {
-		if known.Code == code.Code {
-			code = known // mochi maps these to 3.1.1 return codes
-		}
-	}
-	_ = srv.SendConnack(cl, code, false, nil)
+	sendRefusal(srv, cl, code)
 	return true
 }
 

@@ -100,7 +100,7 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	acl := h.b.opts.ACL
 	refuse := func(code packets.Code, reason string) bool {
 		log.Warn("connection refused", "identity", s.identity, "method", s.method, "reason", reason)
-		_ = h.b.srv.SendConnack(cl, code, false, nil)
+		sendRefusal(h.b.srv, cl, code)
 		cl.Stop(code)
 		return false
 	}
@@ -174,8 +174,8 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	a := h.b.opts.AWS
-	if a == nil {
-		return pk, nil
+	if a == nil || pk.FixedHeader.Type == packets.Connect {
+		return pk, nil // CONNECT is read before there is a session
 	}
 	s := h.session(cl)
 	if s == nil {
@@ -209,4 +209,27 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	if _, ok := h.sessions.LoadAndDelete(cl); ok {
 		h.b.log.Info("client disconnected", "client", cl.ID, "remote", cl.Net.Remote, "reason", err)
 	}
+}
+
+// v311Return maps MQTT 5 CONNACK reason codes to MQTT 3.1.1 return codes (§3.2.2.3), which mochi
+// does only in part.
+var v311Return = map[byte]byte{
+	0x84: 0x01, // unsupported protocol version → unacceptable protocol version
+	0x85: 0x02, // client identifier not valid → identifier rejected
+	0x86: 0x04, // bad user name or password
+	0x87: 0x05, // not authorized
+	0x8C: 0x05, // bad authentication method → not authorized
+	0x8A: 0x05, // banned → not authorized
+}
+
+// sendRefusal writes a refusing CONNACK in the client's protocol version.
+func sendRefusal(srv *mqtt.Server, cl *mqtt.Client, code packets.Code) {
+	if cl.Properties.ProtocolVersion < 5 {
+		rc, ok := v311Return[code.Code]
+		if !ok {
+			rc = 0x03 // server unavailable
+		}
+		code = packets.Code{Code: rc}
+	}
+	_ = srv.SendConnack(cl, code, false, nil)
 }

@@ -181,3 +181,59 @@ func dialTLS(t *testing.T, addr string, cfg *tls.Config) net.Conn {
 	t.Cleanup(func() { c.Close() })
 	return c
 }
+
+// props parses MQTT 5 properties into a map from identifier to value (uint32 for integers,
+// string for strings; user properties are skipped).
+func props(b []byte) (map[byte]any, []byte) {
+	n, mul, i := 0, 1, 0
+	for {
+		d := b[i]
+		i++
+		n += int(d&0x7f) * mul
+		mul *= 128
+		if d&0x80 == 0 {
+			break
+		}
+	}
+	p, rest := b[i:i+n], b[i+n:]
+	out := map[byte]any{}
+	str := func() string { l := int(p[0])<<8 | int(p[1]); s := string(p[2 : 2+l]); p = p[2+l:]; return s }
+	for len(p) > 0 {
+		id := p[0]
+		p = p[1:]
+		switch id {
+		case 0x01, 0x17, 0x19, 0x24, 0x25, 0x28, 0x29, 0x2A:
+			out[id] = uint32(p[0])
+			p = p[1:]
+		case 0x13, 0x21, 0x22, 0x23:
+			out[id] = uint32(p[0])<<8 | uint32(p[1])
+			p = p[2:]
+		case 0x02, 0x11, 0x18, 0x27:
+			out[id] = uint32(p[0])<<24 | uint32(p[1])<<16 | uint32(p[2])<<8 | uint32(p[3])
+			p = p[4:]
+		case 0x26:
+			str()
+			str()
+		default: // strings and binary data
+			out[id] = str()
+		}
+	}
+	return out, rest
+}
+
+// ackCode returns the reason code of an MQTT 5 PUBACK (0 when omitted [MQTT-3.4.2.1]).
+func ackCode(p rawPacket) byte {
+	if len(p.body) < 3 {
+		return 0
+	}
+	return p.body[2]
+}
+
+// subackCodes returns the reason codes of a SUBACK (after the MQTT 5 properties when v5).
+func subackCodes(v5 bool, p rawPacket) []byte {
+	if !v5 {
+		return p.body[2:]
+	}
+	_, rest := props(p.body[2:])
+	return rest
+}

@@ -30,7 +30,10 @@ type Options struct {
 	// WebSockets adds ws:// and wss:// listeners (wss with the same client-certificate rule).
 	WebSockets bool
 	ACL        *broker.ACL
+	// AWS turns on the AWS IoT Core emulation; the certificates of AWSDevices (client common
+	// names, which become the thing names) are registered. Zero AWSDevices registers all clients.
 	AWS        *broker.AWS
+	AWSDevices []string
 	// Logger; nil: the broker's logs go to t.Log at debug level.
 	Logger *slog.Logger
 }
@@ -71,6 +74,21 @@ func Start(t testing.TB, opts Options) *Broker {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	if opts.AWS != nil {
+		aws := *opts.AWS
+		names := opts.AWSDevices
+		if len(names) == 0 {
+			names = p.ClientNames
+		}
+		for _, cn := range names {
+			c, ok := p.Clients[cn]
+			if !ok {
+				t.Fatalf("brokertest: AWS device %q is not among Options.Clients", cn)
+			}
+			aws.Devices = append(aws.Devices, broker.Device{ThingName: cn, Certificate: c.Cert})
+		}
+		opts.AWS = &aws
 	}
 	b, err := broker.New(broker.Options{Listeners: ls, Logger: log, ACL: opts.ACL, AWS: opts.AWS})
 	if err != nil {
