@@ -203,21 +203,29 @@ func ExplainHandshake(err error, rec *HandshakeRecorder) *Diagnosis {
 		how = "reset the connection"
 	}
 	if info.Verified {
+		if info.Version != tls.VersionTLS13 {
+			how += " during the handshake, after verifying its certificate"
+		} else {
+			how += " right after the handshake"
+		}
 		d.Kind = DiagClosedAfterHandshake
 		switch {
 		case info.CertificateRequested && !info.CertificateSent:
 			d.Kind = DiagClientCertMissing
-			d.Cause = "the server " + how + " right after the handshake: it asked for a client certificate and none is configured" + acceptable(info)
+			d.Cause = "the server " + how + ": it asked for a client certificate and none is configured" + acceptable(info)
 			d.Fix = "configure the device certificate and key (--cert, --key)"
 		case info.CertificateRequested && info.CertificateSent:
 			d.Kind = DiagClientCertRejected
-			d.Cause = fmt.Sprintf("the server %s right after the handshake: it most likely rejected the client certificate %s (issued by %s)%s. Under TLS 1.3 the server checks the client certificate after the client has finished the handshake, so a rejection shows as a reset or an alert on the first read", how, info.ClientSubject, info.ClientIssuer, acceptable(info))
+			d.Cause = fmt.Sprintf("the server %s: it most likely rejected the client certificate %s (issued by %s)%s", how, info.ClientSubject, info.ClientIssuer, acceptable(info))
+			if info.Version == tls.VersionTLS13 {
+				d.Cause += ". Under TLS 1.3 the server checks the client certificate after the client has finished the handshake, so a rejection shows as a reset or an alert on the first read"
+			}
 			d.Fix = "use a client certificate issued by a CA the server accepts; for AWS IoT, register and activate the certificate and attach a policy that allows iot:Connect"
 			if info.CertificateUnsuitable {
 				d.Cause += "; the server's request already said it does not accept this certificate"
 			}
 		default:
-			d.Cause = "the server " + how + " right after a successful TLS handshake, without an alert"
+			d.Cause = "the server " + how + ", without an alert"
 			d.Fix = "the server refused at the next layer: check the broker's log; for AWS IoT, a certificate that is inactive or whose policy denies iot:Connect for this client ID is closed this way"
 		}
 		return d
@@ -245,8 +253,12 @@ func acceptable(info HandshakeInfo) string {
 
 func explainAlert(d *Diagnosis, alert uint8, info HandshakeInfo) *Diagnosis {
 	name := strings.TrimPrefix(tls.AlertError(alert).Error(), "tls: ")
+	// Under TLS 1.3 the client's handshake is complete once it has verified the server and
+	// sent its Finished; the server judges the client certificate afterwards. Under TLS 1.2 the
+	// server's verdict comes before the client's handshake completes.
+	late := info.Verified && info.Version == tls.VersionTLS13
 	when := "during the handshake"
-	if info.Verified {
+	if late {
 		when = "after the handshake"
 	}
 	switch alert {
@@ -313,7 +325,7 @@ func explainAlert(d *Diagnosis, alert uint8, info HandshakeInfo) *Diagnosis {
 		case alertDecryptError:
 			d.Cause += "; the signature made with the private key did not verify: the key does not match the certificate"
 		}
-		if info.Verified {
+		if late {
 			d.Cause += ". Under TLS 1.3 the server checks the client certificate after the client has finished its handshake, so the rejection arrives on the first read (as this alert, or as a connection reset)"
 		}
 		d.Fix = "use a client certificate issued by a CA the server accepts (fennec cert verify --ca CA --cert CERT --key KEY); for AWS IoT, register and activate the certificate"

@@ -1,0 +1,238 @@
+package pki_test
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/fennec-mqtt/fennec/pki"
+)
+
+// expectDiagnosis asserts that ExplainHandshake names the cause: the right kind, and a cause
+// text that contains every one of want.
+func expectDiagnosis(t *testing.T, err error, rec *pki.HandshakeRecorder, kind string, want ...string) *pki.Diagnosis {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("connection succeeded; want a %s failure", kind)
+	}
+	d := pki.ExplainHandshake(err, rec)
+	if d == nil {
+		t.Fatalf("no diagnosis for %v", err)
+	}
+	if d.Step != "tls" || d.Kind != kind {
+		t.Fatalf("diagnosis kind %q for %v; want %q\n%s", d.Kind, err, kind, d)
+	}
+	for _, w := range want {
+		if !strings.Contains(d.Cause, w) {
+			t.Errorf("cause %q does not mention %q", d.Cause, w)
+		}
+	}
+	if d.Fix == "" {
+		t.Error("no fix")
+	}
+	t.Logf("%v\n%s", err, d)
+	return d
+}
+
+func TestExplainUnknownAuthority(t *testing.T) {
+	f := getFixtures(t)
+	s := startGoServer(t, serverConfig(t, f.ServerOther, nil, tls.VersionTLS12, 0))
+	cfg, rec := clientConfig(t, clientSetup{ca: f.CA})
+	_, err := dialAndRead(t, s.addr, cfg, false)
+	d := expectDiagnosis(t, err, rec, pki.DiagUnknownAuthority, "issued by CN=Other Root CA", "CN=Test Root CA")
+	if !strings.Contains(d.Fix, "Other Root CA") {
+		t.Errorf("fix %q should name the CA to use", d.Fix)
+	}
+}
+
+func TestExplainHostnameMismatch(t *testing.T) {
+	f := getFixtures(t)
+	s := startGoServer(t, serverConfig(t, f.ServerWrongSAN, nil, tls.VersionTLS12, 0))
+	cfg, rec := clientConfig(t, clientSetup{ca: f.CA, name: "localhost"})
+	_, err := dialAndRead(t, s.addr, cfg, false)
+	expectDiagnosis(t, err, rec, pki.DiagHostname, "broker.example.com", `"localhost"`)
+}
+
+func TestExplainExpiredServerCertificate(t *testing.T) {
+	f := getFixtures(t)
+	s := startGoServer(t, serverConfig(t, f.ExpiredServer, nil, tls.VersionTLS12, 0))
+	cfg, rec := clientConfig(t, clientSetup{ca: f.CA})
+	_, err := dialAndRead(t, s.addr, cfg, false)
+	expectDiagnosis(t, err, rec, pki.DiagExpired, "expired on "+f.ExpiredServer.Cert.NotAfter.UTC().Format("2006-01-02"))
+}
+
+func TestExplainProtocolVersionMismatch(t *testing.T) {
+	f := getFixtures(t)
+	t.Run("server 1.2 only, client 1.3 only", func(t *testing.T) {
+		s := startGoServer(t, serverConfig(t, f.Server, nil, tls.VersionTLS12, tls.VersionTLS12))
+		cfg, rec := clientConfig(t, clientSetup{ca: f.CA, min: tls.VersionTLS13})
+		_, err := dialAndRead(t, s.addr, cfg, false)
+		expectDiagnosis(t, err, rec, pki.DiagVersion, "TLS version")
+	})
+	t.Run("server 1.3 only, client 1.2 only", func(t *testing.T) {
+		s := startGoServer(t, serverConfig(t, f.Server, nil, tls.VersionTLS13, 0))
+		cfg, rec := clientConfig(t, clientSetup{ca: f.CA, max: tls.VersionTLS12})
+		_, err := dialAndRead(t, s.addr, cfg, false)
+		expectDiagnosis(t, err, rec, pki.DiagVersion, "TLS version")
+	})
+}
+
+func TestExplainClientCertificateMissing(t *testing.T) {
+	f := getFixtures(t)
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run("go/"+tls.VersionName(v), func(t *testing.T) {
+			s := startGoServer(t, serverConfig(t, f.Server, f.CA, tls.VersionTLS12, 0))
+			cfg, rec := clientConfig(t, clientSetup{ca: f.CA, min: v, max: v})
+			_, err := dialAndRead(t, s.addr, cfg, false)
+			// The Go server names its client CAs: the diagnosis passes them on.
+			expectDiagnosis(t, err, rec, pki.DiagClientCertMissing, "none", "CN=Test Root CA")
+		})
+	}
+	b := startMosquittoTLS(t, f)
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run("mosquitto/"+tls.VersionName(v), func(t *testing.T) {
+			cfg, rec := clientConfig(t, clientSetup{ca: f.CA, min: v, max: v})
+			_, err := dialAndRead(t, b.TLSAddr, cfg, true)
+			expectDiagnosis(t, err, rec, pki.DiagClientCertMissing, "client certificate")
+		})
+	}
+}
+
+// The server does not trust the CA of our client certificate. Under TLS 1.3 the client's
+// handshake has already succeeded: the rejection arrives on the first read, as an alert or a
+// reset (PEERS.md); both must be explained.
+func TestExplainClientCertificateRejected(t *testing.T) {
+	f := getFixtures(t)
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run("go/"+tls.VersionName(v), func(t *testing.T) {
+			s := startGoServer(t, serverConfig(t, f.Server, f.CA, tls.VersionTLS12, 0))
+			cfg, rec := clientConfig(t, clientSetup{ca: f.CA, client: f.ClientOther, min: v, max: v})
+			_, err := dialAndRead(t, s.addr, cfg, false)
+			expectDiagnosis(t, err, rec, pki.DiagClientCertRejected, "CN=device-other", "Other Root CA")
+			if serr := <-s.errs; serr == nil {
+				t.Fatal("server accepted the client certificate")
+			}
+		})
+	}
+	b := startMosquittoTLS(t, f)
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run("mosquitto/"+tls.VersionName(v), func(t *testing.T) {
+			cfg, rec := clientConfig(t, clientSetup{ca: f.CA, client: f.ClientOther, min: v, max: v})
+			_, err := dialAndRead(t, b.TLSAddr, cfg, true)
+			d := expectDiagnosis(t, err, rec, pki.DiagClientCertRejected, "CN=device-other")
+			if v == tls.VersionTLS13 && !strings.Contains(d.Cause, "TLS 1.3") {
+				t.Errorf("TLS 1.3 cause should explain the late rejection: %s", d.Cause)
+			}
+		})
+	}
+	t.Run("expired client certificate", func(t *testing.T) {
+		s := startGoServer(t, serverConfig(t, f.Server, f.CA, tls.VersionTLS12, 0))
+		cfg, rec := clientConfig(t, clientSetup{ca: f.CA, client: f.Expired, max: tls.VersionTLS12})
+		_, err := dialAndRead(t, s.addr, cfg, false)
+		expectDiagnosis(t, err, rec, pki.DiagClientCertRejected, "CN=device-expired")
+	})
+}
+
+// A server that resets the connection right after the TLS 1.3 handshake (what a broker that
+// rejects the client certificate, or AWS IoT refusing a device, may do). Scripted on purpose:
+// the timing of a real peer decides between alert and reset.
+func TestExplainResetAfterHandshake(t *testing.T) {
+	f := getFixtures(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	srvCfg := serverConfig(t, f.Server, nil, tls.VersionTLS13, 0)
+	srvCfg.ClientAuth = tls.RequestClientCert
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		tc := tls.Server(c, srvCfg)
+		if tc.Handshake() == nil {
+			c.(*net.TCPConn).SetLinger(0) // close with RST
+		}
+		c.Close()
+	}()
+	cfg, rec := clientConfig(t, clientSetup{ca: f.CA, client: f.Client})
+	_, err = dialAndRead(t, l.Addr().String(), cfg, false)
+	if !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, io.EOF) {
+		t.Fatalf("err = %v; want a reset", err)
+	}
+	expectDiagnosis(t, err, rec, pki.DiagClientCertRejected, "right after the handshake", "CN=device-1", "TLS 1.3")
+}
+
+func TestExplainEOFDuringHandshake(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			buf := make([]byte, 5)
+			io.ReadFull(c, buf) // read the start of the ClientHello, then hang up
+			c.Close()
+		}
+	}()
+	f := getFixtures(t)
+	cfg, rec := clientConfig(t, clientSetup{ca: f.CA})
+	_, err = dialAndRead(t, l.Addr().String(), cfg, false)
+	d := expectDiagnosis(t, err, rec, pki.DiagEOFDuringHandshake, "during the TLS handshake")
+	if !strings.Contains(d.Fix, "SNI") {
+		t.Errorf("fix should mention SNI: %s", d.Fix)
+	}
+}
+
+// The plain MQTT port of a real mosquitto, dialled with TLS.
+func TestExplainPlainPort(t *testing.T) {
+	f := getFixtures(t)
+	b := startMosquittoTLS(t, f)
+	cfg, rec := clientConfig(t, clientSetup{ca: f.CA, client: f.Client})
+	_, err := dialAndRead(t, b.Addr, cfg, true)
+	d := pki.ExplainHandshake(err, rec)
+	if d == nil || (d.Kind != pki.DiagEOFDuringHandshake && d.Kind != pki.DiagNotTLS) {
+		t.Fatalf("err %v diagnosis %+v", err, d)
+	}
+	if !strings.Contains(d.Cause+d.Fix, "TLS") {
+		t.Fatalf("diagnosis %s", d)
+	}
+}
+
+func TestExplainNotTLS(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		c.Write([]byte("HTTP/1.0 400 Bad Request\r\n\r\n"))
+		c.Close()
+	}()
+	cfg, rec := clientConfig(t, clientSetup{})
+	_, err = dialAndRead(t, l.Addr().String(), cfg, false)
+	expectDiagnosis(t, err, rec, pki.DiagNotTLS, "did not answer with TLS")
+}
+
+func TestExplainNil(t *testing.T) {
+	if pki.ExplainHandshake(nil, nil) != nil {
+		t.Fatal("nil error explained")
+	}
+	if d := pki.ExplainHandshake(errors.New("dial tcp: lookup nowhere: no such host"), nil); d != nil {
+		t.Fatalf("non-TLS error explained: %+v", d)
+	}
+}
