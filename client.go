@@ -1,0 +1,747 @@
+package fennec
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/fennec-mqtt/fennec/mqttconn"
+	"github.com/fennec-mqtt/fennec/packet"
+	"github.com/fennec-mqtt/fennec/session"
+)
+
+// Message is an application message: what Publish sends and what handlers receive.
+type Message struct {
+	Topic   string
+	Payload []byte
+	QoS     packet.QoS
+	Retain  bool
+	Dup     bool              // set on received messages the broker may have sent before
+	Props   packet.Properties // MQTT 5 publish properties (ignored for 3.1.1)
+}
+
+// MessageHandler handles a received message. Handlers run one at a time, in arrival order, on
+// the client's handler goroutine, outside the client's locks: a handler may publish, subscribe
+// or unsubscribe. A slow handler slows the broker down (back-pressure); it does not deadlock.
+// m is the handler's to keep.
+type MessageHandler func(m *Message)
+
+// Client is an MQTT client that reconnects and keeps its session. Create it with Connect; its
+// methods are safe for concurrent use.
+type Client struct {
+	cfg    Config
+	url    *ServerURL
+	opts   mqttconn.Options
+	log    *slog.Logger
+	store  session.Store
+	window int // cfg.MaxInflight
+
+	mu        sync.Mutex
+	conn      *mqttconn.Conn
+	gen       uint64
+	connack   *packet.Connack
+	closed    bool
+	closedErr error // why the client stopped (ErrClosed, or the lost connection without reconnect)
+	stopping  bool  // Disconnect or Close was called
+	closeCh   chan struct{}
+	stateCh   chan struct{} // closed and replaced when the connection state changes
+	spaceCh   chan struct{} // closed and replaced when queue space frees
+	ids       session.IDs
+	seq       uint64
+	q         []*outMsg // QoS 0 waiting + all unfinished QoS 1/2, in Publish order
+	qHead     int
+	nextSend  int // index in q of the first message not sent on this connection
+	byID      map[uint16]*outMsg
+	nWaiting  int // messages in q not yet sent on this connection
+	nInflight int // QoS 1/2 sent and not completed on this connection
+	n0        int // QoS 0 handed to the connection, not yet written
+	srvWindow int // the broker's Receive Maximum
+	requests  map[uint16]chan packet.Packet
+	subs      map[string]*subscription
+	subOrder  []string
+	inbound   map[uint16]inState // inbound QoS 1/2 by packet ID
+
+	disp dispatcher
+
+	wg sync.WaitGroup // the connection goroutine
+}
+
+type inState byte
+
+const (
+	inPending   inState = 1 // queued for the handler
+	inDelivered inState = 2 // QoS 2 delivered, PUBREC sent, waiting for PUBREL
+)
+
+type subscription struct {
+	sub     packet.Subscription
+	handler MessageHandler
+}
+
+type outMsg struct {
+	seq      uint64
+	pub      *packet.Publish
+	tok      *Token
+	sent     bool // sent on the current connection
+	everSent bool // sent on some connection (resend with DUP)
+	released bool // QoS 2: PUBREC received, PUBREL (re)sent
+	done     bool
+}
+
+// Connect creates a client and connects it. It returns after the broker accepted the
+// connection (CONNACK), or with the first attempt's error — unless cfg.ConnectRetry is set:
+// then it returns at once and connects in the background.
+func Connect(ctx context.Context, cfg Config) (*Client, error) {
+	c, err := newClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if c.cfg.ConnectRetry {
+		c.wg.Add(1)
+		go c.run(nil)
+		return c, nil
+	}
+	conn, ack, err := c.dial(ctx)
+	if err != nil {
+		c.shutdownLocal()
+		return nil, err
+	}
+	c.up(conn, ack)
+	c.wg.Add(1)
+	go c.run(conn)
+	return c, nil
+}
+
+func newClient(cfg Config) (*Client, error) {
+	u, err := ParseURL(cfg.Server)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Version == 0 {
+		cfg.Version = packet.V5
+	}
+	if cfg.Version != packet.V5 && cfg.Version != packet.V311 {
+		return nil, fmt.Errorf("fennec: unsupported protocol version %d (use packet.V5 or packet.V311)", cfg.Version)
+	}
+	if cfg.ClientID == "" {
+		cfg.ClientID = randomClientID()
+	}
+	if cfg.Username == "" && u.Username != "" {
+		cfg.Username = u.Username
+	}
+	if cfg.Password == nil && u.HasPassword {
+		cfg.Password = []byte(u.Password)
+	}
+	if cfg.KeepAlive == 0 {
+		cfg.KeepAlive = 60 * time.Second
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 30 * time.Second
+	}
+	if cfg.Backoff == nil {
+		cfg.Backoff = DefaultBackoff
+	}
+	if cfg.ReceiveMaximum == 0 {
+		cfg.ReceiveMaximum = 256
+	}
+	if cfg.MaxInflight <= 0 {
+		cfg.MaxInflight = 1000
+	}
+	if cfg.MaxInflight > 65535 {
+		cfg.MaxInflight = 65535
+	}
+	if cfg.MaxOfflineQueue <= 0 {
+		cfg.MaxOfflineQueue = 1000
+	}
+	if cfg.MaxOfflineQueue > 65535-cfg.MaxInflight {
+		cfg.MaxOfflineQueue = 65535 - cfg.MaxInflight // packet IDs are taken at Publish
+	}
+	ka := cfg.KeepAlive
+	if ka < 0 {
+		ka = 0
+	}
+	kaSec := (ka + time.Second - 1) / time.Second
+	if kaSec > 65535 {
+		kaSec = 65535
+	}
+	conn := packet.Connect{Version: cfg.Version, CleanStart: cfg.CleanStart, KeepAlive: uint16(kaSec),
+		ClientID: cfg.ClientID, Username: cfg.Username, HasUsername: cfg.Username != "",
+		Password: cfg.Password, HasPassword: cfg.Password != nil}
+	if cfg.Will != nil {
+		conn.Will = &packet.Will{Topic: cfg.Will.Topic, Payload: cfg.Will.Payload, QoS: cfg.Will.QoS,
+			Retain: cfg.Will.Retain}
+		if cfg.Version == packet.V5 {
+			conn.Will.Props = cfg.Will.Props
+		}
+	}
+	if cfg.Version == packet.V5 {
+		conn.Props = cfg.ConnectProperties
+		if cfg.SessionExpiry > 0 {
+			conn.Props.SetSessionExpiryInterval(uint32(min(cfg.SessionExpiry/time.Second, 0xFFFFFFFF)))
+		}
+		if cfg.ReceiveMaximum != 65535 {
+			conn.Props.SetReceiveMaximum(cfg.ReceiveMaximum)
+		}
+		if cfg.MaxPacketSize > 0 {
+			conn.Props.SetMaximumPacketSize(cfg.MaxPacketSize)
+		}
+	}
+	path := cfg.WebSocketPath
+	if path == "" {
+		path = u.Path
+	}
+	c := &Client{cfg: cfg, url: u, log: cfg.Logger, store: cfg.Store, window: cfg.MaxInflight,
+		closeCh: make(chan struct{}), stateCh: make(chan struct{}),
+		byID: map[uint16]*outMsg{}, requests: map[uint16]chan packet.Packet{},
+		subs: map[string]*subscription{}, inbound: map[uint16]inState{}}
+	c.opts = mqttconn.Options{Scheme: u.Scheme, Addr: u.Addr(), Path: path, TLSConfig: cfg.TLSConfig,
+		Dial: cfg.Dial, Connect: conn, MaxPacketSize: cfg.MaxPacketSize, Logger: cfg.Logger}
+	if cfg.Trace != nil {
+		c.opts.Trace = cfg.Trace
+	}
+	c.disp.c = c
+	if c.store != nil {
+		if err := c.restore(); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// restore loads the store's session into the client before the first connection.
+func (c *Client) restore() error {
+	out, in, err := c.store.Load()
+	if err != nil {
+		return fmt.Errorf("fennec: restoring session: %w", err)
+	}
+	for _, r := range out {
+		pub, err := session.UnmarshalPublish(r.Data)
+		if err != nil {
+			return fmt.Errorf("fennec: restoring session: %w", err)
+		}
+		if r.PacketID == 0 || c.ids.InUse(r.PacketID) {
+			continue
+		}
+		pub.PacketID = r.PacketID
+		c.ids.Use(r.PacketID)
+		m := &outMsg{seq: r.Seq, pub: pub, everSent: true, released: r.Released}
+		c.q = append(c.q, m)
+		c.byID[r.PacketID] = m
+		c.nWaiting++
+		if r.Seq > c.seq {
+			c.seq = r.Seq
+		}
+	}
+	for _, id := range in {
+		c.inbound[id] = inDelivered
+	}
+	if c.log != nil && (len(out) > 0 || len(in) > 0) {
+		c.log.Info("mqtt session restored", "outbound", len(out), "inbound_qos2", len(in))
+	}
+	return nil
+}
+
+func (c *Client) dial(ctx context.Context) (*mqttconn.Conn, *packet.Connack, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ConnectTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-c.closeCh:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	opts := c.opts
+	opts.OnPacket = nil // set per connection below
+	var conn *mqttconn.Conn
+	opts.OnPacket = func(p packet.Packet) { c.onPacket(conn, p) }
+	conn, ack, err := mqttconn.Dial(ctx, &opts)
+	if err != nil {
+		if c.log != nil {
+			c.log.Debug("mqtt connect failed", "server", c.url.String(), "err", err)
+		}
+		return nil, ack, err
+	}
+	if c.log != nil {
+		c.log.Info("mqtt connected", "server", c.url.String(), "version", c.cfg.Version.String(),
+			"client_id", c.cfg.ClientID, "session_present", ack.SessionPresent)
+	}
+	return conn, ack, nil
+}
+
+// run owns the connection: it reads from it and, when it ends, reconnects with backoff.
+func (c *Client) run(conn *mqttconn.Conn) {
+	defer c.wg.Done()
+	attempt := 0
+	for {
+		if conn == nil {
+			attempt++
+			if attempt > 1 || !c.cfg.ConnectRetry {
+				d := c.cfg.Backoff(attempt)
+				t := time.NewTimer(d)
+				select {
+				case <-t.C:
+				case <-c.closeCh:
+					t.Stop()
+					return
+				}
+			}
+			var ack *packet.Connack
+			var err error
+			conn, ack, err = c.dial(context.Background())
+			if err != nil {
+				if c.isClosed() {
+					return
+				}
+				continue
+			}
+			if !c.up(conn, ack) {
+				conn.Close(ErrClosed)
+				return
+			}
+			attempt = 0
+		}
+		err := conn.Run()
+		if !c.down(conn, err) {
+			return
+		}
+		if c.cfg.DisableReconnect {
+			lost := fmt.Errorf("%w: %w", ErrConnectionLost, err)
+			c.mu.Lock()
+			if c.closedErr == nil {
+				c.closedErr = lost
+			}
+			c.mu.Unlock()
+			c.failAll(lost)
+			return
+		}
+		conn = nil
+	}
+}
+
+func (c *Client) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+func (c *Client) signalState() {
+	close(c.stateCh)
+	c.stateCh = make(chan struct{})
+}
+
+func (c *Client) signalSpace() {
+	if c.spaceCh != nil {
+		close(c.spaceCh)
+		c.spaceCh = nil
+	}
+}
+
+// up installs a new connection: it restores the session on the wire (resubscribe when the
+// broker lost it, resend unacknowledged messages in their original order) and starts sending.
+func (c *Client) up(conn *mqttconn.Conn, ack *packet.Connack) bool {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return false
+	}
+	c.conn, c.connack = conn, ack
+	c.gen++
+	c.srvWindow = 65535
+	if c.cfg.Version == packet.V5 && ack.Props.Has(packet.PropReceiveMaximum) && ack.Props.ReceiveMaximum > 0 {
+		c.srvWindow = int(ack.Props.ReceiveMaximum)
+	}
+	sessionLost := !ack.SessionPresent
+	var inClear []uint16
+	if sessionLost {
+		for id := range c.inbound {
+			if c.inbound[id] == inDelivered {
+				inClear = append(inClear, id)
+			}
+			delete(c.inbound, id)
+		}
+	}
+	// With the session present, messages still waiting for their handler keep their state:
+	// the broker's resends are ignored and the ack follows when the handler returns.
+	// Resubscribe first, so that messages we publish next find our subscriptions.
+	if sessionLost && len(c.subOrder) > 0 {
+		var subs []packet.Subscription
+		for _, f := range c.subOrder {
+			subs = append(subs, c.subs[f].sub)
+		}
+		for len(subs) > 0 {
+			n := min(len(subs), 64)
+			if id, ok := c.ids.Take(); ok {
+				ch := make(chan packet.Packet, 1)
+				c.requests[id] = ch
+				conn.SendNow(&packet.Subscribe{PacketID: id, Subscriptions: subs[:n]}, nil)
+				go c.awaitResubscribe(conn, id, ch, subs[:n])
+			}
+			subs = subs[n:]
+		}
+	}
+	// Everything in the queue is sent again on this connection, in order.
+	c.nextSend = c.qHead
+	c.nInflight, c.n0 = 0, 0
+	c.nWaiting = 0
+	for _, m := range c.q[c.qHead:] {
+		if m.done {
+			continue
+		}
+		m.sent = false
+		if sessionLost && m.released {
+			// The broker accepted the message (PUBREC) and has now forgotten it: done.
+			c.completeLocked(m, nil)
+			continue
+		}
+		if sessionLost {
+			m.everSent = false
+			m.pub.Dup = false
+		}
+		c.nWaiting++
+	}
+	c.pumpLocked()
+	c.signalState()
+	c.signalSpace()
+	c.mu.Unlock()
+	if c.store != nil {
+		for _, id := range inClear {
+			c.store.DeleteInbound(id)
+		}
+	}
+	if f := c.cfg.OnConnectionUp; f != nil {
+		c.disp.enqueueFunc(func() { f(c, ack) })
+	}
+	return true
+}
+
+func (c *Client) awaitResubscribe(conn *mqttconn.Conn, id uint16, ch chan packet.Packet, subs []packet.Subscription) {
+	select {
+	case p := <-ch:
+		if sa, ok := p.(*packet.Suback); ok && c.log != nil {
+			for i, rc := range sa.ReasonCodes {
+				if rc >= 0x80 && i < len(subs) {
+					c.log.Warn("mqtt resubscribe refused", "filter", subs[i].Filter, "code", rc.String())
+				}
+			}
+		}
+	case <-conn.Done():
+		c.mu.Lock()
+		if c.requests[id] == ch {
+			delete(c.requests, id)
+			c.ids.Free(id)
+		}
+		c.mu.Unlock()
+	}
+}
+
+// down records the end of conn; it reports whether the client goes on (reconnects).
+func (c *Client) down(conn *mqttconn.Conn, err error) bool {
+	c.mu.Lock()
+	if c.conn == conn {
+		c.conn = nil
+		c.signalState()
+		c.signalSpace()
+	}
+	// Fail outstanding SUBSCRIBE/UNSUBSCRIBE waits: their callers retry on the next connection.
+	for id, ch := range c.requests {
+		delete(c.requests, id)
+		c.ids.Free(id)
+		close(ch)
+	}
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return false
+	}
+	if c.log != nil {
+		c.log.Warn("mqtt connection lost", "server", c.url.String(), "err", err)
+	}
+	if f := c.cfg.OnConnectionLost; f != nil {
+		c.disp.enqueueFunc(func() { f(c, err) })
+	}
+	return true
+}
+
+// pumpLocked hands waiting messages to the connection, in order, as far as the in-flight
+// window (ours and the broker's Receive Maximum [MQTT-4.9.0-2]) allows.
+func (c *Client) pumpLocked() {
+	conn := c.conn
+	if conn == nil {
+		return
+	}
+	window := min(c.window, c.srvWindow)
+	for c.nextSend < len(c.q) {
+		m := c.q[c.nextSend]
+		if m.done {
+			c.nextSend++
+			continue
+		}
+		if m.pub.QoS == 0 {
+			if c.n0 >= 1024 {
+				return
+			}
+			c.n0++
+			gen := c.gen
+			conn.SendNow(m.pub, func(err error) { c.written0(m, gen, err) })
+		} else {
+			if c.nInflight >= window {
+				return
+			}
+			c.nInflight++
+			if m.released {
+				conn.SendNow(&packet.Pubrel{PacketID: m.pub.PacketID}, nil)
+			} else {
+				if m.everSent {
+					m.pub.Dup = true // [MQTT-3.3.1-1]
+				}
+				m.everSent = true
+				gen := c.gen
+				conn.SendNow(m.pub, func(err error) { c.writtenQoS(m, gen, err) })
+			}
+		}
+		m.sent = true
+		c.nWaiting--
+		c.nextSend++
+	}
+}
+
+func isConnErr(err error) bool {
+	return errors.Is(err, mqttconn.ErrConnectionLost) || errors.Is(err, mqttconn.ErrClosed) ||
+		errors.Is(err, mqttconn.ErrKeepAliveTimeout) || errors.Is(err, mqttconn.ErrWriteTimeout) ||
+		errors.Is(err, mqttconn.ErrProtocolViolation) || isReasonDisconnect(err)
+}
+
+func isReasonDisconnect(err error) bool {
+	var re *ReasonError
+	return errors.As(err, &re) && re.Packet == packet.DISCONNECT
+}
+
+// written0 completes a QoS 0 message once written; a connection failure leaves it queued for
+// the next connection (QoS 0 is never reported sent when it was not).
+func (c *Client) written0(m *outMsg, gen uint64, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen == c.gen {
+		c.n0--
+	}
+	if m.done {
+		return
+	}
+	if err != nil && isConnErr(err) {
+		return // resent by up()
+	}
+	c.completeLocked(m, err)
+	c.pumpLocked()
+}
+
+// writtenQoS fails a QoS 1/2 message that could not be encoded or is too large for the broker.
+func (c *Client) writtenQoS(m *outMsg, gen uint64, err error) {
+	if err == nil || isConnErr(err) {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m.done {
+		return
+	}
+	if gen == c.gen && m.sent {
+		c.nInflight--
+	}
+	c.completeLocked(m, err)
+	c.pumpLocked()
+}
+
+// completeLocked finishes m: frees its packet ID, drops it from the store and the queue, and
+// completes its token.
+func (c *Client) completeLocked(m *outMsg, err error) {
+	if m.done {
+		return
+	}
+	m.done = true
+	if !m.sent {
+		c.nWaiting--
+	}
+	if m.pub.QoS > 0 {
+		delete(c.byID, m.pub.PacketID)
+		c.ids.Free(m.pub.PacketID)
+		if c.store != nil {
+			c.store.Delete(m.seq)
+		}
+	}
+	for c.qHead < len(c.q) && c.q[c.qHead].done {
+		c.q[c.qHead] = nil
+		c.qHead++
+	}
+	if c.qHead > 256 && c.qHead*2 > len(c.q) {
+		n := copy(c.q, c.q[c.qHead:])
+		clear(c.q[n:])
+		c.q = c.q[:n]
+		c.nextSend -= c.qHead
+		c.qHead = 0
+	}
+	if c.qHead == len(c.q) && cap(c.q) > 4096 {
+		c.q, c.qHead, c.nextSend = nil, 0, 0
+	}
+	c.signalSpace()
+	if m.tok != nil {
+		m.tok.complete(err)
+	}
+}
+
+// failAll completes every queued message with err (the client stops).
+func (c *Client) failAll(err error) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, m := range c.q[c.qHead:] {
+		if m.done {
+			continue
+		}
+		if m.pub.QoS > 0 {
+			n++
+		}
+		// Keep durable records: they are resent by the next process with this session.
+		m.done = true
+		if m.tok != nil {
+			m.tok.complete(err)
+		}
+	}
+	c.q, c.qHead, c.nextSend, c.nWaiting = nil, 0, 0, 0
+	c.closed = true
+	c.signalSpace()
+	c.signalState()
+	return n
+}
+
+// ConnectionState returns the TLS state (nil for plain connections) and CONNACK of the
+// current connection; both nil while offline.
+func (c *Client) ConnectionState() (*tls.ConnectionState, *packet.Connack) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn == nil {
+		return nil, nil
+	}
+	return c.conn.TLSState(), c.connack
+}
+
+// Conn returns the current connection (nil while offline): the escape hatch to the layer
+// below.
+func (c *Client) Conn() *mqttconn.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conn
+}
+
+// IsConnected reports whether a connection is up.
+func (c *Client) IsConnected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conn != nil
+}
+
+// ClientID returns the client identifier in use.
+func (c *Client) ClientID() string { return c.cfg.ClientID }
+
+// AwaitConnection waits until the client is connected, within ctx.
+func (c *Client) AwaitConnection(ctx context.Context) error {
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return ErrClosed
+		}
+		if c.conn != nil {
+			c.mu.Unlock()
+			return nil
+		}
+		ch := c.stateCh
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Pending returns the number of messages accepted by Publish and not yet completed.
+func (c *Client) Pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, m := range c.q[c.qHead:] {
+		if !m.done {
+			n++
+		}
+	}
+	return n
+}
+
+// Disconnect sends DISCONNECT, stops reconnecting and waits (within ctx) until the client's
+// goroutines have ended. Messages not yet acknowledged fail with ErrClosed and are reported by
+// an error wrapping ErrUnacknowledged; with a durable Store they stay in it.
+func (c *Client) Disconnect(ctx context.Context) error {
+	return c.shutdown(ctx, true)
+}
+
+// Close closes the connection without DISCONNECT (the broker publishes the will message) and
+// stops the client, like Disconnect.
+func (c *Client) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return c.shutdown(ctx, false)
+}
+
+func (c *Client) shutdown(ctx context.Context, graceful bool) error {
+	c.mu.Lock()
+	if c.stopping {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.stopping, c.closed = true, true
+	if c.closedErr == nil {
+		c.closedErr = ErrClosed
+	}
+	conn := c.conn
+	close(c.closeCh)
+	c.mu.Unlock()
+	var err error
+	if conn != nil {
+		if graceful {
+			err = conn.Disconnect(ctx, &packet.Disconnect{})
+		} else {
+			conn.Close(ErrClosed)
+		}
+	}
+	done := make(chan struct{})
+	go func() { c.wg.Wait(); c.disp.wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		if conn != nil {
+			conn.Close(ErrClosed)
+		}
+		<-done
+	}
+	n := c.failAll(ErrClosed)
+	if n > 0 {
+		return fmt.Errorf("%w: %d QoS 1/2 messages", ErrUnacknowledged, n)
+	}
+	if err != nil && !errors.Is(err, mqttconn.ErrClosed) {
+		return fmt.Errorf("fennec: disconnect: %w", err)
+	}
+	return nil
+}
+
+// shutdownLocal releases a client whose first connect failed.
+func (c *Client) shutdownLocal() {
+	c.mu.Lock()
+	c.closed, c.stopping, c.closedErr = true, true, ErrClosed
+	close(c.closeCh)
+	c.mu.Unlock()
+}

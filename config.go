@@ -1,0 +1,227 @@
+package fennec
+
+import (
+	"context"
+	crand "crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fennec-mqtt/fennec/mqttconn"
+	"github.com/fennec-mqtt/fennec/packet"
+	"github.com/fennec-mqtt/fennec/session"
+)
+
+// Config configures a Client. It is a plain struct: the zero value of every field has a
+// documented meaning, and only Server is required.
+type Config struct {
+	// Server is the broker URL: mqtt://host[:1883], mqtts://host[:8883], ws://host[:80][/path],
+	// wss://host[:443][/path]. A bare host:port means mqtt://. Userinfo in the URL sets
+	// Username and Password when those fields are empty.
+	Server string
+	// ClientID identifies the session. Zero: "fennec-" + 16 random hex digits; a persistent
+	// session (CleanStart false) needs a stable ID, so set it then.
+	ClientID string
+	// Username and Password are sent in CONNECT when not empty. The password is never logged.
+	Username string
+	Password []byte
+	// Version is the protocol: packet.V5 or packet.V311. Zero: packet.V5. The client never
+	// falls back to another version: a broker that refuses it fails Connect.
+	Version packet.Version
+	// KeepAlive is the keep alive interval. Zero: 60 s; negative: keep alive off. A dead
+	// connection is detected within 1.5 × KeepAlive even when TCP stays half-open.
+	KeepAlive time.Duration
+	// CleanStart discards any session the broker keeps for ClientID (3.1.1: clean session).
+	CleanStart bool
+	// SessionExpiry (MQTT 5) is how long the broker keeps the session after the connection
+	// closes. Zero: the session ends with the connection; for 3.1.1 the broker decides.
+	SessionExpiry time.Duration
+	// Will is published by the broker when the connection drops without DISCONNECT; nil: none.
+	Will *Message
+	// ConnectProperties are extra MQTT 5 CONNECT properties (user properties, authentication
+	// method, request problem information …). Receive Maximum, Maximum Packet Size and
+	// Session Expiry Interval come from the fields above.
+	ConnectProperties packet.Properties
+	// TLSConfig is used for mqtts:// and wss://. Nil: system roots, host name verification on.
+	// ServerName defaults to the URL's host.
+	TLSConfig *tls.Config
+	// Dial opens TCP connections; nil: a net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// WebSocketPath is the HTTP path for ws:// and wss://. Zero: the URL's path, else "/mqtt".
+	WebSocketPath string
+	// ConnectTimeout bounds each connection attempt (DNS, TCP, TLS, WebSocket, CONNACK).
+	// Zero: 30 s.
+	ConnectTimeout time.Duration
+
+	// DisableReconnect stops the client after the first lost connection. Zero: reconnect.
+	DisableReconnect bool
+	// ConnectRetry makes Connect return at once and keep trying in the background, queueing
+	// publishes meanwhile. Zero: Connect makes one attempt and returns its error.
+	ConnectRetry bool
+	// Backoff returns the wait before reconnect attempt n (1, 2, …). Zero: exponential from
+	// 100 ms doubling to 60 s, with full jitter (a random wait in [d/2, d]).
+	Backoff func(attempt int) time.Duration
+	// OnConnectionUp is called after every successful CONNACK, on the handler goroutine.
+	OnConnectionUp func(c *Client, ack *packet.Connack)
+	// OnConnectionLost is called with the cause when an established connection ends (not
+	// after Disconnect or Close), on the handler goroutine.
+	OnConnectionLost func(c *Client, err error)
+	// DefaultHandler receives messages that match no subscription's filter (for example
+	// queued by a persistent session before Subscribe was called). Nil: they are dropped.
+	DefaultHandler MessageHandler
+
+	// ReceiveMaximum (MQTT 5) is how many unacknowledged QoS 1/2 messages the broker may send
+	// us at once; more is a protocol error. Zero: 256.
+	ReceiveMaximum uint16
+	// MaxPacketSize is the largest packet accepted from the broker. Zero: the protocol maximum
+	// (256 MiB); MQTT 5 brokers are told.
+	MaxPacketSize uint32
+	// MaxInflight caps outbound QoS 1/2 messages awaiting acknowledgement, besides the
+	// broker's Receive Maximum. Zero: 1000.
+	MaxInflight int
+	// MaxOfflineQueue bounds the messages accepted by Publish but not yet sent (while offline,
+	// or while the in-flight window is full). Publish then waits when connected and fails with
+	// ErrQueueFull when offline. Zero: 1000.
+	MaxOfflineQueue int
+	// Store keeps outbound QoS 1/2 messages and inbound QoS 2 state. Nil: kept in the client's
+	// memory only (they survive reconnects, not restarts). Use session.OpenFileStore to
+	// survive restarts. The caller closes the store after Disconnect.
+	Store session.Store
+
+	// Logger receives connection events; nil: silent.
+	Logger *slog.Logger
+	// Trace observes every packet sent and received and connection facts (TLS version,
+	// cipher suite, peer certificate) — the CLI's --debug.
+	Trace func(TraceEvent)
+}
+
+// TraceEvent is one packet or connection fact passed to Config.Trace.
+type TraceEvent = mqttconn.Event
+
+// Clone returns a copy of c (slices and pointers shared).
+func (c *Config) Clone() *Config {
+	cc := *c
+	return &cc
+}
+
+// ServerURL is a parsed broker URL.
+type ServerURL struct {
+	Scheme      string // "mqtt", "mqtts", "ws" or "wss"
+	Host        string // host name or IP address, without brackets
+	Port        int
+	Path        string // WebSocket path ("" for mqtt/mqtts)
+	Username    string
+	Password    string
+	HasPassword bool
+}
+
+// Addr returns host:port.
+func (u *ServerURL) Addr() string { return net.JoinHostPort(u.Host, strconv.Itoa(u.Port)) }
+
+// TLS reports whether the scheme uses TLS.
+func (u *ServerURL) TLS() bool { return u.Scheme == "mqtts" || u.Scheme == "wss" }
+
+// String returns the URL without its password.
+func (u *ServerURL) String() string {
+	s := u.Scheme + "://" + u.Addr()
+	if u.Path != "" {
+		s += u.Path
+	}
+	return s
+}
+
+// ParseURL parses a broker URL: mqtt://host[:1883], mqtts://host[:8883], ws://host[:80]/path,
+// wss://host[:443]/path. "tcp", "ssl" and "tls" are accepted as aliases of mqtt and mqtts; a
+// string without a scheme is taken as mqtt://host[:port].
+func ParseURL(raw string) (*ServerURL, error) {
+	if raw == "" {
+		return nil, fmt.Errorf("fennec: empty server URL")
+	}
+	if !strings.Contains(raw, "://") {
+		raw = "mqtt://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("fennec: server URL: %w", err)
+	}
+	su := &ServerURL{Scheme: strings.ToLower(u.Scheme), Host: u.Hostname()}
+	switch su.Scheme {
+	case "tcp", "mqtt":
+		su.Scheme, su.Port = "mqtt", 1883
+	case "ssl", "tls", "mqtts", "tcps", "mqtt+ssl":
+		su.Scheme, su.Port = "mqtts", 8883
+	case "ws":
+		su.Port = 80
+	case "wss":
+		su.Port = 443
+	default:
+		return nil, fmt.Errorf("fennec: server URL %q: unknown scheme %q (want mqtt, mqtts, ws or wss)", redact(u), u.Scheme)
+	}
+	if su.Host == "" {
+		return nil, fmt.Errorf("fennec: server URL %q has no host", redact(u))
+	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("fennec: server URL %q: bad port %q", redact(u), p)
+		}
+		su.Port = n
+	}
+	if su.Scheme == "ws" || su.Scheme == "wss" {
+		su.Path = u.EscapedPath()
+		if u.RawQuery != "" {
+			su.Path += "?" + u.RawQuery
+		}
+	} else if u.Path != "" && u.Path != "/" {
+		return nil, fmt.Errorf("fennec: server URL %q: a path makes sense only for ws:// and wss://", redact(u))
+	}
+	if u.User != nil {
+		su.Username = u.User.Username()
+		su.Password, su.HasPassword = u.User.Password()
+	}
+	return su, nil
+}
+
+func redact(u *url.URL) string { return u.Redacted() }
+
+// DefaultBackoff is the reconnect policy used when Config.Backoff is nil: 100 ms doubling per
+// attempt up to 60 s, each wait drawn uniformly from [d/2, d] so a fleet does not reconnect in
+// lockstep.
+func DefaultBackoff(attempt int) time.Duration {
+	return ExponentialBackoff(100*time.Millisecond, 60*time.Second)(attempt)
+}
+
+// ExponentialBackoff returns a policy starting at min, doubling per attempt up to max, with
+// jitter: a random wait in [d/2, d].
+func ExponentialBackoff(min, max time.Duration) func(attempt int) time.Duration {
+	return func(attempt int) time.Duration {
+		if attempt < 1 {
+			attempt = 1
+		}
+		d := min
+		for i := 1; i < attempt && d < max; i++ {
+			d *= 2
+		}
+		if d > max {
+			d = max
+		}
+		half := d / 2
+		if half <= 0 {
+			return d
+		}
+		return half + rand.N(half+1)
+	}
+}
+
+func randomClientID() string {
+	var b [8]byte
+	_, _ = crand.Read(b[:])
+	return "fennec-" + hex.EncodeToString(b[:])
+}

@@ -1,0 +1,168 @@
+package fennec
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/fennec-mqtt/fennec/mqttconn"
+	"github.com/fennec-mqtt/fennec/topic"
+)
+
+// dispatchLimit bounds the received messages waiting for their handler that the protocol does
+// not bound itself (QoS 0, and every QoS with MQTT 3.1.1, which has no Receive Maximum). MQTT 5
+// QoS 1/2 messages are bounded by our Receive Maximum, which the broker must respect.
+const dispatchLimit = 1024
+
+type delivery struct {
+	msg   *Message
+	id    uint16
+	epoch uint64
+	fn    func() // a callback (OnConnectionUp / OnConnectionLost) instead of a message
+	bound bool
+}
+
+// dispatcher runs handlers and callbacks in order on one goroutine, started when work arrives
+// and ended when the queue is empty: an idle client has no handler goroutine.
+type dispatcher struct {
+	c       *Client
+	mu      sync.Mutex
+	q       []delivery
+	head    int
+	nBound  int
+	running bool
+	space   chan struct{}
+	wg      sync.WaitGroup
+
+	inHandler atomic.Bool
+	waiters   atomic.Int32
+}
+
+// beginWait records that a client call is about to wait for the broker. When the call comes
+// from a handler, the reading goroutine must not block on a full dispatch queue, or the answer
+// the handler waits for could never be read: it queues beyond the limit instead (bounded by
+// what the broker sends before that answer).
+func (d *dispatcher) beginWait() bool {
+	if !d.inHandler.Load() {
+		return false
+	}
+	d.waiters.Add(1)
+	d.mu.Lock()
+	d.signalLocked()
+	d.mu.Unlock()
+	return true
+}
+
+func (d *dispatcher) endWait(w bool) {
+	if w {
+		d.waiters.Add(-1)
+	}
+}
+
+func (d *dispatcher) signalLocked() {
+	if d.space != nil {
+		close(d.space)
+		d.space = nil
+	}
+}
+
+func (d *dispatcher) enqueueFunc(fn func()) {
+	d.enqueue(delivery{fn: fn}, false, nil)
+}
+
+// enqueue queues a delivery; a bounded one waits while the queue is full (back-pressure on
+// the reading goroutine, hence on the broker). It returns false when conn closed first.
+func (d *dispatcher) enqueue(it delivery, bounded bool, conn *mqttconn.Conn) bool {
+	d.mu.Lock()
+	for bounded && d.nBound >= dispatchLimit && !(d.inHandler.Load() && d.waiters.Load() > 0) {
+		if d.space == nil {
+			d.space = make(chan struct{})
+		}
+		ch := d.space
+		d.mu.Unlock()
+		select {
+		case <-ch:
+		case <-conn.Done():
+			return false
+		}
+		d.mu.Lock()
+	}
+	it.bound = bounded
+	if bounded {
+		d.nBound++
+	}
+	d.q = append(d.q, it)
+	if !d.running {
+		d.running = true
+		d.wg.Add(1)
+		go d.loop()
+	}
+	d.mu.Unlock()
+	return true
+}
+
+func (d *dispatcher) loop() {
+	defer d.wg.Done()
+	for {
+		d.mu.Lock()
+		if d.head == len(d.q) {
+			d.q, d.head = d.q[:0], 0
+			if cap(d.q) > 64 {
+				d.q = nil
+			}
+			d.running = false
+			d.mu.Unlock()
+			return
+		}
+		it := d.q[d.head]
+		d.q[d.head] = delivery{}
+		d.head++
+		if it.bound {
+			d.nBound--
+			d.signalLocked()
+		}
+		d.mu.Unlock()
+		d.run(it)
+	}
+}
+
+func (d *dispatcher) run(it delivery) {
+	c := d.c
+	select {
+	case <-c.closeCh:
+		return // stopped: no handler runs after Disconnect/Close
+	default:
+	}
+	d.inHandler.Store(true)
+	defer d.inHandler.Store(false)
+	if it.fn != nil {
+		it.fn()
+		return
+	}
+	for _, h := range c.route(it.msg.Topic) {
+		h(it.msg)
+	}
+	c.handled(it)
+}
+
+func (d *dispatcher) wait() { d.wg.Wait() }
+
+// matchFilter reports whether the client's filter f matches topic name t; a shared
+// subscription "$share/group/filter" matches as its filter.
+func matchFilter(f, t string) bool {
+	if topic.IsShared(f) {
+		_, tf, err := topic.ParseShared(f)
+		if err != nil {
+			return false
+		}
+		f = tf
+	}
+	return topic.Match(f, t)
+}
+
+func validFilter(f string) error {
+	if err := topic.ValidateFilter(f); err != nil {
+		return fmt.Errorf("fennec: %w", err)
+	}
+	return nil
+}

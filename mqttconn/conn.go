@@ -1,0 +1,725 @@
+package mqttconn
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/fennec-mqtt/fennec/packet"
+)
+
+// Event is one observation for a packet trace: a packet sent or received, or a fact about the
+// connection (the TLS state after the handshake, the WebSocket upgrade, …).
+type Event struct {
+	Time     time.Time
+	Outbound bool                 // the packet was sent (false: received)
+	Packet   packet.Packet        // nil for a connection fact
+	TLS      *tls.ConnectionState // set once, after the TLS handshake
+	Note     string               // a connection fact in plain words
+}
+
+// Options configures Dial. Scheme, Addr and Connect are required.
+type Options struct {
+	// Scheme selects the transport: "mqtt" or "tcp" (plain TCP), "mqtts", "ssl" or "tls" (TLS),
+	// "ws" (WebSocket), "wss" (WebSocket over TLS).
+	Scheme string
+	// Addr is the broker's host:port.
+	Addr string
+	// Path is the WebSocket request path; zero: "/mqtt".
+	Path string
+	// TLSConfig is used for mqtts and wss; nil: system roots and host name verification.
+	// ServerName defaults to Addr's host.
+	TLSConfig *tls.Config
+	// Dial opens the network connection; nil: a net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Connect is the CONNECT packet to send; its Version selects the protocol (zero: 5.0).
+	Connect packet.Connect
+	// MaxPacketSize is the largest packet accepted from the broker; 0: the protocol maximum.
+	MaxPacketSize uint32
+	// WriteTimeout bounds one write to the network: a broker that stops reading fails the
+	// connection with ErrWriteTimeout. Zero: 1.5 × keep alive, or 30 s without keep alive.
+	WriteTimeout time.Duration
+	// QueueBytes bounds the bytes of packets queued by Send before it waits; zero: 256 KiB.
+	QueueBytes int
+	// OnPacket receives every packet after the CONNACK (PINGRESP included) on the reading
+	// goroutine; it may block to apply back-pressure.
+	OnPacket func(p packet.Packet)
+	// Trace, when set, observes every packet in both directions and connection facts.
+	Trace func(Event)
+	// Logger receives debug records; nil: silent.
+	Logger *slog.Logger
+}
+
+// Conn is one established MQTT connection: CONNECT has been accepted. Call Run on one
+// goroutine to read packets; Send queues packets for the writing goroutine, which coalesces
+// everything queued into one write.
+type Conn struct {
+	nc      net.Conn
+	version packet.Version
+	connack *packet.Connack
+	tlsSt   *tls.ConnectionState
+	opts    *Options
+	rd      *packet.Reader
+
+	keepAlive    time.Duration
+	writeTimeout time.Duration
+	maxOut       uint32 // the broker's Maximum Packet Size; 0: none
+
+	mu        sync.Mutex
+	queue     []item
+	spare     []item
+	qBytes    int
+	qLimit    int
+	spaceCh   chan struct{} // closed when the queue shrinks and someone waits
+	closed    bool
+	closeErr  error
+	wake      chan struct{}
+	done      chan struct{} // closed on Close
+	writerEnd chan struct{}
+
+	sent, recv     atomic.Uint64
+	pingPending    atomic.Bool
+	idleR, idleS   int // touched only by the keep alive timer
+	lastR, lastS   uint64
+	timer          *time.Timer
+	timerStopped   bool
+	readDeadlineOK bool
+}
+
+type item struct {
+	p    packet.Packet
+	done func(error)
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// Dial connects to the broker, sends CONNECT and waits for CONNACK, within ctx. A refused
+// CONNECT returns the CONNACK and a *ConnectError wrapping a *ReasonError. Every error is a
+// *ConnectError naming the phase that failed.
+func Dial(ctx context.Context, o *Options) (*Conn, *packet.Connack, error) {
+	v := o.Connect.Version
+	if v == 0 {
+		v = packet.V5
+	}
+	fail := func(ph Phase, err error) (*Conn, *packet.Connack, error) {
+		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+			err = fmt.Errorf("%w (%v)", ctxErr, err)
+		}
+		var ce *ConnectError
+		if errors.As(err, &ce) {
+			return nil, nil, err
+		}
+		return nil, nil, &ConnectError{Addr: o.Addr, Phase: ph, Err: err}
+	}
+	var nc net.Conn
+	var st *tls.ConnectionState
+	var err error
+	switch strings.ToLower(o.Scheme) {
+	case "mqtt", "tcp", "":
+		nc, err = dialTCP(ctx, o)
+	case "mqtts", "ssl", "tls", "mqtt+ssl", "tcps":
+		nc, st, err = dialTLS(ctx, o)
+	case "ws", "wss":
+		nc, st, err = dialWS(ctx, o)
+	default:
+		return fail(PhaseTCP, fmt.Errorf("unknown scheme %q", o.Scheme))
+	}
+	if err != nil {
+		return fail(PhaseTCP, err)
+	}
+	c := &Conn{nc: nc, version: v, opts: o, tlsSt: st, wake: make(chan struct{}, 1),
+		done: make(chan struct{}), writerEnd: make(chan struct{})}
+	c.qLimit = o.QueueBytes
+	if c.qLimit <= 0 {
+		c.qLimit = 256 << 10
+	}
+	ack, err := c.handshake(ctx)
+	if err != nil {
+		nc.Close()
+		if ack != nil {
+			return nil, ack, &ConnectError{Addr: o.Addr, Phase: PhaseMQTT, Err: err}
+		}
+		return fail(PhaseMQTT, err)
+	}
+	c.connack = ack
+	c.keepAlive = time.Duration(o.Connect.KeepAlive) * time.Second
+	if v == packet.V5 && ack.Props.Has(packet.PropServerKeepAlive) {
+		// The broker's Server Keep Alive replaces ours [MQTT-3.2.2-21].
+		c.keepAlive = time.Duration(ack.Props.ServerKeepAlive) * time.Second
+	}
+	if v == packet.V5 && ack.Props.Has(packet.PropMaximumPacketSize) {
+		c.maxOut = ack.Props.MaximumPacketSize
+	}
+	c.writeTimeout = o.WriteTimeout
+	if c.writeTimeout == 0 {
+		c.writeTimeout = 30 * time.Second
+		if c.keepAlive > 0 {
+			c.writeTimeout = c.keepAlive * 3 / 2
+		}
+	}
+	go c.writer()
+	if c.keepAlive > 0 {
+		c.mu.Lock()
+		c.timer = time.AfterFunc(c.keepAlive/4, c.tick)
+		c.mu.Unlock()
+	}
+	return c, ack, nil
+}
+
+func (c *Conn) trace(e Event) {
+	if c.opts.Trace != nil {
+		e.Time = time.Now()
+		c.opts.Trace(e)
+	}
+}
+
+func dialRaw(ctx context.Context, o *Options, addr string) (net.Conn, error) {
+	var nc net.Conn
+	var err error
+	if o.Dial != nil {
+		nc, err = o.Dial(ctx, "tcp", addr)
+	} else {
+		var d net.Dialer
+		nc, err = d.DialContext(ctx, "tcp", addr)
+	}
+	if err != nil {
+		var dnsErr *net.DNSError
+		if errors.As(err, &dnsErr) {
+			return nil, &ConnectError{Addr: addr, Phase: PhaseDNS, Err: err}
+		}
+		return nil, &ConnectError{Addr: addr, Phase: PhaseTCP, Err: err}
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	return nc, nil
+}
+
+func dialTCP(ctx context.Context, o *Options) (net.Conn, error) { return dialRaw(ctx, o, o.Addr) }
+
+func tlsClient(ctx context.Context, o *Options, nc net.Conn, addr string, alpn []string) (*tls.Conn, *tls.ConnectionState, error) {
+	var cfg *tls.Config
+	if o.TLSConfig != nil {
+		cfg = o.TLSConfig.Clone()
+	} else {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName == "" {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			host = addr
+		}
+		cfg.ServerName = host
+	}
+	if len(alpn) > 0 && len(cfg.NextProtos) == 0 {
+		cfg.NextProtos = alpn
+	}
+	tc := tls.Client(nc, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		return nil, nil, &ConnectError{Addr: addr, Phase: PhaseTLS, Err: err}
+	}
+	st := tc.ConnectionState()
+	return tc, &st, nil
+}
+
+func dialTLS(ctx context.Context, o *Options) (net.Conn, *tls.ConnectionState, error) {
+	nc, err := dialRaw(ctx, o, o.Addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	tc, st, err := tlsClient(ctx, o, nc, o.Addr, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return tc, st, nil
+}
+
+func dialWS(ctx context.Context, o *Options) (net.Conn, *tls.ConnectionState, error) {
+	secure := strings.EqualFold(o.Scheme, "wss")
+	path := o.Path
+	if path == "" {
+		path = "/mqtt"
+	}
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	scheme := "http"
+	if secure {
+		scheme = "https"
+	}
+	var st *tls.ConnectionState
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return dialRaw(ctx, o, o.Addr) },
+		DialTLSContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			nc, err := dialRaw(ctx, o, o.Addr)
+			if err != nil {
+				return nil, err
+			}
+			tc, s, err := tlsClient(ctx, o, nc, o.Addr, []string{"http/1.1"})
+			if err != nil {
+				return nil, err
+			}
+			st = s
+			return tc, nil
+		},
+		DisableCompression: true,
+		ForceAttemptHTTP2:  false,
+	}
+	defer tr.CloseIdleConnections()
+	ws, resp, err := websocket.Dial(ctx, scheme+"://"+o.Addr+path, &websocket.DialOptions{
+		HTTPClient:   &http.Client{Transport: tr},
+		Subprotocols: []string{"mqtt"},
+	})
+	if err != nil {
+		var ce *ConnectError
+		if errors.As(err, &ce) {
+			return nil, nil, ce
+		}
+		if resp != nil {
+			err = fmt.Errorf("HTTP %s: %w", resp.Status, err)
+		}
+		return nil, nil, &ConnectError{Addr: o.Addr, Phase: PhaseWebSocket, Err: err}
+	}
+	if sp := ws.Subprotocol(); sp != "mqtt" {
+		ws.Close(websocket.StatusProtocolError, "subprotocol mqtt required")
+		return nil, nil, &ConnectError{Addr: o.Addr, Phase: PhaseWebSocket, Err: fmt.Errorf("server did not accept the WebSocket subprotocol \"mqtt\" (got %q)", sp)}
+	}
+	return websocket.NetConn(context.Background(), ws, websocket.MessageBinary), st, nil
+}
+
+// handshake writes CONNECT and reads CONNACK within ctx.
+func (c *Conn) handshake(ctx context.Context) (*packet.Connack, error) {
+	if c.tlsSt != nil {
+		c.trace(Event{TLS: c.tlsSt, Note: describeTLS(c.tlsSt)})
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		c.nc.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(time.Unix(1, 0)) })
+	defer func() {
+		stop()
+		c.nc.SetDeadline(time.Time{})
+	}()
+	conn := c.opts.Connect
+	conn.Version = c.version
+	buf, err := conn.Append(nil, c.version)
+	if err != nil {
+		return nil, err
+	}
+	c.trace(Event{Outbound: true, Packet: &conn})
+	if _, err := c.nc.Write(buf); err != nil {
+		return nil, ctxOr(ctx, err)
+	}
+	quickAck(c.nc)
+	// The same reader serves the whole connection: the broker may send packets right
+	// behind CONNACK (a persistent session's queued messages).
+	c.rd = packet.NewReader(deadlineReader{c}, c.opts.MaxPacketSize)
+	p, err := c.rd.ReadPacket(c.version)
+	quickAck(c.nc)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("broker closed the connection before CONNACK (does it speak MQTT %v?): %w", c.version, err)
+		}
+		if isDecodeErr(err) {
+			return nil, &ProtocolError{Msg: "bad packet instead of CONNACK", Err: err}
+		}
+		return nil, ctxOr(ctx, err)
+	}
+	c.trace(Event{Packet: p})
+	ack, ok := p.(*packet.Connack)
+	if !ok {
+		return nil, &ProtocolError{Packet: p.Type(), Msg: fmt.Sprintf("broker sent %v before CONNACK [MQTT-3.2.0-1]", p.Type())}
+	}
+	if ack.ReasonCode != 0 {
+		return ack, &ReasonError{Packet: packet.CONNACK, Code: ack.ReasonCode, Version: c.version, Reason: ack.Props.ReasonString}
+	}
+	return ack, nil
+}
+
+func ctxOr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w: %v", ctx.Err(), err)
+	}
+	return err
+}
+
+func isDecodeErr(err error) bool {
+	return errors.Is(err, packet.ErrMalformed) || errors.Is(err, packet.ErrProtocol) || errors.Is(err, packet.ErrPacketTooLarge)
+}
+
+func describeTLS(st *tls.ConnectionState) string {
+	s := fmt.Sprintf("TLS %s, %s", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
+	if st.NegotiatedProtocol != "" {
+		s += ", ALPN " + st.NegotiatedProtocol
+	}
+	if st.DidResume {
+		s += ", resumed"
+	}
+	if len(st.PeerCertificates) > 0 {
+		s += ", server certificate " + st.PeerCertificates[0].Subject.String()
+	}
+	return s
+}
+
+// Version returns the protocol version of the connection.
+func (c *Conn) Version() packet.Version { return c.version }
+
+// Connack returns the broker's CONNACK.
+func (c *Conn) Connack() *packet.Connack { return c.connack }
+
+// TLSState returns the TLS connection state, or nil for a plain connection.
+func (c *Conn) TLSState() *tls.ConnectionState { return c.tlsSt }
+
+// NetConn returns the underlying network connection (escape hatch).
+func (c *Conn) NetConn() net.Conn { return c.nc }
+
+// KeepAlive returns the keep alive in force (the broker's Server Keep Alive when it sent one).
+func (c *Conn) KeepAlive() time.Duration { return c.keepAlive }
+
+// MaxPacketSize returns the broker's Maximum Packet Size, 0 when it announced none.
+func (c *Conn) MaxPacketSize() uint32 { return c.maxOut }
+
+// Done is closed when the connection is closed.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err returns why the connection closed, nil while it is open.
+func (c *Conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeErr
+}
+
+// Run reads packets and hands them to Options.OnPacket until the connection fails or is
+// closed; it returns the cause. Call it once.
+func (c *Conn) Run() error {
+	for {
+		p, err := c.rd.ReadPacket(c.version)
+		if err != nil {
+			c.Close(c.readError(err))
+			<-c.writerEnd
+			return c.Err()
+		}
+		c.recv.Add(1)
+		c.trace(Event{Packet: p})
+		switch p.(type) {
+		case *packet.Pingresp:
+			c.pingPending.Store(false)
+		case *packet.Connack:
+			c.Fail(&ProtocolError{Packet: packet.CONNACK, Msg: "broker sent a second CONNACK [MQTT-3.2.0-2]"})
+			continue
+		}
+		if c.opts.OnPacket != nil {
+			c.opts.OnPacket(p)
+		}
+	}
+}
+
+func (c *Conn) readError(err error) error {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return nil // Close's error stands
+	}
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return ErrKeepAliveTimeout
+	case errors.Is(err, packet.ErrPacketTooLarge):
+		return &ProtocolError{Msg: "packet larger than our Maximum Packet Size", Err: err}
+	case isDecodeErr(err):
+		return &ProtocolError{Msg: "malformed packet", Err: err}
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%w: broker closed the connection", ErrConnectionLost)
+	}
+	return fmt.Errorf("%w: %v", ErrConnectionLost, err)
+}
+
+// deadlineReader sets the read deadline to 1.5 × keep alive before every read: a silent
+// broker (or a half-open TCP connection) is detected even when nothing is being sent.
+type deadlineReader struct{ c *Conn }
+
+func (r deadlineReader) Read(p []byte) (int, error) {
+	if ka := r.c.keepAlive; ka > 0 {
+		r.c.nc.SetReadDeadline(time.Now().Add(ka * 3 / 2))
+	}
+	return r.c.nc.Read(p)
+}
+
+// tick runs every keep alive / 4. It sends PINGREQ when nothing was sent or nothing was
+// received for about ¾ of the keep alive, so a PINGREQ goes out at least once per keep alive
+// [MQTT-3.1.2-23] and a live broker always answers before the 1.5 × keep alive read deadline.
+func (c *Conn) tick() {
+	s, r := c.sent.Load(), c.recv.Load()
+	if s == c.lastS {
+		c.idleS++
+	} else {
+		c.idleS, c.lastS = 0, s
+	}
+	if r == c.lastR {
+		c.idleR++
+	} else {
+		c.idleR, c.lastR = 0, r
+	}
+	if (c.idleS >= 3 || c.idleR >= 3) && !c.pingPending.Load() {
+		c.pingPending.Store(true)
+		c.SendNow(&packet.Pingreq{}, nil)
+	}
+	c.mu.Lock()
+	if !c.closed {
+		c.timer.Reset(c.keepAlive / 4)
+	}
+	c.mu.Unlock()
+}
+
+func size(p packet.Packet) int {
+	if pub, ok := p.(*packet.Publish); ok {
+		return len(pub.Payload) + len(pub.Topic) + 16
+	}
+	return 16
+}
+
+// Send queues p for writing, waiting within ctx while more than QueueBytes are queued. done,
+// when not nil, is called once: with nil after p was written, or with the error that stopped
+// it (the connection closed, p too large for the broker).
+func (c *Conn) Send(ctx context.Context, p packet.Packet, done func(error)) error {
+	n := size(p)
+	c.mu.Lock()
+	for !c.closed && c.qBytes > 0 && c.qBytes+n > c.qLimit {
+		if c.spaceCh == nil {
+			c.spaceCh = make(chan struct{})
+		}
+		ch := c.spaceCh
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.done:
+		}
+		c.mu.Lock()
+	}
+	return c.enqueueLocked(p, done, n)
+}
+
+// SendNow queues p without waiting for queue space; for acknowledgements and control
+// packets, whose number the protocol bounds.
+func (c *Conn) SendNow(p packet.Packet, done func(error)) error {
+	c.mu.Lock()
+	return c.enqueueLocked(p, done, size(p))
+}
+
+func (c *Conn) enqueueLocked(p packet.Packet, done func(error), n int) error {
+	if c.closed {
+		err := c.closeErrLocked()
+		c.mu.Unlock()
+		return err
+	}
+	c.queue = append(c.queue, item{p, done})
+	c.qBytes += n
+	first := len(c.queue) == 1
+	c.mu.Unlock()
+	if first {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+func (c *Conn) closeErrLocked() error {
+	if c.closeErr != nil {
+		return c.closeErr
+	}
+	return ErrClosed
+}
+
+func (c *Conn) writer() {
+	defer close(c.writerEnd)
+	for {
+		select {
+		case <-c.wake:
+		case <-c.done:
+			c.failQueue()
+			return
+		}
+		c.mu.Lock()
+		batch := c.queue
+		c.queue, c.spare = c.spare[:0], nil
+		c.qBytes = 0
+		if c.spaceCh != nil {
+			close(c.spaceCh)
+			c.spaceCh = nil
+		}
+		c.mu.Unlock()
+		if len(batch) == 0 {
+			continue
+		}
+		bp := bufPool.Get().(*[]byte)
+		buf := (*bp)[:0]
+		for i := range batch {
+			it := &batch[i]
+			start := len(buf)
+			var err error
+			buf, err = it.p.Append(buf, c.version)
+			if err == nil && c.maxOut > 0 && uint32(len(buf)-start) > c.maxOut {
+				// [MQTT-3.1.2-24]: never send a packet above the broker's Maximum Packet Size.
+				buf = buf[:start]
+				err = fmt.Errorf("%w (%d bytes, limit %d)", ErrPacketTooLarge, len(buf)-start, c.maxOut)
+			}
+			if err != nil {
+				buf = buf[:start]
+				if it.done != nil {
+					it.done(err)
+					it.done = nil
+				}
+				it.p = nil
+				continue
+			}
+			c.trace(Event{Outbound: true, Packet: it.p})
+		}
+		var werr error
+		if len(buf) > 0 {
+			c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+			_, werr = c.nc.Write(buf)
+			c.sent.Add(1)
+		}
+		if cap(buf) <= 64<<10 {
+			*bp = buf[:0]
+			bufPool.Put(bp)
+		}
+		if werr != nil {
+			if errors.Is(werr, os.ErrDeadlineExceeded) {
+				werr = ErrWriteTimeout
+			} else {
+				werr = fmt.Errorf("%w: write: %v", ErrConnectionLost, werr)
+			}
+			c.Close(werr)
+			werr = c.Err()
+		}
+		for i := range batch {
+			if d := batch[i].done; d != nil {
+				d(werr)
+			}
+			batch[i] = item{}
+		}
+		c.mu.Lock()
+		if c.spare == nil && cap(batch) <= 1024 {
+			c.spare = batch[:0]
+		}
+		c.mu.Unlock()
+		if werr != nil {
+			c.failQueue()
+			return
+		}
+	}
+}
+
+func (c *Conn) failQueue() {
+	c.mu.Lock()
+	q := c.queue
+	c.queue = nil
+	err := c.closeErrLocked()
+	c.mu.Unlock()
+	for _, it := range q {
+		if it.done != nil {
+			it.done(err)
+		}
+	}
+}
+
+// Close closes the connection with cause err (nil: ErrClosed); queued packets fail.
+func (c *Conn) Close(err error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if err == nil {
+		err = ErrClosed
+	}
+	c.closed, c.closeErr = true, err
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	if c.spaceCh != nil {
+		close(c.spaceCh)
+		c.spaceCh = nil
+	}
+	close(c.done)
+	c.mu.Unlock()
+	c.nc.Close()
+	if c.opts.Logger != nil && !errors.Is(err, ErrClosed) {
+		c.opts.Logger.Debug("mqtt connection closed", "addr", c.opts.Addr, "err", err)
+	}
+}
+
+// Fail closes the connection because the broker broke the protocol: for MQTT 5 it first sends
+// a DISCONNECT whose reason code says why [MQTT-4.13.1-1], then closes with err.
+func (c *Conn) Fail(err error) {
+	if c.version == packet.V5 {
+		code := packet.ProtocolError
+		var pe *ProtocolError
+		if errors.As(err, &pe) && pe.Err != nil {
+			switch {
+			case errors.Is(pe.Err, packet.ErrPacketTooLarge):
+				code = packet.PacketTooLarge
+			case errors.Is(pe.Err, packet.ErrMalformed):
+				code = packet.MalformedPacket
+			}
+		}
+		var re *ReceiveMaximumError
+		if errors.As(err, &re) {
+			code = packet.ReceiveMaximumExceeded
+		}
+		sent := make(chan struct{})
+		if c.SendNow(&packet.Disconnect{ReasonCode: code}, func(error) { close(sent) }) == nil {
+			select {
+			case <-sent:
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	c.Close(err)
+}
+
+// Disconnect sends d (nil: a normal DISCONNECT) and closes the connection, within ctx.
+func (c *Conn) Disconnect(ctx context.Context, d *packet.Disconnect) error {
+	if d == nil {
+		d = &packet.Disconnect{}
+	}
+	sent := make(chan error, 1)
+	err := c.SendNow(d, func(err error) { sent <- err })
+	if err == nil {
+		select {
+		case err = <-sent:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	c.Close(ErrClosed)
+	return err
+}
+
+// ReceiveMaximumError: the broker sent more unacknowledged QoS 1/2 PUBLISH packets than our
+// Receive Maximum allows [MQTT-3.3.4-9].
+type ReceiveMaximumError struct{ Max uint16 }
+
+func (e *ReceiveMaximumError) Error() string {
+	return fmt.Sprintf("fennec: protocol violation by the broker: more than Receive Maximum (%d) unacknowledged QoS 1/2 messages [MQTT-3.3.4-9]", e.Max)
+}
+
+// Is makes errors.Is(err, ErrProtocolViolation) true.
+func (e *ReceiveMaximumError) Is(target error) bool { return target == ErrProtocolViolation }

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package mqttconn
+
+import "net"
+
+func quickAck(net.Conn) {}

@@ -1,0 +1,554 @@
+package fennec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/fennec-mqtt/fennec/mqttconn"
+	"github.com/fennec-mqtt/fennec/packet"
+	"github.com/fennec-mqtt/fennec/session"
+	"github.com/fennec-mqtt/fennec/topic"
+)
+
+// Token tracks one PublishAsync.
+type Token struct {
+	done chan struct{}
+	err  error
+}
+
+func newToken() *Token { return &Token{done: make(chan struct{})} }
+
+func errToken(err error) *Token {
+	t := newToken()
+	t.complete(err)
+	return t
+}
+
+func (t *Token) complete(err error) {
+	t.err = err
+	close(t.done)
+}
+
+// Done is closed when the publish completed: QoS 0 written to the network, QoS 1 PUBACK, QoS
+// 2 PUBCOMP received, or failed.
+func (t *Token) Done() <-chan struct{} { return t.done }
+
+// Err returns the outcome once Done is closed (nil: success); before that it returns nil.
+func (t *Token) Err() error {
+	select {
+	case <-t.done:
+		return t.err
+	default:
+		return nil
+	}
+}
+
+// Wait waits for the outcome within ctx.
+func (t *Token) Wait(ctx context.Context) error {
+	select {
+	case <-t.done:
+		return t.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func validTopicName(s string) error {
+	if err := topic.ValidateName(s); err != nil {
+		return fmt.Errorf("fennec: %w", err)
+	}
+	return nil
+}
+
+// Publish sends m and waits for its outcome within ctx: QoS 0 returns once the packet was
+// written to the network, QoS 1 when PUBACK arrived, QoS 2 when PUBCOMP arrived. A broker
+// refusal (reason code ≥ 0x80) returns a *ReasonError.
+//
+// While offline, m is queued (up to Config.MaxOfflineQueue messages, else ErrQueueFull) and
+// sent after reconnecting. While the in-flight window is full Publish waits. If ctx ends after
+// the message was accepted, Publish returns ctx's error but the message stays queued and will
+// still be sent: it was not dropped.
+func (c *Client) Publish(ctx context.Context, m *Message) error {
+	t, err := c.enqueue(ctx, m)
+	if err != nil {
+		return err
+	}
+	waiting := c.disp.beginWait()
+	defer c.disp.endWait(waiting)
+	select {
+	case <-t.done:
+		return t.err
+	case <-ctx.Done():
+		return fmt.Errorf("fennec: publish to %q: %w (the message stays queued)", m.Topic, ctx.Err())
+	}
+}
+
+// PublishAsync queues m and returns a Token for its outcome. It waits while the queue and
+// in-flight window are full and the client is connected; offline with a full queue the token
+// fails with ErrQueueFull at once.
+func (c *Client) PublishAsync(m *Message) *Token {
+	t, err := c.enqueue(context.Background(), m)
+	if err != nil {
+		return errToken(err)
+	}
+	return t
+}
+
+func (c *Client) enqueue(ctx context.Context, m *Message) (*Token, error) {
+	if m == nil {
+		return nil, errors.New("fennec: nil message")
+	}
+	if err := validTopicName(m.Topic); err != nil {
+		return nil, err
+	}
+	if m.QoS > 2 {
+		return nil, fmt.Errorf("fennec: QoS %d is not allowed [MQTT-3.3.1-4]", m.QoS)
+	}
+	pub := &packet.Publish{QoS: m.QoS, Retain: m.Retain, Topic: m.Topic, Payload: m.Payload}
+	if c.cfg.Version == packet.V5 {
+		pub.Props = m.Props
+	}
+	tok := newToken()
+	waiting := false
+	defer func() { c.disp.endWait(waiting) }()
+	c.mu.Lock()
+	for {
+		if c.closed {
+			err := c.closedErr
+			c.mu.Unlock()
+			if err == nil {
+				err = ErrClosed
+			}
+			return nil, err
+		}
+		if ack := c.connack; ack != nil && c.conn != nil && c.cfg.Version == packet.V5 {
+			if ack.Props.Has(packet.PropMaximumQoS) && byte(m.QoS) > ack.Props.MaximumQoS {
+				c.mu.Unlock()
+				return nil, fmt.Errorf("fennec: the broker accepts QoS ≤ %d (Maximum QoS) [MQTT-3.2.2-11]", ack.Props.MaximumQoS)
+			}
+			if m.Retain && ack.Props.Has(packet.PropRetainAvailable) && ack.Props.RetainAvailable == 0 {
+				c.mu.Unlock()
+				return nil, errors.New("fennec: the broker does not support retained messages [MQTT-3.2.2-14]")
+			}
+		}
+		if c.nWaiting < c.cfg.MaxOfflineQueue && (m.QoS == 0 || c.ids.Len() < 65535) {
+			break
+		}
+		if c.conn == nil {
+			c.mu.Unlock()
+			return nil, ErrQueueFull
+		}
+		if c.spaceCh == nil {
+			c.spaceCh = make(chan struct{})
+		}
+		ch := c.spaceCh
+		c.mu.Unlock()
+		if !waiting {
+			waiting = c.disp.beginWait()
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		c.mu.Lock()
+	}
+	om := &outMsg{pub: pub, tok: tok}
+	if m.QoS > 0 {
+		id, _ := c.ids.Take()
+		pub.PacketID = id
+		c.seq++
+		om.seq = c.seq
+		c.byID[id] = om
+	}
+	if c.store != nil && m.QoS > 0 {
+		// The message is durable before Publish accepts it.
+		data, err := session.MarshalPublish(pub)
+		if err == nil {
+			err = c.store.Put(session.Record{Seq: om.seq, PacketID: pub.PacketID, Data: data})
+		}
+		if err != nil {
+			delete(c.byID, pub.PacketID)
+			c.ids.Free(pub.PacketID)
+			c.mu.Unlock()
+			return nil, fmt.Errorf("fennec: publish: %w", err)
+		}
+	}
+	c.q = append(c.q, om)
+	c.nWaiting++
+	c.pumpLocked()
+	c.mu.Unlock()
+	return tok, nil
+}
+
+// Subscribe subscribes to the filters in subs and routes matching messages to h. It waits for
+// SUBACK within ctx (and, while offline, for the connection). Wildcards + and # route as the
+// spec says; a message matching several of the client's filters is given to each of their
+// handlers. Subscribing again to a filter replaces its handler.
+//
+// When the broker refuses a filter, Subscribe returns the SUBACK and a *ReasonError for the
+// first refused filter; the refused filters are not kept. Subscriptions are sent again
+// automatically when a reconnect finds that the broker lost the session.
+func (c *Client) Subscribe(ctx context.Context, h MessageHandler, subs ...packet.Subscription) (*packet.Suback, error) {
+	if len(subs) == 0 {
+		return nil, errors.New("fennec: subscribe: no topic filter [MQTT-3.8.3-2]")
+	}
+	if h == nil {
+		return nil, errors.New("fennec: subscribe: nil handler")
+	}
+	for _, s := range subs {
+		if err := validFilter(s.Filter); err != nil {
+			return nil, err
+		}
+		if s.QoS > 2 {
+			return nil, fmt.Errorf("fennec: subscribe %q: QoS %d is not allowed", s.Filter, s.QoS)
+		}
+	}
+	c.mu.Lock()
+	prev := map[string]*subscription{}
+	for _, s := range subs {
+		if old, ok := c.subs[s.Filter]; ok {
+			prev[s.Filter] = old
+		} else {
+			c.subOrder = append(c.subOrder, s.Filter)
+		}
+		c.subs[s.Filter] = &subscription{sub: s, handler: h}
+	}
+	c.mu.Unlock()
+	undo := func(filters map[string]bool) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for f := range filters {
+			if old, ok := prev[f]; ok {
+				c.subs[f] = old
+			} else {
+				c.removeSubLocked(f)
+			}
+		}
+	}
+	all := map[string]bool{}
+	for _, s := range subs {
+		all[s.Filter] = true
+	}
+	resp, err := c.request(ctx, func(id uint16) packet.Packet {
+		return &packet.Subscribe{PacketID: id, Subscriptions: subs}
+	})
+	if err != nil {
+		undo(all)
+		return nil, fmt.Errorf("fennec: subscribe: %w", err)
+	}
+	sa, ok := resp.(*packet.Suback)
+	if !ok {
+		undo(all)
+		return nil, fmt.Errorf("fennec: subscribe: %w", &ProtocolError{Packet: resp.Type(), Msg: "answer to SUBSCRIBE is not SUBACK"})
+	}
+	if len(sa.ReasonCodes) != len(subs) {
+		undo(all)
+		return sa, &ProtocolError{Packet: packet.SUBACK, Msg: fmt.Sprintf("SUBACK has %d reason codes for %d filters [MQTT-3.8.4-6]", len(sa.ReasonCodes), len(subs))}
+	}
+	var first error
+	failed := map[string]bool{}
+	for i, rc := range sa.ReasonCodes {
+		if rc >= 0x80 {
+			failed[subs[i].Filter] = true
+			if first == nil {
+				first = fmt.Errorf("fennec: subscribe %q: %w", subs[i].Filter,
+					&ReasonError{Packet: packet.SUBACK, Code: rc, Version: c.cfg.Version, Reason: sa.Props.ReasonString})
+			}
+		}
+	}
+	if len(failed) > 0 {
+		undo(failed)
+	}
+	return sa, first
+}
+
+func (c *Client) removeSubLocked(f string) {
+	delete(c.subs, f)
+	for i, s := range c.subOrder {
+		if s == f {
+			c.subOrder = append(c.subOrder[:i], c.subOrder[i+1:]...)
+			break
+		}
+	}
+}
+
+// Unsubscribe removes the filters and their handlers, waiting for UNSUBACK within ctx.
+func (c *Client) Unsubscribe(ctx context.Context, filters ...string) error {
+	if len(filters) == 0 {
+		return errors.New("fennec: unsubscribe: no topic filter [MQTT-3.10.3-2]")
+	}
+	for _, f := range filters {
+		if err := validFilter(f); err != nil {
+			return err
+		}
+	}
+	resp, err := c.request(ctx, func(id uint16) packet.Packet {
+		return &packet.Unsubscribe{PacketID: id, Filters: filters}
+	})
+	c.mu.Lock()
+	for _, f := range filters {
+		c.removeSubLocked(f)
+	}
+	c.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("fennec: unsubscribe: %w", err)
+	}
+	if ua, ok := resp.(*packet.Unsuback); ok {
+		for i, rc := range ua.ReasonCodes {
+			// 0x11 No subscription existed is a success for the caller's purpose.
+			if rc >= 0x80 && i < len(filters) {
+				return fmt.Errorf("fennec: unsubscribe %q: %w", filters[i],
+					&ReasonError{Packet: packet.UNSUBACK, Code: rc, Version: c.cfg.Version, Reason: ua.Props.ReasonString})
+			}
+		}
+	}
+	return nil
+}
+
+// request sends a SUBSCRIBE or UNSUBSCRIBE built by build and waits for its answer, sending it
+// again on the next connection if the connection drops first.
+func (c *Client) request(ctx context.Context, build func(id uint16) packet.Packet) (packet.Packet, error) {
+	waiting := c.disp.beginWait()
+	defer c.disp.endWait(waiting)
+	for {
+		if err := c.AwaitConnection(ctx); err != nil {
+			return nil, err
+		}
+		c.mu.Lock()
+		conn := c.conn
+		if conn == nil {
+			c.mu.Unlock()
+			continue
+		}
+		id, ok := c.ids.Take()
+		if !ok {
+			c.mu.Unlock()
+			return nil, errors.New("fennec: all 65,535 packet identifiers in use")
+		}
+		ch := make(chan packet.Packet, 1)
+		c.requests[id] = ch
+		c.mu.Unlock()
+		if err := conn.SendNow(build(id), nil); err != nil {
+			c.mu.Lock()
+			if c.requests[id] == ch {
+				delete(c.requests, id)
+				c.ids.Free(id)
+			}
+			c.mu.Unlock()
+			continue
+		}
+		select {
+		case p, ok := <-ch:
+			if ok {
+				return p, nil
+			}
+			// connection lost: try again on the next one
+		case <-ctx.Done():
+			c.mu.Lock()
+			if c.requests[id] == ch {
+				delete(c.requests, id)
+				c.ids.Free(id)
+			}
+			c.mu.Unlock()
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// onPacket handles a packet from conn, on its reading goroutine.
+func (c *Client) onPacket(conn *mqttconn.Conn, p packet.Packet) {
+	switch p := p.(type) {
+	case *packet.Publish:
+		c.onPublish(conn, p)
+	case *packet.Puback:
+		c.onAck(conn, packet.PUBACK, p.PacketID, p.ReasonCode, p.Props.ReasonString)
+	case *packet.Pubrec:
+		c.onAck(conn, packet.PUBREC, p.PacketID, p.ReasonCode, p.Props.ReasonString)
+	case *packet.Pubcomp:
+		c.onAck(conn, packet.PUBCOMP, p.PacketID, p.ReasonCode, p.Props.ReasonString)
+	case *packet.Pubrel:
+		c.onPubrel(conn, p)
+	case *packet.Suback:
+		c.onResponse(conn, p.PacketID, p)
+	case *packet.Unsuback:
+		c.onResponse(conn, p.PacketID, p)
+	case *packet.Pingresp:
+	case *packet.Disconnect:
+		if c.cfg.Version == packet.V5 {
+			conn.Close(&ReasonError{Packet: packet.DISCONNECT, Code: p.ReasonCode, Version: packet.V5, Reason: p.Props.ReasonString})
+			return
+		}
+		conn.Fail(&ProtocolError{Packet: packet.DISCONNECT, Msg: "broker sent DISCONNECT, which MQTT 3.1.1 does not allow"})
+	case *packet.Auth:
+		conn.Fail(&ProtocolError{Packet: packet.AUTH, Msg: "broker sent AUTH, but no authentication method was requested [MQTT-4.12.0-6]"})
+	default:
+		conn.Fail(&ProtocolError{Packet: p.Type(), Msg: fmt.Sprintf("broker sent %v, which only a client may send", p.Type())})
+	}
+}
+
+func (c *Client) onResponse(conn *mqttconn.Conn, id uint16, p packet.Packet) {
+	c.mu.Lock()
+	ch, ok := c.requests[id]
+	if ok {
+		delete(c.requests, id)
+		c.ids.Free(id)
+	}
+	c.mu.Unlock()
+	if !ok {
+		conn.Fail(&ProtocolError{Packet: p.Type(), Msg: fmt.Sprintf("%v for packet ID %d, which has no request waiting", p.Type(), id)})
+		return
+	}
+	ch <- p
+}
+
+func (c *Client) onAck(conn *mqttconn.Conn, t packet.Type, id uint16, rc packet.ReasonCode, reason string) {
+	c.mu.Lock()
+	m := c.byID[id]
+	bad := m == nil || m.done || !m.sent || c.conn != conn
+	if !bad {
+		switch t {
+		case packet.PUBACK:
+			bad = m.pub.QoS != 1
+		case packet.PUBREC:
+			bad = m.pub.QoS != 2 || m.released
+		case packet.PUBCOMP:
+			bad = m.pub.QoS != 2 || !m.released
+		}
+	}
+	if bad {
+		c.mu.Unlock()
+		conn.Fail(&ProtocolError{Packet: t, Msg: fmt.Sprintf("%v for packet ID %d, which has no message in that state", t, id)})
+		return
+	}
+	if t == packet.PUBREC && rc < 0x80 {
+		m.released = true
+		if c.store != nil {
+			// Durable before PUBREL: after a crash, only PUBREL is resent [MQTT-4.3.3-?].
+			if data, err := session.MarshalPublish(m.pub); err == nil {
+				if err := c.store.Put(session.Record{Seq: m.seq, PacketID: id, Released: true, Data: data}); err != nil && c.log != nil {
+					c.log.Error("mqtt session store", "err", err)
+				}
+			}
+		}
+		c.mu.Unlock()
+		conn.SendNow(&packet.Pubrel{PacketID: id}, nil)
+		return
+	}
+	c.nInflight--
+	var err error
+	if rc >= 0x80 {
+		err = &ReasonError{Packet: t, Code: rc, Version: c.cfg.Version, Reason: reason}
+	}
+	c.completeLocked(m, err)
+	c.pumpLocked()
+	c.mu.Unlock()
+}
+
+func (c *Client) onPubrel(conn *mqttconn.Conn, p *packet.Pubrel) {
+	c.mu.Lock()
+	st, ok := c.inbound[p.PacketID]
+	known := ok && st == inDelivered
+	if known {
+		delete(c.inbound, p.PacketID)
+	}
+	c.mu.Unlock()
+	resp := &packet.Pubcomp{PacketID: p.PacketID}
+	if known {
+		if c.store != nil {
+			c.store.DeleteInbound(p.PacketID)
+		}
+	} else if c.cfg.Version == packet.V5 {
+		resp.ReasonCode = packet.PacketIdentifierNotFound
+	}
+	conn.SendNow(resp, nil)
+}
+
+func (c *Client) onPublish(conn *mqttconn.Conn, p *packet.Publish) {
+	if p.Props.Has(packet.PropTopicAlias) {
+		// We announce Topic Alias Maximum 0 [MQTT-3.3.2-9].
+		conn.Fail(&ProtocolError{Packet: packet.PUBLISH, Msg: "broker used a Topic Alias though we allow none [MQTT-3.3.2-9]"})
+		return
+	}
+	msg := &Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, Dup: p.Dup, Props: p.Props}
+	d := delivery{msg: msg}
+	if p.QoS > 0 {
+		id := p.PacketID
+		d.id = id
+		c.mu.Lock()
+		st := c.inbound[id]
+		if p.QoS == 2 && st == inDelivered {
+			c.mu.Unlock()
+			conn.SendNow(&packet.Pubrec{PacketID: id}, nil) // a duplicate: delivered once already
+			return
+		}
+		if st == inPending {
+			c.mu.Unlock()
+			return // a duplicate of a message waiting for its handler; one ack follows
+		}
+		if c.cfg.Version == packet.V5 && len(c.inbound) >= int(c.cfg.ReceiveMaximum) {
+			c.mu.Unlock()
+			conn.Fail(&mqttconn.ReceiveMaximumError{Max: c.cfg.ReceiveMaximum})
+			return
+		}
+		c.inbound[id] = inPending
+		d.epoch = c.gen
+		c.mu.Unlock()
+	}
+	bounded := p.QoS == 0 || c.cfg.Version != packet.V5
+	if !c.disp.enqueue(d, bounded, conn) && p.QoS > 0 {
+		c.mu.Lock()
+		if c.inbound[p.PacketID] == inPending {
+			delete(c.inbound, p.PacketID)
+		}
+		c.mu.Unlock()
+	}
+}
+
+// handled acknowledges an inbound QoS 1/2 message after its handlers returned.
+func (c *Client) handled(d delivery) {
+	if d.msg.QoS == 0 {
+		return
+	}
+	c.mu.Lock()
+	if c.inbound[d.id] != inPending {
+		c.mu.Unlock()
+		return // the session was lost meanwhile: nothing to acknowledge
+	}
+	conn := c.conn
+	if d.msg.QoS == 1 {
+		delete(c.inbound, d.id)
+		c.mu.Unlock()
+		if conn != nil {
+			conn.SendNow(&packet.Puback{PacketID: d.id}, nil)
+		}
+		return
+	}
+	c.inbound[d.id] = inDelivered
+	c.mu.Unlock()
+	if c.store != nil {
+		if err := c.store.PutInbound(d.id); err != nil && c.log != nil {
+			c.log.Error("mqtt session store", "err", err)
+		}
+	}
+	if conn != nil {
+		conn.SendNow(&packet.Pubrec{PacketID: d.id}, nil)
+	}
+}
+
+// route returns the handlers whose filters match topic.
+func (c *Client) route(topic string) []MessageHandler {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var hs []MessageHandler
+	for _, f := range c.subOrder {
+		if matchFilter(f, topic) {
+			hs = append(hs, c.subs[f].handler)
+		}
+	}
+	if len(hs) == 0 && c.cfg.DefaultHandler != nil {
+		hs = append(hs, c.cfg.DefaultHandler)
+	}
+	return hs
+}
