@@ -77,6 +77,11 @@ type Properties struct {
 	SharedSubscriptionAvailable      byte
 
 	present uint64 // bit id set when property id is present
+
+	// order records the order a decoded packet carried its properties in, when it differs from
+	// the canonical ascending order, so that re-encoding reproduces the received bytes.
+	order  [24]PropertyID
+	norder uint8
 }
 
 // Has reports whether the property is present.
@@ -460,30 +465,57 @@ func (p *Properties) appendProps(b []byte, n int) []byte {
 	if n == 0 {
 		return b
 	}
-	for _, id := range propOrder {
-		if !p.Has(id) {
-			continue
-		}
-		switch propKinds[id] {
-		case kByte:
-			b = append(b, byte(id), p.byteVal(id))
-		case kU16:
-			b = appendU16(append(b, byte(id)), p.u16Val(id))
-		case kU32:
-			b = appendU32(append(b, byte(id)), p.u32Val(id))
-		case kVBI:
-			for _, s := range p.SubscriptionIdentifiers {
-				b = appendVBI(append(b, byte(id)), int(s))
-			}
-		case kString:
-			b = appendString(append(b, byte(id)), p.strOrBin(id))
-		case kBinary:
-			b = appendBinary(append(b, byte(id)), p.binVal(id))
-		case kPair:
-			for _, u := range p.UserProperties {
+	var done uint64
+	ui, si := 0, 0
+	for _, id := range p.order[:p.norder] {
+		switch {
+		case id == PropUserProperty:
+			if ui < len(p.UserProperties) {
+				u := p.UserProperties[ui]
 				b = appendString(append(b, byte(id)), u.Key)
 				b = appendString(b, u.Value)
+				ui++
 			}
+		case id == PropSubscriptionIdentifier:
+			if si < len(p.SubscriptionIdentifiers) {
+				b = appendVBI(append(b, byte(id)), int(p.SubscriptionIdentifiers[si]))
+				si++
+			}
+		case p.Has(id) && done&(1<<id) == 0:
+			b = p.appendOne(b, id, nil, nil)
+			done |= 1 << id
+		}
+	}
+	for _, id := range propOrder {
+		if !p.Has(id) || done&(1<<id) != 0 {
+			continue
+		}
+		b = p.appendOne(b, id, p.UserProperties[ui:], p.SubscriptionIdentifiers[si:])
+	}
+	return b
+}
+
+// appendOne appends property id; for the list properties it appends ups or sids.
+func (p *Properties) appendOne(b []byte, id PropertyID, ups []UserProperty, sids []uint32) []byte {
+	switch propKinds[id] {
+	case kByte:
+		b = append(b, byte(id), p.byteVal(id))
+	case kU16:
+		b = appendU16(append(b, byte(id)), p.u16Val(id))
+	case kU32:
+		b = appendU32(append(b, byte(id)), p.u32Val(id))
+	case kVBI:
+		for _, s := range sids {
+			b = appendVBI(append(b, byte(id)), int(s))
+		}
+	case kString:
+		b = appendString(append(b, byte(id)), p.strOrBin(id))
+	case kBinary:
+		b = appendBinary(append(b, byte(id)), p.binVal(id))
+	case kPair:
+		for _, u := range ups {
+			b = appendString(append(b, byte(id)), u.Key)
+			b = appendString(b, u.Value)
 		}
 	}
 	return b
@@ -673,6 +705,10 @@ func (p *Properties) decode(r *reader, ctx int) {
 			break
 		}
 		p.Set(id)
+		if p.norder < uint8(len(p.order)) {
+			p.order[p.norder] = id
+			p.norder++
+		}
 		if k := propKinds[id]; k != kPair && k != kString && k != kBinary || id == PropResponseTopic {
 			// strings were checked as they were read
 			if err := p.checkValue(id, ctx, r.v); err != nil {
@@ -685,4 +721,15 @@ func (p *Properties) decode(r *reader, ctx int) {
 		return
 	}
 	r.off = end
+	// Keep the order only when it is not the canonical one (ascending identifiers).
+	canonical := true
+	for i := 1; i < int(p.norder); i++ {
+		if p.order[i] < p.order[i-1] {
+			canonical = false
+			break
+		}
+	}
+	if canonical {
+		p.order, p.norder = [len(p.order)]PropertyID{}, 0
+	}
 }
