@@ -269,7 +269,7 @@ func (b *Broker) Close() error {
 // Endpoint returns where a client connects: the plain or the TLS listener.
 func (b *Broker) Endpoint(useTLS bool, p *PKI) Endpoint {
 	if useTLS {
-		return Endpoint{Addr: b.TLSAddr, TLS: p.Client}
+		return Endpoint{Addr: b.TLSAddr, TLS: p.Client, BrokerPID: b.cmd.Process.Pid}
 	}
-	return Endpoint{Addr: b.Addr}
+	return Endpoint{Addr: b.Addr, BrokerPID: b.cmd.Process.Pid}
 }

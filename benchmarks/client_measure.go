@@ -8,17 +8,60 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
+
+// processCPU returns this process's user + system CPU time.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// brokerCPU returns the user + system CPU time of process pid from /proc (Linux, 10 ms
+// resolution), or -1 when unknown.
+func brokerCPU(pid int) time.Duration {
+	if pid == 0 {
+		return -1
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return -1
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return -1
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	const ticks = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / ticks
+}
 
 // Endpoint is where a client under test connects.
 type Endpoint struct {
 	Addr string      // host:port
 	TLS  *tls.Config // nil: plain TCP
+	// BrokerPID, when not zero, is the broker's process, whose CPU time throughput runs report.
+	BrokerPID int
 }
 
 // Library is one MQTT client library in the comparison.
@@ -78,6 +121,19 @@ type ThroughputResult struct {
 	Elapsed time.Duration
 	// PublishDone runs from the first publish to the publisher's last completion.
 	PublishDone time.Duration
+	// ClientCPU is this process's CPU time (user + system, publisher and subscriber together)
+	// from the first publish to the end, and BrokerCPU the broker's, when known.
+	ClientCPU, BrokerCPU time.Duration
+	// Allocs and AllocBytes are this process's heap allocations over the same time.
+	Allocs, AllocBytes uint64
+}
+
+// PerMsg divides d by the messages received.
+func (r ThroughputResult) PerMsg(d time.Duration) time.Duration {
+	if r.Received == 0 {
+		return 0
+	}
+	return d / time.Duration(r.Received)
 }
 
 // Rate is distinct messages received per second.
@@ -156,6 +212,9 @@ func MeasureThroughput(ctx context.Context, lib Library, ep Endpoint, qos byte, 
 	}
 	defer pub.Close()
 
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	cpu0, bcpu0 := processCPU(), brokerCPU(ep.BrokerPID)
 	start := time.Now()
 	pubErr := make(chan error, 1)
 	var pubDone atomic.Int64
@@ -206,6 +265,12 @@ wait:
 	}
 	arr.mu.Unlock()
 	res.PublishDone = time.Duration(pubDone.Load())
+	res.ClientCPU = processCPU() - cpu0
+	if bcpu0 >= 0 {
+		res.BrokerCPU = brokerCPU(ep.BrokerPID) - bcpu0
+	}
+	runtime.ReadMemStats(&ms1)
+	res.Allocs, res.AllocBytes = ms1.Mallocs-ms0.Mallocs, ms1.TotalAlloc-ms0.TotalAlloc
 	if perr != nil {
 		return res, fmt.Errorf("publish: %w", perr)
 	}

@@ -34,6 +34,10 @@ type options struct {
 const (
 	fQoS0 = "QoS 0 msg/s received"
 	fQoS1 = "QoS 1 msg/s received, every PUBACK awaited"
+	fCPU0 = "QoS 0 client CPU per message (µs, publisher + subscriber)"
+	fCPU1 = "QoS 1 client CPU per message (µs, publisher + subscriber)"
+	fBrk0 = "QoS 0 broker CPU per message (µs)"
+	fBrk1 = "QoS 1 broker CPU per message (µs)"
 	fP50  = "QoS 1 publish → arrival p50 (µs)"
 	fP99  = "QoS 1 publish → arrival p99 (µs)"
 	fHeap = "heap per idle connection (KiB)"
@@ -41,7 +45,7 @@ const (
 	fStk  = "goroutine stacks per idle connection (KiB)"
 )
 
-var figures = []string{fQoS0, fQoS1, fP50, fP99, fHeap, fGo, fStk}
+var figures = []string{fQoS0, fQoS1, fP50, fP99, fHeap, fGo, fStk, fCPU0, fCPU1, fBrk0, fBrk1}
 
 // targets: Fennec ÷ paho.mqtt.golang must be ≥ (higher) or ≤ (!higher) the value.
 var targets = map[string]struct {
@@ -112,6 +116,7 @@ func run(o options, out, log io.Writer) error {
 		}
 	}
 
+	load0 := loadavg()
 	res := &results{vals: map[key][]float64{}, lost: map[key]int{}, sent: map[key]int{}, reord: map[key]int{}}
 	var conf string
 	start := time.Now()
@@ -129,7 +134,20 @@ func run(o options, out, log io.Writer) error {
 	}
 	fmt.Fprintf(log, "done in %v\n", time.Since(start).Round(time.Second))
 	printTable(out, o, res, libs, transports, conf)
+	fmt.Fprintf(out, "\nLoad average (1, 5, 15 min) before: %s; after: %s (the machine may be shared).\n", load0, loadavg())
 	return nil
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func measureLib(o options, res *results, p *benchmarks.PKI, lib benchmarks.Library, tr string, run int, log io.Writer) (string, error) {
@@ -162,17 +180,20 @@ func measureLib(o options, res *results, p *benchmarks.PKI, lib benchmarks.Libra
 		if err != nil {
 			return "", fmt.Errorf("QoS %d throughput: %w (mosquitto log: %s)", q, err, b.Log())
 		}
-		f := fQoS0
+		f, fc, fb := fQoS0, fCPU0, fBrk0
 		if q == 1 {
-			f = fQoS1
+			f, fc, fb = fQoS1, fCPU1, fBrk1
 		}
 		add(f, t.Rate())
+		add(fc, us(t.PerMsg(t.ClientCPU)))
+		add(fb, us(t.PerMsg(t.BrokerCPU)))
 		k := key{tr, lib.Short(), f}
 		res.lost[k] += t.Lost()
 		res.sent[k] += t.Sent
 		res.reord[k] += t.Reordered
-		fmt.Fprintf(log, "run %d %-4s %-18s QoS %d: %8.0f msg/s, %d lost, %d reordered, %d duplicates, publisher done after %v\n",
-			run+1, tr, lib.Short(), q, t.Rate(), t.Lost(), t.Reordered, t.Dups, t.PublishDone.Round(time.Millisecond))
+		fmt.Fprintf(log, "run %d %-4s %-14s QoS %d: %7.0f msg/s, %d lost, %d reordered, %d dup; publisher done %v; CPU/msg client %.2f µs broker %.2f µs; %.1f allocs %.0f B/msg\n",
+			run+1, tr, lib.Short(), q, t.Rate(), t.Lost(), t.Reordered, t.Dups, t.PublishDone.Round(time.Millisecond),
+			us(t.PerMsg(t.ClientCPU)), us(t.PerMsg(t.BrokerCPU)), float64(t.Allocs)/float64(t.Sent), float64(t.AllocBytes)/float64(t.Sent))
 	}
 	l, err := benchmarks.MeasureLatency(ctx, lib, ep, o.rtt, o.warmup)
 	if err != nil {
@@ -183,7 +204,7 @@ func measureLib(o options, res *results, p *benchmarks.PKI, lib benchmarks.Libra
 	}
 	add(fP50, us(l.Quantile(0.5)))
 	add(fP99, us(l.Quantile(0.99)))
-	fmt.Fprintf(log, "run %d %-4s %-18s round trip p50 %v p99 %v\n", run+1, tr, lib.Short(), l.Quantile(0.5), l.Quantile(0.99))
+	fmt.Fprintf(log, "run %d %-4s %-14s round trip p50 %v p99 %v\n", run+1, tr, lib.Short(), l.Quantile(0.5), l.Quantile(0.99))
 	var during func()
 	if profiling {
 		during = func() {
@@ -201,7 +222,7 @@ func measureLib(o options, res *results, p *benchmarks.PKI, lib benchmarks.Libra
 	add(fHeap, id.HeapPerConn/1024)
 	add(fGo, id.GoroutinesPerConn)
 	add(fStk, id.StackPerConn/1024)
-	fmt.Fprintf(log, "run %d %-4s %-18s %d idle: %.1f KiB heap, %.1f KiB stack, %.1f goroutines per connection (connected in %v)\n",
+	fmt.Fprintf(log, "run %d %-4s %-14s %d idle: %.1f KiB heap, %.1f KiB stack, %.1f goroutines per connection (connected in %v)\n",
 		run+1, tr, lib.Short(), o.idle, id.HeapPerConn/1024, id.StackPerConn/1024, id.GoroutinesPerConn, id.ConnectTime.Round(time.Millisecond))
 	return b.Conf, nil
 }
@@ -224,8 +245,8 @@ func format(f string, v float64) string {
 	switch f {
 	case fQoS0, fQoS1:
 		return fmt.Sprintf("%.0fk", v/1000)
-	case fGo:
-		return fmt.Sprintf("%.1f", v)
+	case fCPU0, fCPU1, fBrk0, fBrk1:
+		return fmt.Sprintf("%.2f", v)
 	default:
 		return fmt.Sprintf("%.1f", v)
 	}
