@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -315,28 +314,21 @@ func demoPKI(spec *connSpec) (*pki.DevPKI, *tls.Config, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(p.CA.Cert)
 	cl := p.Client()
-	pair, err := tls.X509KeyPair(cl.CertPEM, cl.KeyPEM)
+	facts := &tlsFacts{rec: &pki.HandshakeRecorder{}}
+	cfg, err := pki.ClientConfig(pki.ClientOptions{
+		CAs:        []pki.Source{pki.BytesSource(p.CA.CertPEM, "demo CA")},
+		Cert:       pki.BytesSource(cl.CertPEM, "demo client certificate"),
+		Key:        pki.BytesSource(cl.KeyPEM, "demo client key"),
+		ServerName: "localhost",
+		MinVersion: tls.VersionTLS13,
+		Recorder:   facts.rec,
+	})
 	if err != nil {
 		return nil, nil, err
 	}
-	facts := &tlsFacts{}
 	spec.tlsFacts = facts
 	spec.ClientCert = true
-	cfg := &tls.Config{
-		RootCAs:    pool,
-		ServerName: "localhost",
-		MinVersion: tls.VersionTLS13,
-		GetClientCertificate: func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			facts.mu.Lock()
-			facts.requested, facts.sent = true, true
-			facts.acceptableCAs = caNames(cri.AcceptableCAs)
-			facts.mu.Unlock()
-			return &pair, nil
-		},
-	}
 	return p, cfg, nil
 }
 

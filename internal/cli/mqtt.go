@@ -33,6 +33,8 @@ type connSpec struct {
 	Trace         *tracer // nil: no --debug
 	ClientCert    bool    // a client certificate was configured
 	Timeout       time.Duration
+	Reconnect     bool            // reconnect after a lost connection (sub); pub fails instead
+	OnLost        func(err error) // called when an established connection is lost
 	tlsFacts      *tlsFacts
 }
 

@@ -58,7 +58,6 @@ var propAllowed = map[string][]string{
 	"publish":     {"payload-format-indicator", "message-expiry-interval", "topic-alias", "response-topic", "correlation-data", "user-property", "content-type"},
 	"subscribe":   {"subscription-identifier", "user-property"},
 	"unsubscribe": {"user-property"},
-	"disconnect":  {"session-expiry-interval", "reason-string", "user-property"},
 	"will":        {"will-delay-interval", "payload-format-indicator", "message-expiry-interval", "content-type", "response-topic", "correlation-data", "user-property"},
 }
 

@@ -168,7 +168,6 @@ specification with '-' between words:
                response-topic, correlation-data, content-type, user-property
   subscribe    subscription-identifier, user-property
   unsubscribe  user-property
-  disconnect   session-expiry-interval, reason-string, user-property
   will         will-delay-interval, payload-format-indicator, message-expiry-interval,
                content-type, response-topic, correlation-data, user-property
 

@@ -120,6 +120,14 @@ func (o *subOptions) run(ctx context.Context, streams IO) (err error) {
 	if o.conn.debug {
 		spec.Trace = newTracer(streams.Err)
 	}
+	// Like mosquitto_sub, stay subscribed across a lost connection: the client reconnects and
+	// resubscribes. The first connection attempt still fails the command.
+	spec.Reconnect = true
+	spec.OnLost = func(err error) {
+		if !o.conn.quiet {
+			fmt.Fprintf(streams.Err, "fennec: connection lost: %v (reconnecting)\n", err)
+		}
+	}
 	c, err := dialClient(ctx, spec)
 	if err != nil {
 		return err
