@@ -18,23 +18,30 @@ import (
 
 func benchBroker(b *testing.B) (*Broker, *PKI) {
 	b.Helper()
-	if _, err := RaiseFileLimit(); err != nil {
-		b.Logf("raising RLIMIT_NOFILE: %v", err)
-	}
 	p, err := NewPKI()
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { p.Close() })
+	return startTestBroker(b, p), p
+}
+
+// startTestBroker starts mosquitto as the comparison does (see BrokerOptions), stopped when the
+// test ends. A missing mosquitto fails the test unless FENNEC_SKIP_MOSQUITTO=1.
+func startTestBroker(tb testing.TB, p *PKI) *Broker {
+	tb.Helper()
+	if _, err := RaiseFileLimit(); err != nil {
+		tb.Logf("raising RLIMIT_NOFILE: %v", err)
+	}
 	br, err := StartBroker(BrokerOptions{NoDelay: true, PKI: p})
 	if errors.Is(err, ErrNoMosquitto) && os.Getenv("FENNEC_SKIP_MOSQUITTO") == "1" {
-		b.Skip("mosquitto not installed (FENNEC_SKIP_MOSQUITTO=1)")
+		tb.Skip("mosquitto not installed (FENNEC_SKIP_MOSQUITTO=1)")
 	}
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(func() { br.Close() })
-	return br, p
+	tb.Cleanup(func() { br.Close() })
+	return br
 }
 
 // forEachClient runs fn for every library over TCP and TLS, with one broker per benchmark.

@@ -433,7 +433,7 @@ func MeasureIdle(ctx context.Context, lib Library, ep Endpoint, n, parallel int,
 		return res, firstErr
 	}
 	// Let the connect-time goroutines and buffers go away.
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(min(500*time.Millisecond, 50*time.Millisecond+time.Duration(n)*time.Millisecond/2))
 	h1, s1, g1 := gcStats()
 	runtime.KeepAlive(conns)
 	res.HeapPerConn = (float64(h1) - float64(h0)) / float64(n)

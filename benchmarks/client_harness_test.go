@@ -1,0 +1,68 @@
+package benchmarks
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestClientsDeliverEveryMessage checks the harness and every client in the comparison: a QoS 1
+// burst through mosquitto arrives complete, without duplicates, over TCP and TLS. A benchmark
+// figure from a client that loses messages would be meaningless.
+func TestClientsDeliverEveryMessage(t *testing.T) {
+	p, err := NewPKI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	br := startTestBroker(t, p)
+	for _, transport := range []string{"tcp", "tls"} {
+		ep := br.Endpoint(transport == "tls", p)
+		for _, lib := range Libraries() {
+			t.Run(transport+"/"+lib.Short(), func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				const n = 2000
+				r, err := MeasureThroughput(ctx, lib, ep, 1, n)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Received != n || r.Dups != 0 {
+					t.Fatalf("received %d distinct messages of %d, %d duplicates", r.Received, n, r.Dups)
+				}
+				l, err := MeasureLatency(ctx, lib, ep, 20, 2)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(l.Samples) != 20 || l.Quantile(0) <= 0 || l.Quantile(0.5) > l.Quantile(0.99) {
+					t.Fatalf("latency samples %v", l.Samples)
+				}
+			})
+		}
+	}
+}
+
+func TestQuantile(t *testing.T) {
+	var r LatencyResult
+	for i := 1; i <= 100; i++ {
+		r.Samples = append(r.Samples, time.Duration(i))
+	}
+	if got := r.Quantile(0.5); got != 51 {
+		t.Errorf("p50 = %v, want 51", got)
+	}
+	if got := r.Quantile(0.99); got != 100 {
+		t.Errorf("p99 = %v, want 100", got)
+	}
+	if got := (LatencyResult{}).Quantile(0.5); got != 0 {
+		t.Errorf("empty p50 = %v", got)
+	}
+}
+
+func TestPayloadSequence(t *testing.T) {
+	for _, i := range []int{0, 1, 49999, 1 << 40} {
+		p := Payload(i)
+		if len(p) != PayloadSize || seqOf(p) != i {
+			t.Fatalf("Payload(%d): %d bytes, sequence %d", i, len(p), seqOf(p))
+		}
+	}
+}
