@@ -22,6 +22,9 @@ func checkFilter(t Type, v Version, s string) *Error {
 	if v == V5 && strings.HasPrefix(s, "$share/") {
 		rest := s[len("$share/"):]
 		i := strings.IndexByte(rest, '/')
+		if i < 0 && rest != "" {
+			return protoErr(t, "[MQTT-4.8.2-2]", "shared subscription "+quote(s)+" has no topic filter")
+		}
 		if i <= 0 || strings.ContainsAny(rest[:i], "+#") {
 			return protoErr(t, "[MQTT-4.8.2-1]", "shared subscription "+quote(s)+" needs a share name without wildcards")
 		}
