@@ -41,7 +41,9 @@ var (
 )
 
 // A body with strings spelled out: s("a/b") is the length-prefixed string.
-func s(x string) string { return hex.EncodeToString(append([]byte{byte(len(x) >> 8), byte(len(x))}, x...)) }
+func s(x string) string {
+	return hex.EncodeToString(append([]byte{byte(len(x) >> 8), byte(len(x))}, x...))
+}
 
 func TestDecodeRejects(t *testing.T) {
 	connect := func(level, flags string, rest string) string {
