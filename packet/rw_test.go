@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"runtime"
 	"testing"
 	"testing/iotest"
 
@@ -52,6 +53,136 @@ func TestReaderTruncated(t *testing.T) {
 		r := packet.NewReader(bytes.NewReader(b[:n]), 0)
 		if _, err := r.ReadPacket(packet.V5); !errors.Is(err, io.ErrUnexpectedEOF) {
 			t.Errorf("%d of %d bytes: err = %v, want io.ErrUnexpectedEOF", n, len(b), err)
+		}
+	}
+}
+
+// countingReader counts the bytes it hands out.
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+func heapAllocated(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+func TestReaderRefusesOversizeBeforeAllocating(t *testing.T) {
+	// A PUBLISH header claiming the largest remaining length MQTT allows, then a few bytes.
+	claim := append([]byte{0x30, 0xff, 0xff, 0xff, 0x7f}, "\x00\x01abcdef"...)
+
+	// With a configured maximum, the packet is refused from its header alone.
+	src := &countingReader{r: bytes.NewReader(claim)}
+	r := packet.NewReader(src, 1<<20)
+	var err error
+	alloc := heapAllocated(func() { _, err = r.ReadPacket(packet.V5) })
+	checkRule(t, "oversize", err, packet.ErrPacketTooLarge, "")
+	var pe *packet.Error
+	if errors.As(err, &pe) && pe.Reason != packet.PacketTooLarge {
+		t.Errorf("reason = %v", pe.Reason)
+	}
+	if alloc > 64<<10 {
+		t.Errorf("refusing the packet allocated %d bytes", alloc)
+	}
+
+	// With the protocol maximum (0), a peer that claims 268,435,455 bytes and sends a few costs
+	// about what it sent, not what it claimed.
+	r = packet.NewReader(bytes.NewReader(claim), 0)
+	alloc = heapAllocated(func() { _, err = r.ReadPacket(packet.V5) })
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("err = %v, want io.ErrUnexpectedEOF", err)
+	}
+	if alloc > 1<<20 {
+		t.Errorf("a 268,435,455-byte claim with %d bytes sent allocated %d bytes", len(claim), alloc)
+	}
+
+	// SetMaxPacketSize applies to the next packet; the limit counts the whole packet.
+	ok, _ := (&packet.Publish{Topic: "t", Payload: make([]byte, 100)}).Append(nil, packet.V311)
+	r = packet.NewReader(bytes.NewReader(append(append([]byte{}, ok...), ok...)), uint32(len(ok)))
+	if _, err := r.ReadPacket(packet.V311); err != nil {
+		t.Fatalf("packet of exactly the maximum size: %v", err)
+	}
+	r.SetMaxPacketSize(uint32(len(ok) - 1))
+	if _, err := r.ReadPacket(packet.V311); !errors.Is(err, packet.ErrPacketTooLarge) {
+		t.Errorf("packet one byte over the maximum: %v", err)
+	}
+}
+
+func TestReaderLargeBodyGrowsAsItArrives(t *testing.T) {
+	p := &packet.Publish{Topic: "big", QoS: 1, PacketID: 9, Payload: bytes.Repeat([]byte("0123456789abcdef"), 70000)}
+	b, _ := p.Append(nil, packet.V5)
+	r := packet.NewReader(iotest.HalfReader(bytes.NewReader(b)), 0)
+	got, err := r.ReadPacket(packet.V5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, p) {
+		t.Error("large PUBLISH differs after reading")
+	}
+}
+
+// countingWriter counts Write calls.
+type countingWriter struct {
+	bytes.Buffer
+	writes int
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.writes++
+	return c.Buffer.Write(p)
+}
+
+func TestWriterOneWritePerPacket(t *testing.T) {
+	for _, v := range []packet.Version{packet.V311, packet.V5} {
+		cw := &countingWriter{}
+		w := packet.NewWriter(cw)
+		ps := append(roundTripCases(v), &packet.Publish{Topic: "big", Payload: make([]byte, 64<<10)})
+		for i, p := range ps {
+			before := cw.writes
+			if err := w.WritePacket(p, v); err != nil {
+				t.Fatal(err)
+			}
+			if cw.writes-before != 1 {
+				t.Errorf("%v #%d %T: %d writes, want 1", v, i, p, cw.writes-before)
+			}
+		}
+		before := cw.writes
+		if err := w.WritePackets(v, ps...); err != nil {
+			t.Fatal(err)
+		}
+		if cw.writes-before != 1 {
+			t.Errorf("%v WritePackets: %d writes, want 1", v, cw.writes-before)
+		}
+		// The stream holds every packet twice, in order.
+		r := packet.NewReader(&cw.Buffer, 0)
+		for round := 0; round < 2; round++ {
+			for i := range ps {
+				if _, err := r.ReadPacket(v); err != nil {
+					t.Fatalf("%v round %d #%d: %v", v, round, i, err)
+				}
+			}
+		}
+		// A packet that fails to encode writes nothing.
+		before = cw.writes
+		if err := w.WritePacket(&packet.Publish{Topic: "a/#"}, v); err == nil {
+			t.Error("invalid packet written")
+		}
+		if err := w.WritePackets(v, &packet.Pingreq{}, &packet.Publish{QoS: 3}); err == nil {
+			t.Error("invalid batch written")
+		}
+		if cw.writes != before {
+			t.Errorf("%d writes for packets that failed to encode", cw.writes-before)
 		}
 	}
 }
