@@ -145,7 +145,7 @@ func New(opts Options) (*Broker, error) {
 		opts.AWS.capabilities(caps)
 	}
 	b.srv = mqtt.New(&mqtt.Options{
-		Logger:       log.With("component", "mochi"),
+		Logger:       slog.New(quieter{log.Handler()}).With("component", "mochi"),
 		Capabilities: caps,
 		// $SYS topics once a minute, not every second: a development broker's logs stay quiet.
 		SysTopicResendInterval: 60,
@@ -367,3 +367,27 @@ func (b *Broker) Close() error {
 	b.log.Info("stopped")
 	return err
 }
+
+// quieter demotes mochi's Info records to Debug: the broker logs the same events itself, with
+// the fields a user needs (identity, TLS facts, reasons).
+type quieter struct{ slog.Handler }
+
+func (q quieter) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level == slog.LevelInfo {
+		r.Level = slog.LevelDebug
+		if !q.Handler.Enabled(ctx, r.Level) {
+			return nil
+		}
+	}
+	return q.Handler.Handle(ctx, r)
+}
+
+func (q quieter) Enabled(ctx context.Context, l slog.Level) bool {
+	if l == slog.LevelInfo {
+		l = slog.LevelDebug
+	}
+	return q.Handler.Enabled(ctx, l)
+}
+
+func (q quieter) WithAttrs(a []slog.Attr) slog.Handler { return quieter{q.Handler.WithAttrs(a)} }
+func (q quieter) WithGroup(n string) slog.Handler      { return quieter{q.Handler.WithGroup(n)} }

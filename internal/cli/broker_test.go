@@ -1,0 +1,225 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fennec-mqtt/fennec/broker"
+	"github.com/fennec-mqtt/fennec/pki"
+)
+
+// brokerOut is a concurrency-safe buffer for the broker command's output.
+type brokerOut struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (o *brokerOut) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.Write(p)
+}
+func (o *brokerOut) String() string { o.mu.Lock(); defer o.mu.Unlock(); return o.b.String() }
+
+// startBrokerCmd runs `fennec broker args...` until the test ends and returns its stdout once the
+// banner is complete.
+func startBrokerCmd(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out, errOut := &brokerOut{}, &brokerOut{}
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, append([]string{"broker"}, args...), IO{In: strings.NewReader(""), Out: out, Err: errOut})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != ExitOK {
+				t.Errorf("fennec broker exited %d after interrupt; stderr:\n%s", code, errOut)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("fennec broker did not stop after interrupt")
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "mosquitto_pub") {
+		select {
+		case code := <-done:
+			t.Fatalf("fennec broker exited %d: %s%s", code, out, errOut)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no banner from fennec broker: %s%s", out, errOut)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return out.String()
+}
+
+// bannerCommand returns the argument list of the first banner line that starts with prefix in
+// the section of url.
+func bannerCommand(t *testing.T, banner, url, prefix string) []string {
+	t.Helper()
+	in := false
+	for _, line := range strings.Split(banner, "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "# ") {
+			in = strings.TrimPrefix(line, "# ") == url
+			continue
+		}
+		if in && strings.HasPrefix(line, prefix+" ") {
+			return shellSplit(line)
+		}
+	}
+	t.Fatalf("no %q line for %s in:\n%s", prefix, url, banner)
+	return nil
+}
+
+// shellSplit splits a command line of the banner (words, single quotes).
+func shellSplit(s string) []string {
+	var out []string
+	var cur strings.Builder
+	inWord, quoted := false, false
+	for _, r := range s {
+		switch {
+		case r == '\'':
+			quoted = !quoted
+			inWord = true
+		case r == ' ' && !quoted:
+			if inWord {
+				out = append(out, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteRune(r)
+			inWord = true
+		}
+	}
+	if inWord {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+// The printed mosquitto command lines connect over TLS 1.3 with the client certificate; without
+// a certificate, or with one from another CA, the broker refuses.
+func TestBrokerCommandMosquittoTLS13(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pki")
+	banner := startBrokerCmd(t, "--listen", "tcp://127.0.0.1:0", "--listen", "tls://127.0.0.1:0", "--pki-dir", dir)
+	if !strings.Contains(banner, "Development PKI (created): "+dir) {
+		t.Fatalf("banner does not name the PKI directory:\n%s", banner)
+	}
+	var tlsURL string
+	for _, line := range strings.Split(banner, "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "#" && strings.HasPrefix(f[1], "mqtts://") {
+			tlsURL = f[1]
+		}
+	}
+	pub := bannerCommand(t, banner, tlsURL, "mosquitto_pub")
+	sub := bannerCommand(t, banner, tlsURL, "mosquitto_sub")
+	if !hasArg(pub, "--cert") || !hasArg(pub, "--cafile") {
+		t.Fatalf("mosquitto_pub line lacks TLS flags: %v", pub)
+	}
+	// A retained message makes the round trip independent of who starts first.
+	pub = append(pub, "-r", "-q", "1", "--tls-version", "tlsv1.3")
+	if out, err := exec.Command(pub[0], pub[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %v\n%s", pub, err, out)
+	}
+	subArgs := append(append([]string{}, sub...), "-C", "1", "-W", "10", "--tls-version", "tlsv1.3")
+	out, err := exec.Command(subArgs[0], subArgs[1:]...).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "test/hello hello from mosquitto") {
+		t.Fatalf("%v: %v\n%s", subArgs, err, out)
+	}
+
+	noCert := withoutFlags(pub, "--cert", "--key")
+	if out, err := exec.Command(noCert[0], noCert[1:]...).CombinedOutput(); err == nil {
+		t.Fatalf("mosquitto_pub without client certificate succeeded: %s", out)
+	}
+	other, err := pki.GenerateDevPKI(pki.DevPKIOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := other.WriteDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key := files.FirstClient(other)
+	foreign := append(withoutFlags(pub, "--cert", "--key"), "--cert", cert, "--key", key)
+	if out, err := exec.Command(foreign[0], foreign[1:]...).CombinedOutput(); err == nil {
+		t.Fatalf("mosquitto_pub with a certificate from another CA succeeded: %s", out)
+	}
+}
+
+// A second start reuses the development PKI.
+func TestBrokerCommandReusesPKI(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pki")
+	first := startBrokerCmd(t, "--listen", "tls://127.0.0.1:0", "--pki-dir", dir)
+	second := startBrokerCmd(t, "--listen", "tls://127.0.0.1:0", "--pki-dir", dir)
+	if !strings.Contains(first, "(created)") || !strings.Contains(second, "(reused)") {
+		t.Fatalf("PKI not reused:\n%s\n%s", first, second)
+	}
+}
+
+func TestBrokerCommandUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"broker", "--tls-version", "1.1"},
+		{"broker", "--aws"},
+		{"broker", "--cert", "x.pem"},
+		{"broker", "--listen", "http://127.0.0.1:0"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := Run(context.Background(), args, IO{In: strings.NewReader(""), Out: &out, Err: &errOut}); code != ExitUsage {
+			t.Errorf("%v: exit %d, want %d; %s", args, code, ExitUsage, errOut.String())
+		}
+	}
+}
+
+func TestBrokerPasswd(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := Run(context.Background(), []string{"broker", "passwd", "--iterations", "1000", "alice"},
+		IO{In: strings.NewReader("s3cret\n"), Out: &out, Err: &errOut})
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	var u broker.User
+	if err := json.Unmarshal(out.Bytes(), &u); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	if u.Name != "alice" || !broker.CheckPassword(u.Password, "s3cret") {
+		t.Fatalf("entry %+v does not verify", u)
+	}
+	if _, err := broker.ParseACL([]byte(`{"users":[` + strings.TrimSpace(out.String()) + `]}`)); err != nil {
+		t.Fatalf("the printed entry is not a valid ACL user: %v", err)
+	}
+}
+
+func hasArg(a []string, s string) bool {
+	for _, x := range a {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// withoutFlags drops the named flags and their values.
+func withoutFlags(a []string, names ...string) []string {
+	var out []string
+	for i := 0; i < len(a); i++ {
+		if hasArg(names, a[i]) {
+			i++
+			continue
+		}
+		out = append(out, a[i])
+	}
+	return out
+}
