@@ -18,7 +18,7 @@ func TestClientsDeliverEveryMessage(t *testing.T) {
 	br := startTestBroker(t, p)
 	for _, transport := range []string{"tcp", "tls"} {
 		ep := br.Endpoint(transport == "tls", p)
-		for _, lib := range Libraries() {
+		for _, lib := range append(Libraries(), Ceiling()) {
 			t.Run(transport+"/"+lib.Short(), func(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				defer cancel()

@@ -4,3 +4,6 @@ package benchmarks
 func Libraries() []Library {
 	return append([]Library{PahoMQTT{}, AutoPaho{}}, fennecLibraries()...)
 }
+
+// Ceiling returns Raw, the minimal client that shows what the broker allows at best.
+func Ceiling() Library { return Raw{} }

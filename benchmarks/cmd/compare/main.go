@@ -26,7 +26,7 @@ import (
 
 type options struct {
 	runs, n, rtt, warmup, idle, parallel, inflight int
-	nodelay                                        bool
+	nodelay, ceiling                               bool
 	transports, libs, profileLib, profileDir       string
 }
 
@@ -70,7 +70,7 @@ type results struct {
 func main() {
 	var o options
 	flag.IntVar(&o.runs, "runs", 3, "runs; the table shows medians")
-	flag.IntVar(&o.n, "n", 50000, "messages per throughput burst")
+	flag.IntVar(&o.n, "n", 100000, "messages per throughput burst")
 	flag.IntVar(&o.rtt, "rtt", 5000, "QoS 1 round trips per latency run (after the warm-up)")
 	flag.IntVar(&o.warmup, "warmup", 200, "round trips discarded before the latency samples")
 	flag.IntVar(&o.idle, "idle", 1000, "idle clients connected for the memory figures")
@@ -79,6 +79,7 @@ func main() {
 	flag.BoolVar(&o.nodelay, "nodelay", true, "mosquitto set_tcp_nodelay")
 	flag.StringVar(&o.transports, "transports", "tcp,tls", "transports: tcp, tls")
 	flag.StringVar(&o.libs, "libs", "", "comma-separated short library names (default: all)")
+	flag.BoolVar(&o.ceiling, "ceiling", true, "also measure the raw pre-encoded-packet client, the broker's ceiling")
 	flag.StringVar(&o.profileLib, "profile", "", "short name of a library to profile (CPU during throughput and latency, heap with the idle clients)")
 	flag.StringVar(&o.profileDir, "profile-dir", "profiles", "where -profile writes its pprof files")
 	flag.Parse()
@@ -97,6 +98,9 @@ func run(o options, out, log io.Writer) error {
 		return fmt.Errorf("RLIMIT_NOFILE is %d, too low for %d idle clients", limit, o.idle)
 	}
 	libs := benchmarks.Libraries()
+	if o.ceiling {
+		libs = append(libs, benchmarks.Ceiling())
+	}
 	if o.libs != "" {
 		want := strings.Split(o.libs, ",")
 		libs = slices.DeleteFunc(libs, func(l benchmarks.Library) bool { return !slices.Contains(want, l.Short()) })
@@ -205,6 +209,9 @@ func measureLib(o options, res *results, p *benchmarks.PKI, lib benchmarks.Libra
 	add(fP50, us(l.Quantile(0.5)))
 	add(fP99, us(l.Quantile(0.99)))
 	fmt.Fprintf(log, "run %d %-4s %-14s round trip p50 %v p99 %v\n", run+1, tr, lib.Short(), l.Quantile(0.5), l.Quantile(0.99))
+	if lib.Short() == benchmarks.Ceiling().Short() {
+		return b.Conf, nil // a throughput and latency ceiling; its idle cost means nothing
+	}
 	var during func()
 	if profiling {
 		during = func() {
@@ -256,7 +263,7 @@ func printTable(w io.Writer, o options, res *results, libs []benchmarks.Library,
 	base := libs[0]
 	var fennec []benchmarks.Library
 	for _, l := range libs[1:] {
-		if strings.HasPrefix(l.Short(), "fennec") {
+		if strings.HasPrefix(l.Short(), "fennec") || l.Short() == benchmarks.Ceiling().Short() {
 			fennec = append(fennec, l)
 		}
 	}
@@ -279,6 +286,10 @@ func printTable(w io.Writer, o options, res *results, libs []benchmarks.Library,
 			fmt.Fprintf(w, "| %s | %s |", strings.ToUpper(tr), f)
 			for _, l := range libs {
 				k := key{tr, l.Short(), f}
+				if len(res.vals[k]) == 0 {
+					fmt.Fprint(w, " – |")
+					continue
+				}
 				cell := format(f, median(res.vals[k]))
 				if lost := res.lost[k]; lost > 0 {
 					cell += fmt.Sprintf(" (%d of %d lost)", lost, res.sent[k])
@@ -290,7 +301,7 @@ func printTable(w io.Writer, o options, res *results, libs []benchmarks.Library,
 				b := median(res.vals[key{tr, base.Short(), f}])
 				v := median(res.vals[key{tr, l.Short(), f}])
 				cell := "–"
-				if b > 0 {
+				if b > 0 && len(res.vals[key{tr, l.Short(), f}]) > 0 {
 					ratio := v / b
 					cell = fmt.Sprintf("%.2f×", ratio)
 					if hasTarget {

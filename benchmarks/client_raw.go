@@ -1,0 +1,266 @@
+package benchmarks
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Raw is not a client library: it is the smallest MQTT 3.1.1 client that can take part in the
+// measurements, to show what this broker on this machine allows at best. It pre-encodes PUBLISH
+// packets and writes them in 256 KiB chunks, reads through a 64 KiB buffer, batches its PUBACKs,
+// and has no session, reconnect, keepalive or flow control. Its figures are a ceiling for the
+// targets, not a competitor.
+type Raw struct{}
+
+func (Raw) Name() string  { return "ceiling: raw pre-encoded packets" }
+func (Raw) Short() string { return "raw" }
+
+type rawConn struct {
+	nc      net.Conn
+	wmu     sync.Mutex
+	handler atomic.Pointer[func([]byte)]
+	acks    atomic.Int64 // PUBACKs received
+	ackCh   chan struct{}
+	subCh   chan struct{}
+	done    chan struct{}
+	err     atomic.Pointer[error]
+}
+
+func appendVarint(b []byte, n int) []byte {
+	for {
+		d := byte(n % 128)
+		n /= 128
+		if n > 0 {
+			d |= 0x80
+		}
+		b = append(b, d)
+		if n == 0 {
+			return b
+		}
+	}
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
+	return append(b, s...)
+}
+
+func (Raw) Connect(ctx context.Context, ep Endpoint, id string) (Conn, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", ep.Addr)
+	if err != nil {
+		return nil, err
+	}
+	if ep.TLS != nil {
+		tc := tls.Client(nc, ep.TLS)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, err
+		}
+		nc = tc
+	}
+	body := []byte{0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 60}
+	body = appendString(body, id)
+	pkt := appendVarint([]byte{0x10}, len(body))
+	if dl, ok := ctx.Deadline(); ok {
+		nc.SetDeadline(dl)
+	}
+	if _, err := nc.Write(append(pkt, body...)); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	var ack [4]byte
+	if _, err := io.ReadFull(nc, ack[:]); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	if ack[0] != 0x20 || ack[3] != 0 {
+		nc.Close()
+		return nil, fmt.Errorf("CONNACK % x", ack)
+	}
+	nc.SetDeadline(time.Time{})
+	c := &rawConn{nc: nc, ackCh: make(chan struct{}, 1), subCh: make(chan struct{}, 1), done: make(chan struct{})}
+	go c.read()
+	return c, nil
+}
+
+func (c *rawConn) write(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_, err := c.nc.Write(b)
+	return err
+}
+
+func (c *rawConn) read() {
+	defer close(c.done)
+	rd := bufio.NewReaderSize(c.nc, 64<<10)
+	var acks []byte
+	var body []byte
+	fail := func(err error) { c.err.CompareAndSwap(nil, &err) }
+	for {
+		if len(acks) > 0 && rd.Buffered() == 0 {
+			if err := c.write(acks); err != nil {
+				fail(err)
+				return
+			}
+			acks = acks[:0]
+		}
+		h, err := rd.ReadByte()
+		if err != nil {
+			fail(err)
+			return
+		}
+		n, mul := 0, 1
+		for {
+			b, err := rd.ReadByte()
+			if err != nil {
+				fail(err)
+				return
+			}
+			n += int(b&0x7f) * mul
+			mul *= 128
+			if b&0x80 == 0 {
+				break
+			}
+		}
+		if cap(body) < n {
+			body = make([]byte, n)
+		}
+		body = body[:n]
+		if _, err := io.ReadFull(rd, body); err != nil {
+			fail(err)
+			return
+		}
+		switch h >> 4 {
+		case 3: // PUBLISH
+			if len(body) < 2 {
+				fail(errors.New("short PUBLISH"))
+				return
+			}
+			tl := int(binary.BigEndian.Uint16(body))
+			p := body[2+tl:]
+			if qos := (h >> 1) & 3; qos > 0 {
+				acks = append(acks, 0x40, 2, p[0], p[1])
+				p = p[2:]
+			}
+			if hp := c.handler.Load(); hp != nil {
+				(*hp)(p)
+			}
+		case 4: // PUBACK
+			c.acks.Add(1)
+			select {
+			case c.ackCh <- struct{}{}:
+			default:
+			}
+		case 9: // SUBACK
+			select {
+			case c.subCh <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+func (c *rawConn) failed() error {
+	if e := c.err.Load(); e != nil {
+		return *e
+	}
+	return errors.New("connection closed")
+}
+
+func (c *rawConn) Subscribe(ctx context.Context, topic string, qos byte, h func([]byte)) error {
+	c.handler.Store(&h)
+	body := binary.BigEndian.AppendUint16(nil, 1)
+	body = appendString(body, topic)
+	body = append(body, qos)
+	if err := c.write(append(appendVarint([]byte{0x82}, len(body)), body...)); err != nil {
+		return err
+	}
+	select {
+	case <-c.subCh:
+		return nil
+	case <-c.done:
+		return c.failed()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func appendPublish(b []byte, topic string, qos byte, id uint16, payload []byte) []byte {
+	n := 2 + len(topic) + len(payload)
+	if qos > 0 {
+		n += 2
+	}
+	b = appendVarint(append(b, 0x30|qos<<1), n)
+	b = appendString(b, topic)
+	if qos > 0 {
+		b = binary.BigEndian.AppendUint16(b, id)
+	}
+	return append(b, payload...)
+}
+
+// waitAcks waits until at least want PUBACKs have arrived.
+func (c *rawConn) waitAcks(ctx context.Context, want int64) error {
+	for c.acks.Load() < want {
+		select {
+		case <-c.ackCh:
+		case <-c.done:
+			return c.failed()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func (c *rawConn) PublishBurst(ctx context.Context, topic string, qos byte, n int, payload func(int) []byte) error {
+	const chunk = 256 << 10
+	base := c.acks.Load()
+	buf := make([]byte, 0, chunk+512)
+	for i := 0; i < n; i++ {
+		buf = appendPublish(buf, topic, qos, uint16(i%65535+1), payload(i))
+		if len(buf) >= chunk || i == n-1 {
+			if qos > 0 {
+				// Packet identifiers must not be reused while in flight.
+				if err := c.waitAcks(ctx, base+int64(i+1-60000)); err != nil {
+					return err
+				}
+			}
+			if err := c.write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+	}
+	if qos > 0 {
+		return c.waitAcks(ctx, base+int64(n))
+	}
+	return nil
+}
+
+func (c *rawConn) Publish(ctx context.Context, topic string, qos byte, payload []byte) error {
+	base := c.acks.Load()
+	if err := c.write(appendPublish(nil, topic, qos, 1, payload)); err != nil {
+		return err
+	}
+	if qos > 0 {
+		return c.waitAcks(ctx, base+1)
+	}
+	return nil
+}
+
+func (c *rawConn) Close() error {
+	c.write([]byte{0xe0, 0})
+	err := c.nc.Close()
+	<-c.done
+	return err
+}
