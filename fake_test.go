@@ -3,6 +3,7 @@ package fennec_test
 import (
 	"context"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -188,4 +189,12 @@ func connectFake(t *testing.T, fb *fakeBroker, cfg fennec.Config, sessionPresent
 	}
 	t.Cleanup(func() { r.c.Close() })
 	return r.c, fc
+}
+
+type netConn = net.Conn
+
+func pipePair() (net.Conn, net.Conn) { return net.Pipe() }
+
+func containsFold(s, sub string) bool {
+	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
 }

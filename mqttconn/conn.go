@@ -335,7 +335,7 @@ func (c *Conn) handshake(ctx context.Context) (*packet.Connack, error) {
 		if isDecodeErr(err) {
 			return nil, &ProtocolError{Msg: "bad packet instead of CONNACK", Err: err}
 		}
-		return nil, ctxOr(ctx, err)
+		return nil, fmt.Errorf("no CONNACK: %w", ctxOr(ctx, err))
 	}
 	c.trace(Event{Packet: p})
 	ack, ok := p.(*packet.Connack)
@@ -351,6 +351,9 @@ func (c *Conn) handshake(ctx context.Context) (*packet.Connack, error) {
 func ctxOr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("%w: %v", ctx.Err(), err)
+	}
+	if _, ok := ctx.Deadline(); ok && errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("%w: %v", context.DeadlineExceeded, err)
 	}
 	return err
 }
@@ -407,7 +410,11 @@ func (c *Conn) Run() error {
 	for {
 		p, err := c.rd.ReadPacket(c.version)
 		if err != nil {
-			c.Close(c.readError(err))
+			if rerr := c.readError(err); errors.Is(rerr, ErrProtocolViolation) {
+				c.Fail(rerr)
+			} else {
+				c.Close(rerr)
+			}
 			<-c.writerEnd
 			return c.Err()
 		}

@@ -1,0 +1,232 @@
+package fennec_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/fennec-mqtt/fennec"
+	"github.com/fennec-mqtt/fennec/packet"
+)
+
+// TestBadBroker: a broker that breaks the protocol gets its connection closed with a typed
+// error saying what it did; the client keeps its session (the unacknowledged message is resent
+// with DUP) and reconnects.
+func TestBadBroker(t *testing.T) {
+	cases := []struct {
+		name  string
+		do    func(fc *fakeConn, pubID uint16)
+		check func(t *testing.T, err error)
+	}{
+		{"malformed", func(fc *fakeConn, _ uint16) { fc.writeRaw([]byte{0x40, 0x01, 0x00}) }, // PUBACK with 1-byte body
+			func(t *testing.T, err error) {
+				if !errors.Is(err, fennec.ErrProtocolViolation) || !errors.Is(err, packet.ErrMalformed) {
+					t.Fatalf("err %v, want protocol violation wrapping ErrMalformed", err)
+				}
+			}},
+		{"oversized", func(fc *fakeConn, _ uint16) {
+			fc.writeRaw([]byte{0x30, 0xff, 0xff, 0xff, 0x7f}) // remaining length 268,435,455
+		}, func(t *testing.T, err error) {
+			if !errors.Is(err, packet.ErrPacketTooLarge) {
+				t.Fatalf("err %v, want ErrPacketTooLarge", err)
+			}
+		}},
+		{"unknown packet ID", func(fc *fakeConn, pubID uint16) { fc.write(&packet.Puback{PacketID: pubID + 100}) },
+			func(t *testing.T, err error) {
+				var pe *fennec.ProtocolError
+				if !errors.As(err, &pe) || pe.Packet != packet.PUBACK {
+					t.Fatalf("err %v, want *ProtocolError for PUBACK", err)
+				}
+			}},
+		{"second CONNACK", func(fc *fakeConn, _ uint16) { fc.write(&packet.Connack{}) },
+			func(t *testing.T, err error) {
+				var pe *fennec.ProtocolError
+				if !errors.As(err, &pe) || pe.Packet != packet.CONNACK {
+					t.Fatalf("err %v, want *ProtocolError for CONNACK", err)
+				}
+			}},
+		{"server DISCONNECT", func(fc *fakeConn, _ uint16) {
+			d := &packet.Disconnect{ReasonCode: packet.ServerShuttingDown}
+			d.Props.SetReasonString("maintenance")
+			fc.write(d)
+		}, func(t *testing.T, err error) {
+			var re *fennec.ReasonError
+			if !errors.As(err, &re) || re.Packet != packet.DISCONNECT || re.Code != packet.ServerShuttingDown || re.Reason != "maintenance" {
+				t.Fatalf("err %v, want ReasonError DISCONNECT 0x8B", err)
+			}
+		}},
+		{"receive maximum exceeded", func(fc *fakeConn, _ uint16) {
+			for id := uint16(1); id <= 3; id++ { // our Receive Maximum is 2, handler blocks
+				fc.write(&packet.Publish{QoS: 1, Topic: "block", PacketID: id})
+			}
+		}, func(t *testing.T, err error) {
+			if !errors.Is(err, fennec.ErrProtocolViolation) {
+				t.Fatalf("err %v, want protocol violation", err)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			leakCheck(t)
+			fb := startFake(t, packet.V5)
+			lost := make(chan error, 2)
+			release := make(chan struct{})
+			cfg := fastReconnect(fb.url(), packet.V5)
+			cfg.ReceiveMaximum = 2
+			cfg.OnConnectionLost = func(_ *fennec.Client, err error) { lost <- err }
+			cfg.DefaultHandler = func(m *fennec.Message) {
+				if m.Topic == "block" {
+					<-release
+				}
+			}
+			cfg.MaxPacketSize = 64 << 10
+			c, fc := connectFake(t, fb, cfg, false)
+			tok := c.PublishAsync(&fennec.Message{Topic: "t", QoS: 1, Payload: []byte("keep")})
+			p := fc.readType(packet.PUBLISH).(*packet.Publish)
+			tc.do(fc, p.PacketID)
+			sent := fc.expectClosed()
+			close(release)
+			err := <-lost
+			tc.check(t, err)
+			// MQTT 5: the client says why before closing [MQTT-4.13.1-1].
+			if tc.name != "server DISCONNECT" {
+				if len(sent) == 0 || sent[len(sent)-1].Type() != packet.DISCONNECT {
+					t.Fatalf("client sent %v before closing, want DISCONNECT last", sent)
+				}
+				if rc := sent[len(sent)-1].(*packet.Disconnect).ReasonCode; rc < 0x80 {
+					t.Fatalf("DISCONNECT reason %v, want an error code", rc)
+				}
+			}
+			if !fennec.Temporary(err) {
+				t.Errorf("Temporary(%v) = false", err)
+			}
+			// The client reconnects and resends the message it still owns.
+			fc2 := fb.next(t)
+			fc2.accept(true)
+			p2 := fc2.readType(packet.PUBLISH).(*packet.Publish)
+			if !p2.Dup || p2.PacketID != p.PacketID || string(p2.Payload) != "keep" {
+				t.Fatalf("after reconnect: dup=%v id=%d %q", p2.Dup, p2.PacketID, p2.Payload)
+			}
+			fc2.write(&packet.Puback{PacketID: p2.PacketID})
+			if err := tok.Wait(testCtx(t)); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestNoConnack: a broker that accepts TCP but never answers CONNECT fails Connect within
+// ConnectTimeout with a *ConnectError in phase mqtt.
+func TestNoConnack(t *testing.T) {
+	leakCheck(t)
+	fb := startFake(t, packet.V5)
+	cfg := fennec.Config{Server: fb.url(), ConnectTimeout: 200 * time.Millisecond}
+	_, err := fennec.Connect(context.Background(), cfg)
+	var ce *fennec.ConnectError
+	if !errors.As(err, &ce) || ce.Phase != fennec.PhaseMQTT || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err %v, want ConnectError phase mqtt with DeadlineExceeded", err)
+	}
+}
+
+// TestRefusedConnack: CONNACK refusals are *ReasonError with the code; 3.1.1 return codes keep
+// their 3.1.1 meaning; no downgrade is attempted.
+func TestRefusedConnack(t *testing.T) {
+	for _, tc := range []struct {
+		v    packet.Version
+		code packet.ReasonCode
+		want string
+	}{
+		{packet.V5, packet.NotAuthorized, "Not authorized"},
+		{packet.V5, packet.UnsupportedProtocolVersion, "Unsupported Protocol Version"},
+		{packet.V311, 5, "not authorized"},
+		{packet.V311, 1, "unacceptable protocol version"},
+	} {
+		t.Run(vname(tc.v)+tc.code.String(), func(t *testing.T) {
+			leakCheck(t)
+			fb := startFake(t, tc.v)
+			errc := make(chan error, 1)
+			go func() {
+				_, err := fennec.Connect(context.Background(), fennec.Config{Server: fb.url(), Version: tc.v})
+				errc <- err
+			}()
+			fc := fb.next(t)
+			conn := fc.read().(*packet.Connect)
+			if conn.Version != tc.v {
+				t.Fatalf("CONNECT version %v, want %v", conn.Version, tc.v)
+			}
+			fc.write(&packet.Connack{ReasonCode: tc.code})
+			err := <-errc
+			var re *fennec.ReasonError
+			if !errors.As(err, &re) || re.Code != tc.code || re.Packet != packet.CONNACK {
+				t.Fatalf("err %v, want ReasonError code %d", err, tc.code)
+			}
+			if !containsFold(err.Error(), tc.want) {
+				t.Fatalf("err %q does not say %q", err, tc.want)
+			}
+			var ce *fennec.ConnectError
+			if !errors.As(err, &ce) || ce.Phase != fennec.PhaseMQTT {
+				t.Fatalf("err %v, want ConnectError phase mqtt", err)
+			}
+			// One connection only: no second attempt with another protocol version.
+			select {
+			case fc := <-fb.conns:
+				fc.nc.Close()
+				t.Fatal("the client tried again (silent downgrade?)")
+			default:
+			}
+		})
+	}
+}
+
+// TestKeepAliveHalfOpen: a broker that stops answering (a half-open connection) is detected
+// within 1.5 × keep alive; PINGREQ is sent when idle. Time is virtual (synctest), so the bound
+// is checked exactly.
+func TestKeepAliveHalfOpen(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, cli := pipePair()
+		lost := make(chan error, 1)
+		cfg := fennec.Config{Server: "mqtt://broker.test:1883", KeepAlive: 4 * time.Second,
+			DisableReconnect: true,
+			Dial:             func(context.Context, string, string) (netConn, error) { return cli, nil },
+			OnConnectionLost: func(_ *fennec.Client, err error) { lost <- err }}
+		fc := &fakeConn{t: t, nc: srv, rd: packet.NewReader(srv, 0), v: packet.V5}
+		done := make(chan *fennec.Client)
+		go func() {
+			c, err := fennec.Connect(context.Background(), cfg)
+			if err != nil {
+				t.Error(err)
+			}
+			done <- c
+		}()
+		fc.accept(false)
+		c := <-done
+		start := time.Now()
+		// Answer the first PINGREQ, then go silent.
+		if _, ok := fc.read().(*packet.Pingreq); !ok {
+			t.Fatal("want PINGREQ")
+		}
+		if d := time.Since(start); d > 4*time.Second {
+			t.Fatalf("first PINGREQ after %v, keep alive 4s [MQTT-3.1.2-23]", d)
+		}
+		fc.write(&packet.Pingresp{})
+		answered := time.Now()
+		go func() {
+			for {
+				if _, err := fc.rd.ReadPacket(packet.V5); err != nil {
+					return
+				}
+			}
+		}()
+		err := <-lost
+		if !errors.Is(err, fennec.ErrKeepAliveTimeout) {
+			t.Fatalf("err %v, want ErrKeepAliveTimeout", err)
+		}
+		if d := time.Since(answered); d > 6*time.Second {
+			t.Fatalf("dead link detected after %v, want ≤ 1.5 × 4s", d)
+		}
+		c.Close()
+		srv.Close()
+	})
+}
