@@ -202,6 +202,8 @@ type NotIssuedByError struct {
 	CASubjects      []string // the subjects of the CA certificates given
 	// Reason says how it failed: the issuer names differ, or they match but the signature does not.
 	Reason string
+	// SameName is true when a CA has the issuer's name but did not sign the certificate.
+	SameName bool
 }
 
 func (e *NotIssuedByError) Error() string {
@@ -211,6 +213,9 @@ func (e *NotIssuedByError) Error() string {
 
 // Hint implements Hinter.
 func (e *NotIssuedByError) Hint() string {
+	if e.SameName {
+		return "the CA was regenerated after the certificate was issued: use the CA file generated together with this certificate, or reissue the certificate"
+	}
 	return "use the CA certificate whose subject is " + e.Issuer + " (for AWS IoT server certificates: Amazon Root CA 1)"
 }
 

@@ -51,6 +51,17 @@ func (k Kind) article() string {
 // MarshalText implements encoding.TextMarshaler.
 func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (k *Kind) UnmarshalText(b []byte) error {
+	for _, c := range []Kind{KindUnknown, KindCertificate, KindPrivateKey, KindPublicKey, KindCSR} {
+		if c.String() == string(b) {
+			*k = c
+			return nil
+		}
+	}
+	return fmt.Errorf("pki: unknown kind %q", b)
+}
+
 // Container is how an object was stored.
 type Container string
 

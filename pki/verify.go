@@ -166,6 +166,7 @@ func issuerAmong(cert *x509.Certificate, certs []*x509.Certificate) bool {
 func issuedBy(cert *x509.Certificate, cas []*x509.Certificate) error {
 	var subjects []string
 	reason := "no CA has the subject the certificate names as its issuer"
+	sameName := false
 	for _, ca := range cas {
 		subjects = append(subjects, NameString(ca.Subject))
 		if !bytes.Equal(ca.RawSubject, cert.RawIssuer) {
@@ -176,12 +177,13 @@ func issuedBy(cert *x509.Certificate, cas []*x509.Certificate) error {
 				reason = "the certificate with the issuer's name is not a CA (basic constraints CA:FALSE)"
 				continue
 			}
-			reason = "a CA with the same name exists but its key did not sign this certificate (a different CA with the same name, e.g. regenerated)"
+			reason = "a CA with that name is given, but its key did not sign this certificate: it is a different CA with the same name (regenerated?)"
+			sameName = true
 			continue
 		}
 		return nil
 	}
-	return &NotIssuedByError{Subject: NameString(cert.Subject), Issuer: NameString(cert.Issuer), CASubjects: subjects, Reason: reason}
+	return &NotIssuedByError{Subject: NameString(cert.Subject), Issuer: NameString(cert.Issuer), CASubjects: subjects, Reason: reason, SameName: sameName}
 }
 
 // HostnameError reports a certificate that is not valid for the host name connected to.

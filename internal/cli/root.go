@@ -69,6 +69,7 @@ connection does not work: which step (DNS, TCP, TLS, MQTT), why, and how to fix 
 		newPubCmd(streams),
 		newSubCmd(streams),
 		newDemoCmd(streams),
+		newCertCmd(streams),
 		newBrokerCmd(streams),
 		newVersionCmd(streams),
 		newHelpTopic("exit-codes", "What fennec's exit codes mean", exitCodesHelp),
