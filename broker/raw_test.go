@@ -35,7 +35,7 @@ func appendVarint(b []byte, n int) []byte {
 	}
 }
 
-func packet(header byte, body []byte) []byte {
+func encodePacket(header byte, body []byte) []byte {
 	return append(appendVarint([]byte{header}, len(body)), body...)
 }
 
@@ -43,14 +43,14 @@ func packet(header byte, body []byte) []byte {
 func connect311(id string, keepalive uint16) []byte {
 	body := appendString(nil, "MQTT")
 	body = append(body, 4, 0x02, byte(keepalive>>8), byte(keepalive))
-	return packet(0x10, appendString(body, id))
+	return encodePacket(0x10, appendString(body, id))
 }
 
 // connect5: level 5, clean start, keepalive, empty properties, client ID.
 func connect5(id string, keepalive uint16) []byte {
 	body := appendString(nil, "MQTT")
 	body = append(body, 5, 0x02, byte(keepalive>>8), byte(keepalive), 0)
-	return packet(0x10, appendString(body, id))
+	return encodePacket(0x10, appendString(body, id))
 }
 
 // publish: topic, packet ID when qos > 0, properties length 0 for MQTT 5, payload.
@@ -62,7 +62,7 @@ func publish(v5 bool, topic string, qos byte, id uint16, payload []byte) []byte 
 	if v5 {
 		body = append(body, 0)
 	}
-	return packet(0x30|qos<<1, append(body, payload...))
+	return encodePacket(0x30|qos<<1, append(body, payload...))
 }
 
 // subscribe: packet ID, properties length 0 for MQTT 5, one filter with its options byte (QoS).
@@ -72,7 +72,7 @@ func subscribe(v5 bool, id uint16, filter string, qos byte) []byte {
 		body = append(body, 0)
 	}
 	body = append(appendString(body, filter), qos)
-	return packet(0x82, body)
+	return encodePacket(0x82, body)
 }
 
 type rawPacket struct {
