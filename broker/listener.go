@@ -222,7 +222,12 @@ func (c *conn) Read(p []byte) (int, error) {
 	if err := c.gate.wait(c); err != nil {
 		return 0, err
 	}
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	// A read already waiting when StopReading was called holds its data until ResumeReading.
+	if werr := c.gate.wait(c); werr != nil {
+		return 0, werr
+	}
+	return n, err
 }
 
 // disconnect311 is the encoding of an MQTT DISCONNECT without properties.
