@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -279,5 +281,48 @@ func TestHandshakeMosquittoRequiringClientCert(t *testing.T) {
 				t.Fatalf("mosquitto's acceptable CAs = %v", info.AcceptableCAs)
 			}
 		})
+	}
+}
+
+func TestServerConfigDefaults(t *testing.T) {
+	f := getFixtures(t)
+	cfg := serverConfig(t, f.Server, f.CA, 0, 0)
+	if cfg.MinVersion != tls.VersionTLS13 || cfg.ClientAuth != tls.RequireAndVerifyClientCert || cfg.ClientCAs == nil {
+		t.Fatalf("min=%x auth=%v", cfg.MinVersion, cfg.ClientAuth)
+	}
+	_, err := pki.ServerConfig(pki.ServerOptions{Cert: pki.BytesSource(f.Server.CertPEM, "s"), Key: pki.BytesSource(f.Client.KeyPEM, "k")})
+	var ke *pki.KeyMismatchError
+	if !errors.As(err, &ke) {
+		t.Fatalf("mismatched server key: %v", err)
+	}
+	if _, err := pki.ServerConfig(pki.ServerOptions{Cert: pki.BytesSource(f.Server.CertPEM, "s"), Key: pki.BytesSource(f.Server.KeyPEM, "k"), MinVersion: tls.VersionTLS11}); err == nil {
+		t.Fatal("TLS 1.1 server accepted")
+	}
+}
+
+func TestALPNAndKeyLogFromEnv(t *testing.T) {
+	f := getFixtures(t)
+	srv := serverConfig(t, f.Server, nil, tls.VersionTLS12, 0)
+	srv.NextProtos = []string{"x-amzn-mqtt-ca", "mqtt"}
+	s := startGoServer(t, srv)
+	keylog := filepath.Join(t.TempDir(), "keys.log")
+	t.Setenv("SSLKEYLOGFILE", keylog)
+	rec := &pki.HandshakeRecorder{}
+	cfg, err := pki.ClientConfig(pki.ClientOptions{CAs: []pki.Source{pki.BytesSource(f.CA.CertPEM, "ca")}, NextProtos: []string{"x-amzn-mqtt-ca"}, KeyLogFromEnv: true, Recorder: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dialAndRead(t, s.addr, cfg, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.Info().ALPN; got != "x-amzn-mqtt-ca" {
+		t.Fatalf("ALPN = %q", got)
+	}
+	data, err := os.ReadFile(keylog)
+	if err != nil || !bytes.Contains(data, []byte("CLIENT_")) {
+		t.Fatalf("key log %q: %v", data, err)
+	}
+	if st, _ := os.Stat(keylog); st.Mode().Perm() != 0o600 {
+		t.Fatalf("key log mode %v", st.Mode().Perm())
 	}
 }

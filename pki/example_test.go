@@ -1,0 +1,96 @@
+package pki_test
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"strings"
+
+	"github.com/fennec-mqtt/fennec/pki"
+)
+
+// A client configuration for mutual TLS: the CA that signed the broker, the device certificate
+// and its key. Files may be PEM, DER or C headers; an encrypted key takes its passphrase from
+// the environment.
+func ExampleClientConfig() {
+	p, _ := pki.GenerateDevPKI(pki.DevPKIOptions{})
+	rec := &pki.HandshakeRecorder{}
+	cfg, err := pki.ClientConfig(pki.ClientOptions{
+		CAs:        []pki.Source{pki.BytesSource(p.CA.CertPEM, "ca.pem")}, // or pki.FileSource("ca.pem")
+		Cert:       pki.BytesSource(p.Client().CertPEM, "device.pem"),
+		Key:        pki.BytesSource(p.Client().KeyPEM, "device-key.pem"),
+		Passphrase: pki.PassphraseFromEnv("DEVICE_KEY_PASSPHRASE"),
+		ServerName: "localhost",
+		Recorder:   rec, // keep it to explain a failed handshake
+	})
+	if err != nil {
+		// Loading errors name the cause, e.g. "the private key ... does not match the
+		// certificate"; pki.Hint(err) says what to do.
+		log.Fatal(err, "\n", pki.Hint(err))
+	}
+	fmt.Println(tls.VersionName(cfg.MinVersion), cfg.ClientSessionCache != nil)
+	// Output: TLS 1.2 true
+}
+
+// The classic hand conversion that makes wolfSSL fail with ASN_PARSE_E (-140): PEM text pasted
+// into an array that is loaded as DER.
+func ExampleParse_pemInsideDERArray() {
+	p, _ := pki.GenerateDevPKI(pki.DevPKIOptions{})
+	header := pki.EncodeC("ca_cert_der_2048", p.CA.CertPEM) // PEM bytes, not DER
+	objs, _ := pki.Parse(header, "certs_test.h")
+	var pe *pki.PEMInArrayError
+	fmt.Println(objs[0].Name, objs[0].Kind, errors.As(objs[0].Err, &pe))
+	fmt.Println(strings.SplitN(pki.Hint(objs[0].Err), "\n", 2)[0])
+	// Output:
+	// ca_cert_der_2048 certificate true
+	// convert the PEM file to a real DER array: fennec cert convert --to c FILE.pem --name ca_cert_der_2048
+}
+
+// EncodeC writes the certs_test.h form, with its sizeof_ constant.
+func ExampleEncodeC() {
+	fmt.Print(string(pki.EncodeC("tiny_der", []byte{0x30, 0x03, 0x02, 0x01, 0x05})))
+	// Output:
+	// static const unsigned char tiny_der[] =
+	// {
+	//     0x30, 0x03, 0x02, 0x01, 0x05,
+	// };
+	// static const int sizeof_tiny_der = sizeof(tiny_der);
+}
+
+// ExplainHandshake turns a failed handshake into a cause and a fix. Here the broker's
+// certificate comes from a CA the client does not trust.
+func ExampleExplainHandshake() {
+	trusted, _ := pki.GenerateDevPKI(pki.DevPKIOptions{})
+	other, _ := pki.GenerateDevPKI(pki.DevPKIOptions{})
+	srvCfg, _ := pki.ServerConfig(pki.ServerOptions{
+		Cert: pki.BytesSource(other.Server.CertPEM, "server.pem"),
+		Key:  pki.BytesSource(other.Server.KeyPEM, "server-key.pem"),
+	})
+	l, _ := tls.Listen("tcp", "127.0.0.1:0", srvCfg)
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err == nil {
+			c.(*tls.Conn).Handshake()
+			c.Close()
+		}
+	}()
+
+	rec := &pki.HandshakeRecorder{}
+	cfg, _ := pki.ClientConfig(pki.ClientOptions{CAs: []pki.Source{pki.BytesSource(trusted.CA.CertPEM, "ca.pem")}, Recorder: rec})
+	_, err := tls.Dial("tcp", l.Addr().String(), cfg)
+	d := pki.ExplainHandshake(err, rec)
+	fmt.Println(d.Step, d.Kind)
+	// Output: tls unknown-authority
+}
+
+// Verify names why a certificate does not fit: here, the host name.
+func ExampleVerify() {
+	p, _ := pki.GenerateDevPKI(pki.DevPKIOptions{Hosts: []string{"broker.local"}, IPs: []net.IP{net.ParseIP("10.0.0.7")}})
+	err := pki.Verify(p.Server.Cert, pki.VerifyOptions{Roots: []*x509.Certificate{p.CA.Cert}, Host: "broker.example", Usage: pki.UsageServer})
+	fmt.Println(err)
+	// Output: pki: certificate CN=broker.local,O=Fennec development is not valid for "broker.example": it is valid for broker.local, 10.0.0.7
+}
