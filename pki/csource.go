@@ -240,6 +240,10 @@ func (p *parser) parseSource(src []byte, file string) []Object {
 // suffix "[...]".
 func declName(toks []ctoken, i int) string {
 	j := i - 1
+	// Attributes between the declarator and '=', as in "x[] PROGMEM = {...}".
+	for j > 0 && toks[j].kind == 'i' && toks[j-1].text == "]" {
+		j--
+	}
 	if toks[j].text == "]" {
 		for j >= 0 && toks[j].text != "[" {
 			j--

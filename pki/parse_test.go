@@ -159,6 +159,23 @@ func TestPEMInsideDERArray(t *testing.T) {
 	}
 }
 
+func TestArrayWithAttributeAndLowercaseHex(t *testing.T) {
+	f := getFixtures(t)
+	var b strings.Builder
+	b.WriteString("const unsigned char root_ca[] PROGMEM = {")
+	for i, c := range f.CA.Cert.Raw {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, "0x%02x", c)
+	}
+	b.WriteString("};\nconst unsigned int root_ca_len = sizeof(root_ca);\n")
+	objs := mustParse(t, []byte(b.String()), "root_ca.h")
+	if len(objs) != 1 || objs[0].Name != "root_ca" || objs[0].Err != nil || !objs[0].Cert.Equal(f.CA.Cert) {
+		t.Fatalf("%+v", objs)
+	}
+}
+
 func TestBase64InsideDERArray(t *testing.T) {
 	f := getFixtures(t)
 	src := pki.EncodeC("ca_cert", []byte(base64.StdEncoding.EncodeToString(f.CA.Cert.Raw)))
