@@ -142,7 +142,9 @@ func (l *listener) serveWS(establish listeners.EstablishFn) {
 		l.handle(wsConn{Conn: nc, remote: r.RemoteAddr}, r.TLS, establish)
 	})
 	srv := &http.Server{Handler: mux, TLSConfig: l.spec.tls, ReadHeaderTimeout: connectTimeout,
-		ErrorLog: slog.NewLogLogger(l.log.Handler(), slog.LevelDebug)}
+		// HTTP/1.1 only: the WebSocket upgrade needs it (a browser offered h2 would fail).
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+		ErrorLog:     slog.NewLogLogger(l.log.Handler(), slog.LevelDebug)}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()

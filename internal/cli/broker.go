@@ -219,7 +219,13 @@ func runBroker(cmd *cobra.Command, streams IO, o *brokerOptions) error {
 		return &exitError{code: ExitNetwork, err: err, hint: hint}
 	}
 	defer b.Close()
-	printBrokerBanner(streams.Out, b, o, dev, devFiles, created, tlsOpts)
+	var things []string
+	if opts.AWS != nil {
+		for _, d := range opts.AWS.Devices {
+			things = append(things, d.ThingName)
+		}
+	}
+	printBrokerBanner(streams.Out, b, o, dev, devFiles, created, tlsOpts, things)
 	<-ctx.Done()
 	log.Info("shutting down")
 	return b.Close()
@@ -232,7 +238,7 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-func printBrokerBanner(w io.Writer, b *broker.Broker, o *brokerOptions, dev *pki.DevPKI, files pki.DevPKIFiles, created bool, t *broker.TLS) {
+func printBrokerBanner(w io.Writer, b *broker.Broker, o *brokerOptions, dev *pki.DevPKI, files pki.DevPKIFiles, created bool, t *broker.TLS, things []string) {
 	fmt.Fprintln(w, "fennec broker is running; Ctrl-C stops it.")
 	for _, l := range b.Listeners() {
 		desc := ""
@@ -261,7 +267,22 @@ func printBrokerBanner(w io.Writer, b *broker.Broker, o *brokerOptions, dev *pki
 		fmt.Fprintf(w, "Development PKI (%s): %s\n", verb, files.Dir)
 	}
 	if o.aws {
-		fmt.Fprintln(w, "\nConnect with a registered device's certificate and key; the client ID is what the policy's client/ resource sees.")
+		fmt.Fprintf(w, "Registered things: %s\n", strings.Join(things, ", "))
+		fmt.Fprintln(w, "\nConnect as a device with its certificate and key; the client ID is what the policy's client/ resource sees:")
+		for _, l := range b.Listeners() {
+			if l.Scheme != "tls" {
+				continue
+			}
+			host, port, _ := net.SplitHostPort(l.Addr)
+			ca := "AmazonRootCA1.pem"
+			if dev != nil {
+				ca = files.CA
+			}
+			fmt.Fprintf(w, "  mosquitto_pub -h %s -p %s --cafile %s --cert DEVICE.pem --key DEVICE-key.pem -i THING -t TOPIC -m hello -q 1\n",
+				host, port, shellQuote(ca))
+			fmt.Fprintf(w, "  fennec pub -h %s -p %s --cafile %s --cert DEVICE.pem --key DEVICE-key.pem -i THING -t TOPIC -m hello -q 1\n",
+				host, port, shellQuote(ca))
+		}
 		return
 	}
 	cert, key := "", ""

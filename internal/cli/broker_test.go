@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -38,8 +40,12 @@ func startBrokerCmd(t *testing.T, args ...string) string {
 	go func() {
 		done <- Run(ctx, append([]string{"broker"}, args...), IO{In: strings.NewReader(""), Out: out, Err: errOut})
 	}()
+	exited := false
 	t.Cleanup(func() {
 		cancel()
+		if exited {
+			return
+		}
 		select {
 		case code := <-done:
 			if code != ExitOK {
@@ -53,6 +59,7 @@ func startBrokerCmd(t *testing.T, args ...string) string {
 	for !strings.Contains(out.String(), "mosquitto_pub") {
 		select {
 		case code := <-done:
+			exited = true
 			t.Fatalf("fennec broker exited %d: %s%s", code, out, errOut)
 		default:
 		}
@@ -222,4 +229,61 @@ func withoutFlags(a []string, names ...string) []string {
 		out = append(out, a[i])
 	}
 	return out
+}
+
+// `fennec broker --aws`: registered device certificates from a directory, a policy file, and
+// mosquitto_pub as the device: the allowed publish works, the denied one and an unregistered
+// certificate fail.
+func TestBrokerCommandAWS(t *testing.T) {
+	p, err := pki.GenerateDevPKI(pki.DevPKIOptions{Clients: []string{"dev-1", "stranger"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The devices' certificates come from their own CA, which the broker does not know: AWS
+	// registers device certificates, not necessarily their CA.
+	files, err := p.WriteDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkiDir := filepath.Join(t.TempDir(), "broker-pki")
+	devices := t.TempDir()
+	if err := os.WriteFile(filepath.Join(devices, "dev-1.cert.pem"), p.Clients["dev-1"].CertPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	policy := filepath.Join(t.TempDir(), "policy.json")
+	if err := os.WriteFile(policy, []byte(`{"Version":"2012-10-17","Statement":[
+		{"Effect":"Allow","Action":"iot:Connect","Resource":"arn:aws:iot:us-east-1:123456789012:client/${iot:Connection.Thing.ThingName}"},
+		{"Effect":"Allow","Action":"iot:Publish","Resource":"arn:aws:iot:us-east-1:123456789012:topic/dt/${iot:ClientId}/*"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	banner := startBrokerCmd(t, "--aws", "--aws-devices", devices, "--aws-policy", policy,
+		"--listen", "tls://127.0.0.1:0", "--pki-dir", pkiDir)
+	var addr string
+	for _, line := range strings.Split(banner, "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && strings.HasPrefix(f[1], "mqtts://") {
+			addr = strings.TrimPrefix(f[1], "mqtts://")
+		}
+	}
+	host, port, _ := strings.Cut(addr, ":")
+	mosq := func(cn, id, topic string) error {
+		args := []string{"-h", host, "-p", port, "--cafile", filepath.Join(pkiDir, "ca.pem"), "--cert", files.ClientCert[cn], "--key", files.ClientKey[cn],
+			"--tls-version", "tlsv1.3", "-V", "mqttv311", "-i", id, "-t", topic, "-m", "m", "-q", "1"}
+		out, err := exec.Command("mosquitto_pub", args...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	}
+	if err := mosq("dev-1", "dev-1", "dt/dev-1/temp"); err != nil {
+		t.Fatalf("allowed publish: %v", err)
+	}
+	if err := mosq("dev-1", "dev-1", "dt/dev-2/temp"); err == nil {
+		t.Fatal("publish outside the policy succeeded")
+	}
+	if err := mosq("dev-1", "someone-else", "dt/someone-else/temp"); err == nil {
+		t.Fatal("connect with a client ID other than the thing name succeeded")
+	}
+	if err := mosq("stranger", "stranger", "dt/stranger/temp"); err == nil {
+		t.Fatal("unregistered certificate connected")
+	}
 }
