@@ -2,8 +2,21 @@ package pki
 
 import (
 	"crypto/x509"
+	"errors"
+	"strings"
 	"time"
 )
+
+// IsAWSIoTDeviceCert reports whether cert was issued by AWS IoT's own device CA (what the AWS
+// IoT console and CreateKeysAndCertificate produce), as opposed to a CA you registered.
+func IsAWSIoTDeviceCert(cert *x509.Certificate) bool {
+	for _, ou := range cert.Issuer.OrganizationalUnit {
+		if strings.HasPrefix(ou, "Amazon Web Services O=Amazon.com Inc.") {
+			return true
+		}
+	}
+	return false
+}
 
 // CheckOptions configures Check.
 type CheckOptions struct {
@@ -55,7 +68,9 @@ type ChainReport struct {
 	OK      bool   `json:"ok"`
 	Problem string `json:"problem,omitempty"`
 	Hint    string `json:"hint,omitempty"`
-	Err     error  `json:"-"`
+	// Note explains a chain that is not checked against the CA given, and why that is right.
+	Note string `json:"note,omitempty"`
+	Err  error  `json:"-"`
 }
 
 // Check examines every object: whether it parsed and is within its validity period, which key
@@ -143,7 +158,15 @@ func Check(objs []Object, opts CheckOptions) CheckReport {
 			if opts.Host != "" {
 				usage = UsageServer
 			}
-			if err := Verify(l.Cert, VerifyOptions{Roots: cas, Intermediates: intermediatesExcept(inter, l.Cert), Host: opts.Host, Usage: usage, Now: now}); err != nil {
+			err := Verify(l.Cert, VerifyOptions{Roots: cas, Intermediates: intermediatesExcept(inter, l.Cert), Host: opts.Host, Usage: usage, Now: now})
+			var ne *NotIssuedByError
+			switch {
+			case err == nil:
+			case errors.As(err, &ne) && IsAWSIoTDeviceCert(l.Cert) && opts.Host == "":
+				// An AWS IoT device certificate is issued by the AWS IoT CA, which AWS keeps;
+				// the CA file a device holds (Amazon Root CA 1) verifies the server instead.
+				cr.Note = "issued by the AWS IoT device CA (" + NameString(l.Cert.Issuer) + "), which AWS IoT checks on its side; the CA given verifies the server, so no chain is expected here"
+			default:
 				cr.OK, r.OK = false, false
 				cr.Err, cr.Problem, cr.Hint = err, trimPrefix(err), Hint(err)
 			}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 )
 
 // ClientOptions configures ClientConfig. The zero value verifies the server against the system
@@ -62,6 +63,10 @@ type ClientOptions struct {
 	// debugging; the caller must warn every time it is used.
 	InsecureSkipVerify bool
 
+	// Time, when set, is the clock certificates are checked against (tls.Config.Time); nil
+	// means time.Now. Tests use it to play a device whose clock is unset.
+	Time func() time.Time
+
 	// Recorder, when set, records what happened in each handshake (whether the server asked
 	// for a client certificate and which CAs it accepts) so that ExplainHandshake can say why
 	// a handshake failed.
@@ -75,6 +80,7 @@ func ClientConfig(opts ClientOptions) (*tls.Config, error) {
 		ServerName:         opts.ServerName,
 		NextProtos:         opts.NextProtos,
 		InsecureSkipVerify: opts.InsecureSkipVerify,
+		Time:               opts.Time,
 	}
 	var err error
 	if cfg.MinVersion, cfg.MaxVersion, err = versions(opts.MinVersion, opts.MaxVersion, tls.VersionTLS12); err != nil {
@@ -135,6 +141,7 @@ func ClientConfig(opts ClientOptions) (*tls.Config, error) {
 		rec.mu.Lock()
 		rec.trusted = caSubjects
 		rec.insecure = opts.InsecureSkipVerify
+		rec.now = opts.Time
 		if cert != nil {
 			rec.clientSubject = NameString(cert.Leaf.Subject)
 			rec.clientIssuer = NameString(cert.Leaf.Issuer)
@@ -293,6 +300,7 @@ type HandshakeRecorder struct {
 	hasClientCert bool
 	clientSubject string
 	clientIssuer  string
+	now           func() time.Time
 	info          HandshakeInfo
 }
 
@@ -324,16 +332,22 @@ type HandshakeInfo struct {
 	ClientCert                  bool
 	ClientSubject, ClientIssuer string
 	Insecure                    bool
+	// Now is the client's clock when Info was called (ClientOptions.Time, else time.Now).
+	Now time.Time
 }
 
 // Info returns a copy of what was recorded.
 func (r *HandshakeRecorder) Info() HandshakeInfo {
 	if r == nil {
-		return HandshakeInfo{}
+		return HandshakeInfo{Now: time.Now()}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	i := r.info
+	i.Now = time.Now()
+	if r.now != nil {
+		i.Now = r.now()
+	}
 	i.AcceptableCAs = append([]string(nil), i.AcceptableCAs...)
 	i.ServerChain = append([]*x509.Certificate(nil), i.ServerChain...)
 	i.Trusted = append([]string(nil), r.trusted...)

@@ -160,6 +160,7 @@ func parseCInt(t string) (int64, bool) {
 type cDecl struct {
 	name     string
 	isString bool
+	goSlice  bool
 	data     []byte
 	badElem  string // first element that is not a byte value
 }
@@ -179,15 +180,17 @@ func (p *parser) parseSource(src []byte, file string) []Object {
 		}
 		j := i + 1
 		// Go: = []byte{ ... }
+		goSlice := false
 		if j+3 < len(toks) && toks[j].text == "[" && toks[j+1].text == "]" && toks[j+2].kind == 'i' {
 			j += 3
+			goSlice = true
 		}
 		if j >= len(toks) {
 			break
 		}
 		switch {
 		case toks[j].text == "{":
-			d := cDecl{name: name}
+			d := cDecl{name: name, goSlice: goSlice}
 			k := j + 1
 			for ; k < len(toks) && toks[k].text != "}"; k++ {
 				t := toks[k]
@@ -258,6 +261,9 @@ func declName(toks []ctoken, i int) string {
 
 func (p *parser) fromDecl(d cDecl, sizes map[string]int) []Object {
 	container := ContainerCArray
+	if d.goSlice {
+		container = ContainerGoSlice
+	}
 	if d.isString {
 		container = ContainerCString
 	}
@@ -284,7 +290,7 @@ func (p *parser) fromDecl(d cDecl, sizes map[string]int) []Object {
 					typ = "CERTIFICATE"
 				}
 				objs[i].Err = &PEMInArrayError{Name: objs[i].Name, PEMType: typ}
-				objs[i].Container = ContainerCArray
+				objs[i].Container = container
 			}
 		}
 	case data[0] == 0x30 && !d.isString:
@@ -295,7 +301,7 @@ func (p *parser) fromDecl(d cDecl, sizes map[string]int) []Object {
 			if !d.isString {
 				for i := range objs {
 					objs[i].Err = &Base64InArrayError{Name: objs[i].Name}
-					objs[i].Container = ContainerCArray
+					objs[i].Container = container
 				}
 			}
 			break

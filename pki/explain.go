@@ -151,12 +151,16 @@ func ExplainHandshake(err error, rec *HandshakeRecorder) *Diagnosis {
 	if ci, ok := asCertInvalid(err); ok {
 		if ci.Reason == x509.Expired {
 			d.Kind = DiagExpired
-			v := CheckValidity(ci.Cert, time.Now())
+			v := CheckValidity(ci.Cert, info.Now)
 			if v == nil {
-				v = &ValidityError{Subject: NameString(ci.Cert.Subject), NotBefore: ci.Cert.NotBefore, NotAfter: ci.Cert.NotAfter, Now: time.Now(), Expired: true}
+				v = &ValidityError{Subject: NameString(ci.Cert.Subject), NotBefore: ci.Cert.NotBefore, NotAfter: ci.Cert.NotAfter, Now: info.Now, Expired: true}
 			}
 			ve := v.(*ValidityError)
 			d.Cause = "the server's " + trimPrefix(ve)
+			if ve.ClockUnset {
+				d.Cause = fmt.Sprintf("this device's clock says %s, before this program was even built, so the device clock is probably unset; the server's certificate is valid from %s to %s",
+					ve.Now.UTC().Format(time.RFC3339), ve.NotBefore.UTC().Format(time.DateOnly), ve.NotAfter.UTC().Format(time.DateOnly))
+			}
 			d.Fix = ve.Hint()
 			return d
 		}

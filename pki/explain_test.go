@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/fennec-mqtt/fennec/pki"
 )
@@ -63,6 +64,20 @@ func TestExplainExpiredServerCertificate(t *testing.T) {
 	cfg, rec := clientConfig(t, clientSetup{ca: f.CA})
 	_, err := dialAndRead(t, s.addr, cfg, false)
 	expectDiagnosis(t, err, rec, pki.DiagExpired, "expired on "+f.ExpiredServer.Cert.NotAfter.UTC().Format("2006-01-02"))
+}
+
+// A device that booted without RTC or NTP: its clock says 1970.
+func TestExplainUnsetClock(t *testing.T) {
+	f := getFixtures(t)
+	s := startGoServer(t, serverConfig(t, f.Server, nil, tls.VersionTLS12, 0))
+	rec := &pki.HandshakeRecorder{}
+	cfg, err := pki.ClientConfig(pki.ClientOptions{CAs: []pki.Source{pki.BytesSource(f.CA.CertPEM, "ca")}, Recorder: rec,
+		Time: func() time.Time { return time.Unix(86400, 0) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = dialAndRead(t, s.addr, cfg, false)
+	expectDiagnosis(t, err, rec, pki.DiagExpired, "1970-01-02", "device clock is probably unset")
 }
 
 func TestExplainProtocolVersionMismatch(t *testing.T) {

@@ -2,6 +2,7 @@ package pki_test
 
 import (
 	"crypto/ecdsa"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
@@ -55,7 +56,7 @@ func TestParseFormsByContent(t *testing.T) {
 		{"pkcs1 der", pkcs1, pki.KindPrivateKey, pki.ContainerDER, "PKCS#1"},
 		{"public key", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), pki.KindPublicKey, pki.ContainerPEM, "PKIX"},
 		{"c array", pki.EncodeC("client_cert_der", certDER), pki.KindCertificate, pki.ContainerCArray, "X.509"},
-		{"go slice", pki.EncodeGo("clientCert", certDER), pki.KindCertificate, pki.ContainerCArray, "X.509"},
+		{"go slice", pki.EncodeGo("clientCert", certDER), pki.KindCertificate, pki.ContainerGoSlice, "X.509"},
 		{"c pem string", cPEMString("client_cert", f.Client.CertPEM), pki.KindCertificate, pki.ContainerCString, "X.509"},
 		// a misleading name must not matter: detection is by content
 		{"key named .crt", f.Client.KeyPEM, pki.KindPrivateKey, pki.ContainerPEM, "PKCS#8"},
@@ -452,4 +453,46 @@ func TestEncodeCRoundTrip(t *testing.T) {
 	if !objs[0].Cert.Equal(f.CA.Cert) {
 		t.Fatal("round trip lost the certificate")
 	}
+}
+
+// An AWS IoT device certificate is issued by AWS's own CA, not by Amazon Root CA 1 (which the
+// device holds to verify the server): check must not call that a failure.
+func TestCheckAWSDeviceCertificateAgainstServerCA(t *testing.T) {
+	awsCA, err := pki.Issue(pki.CertSpec{CommonName: "", IsCA: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Give the CA the subject AWS IoT's device CA has.
+	tmpl := *awsCA.Cert
+	tmpl.Subject.OrganizationalUnit = []string{"Amazon Web Services O=Amazon.com Inc. L=Seattle ST=Washington C=US"}
+	tmpl.Subject.Organization = nil
+	tmpl.RawSubject, tmpl.RawIssuer = nil, nil
+	ca := reissue(t, &tmpl, awsCA)
+	device, err := pki.Issue(pki.CertSpec{CommonName: "AWS IoT Certificate", Client: true}, ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pki.IsAWSIoTDeviceCert(device.Cert) {
+		t.Fatal("not recognised as an AWS IoT device certificate")
+	}
+	root, _ := pki.Issue(pki.CertSpec{CommonName: "Amazon Root CA 1", IsCA: true}, nil)
+	objs := mustParse(t, append(append([]byte{}, device.CertPEM...), device.KeyPEM...), "device.pem")
+	rep := pki.Check(objs, pki.CheckOptions{CAs: []*x509.Certificate{root.Cert}})
+	if !rep.OK || len(rep.Chains) != 1 || rep.Chains[0].Note == "" {
+		t.Fatalf("%+v", rep)
+	}
+}
+
+// reissue makes a self-signed CA certificate from tmpl with is's key.
+func reissue(t *testing.T, tmpl *x509.Certificate, is *pki.Issued) *pki.Issued {
+	t.Helper()
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, is.Key.Public(), is.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &pki.Issued{Cert: c, Key: is.Key, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), KeyPEM: is.KeyPEM}
 }

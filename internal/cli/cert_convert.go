@@ -141,7 +141,7 @@ func (o *certConvertOptions) varName(in string, obj pki.Object, i, n int) string
 		return o.name
 	case o.name != "":
 		return fmt.Sprintf("%s_%d", o.name, i+1)
-	case obj.Container == pki.ContainerCArray || obj.Container == pki.ContainerCString:
+	case obj.Container == pki.ContainerCArray || obj.Container == pki.ContainerCString || obj.Container == pki.ContainerGoSlice:
 		return strings.ReplaceAll(obj.Name, "#", "_")
 	case n == 1:
 		return pki.CName(in, obj.Kind)

@@ -338,6 +338,10 @@ func printCheck(w io.Writer, r pki.CheckReport) {
 		}
 	}
 	for _, c := range r.Chains {
+		if c.Note != "" {
+			fmt.Fprintf(w, "note %s: %s\n", c.Cert, c.Note)
+			continue
+		}
 		if c.OK {
 			fmt.Fprintf(w, "ok   %s chains to %s\n", c.Cert, c.CA)
 			continue
