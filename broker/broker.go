@@ -25,8 +25,9 @@ var (
 
 // Listener describes one network listener.
 type Listener struct {
-	// Name identifies the listener in logs and in Broker.Listener; zero: the scheme, which must then
-	// be unique among the listeners.
+	// Name identifies the listener in logs and in Broker.Listener; zero: the scheme ("tcp",
+	// "tls", "ws", "wss"), or for a second listener of the same scheme the scheme and its position
+	// in Options.Listeners ("tls-3").
 	Name string
 	// URL is scheme://host:port[/path] with scheme tcp, tls, ws or wss (mqtt and mqtts are accepted
 	// as tcp and tls). An empty host means 127.0.0.1; port 0 or no port picks a free port. The path
@@ -129,8 +130,12 @@ func New(opts Options) (*Broker, error) {
 		if err != nil {
 			return nil, err
 		}
+		if names[spec.name] && l.Name == "" {
+			// A second listener of a scheme is named after its position: "tls-2".
+			spec.name = fmt.Sprintf("%s-%d", spec.scheme, len(b.specs)+1)
+		}
 		if names[spec.name] {
-			return nil, fmt.Errorf("broker: two listeners named %q (set Listener.Name)", spec.name)
+			return nil, fmt.Errorf("broker: two listeners named %q", spec.name)
 		}
 		names[spec.name] = true
 		b.specs = append(b.specs, spec)
