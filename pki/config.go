@@ -127,6 +127,12 @@ func ClientConfig(opts ClientOptions) (*tls.Config, error) {
 		}
 	}
 
+	if opts.Recorder != nil && cfg.ClientSessionCache != nil {
+		// The session cache is consulted at the start of every handshake: the recorder
+		// forgets the previous handshake there, so a reused config needs no Reset.
+		cfg.ClientSessionCache = resettingCache{cfg.ClientSessionCache, opts.Recorder}
+	}
+
 	if cfg.KeyLogWriter, err = keyLog(opts); err != nil {
 		return nil, err
 	}
@@ -292,7 +298,8 @@ func checkPins(cs tls.ConnectionState, pins [][]byte) error {
 // HandshakeRecorder remembers what the TLS layer saw during the most recent handshake of the
 // connections made with one config, for explaining failures: Go's errors do not say that the
 // server asked for a client certificate, or which CAs it accepts. It is safe for concurrent
-// use; keep one per connection attempt for exact results.
+// use, but records one handshake at a time: give concurrent connections their own config and
+// recorder.
 type HandshakeRecorder struct {
 	mu            sync.Mutex
 	trusted       []string
@@ -355,7 +362,21 @@ func (r *HandshakeRecorder) Info() HandshakeInfo {
 	return i
 }
 
-// Reset forgets the previous handshake; call it before each new connection attempt.
+// resettingCache resets a recorder when a handshake starts (crypto/tls looks up the session
+// cache first thing in every client handshake).
+type resettingCache struct {
+	tls.ClientSessionCache
+	rec *HandshakeRecorder
+}
+
+func (c resettingCache) Get(key string) (*tls.ClientSessionState, bool) {
+	c.rec.Reset()
+	return c.ClientSessionCache.Get(key)
+}
+
+// Reset forgets the previous handshake. ClientConfig resets the recorder automatically at the
+// start of each handshake while the session cache is on (the default); with
+// DisableSessionCache, call Reset before each connection attempt.
 func (r *HandshakeRecorder) Reset() {
 	r.mu.Lock()
 	r.info = HandshakeInfo{}

@@ -326,3 +326,25 @@ func TestALPNAndKeyLogFromEnv(t *testing.T) {
 		t.Fatalf("key log mode %v", st.Mode().Perm())
 	}
 }
+
+// Several CA sources, in different forms (PEM file, DER bytes, a C header), plus the system
+// roots: the server's CA is found among them.
+func TestSeveralCAs(t *testing.T) {
+	f := getFixtures(t)
+	dir := t.TempDir()
+	s := startGoServer(t, serverConfig(t, f.Server, nil, tls.VersionTLS12, 0))
+	cfg, err := pki.ClientConfig(pki.ClientOptions{
+		CAs: []pki.Source{
+			pki.FileSource(write(t, dir, "other.pem", f.OtherCA.CertPEM)),
+			pki.BytesSource(f.RSACA.Cert.Raw, "rsa-ca.der"),
+			pki.FileSource(write(t, dir, "certs_test.h", pki.EncodeC("ca_cert_der", f.CA.Cert.Raw))),
+		},
+		SystemRoots: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dialAndRead(t, s.addr, cfg, false); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -209,6 +209,35 @@ func TestExplainEOFDuringHandshake(t *testing.T) {
 	}
 }
 
+// A config reused for a reconnect must not explain the new failure with the old handshake.
+func TestRecorderForgetsPreviousHandshake(t *testing.T) {
+	f := getFixtures(t)
+	good := startGoServer(t, serverConfig(t, f.Server, f.CA, tls.VersionTLS12, 0))
+	cfg, rec := clientConfig(t, clientSetup{ca: f.CA, client: f.Client, name: "localhost"})
+	if _, err := dialAndRead(t, good.addr, cfg, false); err != nil {
+		t.Fatal(err)
+	}
+	if info := rec.Info(); !info.Verified || !info.CertificateRequested {
+		t.Fatalf("first handshake not recorded: %+v", info)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err == nil {
+			c.Close()
+		}
+	}()
+	_, err = dialAndRead(t, l.Addr().String(), cfg, false)
+	expectDiagnosis(t, err, rec, pki.DiagEOFDuringHandshake, "during the TLS handshake")
+	if info := rec.Info(); info.Verified || info.CertificateRequested {
+		t.Fatalf("stale record: %+v", info)
+	}
+}
+
 // The plain MQTT port of a real mosquitto, dialled with TLS.
 func TestExplainPlainPort(t *testing.T) {
 	f := getFixtures(t)
