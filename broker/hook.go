@@ -2,7 +2,9 @@ package broker
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"log/slog"
 	"sync"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -143,17 +145,20 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if s == nil {
 		return false
 	}
-	var ok bool
+	var ok, receive bool
 	if a := h.b.opts.AWS; a != nil {
 		switch {
 		case write:
 			ok = a.allowedPublish(cl, s, topic)
 		default:
 			// mochi asks the same question for a SUBSCRIBE's filter and for each delivery. The
-			// SUBSCRIBE's decisions were recorded when the packet was read.
+			// SUBSCRIBE's decisions were recorded when the packet was read. While a SUBSCRIBE is
+			// processed, a delivery on a topic spelled exactly like one of its filters gets that
+			// filter's iot:Subscribe decision: a window of microseconds, accepted here.
 			if d, pending := s.pendingDecision(topic); pending {
 				ok = d
 			} else {
+				receive = true
 				ok = a.allowedReceive(cl, s, topic)
 			}
 		}
@@ -167,7 +172,11 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		}
 	}
 	if !ok {
-		h.b.log.Info("not authorized", "client", cl.ID, "identity", s.identity, "topic", topic, "publish", write)
+		lvl := slog.LevelInfo
+		if receive {
+			lvl = slog.LevelDebug // per message, not per request
+		}
+		h.b.log.Log(context.Background(), lvl, "not authorized", "client", cl.ID, "identity", s.identity, "topic", topic, "publish", write, "delivery", receive)
 	}
 	return ok
 }
