@@ -249,38 +249,56 @@ func TestInsecureSkipVerifyOnlyWhenAsked(t *testing.T) {
 
 func startMosquittoTLS(t *testing.T, f *fixtures) *mosquittotest.Broker {
 	t.Helper()
+	return startMosquittoWith(t, f.CA, f.Server)
+}
+
+// startMosquittoWith runs mosquitto with server certificate srv, requiring client
+// certificates issued by ca.
+func startMosquittoWith(t *testing.T, ca, srv *pki.Issued) *mosquittotest.Broker {
+	t.Helper()
 	dir := t.TempDir()
 	return mosquittotest.Start(t, mosquittotest.Options{TLS: &mosquittotest.TLS{
-		CAFile:             write(t, dir, "ca.pem", f.CA.CertPEM),
-		CertFile:           write(t, dir, "server.pem", f.Server.CertPEM),
-		KeyFile:            write(t, dir, "server-key.pem", f.Server.KeyPEM),
+		CAFile:             write(t, dir, "ca.pem", ca.CertPEM),
+		CertFile:           write(t, dir, "server.pem", srv.CertPEM),
+		KeyFile:            write(t, dir, "server-key.pem", srv.KeyPEM),
 		RequireCertificate: true,
 	}})
 }
 
 func TestHandshakeMosquittoRequiringClientCert(t *testing.T) {
 	f := getFixtures(t)
-	b := startMosquittoTLS(t, f)
-	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
-		t.Run(tls.VersionName(v), func(t *testing.T) {
-			cfg, rec := clientConfig(t, clientSetup{ca: f.CA, client: f.Client, min: v, max: v})
-			got, err := dialAndRead(t, b.TLSAddr, cfg, true)
-			if err != nil {
-				t.Fatalf("%v: %v", err, pki.ExplainHandshake(err, rec))
-			}
-			if !bytes.Equal(got, []byte{0x20, 0x02, 0x00, 0x00}) {
-				t.Fatalf("CONNACK = % x", got)
-			}
-			info := rec.Info()
-			if info.Version != v || !info.CertificateRequested || !info.CertificateSent {
-				t.Fatalf("recorded %+v", info)
-			}
-			// mosquitto 2.0 loads its cafile with SSL_CTX_load_verify_locations only, so its
-			// CertificateRequest names no CAs; the recorder must report that, not invent one.
-			if len(info.AcceptableCAs) != 0 {
-				t.Fatalf("mosquitto's acceptable CAs = %v", info.AcceptableCAs)
-			}
-		})
+	for _, alg := range []string{"ECDSA", "RSA"} {
+		ca, srv, cli := f.CA, f.Server, f.Client
+		if alg == "RSA" {
+			ca, srv, cli = f.RSACA, f.ServerRSA, f.ClientRSA
+		}
+		b := startMosquittoWith(t, ca, srv)
+		for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+			t.Run(alg+"/"+tls.VersionName(v), func(t *testing.T) {
+				mosquittoHandshake(t, b, ca, cli, v)
+			})
+		}
+	}
+}
+
+func mosquittoHandshake(t *testing.T, b *mosquittotest.Broker, ca, cli *pki.Issued, v uint16) {
+	t.Helper()
+	cfg, rec := clientConfig(t, clientSetup{ca: ca, client: cli, min: v, max: v})
+	got, err := dialAndRead(t, b.TLSAddr, cfg, true)
+	if err != nil {
+		t.Fatalf("%v: %v", err, pki.ExplainHandshake(err, rec))
+	}
+	if !bytes.Equal(got, []byte{0x20, 0x02, 0x00, 0x00}) {
+		t.Fatalf("CONNACK = % x", got)
+	}
+	info := rec.Info()
+	if info.Version != v || !info.CertificateRequested || !info.CertificateSent {
+		t.Fatalf("recorded %+v", info)
+	}
+	// mosquitto 2.0 loads its cafile with SSL_CTX_load_verify_locations only, so its
+	// CertificateRequest names no CAs; the recorder must report that, not invent one.
+	if len(info.AcceptableCAs) != 0 {
+		t.Fatalf("mosquitto's acceptable CAs = %v", info.AcceptableCAs)
 	}
 }
 

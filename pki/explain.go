@@ -128,6 +128,12 @@ func ExplainHandshake(err error, rec *HandshakeRecorder) *Diagnosis {
 			if isSelfSigned(leaf) {
 				d.Cause += "; the server's certificate is self-signed"
 			}
+			for _, t := range info.Trusted {
+				if t == NameString(leaf.Issuer) {
+					d.Cause += "; a CA with that very name is trusted, but its key did not sign the server's certificate: it is a different CA with the same name (regenerated?)"
+					break
+				}
+			}
 			if presented != "" {
 				d.Cause += "; the server presented: " + presented
 			}

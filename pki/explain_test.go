@@ -50,6 +50,19 @@ func TestExplainUnknownAuthority(t *testing.T) {
 	}
 }
 
+// The CA was regenerated: same name, different key.
+func TestExplainUnknownAuthoritySameName(t *testing.T) {
+	f := getFixtures(t)
+	twin, err := pki.Issue(pki.CertSpec{CommonName: "Test Root CA", IsCA: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startGoServer(t, serverConfig(t, f.Server, nil, tls.VersionTLS12, 0))
+	cfg, rec := clientConfig(t, clientSetup{ca: twin})
+	_, err = dialAndRead(t, s.addr, cfg, false)
+	expectDiagnosis(t, err, rec, pki.DiagUnknownAuthority, "different CA with the same name")
+}
+
 func TestExplainHostnameMismatch(t *testing.T) {
 	f := getFixtures(t)
 	s := startGoServer(t, serverConfig(t, f.ServerWrongSAN, nil, tls.VersionTLS12, 0))
