@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/fennec-mqtt/fennec"
+	"github.com/fennec-mqtt/fennec/broker"
+	"github.com/fennec-mqtt/fennec/broker/brokertest"
 	"github.com/fennec-mqtt/fennec/packet"
 )
 
@@ -52,4 +54,103 @@ func TestAWSWithFennecClientV5(t *testing.T) {
 	if !c.IsConnected() {
 		t.Fatal("connection lost after 0x87: MQTT 5 clients stay connected")
 	}
+}
+
+func fennecAWS(t *testing.T, b *brokertest.Broker, cn, id string, lost chan<- error) (*fennec.Client, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := fennec.Connect(ctx, fennec.Config{
+		Server:           "mqtts://" + b.TLSAddr,
+		ClientID:         id,
+		TLSConfig:        b.ClientTLSConfig(cn),
+		DisableReconnect: true,
+		OnConnectionLost: func(_ *fennec.Client, err error) {
+			if lost != nil {
+				lost <- err
+			}
+		},
+	})
+	if err == nil {
+		t.Cleanup(func() { c.Close() })
+	}
+	return c, err
+}
+
+// A denied connect reaches the Fennec client as a failure in the MQTT phase without a reason
+// code: there was no CONNACK.
+func TestAWSWithFennecClientDeniedConnect(t *testing.T) {
+	b := startAWS(t)
+	_, err := fennecAWS(t, b, "thing-1", "not-my-thing", nil)
+	if err == nil {
+		t.Fatal("connected with a client ID the policy denies")
+	}
+	var re *fennec.ReasonError
+	if errors.As(err, &re) {
+		t.Fatalf("got a CONNACK reason %v; AWS sends no CONNACK", re.Code)
+	}
+	var ce *fennec.ConnectError
+	if !errors.As(err, &ce) || ce.Phase != fennec.PhaseMQTT {
+		t.Fatalf("error %v (%T), want a ConnectError in the MQTT phase", err, err)
+	}
+}
+
+// Limits and takeover end an MQTT 5 connection with a DISCONNECT whose reason the Fennec client
+// reports.
+func TestAWSWithFennecClientDisconnectReasons(t *testing.T) {
+	b := startAWS(t)
+	for _, tc := range []struct {
+		name string
+		msg  *fennec.Message
+		want packet.ReasonCode
+	}{
+		{"topic with 8 slashes", &fennec.Message{Topic: "things/thing-1/a/b/c/d/e/f/g", QoS: 1}, 0x90},
+		{"payload over 128 KiB", &fennec.Message{Topic: "things/thing-1/big", QoS: 1, Payload: make([]byte, broker.AWSMaxPayload+1)}, 0x95},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lost := make(chan error, 1)
+			c, err := fennecAWS(t, b, "thing-1", "thing-1", lost)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if err := c.Publish(ctx, tc.msg); err == nil {
+				t.Fatal("publish succeeded")
+			}
+			var re *fennec.ReasonError
+			if err := <-lost; !errors.As(err, &re) || re.Code != tc.want {
+				t.Fatalf("connection lost with %v, want DISCONNECT %#x", err, byte(tc.want))
+			}
+		})
+	}
+	t.Run("client ID takeover", func(t *testing.T) {
+		lost := make(chan error, 1)
+		if _, err := fennecAWS(t, b, "thing-1", "thing-1", lost); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fennecAWS(t, b, "thing-1", "thing-1", nil); err != nil {
+			t.Fatal(err)
+		}
+		var re *fennec.ReasonError
+		if err := <-lost; !errors.As(err, &re) || re.Code != 0x8E {
+			t.Fatalf("first connection lost with %v, want DISCONNECT 0x8E session taken over", err)
+		}
+	})
+}
+
+// QoS 2: the CONNACK's Maximum QoS 1 stops it, in the client or at the broker (0x9B).
+func TestAWSWithFennecClientQoS2(t *testing.T) {
+	b := startAWS(t)
+	c, err := fennecAWS(t, b, "thing-1", "thing-1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err = c.Publish(ctx, &fennec.Message{Topic: "things/thing-1/q", QoS: 2, Payload: []byte("m")})
+	if err == nil {
+		t.Fatal("QoS 2 publish succeeded against a broker with Maximum QoS 1")
+	}
+	t.Logf("QoS 2 publish: %v", err)
 }
