@@ -62,7 +62,14 @@ func (l *listener) trackLocked(c *conn) bool {
 
 // Serve runs the accept loop (mochi calls it on its own goroutine).
 func (l *listener) Serve(establish listeners.EstablishFn) {
+	// Counted under the lock that Close takes first, so Close's wait never races this Add.
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
 	l.wg.Add(1)
+	l.mu.Unlock()
 	defer l.wg.Done()
 	if l.spec.scheme == "ws" || l.spec.scheme == "wss" {
 		l.serveWS(establish)
