@@ -146,6 +146,8 @@ func New(opts Options) (*Broker, error) {
 		}
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
+	// Acknowledgements carry their own properties, not copies of the PUBLISH's user properties.
+	caps.Compatibilities.NoInheritedPropertiesOnAck = true
 	if opts.AWS != nil {
 		opts.AWS.capabilities(caps)
 	}
