@@ -50,7 +50,8 @@
 // Parse finds every certificate and key in a buffer and never trusts the file name: PEM (one
 // or many blocks), DER (one or several concatenated), base64 without armour, C headers in the
 // style of wolfSSL's certs_test.h (unsigned char arrays with sizeof_ constants, PEM in string
-// literals), and the Go slices EncodeGo writes. Keys may be PKCS#8, PKCS#1, SEC1 or encrypted
+// literals), the Go slices EncodeGo writes, and PKCS#7 certificate bundles (.p7b); a PKCS#12
+// file is recognised and named (*PKCS12Error) with the command that extracts it. Keys may be PKCS#8, PKCS#1, SEC1 or encrypted
 // PKCS#8 (PBES2 with PBKDF2 and AES-CBC or 3DES, decrypted with the standard library); the
 // passphrase comes from a PassphraseFunc (PassphraseFromEnv, PassphraseFromFile, or a prompt
 // the caller supplies), never from a command-line value.
@@ -68,7 +69,8 @@
 //     clock is before BuildTime, i.e. the device clock is probably unset
 //   - *NotIssuedByError: not signed by the given CA (subjects and issuers shown)
 //   - *NoCAError: a CA file without a CA certificate
-//   - *HostnameError, *UsageError, *PinError, *VersionError, *EncryptedKeyError, *ParseError
+//   - *HostnameError, *UsageError, *PinError, *VersionError, *EncryptedKeyError, *ParseError,
+//     *PKCS12Error, *NotDERError
 //
 // Every one has a plain-words message and a Hint method; Hint(err) finds it in a wrapped chain.
 //

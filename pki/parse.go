@@ -222,6 +222,12 @@ func (p *parser) parsePEM(data []byte, name string, c Container) []Object {
 			objs = append(objs, Object{Kind: KindUnknown, Container: c, Err: &NotDERError{Name: name, Reason: "a PEM block is damaged: missing END line or invalid base64 inside"}})
 			break
 		}
+		if block.Type == "PKCS7" {
+			if bundle, ok := p.pkcs7Certificates(block.Bytes); ok {
+				objs = append(objs, bundle...)
+				continue
+			}
+		}
 		objs = append(objs, p.fromPEMBlock(block, c))
 	}
 	nameObjects(objs, name)
@@ -273,9 +279,13 @@ func (p *parser) parseDERSeq(data []byte, name string, c Container) []Object {
 			objs = append(objs, Object{Container: c, DER: rest, Err: err})
 			break
 		}
-		o := Object{Container: c}
-		p.classifyDER(&o, rest[:n])
-		objs = append(objs, o)
+		if bundle, ok := p.pkcs7Certificates(rest[:n]); ok {
+			objs = append(objs, bundle...)
+		} else {
+			o := Object{Container: c}
+			p.classifyDER(&o, rest[:n])
+			objs = append(objs, o)
+		}
 		rest = rest[n:]
 		if len(bytes.Trim(rest, "\x00 \r\n\t")) == 0 {
 			break // trailing NUL or whitespace padding
@@ -311,8 +321,12 @@ func (p *parser) classifyDER(o *Object, der []byte) {
 		o.Kind, o.Encoding, o.PEMType, o.DER, o.CSR, o.PublicKey = KindCSR, "PKCS#10", "CERTIFICATE REQUEST", der, csr, csr.PublicKey
 		return
 	}
-	// Well-formed ASN.1 that none of the parsers accepts: most likely a damaged certificate.
 	o.DER = der
+	if isPKCS12(der) {
+		o.Err = &PKCS12Error{}
+		return
+	}
+	// Well-formed ASN.1 that none of the parsers accepts: most likely a damaged certificate.
 	_, err := x509.ParseCertificate(der)
 	if looksLikeCertificate(der) {
 		o.Kind = KindCertificate
@@ -514,6 +528,10 @@ func setErrName(err error, name string) {
 			e.Name = name
 		}
 	case *ParseError:
+		if e.Name == "" {
+			e.Name = name
+		}
+	case *PKCS12Error:
 		if e.Name == "" {
 			e.Name = name
 		}

@@ -496,3 +496,36 @@ func reissue(t *testing.T, tmpl *x509.Certificate, is *pki.Issued) *pki.Issued {
 	}
 	return &pki.Issued{Cert: c, Key: is.Key, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), KeyPEM: is.KeyPEM}
 }
+
+// Bundles made by OpenSSL: a PKCS#7 chain is opened, a PKCS#12 file is named.
+func TestBundlesFromOpenSSL(t *testing.T) {
+	openssl, err := exec.LookPath("openssl")
+	if err != nil {
+		t.Skip("openssl not installed")
+	}
+	f := getFixtures(t)
+	dir := t.TempDir()
+	chain := write(t, dir, "chain.pem", append(append([]byte{}, f.Client.CertPEM...), f.CA.CertPEM...))
+	key := write(t, dir, "key.pem", f.Client.KeyPEM)
+	for _, form := range []string{"PEM", "DER"} {
+		p7 := filepath.Join(dir, "chain.p7b."+form)
+		if out, err := exec.Command(openssl, "crl2pkcs7", "-nocrl", "-certfile", chain, "-outform", form, "-out", p7).CombinedOutput(); err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+		data, _ := os.ReadFile(p7)
+		objs := mustParse(t, data, "chain.p7b")
+		if len(objs) != 2 || objs[0].Container != pki.ContainerPKCS7 || objs[0].Err != nil || !objs[0].Cert.Equal(f.Client.Cert) || !objs[1].Cert.Equal(f.CA.Cert) {
+			t.Fatalf("%s: %+v", form, objs)
+		}
+	}
+	p12 := filepath.Join(dir, "bundle.p12")
+	if out, err := exec.Command(openssl, "pkcs12", "-export", "-in", chain, "-inkey", key, "-out", p12, "-passout", "pass:x").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	data, _ := os.ReadFile(p12)
+	objs := mustParse(t, data, "bundle.p12")
+	var pe *pki.PKCS12Error
+	if !errors.As(objs[0].Err, &pe) || !strings.Contains(pki.Hint(objs[0].Err), "openssl pkcs12") {
+		t.Fatalf("p12: %+v", objs)
+	}
+}
