@@ -71,6 +71,7 @@ type Conn struct {
 	tlsSt   *tls.ConnectionState
 	opts    *Options
 	rd      *packet.Reader
+	qa      *quickAcker
 
 	keepAlive    time.Duration
 	writeTimeout time.Duration
@@ -322,12 +323,12 @@ func (c *Conn) handshake(ctx context.Context) (*packet.Connack, error) {
 	if _, err := c.nc.Write(buf); err != nil {
 		return nil, ctxOr(ctx, err)
 	}
-	quickAck(c.nc)
+	c.qa = newQuickAcker(c.nc)
+	c.qa.arm()
 	// The same reader serves the whole connection: the broker may send packets right
 	// behind CONNACK (a persistent session's queued messages).
 	c.rd = packet.NewReader(deadlineReader{c}, c.opts.MaxPacketSize)
 	p, err := c.rd.ReadPacket(c.version)
-	quickAck(c.nc)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("broker closed the connection before CONNACK (does it speak MQTT %v?): %w", c.version, err)
@@ -461,7 +462,11 @@ func (r deadlineReader) Read(p []byte) (int, error) {
 	if ka := r.c.keepAlive; ka > 0 {
 		r.c.nc.SetReadDeadline(time.Now().Add(ka * 3 / 2))
 	}
-	return r.c.nc.Read(p)
+	n, err := r.c.nc.Read(p)
+	if n > 0 {
+		r.c.qa.arm()
+	}
+	return n, err
 }
 
 // tick runs every keep alive / 4. It sends PINGREQ when nothing was sent or nothing was

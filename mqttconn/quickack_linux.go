@@ -6,21 +6,33 @@ import (
 	"syscall"
 )
 
-// quickAck sets TCP_QUICKACK so the broker's reply to CONNECT is acknowledged at once: without
-// it, Nagle on the broker meets delayed ACK here and each TLS connect stalls for ~40 ms.
-func quickAck(nc net.Conn) {
+// quickAcker sets TCP_QUICKACK on a TCP socket. Linux clears the flag again on its own, so it is
+// re-armed after every read: a broker that writes two small packets in a row (a forwarded
+// message, then PUBACK) without TCP_NODELAY otherwise waits for our delayed ACK (~40 ms) before
+// the second leaves, because of Nagle — both at CONNECT (the TLS connect stall) and on every
+// request/response exchange afterwards.
+type quickAcker struct{ raw syscall.RawConn }
+
+func newQuickAcker(nc net.Conn) *quickAcker {
 	if tc, ok := nc.(*tls.Conn); ok {
 		nc = tc.NetConn()
 	}
 	tcp, ok := nc.(*net.TCPConn)
 	if !ok {
-		return
+		return nil
 	}
 	raw, err := tcp.SyscallConn()
 	if err != nil {
+		return nil
+	}
+	return &quickAcker{raw}
+}
+
+func (q *quickAcker) arm() {
+	if q == nil {
 		return
 	}
-	raw.Control(func(fd uintptr) {
+	q.raw.Control(func(fd uintptr) {
 		syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_QUICKACK, 1)
 	})
 }

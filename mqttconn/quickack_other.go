@@ -4,4 +4,8 @@ package mqttconn
 
 import "net"
 
-func quickAck(net.Conn) {}
+type quickAcker struct{}
+
+func newQuickAcker(net.Conn) *quickAcker { return nil }
+
+func (*quickAcker) arm() {}
