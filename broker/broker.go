@@ -65,7 +65,7 @@ type Options struct {
 	// ACL controls authentication and authorization; nil allows everything to every client that
 	// passed the listener's TLS requirements.
 	ACL *ACL
-	// AWS turns on the AWS IoT Core emulation (see AWS); ACL is then ignored.
+	// AWS turns on the AWS IoT Core emulation (see AWS); it excludes ACL.
 	AWS *AWS
 }
 
@@ -139,6 +139,9 @@ func New(opts Options) (*Broker, error) {
 		}
 		names[spec.name] = true
 		b.specs = append(b.specs, spec)
+	}
+	if opts.AWS != nil && opts.ACL != nil {
+		return nil, errors.New("broker: an ACL and the AWS emulation exclude each other (the AWS policy authorizes)")
 	}
 	if opts.AWS != nil {
 		if err := opts.AWS.prepare(); err != nil {

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/fennec-mqtt/fennec/broker"
 	"github.com/fennec-mqtt/fennec/broker/brokertest"
 	"github.com/fennec-mqtt/fennec/pki"
@@ -144,6 +146,15 @@ func TestListenersAndClose(t *testing.T) {
 			t.Fatalf("CONNACK over websocket: %#x", ack[3])
 		}
 		ws.Close()
+	}
+	// wss requires the client certificate like tls.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	noCert := &http.Client{Transport: &http.Transport{TLSClientConfig: b.ClientTLSConfig("")}}
+	defer noCert.CloseIdleConnections()
+	if _, _, err := websocket.Dial(ctx, "wss://"+b.WSSAddr+"/mqtt", &websocket.DialOptions{
+		Subprotocols: []string{"mqtt"}, HTTPClient: noCert}); err == nil {
+		t.Fatal("wss without client certificate upgraded")
 	}
 	// A connection that never sends CONNECT must not keep Close waiting.
 	idle, err := net.Dial("tcp", b.TCPAddr)
