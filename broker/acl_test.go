@@ -138,3 +138,23 @@ func TestParseACLRejects(t *testing.T) {
 		}
 	}
 }
+
+// A PUBLISH that names its topic only through a topic alias is authorized on the aliased topic.
+func TestACLTopicAlias(t *testing.T) {
+	b := aclBroker(t)
+	c := dialTLS(t, b.TLSAddr, b.ClientTLSConfig("fennec-client"))
+	connectRaw(t, c, connect5("dev1", 60))
+	// PUBLISH QoS 1: topic, packet ID, properties {Topic Alias 1}, payload.
+	withAlias := func(topic string, id uint16) []byte {
+		body := appendString(nil, topic)
+		body = append(body, byte(id>>8), byte(id), 3, 0x23, 0, 1)
+		return encodePacket(0x32, append(body, 'm'))
+	}
+	for i, topic := range []string{"sensors/dev1/temp", ""} {
+		c.Write(withAlias(topic, uint16(i+1)))
+		p, err := readPacket(c)
+		if err != nil || p.kind() != 4 || ackCode(p) != 0 {
+			t.Fatalf("PUBLISH %d (topic %q, alias 1): %v %v, want PUBACK success", i+1, topic, p, err)
+		}
+	}
+}

@@ -20,6 +20,26 @@ type session struct {
 
 	mu      sync.Mutex
 	pending map[string]bool // AWS: iot:Subscribe decisions of the SUBSCRIBE being processed
+	aliases map[uint16]string
+}
+
+// resolveAlias fills in the topic of an MQTT 5 PUBLISH that uses a topic alias [MQTT-3.3.2-12]:
+// mochi resolves aliases only after its authorization check, which would otherwise judge an
+// empty topic.
+func (s *session) resolveAlias(pk *packets.Packet) {
+	if !pk.Properties.TopicAliasFlag || pk.Properties.TopicAlias == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if pk.TopicName != "" {
+		if s.aliases == nil {
+			s.aliases = map[uint16]string{}
+		}
+		s.aliases[pk.Properties.TopicAlias] = pk.TopicName
+	} else if t, ok := s.aliases[pk.Properties.TopicAlias]; ok {
+		pk.TopicName = t
+	}
 }
 
 func (s *session) setPending(d map[string]bool) {
@@ -182,13 +202,19 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 }
 
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	a := h.b.opts.AWS
-	if a == nil || pk.FixedHeader.Type == packets.Connect {
+	if pk.FixedHeader.Type == packets.Connect {
 		return pk, nil // CONNECT is read before there is a session
 	}
 	s := h.session(cl)
 	if s == nil {
 		return pk, packets.ErrRejectPacket
+	}
+	if pk.FixedHeader.Type == packets.Publish && cl.Properties.ProtocolVersion == 5 {
+		s.resolveAlias(&pk)
+	}
+	a := h.b.opts.AWS
+	if a == nil {
+		return pk, nil
 	}
 	pk, v := a.inspect(h, cl, s, pk)
 	if v == nil {
