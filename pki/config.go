@@ -326,6 +326,9 @@ type HandshakeInfo struct {
 	// Verified is true when the server's certificate was verified (the handshake got past
 	// the server's Certificate message).
 	Verified bool
+	// Complete is true when the caller reported the handshake as finished with
+	// MarkComplete: a close after that happened after the handshake, not during it.
+	Complete bool
 	// Version is the negotiated TLS version, and ALPN the negotiated protocol, once verified.
 	Version uint16
 	ALPN    string
@@ -380,6 +383,19 @@ func (c resettingCache) Get(key string) (*tls.ClientSessionState, bool) {
 func (r *HandshakeRecorder) Reset() {
 	r.mu.Lock()
 	r.info = HandshakeInfo{}
+	r.mu.Unlock()
+}
+
+// MarkComplete records that the handshake finished (tls.Conn.Handshake returned nil), so
+// that a connection closed later is not taken for a failure during the handshake. Under TLS
+// 1.2 this is what separates "the server refused the client certificate" from "the server
+// refused at the next layer" when the server closes without an alert.
+func (r *HandshakeRecorder) MarkComplete() {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	r.info.Complete = true
 	r.mu.Unlock()
 }
 

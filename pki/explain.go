@@ -137,7 +137,10 @@ func ExplainHandshake(err error, rec *HandshakeRecorder) *Diagnosis {
 			if presented != "" {
 				d.Cause += "; the server presented: " + presented
 			}
-			d.Fix = fmt.Sprintf("pass the CA certificate whose subject is %s (--cafile); for AWS IoT that is Amazon Root CA 1 (the ATS endpoint)", NameString(leaf.Issuer))
+			d.Fix = fmt.Sprintf("pass the CA certificate whose subject is %s (--cafile)", NameString(leaf.Issuer))
+			if isAWSEndpoint(leaf) {
+				d.Fix += "; for an AWS IoT ATS endpoint (-ats.iot.REGION.amazonaws.com) that is Amazon Root CA 1 (AmazonRootCA1.pem; Amazon Root CA 3 when the endpoint serves an ECC certificate); the legacy endpoint without -ats needs the VeriSign Class 3 G5 root"
+			}
 		} else {
 			d.Cause = "the server's certificate is issued by a CA you do not trust (" + trusted + ")"
 			d.Fix = "pass the CA that issued the server's certificate (--cafile)"
@@ -181,9 +184,6 @@ func ExplainHandshake(err error, rec *HandshakeRecorder) *Diagnosis {
 	if errors.As(err, &rhe) {
 		d.Kind = DiagNotTLS
 		d.Cause = "the server did not answer with TLS: the port speaks something else (plain MQTT on 1883, or HTTP)"
-		if rhe.Conn != nil {
-			rhe.Conn.Close()
-		}
 		d.Fix = "use the TLS port (8883 for MQTT over TLS) or connect without TLS (mqtt:// instead of mqtts://)"
 		return d
 	}
@@ -213,10 +213,12 @@ func ExplainHandshake(err error, rec *HandshakeRecorder) *Diagnosis {
 		how = "reset the connection"
 	}
 	if info.Verified {
-		if info.Version != tls.VersionTLS13 {
-			how += " during the handshake, after verifying its certificate"
-		} else {
+		tls13 := info.Version == tls.VersionTLS13
+		switch {
+		case info.Complete || tls13:
 			how += " right after the handshake"
+		default:
+			how += " after this client verified the server's certificate (during the handshake or right after it)"
 		}
 		d.Kind = DiagClosedAfterHandshake
 		switch {
@@ -224,18 +226,21 @@ func ExplainHandshake(err error, rec *HandshakeRecorder) *Diagnosis {
 			d.Kind = DiagClientCertMissing
 			d.Cause = "the server " + how + ": it asked for a client certificate and none is configured" + acceptable(info)
 			d.Fix = "configure the device certificate and key (--cert, --key)"
-		case info.CertificateRequested && info.CertificateSent:
+		case info.CertificateRequested && info.CertificateSent && (tls13 || !info.Complete):
 			d.Kind = DiagClientCertRejected
 			d.Cause = fmt.Sprintf("the server %s: it most likely rejected the client certificate %s (issued by %s)%s", how, info.ClientSubject, info.ClientIssuer, acceptable(info))
-			if info.Version == tls.VersionTLS13 {
+			if tls13 {
 				d.Cause += ". Under TLS 1.3 the server checks the client certificate after the client has finished the handshake, so a rejection shows as a reset or an alert on the first read"
 			}
-			d.Fix = "use a client certificate issued by a CA the server accepts; for AWS IoT, register and activate the certificate and attach a policy that allows iot:Connect"
 			if info.CertificateUnsuitable {
 				d.Cause += "; the server's request already said it does not accept this certificate"
 			}
+			d.Fix = "use a client certificate issued by a CA the server accepts (fennec cert verify --ca CA --cert CERT); for AWS IoT, register and activate the certificate, and attach a policy that allows iot:Connect for this client ID (a refused policy closes the connection the same way)"
 		default:
 			d.Cause = "the server " + how + ", without an alert"
+			if info.CertificateSent {
+				d.Cause += "; the TLS handshake had completed, so the server accepted the client certificate " + info.ClientSubject + " at the TLS level"
+			}
 			d.Fix = "the server refused at the next layer: check the broker's log; for AWS IoT, a certificate that is inactive or whose policy denies iot:Connect for this client ID is closed this way"
 		}
 		return d
@@ -247,6 +252,15 @@ func ExplainHandshake(err error, rec *HandshakeRecorder) *Diagnosis {
 	}
 	d.Fix = "typical causes: the port does not speak TLS, the server requires SNI (set the server name; AWS IoT needs it), needs an ALPN protocol (x-amzn-mqtt-ca on port 443), or accepts none of the offered TLS versions and ciphers; try openssl s_client -connect HOST:PORT -servername HOST"
 	return d
+}
+
+func isAWSEndpoint(c *x509.Certificate) bool {
+	for _, n := range c.DNSNames {
+		if strings.HasSuffix(n, ".amazonaws.com") {
+			return true
+		}
+	}
+	return false
 }
 
 func isRemote(err error) bool {

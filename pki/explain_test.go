@@ -251,6 +251,39 @@ func TestRecorderForgetsPreviousHandshake(t *testing.T) {
 	}
 }
 
+// Under TLS 1.2 a close after a completed handshake is a refusal at the next layer (AWS IoT
+// closes the connection this way when the policy denies iot:Connect), not a certificate problem.
+func TestExplainClosedAfterCompletedHandshake(t *testing.T) {
+	f := getFixtures(t)
+	srv := serverConfig(t, f.Server, f.CA, tls.VersionTLS12, tls.VersionTLS12)
+	l, err := tls.Listen("tcp", "127.0.0.1:0", srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		if c.(*tls.Conn).Handshake() == nil {
+			buf := make([]byte, 14)
+			io.ReadFull(c, buf) // the CONNECT
+		}
+		c.Close()
+	}()
+	cfg, rec := clientConfig(t, clientSetup{ca: f.CA, client: f.Client})
+	c, err := tls.Dial("tcp", l.Addr().String(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rec.MarkComplete()
+	c.Write([]byte{0x10, 0x0c, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x02, 0x00, 0x3c, 0x00, 0x00})
+	_, err = c.Read(make([]byte, 4))
+	expectDiagnosis(t, err, rec, pki.DiagClosedAfterHandshake, "right after the handshake", "accepted the client certificate")
+}
+
 // The plain MQTT port of a real mosquitto, dialled with TLS.
 func TestExplainPlainPort(t *testing.T) {
 	f := getFixtures(t)
