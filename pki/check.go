@@ -56,9 +56,11 @@ type ObjectReport struct {
 
 // PairReport says which key belongs to which certificate.
 type PairReport struct {
-	Cert  string `json:"cert"`
-	Key   string `json:"key"`
-	Match bool   `json:"match"`
+	Cert    string `json:"cert"`
+	Key     string `json:"key"`
+	Match   bool   `json:"match"`
+	Problem string `json:"problem,omitempty"`
+	Hint    string `json:"hint,omitempty"`
 }
 
 // ChainReport says whether a certificate chains to the CA.
@@ -132,8 +134,7 @@ func Check(objs []Object, opts CheckOptions) CheckReport {
 			r.OK = false
 			if len(leaves) == 1 {
 				err := CheckKeyPair(leaves[0].Cert, k.Key, leaves[0].Name, k.Name)
-				r.Pairs = append(r.Pairs, PairReport{Cert: leaves[0].Name, Key: k.Name})
-				r.Notes = append(r.Notes, trimPrefix(err))
+				r.Pairs = append(r.Pairs, PairReport{Cert: leaves[0].Name, Key: k.Name, Problem: trimPrefix(err), Hint: Hint(err)})
 			} else {
 				r.Notes = append(r.Notes, "the private key "+k.Name+" ("+KeyDescription(k.Key.Public())+") matches none of the certificates")
 			}

@@ -111,7 +111,7 @@ func (o *Object) Describe() string {
 	case o.Cert != nil:
 		return fmt.Sprintf("certificate %s (%s)", NameString(o.Cert.Subject), KeyDescription(o.Cert.PublicKey))
 	case o.Key != nil:
-		return fmt.Sprintf("private key (%s, %s)", KeyDescription(o.Key.Public()), o.Encoding)
+		return fmt.Sprintf("private key (%s)", KeyDescription(o.Key.Public()))
 	case o.PublicKey != nil:
 		return fmt.Sprintf("%s (%s)", o.Kind, KeyDescription(o.PublicKey))
 	}
@@ -276,7 +276,11 @@ func (p *parser) parseDERSeq(data []byte, name string, c Container) []Object {
 			if errors.As(err, &te) {
 				te.Name = name
 			}
-			objs = append(objs, Object{Container: c, DER: rest, Err: err})
+			o := Object{Container: c, DER: rest, Err: err}
+			if looksLikeCertificate(rest) {
+				o.Kind, o.Encoding = KindCertificate, "X.509" // by its shape; it does not parse
+			}
+			objs = append(objs, o)
 			break
 		}
 		if bundle, ok := p.pkcs7Certificates(rest[:n]); ok {

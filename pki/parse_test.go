@@ -286,7 +286,7 @@ func TestKeyDoesNotMatchCertificate(t *testing.T) {
 	// Check finds the mismatch in a combined file.
 	objs := mustParse(t, append(append([]byte{}, f.Client.CertPEM...), f.Stray.KeyPEM...), "combined.pem")
 	rep := pki.Check(objs, pki.CheckOptions{})
-	if rep.OK || len(rep.Notes) == 0 || !strings.Contains(strings.Join(rep.Notes, "\n"), "does not match") {
+	if rep.OK || len(rep.Pairs) != 1 || rep.Pairs[0].Match || !strings.Contains(rep.Pairs[0].Problem, "does not match") {
 		t.Fatalf("report: %+v", rep)
 	}
 }

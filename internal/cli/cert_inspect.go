@@ -335,6 +335,12 @@ func printCheck(w io.Writer, r pki.CheckReport) {
 			fmt.Fprintf(w, "ok   key %s matches certificate %s\n", p.Key, p.Cert)
 		} else {
 			fmt.Fprintf(w, "FAIL key %s does not match certificate %s\n", p.Key, p.Cert)
+			if p.Problem != "" {
+				fmt.Fprintf(w, "     problem: %s\n", p.Problem)
+			}
+			if p.Hint != "" {
+				fmt.Fprintf(w, "     hint: %s\n", p.Hint)
+			}
 		}
 	}
 	for _, c := range r.Chains {
