@@ -151,6 +151,7 @@ func ClientConfig(opts ClientOptions) (*tls.Config, error) {
 		if cert != nil {
 			rec.clientSubject = NameString(cert.Leaf.Subject)
 			rec.clientIssuer = NameString(cert.Leaf.Issuer)
+			rec.clientLeaf = cert.Leaf
 			rec.hasClientCert = true
 		}
 		rec.mu.Unlock()
@@ -307,6 +308,7 @@ type HandshakeRecorder struct {
 	hasClientCert bool
 	clientSubject string
 	clientIssuer  string
+	clientLeaf    *x509.Certificate
 	now           func() time.Time
 	info          HandshakeInfo
 }
@@ -341,7 +343,9 @@ type HandshakeInfo struct {
 	// ClientIssuer describe it.
 	ClientCert                  bool
 	ClientSubject, ClientIssuer string
-	Insecure                    bool
+	// ClientLeaf is the configured client certificate.
+	ClientLeaf *x509.Certificate
+	Insecure   bool
 	// Now is the client's clock when Info was called (ClientOptions.Time, else time.Now).
 	Now time.Time
 }
@@ -362,6 +366,7 @@ func (r *HandshakeRecorder) Info() HandshakeInfo {
 	i.ServerChain = append([]*x509.Certificate(nil), i.ServerChain...)
 	i.Trusted = append([]string(nil), r.trusted...)
 	i.ClientCert, i.ClientSubject, i.ClientIssuer, i.Insecure = r.hasClientCert, r.clientSubject, r.clientIssuer, r.insecure
+	i.ClientLeaf = r.clientLeaf
 	return i
 }
 

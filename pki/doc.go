@@ -70,7 +70,7 @@
 //   - *NotIssuedByError: not signed by the given CA (subjects and issuers shown)
 //   - *NoCAError: a CA file without a CA certificate
 //   - *HostnameError, *UsageError, *PinError, *VersionError, *EncryptedKeyError, *ParseError,
-//     *PKCS12Error, *NotDERError
+//     *PKCS12Error, *NotDERError, *TrailingDataError (a warning)
 //
 // Every one has a plain-words message and a Hint method; Hint(err) finds it in a wrapped chain.
 //

@@ -118,6 +118,22 @@ func (e *SizeMismatchError) Hint() string {
 	return "use sizeof(" + e.Name + ") instead of a hand-written number, or regenerate the header with fennec cert convert --to c"
 }
 
+// TrailingDataError reports bytes after a complete DER object (a warning: the object is
+// usable, but a loader given the whole length may refuse it).
+type TrailingDataError struct {
+	Name        string
+	Used, Extra int
+}
+
+func (e *TrailingDataError) Error() string {
+	return fmt.Sprintf("pki: %s: %d bytes of data follow the %d-byte DER object", e.Name, e.Extra, e.Used)
+}
+
+// Hint implements Hinter.
+func (e *TrailingDataError) Hint() string {
+	return "pass the DER length, not the buffer size, to the loader, or regenerate the data with fennec cert convert"
+}
+
 // WrongKindError reports an object of one kind where another was expected, e.g. a private key
 // given as the certificate.
 type WrongKindError struct {

@@ -235,6 +235,7 @@ func ExplainHandshake(err error, rec *HandshakeRecorder) *Diagnosis {
 			if info.CertificateUnsuitable {
 				d.Cause += "; the server's request already said it does not accept this certificate"
 			}
+			d.Cause += clientValidity(info)
 			d.Fix = "use a client certificate issued by a CA the server accepts (fennec cert verify --ca CA --cert CERT); for AWS IoT, register and activate the certificate, and attach a policy that allows iot:Connect for this client ID (a refused policy closes the connection the same way)"
 		default:
 			d.Cause = "the server " + how + ", without an alert"
@@ -252,6 +253,17 @@ func ExplainHandshake(err error, rec *HandshakeRecorder) *Diagnosis {
 	}
 	d.Fix = "typical causes: the port does not speak TLS, the server requires SNI (set the server name; AWS IoT needs it), needs an ALPN protocol (x-amzn-mqtt-ca on port 443), or accepts none of the offered TLS versions and ciphers; try openssl s_client -connect HOST:PORT -servername HOST"
 	return d
+}
+
+// clientValidity says what is wrong with the client certificate's dates, or "".
+func clientValidity(info HandshakeInfo) string {
+	if info.ClientLeaf == nil {
+		return ""
+	}
+	if err := CheckValidity(info.ClientLeaf, info.Now); err != nil {
+		return "; by this device's clock, the client " + trimPrefix(err)
+	}
+	return ""
 }
 
 func isAWSEndpoint(c *x509.Certificate) bool {
@@ -349,6 +361,7 @@ func explainAlert(d *Diagnosis, alert uint8, info HandshakeInfo) *Diagnosis {
 		case alertDecryptError:
 			d.Cause += "; the signature made with the private key did not verify: the key does not match the certificate"
 		}
+		d.Cause += clientValidity(info)
 		if late {
 			d.Cause += ". Under TLS 1.3 the server checks the client certificate after the client has finished its handshake, so the rejection arrives on the first read (as this alert, or as a connection reset)"
 		}

@@ -161,7 +161,7 @@ func TestExplainClientCertificateRejected(t *testing.T) {
 		s := startGoServer(t, serverConfig(t, f.Server, f.CA, tls.VersionTLS12, 0))
 		cfg, rec := clientConfig(t, clientSetup{ca: f.CA, client: f.Expired, max: tls.VersionTLS12})
 		_, err := dialAndRead(t, s.addr, cfg, false)
-		expectDiagnosis(t, err, rec, pki.DiagClientCertRejected, "CN=device-expired")
+		expectDiagnosis(t, err, rec, pki.DiagClientCertRejected, "CN=device-expired", "expired on "+f.Expired.Cert.NotAfter.UTC().Format("2006-01-02"))
 	})
 }
 

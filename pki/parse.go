@@ -294,6 +294,11 @@ func (p *parser) parseDERSeq(data []byte, name string, c Container) []Object {
 		if len(bytes.Trim(rest, "\x00 \r\n\t")) == 0 {
 			break // trailing NUL or whitespace padding
 		}
+		if rest[0] != 0x30 {
+			last := &objs[len(objs)-1]
+			last.Warnings = append(last.Warnings, &TrailingDataError{Name: name, Used: len(data) - len(rest), Extra: len(rest)})
+			break
+		}
 	}
 	nameObjects(objs, name)
 	return objs

@@ -229,6 +229,16 @@ func TestSizeofMismatchIsReported(t *testing.T) {
 	}
 }
 
+func TestTrailingDataAfterDER(t *testing.T) {
+	f := getFixtures(t)
+	padded := append(append([]byte{}, f.CA.Cert.Raw...), 0xff, 0xee, 0xdd)
+	objs := mustParse(t, pki.EncodeC("ca_der", padded), "x.h")
+	var te *pki.TrailingDataError
+	if len(objs) != 1 || objs[0].Err != nil || len(objs[0].Warnings) != 1 || !errors.As(objs[0].Warnings[0], &te) || te.Extra != 3 {
+		t.Fatalf("%+v", objs)
+	}
+}
+
 func TestPEMBundleAndNames(t *testing.T) {
 	f := getFixtures(t)
 	bundle := append(append([]byte("chain:\n"), f.Client.CertPEM...), f.CA.CertPEM...)
