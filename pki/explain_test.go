@@ -79,6 +79,24 @@ func TestExplainExpiredServerCertificate(t *testing.T) {
 	expectDiagnosis(t, err, rec, pki.DiagExpired, "expired on "+f.ExpiredServer.Cert.NotAfter.UTC().Format("2006-01-02"))
 }
 
+func TestExplainNotYetValidServerCertificate(t *testing.T) {
+	f := getFixtures(t)
+	s := startGoServer(t, serverConfig(t, f.FutureServer, nil, tls.VersionTLS12, 0))
+	cfg, rec := clientConfig(t, clientSetup{ca: f.CA})
+	_, err := dialAndRead(t, s.addr, cfg, false)
+	expectDiagnosis(t, err, rec, pki.DiagExpired, "not valid before "+f.FutureServer.Cert.NotBefore.UTC().Format("2006-01-02"))
+}
+
+// A mismatched client key is caught when the configuration is built, before any connection.
+func TestClientConfigMismatchedKey(t *testing.T) {
+	f := getFixtures(t)
+	_, err := pki.ClientConfig(pki.ClientOptions{Cert: pki.BytesSource(f.Client.CertPEM, "device.pem"), Key: pki.BytesSource(f.Stray.KeyPEM, "device-key.pem")})
+	var ke *pki.KeyMismatchError
+	if !errors.As(err, &ke) || !strings.Contains(err.Error(), "device-key.pem does not match the certificate device.pem") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
 // A device that booted without RTC or NTP: its clock says 1970.
 func TestExplainUnsetClock(t *testing.T) {
 	f := getFixtures(t)

@@ -20,7 +20,7 @@ type fixtures struct {
 	Client, ClientRSA, ClientOther      *pki.Issued
 	Expired, NotYetValid, Stray         *pki.Issued
 	ServerRSA                           *pki.Issued
-	ExpiredServer                       *pki.Issued
+	ExpiredServer, FutureServer         *pki.Issued
 }
 
 var (
@@ -60,6 +60,8 @@ func makeFixtures() (*fixtures, error) {
 	f.ServerOther = must(pki.CertSpec{CommonName: "localhost", Server: true, DNSNames: []string{"localhost"}, IPAddresses: loop}, f.OtherCA)
 	f.ExpiredServer = must(pki.CertSpec{CommonName: "localhost", Server: true, DNSNames: []string{"localhost"}, IPAddresses: loop,
 		NotBefore: now.Add(-400 * 24 * time.Hour), NotAfter: now.Add(-30 * 24 * time.Hour)}, f.CA)
+	f.FutureServer = must(pki.CertSpec{CommonName: "localhost", Server: true, DNSNames: []string{"localhost"}, IPAddresses: loop,
+		NotBefore: now.Add(30 * 24 * time.Hour), NotAfter: now.Add(400 * 24 * time.Hour)}, f.CA)
 	f.Client = must(pki.CertSpec{CommonName: "device-1", Client: true}, f.CA)
 	f.ClientRSA = must(pki.CertSpec{CommonName: "device-rsa", Client: true, KeyType: pki.KeyRSA2048}, f.RSACA)
 	f.ClientOther = must(pki.CertSpec{CommonName: "device-other", Client: true}, f.OtherCA)
