@@ -148,6 +148,7 @@ func ClientConfig(opts ClientOptions) (*tls.Config, error) {
 		rec.trusted = caSubjects
 		rec.insecure = opts.InsecureSkipVerify
 		rec.now = opts.Time
+		rec.minVersion, rec.maxVersion = cfg.MinVersion, cfg.MaxVersion
 		if cert != nil {
 			rec.clientSubject = NameString(cert.Leaf.Subject)
 			rec.clientIssuer = NameString(cert.Leaf.Issuer)
@@ -309,6 +310,8 @@ type HandshakeRecorder struct {
 	clientSubject string
 	clientIssuer  string
 	clientLeaf    *x509.Certificate
+	minVersion    uint16
+	maxVersion    uint16
 	now           func() time.Time
 	info          HandshakeInfo
 }
@@ -343,6 +346,8 @@ type HandshakeInfo struct {
 	// ClientIssuer describe it.
 	ClientCert                  bool
 	ClientSubject, ClientIssuer string
+	// MinVersion and MaxVersion are the TLS versions the client allows (0: Go's maximum).
+	MinVersion, MaxVersion uint16
 	// ClientLeaf is the configured client certificate.
 	ClientLeaf *x509.Certificate
 	Insecure   bool
@@ -367,6 +372,7 @@ func (r *HandshakeRecorder) Info() HandshakeInfo {
 	i.Trusted = append([]string(nil), r.trusted...)
 	i.ClientCert, i.ClientSubject, i.ClientIssuer, i.Insecure = r.hasClientCert, r.clientSubject, r.clientIssuer, r.insecure
 	i.ClientLeaf = r.clientLeaf
+	i.MinVersion, i.MaxVersion = r.minVersion, r.maxVersion
 	return i
 }
 

@@ -189,7 +189,7 @@ func ExplainHandshake(err error, rec *HandshakeRecorder) *Diagnosis {
 	}
 	if strings.Contains(err.Error(), "server selected unsupported protocol version") || strings.Contains(err.Error(), "protocol version not supported") && !isRemote(err) {
 		d.Kind = DiagVersion
-		d.Cause = "the server and this client have no TLS version in common: " + err.Error()
+		d.Cause = "the server and this client have no TLS version in common" + allowedVersions(info) + ": " + err.Error()
 		d.Fix = "allow the version the server speaks (--tls-version 1.2 or 1.3); fennec refuses TLS below 1.2"
 		return d
 	}
@@ -275,6 +275,20 @@ func isAWSEndpoint(c *x509.Certificate) bool {
 	return false
 }
 
+func allowedVersions(info HandshakeInfo) string {
+	if info.MinVersion == 0 {
+		return ""
+	}
+	max := info.MaxVersion
+	if max == 0 {
+		max = tls.VersionTLS13
+	}
+	if max == info.MinVersion {
+		return " (this client allows " + tls.VersionName(max) + " only)"
+	}
+	return " (this client allows " + tls.VersionName(info.MinVersion) + " to " + tls.VersionName(max) + ")"
+}
+
 func isRemote(err error) bool {
 	_, ok := RemoteAlert(err)
 	return ok
@@ -300,7 +314,7 @@ func explainAlert(d *Diagnosis, alert uint8, info HandshakeInfo) *Diagnosis {
 	switch alert {
 	case alertProtocolVersion:
 		d.Kind = DiagVersion
-		d.Cause = "the server refused the TLS version (alert protocol_version): it does not speak any version this client allows"
+		d.Cause = "the server refused the TLS version (alert protocol_version): it does not speak any version this client allows" + allowedVersions(info)
 		d.Fix = "allow the version the server speaks (--tls-version 1.2 or 1.3); fennec refuses TLS below 1.2"
 		return d
 	case alertNoAppProtocol:

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fennec-mqtt/fennec/internal/mosquittotest"
 	"github.com/fennec-mqtt/fennec/pki"
 )
 
@@ -125,6 +126,21 @@ func TestExplainProtocolVersionMismatch(t *testing.T) {
 		_, err := dialAndRead(t, s.addr, cfg, false)
 		expectDiagnosis(t, err, rec, pki.DiagVersion, "TLS version")
 	})
+}
+
+// mosquitto with tls_version tlsv1.3 (a minimum) and a client that stops at TLS 1.2.
+func TestExplainProtocolVersionMosquitto(t *testing.T) {
+	f := getFixtures(t)
+	dir := t.TempDir()
+	b := mosquittotest.Start(t, mosquittotest.Options{TLS: &mosquittotest.TLS{
+		CAFile:   write(t, dir, "ca.pem", f.CA.CertPEM),
+		CertFile: write(t, dir, "server.pem", f.Server.CertPEM),
+		KeyFile:  write(t, dir, "server-key.pem", f.Server.KeyPEM),
+		Version:  "tlsv1.3",
+	}})
+	cfg, rec := clientConfig(t, clientSetup{ca: f.CA, client: f.Client, max: tls.VersionTLS12})
+	_, err := dialAndRead(t, b.TLSAddr, cfg, true)
+	expectDiagnosis(t, err, rec, pki.DiagVersion, "TLS version", "TLS 1.2 only")
 }
 
 func TestExplainClientCertificateMissing(t *testing.T) {
