@@ -65,6 +65,8 @@ type results struct {
 	lost  map[key]int // messages lost, summed over runs
 	sent  map[key]int
 	reord map[key]int
+	// connLost counts connections a Fennec client lost (key without figure)
+	connLost map[key]int
 }
 
 func main() {
@@ -121,7 +123,7 @@ func run(o options, out, log io.Writer) error {
 	}
 
 	load0 := loadavg()
-	res := &results{vals: map[key][]float64{}, lost: map[key]int{}, sent: map[key]int{}, reord: map[key]int{}}
+	res := &results{vals: map[key][]float64{}, lost: map[key]int{}, sent: map[key]int{}, reord: map[key]int{}, connLost: map[key]int{}}
 	var conf string
 	start := time.Now()
 	for r := 0; r < o.runs; r++ {
@@ -179,6 +181,13 @@ func measureLib(o options, res *results, p *benchmarks.PKI, lib benchmarks.Libra
 			return "", err
 		}
 	}
+	lost0 := benchmarks.FennecConnectionsLost.Load()
+	defer func() {
+		if n := benchmarks.FennecConnectionsLost.Load() - lost0; n > 0 {
+			res.connLost[key{tr, lib.Short(), ""}] += int(n)
+			fmt.Fprintf(log, "run %d %-4s %-14s lost its connection %d times, last: %v\n", run+1, tr, lib.Short(), n, benchmarks.LastFennecLoss())
+		}
+	}()
 	for _, q := range []byte{0, 1} {
 		t, err := benchmarks.MeasureThroughput(ctx, lib, ep, q, o.n)
 		if err != nil {
@@ -339,6 +348,17 @@ func printTable(w io.Writer, o options, res *results, libs []benchmarks.Library,
 	}
 	if len(reord) > 0 {
 		fmt.Fprintf(w, "\nQoS 1 messages that arrived out of order (all runs): %s.\n", strings.Join(reord, "; "))
+	}
+	var lost []string
+	for _, tr := range transports {
+		for _, l := range libs {
+			if n := res.connLost[key{tr, l.Short(), ""}]; n > 0 {
+				lost = append(lost, fmt.Sprintf("%s %s: %d", l.Short(), strings.ToUpper(tr), n))
+			}
+		}
+	}
+	if len(lost) > 0 {
+		fmt.Fprintf(w, "\nConnections lost during the measurements (all runs): %s; last cause: %v.\n", strings.Join(lost, "; "), benchmarks.LastFennecLoss())
 	}
 	fmt.Fprintf(w, "\nMachine: %d CPUs (GOMAXPROCS %d), %s %s/%s, %s.\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH, benchmarks.MosquittoVersion())
 	fmt.Fprintf(w, "\nmosquitto.conf (TLS file paths shortened):\n\n```\n%s```\n", shortenPaths(conf))
