@@ -27,7 +27,7 @@ import (
 type options struct {
 	runs, n, rtt, warmup, idle, parallel, inflight int
 	nodelay, ceiling                               bool
-	transports, libs, profileLib, profileDir       string
+	transports, libs, profileLib, profileDir, only string
 }
 
 // figure names, in table order
@@ -82,6 +82,7 @@ func main() {
 	flag.StringVar(&o.transports, "transports", "tcp,tls", "transports: tcp, tls")
 	flag.StringVar(&o.libs, "libs", "", "comma-separated short library names (default: all)")
 	flag.BoolVar(&o.ceiling, "ceiling", true, "also measure the raw pre-encoded-packet client, the broker's ceiling")
+	flag.StringVar(&o.only, "only", "tput,rtt,idle", "measurements to run: tput (QoS 0 and 1 throughput), rtt (round trip), idle")
 	flag.StringVar(&o.profileLib, "profile", "", "short name of a library to profile (CPU during throughput and latency, heap with the idle clients)")
 	flag.StringVar(&o.profileDir, "profile-dir", "profiles", "where -profile writes its pprof files")
 	flag.Parse()
@@ -188,7 +189,11 @@ func measureLib(o options, res *results, p *benchmarks.PKI, lib benchmarks.Libra
 			fmt.Fprintf(log, "run %d %-4s %-14s lost its connection %d times, last: %v\n", run+1, tr, lib.Short(), n, benchmarks.LastFennecLoss())
 		}
 	}()
+	want := func(m string) bool { return slices.Contains(strings.Split(o.only, ","), m) }
 	for _, q := range []byte{0, 1} {
+		if !want("tput") {
+			break
+		}
 		t, err := benchmarks.MeasureThroughput(ctx, lib, ep, q, o.n)
 		if err != nil {
 			return "", fmt.Errorf("QoS %d throughput: %w (mosquitto log: %s)", q, err, b.Log())
@@ -208,17 +213,20 @@ func measureLib(o options, res *results, p *benchmarks.PKI, lib benchmarks.Libra
 			run+1, tr, lib.Short(), q, t.Rate(), t.Lost(), t.Reordered, t.Dups, t.PublishDone.Round(time.Millisecond),
 			us(t.PerMsg(t.ClientCPU)), us(t.PerMsg(t.BrokerCPU)), float64(t.Allocs)/float64(t.Sent), float64(t.AllocBytes)/float64(t.Sent))
 	}
-	l, err := benchmarks.MeasureLatency(ctx, lib, ep, o.rtt, o.warmup)
-	if err != nil {
-		return "", fmt.Errorf("latency: %w", err)
+	if want("rtt") {
+		l, err := benchmarks.MeasureLatency(ctx, lib, ep, o.rtt, o.warmup)
+		if err != nil {
+			return "", fmt.Errorf("latency: %w", err)
+		}
+		add(fP50, us(l.Quantile(0.5)))
+		add(fP99, us(l.Quantile(0.99)))
+		fmt.Fprintf(log, "run %d %-4s %-14s round trip p50 %v p90 %v p99 %v max %v\n", run+1, tr, lib.Short(),
+			l.Quantile(0.5), l.Quantile(0.9), l.Quantile(0.99), l.Quantile(1))
 	}
 	if profiling {
 		pprof.StopCPUProfile()
 	}
-	add(fP50, us(l.Quantile(0.5)))
-	add(fP99, us(l.Quantile(0.99)))
-	fmt.Fprintf(log, "run %d %-4s %-14s round trip p50 %v p99 %v\n", run+1, tr, lib.Short(), l.Quantile(0.5), l.Quantile(0.99))
-	if lib.Short() == benchmarks.Ceiling().Short() {
+	if lib.Short() == benchmarks.Ceiling().Short() || !want("idle") {
 		return b.Conf, nil // a throughput and latency ceiling; its idle cost means nothing
 	}
 	var during func()
