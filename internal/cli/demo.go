@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fennec-mqtt/fennec/packet"
 	"github.com/fennec-mqtt/fennec/pki"
 )
 
@@ -182,6 +183,16 @@ func (o *demoOptions) run(ctx context.Context, streams IO) (err error) {
 		tr = nil
 	}
 	spec.Trace = tr
+	// Count the PUBCOMPs we send, so that the demo ends after the QoS 2 exchanges complete.
+	pubcomps := make(chan struct{}, 8)
+	spec.onPacket = func(outbound bool, typ byte) {
+		if outbound && typ == byte(packet.PUBCOMP) {
+			select {
+			case pubcomps <- struct{}{}:
+			default:
+			}
+		}
+	}
 	fmt.Fprintf(out, "  client     %s connects as %q\n", spec.Server, spec.ClientID)
 	start := time.Now()
 	c, err := dialClient(ctx, spec)
@@ -192,11 +203,22 @@ func (o *demoOptions) run(ctx context.Context, streams IO) (err error) {
 	}
 	connectTime := time.Since(start)
 	emit(map[string]any{"step": "connect", "ok": true, "ms": ms(connectTime)})
-	defer func() {
+	disconnected := false
+	disconnect := func() error {
+		if disconnected {
+			return nil
+		}
+		disconnected = true
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if derr := c.Disconnect(dctx); derr != nil && err == nil {
-			err = explain(derr, spec, "MQTT DISCONNECT")
+		if derr := c.Disconnect(dctx); derr != nil {
+			return explain(derr, spec, "MQTT DISCONNECT")
+		}
+		return nil
+	}
+	defer func() {
+		if derr := disconnect(); derr != nil && err == nil {
+			err = derr
 		}
 	}()
 	if spec.Trace == nil && !jsonOut {
@@ -266,7 +288,16 @@ func (o *demoOptions) run(ctx context.Context, streams IO) (err error) {
 			return &exitError{code: ExitTimeout, step: "mqtt", err: fmt.Errorf("demo: message at QoS %d not received", q), hint: hint}
 		}
 	}
-	o.summary(out, results, levels)
+	// A received QoS 2 message is delivered on PUBLISH; wait for its PUBREL/PUBCOMP exchange to
+	// finish before disconnecting, so the trace shows the whole flow.
+	if contains(levelsStr(levels), "2") {
+		select {
+		case <-pubcomps:
+		case <-time.After(o.wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	tlsDesc := "plain TCP"
 	if st := c.TLSState(); st != nil {
 		requested, sent, _ := spec.tlsFacts.snapshot()
@@ -275,6 +306,10 @@ func (o *demoOptions) run(ctx context.Context, streams IO) (err error) {
 			tlsDesc += " with mutual TLS"
 		}
 	}
+	if err := disconnect(); err != nil {
+		return err
+	}
+	o.summary(out, results, levels)
 	emit(map[string]any{"step": "summary", "ok": true, "messages": len(results), "received": len(results), "transport": tlsDesc})
 	fmt.Fprintf(out, "\nresult: OK — %d of %d messages received over %s\n", len(results), len(levels), tlsDesc)
 	return nil
@@ -297,6 +332,14 @@ func (o *demoOptions) summary(out io.Writer, results []demoResult, levels []int)
 	for _, q := range levels[len(results):] {
 		fmt.Fprintf(out, "  %-3d  %-34s  %-4s  %-8s  %-9s  %s\n", q, "", "-", "-", "-", "-")
 	}
+}
+
+func levelsStr(levels []int) []string {
+	var out []string
+	for _, l := range levels {
+		out = append(out, fmt.Sprint(l))
+	}
+	return out
 }
 
 func yesNo(b bool) string {

@@ -35,7 +35,9 @@ type connSpec struct {
 	Timeout       time.Duration
 	Reconnect     bool            // reconnect after a lost connection (sub); pub fails instead
 	OnLost        func(err error) // called when an established connection is lost
-	tlsFacts      *tlsFacts
+	// onPacket, when set, sees the type of every packet sent (outbound) and received.
+	onPacket func(outbound bool, packetType byte)
+	tlsFacts *tlsFacts
 }
 
 // message is one application message, either sent or received.

@@ -203,10 +203,8 @@ func (o *subOptions) run(ctx context.Context, streams IO) (err error) {
 				continue
 			}
 			if o.removeRetained && m.Retain {
-				clear := &message{Topic: m.Topic, Payload: nil, QoS: m.QoS, Retain: true}
-				if clear.QoS > byte(qos) {
-					clear.QoS = byte(qos)
-				}
+				// QoS 1, so that the broker has it before we disconnect
+				clear := &message{Topic: m.Topic, Payload: nil, QoS: 1, Retain: true}
 				if err := c.Publish(ctx, clear); err != nil {
 					return explain(err, spec, "clearing a retained message")
 				}

@@ -63,7 +63,11 @@ func (t *tracer) tls(cs *tls.ConnectionState, facts *tlsFacts) {
 	if cs.DidResume {
 		resumed = ", session resumed"
 	}
-	t.note("TLS %s, cipher %s, ALPN %s, server name %q%s", tlsVersionName(cs.Version), tls.CipherSuiteName(cs.CipherSuite), alpn, cs.ServerName, resumed)
+	sni := ""
+	if cs.ServerName != "" {
+		sni = fmt.Sprintf(", server name %q", cs.ServerName)
+	}
+	t.note("TLS %s, cipher %s, ALPN %s%s%s", tlsVersionName(cs.Version), tls.CipherSuiteName(cs.CipherSuite), alpn, sni, resumed)
 	requested, sent, cas := facts.snapshot()
 	switch {
 	case requested && sent:

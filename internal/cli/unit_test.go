@@ -137,7 +137,10 @@ func TestMessageJSON(t *testing.T) {
 func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code = Run(context.Background(), args, IO{In: strings.NewReader(""), Out: &out, Err: &errb})
+	// a bound, so that a hang fails the test (exit 130) instead of stalling the run
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	code = Run(ctx, args, IO{In: strings.NewReader(""), Out: &out, Err: &errb})
 	return code, out.String(), errb.String()
 }
 

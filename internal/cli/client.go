@@ -1,0 +1,354 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fennec-mqtt/fennec"
+	"github.com/fennec-mqtt/fennec/packet"
+	"github.com/fennec-mqtt/fennec/pki"
+)
+
+// This file wires the fennec client library into the commands (see mqtt.go for the seam).
+
+func init() {
+	connect = fennecConnect
+	clientWired = true
+	clientErrorHook = explainClientError
+}
+
+type fennecClient struct {
+	c    *fennec.Client
+	spec *connSpec
+}
+
+func fennecConnect(ctx context.Context, spec *connSpec) (mqttClient, error) {
+	cfg := fennec.Config{
+		Server:           spec.Server,
+		ClientID:         spec.ClientID,
+		Username:         spec.Username,
+		KeepAlive:        spec.KeepAlive,
+		CleanStart:       spec.CleanStart,
+		TLSConfig:        spec.TLS,
+		ConnectTimeout:   spec.Timeout,
+		DisableReconnect: !spec.Reconnect,
+		Version:          packet.V5,
+	}
+	if spec.Version == 4 {
+		cfg.Version = packet.V311
+	}
+	if spec.HasPassword {
+		cfg.Password = spec.Password
+		if cfg.Password == nil {
+			cfg.Password = []byte{}
+		}
+	}
+	if spec.SessionExpiry != nil {
+		cfg.SessionExpiry = time.Duration(*spec.SessionExpiry) * time.Second
+	}
+	if spec.Will != nil {
+		w := toFennecMessage(spec.Will)
+		if spec.WillDelay != nil {
+			w.Props.SetWillDelayInterval(*spec.WillDelay)
+		}
+		cfg.Will = w
+	}
+	cp := &cfg.ConnectProperties
+	for _, p := range spec.Props["connect"] {
+		switch p.Name {
+		case "receive-maximum":
+			cfg.ReceiveMaximum = uint16(p.Num)
+		case "maximum-packet-size":
+			cfg.MaxPacketSize = p.Num
+		case "topic-alias-maximum":
+			cp.SetTopicAliasMaximum(uint16(p.Num))
+		case "request-response-information":
+			cp.SetRequestResponseInformation(byte(p.Num))
+		case "request-problem-information":
+			cp.SetRequestProblemInformation(byte(p.Num))
+		case "authentication-method":
+			cp.SetAuthenticationMethod(p.Value)
+		case "authentication-data":
+			cp.SetAuthenticationData([]byte(p.Value))
+		case "user-property":
+			cp.AddUserProperty(p.Key, p.Value)
+		}
+	}
+	if tr, hook := spec.Trace, spec.onPacket; tr != nil || hook != nil {
+		v := cfg.Version
+		facts := spec.tlsFacts
+		cfg.Trace = func(e fennec.TraceEvent) {
+			if hook != nil && e.Packet != nil {
+				hook(e.Outbound, byte(e.Packet.Type()))
+			}
+			if tr == nil {
+				return
+			}
+			switch {
+			case e.Packet != nil:
+				tr.packet(e.Outbound, describePacket(e.Packet, v))
+			case e.TLS != nil:
+				tr.tls(e.TLS, facts)
+			case e.Note != "":
+				tr.note("%s", e.Note)
+			}
+		}
+		if tr != nil {
+			cfg.OnConnectionLost = func(_ *fennec.Client, err error) { tr.note("connection lost: %v", err) }
+		}
+	}
+	if spec.OnLost != nil {
+		prev := cfg.OnConnectionLost
+		cfg.OnConnectionLost = func(c *fennec.Client, err error) {
+			if prev != nil {
+				prev(c, err)
+			}
+			spec.OnLost(err)
+		}
+	}
+	c, err := fennec.Connect(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &fennecClient{c: c, spec: spec}, nil
+}
+
+func toFennecMessage(m *message) *fennec.Message {
+	fm := &fennec.Message{Topic: m.Topic, Payload: m.Payload, QoS: packet.QoS(m.QoS), Retain: m.Retain}
+	p := &fm.Props
+	mp := m.Props
+	if mp.PayloadFormat != nil {
+		p.SetPayloadFormat(*mp.PayloadFormat)
+	}
+	if mp.MessageExpiry != nil {
+		p.SetMessageExpiryInterval(*mp.MessageExpiry)
+	}
+	if mp.TopicAlias != nil {
+		p.SetTopicAlias(*mp.TopicAlias)
+	}
+	if mp.ResponseTopic != "" {
+		p.SetResponseTopic(mp.ResponseTopic)
+	}
+	if mp.CorrelationData != nil {
+		p.SetCorrelationData(mp.CorrelationData)
+	}
+	if mp.ContentType != "" {
+		p.SetContentType(mp.ContentType)
+	}
+	for _, u := range mp.User {
+		p.AddUserProperty(u[0], u[1])
+	}
+	return fm
+}
+
+func fromFennecMessage(fm *fennec.Message) *message {
+	m := &message{Topic: fm.Topic, Payload: fm.Payload, QoS: byte(fm.QoS), Retain: fm.Retain, Dup: fm.Dup, Time: time.Now()}
+	p := &fm.Props
+	mp := &m.Props
+	if p.Has(packet.PropPayloadFormat) {
+		v := p.PayloadFormat
+		mp.PayloadFormat = &v
+	}
+	if p.Has(packet.PropMessageExpiry) {
+		v := p.MessageExpiryInterval
+		mp.MessageExpiry = &v
+	}
+	if p.Has(packet.PropTopicAlias) {
+		v := p.TopicAlias
+		mp.TopicAlias = &v
+	}
+	mp.ResponseTopic = p.ResponseTopic
+	mp.CorrelationData = p.CorrelationData
+	mp.ContentType = p.ContentType
+	for _, id := range p.SubscriptionIdentifiers {
+		mp.SubscriptionIDs = append(mp.SubscriptionIDs, int(id))
+	}
+	for _, u := range p.UserProperties {
+		mp.User = append(mp.User, [2]string{u.Key, u.Value})
+	}
+	return m
+}
+
+func (f *fennecClient) Publish(ctx context.Context, m *message) error {
+	return f.c.Publish(ctx, toFennecMessage(m))
+}
+
+func (f *fennecClient) Subscribe(ctx context.Context, h func(*message), subs []subscription) ([]byte, error) {
+	ps := make([]packet.Subscription, len(subs))
+	for i, s := range subs {
+		ps[i] = packet.Subscription{Filter: s.Filter, QoS: packet.QoS(s.QoS), NoLocal: s.NoLocal, RetainAsPublished: s.RetainAsPublished, RetainHandling: s.RetainHandling}
+	}
+	ack, err := f.c.Subscribe(ctx, func(fm *fennec.Message) { h(fromFennecMessage(fm)) }, ps...)
+	if ack == nil {
+		if err == nil {
+			err = errors.New("no SUBACK")
+		}
+		return nil, err
+	}
+	granted := make([]byte, len(ack.ReasonCodes))
+	for i, c := range ack.ReasonCodes {
+		granted[i] = byte(c)
+	}
+	// A refused filter is reported through the granted codes, with its reason.
+	var re *fennec.ReasonError
+	if err != nil && !errors.As(err, &re) {
+		return granted, err
+	}
+	return granted, nil
+}
+
+func (f *fennecClient) Unsubscribe(ctx context.Context, filters []string) error {
+	return f.c.Unsubscribe(ctx, filters...)
+}
+
+func (f *fennecClient) Disconnect(ctx context.Context) error {
+	err := f.c.Disconnect(ctx)
+	if errors.Is(err, fennec.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+func (f *fennecClient) TLSState() *tls.ConnectionState {
+	st, _ := f.c.ConnectionState()
+	return st
+}
+
+// explainClientError classifies the client library's typed errors: the phase of a failed
+// connection attempt, a reason code from the broker, a protocol violation.
+func explainClientError(err error, spec *connSpec) *exitError {
+	addr := "the broker"
+	host := ""
+	if spec != nil {
+		addr = net.JoinHostPort(spec.Host, fmt.Sprint(spec.Port))
+		host = spec.Host
+	}
+	var ce *fennec.ConnectError
+	var re *fennec.ReasonError
+	var pe *fennec.ProtocolError
+	switch {
+	case errors.As(err, &re):
+		return reasonErrorExplained(err, re, spec)
+	case errors.As(err, &ce):
+		switch ce.Phase {
+		case fennec.PhaseDNS, fennec.PhaseTCP:
+			if e := explainNet(err, spec, "connecting"); e != nil {
+				e.step = string(ce.Phase)
+				return e
+			}
+			return &exitError{code: ExitNetwork, err: err, step: string(ce.Phase), hint: fmt.Sprintf("step: %s — connecting to %s\ncause: %v\nfix: check the host name and port", strings.ToUpper(string(ce.Phase)), addr, ce.Err)}
+		case fennec.PhaseTLS:
+			if e := explainTLS(err, spec); e != nil {
+				return e
+			}
+			if e := explainNet(err, spec, "the TLS handshake"); e != nil {
+				e.step = "tls"
+				if e.code == ExitError {
+					e.code = ExitNetwork
+				}
+				return e
+			}
+			return &exitError{code: ExitNetwork, err: err, step: "tls", hint: fmt.Sprintf("step: TLS — the handshake with %s\ncause: %v\nfix: run with -d to see the TLS facts", addr, ce.Err)}
+		case fennec.PhaseWebSocket:
+			return &exitError{code: ExitNetwork, err: err, step: "websocket", hint: fmt.Sprintf("step: WebSocket upgrade at %s\ncause: %v\nfix: check the path (usually /mqtt) and that the port serves MQTT over WebSockets", addr, ce.Err)}
+		case fennec.PhaseMQTT:
+			closed := errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, fennec.ErrConnectionLost) || errors.Is(err, syscall.EPIPE)
+			if spec != nil && spec.TLS != nil {
+				// Under TLS 1.3 the server judges the client certificate after the client's
+				// side of the handshake is done: its verdict arrives with the first read.
+				requested, sent, _ := spec.tlsFacts.snapshot()
+				if _, alert := pki.RemoteAlert(err); alert || closed && requested && !sent {
+					if e := explainTLS(err, spec); e != nil {
+						return e
+					}
+				}
+			}
+			if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+				return &exitError{code: ExitTimeout, err: err, step: "mqtt", hint: fmt.Sprintf("step: MQTT — waiting for CONNACK from %s\ncause: the connection is up but the server did not answer CONNECT in time\nfix: check that the port speaks MQTT (not HTTP or another protocol); raise --connect-timeout on a slow link", addr)}
+			}
+			if closed {
+				h := fmt.Sprintf("step: MQTT — CONNECT to %s\ncause: the server closed the connection right after CONNECT, without a CONNACK", addr)
+				if spec != nil && spec.TLS != nil && spec.ClientCert {
+					h += "\ncause: or it rejected the client certificate: a TLS 1.3 server checks it after the handshake and may just close the connection"
+				}
+				if isAWSHost(host) {
+					h += "\ncause: AWS IoT Core does this when the policy attached to the certificate does not allow iot:Connect for this client ID, when the certificate is not ACTIVE or not attached to the policy, or when another connection uses the same client ID\nfix: allow iot:Connect on arn:aws:iot:REGION:ACCOUNT:client/" + clientIDOr(spec) + " in the policy attached to this certificate, activate the certificate, and use a client ID the policy names (usually the thing name, -i)"
+				} else {
+					h += "\ncause: brokers do this when they refuse the client without saying why: an ACL or policy that forbids this client ID or certificate, a duplicate client ID, or a protocol version they do not accept\nfix: check the broker's log; try -V 311 if it is an old broker; use another client ID (-i)"
+				}
+				return &exitError{code: ExitRefused, err: err, step: "mqtt", hint: h}
+			}
+			var pe2 *fennec.ProtocolError
+			if errors.As(err, &pe2) {
+				return &exitError{code: ExitError, err: err, step: "mqtt", hint: "step: MQTT — CONNECT\ncause: the server answered something that is not a valid CONNACK (" + pe2.Msg + ")\nfix: check that the port speaks MQTT; run with -d to see the packets"}
+			}
+		}
+	case errors.As(err, &pe):
+		return &exitError{code: ExitError, err: err, step: "mqtt", hint: "step: MQTT\ncause: the broker broke the protocol: " + pe.Msg + "\nfix: run with -d to see the packets; report it to the broker's maintainers"}
+	case errors.Is(err, fennec.ErrKeepAliveTimeout), errors.Is(err, fennec.ErrWriteTimeout):
+		return &exitError{code: ExitTimeout, err: err, step: "mqtt", hint: "cause: the broker stopped answering\nfix: check the network; run with -d to see the last packets"}
+	case errors.Is(err, fennec.ErrConnectionLost):
+		h := "step: MQTT\ncause: the connection ended before the broker acknowledged the operation"
+		if isAWSHost(host) {
+			h += "\ncause: AWS IoT Core disconnects an MQTT 3.1.1 client that publishes or subscribes where its policy does not allow it (iot:Publish / iot:Subscribe), and drops QoS 2\nfix: check the policy's topic/ and topicfilter/ resources; use -q 0 or 1"
+		} else {
+			h += "\nfix: run with -d to see the last packets; the broker's log tells why it closed the connection"
+		}
+		return &exitError{code: ExitNetwork, err: err, step: "mqtt", hint: h}
+	}
+	return nil
+}
+
+func clientIDOr(spec *connSpec) string {
+	if spec != nil && spec.ClientID != "" {
+		return spec.ClientID
+	}
+	return "CLIENT_ID"
+}
+
+func reasonErrorExplained(err error, re *fennec.ReasonError, spec *connSpec) *exitError {
+	e := &exitError{code: ExitRefused, err: err, step: "mqtt"}
+	step := "step: MQTT " + re.Packet.String()
+	var cause, fix string
+	v311 := re.Version == packet.V311
+	code := byte(re.Code)
+	switch {
+	case re.Packet == packet.CONNACK && (v311 && code == 1 || !v311 && code == 0x84):
+		cause, fix = "the broker does not accept this MQTT version", "try the other version: -V 311 or -V 5 (fennec never switches by itself)"
+	case re.Packet == packet.CONNACK && (v311 && code == 2 || !v311 && code == 0x85):
+		cause, fix = "the broker rejected the client ID", "use another client ID (-i); some brokers limit its length or characters"
+	case re.Packet == packet.CONNACK && (v311 && code == 3 || !v311 && (code == 0x88 || code == 0x89)):
+		cause, fix = "the broker is unavailable or busy", "try again later"
+	case re.Packet == packet.CONNACK && (v311 && code == 4 || !v311 && code == 0x86):
+		cause, fix = "bad user name or password", "check -u and the password (-P, or FENNEC_PASSWORD)"
+	case re.Packet == packet.CONNACK && (v311 && code == 5 || !v311 && code == 0x87):
+		cause, fix = "the client is not authorized to connect", "check the broker's ACL for this user, certificate or client ID"
+	case re.Packet == packet.PUBACK || re.Packet == packet.PUBREC:
+		cause, fix = "the broker did not accept the message", "check the broker's ACL for publishing to the topic"
+		if code == 0x97 {
+			fix = "slow down: the broker's quota was exceeded"
+		}
+	case re.Packet == packet.DISCONNECT:
+		cause, fix = "the broker ended the connection", "the reason above says why; run with -d to see the packets before it"
+		if code == 0x8E {
+			fix = "another client connected with the same client ID: use a unique -i"
+		}
+	default:
+		cause, fix = "the broker refused the request", "see the reason code above"
+	}
+	if re.Reason != "" {
+		cause += " (broker says: " + re.Reason + ")"
+	}
+	if spec != nil && isAWSHost(spec.Host) && re.Packet != packet.CONNACK {
+		fix += "; on AWS IoT Core check the policy attached to the certificate"
+	}
+	e.hint = step + "\ncause: " + cause + "\nfix: " + fix
+	return e
+}

@@ -1,0 +1,422 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fennec-mqtt/fennec/broker"
+	"github.com/fennec-mqtt/fennec/broker/brokertest"
+	"github.com/fennec-mqtt/fennec/internal/mosquittotest"
+	"github.com/fennec-mqtt/fennec/pki"
+)
+
+// watchBuf is a concurrency-safe buffer that closes seen when it first contains watch.
+type watchBuf struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	watch string
+	seen  chan struct{}
+	once  sync.Once
+}
+
+func newWatchBuf(watch string) *watchBuf { return &watchBuf{watch: watch, seen: make(chan struct{})} }
+
+func (w *watchBuf) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, err := w.buf.Write(p)
+	if w.watch != "" && strings.Contains(w.buf.String(), w.watch) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return n, err
+}
+
+func (w *watchBuf) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+type result struct {
+	code        int
+	out, errout string
+}
+
+// start runs the command in the background; stderr is watched for watch (e.g. "<- SUBACK").
+func start(t *testing.T, ctx context.Context, watch string, args ...string) (<-chan result, *watchBuf) {
+	t.Helper()
+	out, errb := newWatchBuf(""), newWatchBuf(watch)
+	done := make(chan result, 1)
+	go func() {
+		code := Run(ctx, args, IO{In: strings.NewReader(""), Out: out, Err: errb})
+		done <- result{code, out.String(), errb.String()}
+	}()
+	return done, errb
+}
+
+func wait(t *testing.T, ch <-chan result, what string) result {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s did not finish", what)
+		return result{}
+	}
+}
+
+func waitSeen(t *testing.T, w *watchBuf, done <-chan result, what string) {
+	t.Helper()
+	select {
+	case <-w.seen:
+	case r := <-done:
+		t.Fatalf("%s ended before it was ready: exit %d\nstdout: %s\nstderr: %s", what, r.code, r.out, r.errout)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s never got ready; stderr so far: %s", what, w.String())
+	}
+}
+
+func isolate(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Setenv("FENNEC_PROFILE", "")
+	os.Unsetenv("FENNEC_PASSWORD")
+}
+
+// TestPubSubRoundTrip: fennec sub receives what fennec pub sends, through the embedded broker,
+// for MQTT 3.1.1 and 5 over plain TCP and over TLS 1.3 with client certificates.
+func TestPubSubRoundTrip(t *testing.T) {
+	isolate(t)
+	b := brokertest.Start(t, brokertest.Options{})
+	for _, v := range []string{"5", "311"} {
+		for _, tr := range []string{"tcp", "mtls"} {
+			t.Run("v"+v+"/"+tr, func(t *testing.T) {
+				host, port := splitHostPort(b.TCPAddr)
+				conn := []string{"-h", host, "-p", fmt.Sprint(port), "-V", v}
+				if tr == "mtls" {
+					host, port = splitHostPort(b.TLSAddr)
+					conn = []string{"-h", host, "-p", fmt.Sprint(port), "-V", v, "--cafile", b.CAFile, "--cert", b.ClientCert, "--key", b.ClientKey}
+				}
+				topic := "rt/" + v + "/" + tr
+				ctx := context.Background()
+				sub, subErr := start(t, ctx, "<- SUBACK", append([]string{"sub", "-t", topic + "/#", "-q", "2", "-C", "2", "-W", "20", "--json", "-d"}, conn...)...)
+				waitSeen(t, subErr, sub, "sub")
+				code, out, errout := run(t, append([]string{"pub", "-t", topic + "/a", "-m", "hello 1", "-q", "1"}, conn...)...)
+				if code != 0 {
+					t.Fatalf("pub: exit %d\n%s%s", code, out, errout)
+				}
+				code, out, errout = run(t, append([]string{"pub", "-t", topic + "/b", "-m", "hello 2", "-q", "2", "--json"}, conn...)...)
+				if code != 0 {
+					t.Fatalf("pub 2: exit %d\n%s%s", code, out, errout)
+				}
+				var pr map[string]any
+				if err := json.Unmarshal([]byte(out), &pr); err != nil || pr["result"] != "ok" || pr["qos"] != float64(2) {
+					t.Fatalf("pub --json = %q (%v)", out, err)
+				}
+				r := wait(t, sub, "sub")
+				if r.code != 0 {
+					t.Fatalf("sub: exit %d\nstdout: %s\nstderr: %s", r.code, r.out, r.errout)
+				}
+				lines := strings.Split(strings.TrimSpace(r.out), "\n")
+				if len(lines) != 2 {
+					t.Fatalf("sub printed %d lines, want 2:\n%s", len(lines), r.out)
+				}
+				// two publishers, two topics: MQTT orders messages per publisher and topic only
+				sort.Slice(lines, func(i, j int) bool { return strings.Contains(lines[i], topic+"/a") })
+				for i, l := range lines {
+					var m map[string]any
+					if err := json.Unmarshal([]byte(l), &m); err != nil {
+						t.Fatalf("line %d is not JSON: %q", i, l)
+					}
+					wantTopic := []string{topic + "/a", topic + "/b"}[i]
+					if m["topic"] != wantTopic || m["payload"] != fmt.Sprintf("hello %d", i+1) || m["qos"] != float64(i+1) || m["retain"] != false {
+						t.Errorf("message %d = %v", i, m)
+					}
+					if _, ok := m["time"].(string); !ok {
+						t.Errorf("message %d has no time: %v", i, m)
+					}
+				}
+				// the --debug trace shows both directions and, with TLS, the handshake facts
+				for _, want := range []string{"-> CONNECT MQTT", "<- CONNACK", "-> SUBSCRIBE", "<- PUBLISH"} {
+					if !strings.Contains(r.errout, want) {
+						t.Errorf("trace lacks %q:\n%s", want, r.errout)
+					}
+				}
+				if tr == "mtls" {
+					for _, want := range []string{"TLS 1.3", "client certificate: requested by the server, sent", "peer chain [0]"} {
+						if !strings.Contains(r.errout, want) {
+							t.Errorf("trace lacks %q:\n%s", want, r.errout)
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestSubCountAndTimeout: -C stops after the count, -W gives up with exit 5 when the count was
+// not reached and ends normally (exit 0) without -C.
+func TestSubCountAndTimeout(t *testing.T) {
+	isolate(t)
+	b := brokertest.Start(t, brokertest.Options{})
+	host, port := splitHostPort(b.TCPAddr)
+	conn := []string{"-h", host, "-p", fmt.Sprint(port)}
+	// three retained messages are there before the subscription; -C 2 prints exactly two
+	for i := 1; i <= 3; i++ {
+		if code, _, e := run(t, append([]string{"pub", "-t", fmt.Sprintf("cw/%d", i), "-m", fmt.Sprint(i), "-r", "-q", "1"}, conn...)...); code != 0 {
+			t.Fatalf("pub: %d %s", code, e)
+		}
+	}
+	code, out, errout := run(t, append([]string{"sub", "-t", "cw/#", "-C", "2", "-v"}, conn...)...)
+	if code != 0 || len(strings.Split(strings.TrimSpace(out), "\n")) != 2 || !strings.HasPrefix(out, "cw/") {
+		t.Fatalf("-C 2: exit %d, stdout %q, stderr %s", code, out, errout)
+	}
+	// nothing is published to this filter: -W 1 with -C runs out → 5
+	code, out, errout = run(t, append([]string{"sub", "-t", "empty/#", "-C", "1", "-W", "1"}, conn...)...)
+	if code != ExitTimeout || out != "" || !strings.Contains(errout, "timed out") {
+		t.Fatalf("-W without enough messages: exit %d, stdout %q, stderr %s", code, out, errout)
+	}
+	// -W without -C is "listen this long": exit 0
+	code, _, errout = run(t, append([]string{"sub", "-t", "nothing/here", "-W", "1"}, conn...)...)
+	if code != 0 {
+		t.Fatalf("-W alone: exit %d %s", code, errout)
+	}
+	// -F, with only the retained messages
+	code, out, _ = run(t, append([]string{"sub", "-t", "cw/#", "--retained-only", "-C", "3", "-q", "1", "-F", "%t=%p q%q r%r"}, conn...)...)
+	if code != 0 || !strings.Contains(out, "cw/1=1 q1 r1") || strings.Contains(out, "r0") {
+		t.Fatalf("-F: exit %d, %q", code, out)
+	}
+	// --remove-retained clears them
+	code, _, errout = run(t, append([]string{"sub", "-t", "cw/#", "--remove-retained", "--retained-only", "-C", "3"}, conn...)...)
+	if code != 0 {
+		t.Fatalf("--remove-retained: %d %s", code, errout)
+	}
+	// (the broker may still forward a just-published message live, without the retain flag;
+	// --retained-only stops at such a message, so out stays empty either way)
+	code, out, _ = run(t, append([]string{"sub", "-t", "cw/#", "--retained-only", "-C", "1", "-W", "1"}, conn...)...)
+	if code != ExitTimeout && code != 0 || out != "" {
+		t.Fatalf("retained messages still there after --remove-retained: exit %d %q", code, out)
+	}
+}
+
+// TestExitCodes: one failure of each class gives its exit code and hint lines naming the step.
+func TestExitCodes(t *testing.T) {
+	isolate(t)
+	b := brokertest.Start(t, brokertest.Options{})
+	other, err := pki.GenerateDevPKI(pki.DevPKIOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherFiles, err := other.WriteDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsHost, tlsPort := splitHostPort(b.TLSAddr)
+	tcpHost, tcpPort := splitHostPort(b.TCPAddr)
+	free := mosquittotest.FreePort(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		step string // expected in the hints
+	}{
+		{"usage", []string{"pub", "-t", "x"}, ExitUsage, ""},
+		{"tcp refused", []string{"pub", "-t", "x", "-m", "y", "-h", "127.0.0.1", "-p", fmt.Sprint(free)}, ExitNetwork, "step: TCP"},
+		{"tls unknown CA", []string{"pub", "-t", "x", "-m", "y", "-h", tlsHost, "-p", fmt.Sprint(tlsPort), "--cafile", otherFiles.CA, "--cert", b.ClientCert, "--key", b.ClientKey}, ExitNetwork, "step: TLS"},
+		{"tls no client cert", []string{"pub", "-t", "x", "-m", "y", "-h", tlsHost, "-p", fmt.Sprint(tlsPort), "--cafile", b.CAFile}, ExitNetwork, "step: TLS"},
+		{"tls to a plain port", []string{"pub", "-t", "x", "-m", "y", "-h", tcpHost, "-p", fmt.Sprint(tcpPort), "--cafile", b.CAFile}, ExitNetwork, "step: TLS"},
+		{"missing cert file", []string{"pub", "-t", "x", "-m", "y", "-h", tlsHost, "-p", fmt.Sprint(tlsPort), "--cafile", b.CAFile, "--cert", "/nonexistent.pem", "--key", "/nonexistent-key.pem"}, ExitError, "step: TLS setup"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errout := run(t, tc.args...)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.code, out, errout)
+			}
+			if !strings.HasPrefix(errout, "fennec: error: ") || !strings.Contains(errout, tc.step) {
+				t.Fatalf("stderr lacks %q:\n%s", tc.step, errout)
+			}
+			if tc.code != ExitUsage && !strings.Contains(errout, "hint: fix: ") {
+				t.Fatalf("no fix in the hints:\n%s", errout)
+			}
+		})
+	}
+
+	t.Run("refused by server", func(t *testing.T) {
+		pw, err := broker.HashPassword("right", 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ab := brokertest.Start(t, brokertest.Options{ACL: &broker.ACL{Users: []broker.User{{Name: "alice", Password: pw, Rules: broker.Rules{Publish: []string{"#"}, Subscribe: []string{"#"}}}}}})
+		h, p := splitHostPort(ab.TCPAddr)
+		for _, v := range []string{"5", "311"} {
+			t.Setenv("FENNEC_PASSWORD", "wrong")
+			code, out, errout := run(t, "pub", "-t", "x", "-m", "y", "-h", h, "-p", fmt.Sprint(p), "-u", "alice", "-V", v, "--json")
+			if code != ExitRefused || !strings.Contains(errout, "step: MQTT") {
+				t.Fatalf("-V %s bad password: exit %d\nstdout: %s\nstderr: %s", v, code, out, errout)
+			}
+			var obj map[string]any
+			if err := json.Unmarshal([]byte(out), &obj); err != nil || obj["exit_code"] != float64(ExitRefused) || obj["step"] != "mqtt" {
+				t.Fatalf("--json error object = %q (%v)", out, err)
+			}
+			t.Setenv("FENNEC_PASSWORD", "right")
+			if code, _, errout := run(t, "pub", "-t", "x", "-m", "y", "-h", h, "-p", fmt.Sprint(p), "-u", "alice", "-V", v); code != 0 {
+				t.Fatalf("-V %s right password from FENNEC_PASSWORD: exit %d %s", v, code, errout)
+			}
+		}
+	})
+
+	t.Run("interrupted", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		h, p := splitHostPort(b.TCPAddr)
+		sub, subErr := start(t, ctx, "<- SUBACK", "sub", "-t", "never/#", "-h", h, "-p", fmt.Sprint(p), "-d")
+		waitSeen(t, subErr, sub, "sub")
+		cancel()
+		if r := wait(t, sub, "sub"); r.code != ExitInterrupted {
+			t.Fatalf("exit %d, want 130; %s", r.code, r.errout)
+		}
+	})
+}
+
+// TestDemo: `fennec demo` with no flags exits 0 with every message received.
+func TestDemo(t *testing.T) {
+	isolate(t)
+	code, out, errout := run(t, "demo")
+	if code != 0 {
+		t.Fatalf("demo: exit %d\nstdout: %s\nstderr: %s", code, out, errout)
+	}
+	for _, want := range []string{"TLS 1.3", "client certificate: requested by the server, sent", "-> CONNECT", "<- CONNACK",
+		"PUBREC", "PUBCOMP", "result: OK — 3 of 3 messages received over TLS 1.3 with mutual TLS"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, _ = run(t, "demo", "--json")
+	if code != 0 {
+		t.Fatalf("demo --json: exit %d", code)
+	}
+	var last map[string]any
+	received := 0
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if err := json.Unmarshal([]byte(l), &last); err != nil {
+			t.Fatalf("not JSON: %q", l)
+		}
+		if last["step"] == "message" && last["received"] == true {
+			received++
+		}
+	}
+	if received != 3 || last["step"] != "summary" || last["ok"] != true {
+		t.Fatalf("demo --json: %d received, last %v", received, last)
+	}
+}
+
+// TestDemoAgainstBroker: the demo with --broker and certificate flags runs against another
+// broker (here mosquitto requiring client certificates), and explains a failure.
+func TestDemoAgainstBroker(t *testing.T) {
+	isolate(t)
+	m, files := mosquittoMTLS(t)
+	cert, key := files.FirstClient(m.pki)
+	code, out, errout := run(t, "demo", "--broker", "mqtts://"+m.TLSAddr, "--cafile", files.CA, "--cert", cert, "--key", key)
+	if code != 0 || !strings.Contains(out, "3 of 3 messages received") {
+		t.Fatalf("demo against mosquitto: exit %d\n%s\n%s", code, out, errout)
+	}
+	code, out, errout = run(t, "demo", "--broker", "mqtts://"+m.TLSAddr, "--cafile", files.CA)
+	if code != ExitNetwork || !strings.Contains(errout, "step: TLS") {
+		t.Fatalf("demo without a client certificate: exit %d\n%s\n%s", code, out, errout)
+	}
+}
+
+type mosq struct {
+	*mosquittotest.Broker
+	pki *pki.DevPKI
+}
+
+func mosquittoMTLS(t *testing.T) (mosq, pki.DevPKIFiles) {
+	t.Helper()
+	mosquittotest.Require(t, "mosquitto_pub", "mosquitto_sub")
+	p, err := pki.GenerateDevPKI(pki.DevPKIOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := p.WriteDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := mosquittotest.Start(t, mosquittotest.Options{TLS: &mosquittotest.TLS{CAFile: files.CA, CertFile: files.ServerCert, KeyFile: files.ServerKey, RequireCertificate: true, Version: "tlsv1.2"}})
+	return mosq{b, p}, files
+}
+
+// TestMosquittoInterop: mosquitto_sub receives what fennec pub sends and fennec sub receives
+// what mosquitto_pub sends, over TLS with client certificates, for MQTT 3.1.1 and 5.
+func TestMosquittoInterop(t *testing.T) {
+	isolate(t)
+	m, files := mosquittoMTLS(t)
+	cert, key := files.FirstClient(m.pki)
+	host, port := splitHostPort(m.TLSAddr)
+	tlsArgs := []string{"-h", host, "-p", fmt.Sprint(port), "--cafile", files.CA, "--cert", cert, "--key", key}
+	for _, v := range []struct{ fennec, mosq string }{{"5", "mqttv5"}, {"311", "mqttv311"}} {
+		t.Run("fennec pub to mosquitto_sub "+v.mosq, func(t *testing.T) {
+			// retained, so that mosquitto_sub gets it whenever its subscription is in place
+			topic := "interop/" + v.mosq + "/in"
+			if code, out, e := run(t, append([]string{"pub", "-V", v.fennec, "-t", topic, "-m", "from fennec", "-q", "1", "-r"}, tlsArgs...)...); code != 0 {
+				t.Fatalf("fennec pub: exit %d %s %s", code, out, e)
+			}
+			out, err := exec.Command("mosquitto_sub", append([]string{"-V", v.mosq, "-t", topic, "-C", "1", "-W", "20", "-v", "-q", "1"}, tlsArgs...)...).CombinedOutput()
+			if err != nil || string(out) != topic+" from fennec\n" {
+				t.Fatalf("mosquitto_sub: %v, printed %q", err, out)
+			}
+		})
+		t.Run("mosquitto_pub to fennec sub "+v.mosq, func(t *testing.T) {
+			topic := "interop/" + v.mosq + "/out"
+			sub, subErr := start(t, context.Background(), "<- SUBACK", append([]string{"sub", "-V", v.fennec, "-t", topic, "-C", "1", "-W", "20", "-v", "-q", "2", "-d"}, tlsArgs...)...)
+			waitSeen(t, subErr, sub, "fennec sub")
+			out, err := exec.Command("mosquitto_pub", append([]string{"-V", v.mosq, "-t", topic, "-m", "from mosquitto", "-q", "2"}, tlsArgs...)...).CombinedOutput()
+			if err != nil {
+				t.Fatalf("mosquitto_pub: %v %s", err, out)
+			}
+			r := wait(t, sub, "fennec sub")
+			if r.code != 0 || r.out != topic+" from mosquitto\n" {
+				t.Fatalf("fennec sub: exit %d, stdout %q\n%s", r.code, r.out, r.errout)
+			}
+		})
+	}
+}
+
+// TestBinary builds the real fennec binary and runs it: the demo exits 0, a refused TCP
+// connection exits 3, and -h is the host while --help is help.
+func TestBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	isolate(t)
+	bin := filepath.Join(t.TempDir(), "fennec")
+	build := exec.Command("go", "build", "-o", bin, "github.com/fennec-mqtt/fennec/cmd/fennec")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "demo").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "result: OK") {
+		t.Fatalf("fennec demo: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "pub", "-h", "127.0.0.1", "-p", fmt.Sprint(mosquittotest.FreePort(t)), "-t", "x", "-m", "y")
+	out, _ = cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != ExitNetwork || !strings.Contains(string(out), "hint: step: TCP") {
+		t.Fatalf("refused connection: exit %d\n%s", cmd.ProcessState.ExitCode(), out)
+	}
+	out, err = exec.Command(bin, "pub", "--help").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Examples:") || !strings.Contains(string(out), "-h, --host") {
+		t.Fatalf("pub --help: %v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, "help", "exit-codes").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "130") {
+		t.Fatalf("help exit-codes: %v\n%s", err, out)
+	}
+}
