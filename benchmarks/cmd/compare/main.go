@@ -225,6 +225,12 @@ func measureLib(o options, res *results, p *benchmarks.PKI, lib benchmarks.Libra
 	}
 	if profiling {
 		pprof.StopCPUProfile()
+		// Allocations since the program started (alloc_space / alloc_objects): run with -libs
+		// set to the profiled library alone to see only its own.
+		if f, err := os.Create(prefix + "-allocs.pprof"); err == nil {
+			pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		}
 	}
 	if lib.Short() == benchmarks.Ceiling().Short() || !want("idle") {
 		return b.Conf, nil // a throughput and latency ceiling; its idle cost means nothing
