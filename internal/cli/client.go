@@ -275,13 +275,14 @@ func explainClientError(err error, spec *connSpec) *exitError {
 			}
 			if closed {
 				h := fmt.Sprintf("step: MQTT — CONNECT to %s\ncause: the server closed the connection right after CONNECT, without a CONNACK", addr)
-				if spec != nil && spec.TLS != nil && spec.ClientCert {
-					h += "\ncause: or it rejected the client certificate: a TLS 1.3 server checks it after the handshake and may just close the connection"
-				}
 				if isAWSHost(host) {
 					h += "\ncause: AWS IoT Core does this when the policy attached to the certificate does not allow iot:Connect for this client ID, when the certificate is not ACTIVE or not attached to the policy, or when another connection uses the same client ID\nfix: allow iot:Connect on arn:aws:iot:REGION:ACCOUNT:client/" + clientIDOr(spec) + " in the policy attached to this certificate, activate the certificate, and use a client ID the policy names (usually the thing name, -i)"
 				} else {
-					h += "\ncause: brokers do this when they refuse the client without saying why: an ACL or policy that forbids this client ID or certificate, a duplicate client ID, or a protocol version they do not accept\nfix: check the broker's log; try -V 311 if it is an old broker; use another client ID (-i)"
+					h += "\ncause: brokers do this when they refuse the client without saying why: an ACL or policy that forbids this client ID or certificate, a duplicate client ID, or a protocol version they do not accept"
+					if spec != nil && spec.TLS != nil && spec.ClientCert {
+						h += "\ncause: or the server rejected the client certificate: under TLS 1.3 it checks the certificate after the handshake and may just close the connection"
+					}
+					h += "\nfix: check the broker's log; try -V 311 if it is an old broker; use another client ID (-i)"
 				}
 				return &exitError{code: ExitRefused, err: err, step: "mqtt", hint: h}
 			}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -418,5 +419,91 @@ func TestBinary(t *testing.T) {
 	out, err = exec.Command(bin, "help", "exit-codes").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "130") {
 		t.Fatalf("help exit-codes: %v\n%s", err, out)
+	}
+}
+
+// TestRefusedAndTimeout: a server that closes the connection right after CONNECT (the AWS IoT
+// emulation with a client ID its policy does not allow) exits 4 with the MQTT-step hint; a
+// server that accepts TCP and never answers CONNECT exits 5.
+func TestRefusedAndTimeout(t *testing.T) {
+	isolate(t)
+	pol, err := broker.ParsePolicy([]byte(`{"Version":"2012-10-17","Statement":[
+	  {"Effect":"Allow","Action":"iot:Connect","Resource":"arn:aws:iot:us-east-1:123456789012:client/${iot:Connection.Thing.ThingName}"},
+	  {"Effect":"Allow","Action":["iot:Publish","iot:Receive"],"Resource":"arn:aws:iot:us-east-1:123456789012:topic/things/${iot:ClientId}/*"},
+	  {"Effect":"Allow","Action":"iot:Subscribe","Resource":"arn:aws:iot:us-east-1:123456789012:topicfilter/things/${iot:ClientId}/*"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := brokertest.Start(t, brokertest.Options{Clients: []string{"dev1"}, AWS: &broker.AWS{Policy: pol}})
+	h, p := splitHostPort(b.TLSAddr)
+	tlsArgs := []string{"-h", h, "-p", fmt.Sprint(p), "--cafile", b.CAFile, "--cert", b.ClientCert, "--key", b.ClientKey}
+	for _, v := range []string{"5", "311"} {
+		code, out, errout := run(t, append([]string{"pub", "-V", v, "-i", "not-dev1", "-t", "things/dev1/x", "-m", "hi", "-q", "1"}, tlsArgs...)...)
+		if code != ExitRefused || !strings.Contains(errout, "hint: step: MQTT — CONNECT") || !strings.Contains(errout, "without a CONNACK") {
+			t.Fatalf("-V %s denied connect: exit %d\n%s%s", v, code, out, errout)
+		}
+		// the same certificate with the client ID the policy allows: the demo works, at QoS 0 and 1
+		code, out, errout = run(t, append([]string{"demo", "-V", v, "-i", "dev1", "--topic", "things/dev1/demo", "--qos", "0,1"}, tlsArgs...)...)
+		if code != 0 || !strings.Contains(out, "2 of 2 messages received") {
+			t.Fatalf("-V %s allowed demo: exit %d\n%s%s", v, code, out, errout)
+		}
+	}
+
+	// accepts TCP, never answers
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	h, p = splitHostPort(ln.Addr().String())
+	code, out, errout := run(t, "pub", "-h", h, "-p", fmt.Sprint(p), "-t", "x", "-m", "y", "--connect-timeout", "300ms", "--json")
+	if code != ExitTimeout || !strings.Contains(errout, "hint:") || !strings.Contains(out, `"exit_code":5`) {
+		t.Fatalf("silent server: exit %d\n%s%s", code, out, errout)
+	}
+}
+
+// TestTLSOptionsAndProfile: --keylog writes the TLS secrets, --insecure warns, and a profile
+// supplies broker, certificates and topic.
+func TestTLSOptionsAndProfile(t *testing.T) {
+	isolate(t)
+	b := brokertest.Start(t, brokertest.Options{})
+	h, p := splitHostPort(b.TLSAddr)
+	keylog := filepath.Join(t.TempDir(), "keys.log")
+	code, _, errout := run(t, "pub", "-h", h, "-p", fmt.Sprint(p), "--cafile", b.CAFile, "--cert", b.ClientCert, "--key", b.ClientKey,
+		"--keylog", keylog, "-t", "k", "-m", "v")
+	if code != 0 {
+		t.Fatalf("--keylog: exit %d %s", code, errout)
+	}
+	if kl, err := os.ReadFile(keylog); err != nil || !strings.Contains(string(kl), "CLIENT_HANDSHAKE_TRAFFIC_SECRET") {
+		t.Fatalf("key log: %v %q", err, kl)
+	}
+	code, _, errout = run(t, "pub", "-h", h, "-p", fmt.Sprint(p), "--insecure", "--cert", b.ClientCert, "--key", b.ClientKey, "-t", "k", "-m", "v")
+	if code != 0 || !strings.Contains(errout, "WARNING: --insecure") {
+		t.Fatalf("--insecure: exit %d %s", code, errout)
+	}
+
+	dir := os.Getenv("XDG_CONFIG_HOME")
+	os.MkdirAll(filepath.Join(dir, "fennec"), 0o700)
+	conf := fmt.Sprintf("[profiles.local]\nbroker = %q\ncafile = %q\ncert = %q\nkey = %q\ntopic = \"prof/t\"\nqos = 1\n",
+		"mqtts://"+b.TLSAddr, b.CAFile, b.ClientCert, b.ClientKey)
+	if err := os.WriteFile(filepath.Join(dir, "fennec", "config.toml"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errout := run(t, "pub", "--profile", "local", "-m", "from a profile", "-r", "--json")
+	if code != 0 || !strings.Contains(out, `"topic":"prof/t"`) || !strings.Contains(out, `"qos":1`) {
+		t.Fatalf("pub --profile: exit %d\n%s%s", code, out, errout)
+	}
+	code, out, errout = run(t, "sub", "--profile", "local", "-C", "1", "-W", "10", "-v")
+	if code != 0 || out != "prof/t from a profile\n" {
+		t.Fatalf("sub --profile: exit %d %q %s", code, out, errout)
 	}
 }

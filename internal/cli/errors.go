@@ -67,7 +67,7 @@ func ExitCode(err error) int {
 }
 
 func printError(w io.Writer, err error) {
-	fmt.Fprintf(w, "fennec: error: %v\n", err)
+	fmt.Fprintf(w, "fennec: error: %s\n", strings.TrimPrefix(err.Error(), "fennec: "))
 	for _, h := range hintLines(err) {
 		fmt.Fprintf(w, "hint: %s\n", h)
 	}
