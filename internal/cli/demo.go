@@ -94,7 +94,7 @@ func (o *demoOptions) run(ctx context.Context, streams IO) (err error) {
 			fmt.Fprintf(streams.Out, "%s\n", b)
 		}
 	}
-	external := o.broker != "" || o.conn.url != "" || o.conn.changed("host") || o.conn.profile != ""
+	external := o.broker != "" || o.conn.url != "" || o.conn.changed("host") || o.conn.changed("port") || o.conn.profile != ""
 	if o.broker != "" {
 		if o.conn.url != "" {
 			return usageErrorf("give the broker once: --broker or -L")
@@ -141,7 +141,7 @@ func (o *demoOptions) run(ctx context.Context, streams IO) (err error) {
 		}
 		qos := 0
 		// Only the client flags that make sense against the embedded broker apply.
-		o.conn.url = ""
+		o.conn.url, o.conn.noProfile = "", true
 		spec, _, err = o.conn.buildSpec(streams, &qos)
 		if err != nil {
 			return err

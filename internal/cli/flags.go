@@ -33,6 +33,7 @@ type connFlags struct {
 	profile, config                                   string
 	connectTimeout                                    time.Duration
 	profileTopic                                      string
+	noProfile                                         bool // the embedded demo: no profile applies
 
 	fs *pflag.FlagSet
 }
@@ -44,7 +45,7 @@ func (f *connFlags) register(cmd *cobra.Command) {
 	fs.Bool("help", false, "help for "+cmd.Name())
 	fs.StringVarP(&f.host, "host", "h", "localhost", "broker host name or address")
 	fs.IntVarP(&f.port, "port", "p", 0, "broker port (default 1883, or 8883 with TLS)")
-	fs.StringVarP(&f.url, "url", "L", "", "broker and topic as a URL: mqtt[s]://[user[:password]@]host[:port]/topic")
+	fs.StringVarP(&f.url, "url", "L", "", "broker and topic as a URL: mqtt[s]://[user[:password]@]host[:port]/topic, or ws[s]://host[:port]/path")
 	fs.StringVarP(&f.clientID, "id", "i", "", "client ID (default: generated)")
 	fs.StringVarP(&f.idPrefix, "id-prefix", "I", "", "client ID prefix; the process ID is appended")
 	fs.IntVarP(&f.keepalive, "keepalive", "k", 60, "keepalive in seconds (0 disables)")
@@ -93,7 +94,8 @@ func parseVersion(s string) (int, error) {
 
 // target is the resolved broker address and topic of an invocation.
 type target struct {
-	scheme string // mqtt or mqtts
+	scheme string // mqtt, mqtts, ws or wss
+	path   string // WebSocket path
 	host   string
 	port   int
 	topic  string // from -L
@@ -118,7 +120,7 @@ func parseBrokerURL(raw string) (target, error) {
 	case "mqtts", "ssl", "tls", "mqtt+ssl", "mqtt+tls":
 		t.scheme = "mqtts"
 	case "ws", "wss":
-		return target{}, usageErrorf("broker URL %q: WebSocket URLs are not supported by pub/sub yet; use mqtt:// or mqtts://", raw)
+		t.scheme = strings.ToLower(u.Scheme)
 	default:
 		return target{}, usageErrorf("broker URL %q: unknown scheme %q; use mqtt:// or mqtts://", raw, u.Scheme)
 	}
@@ -136,15 +138,15 @@ func parseBrokerURL(raw string) (target, error) {
 		t.user = u.User.Username()
 		t.pass, t.hasPw = u.User.Password()
 	}
-	t.topic = strings.TrimPrefix(u.Path, "/")
-	if u.RawPath != "" {
-		// keep %2F etc. decoded; a topic may contain '/', '#', '+'
-		t.topic = strings.TrimPrefix(u.Path, "/")
+	if t.scheme == "ws" || t.scheme == "wss" {
+		// the path is the WebSocket endpoint (default /mqtt); the topic comes from -t
+		t.path = u.EscapedPath()
+		return t, nil
 	}
-	if u.Fragment != "" { // '#' in a topic filter arrives as the fragment
+	// the path is the topic; a '#' in a topic filter arrives as the URL's fragment
+	t.topic = strings.TrimPrefix(u.Path, "/")
+	if u.Fragment != "" || strings.HasSuffix(raw, "#") {
 		t.topic += "#" + u.Fragment
-	} else if strings.HasSuffix(raw, "#") {
-		t.topic += "#"
 	}
 	return t, nil
 }
@@ -153,8 +155,13 @@ func (t target) defaultPort() int {
 	if t.port != 0 {
 		return t.port
 	}
-	if t.scheme == "mqtts" {
+	switch t.scheme {
+	case "mqtts":
 		return 8883
+	case "ws":
+		return 80
+	case "wss":
+		return 443
 	}
 	return 1883
 }
@@ -164,9 +171,13 @@ func (t target) addr() string { return net.JoinHostPort(t.host, strconv.Itoa(t.d
 // buildSpec resolves flags, URL, profile and environment into a connSpec. Precedence: flags given
 // on the command line, then -L, then the profile, then defaults. It also returns the topic of -L.
 func (f *connFlags) buildSpec(streams IO, defaultQoS *int) (*connSpec, target, error) {
-	prof, err := loadProfile(f.config, f.profile)
-	if err != nil {
-		return nil, target{}, err
+	var prof *profile
+	if !f.noProfile {
+		p, err := loadProfile(f.config, f.profile)
+		if err != nil {
+			return nil, target{}, err
+		}
+		prof = p
 	}
 	if prof != nil {
 		if err := f.applyProfile(prof, defaultQoS); err != nil {
@@ -192,8 +203,14 @@ func (f *connFlags) buildSpec(streams IO, defaultQoS *int) (*connSpec, target, e
 	}
 	wantTLS := f.cafile != "" || f.capath != "" || f.osCerts || f.cert != "" || f.tlsVersion != "" || len(f.alpn) > 0 || f.insecure || f.keylog != "" || f.servername != ""
 	if wantTLS {
-		t.scheme = "mqtts"
+		switch t.scheme {
+		case "mqtt":
+			t.scheme = "mqtts"
+		case "ws":
+			t.scheme = "wss"
+		}
 	}
+	useTLS := t.scheme == "mqtts" || t.scheme == "wss"
 	version, err := parseVersion(f.version)
 	if err != nil {
 		return nil, target{}, err
@@ -223,7 +240,7 @@ func (f *connFlags) buildSpec(streams IO, defaultQoS *int) (*connSpec, target, e
 	if f.keepalive == 0 {
 		spec.KeepAlive = -1
 	}
-	spec.Server = t.scheme + "://" + t.addr()
+	spec.Server = t.scheme + "://" + t.addr() + t.path
 	spec.ClientID = f.clientID
 	if spec.ClientID == "" && f.idPrefix != "" {
 		spec.ClientID = fmt.Sprintf("%s%d", f.idPrefix, os.Getpid())
@@ -286,7 +303,7 @@ func (f *connFlags) buildSpec(streams IO, defaultQoS *int) (*connSpec, target, e
 	if f.cert != "" && f.key == "" || f.key != "" && f.cert == "" {
 		return nil, target{}, usageErrorf("--cert and --key go together: give both")
 	}
-	if t.scheme == "mqtts" {
+	if useTLS {
 		if f.insecure && !f.quiet {
 			fmt.Fprintln(streams.Err, "fennec: WARNING: --insecure: the broker's certificate is NOT verified; anyone on the path can read and change this connection. Never use this in production.")
 		}

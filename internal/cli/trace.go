@@ -124,7 +124,7 @@ func payloadPreview(p []byte) string {
 	}
 	printable := true
 	for _, c := range cut {
-		if c < 0x20 && c != '\t' || c == 0x7f {
+		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f {
 			printable = false
 			break
 		}

@@ -62,6 +62,8 @@ func TestParseBrokerURL(t *testing.T) {
 		{"mqtts://dev1@example.com:8883/things/dev1/#", "mqtts", "example.com", "things/dev1/#", "dev1", 8883},
 		{"mqtt://localhost/a/b", "mqtt", "localhost", "a/b", "", 1883},
 		{"mqtts://[::1]/x/+/y", "mqtts", "::1", "x/+/y", "", 8883},
+		{"mqtt://h/a/#", "mqtt", "h", "a/#", "", 1883},
+		{"wss://h/mqtt", "wss", "h", "", "", 443},
 	} {
 		got, err := parseBrokerURL(tc.in)
 		if err != nil {
