@@ -25,11 +25,17 @@ type Faults struct {
 	refuseAcks  atomic.Int64 // CONNECTs still to refuse with connackCode
 	connackCode atomic.Uint32
 	ackDelay    atomic.Int64 // nanoseconds
+	acksHeld    atomic.Int64 // acknowledgements waiting in delayAck
+
+	mu           sync.Mutex
+	delayChanged chan struct{} // closed and replaced by each DelayAcks call
 
 	gate *gate
 }
 
-func newFaults() *Faults { return &Faults{gate: &gate{paused: map[*conn]chan struct{}{}}} }
+func newFaults() *Faults {
+	return &Faults{gate: &gate{paused: map[*conn]chan struct{}{}}, delayChanged: make(chan struct{})}
+}
 
 // RefuseConnections closes the next n accepted TCP connections at once, before TLS and MQTT: the
 // client sees a reset or EOF, as from a broker that is overloaded or filtered.
@@ -44,9 +50,16 @@ func (f *Faults) RefuseConnects(n int, reason byte) {
 }
 
 // DelayAcks holds every PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK and UNSUBACK the broker sends for
-// d before writing it; zero ends the delay. The delay also holds back the connection's reading,
-// as a slow broker would.
-func (f *Faults) DelayAcks(d time.Duration) { f.ackDelay.Store(int64(d)) }
+// d before writing it. A new call applies to the acknowledgements already held too: each waits
+// until d has passed since it was held, so DelayAcks(0) releases them all at once. The delay also
+// holds back the connection's reading, as a slow broker would.
+func (f *Faults) DelayAcks(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ackDelay.Store(int64(d))
+	close(f.delayChanged)
+	f.delayChanged = make(chan struct{})
+}
 
 // DropClient closes the network connection of the client with this ID abruptly, without
 // DISCONNECT, as a network failure would.
@@ -123,17 +136,32 @@ func (f *Faults) refuseConnect(srv *mqtt.Server, cl *mqtt.Client) bool {
 }
 
 func (f *Faults) delayAck(pk packets.Packet) {
-	d := time.Duration(f.ackDelay.Load())
-	if d <= 0 {
-		return
-	}
 	switch pk.FixedHeader.Type {
 	case packets.Puback, packets.Pubrec, packets.Pubrel, packets.Pubcomp, packets.Suback, packets.Unsuback:
-		t := time.NewTimer(d)
-		defer t.Stop()
+	default:
+		return
+	}
+	start := time.Now()
+	for {
+		f.mu.Lock()
+		d, changed := time.Duration(f.ackDelay.Load()), f.delayChanged
+		f.mu.Unlock()
+		left := d - time.Since(start)
+		if left <= 0 {
+			return
+		}
+		f.acksHeld.Add(1)
+		t := time.NewTimer(left)
 		select {
 		case <-t.C:
+		case <-changed:
 		case <-f.b.closing():
+			left = 0
+		}
+		t.Stop()
+		f.acksHeld.Add(-1)
+		if left == 0 {
+			return
 		}
 	}
 }
@@ -179,6 +207,8 @@ func (g *gate) wait(c *conn) error {
 	if !ok {
 		return nil
 	}
+	c.parked.Add(1)
+	defer c.parked.Add(-1)
 	select {
 	case <-ch:
 		return nil

@@ -215,12 +215,15 @@ func (l *listener) Close(closeClients listeners.CloseFn) {
 // the fault-injection switches.
 type conn struct {
 	net.Conn
-	l     *listener
-	tls   *tls.ConnectionState
-	v311  atomic.Bool // the client speaks MQTT 3.1 or 3.1.1
-	gate  *gate
-	once  sync.Once
-	close chan struct{}
+	l    *listener
+	tls  *tls.ConnectionState
+	v311 atomic.Bool // the client speaks MQTT 3.1 or 3.1.1
+	gate *gate
+	// parked counts reads blocked by StopReading: once it is positive, nothing the client sends
+	// reaches mochi until ResumeReading.
+	parked atomic.Int32
+	once   sync.Once
+	close  chan struct{}
 }
 
 func newConn(nc net.Conn, l *listener, st *tls.ConnectionState) *conn {

@@ -1,0 +1,12 @@
+package broker
+
+// Test-only views of the fault machinery, so that tests wait for events instead of sleeping.
+
+// ReadParked reports whether the broker's reader of the client is blocked by StopReading.
+func (f *Faults) ReadParked(clientID string) bool {
+	c, err := f.conn(clientID)
+	return err == nil && c.parked.Load() > 0
+}
+
+// AcksHeld returns how many acknowledgements DelayAcks is holding.
+func (f *Faults) AcksHeld() int { return int(f.acksHeld.Load()) }
