@@ -541,3 +541,43 @@ func TestPubLinesAndFile(t *testing.T) {
 		t.Fatalf("exit %d, stdout %q\n%s", r.code, r.out, r.errout)
 	}
 }
+
+// TestProperties: MQTT 5 properties given with -D reach the subscriber, which shows them in
+// --json and with -F.
+func TestProperties(t *testing.T) {
+	isolate(t)
+	b := brokertest.Start(t, brokertest.Options{})
+	h, p := splitHostPort(b.TCPAddr)
+	conn := []string{"-h", h, "-p", fmt.Sprint(p)}
+	pub := append([]string{"pub", "-t", "props/x", "-m", `{"a":1}`, "-q", "1", "-r",
+		"-D", "publish", "content-type", "application/json", "-D", "publish", "user-property", "src", "cli",
+		"-D", "publish", "response-topic", "replies/x", "-D", "publish", "correlation-data", "42",
+		"-D", "connect", "user-property", "who", "test"}, conn...)
+	if code, _, errout := run(t, pub...); code != 0 {
+		t.Fatalf("pub: %d %s", code, errout)
+	}
+	code, out, errout := run(t, append([]string{"sub", "-t", "props/#", "-C", "1", "--json"}, conn...)...)
+	if code != 0 {
+		t.Fatalf("sub: %d %s", code, errout)
+	}
+	var m struct {
+		Retain bool `json:"retain"`
+		Props  struct {
+			ContentType   string      `json:"content_type"`
+			ResponseTopic string      `json:"response_topic"`
+			Correlation   []byte      `json:"correlation_data"`
+			User          [][2]string `json:"user_properties"`
+		} `json:"properties"`
+	}
+	if err := json.Unmarshal([]byte(out), &m); err != nil {
+		t.Fatalf("%q: %v", out, err)
+	}
+	if !m.Retain || m.Props.ContentType != "application/json" || m.Props.ResponseTopic != "replies/x" || string(m.Props.Correlation) != "42" ||
+		len(m.Props.User) != 1 || m.Props.User[0] != [2]string{"src", "cli"} {
+		t.Fatalf("properties: %s", out)
+	}
+	code, out, _ = run(t, append([]string{"sub", "-t", "props/#", "-C", "1", "-F", "%C %R %D %P %J"}, conn...)...)
+	if code != 0 || !strings.HasPrefix(out, `application/json replies/x 42 src:cli {"tst":`) || !strings.Contains(out, `"payload":{"a":1}}`) {
+		t.Fatalf("-F: %d %q", code, out)
+	}
+}

@@ -54,11 +54,19 @@ var propKinds = map[string]propKind{
 
 // propAllowed lists the properties a client may send in each packet (MQTT 5.0 section 3.x.2.2).
 var propAllowed = map[string][]string{
-	"connect":     {"session-expiry-interval", "receive-maximum", "maximum-packet-size", "topic-alias-maximum", "request-response-information", "request-problem-information", "user-property", "authentication-method", "authentication-data"},
-	"publish":     {"payload-format-indicator", "message-expiry-interval", "topic-alias", "response-topic", "correlation-data", "user-property", "content-type"},
-	"subscribe":   {"subscription-identifier", "user-property"},
-	"unsubscribe": {"user-property"},
-	"will":        {"will-delay-interval", "payload-format-indicator", "message-expiry-interval", "content-type", "response-topic", "correlation-data", "user-property"},
+	"connect": {"session-expiry-interval", "receive-maximum", "maximum-packet-size", "request-response-information", "request-problem-information", "user-property", "authentication-method", "authentication-data"},
+	"publish": {"payload-format-indicator", "message-expiry-interval", "response-topic", "correlation-data", "user-property", "content-type"},
+	"will":    {"will-delay-interval", "payload-format-indicator", "message-expiry-interval", "content-type", "response-topic", "correlation-data", "user-property"},
+}
+
+// propNotYet names what mosquitto accepts but fennec does not send yet, to say so instead of
+// ignoring the property.
+var propNotYet = map[string]string{
+	"subscribe":           "properties on SUBSCRIBE are not supported yet",
+	"unsubscribe":         "properties on UNSUBSCRIBE are not supported yet",
+	"disconnect":          "properties on DISCONNECT are not supported yet",
+	"topic-alias":         "topic aliases are not supported yet",
+	"topic-alias-maximum": "topic aliases are not supported yet (fennec announces Topic Alias Maximum 0)",
 }
 
 // prop is one parsed -D property.
@@ -133,6 +141,12 @@ func parseProps(raw []string) (propSet, error) {
 			return nil, usageErrorf("-D needs a command, a property and a value: -D connect session-expiry-interval 60 (got %q)", strings.Join(words, " "))
 		}
 		cmd, name := strings.ToLower(words[0]), strings.ToLower(words[1])
+		if why, ok := propNotYet[cmd]; ok {
+			return nil, usageErrorf("-D %s: %s", words[0], why)
+		}
+		if why, ok := propNotYet[name]; ok {
+			return nil, usageErrorf("-D %s %s: %s", cmd, name, why)
+		}
 		allowed, ok := propAllowed[cmd]
 		if !ok {
 			return nil, usageErrorf("-D %s: unknown command; use one of %s", words[0], strings.Join(sortedKeys(propAllowed), ", "))

@@ -163,18 +163,19 @@ COMMAND is the packet that carries the property, IDENTIFIER its name in the MQTT
 specification with '-' between words:
 
   connect      session-expiry-interval, receive-maximum, maximum-packet-size,
-               topic-alias-maximum, request-response-information,
-               request-problem-information, authentication-method, authentication-data,
-               user-property
-  publish      payload-format-indicator, message-expiry-interval, topic-alias,
-               response-topic, correlation-data, content-type, user-property
-  subscribe    subscription-identifier, user-property
-  unsubscribe  user-property
+               request-response-information, request-problem-information,
+               authentication-method, authentication-data, user-property
+  publish      payload-format-indicator, message-expiry-interval, response-topic,
+               correlation-data, content-type, user-property
   will         will-delay-interval, payload-format-indicator, message-expiry-interval,
                content-type, response-topic, correlation-data, user-property
+
+Not supported yet (an error, not silently ignored): properties on SUBSCRIBE, UNSUBSCRIBE and
+DISCONNECT, and topic aliases.
 
 Examples:
   fennec pub -t req -m '{}' -D publish response-topic replies/dev1 -D publish correlation-data 42
   fennec pub -t t -m hi -D publish message-expiry-interval 60 -D publish user-property src cli
   fennec sub -t 'a/#' -D connect session-expiry-interval 3600 -c -i dev1
+  fennec pub -t t -m bye --will-topic status/dev1 --will-payload gone -D will will-delay-interval 10
 `

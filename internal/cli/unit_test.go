@@ -40,12 +40,13 @@ func TestParseProps(t *testing.T) {
 		t.Fatalf("publish props = %+v", mp)
 	}
 	for _, bad := range []string{
-		"connect\x1fcontent-type\x1fx",            // not a CONNECT property
-		"puback\x1freason-string\x1fx",            // unknown command
-		"publish\x1fmessage-expiry-interval\x1fx", // not a number
-		"connect\x1freceive-maximum\x1f0",         // zero not allowed
-		"connect\x1freceive-maximum\x1f70000",     // too large
-		"publish\x1fuser-property\x1fonly",        // missing value
+		"connect\x1fcontent-type\x1fx",              // not a CONNECT property
+		"puback\x1freason-string\x1fx",              // unknown command
+		"subscribe\x1fsubscription-identifier\x1f1", // not supported yet: an error, not ignored
+		"publish\x1fmessage-expiry-interval\x1fx",   // not a number
+		"connect\x1freceive-maximum\x1f0",           // zero not allowed
+		"connect\x1freceive-maximum\x1f70000",       // too large
+		"publish\x1fuser-property\x1fonly",          // missing value
 	} {
 		if _, err := parseProps([]string{bad}); err == nil || ExitCode(err) != ExitUsage {
 			t.Errorf("%q: err = %v, want a usage error", bad, err)
