@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/fennec-mqtt/fennec/broker"
@@ -112,15 +113,20 @@ func TestACLPasswords(t *testing.T) {
 	}
 }
 
+// The iteration count is part of the hash, so CheckPassword needs no setting; a low count keeps
+// the test quick (the default, PasswordIterations, takes seconds under the race detector).
 func TestHashPassword(t *testing.T) {
-	h, err := broker.HashPassword("pw", 0)
+	h, err := broker.HashPassword("pw", 1000)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(h, "$1000$") {
+		t.Fatalf("hash %q does not record its iteration count", h)
 	}
 	if !broker.CheckPassword(h, "pw") || broker.CheckPassword(h, "pW") || broker.CheckPassword("plain", "plain") {
 		t.Fatal("CheckPassword disagrees with HashPassword")
 	}
-	h2, _ := broker.HashPassword("pw", 0)
+	h2, _ := broker.HashPassword("pw", 1000)
 	if h == h2 {
 		t.Fatal("two hashes of one password are equal: no salt")
 	}

@@ -68,7 +68,9 @@ func ExampleParsePolicy() {
 
 // Hashing a password for the ACL file.
 func ExampleHashPassword() {
-	h, err := broker.HashPassword("s3cret", 0)
+	// Zero iterations means PasswordIterations, the right choice for a real ACL file; fewer
+	// here keep the example fast.
+	h, err := broker.HashPassword("s3cret", 10_000)
 	if err != nil {
 		log.Fatal(err)
 	}
