@@ -97,7 +97,29 @@ func NewPKI() (*PKI, error) {
 }
 
 // Close removes the PKI's files.
-func (p *PKI) Close() error { return os.RemoveAll(p.dir) }
+func (p *PKI) Close() error {
+	if p.dir == "" {
+		return nil // loaded by LoadPKI: not ours to remove
+	}
+	return os.RemoveAll(p.dir)
+}
+
+// LoadPKI reads a PKI that NewPKI wrote into Files.Dir (for a child process).
+func LoadPKI(dir string) (*PKI, error) {
+	p, files, err := pki.LoadDevPKIDir(dir, nil)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := tls.X509KeyPair(p.Client().CertPEM, p.Client().KeyPEM)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(p.CA.Cert)
+	return &PKI{Files: files, Client: &tls.Config{
+		RootCAs: pool, Certificates: []tls.Certificate{cert}, ServerName: "localhost", MinVersion: tls.VersionTLS13,
+	}}, nil
+}
 
 // MosquittoPath returns the mosquitto binary, or "" when it is not installed.
 func MosquittoPath() string {

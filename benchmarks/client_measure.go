@@ -362,19 +362,22 @@ type IdleResult struct {
 	// HeapPerConn is runtime.MemStats.HeapInuse after GC, minus the same before connecting,
 	// divided by Clients, in bytes.
 	HeapPerConn float64
+	// LivePerConn is the same for HeapAlloc (bytes of live objects), which does not depend on
+	// how full the heap's spans were before.
+	LivePerConn float64
 	// StackPerConn is the same for StackInuse (goroutine stacks are not part of the heap).
 	StackPerConn      float64
 	GoroutinesPerConn float64
 	ConnectTime       time.Duration // to connect all clients, Parallel at a time
 }
 
-func gcStats() (heap, stack uint64, goroutines int) {
+func gcStats() (heap, live, stack uint64, goroutines int) {
 	var ms runtime.MemStats
 	for i := 0; i < 3; i++ {
 		runtime.GC()
 	}
 	runtime.ReadMemStats(&ms)
-	return ms.HeapInuse, ms.StackInuse, runtime.NumGoroutine()
+	return ms.HeapInuse, ms.HeapAlloc, ms.StackInuse, runtime.NumGoroutine()
 }
 
 // MeasureIdle connects n clients of lib, parallel at a time, lets them settle, and measures the
@@ -387,7 +390,7 @@ func MeasureIdle(ctx context.Context, lib Library, ep Endpoint, n, parallel int,
 		parallel = 1
 	}
 	id := randID()
-	h0, s0, g0 := gcStats()
+	h0, l0, s0, g0 := gcStats()
 	conns := make([]Conn, n)
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -434,9 +437,10 @@ func MeasureIdle(ctx context.Context, lib Library, ep Endpoint, n, parallel int,
 	}
 	// Let the connect-time goroutines and buffers go away.
 	time.Sleep(min(500*time.Millisecond, 50*time.Millisecond+time.Duration(n)*time.Millisecond/2))
-	h1, s1, g1 := gcStats()
+	h1, l1, s1, g1 := gcStats()
 	runtime.KeepAlive(conns)
 	res.HeapPerConn = (float64(h1) - float64(h0)) / float64(n)
+	res.LivePerConn = (float64(l1) - float64(l0)) / float64(n)
 	res.StackPerConn = (float64(s1) - float64(s0)) / float64(n)
 	res.GoroutinesPerConn = float64(g1-g0) / float64(n)
 	if during != nil {

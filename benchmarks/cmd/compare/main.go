@@ -10,10 +10,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
@@ -41,11 +43,12 @@ const (
 	fP50  = "QoS 1 publish → arrival p50 (µs)"
 	fP99  = "QoS 1 publish → arrival p99 (µs)"
 	fHeap = "heap per idle connection (KiB)"
+	fLive = "live heap objects per idle connection (KiB)"
 	fGo   = "goroutines per idle connection"
 	fStk  = "goroutine stacks per idle connection (KiB)"
 )
 
-var figures = []string{fQoS0, fQoS1, fP50, fP99, fHeap, fGo, fStk, fCPU0, fCPU1, fBrk0, fBrk1}
+var figures = []string{fQoS0, fQoS1, fP50, fP99, fHeap, fLive, fGo, fStk, fCPU0, fCPU1, fBrk0, fBrk1}
 
 // targets: Fennec ÷ paho.mqtt.golang must be ≥ (higher) or ≤ (!higher) the value.
 var targets = map[string]struct {
@@ -85,7 +88,19 @@ func main() {
 	flag.StringVar(&o.only, "only", "tput,rtt,idle", "measurements to run: tput (QoS 0 and 1 throughput), rtt (round trip), idle")
 	flag.StringVar(&o.profileLib, "profile", "", "short name of a library to profile (CPU during throughput and latency, heap with the idle clients)")
 	flag.StringVar(&o.profileDir, "profile-dir", "profiles", "where -profile writes its pprof files")
+	var child childOptions
+	flag.StringVar(&child.lib, "idle-child", "", "internal: measure idle clients of this library in this process and print JSON")
+	flag.StringVar(&child.addr, "idle-child-addr", "", "internal: broker address for -idle-child")
+	flag.StringVar(&child.pkiDir, "idle-child-pki", "", "internal: PKI directory for -idle-child over TLS")
+	flag.StringVar(&child.heapProfile, "idle-child-heap", "", "internal: heap profile file for -idle-child")
 	flag.Parse()
+	if child.lib != "" {
+		if err := runIdleChild(child, o); err != nil {
+			fmt.Fprintln(os.Stderr, "compare:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(o, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "compare:", err)
 		os.Exit(1)
@@ -235,25 +250,23 @@ func measureLib(o options, res *results, p *benchmarks.PKI, lib benchmarks.Libra
 	if lib.Short() == benchmarks.Ceiling().Short() || !want("idle") {
 		return b.Conf, nil // a throughput and latency ceiling; its idle cost means nothing
 	}
-	var during func()
-	if profiling {
-		during = func() {
-			f, err := os.Create(prefix + "-idle-heap.pprof")
-			if err == nil {
-				pprof.Lookup("heap").WriteTo(f, 0)
-				f.Close()
-			}
-		}
+	c := childOptions{lib: lib.Short(), addr: ep.Addr}
+	if ep.TLS != nil {
+		c.pkiDir = p.Files.Dir
 	}
-	id, err := benchmarks.MeasureIdle(ctx, lib, ep, o.idle, o.parallel, during)
+	if profiling {
+		c.heapProfile = prefix + "-idle-heap.pprof"
+	}
+	id, err := idleInChild(ctx, c, o)
 	if err != nil {
 		return "", fmt.Errorf("idle: %w", err)
 	}
 	add(fHeap, id.HeapPerConn/1024)
+	add(fLive, id.LivePerConn/1024)
 	add(fGo, id.GoroutinesPerConn)
 	add(fStk, id.StackPerConn/1024)
-	fmt.Fprintf(log, "run %d %-4s %-14s %d idle: %.1f KiB heap, %.1f KiB stack, %.1f goroutines per connection (connected in %v)\n",
-		run+1, tr, lib.Short(), o.idle, id.HeapPerConn/1024, id.StackPerConn/1024, id.GoroutinesPerConn, id.ConnectTime.Round(time.Millisecond))
+	fmt.Fprintf(log, "run %d %-4s %-14s %d idle: %.1f KiB heap (%.1f KiB live), %.1f KiB stack, %.1f goroutines per connection (connected in %v)\n",
+		run+1, tr, lib.Short(), o.idle, id.HeapPerConn/1024, id.LivePerConn/1024, id.StackPerConn/1024, id.GoroutinesPerConn, id.ConnectTime.Round(time.Millisecond))
 	return b.Conf, nil
 }
 
@@ -387,4 +400,65 @@ func shortenPaths(conf string) string {
 		b.WriteString(line)
 	}
 	return b.String()
+}
+
+// childOptions selects what a child process measures: idle clients are measured in a fresh
+// process each time, so the heap figures do not depend on what ran before.
+type childOptions struct{ lib, addr, pkiDir, heapProfile string }
+
+func idleInChild(ctx context.Context, c childOptions, o options) (benchmarks.IdleResult, error) {
+	var r benchmarks.IdleResult
+	exe, err := os.Executable()
+	if err != nil {
+		return r, err
+	}
+	args := []string{"-idle-child", c.lib, "-idle-child-addr", c.addr, "-idle", fmt.Sprint(o.idle), "-parallel", fmt.Sprint(o.parallel)}
+	if c.pkiDir != "" {
+		args = append(args, "-idle-child-pki", c.pkiDir)
+	}
+	if c.heapProfile != "" {
+		args = append(args, "-idle-child-heap", c.heapProfile)
+	}
+	cmd := exec.CommandContext(ctx, exe, args...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return r, fmt.Errorf("child process: %w", err)
+	}
+	return r, json.Unmarshal(out, &r)
+}
+
+func runIdleChild(c childOptions, o options) error {
+	if _, err := benchmarks.RaiseFileLimit(); err != nil {
+		return err
+	}
+	libs := append(benchmarks.Libraries(), benchmarks.Ceiling())
+	i := slices.IndexFunc(libs, func(l benchmarks.Library) bool { return l.Short() == c.lib })
+	if i < 0 {
+		return fmt.Errorf("unknown library %q", c.lib)
+	}
+	ep := benchmarks.Endpoint{Addr: c.addr}
+	if c.pkiDir != "" {
+		p, err := benchmarks.LoadPKI(c.pkiDir)
+		if err != nil {
+			return err
+		}
+		ep.TLS = p.Client
+	}
+	var during func()
+	if c.heapProfile != "" {
+		during = func() {
+			if f, err := os.Create(c.heapProfile); err == nil {
+				pprof.Lookup("heap").WriteTo(f, 0)
+				f.Close()
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	r, err := benchmarks.MeasureIdle(ctx, libs[i], ep, o.idle, o.parallel, during)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(r)
 }
