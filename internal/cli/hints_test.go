@@ -1,0 +1,57 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/fennec-mqtt/fennec"
+	"github.com/fennec-mqtt/fennec/packet"
+)
+
+// TestHints: the typed errors of the client become the exit code and hint lines a user needs.
+func TestHints(t *testing.T) {
+	aws := &connSpec{Host: "a1b2c3-ats.iot.us-east-2.amazonaws.com", Port: 8883, ClientID: "dev1", Server: "mqtts://a1b2c3-ats.iot.us-east-2.amazonaws.com:8883"}
+	local := &connSpec{Host: "127.0.0.1", Port: 1883, Server: "mqtt://127.0.0.1:1883"}
+	for _, tc := range []struct {
+		name string
+		err  error
+		spec *connSpec
+		code int
+		want []string
+	}{
+		{"AWS closes after CONNECT", &fennec.ConnectError{Addr: "x:8883", Phase: fennec.PhaseMQTT, Err: fmt.Errorf("no CONNACK: %w", io.EOF)}, aws, ExitRefused,
+			[]string{"step: MQTT — CONNECT", "without a CONNACK", "iot:Connect", "client/dev1", "fix: "}},
+		{"bad password 3.1.1", &fennec.ReasonError{Packet: packet.CONNACK, Code: 4, Version: packet.V311}, local, ExitRefused,
+			[]string{"step: MQTT CONNACK", "bad user name or password", "FENNEC_PASSWORD"}},
+		{"not authorized 5", &fennec.ReasonError{Packet: packet.CONNACK, Code: 0x87, Version: packet.V5, Reason: "no"}, local, ExitRefused,
+			[]string{"not authorized", "broker says: no"}},
+		{"wrong protocol version", &fennec.ReasonError{Packet: packet.CONNACK, Code: 0x84, Version: packet.V5}, local, ExitRefused,
+			[]string{"-V 311"}},
+		{"session taken over", &fennec.ReasonError{Packet: packet.DISCONNECT, Code: 0x8E, Version: packet.V5}, local, ExitRefused,
+			[]string{"same client ID"}},
+		{"CONNACK timeout", &fennec.ConnectError{Addr: "x", Phase: fennec.PhaseMQTT, Err: context.DeadlineExceeded}, local, ExitTimeout,
+			[]string{"waiting for CONNACK"}},
+		{"keepalive", fmt.Errorf("x: %w", fennec.ErrKeepAliveTimeout), local, ExitTimeout, []string{"stopped answering"}},
+		{"AWS 3.1.1 drops an unauthorized publish", fmt.Errorf("x: %w", fennec.ErrConnectionLost), aws, ExitNetwork, []string{"iot:Publish"}},
+		{"cancelled", context.Canceled, local, ExitInterrupted, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := explain(tc.err, tc.spec, "test")
+			if c := ExitCode(err); c != tc.code {
+				t.Fatalf("exit %d, want %d (%v)", c, tc.code, err)
+			}
+			h := strings.Join(hintLines(err), "\n")
+			for _, w := range tc.want {
+				if !strings.Contains(h, w) {
+					t.Errorf("hints lack %q:\n%s", w, h)
+				}
+			}
+		})
+	}
+	if h := subscribeRefusedHint(aws, "things/dev1/#"); !strings.Contains(h, "topicfilter/things/dev1/#") {
+		t.Errorf("AWS subscribe hint: %s", h)
+	}
+}
