@@ -257,7 +257,8 @@ func (f *connFlags) buildSpec(streams IO, defaultQoS *int) (*connSpec, target, e
 		spec.Password, spec.HasPassword = []byte(f.password), true
 	case t.hasPw:
 		spec.Password, spec.HasPassword = []byte(t.pass), true
-	default:
+	case spec.Username != "":
+		// only with a user name: a password nobody asked for is not sent to any broker
 		if pw, ok := os.LookupEnv("FENNEC_PASSWORD"); ok {
 			spec.Password, spec.HasPassword = []byte(pw), true
 		}

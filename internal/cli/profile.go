@@ -219,7 +219,7 @@ Settings: broker, client_id, username, password, password_env, cafile, capath, c
 tls_version, alpn (a list), servername, insecure, version ("5" or "311"), keepalive (seconds),
 qos, topic. Unknown settings are an error, so a typo does not pass silently.
 
-Secrets: FENNEC_PASSWORD, when set, is the password for every command (unless -P is given);
+Secrets: FENNEC_PASSWORD, when set, is the password whenever a user name is given (unless -P is);
 password_env names another variable for one profile. A password given with -P is visible to
 every user of the machine in the process list.
 `
