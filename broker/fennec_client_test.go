@@ -119,7 +119,7 @@ func TestAWSWithFennecClientDisconnectReasons(t *testing.T) {
 				t.Fatal("publish succeeded")
 			}
 			var re *fennec.ReasonError
-			if err := <-lost; !errors.As(err, &re) || re.Code != tc.want {
+			if err := lostWithin(t, lost); !errors.As(err, &re) || re.Code != tc.want {
 				t.Fatalf("connection lost with %v, want DISCONNECT %#x", err, byte(tc.want))
 			}
 		})
@@ -133,7 +133,7 @@ func TestAWSWithFennecClientDisconnectReasons(t *testing.T) {
 			t.Fatal(err)
 		}
 		var re *fennec.ReasonError
-		if err := <-lost; !errors.As(err, &re) || re.Code != 0x8E {
+		if err := lostWithin(t, lost); !errors.As(err, &re) || re.Code != 0x8E {
 			t.Fatalf("first connection lost with %v, want DISCONNECT 0x8E session taken over", err)
 		}
 	})
@@ -153,4 +153,17 @@ func TestAWSWithFennecClientQoS2(t *testing.T) {
 		t.Fatal("QoS 2 publish succeeded against a broker with Maximum QoS 1")
 	}
 	t.Logf("QoS 2 publish: %v", err)
+}
+
+// lostWithin returns the error the client reported on losing its connection, failing the test
+// after a generous bound.
+func lostWithin(t *testing.T, lost <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-lost:
+		return err
+	case <-time.After(20 * time.Second):
+		t.Fatal("the connection was not lost")
+		return nil
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,34 +58,73 @@ func run(t *testing.T, name string, args ...string) result {
 	return r
 }
 
-// startCmd starts a long-running command (a subscriber) and returns a function that waits for it.
-func startCmd(t *testing.T, name string, args ...string) func() result {
+// lockedBuffer collects a command's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// proc is a long-running command (a subscriber) started by startCmd.
+type proc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	out    *lockedBuffer
+	cancel context.CancelFunc
+	done   bool
+}
+
+// startCmd starts a long-running command; it is killed when the test ends unless waited for.
+func startCmd(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	cmd := exec.CommandContext(ctx, requireTool(t, name), args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	p := &proc{t: t, cmd: cmd, out: &lockedBuffer{}, cancel: cancel}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		cancel()
 		t.Fatal(err)
 	}
-	done := false
-	wait := func() result {
-		if done {
-			t.Fatal("wait called twice")
-		}
-		done = true
-		defer cancel()
-		err := cmd.Wait()
-		return result{out: out.String(), err: err, code: cmd.ProcessState.ExitCode()}
-	}
 	t.Cleanup(func() {
-		if !done {
-			cancel()
-			_ = cmd.Wait()
+		if !p.done {
+			p.kill()
 		}
 	})
-	return wait
+	return p
+}
+
+// output is what the command has written so far.
+func (p *proc) output() string { return p.out.String() }
+
+// wait waits for the command to end by itself.
+func (p *proc) wait() result {
+	p.t.Helper()
+	if p.done {
+		p.t.Fatal("wait called twice")
+	}
+	p.done = true
+	defer p.cancel()
+	err := p.cmd.Wait()
+	return result{out: p.out.String(), err: err, code: p.cmd.ProcessState.ExitCode()}
+}
+
+// kill ends the command and returns its output.
+func (p *proc) kill() string {
+	p.done = true
+	p.cancel()
+	_ = p.cmd.Wait()
+	return p.out.String()
 }
 
 // tlsArgs are mosquitto client arguments for the broker's TLS listener; cert and key may be "".

@@ -28,7 +28,7 @@ func TestMosquittoRoundTripTLS13ClientCert(t *testing.T) {
 	if pub.err != nil {
 		t.Fatalf("mosquitto_pub: %v\n%s", pub.err, pub.out)
 	}
-	r := sub()
+	r := sub.wait()
 	if r.err != nil {
 		t.Fatalf("mosquitto_sub: %v\n%s", r.err, r.out)
 	}
