@@ -75,6 +75,9 @@ func (f *connFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.profile, "profile", "", "use the named profile from the config file (see `fennec help profiles`)")
 	fs.StringVar(&f.config, "config", "", "config file (default $XDG_CONFIG_HOME/fennec/config.toml)")
 	fs.DurationVar(&f.connectTimeout, "connect-timeout", 30*time.Second, "give up connecting after this long")
+	// mosquitto's --nodelay: Go's TCP connections already disable Nagle's algorithm.
+	fs.Bool("nodelay", true, "accepted for mosquitto compatibility; Nagle's algorithm is always off")
+	fs.MarkHidden("nodelay")
 }
 
 func (f *connFlags) changed(name string) bool { return f.fs != nil && f.fs.Changed(name) }
@@ -305,7 +308,7 @@ func (f *connFlags) buildSpec(streams IO, defaultQoS *int) (*connSpec, target, e
 		return nil, target{}, usageErrorf("--cert and --key go together: give both")
 	}
 	if useTLS {
-		if f.insecure && !f.quiet {
+		if f.insecure { // every time, --quiet or not
 			fmt.Fprintln(streams.Err, "fennec: WARNING: --insecure: the broker's certificate is NOT verified; anyone on the path can read and change this connection. Never use this in production.")
 		}
 		facts := &tlsFacts{}
