@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"testing"
 
@@ -37,6 +38,12 @@ func TestHints(t *testing.T) {
 		{"keepalive", fmt.Errorf("x: %w", fennec.ErrKeepAliveTimeout), local, ExitTimeout, []string{"stopped answering"}},
 		{"AWS 3.1.1 drops an unauthorized publish", fmt.Errorf("x: %w", fennec.ErrConnectionLost), aws, ExitNetwork, []string{"iot:Publish"}},
 		{"cancelled", context.Canceled, local, ExitInterrupted, nil},
+		// a DNS failure as the client reports it (no test resolves names on the network)
+		{"DNS", &fennec.ConnectError{Addr: "nosuch.example:1883", Phase: fennec.PhaseDNS, Err: &net.OpError{Op: "dial", Net: "tcp",
+			Err: &net.DNSError{Err: "no such host", Name: "nosuch.example", IsNotFound: true}}}, local, ExitNetwork,
+			[]string{"step: DNS", `"nosuch.example"`, "the name does not exist", "fix: check the host name"}},
+		{"DNS AWS", &net.DNSError{Err: "no such host", Name: "x-ats.iot.us-east-2.amazonaws.com", IsNotFound: true}, aws, ExitNetwork,
+			[]string{"describe-endpoint"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := explain(tc.err, tc.spec, "test")
