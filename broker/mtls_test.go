@@ -5,8 +5,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/fennec-mqtt/fennec/broker"
 	"github.com/fennec-mqtt/fennec/broker/brokertest"
 	"github.com/fennec-mqtt/fennec/pki"
+	"go.uber.org/goleak"
 )
 
 // mosquitto_sub and mosquitto_pub, with their client certificate, over TLS 1.3: a round trip.
@@ -39,7 +42,8 @@ func TestMosquittoRoundTripTLS13ClientCert(t *testing.T) {
 
 // A client without a certificate is refused by the mutual-TLS listener.
 func TestMosquittoWithoutClientCertRefused(t *testing.T) {
-	b := brokertest.Start(t, brokertest.Options{})
+	logs := &lockedBuffer{}
+	b := brokertest.Start(t, brokertest.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	r := run(t, "mosquitto_pub", append(tlsArgs(b, "", ""), "-i", "nocert", "-t", "x", "-m", "y")...)
 	if r.code == 0 {
 		t.Fatalf("mosquitto_pub without certificate succeeded:\n%s", r.out)
@@ -47,11 +51,28 @@ func TestMosquittoWithoutClientCertRefused(t *testing.T) {
 	if _, ok := b.Server().Clients.Get("nocert"); ok {
 		t.Fatal("the client without certificate became an MQTT client")
 	}
+	expectHandshakeRefused(t, logs, "didn't provide a certificate")
+}
+
+// expectHandshakeRefused asserts that the broker logged a failed TLS handshake for the cause
+// given (an error text of crypto/tls), so that a refusal for another reason does not pass.
+func expectHandshakeRefused(t *testing.T, logs *lockedBuffer, cause string) {
+	t.Helper()
+	// The client may see the alert before the broker has written its log line.
+	waitFor(t, "the broker to log a TLS handshake refused because "+strconv.Quote(cause), func() bool {
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, "TLS handshake failed") && strings.Contains(line, cause) {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // A client whose certificate comes from another CA is refused.
 func TestMosquittoForeignCARefused(t *testing.T) {
-	b := brokertest.Start(t, brokertest.Options{})
+	logs := &lockedBuffer{}
+	b := brokertest.Start(t, brokertest.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	other, err := pki.GenerateDevPKI(pki.DevPKIOptions{Clients: []string{"intruder"}})
 	if err != nil {
 		t.Fatal(err)
@@ -68,6 +89,7 @@ func TestMosquittoForeignCARefused(t *testing.T) {
 	if _, ok := b.Server().Clients.Get("intruder"); ok {
 		t.Fatal("the client with a foreign certificate became an MQTT client")
 	}
+	expectHandshakeRefused(t, logs, "certificate signed by unknown authority")
 }
 
 // TLS 1.2 is refused by the default listener and accepted when allowed; TLS 1.1 never is.
@@ -84,10 +106,16 @@ func TestTLSVersions(t *testing.T) {
 	if err := handshake(b12.TLSAddr, cfg12); err != nil {
 		t.Fatalf("TLS 1.2 handshake against a TLS 1.2 listener: %v", err)
 	}
+	// A client that offers only TLS 1.0 and 1.1 is refused even by the TLS 1.2 listener.
+	old := b12.ClientTLSConfig("fennec-client")
+	old.MinVersion, old.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
+	if err := handshake(b12.TLSAddr, old); err == nil || !strings.Contains(err.Error(), "protocol version") {
+		t.Fatalf("TLS 1.1 handshake against a TLS 1.2 listener: %v, want a protocol version alert", err)
+	}
 	_, err := broker.New(broker.Options{Listeners: []broker.Listener{{URL: "tls://127.0.0.1:0",
 		TLS: &broker.TLS{CertFile: b.Files.ServerCert, KeyFile: b.Files.ServerKey, MinVersion: tls.VersionTLS11}}}})
-	if err == nil {
-		t.Fatal("New accepted TLS 1.1")
+	if err == nil || !strings.Contains(err.Error(), "TLS 1.1 refused") {
+		t.Fatalf("New with a TLS 1.1 minimum: %v, want a refusal naming TLS 1.1", err)
 	}
 }
 
@@ -120,6 +148,7 @@ func handshake(addr string, cfg *tls.Config) error {
 // The plain, WebSocket and secure WebSocket listeners all serve MQTT, and Close leaves nothing
 // behind (TestMain checks goroutines).
 func TestListenersAndClose(t *testing.T) {
+	before := goleak.IgnoreCurrent()
 	b := brokertest.Start(t, brokertest.Options{WebSockets: true})
 	for _, l := range b.Listeners() {
 		if _, port, _ := net.SplitHostPort(l.Addr); port == "0" || port == "" {
@@ -168,4 +197,10 @@ func TestListenersAndClose(t *testing.T) {
 	if _, err := net.Dial("tcp", b.TCPAddr); err == nil {
 		t.Fatal("listener still accepts after Close")
 	}
+	expectClosed(t, c)
+	expectClosed(t, idle)
+	// Nothing the broker started is left running (the client side's idle connections closed
+	// first).
+	noCert.CloseIdleConnections()
+	goleak.VerifyNone(t, before)
 }
