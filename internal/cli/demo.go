@@ -114,7 +114,7 @@ func (o *demoOptions) run(ctx context.Context, streams IO) (err error) {
 
 	var spec *connSpec
 	var stop func()
-	fmt.Fprintln(out, "fennec demo: MQTT publish/subscribe at QoS 0, 1 and 2, end to end")
+	fmt.Fprintln(out, "fennec demo: MQTT publish and subscribe, end to end")
 	fmt.Fprintln(out)
 	if external {
 		qos := 0
