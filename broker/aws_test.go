@@ -9,6 +9,7 @@ import (
 
 	"github.com/fennec-mqtt/fennec/broker"
 	"github.com/fennec-mqtt/fennec/broker/brokertest"
+	mqtt "github.com/mochi-mqtt/server/v2"
 )
 
 // awsPolicy is shaped like AWS's example policies: connect only as the thing the certificate is
@@ -31,13 +32,13 @@ const awsPolicy = `{
 
 func startAWS(t *testing.T) *brokertest.Broker {
 	t.Helper()
-	return startAWSWith(t, nil)
+	return startAWSWith(t, awsPolicy, nil)
 }
 
-// startAWSWith starts the AWS emulation with the given logger (nil: the test log).
-func startAWSWith(t *testing.T, log *slog.Logger) *brokertest.Broker {
+// startAWSWith starts the AWS emulation with a policy document and a logger (nil: the test log).
+func startAWSWith(t *testing.T, policy string, log *slog.Logger) *brokertest.Broker {
 	t.Helper()
-	pol, err := broker.ParsePolicy([]byte(awsPolicy))
+	pol, err := broker.ParsePolicy([]byte(policy))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +110,7 @@ func TestAWSUnauthorized311Disconnects(t *testing.T) {
 	// mosquitto_sub keeps its connection open: the broker's log shows the SUBSCRIBE refused and
 	// the connection ended, without a SUBACK.
 	logs := &lockedBuffer{}
-	bl := startAWSWith(t, slog.New(slog.NewTextHandler(logs, nil)))
+	bl := startAWSWith(t, awsPolicy, slog.New(slog.NewTextHandler(logs, nil)))
 	sub := startCmd(t, "mosquitto_sub", mosqAWS(bl, "thing-1", "-i", "thing-1", "-t", "things/thing-2/#", "-V", "mqttv311")...)
 	waitFor(t, "the broker to disconnect mosquitto_sub", func() bool {
 		_, after, ok := strings.Cut(logs.String(), `policy denies iot:Subscribe on \"things/thing-2/#\"`)
@@ -333,4 +334,45 @@ func TestParsePolicy(t *testing.T) {
 	if p.Allowed("iot:Connect", "arn:aws:iot:r:a:client/", map[string]string{"iot:ClientId": "x"}) {
 		t.Fatal("unresolved thing name matched")
 	}
+}
+
+// The behaviours a 3.1.1 device meets without an error of its own, seen through mosquitto_sub
+// and mosquitto_pub: iot:Receive filters deliveries, a short keep-alive is raised to 30 s, and a
+// second connection with the same client ID ends the first.
+func TestAWSMosquitto311(t *testing.T) {
+	// Every thing may publish and subscribe below things/; nothing below things/+/secret may be
+	// received.
+	b := startAWSWith(t, `{"Version": "2012-10-17", "Statement": [
+	  {"Effect": "Allow", "Action": "iot:Connect", "Resource": "arn:aws:iot:us-east-1:123456789012:client/${iot:Connection.Thing.ThingName}"},
+	  {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"], "Resource": "arn:aws:iot:us-east-1:123456789012:topic/things/*"},
+	  {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": "arn:aws:iot:us-east-1:123456789012:topicfilter/things/*"},
+	  {"Effect": "Deny", "Action": "iot:Receive", "Resource": "arn:aws:iot:us-east-1:123456789012:topic/things/*/secret"}]}`, nil)
+	client := func(id string) *mqtt.Client {
+		cl, _ := b.Server().Clients.Get(id)
+		return cl
+	}
+	sub := startCmd(t, "mosquitto_sub", mosqAWS(b, "thing-1", "-i", "thing-1", "-t", "things/#",
+		"-q", "1", "-k", "5", "-C", "1", "-v", "-V", "mqttv311")...)
+	waitFor(t, "mosquitto_sub's subscription", subscribed(b, "thing-1", 1))
+	if ka := client("thing-1").State.Keepalive; ka != broker.AWSMinKeepAlive {
+		t.Errorf("mosquitto_sub asked for keep-alive 5 s, the broker uses %d s; want %d", ka, broker.AWSMinKeepAlive)
+	}
+	for _, m := range []struct{ topic, payload string }{{"things/thing-2/secret", "hidden"}, {"things/thing-2/open", "visible"}} {
+		if r := run(t, "mosquitto_pub", mosqAWS(b, "thing-2", "-i", "thing-2", "-t", m.topic, "-m", m.payload, "-q", "1", "-V", "mqttv311")...); r.code != 0 {
+			t.Fatalf("mosquitto_pub to %s: %s", m.topic, r.out)
+		}
+	}
+	if r := sub.wait(); r.err != nil || strings.TrimSpace(r.out) != "things/thing-2/open visible" {
+		t.Fatalf("mosquitto_sub received %q (%v), want only the message on things/thing-2/open", r.out, r.err)
+	}
+
+	// Takeover: mosquitto_pub with mosquitto_sub's client ID ends mosquitto_sub's connection.
+	sub = startCmd(t, "mosquitto_sub", mosqAWS(b, "thing-1", "-i", "thing-1", "-t", "things/#", "-V", "mqttv311")...)
+	waitFor(t, "mosquitto_sub's subscription", subscribed(b, "thing-1", 1))
+	first := client("thing-1")
+	if r := run(t, "mosquitto_pub", mosqAWS(b, "thing-1", "-i", "thing-1", "-t", "things/thing-1/x", "-m", "m", "-q", "1", "-V", "mqttv311")...); r.code != 0 {
+		t.Fatalf("mosquitto_pub: %s", r.out)
+	}
+	waitFor(t, "mosquitto_sub's connection to be taken over", first.Closed)
+	sub.kill()
 }
