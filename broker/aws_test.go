@@ -376,3 +376,14 @@ func TestAWSMosquitto311(t *testing.T) {
 	waitFor(t, "mosquitto_sub's connection to be taken over", first.Closed)
 	sub.kill()
 }
+
+// MQTT 3.1 (protocol name MQIsdp, level 3) is refused: AWS IoT Core speaks 3.1.1 and 5 only.
+func TestAWSRefusesMQTT31(t *testing.T) {
+	b := startAWS(t)
+	c := awsTLS(t, b, "thing-1")
+	body := appendString(nil, "MQIsdp")
+	body = append(body, 3, 0x02, 0, 60)
+	if ack := connectRaw(t, c, encodePacket(0x10, appendString(body, "thing-1"))); ack[3] != 0x01 {
+		t.Fatalf("CONNACK return code %#x, want 0x01 unacceptable protocol version", ack[3])
+	}
+}
