@@ -311,6 +311,12 @@ func (f *connFlags) buildSpec(streams IO, defaultQoS *int) (*connSpec, target, e
 		if f.insecure { // every time, --quiet or not
 			fmt.Fprintln(streams.Err, "fennec: WARNING: --insecure: the broker's certificate is NOT verified; anyone on the path can read and change this connection. Never use this in production.")
 		}
+		if t.scheme == "mqtts" && isAWSHost(t.host) && t.defaultPort() == 443 && len(f.alpn) == 0 {
+			// AWS IoT Core serves MQTT with client certificates on 443 only with this ALPN
+			// protocol (AWS IoT Core Developer Guide, "Device communication protocols": protocols,
+			// port mappings and authentication).
+			f.alpn = []string{"x-amzn-mqtt-ca"}
+		}
 		facts := &tlsFacts{}
 		cfg, err := buildTLSConfig(f, t.host, facts)
 		if err != nil {

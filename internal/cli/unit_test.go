@@ -221,3 +221,20 @@ brokr = "x"
 		t.Fatalf("spec %+v qos %d topic %q", spec, qos, sub.conn.profileTopic)
 	}
 }
+
+func TestAWSPort443ALPN(t *testing.T) {
+	isolate(t)
+	o := &pubOptions{}
+	c := &cobra.Command{Use: "pub"}
+	o.conn.register(c)
+	if err := c.Flags().Parse([]string{"-L", "mqtts://a1b2c3-ats.iot.us-east-2.amazonaws.com:443/t"}); err != nil {
+		t.Fatal(err)
+	}
+	spec, _, err := o.conn.buildSpec(IO{Err: &bytes.Buffer{}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(spec.TLS.NextProtos) != 1 || spec.TLS.NextProtos[0] != "x-amzn-mqtt-ca" || spec.TLS.ServerName != "a1b2c3-ats.iot.us-east-2.amazonaws.com" {
+		t.Fatalf("ALPN %q, server name %q", spec.TLS.NextProtos, spec.TLS.ServerName)
+	}
+}
