@@ -34,6 +34,13 @@ func (o *brokerOut) String() string { o.mu.Lock(); defer o.mu.Unlock(); return o
 // banner is complete.
 func startBrokerCmd(t *testing.T, args ...string) string {
 	t.Helper()
+	banner, _ := startBrokerCmdLogs(t, args...)
+	return banner
+}
+
+// startBrokerCmdLogs is startBrokerCmd that also returns the broker's log (its stderr).
+func startBrokerCmdLogs(t *testing.T, args ...string) (string, *brokerOut) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out, errOut := &brokerOut{}, &brokerOut{}
 	done := make(chan int, 1)
@@ -68,7 +75,41 @@ func startBrokerCmd(t *testing.T, args ...string) string {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return out.String()
+	return out.String(), errOut
+}
+
+// runTool runs a peer (mosquitto_pub, mosquitto_sub) with a bound on its life, so that a hung peer
+// fails the test instead of hanging it.
+func runTool(t *testing.T, args []string) ([]byte, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("%v did not finish: %s", args, out)
+	}
+	return out, err
+}
+
+// waitLog waits until the broker's log has a line holding every one of want.
+func waitLog(t *testing.T, logs *brokerOut, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		for _, line := range strings.Split(logs.String(), "\n") {
+			all := true
+			for _, w := range want {
+				all = all && strings.Contains(line, w)
+			}
+			if all {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no broker log line with %q:\n%s", want, logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // bannerCommand returns the argument list of the first banner line that starts with prefix in
@@ -121,7 +162,7 @@ func shellSplit(s string) []string {
 // a certificate, or with one from another CA, the broker refuses.
 func TestBrokerCommandMosquittoTLS13(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "pki")
-	banner := startBrokerCmd(t, "--listen", "tcp://127.0.0.1:0", "--listen", "tls://127.0.0.1:0", "--pki-dir", dir)
+	banner, logs := startBrokerCmdLogs(t, "--listen", "tcp://127.0.0.1:0", "--listen", "tls://127.0.0.1:0", "--pki-dir", dir)
 	if !strings.Contains(banner, "Development PKI (created): "+dir) {
 		t.Fatalf("banner does not name the PKI directory:\n%s", banner)
 	}
@@ -138,19 +179,20 @@ func TestBrokerCommandMosquittoTLS13(t *testing.T) {
 	}
 	// A retained message makes the round trip independent of who starts first.
 	pub = append(pub, "-r", "-q", "1", "--tls-version", "tlsv1.3")
-	if out, err := exec.Command(pub[0], pub[1:]...).CombinedOutput(); err != nil {
+	if out, err := runTool(t, pub); err != nil {
 		t.Fatalf("%v: %v\n%s", pub, err, out)
 	}
 	subArgs := append(append([]string{}, sub...), "-C", "1", "-W", "10", "--tls-version", "tlsv1.3")
-	out, err := exec.Command(subArgs[0], subArgs[1:]...).CombinedOutput()
+	out, err := runTool(t, subArgs)
 	if err != nil || !strings.Contains(string(out), "test/hello hello from mosquitto") {
 		t.Fatalf("%v: %v\n%s", subArgs, err, out)
 	}
 
 	noCert := withoutFlags(pub, "--cert", "--key")
-	if out, err := exec.Command(noCert[0], noCert[1:]...).CombinedOutput(); err == nil {
+	if out, err := runTool(t, noCert); err == nil {
 		t.Fatalf("mosquitto_pub without client certificate succeeded: %s", out)
 	}
+	waitLog(t, logs, "TLS handshake failed", "didn't provide a certificate")
 	other, err := pki.GenerateDevPKI(pki.DevPKIOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -161,9 +203,10 @@ func TestBrokerCommandMosquittoTLS13(t *testing.T) {
 	}
 	cert, key := files.FirstClient(other)
 	foreign := append(withoutFlags(pub, "--cert", "--key"), "--cert", cert, "--key", key)
-	if out, err := exec.Command(foreign[0], foreign[1:]...).CombinedOutput(); err == nil {
+	if out, err := runTool(t, foreign); err == nil {
 		t.Fatalf("mosquitto_pub with a certificate from another CA succeeded: %s", out)
 	}
+	waitLog(t, logs, "TLS handshake failed", "certificate signed by unknown authority")
 
 	// The printed fennec lines work too.
 	fpub := append(bannerCommand(t, banner, tlsURL, "fennec pub"), "-r", "-q", "1")
@@ -271,7 +314,7 @@ func TestBrokerCommandAWS(t *testing.T) {
 		{"Effect":"Allow","Action":"iot:Publish","Resource":"arn:aws:iot:us-east-1:123456789012:topic/dt/${iot:ClientId}/*"}]}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	banner := startBrokerCmd(t, "--aws", "--aws-devices", devices, "--aws-policy", policy,
+	banner, logs := startBrokerCmdLogs(t, "--aws", "--aws-devices", devices, "--aws-policy", policy,
 		"--listen", "tls://127.0.0.1:0", "--pki-dir", pkiDir)
 	var addr string
 	for _, line := range strings.Split(banner, "\n") {
@@ -283,7 +326,7 @@ func TestBrokerCommandAWS(t *testing.T) {
 	mosq := func(cn, id, topic string) error {
 		args := []string{"-h", host, "-p", port, "--cafile", filepath.Join(pkiDir, "ca.pem"), "--cert", files.ClientCert[cn], "--key", files.ClientKey[cn],
 			"--tls-version", "tlsv1.3", "-V", "mqttv311", "-i", id, "-t", topic, "-m", "m", "-q", "1"}
-		out, err := exec.Command("mosquitto_pub", args...).CombinedOutput()
+		out, err := runTool(t, append([]string{"mosquitto_pub"}, args...))
 		if err != nil {
 			return fmt.Errorf("%v: %s", err, out)
 		}
@@ -295,10 +338,13 @@ func TestBrokerCommandAWS(t *testing.T) {
 	if err := mosq("dev-1", "dev-1", "dt/dev-2/temp"); err == nil {
 		t.Fatal("publish outside the policy succeeded")
 	}
+	waitLog(t, logs, "AWS rule broken", `policy denies iot:Publish on \"dt/dev-2/temp\"`)
 	if err := mosq("dev-1", "someone-else", "dt/someone-else/temp"); err == nil {
 		t.Fatal("connect with a client ID other than the thing name succeeded")
 	}
+	waitLog(t, logs, "closing without CONNACK", `policy denies iot:Connect for client ID \"someone-else\"`)
 	if err := mosq("stranger", "stranger", "dt/stranger/temp"); err == nil {
 		t.Fatal("unregistered certificate connected")
 	}
+	waitLog(t, logs, "closing without CONNACK", "is not registered")
 }
