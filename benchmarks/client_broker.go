@@ -295,3 +295,15 @@ func (b *Broker) Endpoint(useTLS bool, p *PKI) Endpoint {
 	}
 	return Endpoint{Addr: b.Addr, BrokerPID: b.cmd.Process.Pid}
 }
+
+// TLSFacts connects to the TLS listener once and describes the negotiated TLS version, cipher
+// suite and key exchange group.
+func (b *Broker) TLSFacts(p *PKI) (string, error) {
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", b.TLSAddr, p.Client)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	st := c.ConnectionState()
+	return fmt.Sprintf("%s, %s, %v", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite), st.CurveID), nil
+}

@@ -179,6 +179,11 @@ func measureLib(o options, res *results, p *benchmarks.PKI, lib benchmarks.Libra
 	}
 	defer b.Close()
 	ep := b.Endpoint(tr == "tls", p)
+	if tr == "tls" && tlsFacts == "" {
+		if f, err := b.TLSFacts(p); err == nil {
+			tlsFacts = f
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	add := func(f string, v float64) {
@@ -269,6 +274,9 @@ func measureLib(o options, res *results, p *benchmarks.PKI, lib benchmarks.Libra
 		run+1, tr, lib.Short(), o.idle, id.HeapPerConn/1024, id.LivePerConn/1024, id.StackPerConn/1024, id.GoroutinesPerConn, id.ConnectTime.Round(time.Millisecond))
 	return b.Conf, nil
 }
+
+// tlsFacts describes the TLS connection the clients negotiate with the broker.
+var tlsFacts string
 
 func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
 
@@ -387,7 +395,11 @@ func printTable(w io.Writer, o options, res *results, libs []benchmarks.Library,
 	if len(lost) > 0 {
 		fmt.Fprintf(w, "\nConnections lost during the measurements (all runs): %s; last cause: %v.\n", strings.Join(lost, "; "), benchmarks.LastFennecLoss())
 	}
-	fmt.Fprintf(w, "\nMachine: %d CPUs (GOMAXPROCS %d), %s %s/%s, %s.\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), runtime.GOOS, runtime.GOARCH, benchmarks.MosquittoVersion())
+	if tlsFacts != "" {
+		fmt.Fprintf(w, "\nTLS: %s, client certificate required.\n", tlsFacts)
+	}
+	fmt.Fprintf(w, "\nMachine: %d CPUs (%s; GOMAXPROCS %d), Linux %s, %s %s/%s, %s.\n", runtime.NumCPU(), cpuModel(), runtime.GOMAXPROCS(0),
+		kernel(), runtime.Version(), runtime.GOOS, runtime.GOARCH, benchmarks.MosquittoVersion())
 	fmt.Fprintf(w, "\nmosquitto.conf (TLS file paths shortened):\n\n```\n%s```\n", shortenPaths(conf))
 }
 
@@ -461,4 +473,22 @@ func runIdleChild(c childOptions, o options) error {
 		return err
 	}
 	return json.NewEncoder(os.Stdout).Encode(r)
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+func kernel() string {
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(b))
 }
