@@ -262,15 +262,33 @@ func (p *DevPKI) WriteDir(dir string) (DevPKIFiles, error) {
 		files = append(files, file{f.ClientCert[cn], p.Clients[cn].CertPEM, 0o644}, file{f.ClientKey[cn], p.Clients[cn].KeyPEM, 0o600})
 	}
 	for _, fl := range files {
-		if err := os.WriteFile(fl.name, fl.data, fl.mode); err != nil {
-			return DevPKIFiles{}, fmt.Errorf("pki: %w", err)
-		}
-		// WriteFile keeps the mode of an existing file; make it what we promised.
-		if err := os.Chmod(fl.name, fl.mode); err != nil {
-			return DevPKIFiles{}, fmt.Errorf("pki: %w", err)
+		if err := WriteFile(fl.name, fl.data, fl.mode); err != nil {
+			return DevPKIFiles{}, err
 		}
 	}
 	return f, nil
+}
+
+// WriteFile writes data to the file name with exactly the permission bits perm, whatever the
+// umask and also when the file exists with other bits: the mode is set before the data is
+// written, so that a private key is never readable by others, not even for a moment.
+func WriteFile(name string, data []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return fmt.Errorf("pki: %w", err)
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	return nil
 }
 
 // ErrNoDevPKI is returned by LoadDevPKIDir when dir holds no development PKI.

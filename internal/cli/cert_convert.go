@@ -123,13 +123,8 @@ func (o *certConvertOptions) run(streams IO, in string) error {
 	if hasKey {
 		mode = 0o600
 	}
-	if err := os.WriteFile(o.out, buf.Bytes(), mode); err != nil {
-		return &exitError{code: ExitError, err: err}
-	}
-	if hasKey {
-		if err := os.Chmod(o.out, 0o600); err != nil {
-			return &exitError{code: ExitError, err: err}
-		}
+	if err := pki.WriteFile(o.out, buf.Bytes(), mode); err != nil {
+		return certError(err)
 	}
 	fmt.Fprintf(streams.Err, "wrote %s (%d object%s, %s)\n", o.out, len(usable), plural(len(usable)), o.to)
 	return nil

@@ -79,6 +79,16 @@ func TestCertGen(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stder, "--force") {
 		t.Fatalf("overwrite: %d %s", r.code, r.all())
 	}
+	// --force rewrites the files, and keys that others could read become private again.
+	if err := os.Chmod(filepath.Join(dir, "server-key.pem"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := runCert(t, "", "cert", "gen", "--out", dir, "--force"); r.code != 0 {
+		t.Fatalf("--force: %d %s", r.code, r.all())
+	}
+	if st, err := os.Stat(filepath.Join(dir, "server-key.pem")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("server-key.pem after --force: %v %v; want 0600", st.Mode().Perm(), err)
+	}
 	// Usage errors exit 2.
 	if r := runCert(t, "", "cert", "gen", "--out", dir, "--rsa", "--ed25519"); r.code != 2 {
 		t.Fatalf("--rsa --ed25519: %d %s", r.code, r.all())
@@ -270,8 +280,11 @@ func TestCertConvertForms(t *testing.T) {
 	// Go form parses back.
 	r = runCert(t, "", "cert", "convert", "--to", "go", ca, "--name", "caCert")
 	wantContains(t, r, "var caCert = []byte{")
-	// A key is written 0600.
+	// A key is written 0600, also over an existing file that others could read.
 	keyC := filepath.Join(dir, "key.h")
+	if err := os.WriteFile(keyC, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if r := runCert(t, "", "cert", "convert", "--to", "c", filepath.Join(dir, "fennec-client-key.pem"), "-o", keyC); r.code != 0 {
 		t.Fatal(r.all())
 	}
