@@ -517,41 +517,22 @@ func nameObjects(objs []Object, name string) {
 	}
 }
 
+// namedError is a typed error that names the object it is about.
+type namedError interface{ objectName() *string }
+
+func (e *TruncatedDERError) objectName() *string  { return &e.Name }
+func (e *NotDERError) objectName() *string        { return &e.Name }
+func (e *WrongKindError) objectName() *string     { return &e.Name }
+func (e *EncryptedKeyError) objectName() *string  { return &e.Name }
+func (e *ParseError) objectName() *string         { return &e.Name }
+func (e *PKCS12Error) objectName() *string        { return &e.Name }
+func (e *PEMInArrayError) objectName() *string    { return &e.Name }
+func (e *Base64InArrayError) objectName() *string { return &e.Name }
+
 // setErrName fills in the name of typed errors created before the name was known.
 func setErrName(err error, name string) {
-	switch e := err.(type) {
-	case *TruncatedDERError:
-		if e.Name == "" {
-			e.Name = name
-		}
-	case *NotDERError:
-		if e.Name == "" {
-			e.Name = name
-		}
-	case *WrongKindError:
-		if e.Name == "" {
-			e.Name = name
-		}
-	case *EncryptedKeyError:
-		if e.Name == "" {
-			e.Name = name
-		}
-	case *ParseError:
-		if e.Name == "" {
-			e.Name = name
-		}
-	case *PKCS12Error:
-		if e.Name == "" {
-			e.Name = name
-		}
-	case *PEMInArrayError:
-		if e.Name == "" {
-			e.Name = name
-		}
-	case *Base64InArrayError:
-		if e.Name == "" {
-			e.Name = name
-		}
+	if e, ok := err.(namedError); ok && *e.objectName() == "" {
+		*e.objectName() = name
 	}
 }
 
