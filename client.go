@@ -718,17 +718,19 @@ func (c *Client) shutdown(ctx context.Context, graceful bool) error {
 			conn.Close(ErrClosed)
 		}
 	}
-	done := make(chan struct{})
-	go func() { c.wg.Wait(); c.disp.wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		if conn != nil {
-			conn.Close(ErrClosed)
-		}
-		<-done
+	if conn != nil {
+		conn.Close(ErrClosed)
 	}
+	c.wg.Wait() // the connection goroutine ends promptly once its connection is closed
 	n := c.failAll(ErrClosed)
+	// Handlers: queued ones are skipped; a running one is waited for within ctx.
+	hdone := make(chan struct{})
+	go func() { c.disp.wait(); close(hdone) }()
+	select {
+	case <-hdone:
+	case <-ctx.Done():
+		return fmt.Errorf("fennec: a message handler is still running: %w", ctx.Err())
+	}
 	if n > 0 {
 		return fmt.Errorf("%w: %d QoS 1/2 messages", ErrUnacknowledged, n)
 	}

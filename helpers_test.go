@@ -1,6 +1,8 @@
 package fennec_test
 
 import (
+	"io"
+	"log/slog"
 	"context"
 	"fmt"
 	"net"
@@ -37,7 +39,7 @@ func startMosquitto(t *testing.T, conf ...string) *mosquittotest.Broker {
 // startMochi runs the mochi-mqtt broker in process on a free loopback port.
 func startMochi(t *testing.T) string {
 	t.Helper()
-	srv := mqtt.New(&mqtt.Options{InlineClient: false})
+	srv := mqtt.New(&mqtt.Options{InlineClient: false, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
 		t.Fatal(err)
 	}
