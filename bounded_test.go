@@ -105,7 +105,7 @@ func TestStalledBroker(t *testing.T) {
 		cfg := fennec.Config{Server: "mqtt://broker.test", KeepAlive: 10 * time.Second,
 			MaxOfflineQueue: 50, DisableReconnect: false,
 			Backoff: func(int) time.Duration { return time.Hour },
-			Dial: func(context.Context, string, string) (net.Conn, error) { return cli, nil },
+			Dial:    func(context.Context, string, string) (net.Conn, error) { return cli, nil },
 			OnConnectionLost: func(_ *fennec.Client, err error) {
 				select {
 				case lost <- err:

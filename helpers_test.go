@@ -1,10 +1,10 @@
 package fennec_test
 
 import (
-	"io"
-	"log/slog"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
