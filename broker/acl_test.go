@@ -1,6 +1,8 @@
 package broker_test
 
 import (
+	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -162,5 +164,28 @@ func TestACLTopicAlias(t *testing.T) {
 		if err != nil || p.kind() != 4 || ackCode(p) != 0 {
 			t.Fatalf("PUBLISH %d (topic %q, alias 1): %v %v, want PUBACK success", i+1, topic, p, err)
 		}
+	}
+}
+
+// A client that sends CONNECT twice is disconnected, and the second CONNECT, which mochi logs,
+// appears in the log without its password.
+func TestPasswordNeverLogged(t *testing.T) {
+	logs := &lockedBuffer{}
+	b := brokertest.Start(t, brokertest.Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	// CONNECT 3.1.1 with user name and password flags (0xC2: user, password, clean session).
+	body := appendString(nil, "MQTT")
+	body = append(body, 4, 0xC2, 0, 60)
+	body = appendString(appendString(appendString(body, "twice"), "alice"), "pw-do-not-log")
+	connect := encodePacket(0x10, body)
+	c := dialTCP(t, b.TCPAddr)
+	if ack := connectRaw(t, c, connect); ack[3] != 0 {
+		t.Fatalf("CONNACK % x", ack)
+	}
+	c.Write(connect) // a protocol violation [MQTT-3.1.0-2]
+	expectClosed(t, c)
+	waitFor(t, "the second CONNECT in the log", func() bool { return strings.Contains(logs.String(), "error processing packet") })
+	// A []byte is logged as its numbers: look for both forms.
+	if l := logs.String(); strings.Contains(l, "pw-do-not-log") || strings.Contains(l, fmt.Sprint([]byte("pw-do-not-log"))) {
+		t.Fatalf("the password is in the log:\n%s", logs)
 	}
 }

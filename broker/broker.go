@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // Errors returned by New and Start.
@@ -379,7 +380,8 @@ func (b *Broker) Close() error {
 }
 
 // quieter demotes mochi's Info records to Debug: the broker logs the same events itself, with
-// the fields a user needs (identity, TLS facts, reasons).
+// the fields a user needs (identity, TLS facts, reasons). It also blanks the password of the
+// packets mochi logs (a second CONNECT is logged whole at Warn level), so no secret reaches a log.
 type quieter struct{ slog.Handler }
 
 func (q quieter) Handle(ctx context.Context, r slog.Record) error {
@@ -389,7 +391,30 @@ func (q quieter) Handle(ctx context.Context, r slog.Record) error {
 			return nil
 		}
 	}
-	return q.Handler.Handle(ctx, r)
+	return q.Handler.Handle(ctx, redactPasswords(r))
+}
+
+// redactPasswords returns r with the CONNECT password of every packet attribute replaced.
+func redactPasswords(r slog.Record) slog.Record {
+	found := false
+	r.Attrs(func(a slog.Attr) bool {
+		pk, ok := a.Value.Any().(packets.Packet)
+		found = ok && len(pk.Connect.Password) > 0
+		return !found
+	})
+	if !found {
+		return r
+	}
+	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		if pk, ok := a.Value.Any().(packets.Packet); ok && len(pk.Connect.Password) > 0 {
+			pk.Connect.Password = []byte("[redacted]")
+			a.Value = slog.AnyValue(pk)
+		}
+		out.AddAttrs(a)
+		return true
+	})
+	return out
 }
 
 func (q quieter) Enabled(ctx context.Context, l slog.Level) bool {
