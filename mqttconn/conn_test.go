@@ -1,0 +1,119 @@
+package mqttconn_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fennec-mqtt/fennec/mqttconn"
+	"github.com/fennec-mqtt/fennec/packet"
+)
+
+// gatedConn counts writes; the gate, while closed, holds the writer inside Write.
+type gatedConn struct {
+	net.Conn
+	writes atomic.Int32
+	gate   chan struct{}
+	once   sync.Once
+	inside chan struct{}
+}
+
+func (g *gatedConn) Write(b []byte) (int, error) {
+	if g.writes.Add(1) == 2 { // the first write is CONNECT
+		g.once.Do(func() { close(g.inside) })
+		<-g.gate
+	}
+	return g.Conn.Write(b)
+}
+
+// serve answers CONNECT with CONNACK and then reads packets into out.
+func serve(t *testing.T, nc net.Conn, out chan<- packet.Packet) {
+	rd := packet.NewReader(nc, 0)
+	if _, err := rd.ReadPacket(packet.V5); err != nil {
+		t.Error(err)
+		return
+	}
+	b, _ := (&packet.Connack{}).Append(nil, packet.V5)
+	nc.Write(b)
+	for {
+		p, err := rd.ReadPacket(packet.V5)
+		if err != nil {
+			close(out)
+			return
+		}
+		out <- p
+	}
+}
+
+// TestWriteBatching: packets queued while a write is in progress leave in one Write.
+func TestWriteBatching(t *testing.T) {
+	srv, cli := net.Pipe()
+	g := &gatedConn{Conn: cli, gate: make(chan struct{}), inside: make(chan struct{})}
+	out := make(chan packet.Packet, 1000)
+	go serve(t, srv, out)
+	c, _, err := mqttconn.Dial(context.Background(), &mqttconn.Options{Addr: "x:1", Scheme: "mqtt",
+		Dial:    func(context.Context, string, string) (net.Conn, error) { return g, nil },
+		Connect: packet.Connect{ClientID: "b", CleanStart: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go c.Run()
+	c.SendNow(&packet.Publish{Topic: "first"}, nil)
+	<-g.inside // the writer is blocked writing "first"
+	var wg sync.WaitGroup
+	for i := 0; i < 100; i++ {
+		wg.Add(1)
+		c.SendNow(&packet.Publish{Topic: "t", Payload: []byte{byte(i)}}, func(err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			wg.Done()
+		})
+	}
+	close(g.gate)
+	wg.Wait()
+	for i := 0; i < 101; i++ {
+		<-out
+	}
+	if n := g.writes.Load(); n != 3 {
+		t.Fatalf("%d writes, want 3 (CONNECT, first, then the 100 queued packets together)", n)
+	}
+	c.Close(nil)
+	srv.Close()
+}
+
+// TestSendWaitsForQueueSpace: Send waits while QueueBytes are queued and honours ctx.
+func TestSendWaitsForQueueSpace(t *testing.T) {
+	srv, cli := net.Pipe()
+	g := &gatedConn{Conn: cli, gate: make(chan struct{}), inside: make(chan struct{})}
+	out := make(chan packet.Packet, 1000)
+	go serve(t, srv, out)
+	c, _, err := mqttconn.Dial(context.Background(), &mqttconn.Options{Addr: "x:1", Scheme: "mqtt",
+		QueueBytes: 1000,
+		Dial:       func(context.Context, string, string) (net.Conn, error) { return g, nil },
+		Connect:    packet.Connect{ClientID: "b", CleanStart: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go c.Run()
+	c.SendNow(&packet.Publish{Topic: "first"}, nil)
+	<-g.inside
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	var err2 error
+	for i := 0; i < 100 && err2 == nil; i++ {
+		err2 = c.Send(ctx, &packet.Publish{Topic: "t", Payload: make([]byte, 100)}, nil)
+	}
+	if !errors.Is(err2, context.DeadlineExceeded) {
+		t.Fatalf("Send with a full queue: %v, want DeadlineExceeded", err2)
+	}
+	close(g.gate)
+	c.Close(nil)
+	srv.Close()
+	io.Copy(io.Discard, srv)
+}
