@@ -424,15 +424,17 @@ func glob(pattern, s string) bool {
 	return true
 }
 
-// awsSubscribeCheck decides one filter of a SUBSCRIBE.
+// allowedSubscribe decides one filter of a SUBSCRIBE (iot:Subscribe on topicfilter/).
 func (a *AWS) allowedSubscribe(cl *mqtt.Client, s *session, filter string) bool {
 	return a.Policy.Allowed("iot:Subscribe", a.arn("topicfilter", filter), a.vars(cl, s))
 }
 
+// allowedPublish decides a PUBLISH from the client (iot:Publish on topic/).
 func (a *AWS) allowedPublish(cl *mqtt.Client, s *session, topic string) bool {
 	return a.Policy.Allowed("iot:Publish", a.arn("topic", topic), a.vars(cl, s))
 }
 
+// allowedReceive decides one delivery to the client (iot:Receive on topic/).
 func (a *AWS) allowedReceive(cl *mqtt.Client, s *session, topic string) bool {
 	return a.Policy.Allowed("iot:Receive", a.arn("topic", topic), a.vars(cl, s))
 }
@@ -443,7 +445,7 @@ func (a *AWS) allowedReceive(cl *mqtt.Client, s *session, topic string) bool {
 // no way to report the failure; an MQTT 5 client gets a reason code: 0x87 on PUBACK or SUBACK
 // for what the policy denies (decided later in OnACLCheck), DISCONNECT with 0x9B, 0x90 or 0x95
 // for QoS 2, oversized topics and oversized payloads.
-func (a *AWS) inspect(h *hook, cl *mqtt.Client, s *session, pk packets.Packet) (packets.Packet, *violation) {
+func (a *AWS) inspect(cl *mqtt.Client, s *session, pk packets.Packet) (packets.Packet, *violation) {
 	v5 := cl.Properties.ProtocolVersion == 5
 	switch pk.FixedHeader.Type {
 	case packets.Publish:

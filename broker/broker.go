@@ -276,25 +276,29 @@ func (b *Broker) Start(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	// On failure every socket opened so far is closed again: a failed Start leaves nothing open.
+	fail := func(err error) error {
+		for _, l := range b.listeners {
+			l.ln.Close()
+		}
+		b.listeners = nil
+		return err
+	}
 	var lc net.ListenConfig
 	for _, spec := range b.specs {
 		ln, err := lc.Listen(ctx, "tcp", spec.addr)
 		if err != nil {
-			for _, l := range b.listeners {
-				l.ln.Close()
-			}
-			b.listeners = nil
-			return fmt.Errorf("broker: listener %s: %w", spec.name, err)
+			return fail(fmt.Errorf("broker: listener %s: %w", spec.name, err))
 		}
 		b.listeners = append(b.listeners, newListener(b, spec, ln))
 	}
 	for _, l := range b.listeners {
 		if err := b.srv.AddListener(l); err != nil {
-			return fmt.Errorf("broker: %w", err)
+			return fail(fmt.Errorf("broker: %w", err))
 		}
 	}
 	if err := b.srv.Serve(); err != nil {
-		return fmt.Errorf("broker: %w", err)
+		return fail(fmt.Errorf("broker: %w", err))
 	}
 	b.started = true
 	for _, l := range b.listeners {

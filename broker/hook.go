@@ -216,7 +216,7 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	if a == nil {
 		return pk, nil
 	}
-	pk, v := a.inspect(h, cl, s, pk)
+	pk, v := a.inspect(cl, s, pk)
 	if v == nil {
 		return pk, nil
 	}

@@ -204,3 +204,31 @@ func TestListenersAndClose(t *testing.T) {
 	noCert.CloseIdleConnections()
 	goleak.VerifyNone(t, before)
 }
+
+// A Start that fails on its second listener closes the first again: nothing stays open.
+func TestStartFailureClosesListeners(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	freeAddr := free.Addr().String()
+	free.Close()
+	b, err := broker.New(broker.Options{Listeners: []broker.Listener{{URL: "tcp://" + freeAddr}, {URL: "tcp://" + busy.Addr().String()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("Start on a busy port: %v, want the port's error", err)
+	}
+	again, err := net.Listen("tcp", freeAddr)
+	if err != nil {
+		t.Fatalf("the first listener's port is still held after the failed Start: %v", err)
+	}
+	again.Close()
+}
