@@ -119,14 +119,9 @@ func runBroker(cmd *cobra.Command, streams IO, o *brokerOptions) error {
 	if len(o.listen) == 0 {
 		o.listen = []string{"tcp://127.0.0.1:1883", "tls://127.0.0.1:8883"}
 	}
-	var minVersion uint16
-	switch o.tlsVersion {
-	case "1.3", "tlsv1.3":
-		minVersion = tls.VersionTLS13
-	case "1.2", "tlsv1.2":
-		minVersion = tls.VersionTLS12
-	default:
-		return usage("--tls-version %q: only 1.3 and 1.2 are offered", o.tlsVersion)
+	minVersion, err := pki.ParseVersion(o.tlsVersion)
+	if err != nil {
+		return usage("--tls-version: %s", trimPKI(err.Error()))
 	}
 	if (o.cert == "") != (o.key == "") {
 		return usage("--cert and --key go together")

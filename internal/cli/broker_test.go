@@ -5,11 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -347,4 +350,63 @@ func TestBrokerCommandAWS(t *testing.T) {
 		t.Fatal("unregistered certificate connected")
 	}
 	waitLog(t, logs, "closing without CONNACK", "is not registered")
+}
+
+// `fennec broker` shuts down cleanly on SIGTERM and SIGINT: exit status 0, the broker's "stopped"
+// log line, connected clients disconnected. The test binary plays the fennec binary (Main, with
+// its signal handling) in a child process.
+func TestBrokerCommandSignals(t *testing.T) {
+	if args := os.Getenv("FENNEC_TEST_BROKER_ARGS"); args != "" {
+		os.Exit(Main(strings.Split(args, "\n"), os.Stdin, os.Stdout, os.Stderr))
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestBrokerCommandSignals$")
+			cmd.Env = append(os.Environ(), "FENNEC_TEST_BROKER_ARGS="+strings.Join([]string{"broker",
+				"--listen", "tcp://127.0.0.1:0", "--pki-dir", filepath.Join(t.TempDir(), "pki")}, "\n"))
+			out, errOut := &brokerOut{}, &brokerOut{}
+			cmd.Stdout, cmd.Stderr = out, errOut
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(30 * time.Second)
+			var addr string
+			for addr == "" {
+				for _, line := range strings.Split(out.String(), "\n") {
+					if f := strings.Fields(line); len(f) >= 2 && f[0] == "#" && strings.HasPrefix(f[1], "mqtt://") && strings.Contains(out.String(), "mosquitto_pub") {
+						addr = strings.TrimPrefix(f[1], "mqtt://")
+					}
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no banner: %s%s", out, errOut)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			// CONNECT 3.1.1, client ID "s", keep-alive 60 s; CONNACK is 4 bytes.
+			c.Write([]byte{0x10, 13, 0, 4, 'M', 'Q', 'T', 'T', 4, 2, 0, 60, 0, 1, 's'})
+			c.SetReadDeadline(time.Now().Add(30 * time.Second))
+			if _, err := io.ReadFull(c, make([]byte, 4)); err != nil {
+				t.Fatalf("CONNACK: %v", err)
+			}
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("fennec broker after %v: %v\n%s", sig, err, errOut)
+			}
+			if !strings.Contains(errOut.String(), "msg=stopped") {
+				t.Fatalf("no stopped log line after %v:\n%s", sig, errOut)
+			}
+			if n, err := c.Read(make([]byte, 1)); err == nil {
+				t.Fatalf("client connection still open after %v (read %d bytes)", sig, n)
+			}
+		})
+	}
 }
