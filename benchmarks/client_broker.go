@@ -245,7 +245,7 @@ func startBroker(bin string, o BrokerOptions) (*Broker, error) {
 			select {
 			case <-b.exited:
 				os.RemoveAll(dir)
-				return nil, fmt.Errorf("mosquitto exited: %s", b.Log())
+				return nil, fmt.Errorf("benchmarks: mosquitto exited: %s", b.Log())
 			default:
 			}
 			conn, err := net.DialTimeout("tcp", a, 200*time.Millisecond)
@@ -255,7 +255,7 @@ func startBroker(bin string, o BrokerOptions) (*Broker, error) {
 			}
 			if time.Now().After(deadline) {
 				b.Close()
-				return nil, fmt.Errorf("mosquitto not listening on %s: %s", a, b.Log())
+				return nil, fmt.Errorf("benchmarks: mosquitto not listening on %s: %s", a, b.Log())
 			}
 			time.Sleep(10 * time.Millisecond)
 		}

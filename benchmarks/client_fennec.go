@@ -2,7 +2,7 @@ package benchmarks
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"sync/atomic"
 	"time"
 
@@ -83,7 +83,7 @@ func (f *fennecConn) Subscribe(ctx context.Context, topic string, qos byte, h fu
 		return err
 	}
 	if ack == nil {
-		return fmt.Errorf("no SUBACK")
+		return errors.New("benchmarks: fennec: no SUBACK")
 	}
 	return nil
 }

@@ -199,16 +199,16 @@ func MeasureThroughput(ctx context.Context, lib Library, ep Endpoint, qos byte, 
 	topic := "bench/tput/" + id
 	sub, err := lib.Connect(ctx, ep, "s-"+id)
 	if err != nil {
-		return res, fmt.Errorf("subscriber: %w", err)
+		return res, fmt.Errorf("benchmarks: %s subscriber: %w", lib.Short(), err)
 	}
 	defer sub.Close()
 	arr := newArrivals(n)
 	if err := sub.Subscribe(ctx, topic, qos, arr.add); err != nil {
-		return res, fmt.Errorf("subscribe: %w", err)
+		return res, fmt.Errorf("benchmarks: %s subscribe: %w", lib.Short(), err)
 	}
 	pub, err := lib.Connect(ctx, ep, "p-"+id)
 	if err != nil {
-		return res, fmt.Errorf("publisher: %w", err)
+		return res, fmt.Errorf("benchmarks: %s publisher: %w", lib.Short(), err)
 	}
 	defer pub.Close()
 
@@ -255,7 +255,7 @@ wait:
 		select {
 		case perr = <-pubErr:
 		case <-time.After(30 * time.Second):
-			perr = errors.New("publisher did not complete 30 s after the last arrival")
+			perr = errors.New("benchmarks: publisher did not complete 30 s after the last arrival")
 		}
 	}
 	arr.mu.Lock()
@@ -272,7 +272,7 @@ wait:
 	runtime.ReadMemStats(&ms1)
 	res.Allocs, res.AllocBytes = ms1.Mallocs-ms0.Mallocs, ms1.TotalAlloc-ms0.TotalAlloc
 	if perr != nil {
-		return res, fmt.Errorf("publish: %w", perr)
+		return res, fmt.Errorf("benchmarks: %s publish: %w", lib.Short(), perr)
 	}
 	return res, nil
 }
@@ -303,7 +303,7 @@ func MeasureLatency(ctx context.Context, lib Library, ep Endpoint, n, warmup int
 	topic := "bench/rtt/" + id
 	sub, err := lib.Connect(ctx, ep, "s-"+id)
 	if err != nil {
-		return res, fmt.Errorf("subscriber: %w", err)
+		return res, fmt.Errorf("benchmarks: %s subscriber: %w", lib.Short(), err)
 	}
 	defer sub.Close()
 	type arrival struct {
@@ -318,11 +318,11 @@ func MeasureLatency(ctx context.Context, lib Library, ep Endpoint, n, warmup int
 		default:
 		}
 	}); err != nil {
-		return res, fmt.Errorf("subscribe: %w", err)
+		return res, fmt.Errorf("benchmarks: %s subscribe: %w", lib.Short(), err)
 	}
 	pub, err := lib.Connect(ctx, ep, "p-"+id)
 	if err != nil {
-		return res, fmt.Errorf("publisher: %w", err)
+		return res, fmt.Errorf("benchmarks: %s publisher: %w", lib.Short(), err)
 	}
 	defer pub.Close()
 	res.Samples = make([]time.Duration, 0, n)
@@ -332,7 +332,7 @@ func MeasureLatency(ctx context.Context, lib Library, ep Endpoint, n, warmup int
 		p := Payload(i)
 		t0 := time.Now()
 		if err := pub.Publish(ctx, topic, 1, p); err != nil {
-			return res, fmt.Errorf("publish %d: %w", i, err)
+			return res, fmt.Errorf("benchmarks: %s publish %d: %w", lib.Short(), i, err)
 		}
 		timer.Reset(5 * time.Second)
 	recv:
@@ -346,7 +346,7 @@ func MeasureLatency(ctx context.Context, lib Library, ep Endpoint, n, warmup int
 					break recv
 				}
 			case <-timer.C:
-				return res, fmt.Errorf("message %d did not arrive within 5 s", i)
+				return res, fmt.Errorf("benchmarks: %s: message %d did not arrive within 5 s", lib.Short(), i)
 			case <-ctx.Done():
 				return res, ctx.Err()
 			}
@@ -406,7 +406,7 @@ func MeasureIdle(ctx context.Context, lib Library, ep Endpoint, n, parallel int,
 			if err != nil {
 				errMu.Lock()
 				if firstErr == nil {
-					firstErr = fmt.Errorf("client %d: %w", i, err)
+					firstErr = fmt.Errorf("benchmarks: %s client %d: %w", lib.Short(), i, err)
 				}
 				errMu.Unlock()
 				return

@@ -165,7 +165,7 @@ func (a *autoConn) Subscribe(ctx context.Context, topic string, qos byte, h func
 		return err
 	}
 	if len(sa.Reasons) != 1 || sa.Reasons[0] >= 0x80 {
-		return fmt.Errorf("SUBACK %v", sa.Reasons)
+		return fmt.Errorf("benchmarks: autopaho: SUBACK %v", sa.Reasons)
 	}
 	return nil
 }
@@ -176,7 +176,7 @@ func (a *autoConn) Publish(ctx context.Context, topic string, qos byte, payload 
 		return err
 	}
 	if r != nil && r.ReasonCode >= 0x80 {
-		return fmt.Errorf("PUBACK reason code 0x%02x", r.ReasonCode)
+		return fmt.Errorf("benchmarks: autopaho: PUBACK reason code 0x%02x", r.ReasonCode)
 	}
 	return nil
 }

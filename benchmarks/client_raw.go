@@ -85,7 +85,7 @@ func (Raw) Connect(ctx context.Context, ep Endpoint, id string) (Conn, error) {
 	}
 	if ack[0] != 0x20 || ack[3] != 0 {
 		nc.Close()
-		return nil, fmt.Errorf("CONNACK % x", ack)
+		return nil, fmt.Errorf("benchmarks: raw: CONNACK % x", ack)
 	}
 	nc.SetDeadline(time.Time{})
 	c := &rawConn{nc: nc, ackCh: make(chan struct{}, 1), subCh: make(chan struct{}, 1), done: make(chan struct{})}
@@ -143,7 +143,7 @@ func (c *rawConn) read() {
 		switch h >> 4 {
 		case 3: // PUBLISH
 			if len(body) < 2 {
-				fail(errors.New("short PUBLISH"))
+				fail(errors.New("benchmarks: raw: short PUBLISH"))
 				return
 			}
 			tl := int(binary.BigEndian.Uint16(body))
@@ -174,7 +174,7 @@ func (c *rawConn) failed() error {
 	if e := c.err.Load(); e != nil {
 		return *e
 	}
-	return errors.New("connection closed")
+	return errors.New("benchmarks: raw: connection closed")
 }
 
 func (c *rawConn) Subscribe(ctx context.Context, topic string, qos byte, h func([]byte)) error {
