@@ -123,7 +123,23 @@ func TestStalledBroker(t *testing.T) {
 		}()
 		fc.accept(false)
 		c := <-done
-		// The broker reads nothing more. Publish QoS 1 until one has to wait.
+		// The broker reads nothing more but keeps sending, so only the write side stalls.
+		stopTalking := make(chan struct{})
+		go func() {
+			b, _ := (&packet.Publish{Topic: "alive"}).Append(nil, packet.V5)
+			for {
+				select {
+				case <-stopTalking:
+					return
+				case <-time.After(2 * time.Second):
+				}
+				if _, err := srv.Write(b); err != nil {
+					return
+				}
+			}
+		}()
+		defer close(stopTalking)
+		// Publish QoS 1 until one has to wait.
 		for i := 0; ; i++ {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			err := c.Publish(ctx, &fennec.Message{Topic: "t", QoS: 1, Payload: make([]byte, 100)})

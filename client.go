@@ -200,6 +200,7 @@ func newClient(cfg Config) (*Client, error) {
 		subs: map[string]*subscription{}, inbound: map[uint16]inState{}}
 	c.opts = mqttconn.Options{Scheme: u.Scheme, Addr: u.Addr(), Path: path, TLSConfig: cfg.TLSConfig,
 		Dial: cfg.Dial, Connect: conn, MaxPacketSize: cfg.MaxPacketSize, Logger: cfg.Logger}
+	c.opts.OnPacket = c.onPacket
 	if cfg.Trace != nil {
 		c.opts.Trace = cfg.Trace
 	}
@@ -255,11 +256,7 @@ func (c *Client) dial(ctx context.Context) (*mqttconn.Conn, *packet.Connack, err
 		case <-ctx.Done():
 		}
 	}()
-	opts := c.opts
-	opts.OnPacket = nil // set per connection below
-	var conn *mqttconn.Conn
-	opts.OnPacket = func(p packet.Packet) { c.onPacket(conn, p) }
-	conn, ack, err := mqttconn.Dial(ctx, &opts)
+	conn, ack, err := mqttconn.Dial(ctx, &c.opts)
 	if err != nil {
 		if c.log != nil {
 			c.log.Debug("mqtt connect failed", "server", c.url.String(), "err", err)

@@ -53,8 +53,9 @@ type Options struct {
 	// QueueBytes bounds the bytes of packets queued by Send before it waits; zero: 256 KiB.
 	QueueBytes int
 	// OnPacket receives every packet after the CONNACK (PINGRESP included) on the reading
-	// goroutine; it may block to apply back-pressure.
-	OnPacket func(p packet.Packet)
+	// goroutine; it may block to apply back-pressure. Options may be shared by the successive
+	// connections of one client: c tells them apart.
+	OnPacket func(c *Conn, p packet.Packet)
 	// Trace, when set, observes every packet in both directions and connection facts.
 	Trace func(Event)
 	// Logger receives debug records; nil: silent.
@@ -70,7 +71,7 @@ type Conn struct {
 	connack *packet.Connack
 	tlsSt   *tls.ConnectionState
 	opts    *Options
-	rd      *packet.Reader
+	rd      *frameReader
 	qa      *quickAcker
 
 	keepAlive    time.Duration
@@ -327,8 +328,8 @@ func (c *Conn) handshake(ctx context.Context) (*packet.Connack, error) {
 	c.qa.arm()
 	// The same reader serves the whole connection: the broker may send packets right
 	// behind CONNACK (a persistent session's queued messages).
-	c.rd = packet.NewReader(deadlineReader{c}, c.opts.MaxPacketSize)
-	p, err := c.rd.ReadPacket(c.version)
+	c.rd = newFrameReader(deadlineReader{c}, c.opts.MaxPacketSize)
+	p, err := c.rd.readPacket(c.version)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("broker closed the connection before CONNACK (does it speak MQTT %v?): %w", c.version, err)
@@ -409,7 +410,7 @@ func (c *Conn) Err() error {
 // closed; it returns the cause. Call it once.
 func (c *Conn) Run() error {
 	for {
-		p, err := c.rd.ReadPacket(c.version)
+		p, err := c.rd.readPacket(c.version)
 		if err != nil {
 			if rerr := c.readError(err); errors.Is(rerr, ErrProtocolViolation) {
 				c.Fail(rerr)
@@ -429,7 +430,7 @@ func (c *Conn) Run() error {
 			continue
 		}
 		if c.opts.OnPacket != nil {
-			c.opts.OnPacket(p)
+			c.opts.OnPacket(c, p)
 		}
 	}
 }

@@ -8,17 +8,16 @@ import (
 )
 
 // IDs allocates packet identifiers 1..65535. It hands them out round-robin, so an identifier
-// is reused as late as possible, and never hands out one still in use [MQTT-2.2.1-3]. Not safe
-// for concurrent use.
+// is reused as late as possible, and never hands out one still in use [MQTT-2.2.1-3]. It keeps
+// only the identifiers in use (an idle client holds no bitmap). Not safe for concurrent use.
 type IDs struct {
-	used [1024]uint64
+	used map[uint16]struct{}
 	next uint16
-	n    int
 }
 
 // Take returns a free identifier and marks it used; ok is false when all 65,535 are in use.
 func (a *IDs) Take() (id uint16, ok bool) {
-	if a.n >= 65535 {
+	if len(a.used) >= 65535 {
 		return 0, false
 	}
 	for {
@@ -35,27 +34,31 @@ func (a *IDs) Take() (id uint16, ok bool) {
 
 // Use marks id as used (a restored session).
 func (a *IDs) Use(id uint16) {
-	if id == 0 || a.InUse(id) {
+	if id == 0 {
 		return
 	}
-	a.used[id>>6] |= 1 << (id & 63)
-	a.n++
+	if a.used == nil {
+		a.used = make(map[uint16]struct{})
+	}
+	a.used[id] = struct{}{}
 }
 
 // Free releases id.
 func (a *IDs) Free(id uint16) {
-	if !a.InUse(id) {
-		return
+	delete(a.used, id)
+	if len(a.used) == 0 && a.used != nil {
+		a.used = nil // give the map's memory back when idle
 	}
-	a.used[id>>6] &^= 1 << (id & 63)
-	a.n--
 }
 
 // InUse reports whether id is in use.
-func (a *IDs) InUse(id uint16) bool { return a.used[id>>6]&(1<<(id&63)) != 0 }
+func (a *IDs) InUse(id uint16) bool {
+	_, ok := a.used[id]
+	return ok
+}
 
 // Len returns the number of identifiers in use.
-func (a *IDs) Len() int { return a.n }
+func (a *IDs) Len() int { return len(a.used) }
 
 // MarshalPublish encodes p for a Record (MQTT 5 wire format, which keeps every property).
 func MarshalPublish(p *packet.Publish) ([]byte, error) {
