@@ -201,6 +201,14 @@ func newClient(cfg Config) (*Client, error) {
 	c.opts = mqttconn.Options{Scheme: u.Scheme, Addr: u.Addr(), Path: path, TLSConfig: cfg.TLSConfig,
 		Dial: cfg.Dial, Connect: conn, MaxPacketSize: cfg.MaxPacketSize, Logger: cfg.Logger}
 	c.opts.OnPacket = c.onPacket
+	if u.TLS() {
+		// One prepared TLS config for all of this client's connections.
+		var alpn []string
+		if u.Scheme == "wss" {
+			alpn = []string{"http/1.1"}
+		}
+		c.opts.TLSConfig = mqttconn.PrepareTLS(cfg.TLSConfig, u.Addr(), alpn)
+	}
 	if cfg.Trace != nil {
 		c.opts.Trace = cfg.Trace
 	}

@@ -69,7 +69,8 @@ type Conn struct {
 	nc      net.Conn
 	version packet.Version
 	connack *packet.Connack
-	tlsSt   *tls.ConnectionState
+	tlsSt   *tls.ConnectionState // WebSocket over TLS only; plain TLS asks tlsConn
+	tlsConn *tls.Conn
 	opts    *Options
 	rd      *frameReader
 	qa      *quickAcker
@@ -140,8 +141,13 @@ func Dial(ctx context.Context, o *Options) (*Conn, *packet.Connack, error) {
 	if err != nil {
 		return fail(PhaseTCP, err)
 	}
-	c := &Conn{nc: nc, version: v, opts: o, tlsSt: st, wake: make(chan struct{}, 1),
+	c := &Conn{nc: nc, version: v, opts: o, wake: make(chan struct{}, 1),
 		done: make(chan struct{}), writerEnd: make(chan struct{})}
+	if tc, ok := nc.(*tls.Conn); ok {
+		c.tlsConn = tc // its state is read on demand: an idle connection keeps no copy
+	} else {
+		c.tlsSt = st
+	}
 	c.qLimit = o.QueueBytes
 	if c.qLimit <= 0 {
 		c.qLimit = 256 << 10
@@ -211,11 +217,28 @@ func dialRaw(ctx context.Context, o *Options, addr string) (net.Conn, error) {
 func dialTCP(ctx context.Context, o *Options) (net.Conn, error) { return dialRaw(ctx, o, o.Addr) }
 
 func tlsClient(ctx context.Context, o *Options, nc net.Conn, addr string, alpn []string) (*tls.Conn, *tls.ConnectionState, error) {
-	var cfg *tls.Config
-	if o.TLSConfig != nil {
-		cfg = o.TLSConfig.Clone()
-	} else {
+	cfg := o.TLSConfig
+	if cfg == nil || cfg.ServerName == "" || (len(alpn) > 0 && len(cfg.NextProtos) == 0) {
+		// Copy only when something must be filled in; a caller that sets ServerName (see
+		// PrepareTLS) shares one config across connections.
+		cfg = PrepareTLS(cfg, addr, alpn)
+	}
+	tc := tls.Client(nc, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		return nil, nil, &ConnectError{Addr: addr, Phase: PhaseTLS, Err: err}
+	}
+	st := tc.ConnectionState()
+	return tc, &st, nil
+}
+
+// PrepareTLS returns a copy of cfg (nil: a zero config) with ServerName set to addr's host
+// when empty and NextProtos set to alpn when empty.
+func PrepareTLS(cfg *tls.Config, addr string, alpn []string) *tls.Config {
+	if cfg == nil {
 		cfg = &tls.Config{}
+	} else {
+		cfg = cfg.Clone()
 	}
 	if cfg.ServerName == "" {
 		host, _, err := net.SplitHostPort(addr)
@@ -227,13 +250,7 @@ func tlsClient(ctx context.Context, o *Options, nc net.Conn, addr string, alpn [
 	if len(alpn) > 0 && len(cfg.NextProtos) == 0 {
 		cfg.NextProtos = alpn
 	}
-	tc := tls.Client(nc, cfg)
-	if err := tc.HandshakeContext(ctx); err != nil {
-		nc.Close()
-		return nil, nil, &ConnectError{Addr: addr, Phase: PhaseTLS, Err: err}
-	}
-	st := tc.ConnectionState()
-	return tc, &st, nil
+	return cfg
 }
 
 func dialTLS(ctx context.Context, o *Options) (net.Conn, *tls.ConnectionState, error) {
@@ -303,8 +320,8 @@ func dialWS(ctx context.Context, o *Options) (net.Conn, *tls.ConnectionState, er
 
 // handshake writes CONNECT and reads CONNACK within ctx.
 func (c *Conn) handshake(ctx context.Context) (*packet.Connack, error) {
-	if c.tlsSt != nil {
-		c.trace(Event{TLS: c.tlsSt, Note: describeTLS(c.tlsSt)})
+	if st := c.TLSState(); st != nil && c.opts.Trace != nil {
+		c.trace(Event{TLS: st, Note: describeTLS(st)})
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		c.nc.SetDeadline(dl)
@@ -385,7 +402,13 @@ func (c *Conn) Version() packet.Version { return c.version }
 func (c *Conn) Connack() *packet.Connack { return c.connack }
 
 // TLSState returns the TLS connection state, or nil for a plain connection.
-func (c *Conn) TLSState() *tls.ConnectionState { return c.tlsSt }
+func (c *Conn) TLSState() *tls.ConnectionState {
+	if c.tlsConn != nil {
+		st := c.tlsConn.ConnectionState()
+		return &st
+	}
+	return c.tlsSt
+}
 
 // NetConn returns the underlying network connection (escape hatch).
 func (c *Conn) NetConn() net.Conn { return c.nc }

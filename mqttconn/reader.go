@@ -21,7 +21,7 @@ type frameReader struct {
 }
 
 const (
-	minReadBuf = 512
+	minReadBuf = 256
 	maxReadBuf = 32 << 10
 )
 
