@@ -1,0 +1,36 @@
+// Package mqttconn is one MQTT network connection: dialing over TCP, TLS, WebSocket or WebSocket
+// over TLS, the CONNECT/CONNACK exchange, keep alive, one reading and one writing goroutine, and
+// typed errors for everything that can go wrong on the way.
+//
+// Most programs use the fennec package, which adds reconnection, sessions and message routing on
+// top; use mqttconn directly to probe a broker step by step or to build another client.
+//
+// # Dialing
+//
+// Dial performs the connection phases in order — DNS, TCP, TLS, WebSocket upgrade (subprotocol
+// "mqtt", default path /mqtt), MQTT — within the caller's context, and returns a *ConnectError
+// naming the phase that failed. A CONNACK that refuses the connection becomes a *ReasonError
+// carrying the return code (3.1.1) or reason code (5.0).
+//
+// # Running
+//
+// After Dial, call Run on one goroutine: it reads packets and hands each one to
+// Options.OnPacket until the connection ends, then returns the cause. Send and SendNow queue
+// packets for the writing goroutine, which encodes everything queued into one buffer and writes
+// it with a single Write: many small packets cost one system call (and one TLS record). Send
+// waits while Options.QueueBytes are queued; SendNow does not (for acknowledgements, whose number
+// the protocol bounds).
+//
+// Reads go through an adaptive buffer: 256 bytes while idle, growing to 32 KiB under load. On
+// Linux, TCP_QUICKACK is re-armed after each read, so a broker that writes two small packets in a
+// row without TCP_NODELAY does not wait for our delayed ACK (about 40 ms per exchange).
+//
+// # Keep alive and faults
+//
+// With a keep alive K, PINGREQ goes out when nothing was sent or received for about ¾ K
+// [MQTT-3.1.2-23], and the read deadline is 1.5 K: a silent broker or a half-open TCP connection
+// ends the connection with ErrKeepAliveTimeout. Writes that do not complete within
+// Options.WriteTimeout end it with ErrWriteTimeout. A malformed or oversized packet or a second
+// CONNACK ends it with a *ProtocolError (errors.Is ErrProtocolViolation); for MQTT 5 the client
+// first sends DISCONNECT with the matching reason code [MQTT-4.13.1-1].
+package mqttconn
