@@ -85,7 +85,7 @@ func startBrokerCmdLogs(t *testing.T, args ...string) (string, *brokerOut) {
 // fails the test instead of hanging it.
 func runTool(t *testing.T, args []string) ([]byte, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput()
 	if ctx.Err() != nil {
@@ -185,7 +185,7 @@ func TestBrokerCommandMosquittoTLS13(t *testing.T) {
 	if out, err := runTool(t, pub); err != nil {
 		t.Fatalf("%v: %v\n%s", pub, err, out)
 	}
-	subArgs := append(append([]string{}, sub...), "-C", "1", "-W", "10", "--tls-version", "tlsv1.3")
+	subArgs := append(append([]string{}, sub...), "-C", "1", "-W", "30", "--tls-version", "tlsv1.3")
 	out, err := runTool(t, subArgs)
 	if err != nil || !strings.Contains(string(out), "test/hello hello from mosquitto") {
 		t.Fatalf("%v: %v\n%s", subArgs, err, out)
@@ -213,7 +213,7 @@ func TestBrokerCommandMosquittoTLS13(t *testing.T) {
 
 	// The printed fennec lines work too.
 	fpub := append(bannerCommand(t, banner, tlsURL, "fennec pub"), "-r", "-q", "1")
-	fsub := append(bannerCommand(t, banner, tlsURL, "fennec sub"), "-C", "1", "-W", "10")
+	fsub := append(bannerCommand(t, banner, tlsURL, "fennec sub"), "-C", "1", "-W", "30")
 	var fout, ferr bytes.Buffer
 	if code := Run(context.Background(), fpub[1:], IO{In: strings.NewReader(""), Out: &fout, Err: &ferr}); code != ExitOK {
 		if strings.Contains(ferr.String(), "no MQTT client library wired in") {
