@@ -69,6 +69,8 @@ func validTopicName(s string) error {
 // sent after reconnecting. While the in-flight window is full Publish waits. If ctx ends after
 // the message was accepted, Publish returns ctx's error but the message stays queued and will
 // still be sent: it was not dropped.
+//
+// The client keeps m.Payload (it is not copied): do not modify it until the publish completed.
 func (c *Client) Publish(ctx context.Context, m *Message) error {
 	t, err := c.enqueue(ctx, m)
 	if err != nil {

@@ -1,0 +1,89 @@
+package fennec_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/fennec-mqtt/fennec"
+	"github.com/fennec-mqtt/fennec/packet"
+)
+
+// TestWillRetainUnsubscribe against mosquitto: a will message is published when a client
+// closes without DISCONNECT; a retained message reaches a later subscriber with Retain set;
+// after Unsubscribe nothing more arrives; a refused subscription is a *ReasonError.
+func TestWillRetainUnsubscribe(t *testing.T) {
+	b := startMosquitto(t)
+	for _, v := range versions {
+		t.Run(vname(v), func(t *testing.T) {
+			leakCheck(t)
+			ctx := testCtx(t)
+			base := "feat/" + vname(v)
+			watcher := connect(t, fennec.Config{Server: "mqtt://" + b.Addr, Version: v, CleanStart: true})
+			wills := newCollector(1)
+			if _, err := watcher.Subscribe(ctx, wills.handler, sub(base+"/will", 1)); err != nil {
+				t.Fatal(err)
+			}
+			dying, err := fennec.Connect(ctx, fennec.Config{Server: "mqtt://" + b.Addr, Version: v,
+				Will: &fennec.Message{Topic: base + "/will", QoS: 1, Payload: []byte("gone")}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dying.Close()
+			if m := wills.next(t); string(m.Payload) != "gone" {
+				t.Fatalf("will %q", m.Payload)
+			}
+
+			if err := watcher.Publish(ctx, &fennec.Message{Topic: base + "/retained", QoS: 1, Retain: true, Payload: []byte("last")}); err != nil {
+				t.Fatal(err)
+			}
+			late := newCollector(4)
+			if _, err := watcher.Subscribe(ctx, late.handler, sub(base+"/retained", 1)); err != nil {
+				t.Fatal(err)
+			}
+			if m := late.next(t); !m.Retain || string(m.Payload) != "last" {
+				t.Fatalf("retained: retain=%v %q", m.Retain, m.Payload)
+			}
+			if err := watcher.Unsubscribe(ctx, base+"/retained"); err != nil {
+				t.Fatal(err)
+			}
+			if err := watcher.Publish(ctx, &fennec.Message{Topic: base + "/retained", QoS: 1, Payload: []byte("after")}); err != nil {
+				t.Fatal(err)
+			}
+			// A round trip on another subscription proves the broker has processed the publish.
+			if err := watcher.Publish(ctx, &fennec.Message{Topic: base + "/will", QoS: 1, Payload: []byte("marker")}); err != nil {
+				t.Fatal(err)
+			}
+			wills.next(t)
+			select {
+			case m := <-late:
+				t.Fatalf("message %q after Unsubscribe", m.Payload)
+			case <-time.After(10 * time.Millisecond):
+			}
+			watcher.Publish(ctx, &fennec.Message{Topic: base + "/retained", Retain: true}) // clear
+			if err := watcher.Disconnect(ctx); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestSubscribeRefused: a SUBACK failure code becomes a *ReasonError and the filter's handler
+// is not kept.
+func TestSubscribeRefused(t *testing.T) {
+	leakCheck(t)
+	fb := startFake(t, packet.V5)
+	c, fc := connectFake(t, fb, fastReconnect(fb.url(), packet.V5), false)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Subscribe(context.Background(), func(*fennec.Message) {}, sub("ok/#", 1), sub("secret/#", 1))
+		errc <- err
+	}()
+	s := fc.readType(packet.SUBSCRIBE).(*packet.Subscribe)
+	fc.write(&packet.Suback{PacketID: s.PacketID, ReasonCodes: []packet.ReasonCode{packet.GrantedQoS1, packet.NotAuthorized}})
+	var re *fennec.ReasonError
+	if err := <-errc; !errors.As(err, &re) || re.Code != packet.NotAuthorized || re.Packet != packet.SUBACK {
+		t.Fatalf("err %v, want ReasonError SUBACK 0x87", err)
+	}
+}
