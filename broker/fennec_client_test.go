@@ -167,3 +167,33 @@ func lostWithin(t *testing.T, lost <-chan error) error {
 		return nil
 	}
 }
+
+// iot:Receive through the Fennec client: of two messages on topics the subscription covers, only
+// the one the policy lets the client receive arrives.
+func TestAWSWithFennecClientReceive(t *testing.T) {
+	b := startAWS(t)
+	c, err := fennecAWS(t, b, "thing-1", "thing-1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	got := make(chan string, 2)
+	if _, err := c.Subscribe(ctx, func(m *fennec.Message) { got <- m.Topic }, packet.Subscription{Filter: "things/thing-1/#", QoS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// The policy lets only thing-1 publish below things/thing-1/, so it publishes to itself.
+	for _, topic := range []string{"things/thing-1/secret", "things/thing-1/open"} {
+		if err := c.Publish(ctx, &fennec.Message{Topic: topic, QoS: 1, Payload: []byte("m")}); err != nil {
+			t.Fatalf("publish to %s: %v", topic, err)
+		}
+	}
+	select {
+	case topic := <-got:
+		if topic != "things/thing-1/open" {
+			t.Fatalf("received a message on %s, which iot:Receive denies", topic)
+		}
+	case <-ctx.Done():
+		t.Fatal("the allowed message did not arrive")
+	}
+}
