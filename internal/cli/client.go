@@ -101,7 +101,7 @@ func fennecConnect(ctx context.Context, spec *connSpec) (mqttClient, error) {
 			}
 		}
 		if tr != nil {
-			cfg.OnConnectionLost = func(_ *fennec.Client, err error) { tr.note("connection lost: %v", err) }
+			cfg.OnConnectionLost = func(_ *fennec.Client, err error) { tr.note("%s", lostText(err)) }
 		}
 	}
 	if spec.OnLost != nil {

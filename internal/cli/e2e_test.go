@@ -581,3 +581,56 @@ func TestProperties(t *testing.T) {
 		t.Fatalf("-F: %d %q", code, out)
 	}
 }
+
+// waitText polls w until it holds s, the command ends, or a generous bound passes.
+func waitText(t *testing.T, w *watchBuf, done <-chan result, s string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(w.String(), s) {
+		select {
+		case r := <-done:
+			t.Fatalf("ended before printing %q: exit %d\nstdout: %s\nstderr: %s", s, r.code, r.out, r.errout)
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never printed %q; stderr so far:\n%s", s, w.String())
+		}
+	}
+}
+
+// TestSubConnectionLost: when the broker drops sub's connection, sub says so once, in plain
+// words ("fennec: connection lost: CAUSE (reconnecting)"), reconnects, resubscribes and goes on.
+func TestSubConnectionLost(t *testing.T) {
+	isolate(t)
+	b := brokertest.Start(t, brokertest.Options{})
+	h, p := splitHostPort(b.TCPAddr)
+	conn := []string{"-h", h, "-p", fmt.Sprint(p)}
+	sub, subErr := start(t, context.Background(), "<- SUBACK", append([]string{"sub", "-i", "lost1", "-t", "lost/#", "-C", "1", "-W", "60", "-v", "-d"}, conn...)...)
+	waitSeen(t, subErr, sub, "sub")
+	if err := b.Faults().DropClient("lost1"); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, subErr, sub, "(reconnecting)")
+	// retained: it reaches the subscription whenever the resubscription is in place
+	if code, _, errout := run(t, append([]string{"pub", "-t", "lost/x", "-m", "after", "-r", "-q", "1"}, conn...)...); code != 0 {
+		t.Fatalf("pub: exit %d %s", code, errout)
+	}
+	r := wait(t, sub, "sub")
+	if r.code != 0 || r.out != "lost/x after\n" {
+		t.Fatalf("sub after reconnecting: exit %d, stdout %q\n%s", r.code, r.out, r.errout)
+	}
+	var lost []string
+	for _, l := range strings.Split(r.errout, "\n") {
+		if strings.Contains(l, "connection lost") {
+			lost = append(lost, l)
+		}
+	}
+	if len(lost) == 0 || !strings.Contains(r.errout, "\nfennec: connection lost: ") {
+		t.Fatalf("no line about the lost connection:\n%s", r.errout)
+	}
+	for _, l := range lost {
+		if strings.Count(l, "connection lost") != 1 || strings.Contains(l, "fennec: fennec") || strings.Count(l, "fennec: ") > 1 {
+			t.Errorf("repetitive line: %q", l)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"regexp"
 	"strings"
 	"syscall"
 )
@@ -66,8 +67,28 @@ func ExitCode(err error) int {
 	return ExitError
 }
 
+// libraryPrefix is the package prefix of the client's error messages; wrapped errors repeat it.
+var libraryPrefix = regexp.MustCompile(`(^|: )fennec: `)
+
+// errorText is err's message for a person: the client library's "fennec: " prefixes, which
+// stack up as errors wrap errors, are dropped (the CLI prints its own once).
+func errorText(err error) string {
+	return libraryPrefix.ReplaceAllString(err.Error(), "$1")
+}
+
+// lostText says why an established connection was lost, once: the client's error is
+// "fennec: connection lost: CAUSE", which the CLI would otherwise print after its own
+// "connection lost: ".
+func lostText(err error) string {
+	s := errorText(err)
+	if !strings.HasPrefix(s, "connection lost") {
+		s = "connection lost: " + s
+	}
+	return s
+}
+
 func printError(w io.Writer, err error) {
-	fmt.Fprintf(w, "fennec: error: %s\n", strings.TrimPrefix(err.Error(), "fennec: "))
+	fmt.Fprintf(w, "fennec: error: %s\n", errorText(err))
 	for _, h := range hintLines(err) {
 		fmt.Fprintf(w, "hint: %s\n", h)
 	}
@@ -86,7 +107,7 @@ func hintLines(err error) []string {
 
 // printJSONError writes the failure as one JSON object, for --json.
 func printJSONError(w io.Writer, err error) {
-	obj := map[string]any{"error": err.Error(), "exit_code": ExitCode(err)}
+	obj := map[string]any{"error": errorText(err), "exit_code": ExitCode(err)}
 	var ee *exitError
 	if errors.As(err, &ee) && ee.step != "" {
 		obj["step"] = ee.step

@@ -125,7 +125,7 @@ func (o *subOptions) run(ctx context.Context, streams IO) (err error) {
 	spec.Reconnect = true
 	spec.OnLost = func(err error) {
 		if !o.conn.quiet {
-			fmt.Fprintf(streams.Err, "fennec: connection lost: %v (reconnecting)\n", err)
+			fmt.Fprintf(streams.Err, "fennec: %s (reconnecting)\n", lostText(err))
 		}
 	}
 	c, err := dialClient(ctx, spec)
