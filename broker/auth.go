@@ -14,6 +14,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/fennec-mqtt/fennec/topic"
 )
 
 // ACL is the authentication and authorization file of the broker, in JSON:
@@ -80,8 +82,8 @@ func ParseACL(data []byte) (*ACL, error) {
 	seen := map[string]bool{}
 	check := func(who string, r Rules) error {
 		for _, f := range append(append([]string{}, r.Publish...), r.Subscribe...) {
-			if !validFilter(f) {
-				return fmt.Errorf("broker: ACL file: %s: invalid topic filter %q", who, f)
+			if err := topic.ValidateFilter(f); err != nil {
+				return fmt.Errorf("broker: ACL file: %s: %w", who, err)
 			}
 		}
 		return nil

@@ -1,23 +1,18 @@
 package broker
 
-import "strings"
+import (
+	"strings"
 
-// matchTopic reports whether the topic name matches filter by MQTT rules: "+" matches one level,
-// a trailing "#" the parent and any number of levels [MQTT-4.7.1-2] [MQTT-4.7.1-3], and wildcards
-// at the first level do not match topics starting with "$" [MQTT-4.7.2-1].
-func matchTopic(filter, topic string) bool {
-	return covers(filter, topic)
-}
+	"github.com/fennec-mqtt/fennec/topic"
+)
 
 // covers reports whether every topic matched by filter req is also matched by filter allowed, so
 // that a subscription to req can be granted under a rule for allowed. A topic name is a filter
 // without wildcards, so covers(f, topic) is topic matching.
 func covers(allowed, req string) bool {
-	if strings.HasPrefix(req, "$share/") {
-		// A shared subscription is authorized on its topic filter: $share/{ShareName}/{filter}.
-		if parts := strings.SplitN(req, "/", 3); len(parts) == 3 {
-			req = parts[2]
-		}
+	// A shared subscription is authorized on its topic filter: $share/{ShareName}/{filter}.
+	if _, f, err := topic.ParseShared(req); err == nil {
+		req = f
 	}
 	a := strings.Split(allowed, "/")
 	r := strings.Split(req, "/")
@@ -44,21 +39,4 @@ func covers(allowed, req string) bool {
 		}
 	}
 	return len(a) == len(r)
-}
-
-// validFilter checks the wildcard placement rules of a topic filter [MQTT-4.7.1-2] [MQTT-4.7.1-3].
-func validFilter(f string) bool {
-	if f == "" {
-		return false
-	}
-	levels := strings.Split(f, "/")
-	for i, l := range levels {
-		if strings.Contains(l, "#") && (l != "#" || i != len(levels)-1) {
-			return false
-		}
-		if strings.Contains(l, "+") && l != "+" {
-			return false
-		}
-	}
-	return true
 }
