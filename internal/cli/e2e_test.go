@@ -634,3 +634,37 @@ func TestSubConnectionLost(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretsNeverPrinted: passwords given in a -L URL, with -P, with FENNEC_PASSWORD or in a
+// profile appear in no output: not in error lines, not in --json, not in the -d trace.
+func TestSecretsNeverPrinted(t *testing.T) {
+	isolate(t)
+	const secret = "hunter2-s3cret"
+	b := brokertest.Start(t, brokertest.Options{})
+	h, p := splitHostPort(b.TCPAddr)
+	free := mosquittotest.FreePort(t)
+	dir := os.Getenv("XDG_CONFIG_HOME")
+	os.MkdirAll(filepath.Join(dir, "fennec"), 0o700)
+	conf := fmt.Sprintf("[profiles.p]\nbroker = \"mqtt://%s\"\nusername = \"u\"\npassword = %q\n", b.TCPAddr, secret)
+	if err := os.WriteFile(filepath.Join(dir, "fennec", "config.toml"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"pub", "-L", "mqtt://u:" + secret + "@127.0.0.1:99999/t", "-m", "x", "--json"},                   // bad port
+		{"pub", "-L", "mqtt://u:" + secret + "@[::1/t", "-m", "x", "--json"},                              // unparsable
+		{"pub", "-L", "bad://u:" + secret + "@h/t", "-m", "x", "--json"},                                  // unknown scheme
+		{"pub", "-L", fmt.Sprintf("mqtt://u:%s@127.0.0.1:%d/t", secret, free), "-m", "x", "--json", "-d"}, // refused
+		{"pub", "-L", fmt.Sprintf("mqtt://u:%s@%s/t", secret, b.TCPAddr), "-m", "x", "--json", "-d"},
+		{"pub", "-h", h, "-p", fmt.Sprint(p), "-u", "u", "-P", secret, "-t", "t", "-m", "x", "--json", "-d"},
+		{"pub", "-h", h, "-p", fmt.Sprint(p), "-u", "u", "-t", "t", "-m", "x", "--json", "-d", "-V", "311"},
+		{"sub", "--profile", "p", "-t", "t", "-E", "--json", "-d"},
+		{"demo", "--broker", "mqtt://u:" + secret + "@" + b.TCPAddr, "--json", "-d"},
+		{"demo", "--broker", "mqtt://u:" + secret + "@" + b.TCPAddr, "-d"},
+	} {
+		t.Setenv("FENNEC_PASSWORD", secret)
+		code, out, errout := run(t, args...)
+		if strings.Contains(out+errout, secret) {
+			t.Errorf("%q (exit %d) printed the password:\nstdout: %s\nstderr: %s", args, code, out, errout)
+		}
+	}
+}

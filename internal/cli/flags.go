@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -107,14 +108,20 @@ type target struct {
 	hasPw  bool
 }
 
-// parseBrokerURL parses mqtt://, mqtts:// (and the tcp://, ssl://, tls:// aliases) URLs.
+// parseBrokerURL parses mqtt://, mqtts:// (and the tcp://, ssl://, tls:// aliases) URLs. Its
+// errors show the URL without its password.
 func parseBrokerURL(raw string) (target, error) {
+	shown := redactURL(raw)
 	if !strings.Contains(raw, "://") {
-		return target{}, usageErrorf("%q is not a broker URL; write mqtt://host[:port] or mqtts://host[:port]", raw)
+		return target{}, usageErrorf("%q is not a broker URL; write mqtt://host[:port] or mqtts://host[:port]", shown)
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return target{}, usageErrorf("broker URL %q: %v", raw, err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // url.Error repeats the URL, password included
+		}
+		return target{}, usageErrorf("broker URL %q: %v", shown, err)
 	}
 	t := target{host: u.Hostname()}
 	switch strings.ToLower(u.Scheme) {
@@ -125,15 +132,15 @@ func parseBrokerURL(raw string) (target, error) {
 	case "ws", "wss":
 		t.scheme = strings.ToLower(u.Scheme)
 	default:
-		return target{}, usageErrorf("broker URL %q: unknown scheme %q; use mqtt:// or mqtts://", raw, u.Scheme)
+		return target{}, usageErrorf("broker URL %q: unknown scheme %q; use mqtt:// or mqtts://", shown, u.Scheme)
 	}
 	if t.host == "" {
-		return target{}, usageErrorf("broker URL %q has no host", raw)
+		return target{}, usageErrorf("broker URL %q has no host", shown)
 	}
 	if p := u.Port(); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 || n > 65535 {
-			return target{}, usageErrorf("broker URL %q: bad port %q", raw, p)
+			return target{}, usageErrorf("broker URL %q: bad port %q", shown, p)
 		}
 		t.port = n
 	}
@@ -152,6 +159,28 @@ func parseBrokerURL(raw string) (target, error) {
 		t.topic += "#" + u.Fragment
 	}
 	return t, nil
+}
+
+// redactURL replaces the password in a URL's user information with "xxxxx", for messages.
+func redactURL(raw string) string {
+	i := strings.Index(raw, "://")
+	if i < 0 {
+		return raw
+	}
+	rest := raw[i+3:]
+	auth := rest
+	if j := strings.IndexAny(rest, "/?#"); j >= 0 {
+		auth = rest[:j]
+	}
+	at := strings.LastIndex(auth, "@")
+	if at < 0 {
+		return raw
+	}
+	colon := strings.Index(auth[:at], ":")
+	if colon < 0 {
+		return raw
+	}
+	return raw[:i+3] + auth[:colon+1] + "xxxxx" + rest[at:]
 }
 
 func (t target) defaultPort() int {
