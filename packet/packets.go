@@ -146,8 +146,12 @@ func (c *Connect) decode(_ Version, flags byte, body []byte) *Error {
 	const t = CONNECT
 	*c = Connect{}
 	r := reader{b: body, t: t, v: V5}
-	name := r.str("protocol name")
+	nb := r.binary("protocol name")
 	level := r.u8("protocol level")
+	name := "MQTT"
+	if string(nb) != name {
+		name = string(nb)
+	}
 	if r.err != nil {
 		return r.err
 	}
@@ -187,6 +191,7 @@ func (c *Connect) decode(_ Version, flags byte, body []byte) *Error {
 	if v == V311 && c.HasPassword && !c.HasUsername {
 		return malformed(t, "[MQTT-3.1.2-22]", "password flag is set without user name flag")
 	}
+	r.useArena()
 	if v == V5 {
 		c.Props.decode(&r, int(CONNECT))
 	}
@@ -510,9 +515,26 @@ func (p *Pubcomp) decode(v Version, _ byte, body []byte) *Error {
 
 // ---- SUBSCRIBE ----
 
-func checkSubscription(t Type, v Version, s *Subscription) *Error {
-	if err := checkUTF8(t, v, "topic filter", s.Filter); err != nil {
-		return err
+// countEntries counts the length-prefixed strings (each followed by extra bytes) in b, to size a
+// slice once. It stops at the first entry that does not fit; the parse that follows reports it.
+func countEntries(b []byte, extra int) int {
+	n := 0
+	for len(b) >= 2 {
+		l := 2 + (int(b[0])<<8 | int(b[1])) + extra
+		if l > len(b) {
+			break
+		}
+		b = b[l:]
+		n++
+	}
+	return n
+}
+
+func checkSubscription(t Type, v Version, s *Subscription, utf8Checked bool) *Error {
+	if !utf8Checked {
+		if err := checkUTF8(t, v, "topic filter", s.Filter); err != nil {
+			return err
+		}
 	}
 	if err := checkFilter(t, v, s.Filter); err != nil {
 		return err
@@ -550,7 +572,7 @@ func (p *Subscribe) Append(dst []byte, v Version) ([]byte, error) {
 	n := 2
 	for i := range p.Subscriptions {
 		s := &p.Subscriptions[i]
-		if err := checkSubscription(t, v, s); err != nil {
+		if err := checkSubscription(t, v, s, false); err != nil {
 			return dst, err
 		}
 		n += 3 + len(s.Filter)
@@ -605,6 +627,8 @@ func (p *Subscribe) decode(v Version, _ byte, body []byte) *Error {
 	if r.rest() == 0 {
 		return protoErr(t, rule(v, "[MQTT-3.8.3-3]", "[MQTT-3.8.3-2]"), "no topic filter")
 	}
+	p.Subscriptions = make([]Subscription, 0, countEntries(body[r.off:], 1))
+	r.useArena()
 	for r.err == nil && r.rest() > 0 {
 		f := r.str("topic filter")
 		o := r.u8("subscription options")
@@ -618,7 +642,7 @@ func (p *Subscribe) decode(v Version, _ byte, body []byte) *Error {
 			return malformed(t, "[MQTT-3.8.3-5]", "reserved subscription option bits are set")
 		}
 		s := Subscription{Filter: f, QoS: QoS(o & 3), NoLocal: o&0x04 != 0, RetainAsPublished: o&0x08 != 0, RetainHandling: o >> 4 & 3}
-		if err := checkSubscription(t, v, &s); err != nil {
+		if err := checkSubscription(t, v, &s, true); err != nil {
 			return err
 		}
 		p.Subscriptions = append(p.Subscriptions, s)
@@ -776,6 +800,8 @@ func (p *Unsubscribe) decode(v Version, _ byte, body []byte) *Error {
 	if r.rest() == 0 {
 		return protoErr(t, "[MQTT-3.10.3-2]", "no topic filter")
 	}
+	p.Filters = make([]string, 0, countEntries(body[r.off:], 0))
+	r.useArena()
 	for r.err == nil && r.rest() > 0 {
 		f := r.str("topic filter")
 		if r.err != nil {

@@ -656,7 +656,7 @@ func (p *Properties) decode(r *reader, ctx int) {
 		return
 	}
 	end := r.off + n
-	sub := reader{b: r.b[:end], off: r.off, t: r.t, v: r.v}
+	sub := reader{b: r.b[:end], off: r.off, t: r.t, v: r.v, arena: r.arena, arenaOff: r.arenaOff}
 	t := ctxType(ctx)
 	for sub.err == nil && sub.off < end {
 		idv := sub.vbi("property identifier")

@@ -133,6 +133,18 @@ type reader struct {
 	t   Type
 	v   Version
 	err *Error
+
+	// arena, when set, is a string copy of b[arenaOff:]: strings read from that region are
+	// substrings of it, so a packet with many strings costs one allocation for all of them.
+	arena    string
+	arenaOff int
+}
+
+// useArena copies the rest of the body into one string that later str calls slice from.
+func (r *reader) useArena() {
+	if r.err == nil && r.off < len(r.b) {
+		r.arena, r.arenaOff = string(r.b[r.off:]), r.off
+	}
 }
 
 func (r *reader) short(what string) {
@@ -223,7 +235,13 @@ func (r *reader) str(what string) string {
 	if len(b) == 0 {
 		return ""
 	}
-	s := string(b)
+	var s string
+	if r.arena != "" && r.off-len(b) >= r.arenaOff {
+		start := r.off - len(b) - r.arenaOff
+		s = r.arena[start : start+len(b)]
+	} else {
+		s = string(b)
+	}
 	if err := checkUTF8(r.t, r.v, what, s); err != nil {
 		r.err = err
 		return ""
