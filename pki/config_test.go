@@ -42,7 +42,7 @@ func startGoServer(t *testing.T, cfg *tls.Config) *goServer {
 			go func() {
 				defer c.Close()
 				tc := c.(*tls.Conn)
-				c.SetDeadline(time.Now().Add(10 * time.Second))
+				c.SetDeadline(time.Now().Add(30 * time.Second))
 				err := tc.Handshake()
 				s.errs <- err
 				if err != nil {
@@ -99,13 +99,13 @@ func clientConfig(t *testing.T, s clientSetup) (*tls.Config, *pki.HandshakeRecor
 // (for mosquitto: sends an MQTT CONNECT and reads the CONNACK). It returns the first error.
 func dialAndRead(t *testing.T, addr string, cfg *tls.Config, mqtt bool) ([]byte, error) {
 	t.Helper()
-	d := &net.Dialer{Timeout: 10 * time.Second}
+	d := &net.Dialer{Timeout: 30 * time.Second}
 	c, err := tls.DialWithDialer(d, "tcp", addr, cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.SetDeadline(time.Now().Add(30 * time.Second))
 	want := 5
 	if mqtt {
 		// MQTT 3.1.1 CONNECT, clean session, keepalive 60, empty client identifier [MQTT-3.1.3-6].
