@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 func TestJoinPropertyArgs(t *testing.T) {
@@ -236,5 +237,63 @@ func TestAWSPort443ALPN(t *testing.T) {
 	}
 	if len(spec.TLS.NextProtos) != 1 || spec.TLS.NextProtos[0] != "x-amzn-mqtt-ca" || spec.TLS.ServerName != "a1b2c3-ats.iot.us-east-2.amazonaws.com" {
 		t.Fatalf("ALPN %q, server name %q", spec.TLS.NextProtos, spec.TLS.ServerName)
+	}
+}
+
+// TestHelpVersionCompletion: every command has examples in --help, no flag's help text is
+// mangled, -h is the host; version prints the version; completions are generated and complete
+// fennec's own flags; `fennec help exit-codes` lists every code.
+func TestHelpVersionCompletion(t *testing.T) {
+	isolate(t)
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+		if !c.Runnable() || c.Hidden || c.Parent() != nil && c.Parent().Name() == "completion" {
+			return // help topics; the shells under completion explain themselves at length
+		}
+		path := strings.Fields(c.CommandPath())[1:]
+		code, out, errout := run(t, append(path, "--help")...)
+		if code != 0 || !strings.Contains(out, "Examples:") {
+			t.Errorf("%q --help: exit %d, no examples:\n%s%s", path, code, out, errout)
+		}
+		c.LocalFlags().VisitAll(func(f *pflag.Flag) {
+			// pflag takes a `quoted` word for the value's name: a command quoted that way
+			// turned into "--profile fennec help profiles"
+			if name, _ := pflag.UnquoteUsage(f); strings.Contains(name, "fennec") {
+				t.Errorf("%q --%s: value name %q", path, f.Name, name)
+			}
+		})
+	}
+	walk(NewRootCmd(IO{}))
+
+	code, out, _ := run(t, "pub", "--help")
+	if code != 0 || !strings.Contains(out, "-h, --host") || !strings.Contains(out, "--profile NAME") {
+		t.Errorf("pub --help:\n%s", out)
+	}
+	code, out, _ = run(t, "version")
+	if code != 0 || !strings.HasPrefix(out, "fennec ") || !strings.Contains(out, "go1.") {
+		t.Errorf("version: exit %d %q", code, out)
+	}
+	if code, _, _ = run(t, "version", "extra"); code != ExitUsage {
+		t.Errorf("version extra: exit %d, want %d", code, ExitUsage)
+	}
+	for shell, want := range map[string]string{"bash": "__start_fennec", "zsh": "#compdef fennec", "fish": "complete -c fennec", "powershell": "Register-ArgumentCompleter"} {
+		code, out, _ = run(t, "completion", shell)
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("completion %s: exit %d, lacks %q", shell, code, want)
+		}
+	}
+	// what the shell scripts ask the binary: fennec's own flags complete
+	code, out, _ = run(t, "__complete", "sub", "--retained")
+	if code != 0 || !strings.Contains(out, "--retained-only") {
+		t.Errorf("__complete sub --retained: exit %d %q", code, out)
+	}
+	code, out, _ = run(t, "help", "exit-codes")
+	for _, c := range []string{"0", "1", "2", "3", "4", "5", "130"} {
+		if code != 0 || !strings.Contains(out, "\n  "+c+" ") {
+			t.Errorf("help exit-codes lacks %s:\n%s", c, out)
+		}
 	}
 }
