@@ -382,7 +382,7 @@ func TestCAFileWithoutCA(t *testing.T) {
 func TestEncryptedPKCS8(t *testing.T) {
 	f := getFixtures(t)
 	k, _ := pem.Decode(f.Client.KeyPEM)
-	enc, err := pki.EncryptPKCS8(k.Bytes, []byte("s3cret"))
+	enc, err := pki.EncryptPKCS8Iterations(k.Bytes, []byte("s3cret"), 1000)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/des"
@@ -146,7 +147,10 @@ func DecryptPKCS8(der, passphrase []byte) ([]byte, error) {
 // iterations, AES-256-CBC) and returns the DER EncryptedPrivateKeyInfo (PEM type
 // "ENCRYPTED PRIVATE KEY").
 func EncryptPKCS8(pkcs8, passphrase []byte) ([]byte, error) {
-	const iter = 600_000
+	return encryptPKCS8(pkcs8, passphrase, 600_000)
+}
+
+func encryptPKCS8(pkcs8, passphrase []byte, iter int) ([]byte, error) {
 	salt := make([]byte, 16)
 	iv := make([]byte, aes.BlockSize)
 	if _, err := rand.Read(salt); err != nil {
@@ -164,7 +168,7 @@ func EncryptPKCS8(pkcs8, passphrase []byte) ([]byte, error) {
 		return nil, err
 	}
 	pad := aes.BlockSize - len(pkcs8)%aes.BlockSize
-	plain := append(append([]byte(nil), pkcs8...), bytesRepeat(byte(pad), pad)...)
+	plain := append(append([]byte(nil), pkcs8...), bytes.Repeat([]byte{byte(pad)}, pad)...)
 	enc := make([]byte, len(plain))
 	cipher.NewCBCEncrypter(block, iv).CryptBlocks(enc, plain)
 	ivDER, _ := asn1.Marshal(iv)
@@ -184,14 +188,6 @@ func EncryptPKCS8(pkcs8, passphrase []byte) ([]byte, error) {
 		Algo:          pkix.AlgorithmIdentifier{Algorithm: oidPBES2, Parameters: asn1.RawValue{FullBytes: paramsDER}},
 		EncryptedData: enc,
 	})
-}
-
-func bytesRepeat(b byte, n int) []byte {
-	out := make([]byte, n)
-	for i := range out {
-		out[i] = b
-	}
-	return out
 }
 
 func prfHash(oid asn1.ObjectIdentifier) (func() hash.Hash, error) {
