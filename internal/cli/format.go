@@ -11,8 +11,8 @@ import (
 )
 
 // formatMessage renders m with a mosquitto_sub -F format string: %-sequences for the message,
-// @-sequences for the time (strftime), and \-escapes. Unknown sequences are printed as given.
-// See `fennec help format`.
+// @-sequences for the time (strftime), and \-escapes. An unknown %-parameter is an error, as in
+// mosquitto_sub; other unknown sequences are printed as given. See `fennec help format`.
 func formatMessage(format string, m *message) (string, error) {
 	var b strings.Builder
 	for i := 0; i < len(format); i++ {
@@ -55,9 +55,7 @@ func formatMessage(format string, m *message) (string, error) {
 				return "", err
 			}
 			if !ok {
-				b.WriteString(format[i : j+1])
-				i = j
-				continue
+				return "", fmt.Errorf("-F %q: unknown parameter %%%c (see 'fennec help format')", format, format[j])
 			}
 			if prec >= 0 && !numeric && len(v) > prec {
 				v = v[:prec]
@@ -118,6 +116,12 @@ func pad(v string, width int, left, zero bool) string {
 		return strings.Repeat("0", width-n) + v
 	}
 	return fill + v
+}
+
+// checkFormat reports an unknown %-parameter in a -F format before anything is received.
+func checkFormat(format string) error {
+	_, err := formatMessage(format, &message{Payload: []byte("{}"), Time: time.Now()})
+	return err
 }
 
 // formatParam returns the value of one %-parameter, whether it is numeric (for 0 padding) and
@@ -357,7 +361,7 @@ Message parameters (%):
   %%  a literal %
 
 Width and flags as in printf: %10t (at least 10 wide), %-10t (left aligned), %05l (zero padded
-numbers), %.20t (at most 20 characters of text).
+numbers), %.20t (at most 20 characters of text). An unknown parameter is refused (exit 2).
 
 Time (@, as strftime with @ for %): @Y @m @d @H @M @S @z @Z @s @F @T @j ..., @N nanoseconds,
 @@ a literal @.

@@ -114,6 +114,11 @@ func (o *subOptions) run(ctx context.Context, streams IO) (err error) {
 	if o.format != "" && (o.verbose || o.conn.jsonOut) {
 		return usageErrorf("-F cannot be combined with -v or --json")
 	}
+	if o.format != "" {
+		if err := checkFormat(o.format); err != nil {
+			return usageError{err}
+		}
+	}
 	if o.noRetained && o.retainedOnly {
 		return usageErrorf("-R (skip retained) and --retained-only exclude each other")
 	}

@@ -106,6 +106,10 @@ func TestFormatMessage(t *testing.T) {
 	if _, err := formatMessage("%J", m); err == nil {
 		t.Error("%J with a non-JSON payload: no error")
 	}
+	// an unknown parameter is refused before connecting, as mosquitto_sub does
+	if code, _, errout := run(t, "sub", "-t", "x", "-F", "%t %z", "-p", "1"); code != ExitUsage || !strings.Contains(errout, "unknown parameter %z") {
+		t.Errorf("-F %%z: exit %d %s", code, errout)
+	}
 }
 
 func TestMatchTopic(t *testing.T) {
