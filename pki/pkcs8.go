@@ -147,10 +147,16 @@ func DecryptPKCS8(der, passphrase []byte) ([]byte, error) {
 // iterations, AES-256-CBC) and returns the DER EncryptedPrivateKeyInfo (PEM type
 // "ENCRYPTED PRIVATE KEY").
 func EncryptPKCS8(pkcs8, passphrase []byte) ([]byte, error) {
-	return encryptPKCS8(pkcs8, passphrase, 600_000)
+	return EncryptPKCS8Iterations(pkcs8, passphrase, 0)
 }
 
-func encryptPKCS8(pkcs8, passphrase []byte, iter int) ([]byte, error) {
+// EncryptPKCS8Iterations is EncryptPKCS8 with a chosen PBKDF2 iteration count; zero means
+// 600000. Fewer iterations make the key quicker to open and to guess: use them only for
+// throwaway keys (tests).
+func EncryptPKCS8Iterations(pkcs8, passphrase []byte, iter int) ([]byte, error) {
+	if iter <= 0 {
+		iter = 600_000
+	}
 	salt := make([]byte, 16)
 	iv := make([]byte, aes.BlockSize)
 	if _, err := rand.Read(salt); err != nil {
