@@ -40,30 +40,31 @@ type Client struct {
 	store  session.Store
 	window int // cfg.MaxInflight
 
-	mu        sync.Mutex
-	conn      *mqttconn.Conn
-	gen       uint64
-	connack   *packet.Connack
-	closed    bool
-	closedErr error // why the client stopped (ErrClosed, or the lost connection without reconnect)
-	stopping  bool  // Disconnect or Close was called
-	closeCh   chan struct{}
-	stateCh   chan struct{} // closed and replaced when the connection state changes
-	spaceCh   chan struct{} // closed and replaced when queue space frees
-	ids       session.IDs
-	seq       uint64
-	q         []*outMsg // QoS 0 waiting + all unfinished QoS 1/2, in Publish order
-	qHead     int
-	nextSend  int // index in q of the first message not sent on this connection
-	byID      map[uint16]*outMsg
-	nWaiting  int // messages in q not yet sent on this connection
-	nInflight int // QoS 1/2 sent and not completed on this connection
-	n0        int // QoS 0 handed to the connection, not yet written
-	srvWindow int // the broker's Receive Maximum
-	requests  map[uint16]chan packet.Packet
-	subs      map[string]*subscription
-	subOrder  []string
-	inbound   map[uint16]inState // inbound QoS 1/2 by packet ID
+	mu            sync.Mutex
+	conn          *mqttconn.Conn
+	gen           uint64
+	connack       *packet.Connack
+	closed        bool
+	closedErr     error // why the client stopped (ErrClosed, or the lost connection without reconnect)
+	stopping      bool  // Disconnect or Close was called
+	closeCh       chan struct{}
+	stateCh       chan struct{} // closed and replaced when the connection state changes
+	spaceCh       chan struct{} // closed and replaced when queue space frees
+	ids           session.IDs
+	seq           uint64
+	q             []*outMsg // QoS 0 waiting + all unfinished QoS 1/2, in Publish order
+	qHead         int
+	nextSend      int // index in q of the first message not sent on this connection
+	byID          map[uint16]*outMsg
+	nWaiting      int // messages in q not yet sent on this connection
+	nInflight     int // QoS 1/2 sent and not completed on this connection
+	n0            int // QoS 0 handed to the connection, not yet written
+	srvWindow     int // the broker's Receive Maximum
+	requests      map[uint16]chan packet.Packet
+	subs          map[string]*subscription
+	subOrder      []string
+	inbound       map[uint16]inState // inbound QoS 1/2 by packet ID
+	warnedRecvMax bool
 
 	disp dispatcher
 

@@ -79,9 +79,6 @@ func TestHandlerPublishes(t *testing.T) {
 		t.Run(vname(v), func(t *testing.T) {
 			leakCheck(t)
 			ctx := testCtx(t)
-			// The echo subscription is QoS 0: with QoS 1, mosquitto 2.0.11 overruns our Receive
-			// Maximum (256) while the echoes wait behind the burst, and the client rightly
-			// disconnects with 0x93.
 			// mosquitto without TCP_NODELAY writes the forwarded message and the PUBACK
 			// separately: without TCP_QUICKACK re-armed after reads each round trip here
 			// would wait ~40 ms for our delayed ACK.
@@ -92,7 +89,7 @@ func TestHandlerPublishes(t *testing.T) {
 			const n = 1500
 			next := 0
 			orderErr := make(chan error, 1)
-			if _, err := c.Subscribe(ctx, echoed.handler, sub(base+"/echo", 0)); err != nil {
+			if _, err := c.Subscribe(ctx, echoed.handler, sub(base+"/echo", 1)); err != nil {
 				t.Fatal(err)
 			}
 			_, err := c.Subscribe(ctx, func(m *fennec.Message) {

@@ -475,6 +475,7 @@ func (c *Client) onPublish(conn *mqttconn.Conn, p *packet.Publish) {
 	}
 	msg := &Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, Dup: p.Dup, Props: p.Props}
 	d := delivery{msg: msg}
+	overrun := false
 	if p.QoS > 0 {
 		id := p.PacketID
 		d.id = id
@@ -490,15 +491,21 @@ func (c *Client) onPublish(conn *mqttconn.Conn, p *packet.Publish) {
 			return // a duplicate of a message waiting for its handler; one ack follows
 		}
 		if c.cfg.Version == packet.V5 && len(c.inbound) >= int(c.cfg.ReceiveMaximum) {
-			c.mu.Unlock()
-			conn.Fail(&mqttconn.ReceiveMaximumError{Max: c.cfg.ReceiveMaximum})
-			return
+			// The broker exceeds our Receive Maximum [MQTT-3.3.4-9]. mosquitto 2.0.11 does so
+			// when it releases queued messages while our acknowledgements wait behind a slow
+			// handler. Rather than a DISCONNECT 0x93 loop with the reference broker, the excess
+			// is bounded like QoS 0: the reader stops reading when the handler queue is full.
+			overrun = true
+			if !c.warnedRecvMax && c.log != nil {
+				c.warnedRecvMax = true
+				c.log.Warn("mqtt broker exceeds our Receive Maximum; applying back-pressure", "receive_maximum", c.cfg.ReceiveMaximum, "unacknowledged", len(c.inbound)+1)
+			}
 		}
 		c.inbound[id] = inPending
 		d.epoch = c.gen
 		c.mu.Unlock()
 	}
-	bounded := p.QoS == 0 || c.cfg.Version != packet.V5
+	bounded := p.QoS == 0 || c.cfg.Version != packet.V5 || overrun
 	if !c.disp.enqueue(d, bounded, conn) && p.QoS > 0 {
 		c.mu.Lock()
 		if c.inbound[p.PacketID] == inPending {
