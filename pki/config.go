@@ -94,15 +94,8 @@ func ClientConfig(opts ClientOptions) (*tls.Config, error) {
 				return nil, fmt.Errorf("pki: system roots: %w", err)
 			}
 		}
-		for _, src := range opts.CAs {
-			cas, err := LoadCAs(src)
-			if err != nil {
-				return nil, err
-			}
-			for _, c := range cas {
-				pool.AddCert(c)
-				caSubjects = append(caSubjects, NameString(c.Subject))
-			}
+		if caSubjects, err = addCAs(pool, opts.CAs); err != nil {
+			return nil, err
 		}
 		cfg.RootCAs = pool
 	} else {
@@ -183,6 +176,22 @@ func ClientConfig(opts ClientOptions) (*tls.Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// addCAs loads the CA certificates of every source into pool and returns their subjects.
+func addCAs(pool *x509.CertPool, srcs []Source) ([]string, error) {
+	var subjects []string
+	for _, src := range srcs {
+		cas, err := LoadCAs(src)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range cas {
+			pool.AddCert(c)
+			subjects = append(subjects, NameString(c.Subject))
+		}
+	}
+	return subjects, nil
 }
 
 func versions(min, max, def uint16) (uint16, uint16, error) {
@@ -477,14 +486,8 @@ func ServerConfig(opts ServerOptions) (*tls.Config, error) {
 	cfg.ClientAuth = opts.ClientAuth
 	if len(opts.ClientCAs) > 0 {
 		pool := x509.NewCertPool()
-		for _, src := range opts.ClientCAs {
-			cas, err := LoadCAs(src)
-			if err != nil {
-				return nil, err
-			}
-			for _, ca := range cas {
-				pool.AddCert(ca)
-			}
+		if _, err := addCAs(pool, opts.ClientCAs); err != nil {
+			return nil, err
 		}
 		cfg.ClientCAs = pool
 		if cfg.ClientAuth == tls.NoClientCert {
