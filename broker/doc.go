@@ -18,7 +18,7 @@
 //	if err != nil { … }
 //	if err := b.Start(ctx); err != nil { … }
 //	defer b.Close()
-//	tlsAddr, _ := b.Listener("tls")
+//	l, _ := b.Listener("tls") // l.Addr is the bound host:port, l.ClientURL() "mqtts://…"
 //
 // Listeners are tcp://, tls://, ws:// and wss://; port 0 picks a free port, and Listeners reports
 // the bound addresses. TLS listeners speak TLS 1.3 unless TLS.MinVersion allows 1.2; nothing older
