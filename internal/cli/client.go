@@ -16,20 +16,15 @@ import (
 	"github.com/fennec-mqtt/fennec/pki"
 )
 
-// This file wires the fennec client library into the commands (see mqtt.go for the seam).
-
-func init() {
-	connect = fennecConnect
-	clientWired = true
-	clientErrorHook = explainClientError
-}
+// This file adapts the fennec client library to the commands (see mqtt.go for the seam).
 
 type fennecClient struct {
 	c    *fennec.Client
 	spec *connSpec
 }
 
-func fennecConnect(ctx context.Context, spec *connSpec) (mqttClient, error) {
+// connect dials the broker described by spec.
+func connect(ctx context.Context, spec *connSpec) (mqttClient, error) {
 	cfg := fennec.Config{
 		Server:           spec.Server,
 		ClientID:         spec.ClientID,

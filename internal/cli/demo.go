@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -117,8 +118,7 @@ func (o *demoOptions) run(ctx context.Context, streams IO) (err error) {
 	fmt.Fprintln(out, "fennec demo: MQTT publish and subscribe, end to end")
 	fmt.Fprintln(out)
 	if external {
-		qos := 0
-		spec, _, err = o.conn.buildSpec(streams, &qos)
+		spec, err = o.conn.buildSpec(streams, nil)
 		if err != nil {
 			return err
 		}
@@ -135,14 +135,9 @@ func (o *demoOptions) run(ctx context.Context, streams IO) (err error) {
 		fmt.Fprintln(out, ")")
 		emit(map[string]any{"step": "broker", "server": spec.Server, "embedded": false})
 	} else {
-		if !connectAvailable() {
-			printDemoPlan(out)
-			return nil
-		}
-		qos := 0
 		// Only the client flags that make sense against the embedded broker apply.
 		o.conn.url, o.conn.noProfile = "", true
-		spec, _, err = o.conn.buildSpec(streams, &qos)
+		spec, err = o.conn.buildSpec(streams, nil)
 		if err != nil {
 			return err
 		}
@@ -204,20 +199,15 @@ func (o *demoOptions) run(ctx context.Context, streams IO) (err error) {
 	connectTime := time.Since(start)
 	emit(map[string]any{"step": "connect", "ok": true, "ms": ms(connectTime)})
 	disconnected := false
-	disconnect := func() error {
+	disconnectOnce := func() error {
 		if disconnected {
 			return nil
 		}
 		disconnected = true
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if derr := c.Disconnect(dctx); derr != nil {
-			return explain(derr, spec, "MQTT DISCONNECT")
-		}
-		return nil
+		return disconnect(ctx, c, spec)
 	}
 	defer func() {
-		if derr := disconnect(); derr != nil && err == nil {
+		if derr := disconnectOnce(); derr != nil && err == nil {
 			err = derr
 		}
 	}()
@@ -232,17 +222,18 @@ func (o *demoOptions) run(ctx context.Context, streams IO) (err error) {
 	}
 	arrivals := make(chan arrival, 16)
 	filter := topic + "/#"
+	subs := []subscription{{Filter: filter, QoS: byte(maxQoS)}}
 	granted, err := c.Subscribe(ctx, func(m *message) {
 		select {
 		case arrivals <- arrival{m, time.Now()}:
 		case <-ctx.Done():
 		}
-	}, []subscription{{Filter: filter, QoS: byte(maxQoS)}})
+	}, subs)
 	if err != nil {
 		return explain(err, spec, "MQTT SUBSCRIBE")
 	}
-	if len(granted) > 0 && granted[0] >= 0x80 {
-		return &exitError{code: ExitRefused, step: "mqtt", err: fmt.Errorf("the broker refused the subscription to %q (%s)", filter, subackReason(granted[0])), hint: subscribeRefusedHint(spec, filter)}
+	if err := refusedSubscription(spec, subs, granted); err != nil {
+		return err
 	}
 	emit(map[string]any{"step": "subscribe", "filter": filter, "granted_qos": granted})
 
@@ -290,7 +281,7 @@ func (o *demoOptions) run(ctx context.Context, streams IO) (err error) {
 	}
 	// A received QoS 2 message is delivered on PUBLISH; wait for its PUBREL/PUBCOMP exchange to
 	// finish before disconnecting, so the trace shows the whole flow.
-	if contains(levelsStr(levels), "2") {
+	if slices.Contains(levels, 2) {
 		select {
 		case <-pubcomps:
 		case <-time.After(o.wait):
@@ -306,7 +297,7 @@ func (o *demoOptions) run(ctx context.Context, streams IO) (err error) {
 			tlsDesc += " with mutual TLS"
 		}
 	}
-	if err := disconnect(); err != nil {
+	if err := disconnectOnce(); err != nil {
 		return err
 	}
 	o.summary(out, results, levels)
@@ -332,14 +323,6 @@ func (o *demoOptions) summary(out io.Writer, results []demoResult, levels []int)
 	for _, q := range levels[len(results):] {
 		fmt.Fprintf(out, "  %-3d  %-34s  %-4s  %-8s  %-9s  %s\n", q, "", "-", "-", "-", "-")
 	}
-}
-
-func levelsStr(levels []int) []string {
-	var out []string
-	for _, l := range levels {
-		out = append(out, fmt.Sprint(l))
-	}
-	return out
 }
 
 func yesNo(b bool) string {
@@ -374,18 +357,3 @@ func demoPKI(spec *connSpec) (*pki.DevPKI, *tls.Config, error) {
 	spec.ClientCert = true
 	return p, cfg, nil
 }
-
-func printDemoPlan(out io.Writer) {
-	fmt.Fprintln(out, `  This build has no MQTT client wired in yet, so the demo prints its plan:
-  1. create a throwaway PKI: a CA, a server certificate for localhost and a client certificate
-  2. start the embedded broker on a free loopback port: TLS 1.3 only, client certificate required
-  3. connect a client with its certificate (mutual TLS) and print the TLS facts
-  4. subscribe, publish at QoS 0, 1 and 2, and wait for each message to come back
-  5. print the packet trace and a summary, and exit 0`)
-}
-
-// clientWired is set by the file that wires the client library into connect.
-var clientWired bool
-
-// connectAvailable reports whether a client library is wired in.
-func connectAvailable() bool { return clientWired }

@@ -119,10 +119,6 @@ func printJSONError(w io.Writer, err error) {
 	fmt.Fprintf(w, "%s\n", b)
 }
 
-// clientErrorHook lets client.go classify the client library's typed errors before the
-// standard-library fallback below runs. It returns nil when it has nothing to say.
-var clientErrorHook func(err error, spec *connSpec) *exitError
-
 // explain turns a failure while talking to the broker into an error with an exit code and hint
 // lines naming the step that failed (DNS, TCP, TLS, MQTT), the cause in plain words and the fix.
 func explain(err error, spec *connSpec, during string) error {
@@ -134,10 +130,8 @@ func explain(err error, spec *connSpec, during string) error {
 	if errors.As(err, &ee) || errors.As(err, &ue) {
 		return err
 	}
-	if clientErrorHook != nil {
-		if e := clientErrorHook(err, spec); e != nil {
-			return e
-		}
+	if e := explainClientError(err, spec); e != nil {
+		return e
 	}
 	if e := explainNet(err, spec, during); e != nil {
 		return e

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -33,8 +34,9 @@ type connFlags struct {
 	insecure, osCerts                                 bool
 	profile, config                                   string
 	connectTimeout                                    time.Duration
-	profileTopic                                      string
-	noProfile                                         bool // the embedded demo: no profile applies
+	profileTopic                                      string // the profile's topic
+	topic                                             string // set by buildSpec: the topic of -L, else the profile's
+	noProfile                                         bool   // the embedded demo: no profile applies
 
 	fs *pflag.FlagSet
 }
@@ -201,26 +203,27 @@ func (t target) defaultPort() int {
 func (t target) addr() string { return net.JoinHostPort(t.host, strconv.Itoa(t.defaultPort())) }
 
 // buildSpec resolves flags, URL, profile and environment into a connSpec. Precedence: flags given
-// on the command line, then -L, then the profile, then defaults. It also returns the topic of -L.
-func (f *connFlags) buildSpec(streams IO, defaultQoS *int) (*connSpec, target, error) {
+// on the command line, then -L, then the profile, then defaults. It checks *qos (from -q or the
+// profile), turns on the -d trace, and sets f.topic to the topic of -L or of the profile.
+func (f *connFlags) buildSpec(streams IO, qos *int) (*connSpec, error) {
 	var prof *profile
 	if !f.noProfile {
 		p, err := loadProfile(f.config, f.profile)
 		if err != nil {
-			return nil, target{}, err
+			return nil, err
 		}
 		prof = p
 	}
 	if prof != nil {
-		if err := f.applyProfile(prof, defaultQoS); err != nil {
-			return nil, target{}, err
+		if err := f.applyProfile(prof, qos); err != nil {
+			return nil, err
 		}
 	}
 	t := target{scheme: "mqtt", host: f.host}
 	if f.url != "" {
 		u, err := parseBrokerURL(f.url)
 		if err != nil {
-			return nil, target{}, err
+			return nil, err
 		}
 		t = u
 		if f.changed("host") {
@@ -231,7 +234,7 @@ func (f *connFlags) buildSpec(streams IO, defaultQoS *int) (*connSpec, target, e
 		t.port = f.port
 	}
 	if f.port < 0 || f.port > 65535 {
-		return nil, target{}, usageErrorf("-p %d: not a port", f.port)
+		return nil, usageErrorf("-p %d: not a port", f.port)
 	}
 	wantTLS := f.cafile != "" || f.capath != "" || f.osCerts || f.cert != "" || f.tlsVersion != "" || len(f.alpn) > 0 || f.insecure || f.keylog != "" || f.servername != ""
 	if wantTLS {
@@ -245,20 +248,20 @@ func (f *connFlags) buildSpec(streams IO, defaultQoS *int) (*connSpec, target, e
 	useTLS := t.scheme == "mqtts" || t.scheme == "wss"
 	version, err := parseVersion(f.version)
 	if err != nil {
-		return nil, target{}, err
+		return nil, err
 	}
 	if len(f.props) > 0 && version != 5 {
 		if f.changed("protocol-version") {
-			return nil, target{}, usageErrorf("-D sets MQTT 5 properties; it cannot be used with -V %s", f.version)
+			return nil, usageErrorf("-D sets MQTT 5 properties; it cannot be used with -V %s", f.version)
 		}
 		version = 5
 	}
 	props, err := parseProps(f.props)
 	if err != nil {
-		return nil, target{}, err
+		return nil, err
 	}
 	if f.keepalive < 0 || f.keepalive > 65535 {
-		return nil, target{}, usageErrorf("-k %d: keepalive is 0 to 65535 seconds", f.keepalive)
+		return nil, usageErrorf("-k %d: keepalive is 0 to 65535 seconds", f.keepalive)
 	}
 	spec := &connSpec{
 		Host:       t.host,
@@ -278,7 +281,7 @@ func (f *connFlags) buildSpec(streams IO, defaultQoS *int) (*connSpec, target, e
 		spec.ClientID = fmt.Sprintf("%s%d", f.idPrefix, os.Getpid())
 	}
 	if f.persistent && spec.ClientID == "" {
-		return nil, target{}, usageErrorf("-c (persistent session) needs a client ID: add -i ID")
+		return nil, usageErrorf("-c (persistent session) needs a client ID: add -i ID")
 	}
 	spec.Username = t.user
 	if f.changed("username") || f.username != "" {
@@ -296,7 +299,7 @@ func (f *connFlags) buildSpec(streams IO, defaultQoS *int) (*connSpec, target, e
 		}
 	}
 	if spec.HasPassword && spec.Username == "" && version == 4 {
-		return nil, target{}, usageErrorf("MQTT 3.1.1 allows a password only with a user name: add -u USER")
+		return nil, usageErrorf("MQTT 3.1.1 allows a password only with a user name: add -u USER")
 	}
 	switch strings.ToLower(f.sessionExpiry) {
 	case "":
@@ -310,14 +313,14 @@ func (f *connFlags) buildSpec(streams IO, defaultQoS *int) (*connSpec, target, e
 	default:
 		n, err := strconv.ParseUint(f.sessionExpiry, 10, 32)
 		if err != nil {
-			return nil, target{}, usageErrorf("-x %q: seconds from 0 to 4294967294, or -1 for never", f.sessionExpiry)
+			return nil, usageErrorf("-x %q: seconds from 0 to 4294967294, or -1 for never", f.sessionExpiry)
 		}
 		v := uint32(n)
 		spec.SessionExpiry = &v
 	}
 	if spec.SessionExpiry != nil && version != 5 {
 		if f.changed("session-expiry-interval") {
-			return nil, target{}, usageErrorf("-x (session expiry) is an MQTT 5 feature; use -V 5")
+			return nil, usageErrorf("-x (session expiry) is an MQTT 5 feature; use -V 5")
 		}
 		spec.SessionExpiry = nil
 	}
@@ -326,15 +329,15 @@ func (f *connFlags) buildSpec(streams IO, defaultQoS *int) (*connSpec, target, e
 	}
 	if f.willTopic != "" {
 		if f.willQoS < 0 || f.willQoS > 2 {
-			return nil, target{}, usageErrorf("--will-qos %d: QoS is 0, 1 or 2", f.willQoS)
+			return nil, usageErrorf("--will-qos %d: QoS is 0, 1 or 2", f.willQoS)
 		}
 		spec.Will = &message{Topic: f.willTopic, Payload: []byte(f.willPayload), QoS: byte(f.willQoS), Retain: f.willRetain, Props: props.msgProps("will")}
 		spec.WillDelay = props.u32("will", "will-delay-interval")
 	} else if f.willPayload != "" || f.changed("will-qos") || f.willRetain {
-		return nil, target{}, usageErrorf("--will-payload, --will-qos and --will-retain need --will-topic")
+		return nil, usageErrorf("--will-payload, --will-qos and --will-retain need --will-topic")
 	}
 	if f.cert != "" && f.key == "" || f.key != "" && f.cert == "" {
-		return nil, target{}, usageErrorf("--cert and --key go together: give both")
+		return nil, usageErrorf("--cert and --key go together: give both")
 	}
 	if useTLS {
 		if f.insecure { // every time, --quiet or not
@@ -349,11 +352,18 @@ func (f *connFlags) buildSpec(streams IO, defaultQoS *int) (*connSpec, target, e
 		facts := &tlsFacts{}
 		cfg, err := buildTLSConfig(f, t.host, facts)
 		if err != nil {
-			return nil, target{}, err
+			return nil, err
 		}
 		spec.TLS = cfg
 		spec.tlsFacts = facts
 		spec.ClientCert = f.cert != ""
 	}
-	return spec, t, nil
+	if qos != nil && (*qos < 0 || *qos > 2) {
+		return nil, usageErrorf("-q %d: QoS is 0, 1 or 2", *qos)
+	}
+	if f.debug {
+		spec.Trace = newTracer(streams.Err)
+	}
+	f.topic = cmp.Or(t.topic, f.profileTopic)
+	return spec, nil
 }

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"net"
 	"strconv"
 	"time"
@@ -81,14 +80,6 @@ type mqttClient interface {
 	Unsubscribe(ctx context.Context, filters []string) error
 	Disconnect(ctx context.Context) error
 	TLSState() *tls.ConnectionState
-}
-
-// errNoClient is returned while the build has no client library wired in.
-var errNoClient = errors.New("this build of fennec has no MQTT client library wired in yet")
-
-// connect dials the broker; client.go replaces it with the fennec client.
-var connect = func(ctx context.Context, spec *connSpec) (mqttClient, error) {
-	return nil, errNoClient
 }
 
 func splitHostPort(addr string) (string, int) {

@@ -2,9 +2,9 @@ package cli
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -83,25 +83,16 @@ visible to every user of the machine in the process list.`,
 func (o *pubOptions) run(ctx context.Context, streams IO) (err error) {
 	defer func() { err = o.conn.report(streams, err) }()
 	qos := o.qos
-	spec, tgt, err := o.conn.buildSpec(streams, &qos)
+	spec, err := o.conn.buildSpec(streams, &qos)
 	if err != nil {
 		return err
 	}
-	topic := o.topic
-	if topic == "" {
-		topic = tgt.topic
-	}
-	if topic == "" {
-		topic = o.conn.profileTopic
-	}
+	topic := cmp.Or(o.topic, o.conn.topic)
 	if topic == "" {
 		return usageErrorf("no topic: give -t TOPIC (or a topic in the -L URL)")
 	}
 	if strings.ContainsAny(topic, "+#") {
 		return usageErrorf("-t %q: a topic to publish to cannot hold the wildcards + or # [MQTT-3.3.2-2]", topic)
-	}
-	if qos < 0 || qos > 2 {
-		return usageErrorf("-q %d: QoS is 0, 1 or 2", qos)
 	}
 	sources := 0
 	for _, set := range []bool{o.conn.changed("message") || o.message != "", o.file != "", o.lines, o.null, o.stdin} {
@@ -132,18 +123,13 @@ func (o *pubOptions) run(ctx context.Context, streams IO) (err error) {
 	default:
 		payload = []byte(o.message)
 	}
-	if o.conn.debug {
-		spec.Trace = newTracer(streams.Err)
-	}
 	c, err := dialClient(ctx, spec)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if derr := c.Disconnect(dctx); derr != nil && err == nil {
-			err = explain(derr, spec, "MQTT DISCONNECT")
+		if derr := disconnect(ctx, c, spec); err == nil {
+			err = derr
 		}
 	}()
 	props := spec.Props.msgProps("publish")
@@ -200,15 +186,23 @@ func dialClient(ctx context.Context, spec *connSpec) (mqttClient, error) {
 	spec.Trace.note("connecting to %s (MQTT %s)", spec.Server, versionName(spec.Version))
 	c, err := connect(cctx, spec)
 	if err != nil {
-		if errors.Is(err, errNoClient) {
-			return nil, &exitError{code: ExitError, err: err, hint: "fix: update fennec; `fennec demo` shows what this build can do"}
-		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		return nil, explain(err, spec, "connecting to "+spec.Server)
 	}
 	return c, nil
+}
+
+// disconnect ends the session with DISCONNECT. It is bounded by 5 s and runs even when ctx is
+// cancelled, so that Ctrl-C still leaves the broker a clean disconnect (no will message).
+func disconnect(ctx context.Context, c mqttClient, spec *connSpec) error {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := c.Disconnect(dctx); err != nil {
+		return explain(err, spec, "MQTT DISCONNECT")
+	}
+	return nil
 }
 
 func versionName(v int) string {

@@ -86,16 +86,13 @@ Exit codes: 0 when -C messages arrived (or the command was told to stop by -W wi
 func (o *subOptions) run(ctx context.Context, streams IO) (err error) {
 	defer func() { err = o.conn.report(streams, err) }()
 	qos := o.qos
-	spec, tgt, err := o.conn.buildSpec(streams, &qos)
+	spec, err := o.conn.buildSpec(streams, &qos)
 	if err != nil {
 		return err
 	}
-	topics := append([]string(nil), o.topics...)
-	if len(topics) == 0 && tgt.topic != "" {
-		topics = []string{tgt.topic}
-	}
-	if len(topics) == 0 && o.conn.profileTopic != "" {
-		topics = []string{o.conn.profileTopic}
+	topics := o.topics
+	if len(topics) == 0 && o.conn.topic != "" {
+		topics = []string{o.conn.topic}
 	}
 	if len(topics) == 0 && len(o.unsubscribe) == 0 {
 		return usageErrorf("no topic: give -t FILTER (or a topic in the -L URL)")
@@ -104,9 +101,6 @@ func (o *subOptions) run(ctx context.Context, streams IO) (err error) {
 		if err := validFilter(t); err != nil {
 			return usageErrorf("%v", err)
 		}
-	}
-	if qos < 0 || qos > 2 {
-		return usageErrorf("-q %d: QoS is 0, 1 or 2", qos)
 	}
 	if o.count < 0 || o.timeout < 0 {
 		return usageErrorf("-C and -W take positive numbers")
@@ -122,9 +116,6 @@ func (o *subOptions) run(ctx context.Context, streams IO) (err error) {
 	if o.noRetained && o.retainedOnly {
 		return usageErrorf("-R (skip retained) and --retained-only exclude each other")
 	}
-	if o.conn.debug {
-		spec.Trace = newTracer(streams.Err)
-	}
 	// Like mosquitto_sub, stay subscribed across a lost connection: the client reconnects and
 	// resubscribes. The first connection attempt still fails the command.
 	spec.Reconnect = true
@@ -138,10 +129,8 @@ func (o *subOptions) run(ctx context.Context, streams IO) (err error) {
 		return err
 	}
 	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if derr := c.Disconnect(dctx); derr != nil && err == nil {
-			err = explain(derr, spec, "MQTT DISCONNECT")
+		if derr := disconnect(ctx, c, spec); err == nil {
+			err = derr
 		}
 	}()
 
@@ -176,11 +165,10 @@ func (o *subOptions) run(ctx context.Context, streams IO) (err error) {
 		if err != nil {
 			return explain(err, spec, "MQTT SUBSCRIBE")
 		}
+		if err := refusedSubscription(spec, subs, granted); err != nil {
+			return err
+		}
 		for i, g := range granted {
-			if g >= 0x80 && i < len(subs) {
-				return &exitError{code: ExitRefused, step: "mqtt", err: fmt.Errorf("the broker refused the subscription to %q (%s)", subs[i].Filter, subackReason(g)),
-					hint: subscribeRefusedHint(spec, subs[i].Filter)}
-			}
 			if i < len(subs) && g < subs[i].QoS && !o.conn.quiet && !o.conn.jsonOut {
 				fmt.Fprintf(streams.Err, "fennec: note: the broker granted QoS %d for %q (asked for %d)\n", g, subs[i].Filter, subs[i].QoS)
 			}
@@ -289,6 +277,17 @@ func subackReason(code byte) string {
 		return "0xA2 wildcard subscriptions not supported"
 	}
 	return fmt.Sprintf("0x%02X", code)
+}
+
+// refusedSubscription is the error for the first filter the broker refused in its SUBACK, or nil.
+func refusedSubscription(spec *connSpec, subs []subscription, granted []byte) error {
+	for i, g := range granted {
+		if g >= 0x80 && i < len(subs) {
+			return &exitError{code: ExitRefused, step: "mqtt", err: fmt.Errorf("the broker refused the subscription to %q (%s)", subs[i].Filter, subackReason(g)),
+				hint: subscribeRefusedHint(spec, subs[i].Filter)}
+		}
+	}
+	return nil
 }
 
 func subscribeRefusedHint(spec *connSpec, filter string) string {

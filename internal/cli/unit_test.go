@@ -218,12 +218,12 @@ brokr = "x"
 	if err := c.Flags().Parse([]string{"-k", "45"}); err != nil {
 		t.Fatal(err)
 	}
-	spec, tgt, err := sub.conn.buildSpec(IO{Err: &bytes.Buffer{}}, &qos)
+	spec, err := sub.conn.buildSpec(IO{Err: &bytes.Buffer{}}, &qos)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if spec.Host != "broker.lab" || spec.Port != 1884 || spec.Username != "lab" || string(spec.Password) != "s3cret" || qos != 1 || spec.KeepAlive != 45*time.Second || tgt.topic != "" || sub.conn.profileTopic != "lab/#" {
-		t.Fatalf("spec %+v qos %d topic %q", spec, qos, sub.conn.profileTopic)
+	if spec.Host != "broker.lab" || spec.Port != 1884 || spec.Username != "lab" || string(spec.Password) != "s3cret" || qos != 1 || spec.KeepAlive != 45*time.Second || sub.conn.topic != "lab/#" {
+		t.Fatalf("spec %+v qos %d topic %q", spec, qos, sub.conn.topic)
 	}
 }
 
@@ -235,7 +235,7 @@ func TestAWSPort443ALPN(t *testing.T) {
 	if err := c.Flags().Parse([]string{"-L", "mqtts://a1b2c3-ats.iot.us-east-2.amazonaws.com:443/t"}); err != nil {
 		t.Fatal(err)
 	}
-	spec, _, err := o.conn.buildSpec(IO{Err: &bytes.Buffer{}}, nil)
+	spec, err := o.conn.buildSpec(IO{Err: &bytes.Buffer{}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
