@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/fennec-mqtt/fennec/broker"
 	"github.com/fennec-mqtt/fennec/broker/brokertest"
+	"github.com/fennec-mqtt/fennec/pki"
 )
 
 func aclBroker(t *testing.T) *brokertest.Broker {
@@ -187,5 +189,39 @@ func TestPasswordNeverLogged(t *testing.T) {
 	// A []byte is logged as its numbers: look for both forms.
 	if l := logs.String(); strings.Contains(l, "pw-do-not-log") || strings.Contains(l, fmt.Sprint([]byte("pw-do-not-log"))) {
 		t.Fatalf("the password is in the log:\n%s", logs)
+	}
+}
+
+// A client certificate without common name is known by its first DNS name: the ACL's rules for
+// that name apply.
+func TestACLIdentityFromSAN(t *testing.T) {
+	acl, err := broker.ParseACL([]byte(`{"users": [{"name": "sensor-7.example", "publish": ["sensors/${identity}/#"]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := brokertest.Start(t, brokertest.Options{ACL: acl})
+	san, err := pki.Issue(pki.CertSpec{Client: true, DNSNames: []string{"sensor-7.example"}}, b.PKI.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if san.Cert.Subject.CommonName != "" {
+		t.Fatalf("test certificate has a common name: %q", san.Cert.Subject.CommonName)
+	}
+	pair, err := tls.X509KeyPair(san.CertPEM, san.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := b.ClientTLSConfig("")
+	cfg.Certificates = []tls.Certificate{pair}
+	c := dialTLS(t, b.TLSAddr, cfg)
+	connectRaw(t, c, connect5("s7", 60))
+	for _, s := range []struct {
+		topic string
+		want  byte
+	}{{"sensors/sensor-7.example/t", 0}, {"sensors/other/t", 0x87}} {
+		c.Write(publish(true, s.topic, 1, 1, nil))
+		if p, err := readPacket(c); err != nil || p.kind() != 4 || ackCode(p) != s.want {
+			t.Fatalf("PUBACK for %s: %v %v, want reason %#x", s.topic, p, err, s.want)
+		}
 	}
 }
