@@ -175,7 +175,7 @@ func TestCertCheckBrokenHeader(t *testing.T) {
 }
 
 func TestCertCheckGoodAndMismatched(t *testing.T) {
-	dir, p := certPKI(t)
+	dir, _ := certPKI(t)
 	ca := filepath.Join(dir, "ca.pem")
 	cert, key := filepath.Join(dir, "fennec-client.pem"), filepath.Join(dir, "fennec-client-key.pem")
 	r := runCert(t, "", "cert", "check", cert, key, "--ca", ca)
@@ -209,7 +209,6 @@ func TestCertCheckGoodAndMismatched(t *testing.T) {
 	if r.code != 1 || rep.OK || len(rep.Chains) != 1 || rep.Chains[0].OK || !strings.Contains(rep.Chains[0].Problem, "not issued by the given CA") {
 		t.Fatalf("other CA: %d %+v", r.code, rep)
 	}
-	_ = p
 }
 
 func TestCertVerify(t *testing.T) {
