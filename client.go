@@ -208,7 +208,7 @@ func newClient(cfg Config) (*Client, error) {
 		if u.Scheme == "wss" {
 			alpn = []string{"http/1.1"}
 		}
-		c.opts.TLSConfig = mqttconn.PrepareTLS(cfg.TLSConfig, u.Addr(), alpn)
+		c.opts.TLSConfig = preparedTLS(cfg.TLSConfig, u.Addr(), alpn)
 	}
 	if cfg.Trace != nil {
 		c.opts.Trace = cfg.Trace

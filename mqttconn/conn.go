@@ -87,9 +87,9 @@ type Conn struct {
 	spaceCh   chan struct{} // closed when the queue shrinks and someone waits
 	closed    bool
 	closeErr  error
-	wake      chan struct{}
+	writing   bool // a writer goroutine is running
 	done      chan struct{} // closed on Close
-	writerEnd chan struct{}
+	writers   sync.WaitGroup
 
 	sent, recv     atomic.Uint64
 	pingPending    atomic.Bool
@@ -141,8 +141,7 @@ func Dial(ctx context.Context, o *Options) (*Conn, *packet.Connack, error) {
 	if err != nil {
 		return fail(PhaseTCP, err)
 	}
-	c := &Conn{nc: nc, version: v, opts: o, wake: make(chan struct{}, 1),
-		done: make(chan struct{}), writerEnd: make(chan struct{})}
+	c := &Conn{nc: nc, version: v, opts: o, done: make(chan struct{})}
 	if tc, ok := nc.(*tls.Conn); ok {
 		c.tlsConn = tc // its state is read on demand: an idle connection keeps no copy
 	} else {
@@ -176,7 +175,6 @@ func Dial(ctx context.Context, o *Options) (*Conn, *packet.Connack, error) {
 			c.writeTimeout = c.keepAlive * 3 / 2
 		}
 	}
-	go c.writer()
 	if c.keepAlive > 0 {
 		c.mu.Lock()
 		c.timer = time.AfterFunc(c.keepAlive/4, c.tick)
@@ -440,7 +438,7 @@ func (c *Conn) Run() error {
 			} else {
 				c.Close(rerr)
 			}
-			<-c.writerEnd
+			c.writers.Wait()
 			return c.Err()
 		}
 		c.recv.Add(1)
@@ -564,14 +562,14 @@ func (c *Conn) enqueueLocked(p packet.Packet, done func(error), n int) error {
 	}
 	c.queue = append(c.queue, item{p, done})
 	c.qBytes += n
-	first := len(c.queue) == 1
-	c.mu.Unlock()
-	if first {
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
+	if !c.writing {
+		// The writer runs only while there is something to write: an idle connection has
+		// no writing goroutine.
+		c.writing = true
+		c.writers.Add(1)
+		go c.writer()
 	}
+	c.mu.Unlock()
 	return nil
 }
 
@@ -583,15 +581,20 @@ func (c *Conn) closeErrLocked() error {
 }
 
 func (c *Conn) writer() {
-	defer close(c.writerEnd)
+	defer c.writers.Done()
 	for {
-		select {
-		case <-c.wake:
-		case <-c.done:
+		c.mu.Lock()
+		if c.closed {
+			c.writing = false
+			c.mu.Unlock()
 			c.failQueue()
 			return
 		}
-		c.mu.Lock()
+		if len(c.queue) == 0 {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
 		batch := c.queue
 		c.queue, c.spare = c.spare[:0], nil
 		c.qBytes = 0
@@ -600,9 +603,6 @@ func (c *Conn) writer() {
 			c.spaceCh = nil
 		}
 		c.mu.Unlock()
-		if len(batch) == 0 {
-			continue
-		}
 		bp := bufPool.Get().(*[]byte)
 		buf := (*bp)[:0]
 		for i := range batch {
@@ -656,10 +656,6 @@ func (c *Conn) writer() {
 			c.spare = batch[:0]
 		}
 		c.mu.Unlock()
-		if werr != nil {
-			c.failQueue()
-			return
-		}
 	}
 }
 
@@ -695,8 +691,12 @@ func (c *Conn) Close(err error) {
 		c.spaceCh = nil
 	}
 	close(c.done)
+	idle := !c.writing
 	c.mu.Unlock()
 	c.nc.Close()
+	if idle {
+		c.failQueue() // a running writer fails the queue itself
+	}
 	if c.opts.Logger != nil && !errors.Is(err, ErrClosed) {
 		c.opts.Logger.Debug("mqtt connection closed", "addr", c.opts.Addr, "err", err)
 	}
