@@ -79,17 +79,17 @@ type Conn struct {
 	writeTimeout time.Duration
 	maxOut       uint32 // the broker's Maximum Packet Size; 0: none
 
-	mu        sync.Mutex
-	queue     []item
-	spare     []item
-	qBytes    int
-	qLimit    int
-	spaceCh   chan struct{} // closed when the queue shrinks and someone waits
-	closed    bool
-	closeErr  error
-	writing   bool // a writer goroutine is running
-	done      chan struct{} // closed on Close
-	writers   sync.WaitGroup
+	mu       sync.Mutex
+	queue    []item
+	spare    []item
+	qBytes   int
+	qLimit   int
+	spaceCh  chan struct{} // closed when the queue shrinks and someone waits
+	closed   bool
+	closeErr error
+	writing  bool          // a writer goroutine is running
+	done     chan struct{} // closed on Close
+	writers  sync.WaitGroup
 
 	sent, recv     atomic.Uint64
 	pingPending    atomic.Bool
