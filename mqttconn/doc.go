@@ -1,6 +1,7 @@
 // Package mqttconn is one MQTT network connection: dialing over TCP, TLS, WebSocket or WebSocket
-// over TLS, the CONNECT/CONNACK exchange, keep alive, one reading and one writing goroutine, and
-// typed errors for everything that can go wrong on the way.
+// over TLS, the CONNECT/CONNACK exchange, keep alive, reading on the caller's goroutine and writing
+// on a goroutine that exists only while there is something to write, and typed errors for
+// everything that can go wrong on the way.
 //
 // Most programs use the fennec package, which adds reconnection, sessions and message routing on
 // top; use mqttconn directly to probe a broker step by step or to build another client.
@@ -16,7 +17,7 @@
 //
 // After Dial, call Run on one goroutine: it reads packets and hands each one to
 // Options.OnPacket until the connection ends, then returns the cause. Send and SendNow queue
-// packets for the writing goroutine, which encodes everything queued into one buffer and writes
+// packets for the writing goroutine (started on demand), which encodes everything queued into one buffer and writes
 // it with a single Write: many small packets cost one system call (and one TLS record). Send
 // waits while Options.QueueBytes are queued; SendNow does not (for acknowledgements, whose number
 // the protocol bounds).
