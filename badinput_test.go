@@ -3,6 +3,7 @@ package fennec_test
 import (
 	"context"
 	"errors"
+	"net"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -255,5 +256,23 @@ func TestReceiveMaximumOverrun(t *testing.T) {
 	case err := <-lost:
 		t.Fatalf("connection lost: %v", err)
 	default:
+	}
+}
+
+// TestDNSPhase: a resolver failure is reported as phase dns (the dial hook stands in for a
+// resolver, so no test touches real DNS).
+func TestDNSPhase(t *testing.T) {
+	leakCheck(t)
+	_, err := fennec.Connect(context.Background(), fennec.Config{Server: "mqtt://broker.invalid",
+		Dial: func(context.Context, string, string) (net.Conn, error) {
+			return nil, &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "broker.invalid", IsNotFound: true}}
+		}})
+	var ce *fennec.ConnectError
+	var de *net.DNSError
+	if !errors.As(err, &ce) || ce.Phase != fennec.PhaseDNS || !errors.As(err, &de) {
+		t.Fatalf("err %v, want ConnectError phase dns wrapping *net.DNSError", err)
+	}
+	if ce.Addr != "broker.invalid:1883" {
+		t.Fatalf("Addr %q", ce.Addr)
 	}
 }
