@@ -181,6 +181,9 @@ func newClient(cfg Config) (*Client, error) {
 	}
 	if cfg.Version == packet.V5 {
 		conn.Props = cfg.ConnectProperties
+		// Topic aliases from the broker are not supported: announce none (zero) so the broker
+		// never sends one [MQTT-3.3.2-9].
+		conn.Props.Clear(packet.PropTopicAliasMaximum)
 		if cfg.SessionExpiry > 0 {
 			conn.Props.SetSessionExpiryInterval(uint32(min(cfg.SessionExpiry/time.Second, 0xFFFFFFFF)))
 		}
