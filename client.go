@@ -229,12 +229,12 @@ func newClient(cfg Config) (*Client, error) {
 func (c *Client) restore() error {
 	out, in, err := c.store.Load()
 	if err != nil {
-		return fmt.Errorf("fennec: restoring session: %w", err)
+		return wrapErr("restoring session", err)
 	}
 	for _, r := range out {
 		pub, err := session.UnmarshalPublish(r.Data)
 		if err != nil {
-			return fmt.Errorf("fennec: restoring session: %w", err)
+			return wrapErr("restoring session", err)
 		}
 		if r.PacketID == 0 || c.ids.InUse(r.PacketID) {
 			continue
@@ -319,7 +319,11 @@ func (c *Client) run(conn *mqttconn.Conn) {
 			return
 		}
 		if c.cfg.DisableReconnect {
-			lost := fmt.Errorf("%w: %w", ErrConnectionLost, err)
+			lost := err
+			if !errors.Is(err, ErrConnectionLost) {
+				lost = wrapErr("connection lost", err)
+				lost = &joinedErr{lost, ErrConnectionLost}
+			}
 			c.mu.Lock()
 			if c.closedErr == nil {
 				c.closedErr = lost
@@ -738,13 +742,13 @@ func (c *Client) shutdown(ctx context.Context, graceful bool) error {
 	select {
 	case <-hdone:
 	case <-ctx.Done():
-		return fmt.Errorf("fennec: a message handler is still running: %w", ctx.Err())
+		return wrapErr("a message handler is still running", ctx.Err())
 	}
 	if n > 0 {
 		return fmt.Errorf("%w: %d QoS 1/2 messages", ErrUnacknowledged, n)
 	}
 	if err != nil && !errors.Is(err, mqttconn.ErrClosed) {
-		return fmt.Errorf("fennec: disconnect: %w", err)
+		return wrapErr("disconnect", err)
 	}
 	return nil
 }

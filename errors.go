@@ -2,6 +2,7 @@ package fennec
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/fennec-mqtt/fennec/mqttconn"
 )
@@ -77,3 +78,24 @@ func Temporary(err error) bool {
 	}
 	return true
 }
+
+// wrapErr adds context to err without stacking "fennec: " prefixes:
+// "fennec: subscribe: client closed", not "fennec: subscribe: fennec: client closed".
+func wrapErr(context string, err error) error { return &prefixedErr{context, err} }
+
+type prefixedErr struct {
+	context string
+	err     error
+}
+
+func (e *prefixedErr) Error() string {
+	return "fennec: " + e.context + ": " + strings.TrimPrefix(e.err.Error(), "fennec: ")
+}
+
+func (e *prefixedErr) Unwrap() error { return e.err }
+
+// joinedErr is err that also matches target with errors.Is, with err's message.
+type joinedErr struct{ err, target error }
+
+func (e *joinedErr) Error() string   { return e.err.Error() }
+func (e *joinedErr) Unwrap() []error { return []error{e.err, e.target} }

@@ -174,7 +174,7 @@ func (c *Client) enqueue(ctx context.Context, m *Message) (*Token, error) {
 			delete(c.byID, pub.PacketID)
 			c.ids.Free(pub.PacketID)
 			c.mu.Unlock()
-			return nil, fmt.Errorf("fennec: publish: %w", err)
+			return nil, wrapErr("publish", err)
 		}
 	}
 	c.q = append(c.q, om)
@@ -238,12 +238,12 @@ func (c *Client) Subscribe(ctx context.Context, h MessageHandler, subs ...packet
 	})
 	if err != nil {
 		undo(all)
-		return nil, fmt.Errorf("fennec: subscribe: %w", err)
+		return nil, wrapErr("subscribe", err)
 	}
 	sa, ok := resp.(*packet.Suback)
 	if !ok {
 		undo(all)
-		return nil, fmt.Errorf("fennec: subscribe: %w", &ProtocolError{Packet: resp.Type(), Msg: "answer to SUBSCRIBE is not SUBACK"})
+		return nil, wrapErr("subscribe", &ProtocolError{Packet: resp.Type(), Msg: "answer to SUBSCRIBE is not SUBACK"})
 	}
 	if len(sa.ReasonCodes) != len(subs) {
 		undo(all)
@@ -255,7 +255,7 @@ func (c *Client) Subscribe(ctx context.Context, h MessageHandler, subs ...packet
 		if rc >= 0x80 {
 			failed[subs[i].Filter] = true
 			if first == nil {
-				first = fmt.Errorf("fennec: subscribe %q: %w", subs[i].Filter,
+				first = wrapErr(fmt.Sprintf("subscribe %q", subs[i].Filter),
 					&ReasonError{Packet: packet.SUBACK, Code: rc, Version: c.cfg.Version, Reason: sa.Props.ReasonString})
 			}
 		}
@@ -295,13 +295,13 @@ func (c *Client) Unsubscribe(ctx context.Context, filters ...string) error {
 	}
 	c.mu.Unlock()
 	if err != nil {
-		return fmt.Errorf("fennec: unsubscribe: %w", err)
+		return wrapErr("unsubscribe", err)
 	}
 	if ua, ok := resp.(*packet.Unsuback); ok {
 		for i, rc := range ua.ReasonCodes {
 			// 0x11 No subscription existed is a success for the caller's purpose.
 			if rc >= 0x80 && i < len(filters) {
-				return fmt.Errorf("fennec: unsubscribe %q: %w", filters[i],
+				return wrapErr(fmt.Sprintf("unsubscribe %q", filters[i]),
 					&ReasonError{Packet: packet.UNSUBACK, Code: rc, Version: c.cfg.Version, Reason: ua.Props.ReasonString})
 			}
 		}
