@@ -59,9 +59,11 @@
 // The client sends PINGREQ when the connection is idle and detects a dead connection — including
 // a half-open TCP connection — within 1.5 times the keep alive. A broker that stops reading fails
 // the connection with ErrWriteTimeout. The broker's Receive Maximum and Maximum Packet Size are
-// honoured, and ours (Config.ReceiveMaximum, Config.MaxPacketSize) are enforced: a broker that
-// breaks the protocol gets its connection closed with a *ProtocolError saying what it did, and the
-// client reconnects with its session intact.
+// honoured, and ours are enforced: a packet above Config.MaxPacketSize, like any broker that
+// breaks the protocol, gets the connection closed with a *ProtocolError saying what the broker
+// did, and the client reconnects with its session intact. A broker that exceeds
+// Config.ReceiveMaximum (mosquitto 2.0.11 does under load) meets back-pressure instead: memory
+// stays bounded without a disconnect loop.
 //
 // # Observability
 //
