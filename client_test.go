@@ -47,11 +47,21 @@ func testPubSub(t *testing.T, server string, v packet.Version) {
 			t.Fatalf("Publish QoS %d: %v", q, err)
 		}
 	}
+	big := make([]byte, 100<<10)
+	for i := range big {
+		big[i] = byte(i)
+	}
+	if err := pubC.Publish(ctx, &fennec.Message{Topic: topic + "/big", QoS: 1, Payload: big}); err != nil {
+		t.Fatalf("Publish 100 KiB: %v", err)
+	}
 	for i := 0; i < 30; i++ {
 		m := got.next(t)
 		if string(m.Payload) != fmt.Sprint(i) || m.QoS != packet.QoS(i%3) || m.Topic != fmt.Sprintf("%s/%d", topic, i) {
 			t.Fatalf("message %d: got %q on %q at QoS %d", i, m.Payload, m.Topic, m.QoS)
 		}
+	}
+	if m := got.next(t); m.Topic != topic+"/big" || string(m.Payload) != string(big) {
+		t.Fatalf("100 KiB message: topic %q, %d bytes, intact %v", m.Topic, len(m.Payload), string(m.Payload) == string(big))
 	}
 	if err := pubC.Disconnect(ctx); err != nil {
 		t.Fatalf("Disconnect: %v", err)

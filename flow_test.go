@@ -59,6 +59,9 @@ func TestServerMaximumPacketSize(t *testing.T) {
 	if !errors.Is(err, fennec.ErrPacketTooLarge) {
 		t.Fatalf("err %v, want ErrPacketTooLarge", err)
 	}
+	if err := c.Publish(testCtx(t), &fennec.Message{Topic: "big", QoS: 0, Payload: make([]byte, 20<<10)}); !errors.Is(err, fennec.ErrPacketTooLarge) {
+		t.Fatalf("20 KiB payload (written without copying): %v, want ErrPacketTooLarge", err)
+	}
 	tok := c.PublishAsync(&fennec.Message{Topic: "small", QoS: 1, Payload: []byte("ok")})
 	p := fc.readType(packet.PUBLISH).(*packet.Publish)
 	if p.Topic != "small" {

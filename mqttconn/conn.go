@@ -605,15 +605,24 @@ func (c *Conn) writer() {
 		c.mu.Unlock()
 		bp := bufPool.Get().(*[]byte)
 		buf := (*bp)[:0]
+		var vec net.Buffers // set when a large payload is written from the caller's slice
+		seg := 0            // start of the part of buf not yet in vec
 		for i := range batch {
 			it := &batch[i]
 			start := len(buf)
 			var err error
-			buf, err = it.p.Append(buf, c.version)
-			if err == nil && c.maxOut > 0 && uint32(len(buf)-start) > c.maxOut {
+			var payload []byte
+			if pub, ok := it.p.(*packet.Publish); ok && len(pub.Payload) >= vectorMin {
+				// Large payloads are not copied: the head goes into buf, the payload is written
+				// from the caller's slice (writev on TCP).
+				payload = pub.Payload
+				buf, err = appendPublishHead(buf, pub, c.version)
+			} else {
+				buf, err = it.p.Append(buf, c.version)
+			}
+			if n := len(buf) - start + len(payload); err == nil && c.maxOut > 0 && uint32(n) > c.maxOut {
 				// [MQTT-3.1.2-24]: never send a packet above the broker's Maximum Packet Size.
-				buf = buf[:start]
-				err = fmt.Errorf("%w (%d bytes, limit %d)", ErrPacketTooLarge, len(buf)-start, c.maxOut)
+				err = fmt.Errorf("%w (%d bytes, limit %d)", ErrPacketTooLarge, n, c.maxOut)
 			}
 			if err != nil {
 				buf = buf[:start]
@@ -624,12 +633,21 @@ func (c *Conn) writer() {
 				it.p = nil
 				continue
 			}
+			if payload != nil {
+				vec = append(vec, buf[seg:], payload)
+				seg = len(buf)
+			}
 			c.trace(Event{Outbound: true, Packet: it.p})
 		}
 		var werr error
 		if len(buf) > 0 {
 			c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
-			_, werr = c.nc.Write(buf)
+			if vec != nil {
+				vec = append(vec, buf[seg:])
+				_, werr = vec.WriteTo(c.nc)
+			} else {
+				_, werr = c.nc.Write(buf)
+			}
 			c.sent.Add(1)
 		}
 		if cap(buf) <= 64<<10 {
@@ -759,3 +777,52 @@ func (e *ReceiveMaximumError) Error() string {
 
 // Is makes errors.Is(err, ErrProtocolViolation) true.
 func (e *ReceiveMaximumError) Is(target error) bool { return target == ErrProtocolViolation }
+
+// vectorMin is the payload size from which the writer sends a PUBLISH payload from the caller's
+// slice instead of copying it into the batch buffer.
+const vectorMin = 16 << 10
+
+// appendPublishHead appends p's fixed and variable header — the packet without its payload,
+// with the remaining length counting the payload.
+func appendPublishHead(dst []byte, p *packet.Publish, v packet.Version) ([]byte, error) {
+	q := *p
+	q.Payload = nil
+	start := len(dst)
+	b, err := q.Append(dst, v)
+	if err != nil {
+		return dst, err
+	}
+	// b[start] is the first byte, then the remaining length (1-4 bytes) of the empty-payload
+	// packet: rewrite it for the real length.
+	i, rl := start+1, 0
+	for shift := 0; ; shift += 7 {
+		c := b[i]
+		rl |= int(c&0x7f) << shift
+		i++
+		if c&0x80 == 0 {
+			break
+		}
+	}
+	rl += len(p.Payload)
+	if rl > packet.MaxRemainingLength {
+		return dst, fmt.Errorf("%w: PUBLISH of %d bytes", ErrPacketTooLarge, rl)
+	}
+	rest := append([]byte(nil), b[i:]...)
+	out := append(b[:start+1], encodeVBI(rl)...)
+	return append(out, rest...), nil
+}
+
+func encodeVBI(n int) []byte {
+	var b []byte
+	for {
+		c := byte(n & 0x7f)
+		n >>= 7
+		if n > 0 {
+			c |= 0x80
+		}
+		b = append(b, c)
+		if n == 0 {
+			return b
+		}
+	}
+}

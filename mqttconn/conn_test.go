@@ -117,3 +117,38 @@ func TestSendWaitsForQueueSpace(t *testing.T) {
 	srv.Close()
 	io.Copy(io.Discard, srv)
 }
+
+// TestLargePayloadVectored: a large payload batched with small packets arrives intact and in
+// order (written from the caller's slice, not copied), and the broker's Maximum Packet Size
+// still counts the payload.
+func TestLargePayloadVectored(t *testing.T) {
+	srv, cli := net.Pipe()
+	out := make(chan packet.Packet, 10)
+	go serve(t, srv, out)
+	c, _, err := mqttconn.Dial(context.Background(), &mqttconn.Options{Addr: "x:1", Scheme: "mqtt",
+		Dial:    func(context.Context, string, string) (net.Conn, error) { return cli, nil },
+		Connect: packet.Connect{ClientID: "v", CleanStart: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go c.Run()
+	big := make([]byte, 200<<10)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	c.SendNow(&packet.Publish{Topic: "a", Payload: []byte("small")}, nil)
+	c.SendNow(&packet.Publish{Topic: "big", QoS: 1, PacketID: 3, Payload: big}, nil)
+	c.SendNow(&packet.Publish{Topic: "b", Payload: []byte("after")}, nil)
+	want := []string{"a", "big", "b"}
+	for _, w := range want {
+		p := (<-out).(*packet.Publish)
+		if p.Topic != w {
+			t.Fatalf("got %q, want %q", p.Topic, w)
+		}
+		if w == "big" && (p.PacketID != 3 || string(p.Payload) != string(big)) {
+			t.Fatalf("large payload corrupted (id %d, %d bytes)", p.PacketID, len(p.Payload))
+		}
+	}
+	c.Close(nil)
+	srv.Close()
+}
