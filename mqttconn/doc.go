@@ -18,7 +18,8 @@
 // After Dial, call Run on one goroutine: it reads packets and hands each one to
 // Options.OnPacket until the connection ends, then returns the cause. Send and SendNow queue
 // packets for the writing goroutine (started on demand), which encodes everything queued into one buffer and writes
-// it with a single Write: many small packets cost one system call (and one TLS record). Send
+// it with a single Write: many small packets cost one system call (and one TLS record). Payloads of
+// 16 KiB and more are written from the caller's slice rather than copied. Send
 // waits while Options.QueueBytes are queued; SendNow does not (for acknowledgements, whose number
 // the protocol bounds).
 //
