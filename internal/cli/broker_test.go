@@ -410,3 +410,18 @@ func TestBrokerCommandSignals(t *testing.T) {
 		})
 	}
 }
+
+// --log-json writes one JSON object per log line, with the listener facts as fields.
+func TestBrokerCommandLogJSON(t *testing.T) {
+	_, logs := startBrokerCmdLogs(t, "--listen", "tcp://127.0.0.1:0", "--pki-dir", filepath.Join(t.TempDir(), "pki"), "--log-json")
+	waitLog(t, logs, `"msg":"listening"`)
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %v\n%s", err, line)
+		}
+		if rec["msg"] == "listening" && (rec["scheme"] != "tcp" || rec["addr"] == nil) {
+			t.Fatalf("listening record without its fields: %v", rec)
+		}
+	}
+}
