@@ -126,6 +126,21 @@ func TestExplainProtocolVersionMismatch(t *testing.T) {
 		_, err := dialAndRead(t, s.addr, cfg, false)
 		expectDiagnosis(t, err, rec, pki.DiagVersion, "TLS version")
 	})
+	// A legacy server (pki.ServerConfig refuses to build one, so crypto/tls directly): the
+	// default client configuration refuses TLS 1.0 and 1.1 on the wire.
+	t.Run("server 1.0 to 1.1, client default", func(t *testing.T) {
+		pair, err := tls.X509KeyPair(f.Server.CertPEM, f.Server.KeyPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := startGoServer(t, &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
+		cfg, rec := clientConfig(t, clientSetup{ca: f.CA})
+		_, err = dialAndRead(t, s.addr, cfg, false)
+		expectDiagnosis(t, err, rec, pki.DiagVersion, "TLS version")
+		if serr := <-s.errs; serr == nil {
+			t.Fatal("the server completed a handshake")
+		}
+	})
 }
 
 // mosquitto with tls_version tlsv1.3 (a minimum) and a client that stops at TLS 1.2.
