@@ -99,6 +99,9 @@ func connect(ctx context.Context, spec *connSpec) (mqttClient, error) {
 			cfg.OnConnectionLost = func(_ *fennec.Client, err error) { tr.note("%s", lostText(err)) }
 		}
 	}
+	if h := spec.OnMessage; h != nil {
+		cfg.DefaultHandler = func(fm *fennec.Message) { h(fromFennecMessage(fm)) }
+	}
 	if spec.OnLost != nil {
 		prev := cfg.OnConnectionLost
 		cfg.OnConnectionLost = func(c *fennec.Client, err error) {

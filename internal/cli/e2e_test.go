@@ -668,3 +668,109 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		}
 	}
 }
+
+// TestSubOutputLikeMosquittoSub: with the same flags, fennec sub prints byte for byte what
+// mosquitto_sub prints (-v, -T, --retained-only, -F, -N), against mosquitto; and -R with -C, and
+// empty messages (-n), behave as mosquitto_sub documents.
+func TestSubOutputLikeMosquittoSub(t *testing.T) {
+	isolate(t)
+	mosquittotest.Require(t, "mosquitto_pub", "mosquitto_sub")
+	m := mosquittotest.Start(t, mosquittotest.Options{})
+	h, p := splitHostPort(m.Addr)
+	conn := []string{"-h", h, "-p", fmt.Sprint(p)}
+	for _, r := range [][2]string{{"v/a", "hello"}, {"f/skip/1", "no"}, {"f/keep", "yes"}, {"g/old", "stale"}} {
+		if code, _, errout := run(t, append([]string{"pub", "-t", r[0], "-m", r[1], "-r", "-q", "1"}, conn...)...); code != 0 {
+			t.Fatalf("pub %s: exit %d %s", r[0], code, errout)
+		}
+	}
+	for _, args := range [][]string{
+		{"-t", "v/a", "-v", "-C", "1"},
+		{"-t", "f/#", "-T", "f/skip/#", "-v", "-C", "1"}, // filtered messages do not count
+		{"-t", "f/keep", "-t", "v/a", "-N", "-C", "2"},
+		{"-t", "v/a", "-F", `%t|%p|%q|%r|%l|%x\t@Y`, "-C", "1"},
+		{"-t", "v/a", "--retained-only", "-v", "-W", "1"}, // (exit codes differ: see docs/cli.md)
+	} {
+		args = append(args, conn...)
+		want, _ := exec.Command("mosquitto_sub", args...).Output()
+		_, got, errout := run(t, append([]string{"sub"}, args...)...)
+		if len(want) == 0 || got != string(want) {
+			t.Errorf("sub %q: fennec printed %q, mosquitto_sub %q\n%s", args, got, want, errout)
+		}
+	}
+
+	// -R -C 1: the retained message is skipped and does not count; the fresh one ends it
+	sub, subErr := start(t, context.Background(), "<- SUBACK", append([]string{"sub", "-t", "g/#", "-R", "-C", "1", "-W", "30", "-v", "-d"}, conn...)...)
+	waitSeen(t, subErr, sub, "sub -R")
+	if code, _, errout := run(t, append([]string{"pub", "-t", "g/new", "-m", "fresh"}, conn...)...); code != 0 {
+		t.Fatalf("pub: exit %d %s", code, errout)
+	}
+	if r := wait(t, sub, "sub -R"); r.code != 0 || r.out != "g/new fresh\n" {
+		t.Fatalf("sub -R -C 1: exit %d %q\n%s", r.code, r.out, r.errout)
+	}
+
+	// empty messages: "TOPIC (null)" with -v; nothing at all without -v (but they count for -C)
+	for _, tc := range []struct {
+		flags []string
+		want  string
+	}{{[]string{"-v", "-C", "2"}, "n/x (null)\nn/x after\n"}, {[]string{"-C", "2"}, "after\n"}} {
+		sub, subErr := start(t, context.Background(), "<- SUBACK", append(append([]string{"sub", "-t", "n/x", "-W", "30", "-d"}, tc.flags...), conn...)...)
+		waitSeen(t, subErr, sub, "sub")
+		for _, msg := range [][]string{{"-n"}, {"-m", "after"}} {
+			if code, _, errout := run(t, append(append([]string{"pub", "-t", "n/x", "-q", "1"}, msg...), conn...)...); code != 0 {
+				t.Fatalf("pub %q: exit %d %s", msg, code, errout)
+			}
+		}
+		if r := wait(t, sub, "sub"); r.code != 0 || r.out != tc.want {
+			t.Errorf("sub %q: exit %d, printed %q, want %q", tc.flags, r.code, r.out, tc.want)
+		}
+	}
+}
+
+// TestPersistentSessionAndWill: -c keeps the subscription and queues QoS 1 messages while the
+// client is away, for MQTT 5 and 3.1.1 (against mosquitto); a will message set with --will-*
+// is published when the connection breaks without DISCONNECT (the embedded broker drops it).
+func TestPersistentSessionAndWill(t *testing.T) {
+	isolate(t)
+	mosquittotest.Require(t, "mosquitto")
+	m := mosquittotest.Start(t, mosquittotest.Options{})
+	h, p := splitHostPort(m.Addr)
+	conn := []string{"-h", h, "-p", fmt.Sprint(p)}
+	for _, v := range []string{"5", "311"} {
+		id, topic := "persist-"+v, "persist/"+v
+		if code, _, errout := run(t, append([]string{"sub", "-V", v, "-c", "-i", id, "-q", "1", "-t", topic, "-E"}, conn...)...); code != 0 {
+			t.Fatalf("-V %s sub -c -E: exit %d %s", v, code, errout)
+		}
+		if code, _, errout := run(t, append([]string{"pub", "-V", v, "-t", topic, "-m", "queued", "-q", "1"}, conn...)...); code != 0 {
+			t.Fatalf("-V %s pub: exit %d %s", v, code, errout)
+		}
+		// no -t: the session still holds the subscription
+		code, out, errout := run(t, append([]string{"sub", "-V", v, "-c", "-i", id, "-U", "none/such", "-C", "1", "-W", "30"}, conn...)...)
+		if code != 0 || out != "queued\n" {
+			t.Fatalf("-V %s sub -c again: exit %d %q %s", v, code, out, errout)
+		}
+	}
+	if code, _, errout := run(t, "sub", "-c", "-t", "x", "-E", "-h", h, "-p", fmt.Sprint(p)); code != ExitUsage || !strings.Contains(errout, "-i") {
+		t.Fatalf("-c without -i: exit %d %s", code, errout)
+	}
+
+	b := brokertest.Start(t, brokertest.Options{})
+	h, p = splitHostPort(b.TCPAddr)
+	conn = []string{"-h", h, "-p", fmt.Sprint(p)}
+	watcher, wErr := start(t, context.Background(), "<- SUBACK", append([]string{"sub", "-t", "status/#", "-C", "1", "-W", "30", "-v", "-d"}, conn...)...)
+	waitSeen(t, wErr, watcher, "watcher")
+	devCtx, stopDev := context.WithCancel(context.Background())
+	defer stopDev()
+	dev, devErr := start(t, devCtx, "<- SUBACK", append([]string{"sub", "-i", "dev-will", "-t", "cmd/dev", "-d",
+		"--will-topic", "status/dev", "--will-payload", "gone", "--will-qos", "1"}, conn...)...)
+	waitSeen(t, devErr, dev, "device")
+	if err := b.Faults().DropClient("dev-will"); err != nil {
+		t.Fatal(err)
+	}
+	if r := wait(t, watcher, "watcher"); r.code != 0 || r.out != "status/dev gone\n" {
+		t.Fatalf("will: exit %d %q %s", r.code, r.out, r.errout)
+	}
+	stopDev()
+	if r := wait(t, dev, "device"); r.code != ExitInterrupted {
+		t.Fatalf("device: exit %d %s", r.code, r.errout)
+	}
+}

@@ -124,6 +124,19 @@ func (o *subOptions) run(ctx context.Context, streams IO) (err error) {
 			fmt.Fprintf(streams.Err, "fennec: %s (reconnecting)\n", lostText(err))
 		}
 	}
+	// The handler hands each message to this goroutine; a full channel holds the client back,
+	// which holds the broker back: back-pressure, not an unbounded queue.
+	msgs := make(chan *message, 64)
+	done := make(chan struct{})
+	handler := func(m *message) {
+		select {
+		case msgs <- m:
+		case <-done:
+		}
+	}
+	// A persistent session (-c) delivers what was queued for it right after CONNACK, before
+	// any SUBSCRIBE of this run: those messages go to the same handler.
+	spec.OnMessage = handler
 	c, err := dialClient(ctx, spec)
 	if err != nil {
 		return err
@@ -133,6 +146,7 @@ func (o *subOptions) run(ctx context.Context, streams IO) (err error) {
 			err = derr
 		}
 	}()
+	defer close(done) // before disconnecting: a handler blocked on msgs lets go
 
 	var timeout <-chan time.Time
 	if o.timeout > 0 {
@@ -143,17 +157,6 @@ func (o *subOptions) run(ctx context.Context, streams IO) (err error) {
 	if len(o.unsubscribe) > 0 {
 		if err := c.Unsubscribe(ctx, o.unsubscribe); err != nil {
 			return explain(err, spec, "MQTT UNSUBSCRIBE")
-		}
-	}
-	// The handler hands each message to this goroutine; a full channel holds the client back,
-	// which holds the broker back: back-pressure, not an unbounded queue.
-	msgs := make(chan *message, 64)
-	done := make(chan struct{})
-	defer close(done)
-	handler := func(m *message) {
-		select {
-		case msgs <- m:
-		case <-done:
 		}
 	}
 	if len(topics) > 0 {
@@ -228,6 +231,12 @@ func (o *subOptions) print(streams IO, m *message) error {
 			return err
 		}
 		out = []byte(s)
+	case len(m.Payload) == 0:
+		// as mosquitto_sub: "TOPIC (null)" with -v (not with -N), else nothing at all
+		if !o.verbose || o.noEOL {
+			return nil
+		}
+		out = []byte(m.Topic + " (null)")
 	case o.verbose:
 		out = append([]byte(m.Topic+" "), m.Payload...)
 	default:
