@@ -87,3 +87,50 @@ func TestSubscribeRefused(t *testing.T) {
 		t.Fatalf("err %v, want ReasonError SUBACK 0x87", err)
 	}
 }
+
+// TestSharedSubscription: a "$share/group/filter" subscription receives messages published on
+// topics its filter matches, routed to its handler (mosquitto, both versions).
+func TestSharedSubscription(t *testing.T) {
+	b := startMosquitto(t)
+	for _, v := range versions {
+		t.Run(vname(v), func(t *testing.T) {
+			leakCheck(t)
+			ctx := testCtx(t)
+			c := connect(t, fennec.Config{Server: "mqtt://" + b.Addr, Version: v, CleanStart: true})
+			got := newCollector(1)
+			if _, err := c.Subscribe(ctx, got.handler, sub("$share/workers/jobs/"+vname(v)+"/+", 1)); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Publish(ctx, &fennec.Message{Topic: "jobs/" + vname(v) + "/7", QoS: 1, Payload: []byte("job")}); err != nil {
+				t.Fatal(err)
+			}
+			if m := got.next(t); string(m.Payload) != "job" {
+				t.Fatalf("got %q", m.Payload)
+			}
+			if err := c.Disconnect(ctx); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestUnknownPubrel: PUBREL for a packet ID we do not hold (after a restart, say) is answered
+// with PUBCOMP 0x92 Packet Identifier not found, not treated as an error.
+func TestUnknownPubrel(t *testing.T) {
+	leakCheck(t)
+	fb := startFake(t, packet.V5)
+	lost := make(chan error, 1)
+	cfg := fastReconnect(fb.url(), packet.V5)
+	cfg.OnConnectionLost = func(_ *fennec.Client, err error) { lost <- err }
+	_, fc := connectFake(t, fb, cfg, false)
+	fc.write(&packet.Pubrel{PacketID: 99})
+	comp := fc.readType(packet.PUBCOMP).(*packet.Pubcomp)
+	if comp.PacketID != 99 || comp.ReasonCode != packet.PacketIdentifierNotFound {
+		t.Fatalf("PUBCOMP id %d code %v", comp.PacketID, comp.ReasonCode)
+	}
+	select {
+	case err := <-lost:
+		t.Fatalf("connection lost: %v", err)
+	default:
+	}
+}
