@@ -58,16 +58,20 @@ type Rules struct {
 }
 
 // LoadACL reads an ACL file.
-func LoadACL(path string) (*ACL, error) {
+func LoadACL(path string) (*ACL, error) { return loadFile(path, "ACL file", ParseACL) }
+
+// loadFile reads the file and parses it; the errors name the file.
+func loadFile[T any](path, what string, parse func([]byte) (T, error)) (T, error) {
+	var zero T
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("broker: ACL file: %w", err)
+		return zero, fmt.Errorf("broker: %s: %w", what, err)
 	}
-	a, err := ParseACL(data)
+	v, err := parse(data)
 	if err != nil {
-		return nil, fmt.Errorf("%w (in %s)", err, path)
+		return zero, fmt.Errorf("%w (in %s)", err, path)
 	}
-	return a, nil
+	return v, nil
 }
 
 // ParseACL parses and validates an ACL document; unknown fields are errors, so a misspelt key

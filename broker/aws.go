@@ -242,17 +242,7 @@ type Statement struct {
 }
 
 // LoadPolicy reads a policy document.
-func LoadPolicy(path string) (*Policy, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("broker: policy: %w", err)
-	}
-	p, err := ParsePolicy(data)
-	if err != nil {
-		return nil, fmt.Errorf("%w (in %s)", err, path)
-	}
-	return p, nil
-}
+func LoadPolicy(path string) (*Policy, error) { return loadFile(path, "policy", ParsePolicy) }
 
 // stringOrList decodes a JSON string or array of strings.
 type stringOrList []string
