@@ -10,6 +10,7 @@ import (
 
 	"github.com/fennec-mqtt/fennec"
 	"github.com/fennec-mqtt/fennec/internal/mosquittotest"
+	"github.com/fennec-mqtt/fennec/packet"
 	"github.com/fennec-mqtt/fennec/pki"
 )
 
@@ -49,9 +50,13 @@ func TestTransports(t *testing.T) {
 			var sawTLS bool
 			var in, out int
 			cfg := fennec.Config{Server: tc.url, TLSConfig: tlsCfg, CleanStart: true,
+				Username: "u", Password: []byte("s3cret"),
 				Trace: func(e fennec.TraceEvent) {
 					mu.Lock()
 					defer mu.Unlock()
+					if cp, ok := e.Packet.(*packet.Connect); ok && (len(cp.Password) > 0 || !cp.HasPassword) {
+						t.Errorf("trace shows CONNECT password %q (has=%v)", cp.Password, cp.HasPassword)
+					}
 					switch {
 					case e.TLS != nil:
 						sawTLS = true

@@ -335,7 +335,16 @@ func (c *Conn) handshake(ctx context.Context) (*packet.Connack, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.trace(Event{Outbound: true, Packet: &conn})
+	if c.opts.Trace != nil {
+		// The trace never carries the password: HasPassword stays, the bytes do not.
+		shown := conn
+		note := ""
+		if shown.HasPassword {
+			shown.Password = nil
+			note = "password redacted"
+		}
+		c.trace(Event{Outbound: true, Packet: &shown, Note: note})
+	}
 	if _, err := c.nc.Write(buf); err != nil {
 		return nil, ctxOr(ctx, err)
 	}
