@@ -257,12 +257,19 @@ func TestExitCodes(t *testing.T) {
 		})
 	}
 
+	t.Run("quiet", func(t *testing.T) {
+		code, out, errout := run(t, "pub", "-t", "x", "-m", "y", "-h", "127.0.0.1", "-p", fmt.Sprint(free), "--quiet")
+		if code != ExitNetwork || out != "" || errout != "" {
+			t.Fatalf("--quiet: exit %d, stdout %q, stderr %q", code, out, errout)
+		}
+	})
+
 	t.Run("refused by server", func(t *testing.T) {
 		pw, err := broker.HashPassword("right", 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ab := brokertest.Start(t, brokertest.Options{ACL: &broker.ACL{Users: []broker.User{{Name: "alice", Password: pw, Rules: broker.Rules{Publish: []string{"#"}, Subscribe: []string{"#"}}}}}})
+		ab := brokertest.Start(t, brokertest.Options{ACL: &broker.ACL{Users: []broker.User{{Name: "alice", Password: pw, Rules: broker.Rules{Publish: []string{"#"}, Subscribe: []string{"open/#"}}}}}})
 		h, p := splitHostPort(ab.TCPAddr)
 		for _, v := range []string{"5", "311"} {
 			t.Setenv("FENNEC_PASSWORD", "wrong")
@@ -277,6 +284,11 @@ func TestExitCodes(t *testing.T) {
 			t.Setenv("FENNEC_PASSWORD", "right")
 			if code, _, errout := run(t, "pub", "-t", "x", "-m", "y", "-h", h, "-p", fmt.Sprint(p), "-u", "alice", "-V", v); code != 0 {
 				t.Fatalf("-V %s right password from FENNEC_PASSWORD: exit %d %s", v, code, errout)
+			}
+			// a SUBACK failure code for a filter the ACL does not allow
+			code, out, errout = run(t, "sub", "-t", "open/x", "-t", "closed/#", "-h", h, "-p", fmt.Sprint(p), "-u", "alice", "-V", v, "-C", "1", "--json")
+			if code != ExitRefused || !strings.Contains(errout, `refused the subscription to "closed/#"`) || !strings.Contains(errout, "hint: step: MQTT SUBSCRIBE") || !strings.Contains(out, `"exit_code":4`) {
+				t.Fatalf("-V %s refused subscription: exit %d\nstdout: %s\nstderr: %s", v, code, out, errout)
 			}
 		}
 	})
