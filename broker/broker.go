@@ -17,11 +17,10 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
-// Errors returned by New and Start.
+// Errors returned by Start.
 var (
-	ErrStarted    = errors.New("broker: already started")
-	ErrClosed     = errors.New("broker: closed")
-	ErrNotStarted = errors.New("broker: not started")
+	ErrStarted = errors.New("broker: already started")
+	ErrClosed  = errors.New("broker: closed")
 )
 
 // Listener describes one network listener.

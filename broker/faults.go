@@ -93,9 +93,6 @@ func (f *Faults) ResumeReading(clientID string) error {
 }
 
 func (f *Faults) conn(clientID string) (*conn, error) {
-	if f.b == nil {
-		return nil, ErrNotStarted
-	}
 	cl, ok := f.b.srv.Clients.Get(clientID)
 	if !ok || cl.Closed() {
 		return nil, fmt.Errorf("%w: %q", ErrNoClient, clientID)

@@ -232,3 +232,36 @@ func TestStartFailureClosesListeners(t *testing.T) {
 	}
 	again.Close()
 }
+
+// Start runs once; Close may come before Start and more than once.
+func TestStartAndCloseOrder(t *testing.T) {
+	b, err := broker.New(broker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Addr() != "" {
+		t.Fatalf("address before Start: %q", b.Addr())
+	}
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(context.Background()); !errors.Is(err, broker.ErrStarted) {
+		t.Fatalf("second Start: %v, want ErrStarted", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := b.Start(context.Background()); !errors.Is(err, broker.ErrClosed) {
+		t.Fatalf("Start after Close: %v, want ErrClosed", err)
+	}
+	unstarted, err := broker.New(broker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unstarted.Close(); err != nil {
+		t.Fatalf("Close before Start: %v", err)
+	}
+}
