@@ -409,6 +409,27 @@ func TestMosquittoInterop(t *testing.T) {
 	}
 }
 
+// TestURLFormLikeMosquitto: the same -L mqtts://user@host:port/topic URL works for fennec pub
+// and mosquitto_sub, with client certificates.
+func TestURLFormLikeMosquitto(t *testing.T) {
+	isolate(t)
+	m, files := mosquittoMTLS(t)
+	cert, key := files.FirstClient(m.pki)
+	certs := []string{"--cafile", files.CA, "--cert", cert, "--key", key}
+	url := "mqtts://dev@" + m.TLSAddr + "/url/form"
+	if code, out, errout := run(t, append([]string{"pub", "-L", url, "-m", "via -L", "-r", "-q", "1"}, certs...)...); code != 0 {
+		t.Fatalf("fennec pub -L: exit %d %s %s", code, out, errout)
+	}
+	out, err := exec.Command("mosquitto_sub", append([]string{"-L", url, "-C", "1", "-W", "20", "-v"}, certs...)...).CombinedOutput()
+	if err != nil || string(out) != "url/form via -L\n" {
+		t.Fatalf("mosquitto_sub -L: %v %q", err, out)
+	}
+	code, got, errout := run(t, append([]string{"sub", "-L", url, "-C", "1", "-v"}, certs...)...)
+	if code != 0 || got != string(out) {
+		t.Fatalf("fennec sub -L: exit %d %q %s", code, got, errout)
+	}
+}
+
 // TestBinary builds the real fennec binary and runs it: the demo exits 0, a refused TCP
 // connection exits 3, and -h is the host while --help is help.
 func TestBinary(t *testing.T) {
