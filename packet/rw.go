@@ -11,7 +11,8 @@ const readBufSize = 4096
 // Reader reads packets from a stream through its own buffer, so that small packets cost few read
 // calls. It never trusts a peer's length: a remaining length above the maximum packet size is
 // refused before anything is allocated for it, and a large body is allocated as its bytes arrive,
-// so a peer that claims 256 MiB and sends 10 bytes costs about 10 bytes.
+// so a peer that claims 256 MiB and sends 10 bytes costs about 10 bytes. A Reader is not safe
+// for concurrent use; a connection has one reading goroutine.
 type Reader struct {
 	r       io.Reader
 	buf     []byte // buffered bytes: buf[off:end]
@@ -129,7 +130,8 @@ func (r *Reader) ReadPacket(v Version) (Packet, error) {
 // Writer writes packets to a stream with one Write per packet. PUBLISH payloads are not copied
 // when the stream can write several buffers in one call (TCP and Unix connections: writev through
 // net.Buffers); on other streams (TLS, pipes) the packet is assembled in a reused buffer so it
-// still goes out as one Write, e.g. one TLS record.
+// still goes out as one Write, e.g. one TLS record. A Writer is not safe for concurrent use; a
+// connection has one writing goroutine.
 type Writer struct {
 	w      io.Writer
 	buf    []byte
