@@ -35,6 +35,24 @@ func startAWS(t *testing.T) *brokertest.Broker {
 	return startAWSWith(t, awsPolicy, nil)
 }
 
+// startAWSLogged is startAWS with the broker's log kept for the test to read.
+func startAWSLogged(t *testing.T) (*brokertest.Broker, *lockedBuffer) {
+	t.Helper()
+	logs := &lockedBuffer{}
+	return startAWSWith(t, awsPolicy, testLog(t, logs)), logs
+}
+
+// mosquittoRefused runs mosquitto_pub, which must fail, and waits for the broker to log one more
+// line holding every one of cause: the refusal was for that reason.
+func mosquittoRefused(t *testing.T, logs *lockedBuffer, args []string, cause ...string) {
+	t.Helper()
+	before := logLines(logs, cause...)
+	if r := run(t, "mosquitto_pub", args...); r.code == 0 {
+		t.Fatalf("mosquitto_pub %v succeeded: %s", args, r.out)
+	}
+	waitLogLines(t, logs, before+1, cause...)
+}
+
 // startAWSWith starts the AWS emulation with a policy document and a logger (nil: the test log).
 func startAWSWith(t *testing.T, policy string, log *slog.Logger) *brokertest.Broker {
 	t.Helper()
@@ -60,10 +78,10 @@ func mosqAWS(b *brokertest.Broker, cn string, args ...string) []string {
 
 // A denied iot:Connect, or an unregistered certificate, closes the connection without CONNACK.
 func TestAWSDeniedConnectNoConnack(t *testing.T) {
-	b := startAWS(t)
-	for _, tc := range []struct{ cn, id string }{
-		{"thing-1", "not-my-thing"}, // policy: client ID must be the thing name
-		{"unregistered", "unregistered"},
+	b, logs := startAWSLogged(t)
+	for _, tc := range []struct{ cn, id, cause string }{
+		{"thing-1", "not-my-thing", `policy denies iot:Connect for client ID \"not-my-thing\"`}, // client ID must be the thing name
+		{"unregistered", "unregistered", `certificate \"unregistered\"`},
 	} {
 		for _, v5 := range []bool{false, true} {
 			c := awsTLS(t, b, tc.cn)
@@ -76,10 +94,8 @@ func TestAWSDeniedConnectNoConnack(t *testing.T) {
 			}
 			expectClosed(t, c)
 		}
-		r := run(t, "mosquitto_pub", mosqAWS(b, tc.cn, "-i", tc.id, "-t", "things/"+tc.id+"/x", "-m", "m", "-V", "mqttv311")...)
-		if r.code == 0 {
-			t.Fatalf("mosquitto_pub as %s/%s succeeded: %s", tc.cn, tc.id, r.out)
-		}
+		mosquittoRefused(t, logs, mosqAWS(b, tc.cn, "-i", tc.id, "-t", "things/"+tc.id+"/x", "-m", "m", "-V", "mqttv311"),
+			"closing without CONNACK", tc.cause)
 	}
 	// The allowed case connects.
 	c := awsTLS(t, b, "thing-1")
@@ -90,7 +106,7 @@ func TestAWSDeniedConnectNoConnack(t *testing.T) {
 
 // MQTT 3.1.1: an unauthorized publish (any QoS) or subscribe disconnects the client.
 func TestAWSUnauthorized311Disconnects(t *testing.T) {
-	b := startAWS(t)
+	b, logs := startAWSLogged(t)
 	for _, pkt := range [][]byte{
 		publish(false, "things/thing-2/x", 0, 0, []byte("m")),
 		publish(false, "things/thing-1/forbidden", 1, 1, []byte("m")),
@@ -103,19 +119,14 @@ func TestAWSUnauthorized311Disconnects(t *testing.T) {
 		}
 		expectClosed(t, c)
 	}
-	r := run(t, "mosquitto_pub", mosqAWS(b, "thing-1", "-i", "thing-1", "-t", "things/thing-2/x", "-m", "m", "-q", "1", "-V", "mqttv311")...)
-	if r.code == 0 {
-		t.Fatalf("unauthorized QoS 1 publish by mosquitto_pub succeeded: %s", r.out)
-	}
+	mosquittoRefused(t, logs, mosqAWS(b, "thing-1", "-i", "thing-1", "-t", "things/thing-2/x", "-m", "m", "-q", "1", "-V", "mqttv311"),
+		"AWS rule broken", `policy denies iot:Publish on \"things/thing-2/x\"`)
 	// mosquitto_sub keeps its connection open: the broker's log shows the SUBSCRIBE refused and
 	// the connection ended, without a SUBACK.
-	logs := &lockedBuffer{}
-	bl := startAWSWith(t, awsPolicy, slog.New(slog.NewTextHandler(logs, nil)))
-	sub := startCmd(t, "mosquitto_sub", mosqAWS(bl, "thing-1", "-i", "thing-1", "-t", "things/thing-2/#", "-V", "mqttv311")...)
-	waitFor(t, "the broker to disconnect mosquitto_sub", func() bool {
-		_, after, ok := strings.Cut(logs.String(), `policy denies iot:Subscribe on \"things/thing-2/#\"`)
-		return ok && strings.Contains(after, "client disconnected")
-	})
+	denied := []string{"AWS rule broken", `policy denies iot:Subscribe on \"things/thing-2/#\"`}
+	before := logLines(logs, denied...)
+	sub := startCmd(t, "mosquitto_sub", mosqAWS(b, "thing-1", "-i", "thing-1", "-t", "things/thing-2/#", "-V", "mqttv311")...)
+	waitLogLines(t, logs, before+1, denied...)
 	sub.kill()
 	ok := run(t, "mosquitto_pub", mosqAWS(b, "thing-1", "-i", "thing-1", "-t", "things/thing-1/x", "-m", "m", "-q", "1", "-V", "mqttv311")...)
 	if ok.code != 0 {
@@ -182,7 +193,7 @@ func TestAWSReceive(t *testing.T) {
 // QoS 2 is not supported: MQTT 5 clients see Maximum QoS 1 in CONNACK and are disconnected with
 // 0x9B for a QoS 2 PUBLISH; 3.1.1 clients are disconnected; subscriptions get QoS 1 at most.
 func TestAWSQoS2(t *testing.T) {
-	b := startAWS(t)
+	b, logs := startAWSLogged(t)
 	c := awsTLS(t, b, "thing-1")
 	ack := connectRaw(t, c, connect5("thing-1", 60))
 	pr, _ := props(ack[4:])
@@ -200,10 +211,8 @@ func TestAWSQoS2(t *testing.T) {
 	connectRaw(t, c3, connect311("thing-1", 60))
 	c3.Write(publish(false, "things/thing-1/q", 2, 1, []byte("m")))
 	expectClosed(t, c3)
-	r := run(t, "mosquitto_pub", mosqAWS(b, "thing-1", "-i", "thing-1", "-t", "things/thing-1/q", "-m", "m", "-q", "2", "-V", "mqttv311")...)
-	if r.code == 0 {
-		t.Fatalf("QoS 2 publish by mosquitto_pub succeeded: %s", r.out)
-	}
+	mosquittoRefused(t, logs, mosqAWS(b, "thing-1", "-i", "thing-1", "-t", "things/thing-1/q", "-m", "m", "-q", "2", "-V", "mqttv311"),
+		"AWS rule broken", "QoS 2 publish")
 }
 
 // expectDisconnect reads an MQTT 5 DISCONNECT with the reason code, then the end of the connection.
@@ -221,7 +230,7 @@ func expectDisconnect(t *testing.T, c net.Conn, code byte) {
 
 // Topic names are limited to 256 bytes and 7 slashes, payloads to 128 KiB.
 func TestAWSLimits(t *testing.T) {
-	b := startAWS(t)
+	b, logs := startAWSLogged(t)
 	sevenSlashes := "things/thing-1/a/b/c/d/e/f" // 7 slashes: allowed
 	long := "things/thing-1/" + strings.Repeat("x", 256-len("things/thing-1/")+1)
 	cases := []struct {
@@ -258,10 +267,8 @@ func TestAWSLimits(t *testing.T) {
 		})
 	}
 	// mosquitto_pub with 8 slashes: disconnected.
-	r := run(t, "mosquitto_pub", mosqAWS(b, "thing-1", "-i", "thing-1", "-t", sevenSlashes+"/g", "-m", "m", "-q", "1", "-V", "mqttv311")...)
-	if r.code == 0 {
-		t.Fatalf("publish to 8 slashes by mosquitto_pub succeeded: %s", r.out)
-	}
+	mosquittoRefused(t, logs, mosqAWS(b, "thing-1", "-i", "thing-1", "-t", sevenSlashes+"/g", "-m", "m", "-q", "1", "-V", "mqttv311"),
+		"AWS rule broken", "topic with 8 slashes")
 	// A subscription to a too-deep filter: 3.1.1 disconnected, 5 gets 0x8F.
 	c := awsTLS(t, b, "thing-1")
 	connectRaw(t, c, connect5("thing-1", 60))

@@ -3,6 +3,9 @@ package broker_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -160,4 +163,39 @@ func subscribed(b *brokertest.Broker, id string, n int) func() bool {
 		cl, ok := b.Server().Clients.Get(id)
 		return ok && !cl.Closed() && cl.State.Subscriptions.Len() >= n
 	}
+}
+
+// logLines counts the lines of the log that hold every one of parts.
+func logLines(logs *lockedBuffer, parts ...string) int {
+	n := 0
+	for _, line := range strings.Split(logs.String(), "\n") {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(line, p)
+		}
+		if all && line != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// waitLogLines waits until the log holds at least n lines with every one of parts: the broker
+// logs a refusal after the client may already have seen it.
+func waitLogLines(t *testing.T, logs *lockedBuffer, n int, parts ...string) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%d log lines with %q", n, parts), func() bool { return logLines(logs, parts...) >= n })
+}
+
+// testLog is a logger that writes to logs and to the test's log.
+func testLog(t *testing.T, logs *lockedBuffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(io.MultiWriter(logs, tLogWriter{t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tLogWriter struct{ t *testing.T }
+
+func (w tLogWriter) Write(p []byte) (int, error) {
+	defer func() { _ = recover() }() // t.Log panics once the test has completed
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
 }
