@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -215,6 +216,9 @@ func TestSubCountAndTimeout(t *testing.T) {
 	}
 }
 
+// machineCode is an internal cause code such as "(eof-during-handshake)" in a line for people.
+var machineCode = regexp.MustCompile(`\([a-z]+(-[a-z]+)+\)`)
+
 // TestExitCodes: one failure of each class gives its exit code and hint lines naming the step.
 func TestExitCodes(t *testing.T) {
 	isolate(t)
@@ -253,6 +257,19 @@ func TestExitCodes(t *testing.T) {
 			}
 			if tc.code != ExitUsage && !strings.Contains(errout, "hint: fix: ") {
 				t.Fatalf("no fix in the hints:\n%s", errout)
+			}
+			// plain words: one "fennec: " prefix, no library prefixes, no internal cause codes
+			if strings.Count(errout, "fennec: ") != 1 || strings.Contains(errout, "pki: ") || machineCode.MatchString(errout) {
+				t.Fatalf("not plain words:\n%s", errout)
+			}
+			// --json names the step and, where the TLS diagnosis has one, the cause's code
+			code, out, _ = run(t, append(tc.args, "--json")...)
+			var obj map[string]any
+			if err := json.Unmarshal([]byte(out), &obj); err != nil || obj["exit_code"] != float64(tc.code) {
+				t.Fatalf("--json: %q %v", out, err)
+			}
+			if tc.name == "tls to a plain port" && (obj["step"] != "tls" || obj["diagnosis"] == nil) {
+				t.Fatalf("--json lacks step or diagnosis: %s", out)
 			}
 		})
 	}

@@ -38,6 +38,8 @@ type exitError struct {
 	err  error
 	hint string
 	step string // dns, tcp, tls, mqtt, setup
+	// diagnosis is a stable name of the cause for scripts (--json), e.g. "unknown-authority"
+	diagnosis string
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
@@ -67,11 +69,12 @@ func ExitCode(err error) int {
 	return ExitError
 }
 
-// libraryPrefix is the package prefix of the client's error messages; wrapped errors repeat it.
-var libraryPrefix = regexp.MustCompile(`(^|: )fennec: `)
+// libraryPrefix matches the package prefixes of the library's error messages, which stack up as
+// errors wrap errors.
+var libraryPrefix = regexp.MustCompile(`(^|: )(fennec|mqttconn|session|packet|topic|pki): `)
 
-// errorText is err's message for a person: the client library's "fennec: " prefixes, which
-// stack up as errors wrap errors, are dropped (the CLI prints its own once).
+// errorText is err's message for a person: the library's package prefixes ("fennec: ",
+// "pki: ", ...) are dropped; the CLI prints its own "fennec: " once.
 func errorText(err error) string {
 	return libraryPrefix.ReplaceAllString(err.Error(), "$1")
 }
@@ -111,6 +114,9 @@ func printJSONError(w io.Writer, err error) {
 	var ee *exitError
 	if errors.As(err, &ee) && ee.step != "" {
 		obj["step"] = ee.step
+	}
+	if ee != nil && ee.diagnosis != "" {
+		obj["diagnosis"] = ee.diagnosis
 	}
 	if h := hintLines(err); len(h) > 0 {
 		obj["hints"] = h

@@ -111,7 +111,7 @@ func (o *pubOptions) run(ctx context.Context, streams IO) (err error) {
 	case o.file != "":
 		payload, err = os.ReadFile(o.file)
 		if err != nil {
-			return &exitError{code: ExitError, err: fmt.Errorf("-f: %w", err)}
+			return &exitError{code: ExitError, err: fmt.Errorf("-f: %w", err), hint: "fix: check the path and the permissions of the file given with -f"}
 		}
 	case o.stdin:
 		payload, err = io.ReadAll(streams.In)

@@ -22,9 +22,9 @@ func explainTLS(err error, spec *connSpec) *exitError {
 	if spec != nil {
 		addr = spec.Server
 	}
-	hint := "step: TLS — the handshake with " + addr + " (" + d.Kind + ")\ncause: " + d.Cause
+	hint := "step: TLS — the handshake with " + addr + "\ncause: " + d.Cause
 	for _, f := range strings.Split(d.Fix, "\n") {
 		hint += "\nfix: " + f
 	}
-	return &exitError{code: ExitNetwork, step: "tls", err: err, hint: hint}
+	return &exitError{code: ExitNetwork, step: "tls", diagnosis: d.Kind, err: err, hint: hint}
 }
