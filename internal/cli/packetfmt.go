@@ -32,7 +32,7 @@ func describePacket(p packet.Packet, v packet.Version) string {
 			fmt.Fprintf(&b, " username=%q", p.Username)
 		}
 		if p.HasPassword {
-			fmt.Fprintf(&b, " password=(%d bytes, not shown)", len(p.Password))
+			b.WriteString(" password=(not shown)") // not even its length
 		}
 		if p.Will != nil {
 			fmt.Fprintf(&b, " will={topic=%q QoS %d retain=%v %d bytes%s}", p.Will.Topic, p.Will.QoS, p.Will.Retain, len(p.Will.Payload), propsString(&p.Will.Props))

@@ -18,7 +18,7 @@ func TestDescribePacket(t *testing.T) {
 		notWant string
 	}{
 		{&packet.Connect{Version: packet.V311, ClientID: "dev1", KeepAlive: 30, CleanStart: true, Username: "u", HasUsername: true, Password: []byte("secret"), HasPassword: true},
-			packet.V311, []string{"CONNECT MQTT 3.1.1", `client-id="dev1"`, "keepalive=30s", "clean-session", `username="u"`, "password=(6 bytes, not shown)"}, "secret"},
+			packet.V311, []string{"CONNECT MQTT 3.1.1", `client-id="dev1"`, "keepalive=30s", "clean-session", `username="u"`, "password=(not shown)"}, "secret"},
 		{&packet.Connack{ReasonCode: 5}, packet.V311, []string{"CONNACK", "return-code=5", "not authorized"}, ""},
 		{&packet.Connack{ReasonCode: 0x86}, packet.V5, []string{"reason=0x86"}, ""},
 		{&packet.Publish{QoS: 1, PacketID: 7, Topic: "a/b", Payload: []byte{0, 1, 2}, Retain: true, Props: props},
