@@ -425,3 +425,26 @@ func TestBrokerCommandLogJSON(t *testing.T) {
 		}
 	}
 }
+
+// `fennec broker` without flags: plain MQTT on 127.0.0.1:1883 and TLS 1.3 with client
+// certificates on 127.0.0.1:8883, and its printed mosquitto_pub line works. Skipped when another
+// program holds one of these ports.
+func TestBrokerCommandDefaults(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:1883", "127.0.0.1:8883"} {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Skipf("%s is busy (%v): the defaults cannot be tried here", addr, err)
+		}
+		l.Close()
+	}
+	banner := startBrokerCmd(t, "--pki-dir", filepath.Join(t.TempDir(), "pki"))
+	for _, want := range []string{"# mqtt://127.0.0.1:1883", "# mqtts://127.0.0.1:8883"} {
+		if !strings.Contains(banner, want) {
+			t.Fatalf("banner lacks %q:\n%s", want, banner)
+		}
+	}
+	pub := append(bannerCommand(t, banner, "mqtts://127.0.0.1:8883", "mosquitto_pub"), "-q", "1", "--tls-version", "tlsv1.3")
+	if out, err := runTool(t, pub); err != nil {
+		t.Fatalf("%v: %v\n%s", pub, err, out)
+	}
+}
