@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -150,6 +151,7 @@ func (o *pubOptions) run(ctx context.Context, streams IO) (err error) {
 	if o.lines {
 		sc := bufio.NewScanner(streams.In)
 		sc.Buffer(make([]byte, 64*1024), 256*1024*1024)
+		sc.Split(splitLines)
 		for sc.Scan() {
 			if err := send(append([]byte(nil), sc.Bytes()...)); err != nil {
 				return err
@@ -192,6 +194,18 @@ func dialClient(ctx context.Context, spec *connSpec) (mqttClient, error) {
 		return nil, explain(err, spec, "connecting to "+spec.Server)
 	}
 	return c, nil
+}
+
+// splitLines splits stdin for -l at '\n' only, as mosquitto_pub does: a '\r' before it is part
+// of the payload (bufio.ScanLines would drop it).
+func splitLines(data []byte, atEOF bool) (advance int, token []byte, err error) {
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		return i + 1, data[:i], nil
+	}
+	if atEOF && len(data) > 0 {
+		return len(data), data, nil
+	}
+	return 0, nil, nil
 }
 
 // disconnect ends the session with DISCONNECT. It is bounded by 5 s and runs even when ctx is
