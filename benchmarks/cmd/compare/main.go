@@ -348,7 +348,7 @@ func printTable(w io.Writer, o options, res *results, libs []benchmarks.Library,
 				if b > 0 && len(res.vals[key{tr, l.Short(), f}]) > 0 {
 					ratio := v / b
 					cell = fmt.Sprintf("%.2f×", ratio)
-					if hasTarget {
+					if hasTarget && l.Short() != benchmarks.Ceiling().Short() {
 						met := ratio >= t.ratio
 						if !t.higher {
 							met = ratio <= t.ratio
