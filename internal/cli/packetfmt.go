@@ -18,6 +18,10 @@ func describePacket(p packet.Packet, v packet.Version) string {
 		}
 		return fmt.Sprintf("0x%02X %s", byte(c), c)
 	}
+	ack := func(name string, a packet.Puback) {
+		fmt.Fprintf(&b, "%s id=%d", name, a.PacketID)
+		ackReason(&b, v, a.ReasonCode, &a.Props, reason)
+	}
 	switch p := p.(type) {
 	case *packet.Connect:
 		fmt.Fprintf(&b, "CONNECT MQTT %s client-id=%q keepalive=%ds", versionLabel(p.Version, v), p.ClientID, p.KeepAlive)
@@ -60,18 +64,15 @@ func describePacket(p packet.Packet, v packet.Version) string {
 		}
 		fmt.Fprintf(&b, " topic=%q payload %s (%d bytes)", p.Topic, payloadPreview(p.Payload), len(p.Payload))
 		b.WriteString(propsString(&p.Props))
+	// the four acknowledgements of a PUBLISH have the same fields
 	case *packet.Puback:
-		fmt.Fprintf(&b, "PUBACK id=%d", p.PacketID)
-		ackReason(&b, v, p.ReasonCode, &p.Props, reason)
+		ack("PUBACK", *p)
 	case *packet.Pubrec:
-		fmt.Fprintf(&b, "PUBREC id=%d", p.PacketID)
-		ackReason(&b, v, p.ReasonCode, &p.Props, reason)
+		ack("PUBREC", packet.Puback(*p))
 	case *packet.Pubrel:
-		fmt.Fprintf(&b, "PUBREL id=%d", p.PacketID)
-		ackReason(&b, v, p.ReasonCode, &p.Props, reason)
+		ack("PUBREL", packet.Puback(*p))
 	case *packet.Pubcomp:
-		fmt.Fprintf(&b, "PUBCOMP id=%d", p.PacketID)
-		ackReason(&b, v, p.ReasonCode, &p.Props, reason)
+		ack("PUBCOMP", packet.Puback(*p))
 	case *packet.Subscribe:
 		fmt.Fprintf(&b, "SUBSCRIBE id=%d", p.PacketID)
 		for _, s := range p.Subscriptions {

@@ -25,6 +25,9 @@ func TestDescribePacket(t *testing.T) {
 			packet.V5, []string{"PUBLISH id=7 QoS 1 retain", `topic="a/b"`, "payload 0x000102 (3 bytes)", `Content Type="text/plain"`, `User Property="k":"v"`}, ""},
 		{&packet.Suback{PacketID: 2, ReasonCodes: []packet.ReasonCode{1, 0x87}}, packet.V5, []string{"SUBACK id=2", "[granted QoS 1]", "[refused 0x87 not authorized]"}, ""},
 		{&packet.Pubrec{PacketID: 3}, packet.V5, []string{"PUBREC id=3"}, "reason"},
+		{&packet.Puback{PacketID: 4, ReasonCode: 0x87}, packet.V5, []string{"PUBACK id=4 reason=0x87 Not authorized"}, ""},
+		{&packet.Pubrel{PacketID: 5, ReasonCode: 0x92}, packet.V5, []string{"PUBREL id=5 reason=0x92"}, ""},
+		{&packet.Pubcomp{PacketID: 6}, packet.V311, []string{"PUBCOMP id=6"}, "reason"},
 		{&packet.Disconnect{ReasonCode: 0x8E}, packet.V5, []string{"DISCONNECT reason=0x8E"}, ""},
 		{&packet.Pingreq{}, packet.V5, []string{"PINGREQ"}, ""},
 	} {
