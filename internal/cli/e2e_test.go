@@ -699,7 +699,13 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "fennec", "config.toml"), []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// a config file with a typo next to the password
+	typo := filepath.Join(t.TempDir(), "typo.toml")
+	if err := os.WriteFile(typo, []byte(fmt.Sprintf("[profiles.p]\nusername = \"u\"\npassword = %q\nbrokr = \"x\"\n", secret)), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, args := range [][]string{
+		{"pub", "--config", typo, "--profile", "p", "-t", "t", "-m", "x", "--json"},
 		{"pub", "-L", "mqtt://u:" + secret + "@127.0.0.1:99999/t", "-m", "x", "--json"},                   // bad port
 		{"pub", "-L", "mqtt://u:" + secret + "@[::1/t", "-m", "x", "--json"},                              // unparsable
 		{"pub", "-L", "bad://u:" + secret + "@h/t", "-m", "x", "--json"},                                  // unknown scheme

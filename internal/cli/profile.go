@@ -84,7 +84,14 @@ func loadProfile(explicitPath, name string) (*profile, error) {
 	if err := dec.Decode(&cf); err != nil {
 		var sm *toml.StrictMissingError
 		if errors.As(err, &sm) {
-			return nil, usageErrorf("config file %s: unknown setting:\n%s", path, sm.String())
+			// names and lines only: go-toml's own message quotes the lines around, which may
+			// hold a password
+			var unknown []string
+			for _, e := range sm.Errors {
+				row, _ := e.Position()
+				unknown = append(unknown, fmt.Sprintf("%q (line %d)", strings.Join(e.Key(), "."), row))
+			}
+			return nil, usageErrorf("config file %s: unknown setting %s; `fennec help profiles` lists the settings", path, strings.Join(unknown, ", "))
 		}
 		var de *toml.DecodeError
 		if errors.As(err, &de) {
