@@ -830,3 +830,48 @@ func TestPersistentSessionAndWill(t *testing.T) {
 		t.Fatalf("device: exit %d %s", r.code, r.errout)
 	}
 }
+
+// TestConnectionFlags: --capath, --tls-version, --servername, -k, -I, -x and --repeat take
+// effect on the wire (seen in the -d trace and in what mosquitto accepts).
+func TestConnectionFlags(t *testing.T) {
+	isolate(t)
+	m, files := mosquittoMTLS(t) // TLS 1.2 or newer, client certificate required
+	cert, key := files.FirstClient(m.pki)
+	host, port := splitHostPort(m.TLSAddr)
+	capath := t.TempDir()
+	ca, err := os.ReadFile(files.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(capath, "ca.pem"), ca, 0o600)
+	os.WriteFile(filepath.Join(capath, "README"), []byte("not a certificate"), 0o600)
+	base := []string{"pub", "-h", host, "-p", fmt.Sprint(port), "--capath", capath, "--cert", cert, "--key", key, "-t", "flags/x", "-m", "hi", "-d"}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--tls-version", "tlsv1.2"}, []string{"TLS 1.2, cipher"}},
+		{[]string{"--tls-version", "tlsv1.3"}, []string{"TLS 1.3, cipher"}},
+		{[]string{"-h", "127.0.0.1", "--servername", "localhost"}, []string{`server name "localhost"`}},
+		{[]string{"-k", "7", "-I", "pre-", "-x", "60"}, []string{"keepalive=7s", fmt.Sprintf(`client-id="pre-%d"`, os.Getpid()), "Session Expiry Interval=60"}},
+		{[]string{"--repeat", "3", "-q", "1", "--json"}, []string{"PUBACK id=3"}},
+	} {
+		code, out, errout := run(t, append(append([]string{}, base...), tc.args...)...)
+		if code != 0 {
+			t.Fatalf("%q: exit %d\n%s%s", tc.args, code, out, errout)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(errout, w) {
+				t.Errorf("%q: trace lacks %q:\n%s", tc.args, w, errout)
+			}
+		}
+		if tc.args[0] == "--repeat" && strings.Count(out, `"result":"ok"`) != 3 {
+			t.Errorf("--repeat 3 --json: %q", out)
+		}
+	}
+	// a name the server certificate does not hold: exit 3, the TLS step, the names it holds
+	code, _, errout := run(t, append(append([]string{}, base...), "--servername", "broker.example")...)
+	if code != ExitNetwork || !strings.Contains(errout, "hint: step: TLS") || !strings.Contains(errout, "localhost") {
+		t.Fatalf("--servername broker.example: exit %d\n%s", code, errout)
+	}
+}
