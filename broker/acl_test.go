@@ -3,7 +3,6 @@ package broker_test
 import (
 	"crypto/tls"
 	"fmt"
-	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -173,7 +172,7 @@ func TestACLTopicAlias(t *testing.T) {
 // appears in the log without its password.
 func TestPasswordNeverLogged(t *testing.T) {
 	logs := &lockedBuffer{}
-	b := brokertest.Start(t, brokertest.Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	b := brokertest.Start(t, brokertest.Options{LogCopy: logs})
 	// CONNECT 3.1.1 with user name and password flags (0xC2: user, password, clean session).
 	body := appendString(nil, "MQTT")
 	body = append(body, 4, 0xC2, 0, 60)

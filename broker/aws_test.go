@@ -2,7 +2,6 @@ package broker_test
 
 import (
 	"bytes"
-	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -39,7 +38,7 @@ func startAWS(t *testing.T) *brokertest.Broker {
 func startAWSLogged(t *testing.T) (*brokertest.Broker, *lockedBuffer) {
 	t.Helper()
 	logs := &lockedBuffer{}
-	return startAWSWith(t, awsPolicy, testLog(t, logs)), logs
+	return startAWSWith(t, awsPolicy, logs), logs
 }
 
 // mosquittoRefused runs mosquitto_pub, which must fail, and waits for the broker to log one more
@@ -53,19 +52,23 @@ func mosquittoRefused(t *testing.T, logs *lockedBuffer, args []string, cause ...
 	waitLogLines(t, logs, before+1, cause...)
 }
 
-// startAWSWith starts the AWS emulation with a policy document and a logger (nil: the test log).
-func startAWSWith(t *testing.T, policy string, log *slog.Logger) *brokertest.Broker {
+// startAWSWith starts the AWS emulation with a policy document; logs, when not nil, receives a
+// copy of the broker's log.
+func startAWSWith(t *testing.T, policy string, logs *lockedBuffer) *brokertest.Broker {
 	t.Helper()
 	pol, err := broker.ParsePolicy([]byte(policy))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return brokertest.Start(t, brokertest.Options{
+	opts := brokertest.Options{
 		Clients:    []string{"thing-1", "thing-2", "unregistered"},
 		AWS:        &broker.AWS{Policy: pol},
 		AWSDevices: []string{"thing-1", "thing-2"},
-		Logger:     log,
-	})
+	}
+	if logs != nil {
+		opts.LogCopy = logs
+	}
+	return brokertest.Start(t, opts)
 }
 
 func awsTLS(t *testing.T, b *brokertest.Broker, cn string) net.Conn {

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -185,17 +183,4 @@ func logLines(logs *lockedBuffer, parts ...string) int {
 func waitLogLines(t *testing.T, logs *lockedBuffer, n int, parts ...string) {
 	t.Helper()
 	waitFor(t, fmt.Sprintf("%d log lines with %q", n, parts), func() bool { return logLines(logs, parts...) >= n })
-}
-
-// testLog is a logger that writes to logs and to the test's log.
-func testLog(t *testing.T, logs *lockedBuffer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(io.MultiWriter(logs, tLogWriter{t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tLogWriter struct{ t *testing.T }
-
-func (w tLogWriter) Write(p []byte) (int, error) {
-	defer func() { _ = recover() }() // t.Log panics once the test has completed
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
 }

@@ -41,7 +41,7 @@ func TestMosquittoRoundTripTLS13ClientCert(t *testing.T) {
 // A client without a certificate is refused by the mutual-TLS listener.
 func TestMosquittoWithoutClientCertRefused(t *testing.T) {
 	logs := &lockedBuffer{}
-	b := brokertest.Start(t, brokertest.Options{Logger: testLog(t, logs)})
+	b := brokertest.Start(t, brokertest.Options{LogCopy: logs})
 	r := run(t, "mosquitto_pub", append(tlsArgs(b, "", ""), "-i", "nocert", "-t", "x", "-m", "y")...)
 	if r.code == 0 {
 		t.Fatalf("mosquitto_pub without certificate succeeded:\n%s", r.out)
@@ -63,7 +63,7 @@ func expectHandshakeRefused(t *testing.T, logs *lockedBuffer, cause string) {
 // A client whose certificate comes from another CA is refused.
 func TestMosquittoForeignCARefused(t *testing.T) {
 	logs := &lockedBuffer{}
-	b := brokertest.Start(t, brokertest.Options{Logger: testLog(t, logs)})
+	b := brokertest.Start(t, brokertest.Options{LogCopy: logs})
 	other, err := pki.GenerateDevPKI(pki.DevPKIOptions{Clients: []string{"intruder"}})
 	if err != nil {
 		t.Fatal(err)

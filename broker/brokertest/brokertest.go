@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"io"
 	"log/slog"
 	"testing"
 
@@ -34,8 +35,11 @@ type Options struct {
 	// names, which become the thing names) are registered. Zero AWSDevices registers all clients.
 	AWS        *broker.AWS
 	AWSDevices []string
-	// Logger; nil: the broker's logs go to t.Log at debug level.
+	// Logger; nil: the broker's logs go to t.Log at debug level, and to LogCopy when set.
 	Logger *slog.Logger
+	// LogCopy, when set and Logger is nil, also receives every log line (text, debug level), so
+	// that a test can wait for what the broker logged; it must be safe for concurrent writes.
+	LogCopy io.Writer
 }
 
 // Broker is a running test broker.
@@ -73,7 +77,11 @@ func Start(t testing.TB, opts Options) *Broker {
 	}
 	log := opts.Logger
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		var w io.Writer = tWriter{t}
+		if opts.LogCopy != nil {
+			w = io.MultiWriter(w, opts.LogCopy)
+		}
+		log = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	if opts.AWS != nil {
 		aws := *opts.AWS
