@@ -62,8 +62,6 @@ func connect(ctx context.Context, spec *connSpec) (mqttClient, error) {
 			cfg.ReceiveMaximum = uint16(p.Num)
 		case "maximum-packet-size":
 			cfg.MaxPacketSize = p.Num
-		case "topic-alias-maximum":
-			cp.SetTopicAliasMaximum(uint16(p.Num))
 		case "request-response-information":
 			cp.SetRequestResponseInformation(byte(p.Num))
 		case "request-problem-information":
@@ -128,9 +126,6 @@ func toFennecMessage(m *message) *fennec.Message {
 	if mp.MessageExpiry != nil {
 		p.SetMessageExpiryInterval(*mp.MessageExpiry)
 	}
-	if mp.TopicAlias != nil {
-		p.SetTopicAlias(*mp.TopicAlias)
-	}
 	if mp.ResponseTopic != "" {
 		p.SetResponseTopic(mp.ResponseTopic)
 	}
@@ -181,7 +176,7 @@ func (f *fennecClient) Publish(ctx context.Context, m *message) error {
 func (f *fennecClient) Subscribe(ctx context.Context, h func(*message), subs []subscription) ([]byte, error) {
 	ps := make([]packet.Subscription, len(subs))
 	for i, s := range subs {
-		ps[i] = packet.Subscription{Filter: s.Filter, QoS: packet.QoS(s.QoS), NoLocal: s.NoLocal, RetainAsPublished: s.RetainAsPublished, RetainHandling: s.RetainHandling}
+		ps[i] = packet.Subscription{Filter: s.Filter, QoS: packet.QoS(s.QoS), RetainAsPublished: s.RetainAsPublished}
 	}
 	ack, err := f.c.Subscribe(ctx, func(fm *fennec.Message) { h(fromFennecMessage(fm)) }, ps...)
 	if ack == nil {

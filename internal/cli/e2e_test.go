@@ -744,6 +744,7 @@ func TestSubOutputLikeMosquittoSub(t *testing.T) {
 		{"-t", "f/#", "-T", "f/skip/#", "-v", "-C", "1"}, // filtered messages do not count
 		{"-t", "f/keep", "-t", "v/a", "-N", "-C", "2"},
 		{"-t", "v/a", "-F", `%t|%p|%q|%r|%l|%x\t@Y`, "-C", "1"},
+		{"-t", "v/a", "-F", "%t", "-v", "-C", "1"}, // -F overrides -v
 		{"-t", "v/a", "--retained-only", "-v", "-C", "1"},
 	} {
 		args = append(args, conn...)
@@ -762,6 +763,22 @@ func TestSubOutputLikeMosquittoSub(t *testing.T) {
 	}
 	if r := wait(t, sub, "sub -R"); r.code != 0 || r.out != "g/new fresh\n" {
 		t.Fatalf("sub -R -C 1: exit %d %q\n%s", r.code, r.out, r.errout)
+	}
+
+	// a retained message published while subscribed arrives with retain 0, unless
+	// --retain-as-published (MQTT 5) [MQTT-3.3.1-12], [MQTT-3.3.1-13]
+	for flag, want := range map[string]string{"--quiet": "0\n", "--retain-as-published": "1\n"} {
+		sub, subErr := start(t, context.Background(), "<- SUBACK", append([]string{"sub", "-t", "rap/x", "-F", "%r", "-C", "1", "-W", "30", "-d", flag}, conn...)...)
+		waitSeen(t, subErr, sub, "sub "+flag)
+		if code, _, errout := run(t, append([]string{"pub", "-t", "rap/x", "-m", "live", "-r"}, conn...)...); code != 0 {
+			t.Fatalf("pub: exit %d %s", code, errout)
+		}
+		if r := wait(t, sub, "sub "+flag); r.code != 0 || r.out != want {
+			t.Errorf("sub %s: exit %d, retain printed %q, want %q", flag, r.code, r.out, want)
+		}
+	}
+	if code, _, _ := run(t, append([]string{"sub", "-t", "rap/x", "-V", "311", "--retain-as-published"}, conn...)...); code != ExitUsage {
+		t.Errorf("--retain-as-published -V 311: exit %d, want %d", code, ExitUsage)
 	}
 
 	// empty messages: "TOPIC (null)" with -v; nothing at all without -v (but they count for -C)

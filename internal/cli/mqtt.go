@@ -68,9 +68,7 @@ type msgProps struct {
 type subscription struct {
 	Filter            string
 	QoS               byte
-	NoLocal           bool
-	RetainAsPublished bool
-	RetainHandling    byte
+	RetainAsPublished bool // MQTT 5
 }
 
 // mqttClient is what the commands need from a connected client.

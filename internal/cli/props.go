@@ -115,10 +115,6 @@ func (ps propSet) msgProps(cmd string) msgProps {
 		mp.PayloadFormat = &b
 	}
 	mp.MessageExpiry = ps.u32(cmd, "message-expiry-interval")
-	if p, ok := ps.get(cmd, "topic-alias"); ok {
-		v := uint16(p.Num)
-		mp.TopicAlias = &v
-	}
 	if p, ok := ps.get(cmd, "response-topic"); ok {
 		mp.ResponseTopic = p.Value
 	}

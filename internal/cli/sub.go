@@ -25,6 +25,7 @@ type subOptions struct {
 	retainedOnly   bool
 	removeRetained bool
 	exitAfterSub   bool
+	asPublished    bool
 }
 
 func newSubCmd(streams IO) *cobra.Command {
@@ -74,12 +75,13 @@ Exit codes: 0 when -C messages arrived (or the command was told to stop by -W wi
 	fs.IntVarP(&o.count, "count", "C", 0, "exit after this many messages")
 	fs.IntVarP(&o.timeout, "timeout", "W", 0, "exit after this many seconds (from the moment the connection is up)")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "print the topic before the payload")
-	fs.StringVarP(&o.format, "format", "F", "", "output format (see 'fennec help format')")
+	fs.StringVarP(&o.format, "format", "F", "", "output format (see 'fennec help format'); overrides -v, as in mosquitto_sub")
 	fs.BoolVarP(&o.noEOL, "no-eol", "N", false, "do not print a newline after each message")
 	fs.BoolVarP(&o.noRetained, "no-retained", "R", false, "do not print retained (stale) messages")
 	fs.BoolVar(&o.retainedOnly, "retained-only", false, "print only retained messages; exit at the first non-retained one")
 	fs.BoolVar(&o.removeRetained, "remove-retained", false, "clear every retained message received (publish an empty retained message)")
 	fs.BoolVarP(&o.exitAfterSub, "exit-after-sub", "E", false, "exit once the subscriptions are acknowledged")
+	fs.BoolVar(&o.asPublished, "retain-as-published", false, "MQTT 5: keep the retain flag as the publisher set it (otherwise it marks only stale messages)")
 	return cmd
 }
 
@@ -105,13 +107,16 @@ func (o *subOptions) run(ctx context.Context, streams IO) (err error) {
 	if o.count < 0 || o.timeout < 0 {
 		return usageErrorf("-C and -W take positive numbers")
 	}
-	if o.format != "" && (o.verbose || o.conn.jsonOut) {
-		return usageErrorf("-F cannot be combined with -v or --json")
+	if o.format != "" && o.conn.jsonOut {
+		return usageErrorf("-F and --json are two output formats: give one")
 	}
 	if o.format != "" {
 		if err := checkFormat(o.format); err != nil {
 			return usageError{err}
 		}
+	}
+	if o.asPublished && spec.Version != 5 {
+		return usageErrorf("--retain-as-published is an MQTT 5 subscription option; use -V 5")
 	}
 	if o.noRetained && o.retainedOnly {
 		return usageErrorf("-R (skip retained) and --retained-only exclude each other")
@@ -162,7 +167,7 @@ func (o *subOptions) run(ctx context.Context, streams IO) (err error) {
 	if len(topics) > 0 {
 		subs := make([]subscription, len(topics))
 		for i, t := range topics {
-			subs[i] = subscription{Filter: t, QoS: byte(qos)}
+			subs[i] = subscription{Filter: t, QoS: byte(qos), RetainAsPublished: o.asPublished}
 		}
 		granted, err := c.Subscribe(ctx, handler, subs)
 		if err != nil {
