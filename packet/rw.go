@@ -11,16 +11,24 @@ const readBufSize = 4096
 // Reader reads packets from a stream through its own buffer, so that small packets cost few read
 // calls. It never trusts a peer's length: a remaining length above the maximum packet size is
 // refused before anything is allocated for it, and a large body is allocated as its bytes arrive,
-// so a peer that claims 256 MiB and sends 10 bytes costs about 10 bytes. A Reader is not safe
+// so a peer that claims 256 MiB and sends 10 bytes costs about 10 bytes. Bodies of small packets
+// (up to 256 bytes) are carved from shared 4 KiB slabs, so a packet kept for long keeps its slab
+// alive; copy what you keep from it if that matters. A Reader is not safe
 // for concurrent use; a connection has one reading goroutine.
 type Reader struct {
-	r       io.Reader
-	buf     []byte // buffered bytes: buf[off:end]
-	off     int
-	end     int
-	max     uint32
-	version Version
+	r    io.Reader
+	buf  []byte // buffered bytes: buf[off:end]
+	off  int
+	end  int
+	max  uint32
+	slab []byte // unused part of the current slab for small bodies
 }
+
+// Small packet bodies share slabs of slabSize bytes.
+const (
+	slabSize = 4096
+	slabMax  = 256
+)
 
 // NewReader returns a Reader on r that refuses packets larger than maxPacketSize bytes (whole
 // packet, fixed header included; 0 means the protocol maximum, 268,435,460).
@@ -93,7 +101,17 @@ func (r *Reader) ReadRaw() (header byte, body []byte, err error) {
 	// Body: what is buffered, then the rest straight from the stream, growing as it arrives.
 	have := min(r.end-r.off, rl)
 	const chunk = 64 << 10
-	body = make([]byte, have, min(rl, max(have, chunk)))
+	if rl <= slabMax {
+		// Small bodies are carved from a shared slab: one allocation for many packets. Each
+		// body is capped, and a slab is never reused, so every packet still owns its bytes.
+		if len(r.slab) < rl {
+			r.slab = make([]byte, slabSize)
+		}
+		body = r.slab[:have:rl]
+		r.slab = r.slab[rl:]
+	} else {
+		body = make([]byte, have, min(rl, max(have, chunk)))
+	}
 	copy(body, r.buf[r.off:r.off+have])
 	r.off += have
 	if r.off == r.end {
