@@ -84,7 +84,7 @@ func main() {
 	flag.BoolVar(&o.nodelay, "nodelay", true, "mosquitto set_tcp_nodelay")
 	flag.StringVar(&o.transports, "transports", "tcp,tls", "transports: tcp, tls")
 	flag.StringVar(&o.libs, "libs", "", "comma-separated short library names (default: all)")
-	flag.BoolVar(&o.ceiling, "ceiling", true, "also measure the raw pre-encoded-packet client, the broker's ceiling")
+	flag.BoolVar(&o.ceiling, "ceiling", true, "also measure the raw pre-encoded-packet reference client")
 	flag.StringVar(&o.only, "only", "tput,rtt,idle", "measurements to run: tput (QoS 0 and 1 throughput), rtt (round trip), idle")
 	flag.StringVar(&o.profileLib, "profile", "", "short name of a library to profile (CPU during throughput and latency, heap with the idle clients)")
 	flag.StringVar(&o.profileDir, "profile-dir", "profiles", "where -profile writes its pprof files")
