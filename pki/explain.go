@@ -100,7 +100,7 @@ func ExplainHandshake(err error, rec *HandshakeRecorder) *Diagnosis {
 	d := &Diagnosis{Step: "tls", Err: err}
 	trusted := "the system roots"
 	if len(info.Trusted) > 0 {
-		trusted = strings.Join(info.Trusted, "; ")
+		trusted = trustedList(info.Trusted)
 	}
 
 	var cve *tls.CertificateVerificationError
@@ -394,4 +394,16 @@ func describeChain(chain []*x509.Certificate) string {
 		parts = append(parts, fmt.Sprintf("[%s issued by %s]", NameString(c.Subject), NameString(c.Issuer)))
 	}
 	return strings.Join(parts, " ")
+}
+
+// maxTrustedNamed is how many trusted CA names a diagnosis spells out; a CA bundle (the system
+// roots, a corporate bundle) would otherwise bury the cause under a hundred names.
+const maxTrustedNamed = 3
+
+// trustedList names the first few trusted CAs and counts the rest.
+func trustedList(names []string) string {
+	if len(names) <= maxTrustedNamed {
+		return strings.Join(names, "; ")
+	}
+	return fmt.Sprintf("%s; and %d more", strings.Join(names[:maxTrustedNamed], "; "), len(names)-maxTrustedNamed)
 }

@@ -3,6 +3,7 @@ package pki_test
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -373,5 +374,33 @@ func TestExplainNil(t *testing.T) {
 	}
 	if d := pki.ExplainHandshake(errors.New("dial tcp: lookup nowhere: no such host"), nil); d != nil {
 		t.Fatalf("non-TLS error explained: %+v", d)
+	}
+}
+
+// A bundle of many trusted CAs is summarised, not listed in full, and the CA to use is still
+// named.
+func TestExplainUnknownAuthorityBundle(t *testing.T) {
+	f := getFixtures(t)
+	s := startGoServer(t, serverConfig(t, f.ServerOther, nil, tls.VersionTLS12, 0))
+	var bundle []byte
+	for i := range 7 {
+		ca, err := pki.Issue(pki.CertSpec{CommonName: fmt.Sprintf("Bundle CA %d", i), IsCA: true}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bundle = append(bundle, ca.CertPEM...)
+	}
+	rec := &pki.HandshakeRecorder{}
+	cfg, err := pki.ClientConfig(pki.ClientOptions{CAs: []pki.Source{pki.BytesSource(bundle, "bundle.pem")}, Recorder: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = dialAndRead(t, s.addr, cfg, false)
+	d := expectDiagnosis(t, err, rec, pki.DiagUnknownAuthority, "issued by CN=Other Root CA", "and 4 more")
+	if n := strings.Count(d.Cause, "Bundle CA"); n != 3 {
+		t.Errorf("cause names %d of the 7 trusted CAs, want 3: %s", n, d.Cause)
+	}
+	if !strings.Contains(d.Fix, "Other Root CA") {
+		t.Errorf("fix %q should name the CA to use", d.Fix)
 	}
 }
