@@ -2,7 +2,7 @@
 GO ?= go
 SUDO := $(shell [ "$$(id -u)" = 0 ] || { command -v sudo >/dev/null 2>&1 && echo sudo; })
 
-.PHONY: test deps vet unit bench-smoke build fuzz
+.PHONY: test deps vet unit bench-smoke bench build fuzz
 
 test: deps vet unit bench-smoke
 
@@ -29,6 +29,20 @@ unit:
 # `make bench` (see docs/benchmarks.md), never from this target.
 bench-smoke:
 	cd benchmarks && $(GO) test -count=1 -run . -bench . -benchtime 1x ./...
+
+# bench measures Fennec beside paho.mqtt.golang and paho.golang against a mosquitto it starts
+# (medians of 3 runs; the client table of docs/benchmarks.md), then the codec benchmarks.
+bench: deps
+	cd benchmarks && $(GO) run ./cmd/compare -runs 3
+	cd benchmarks && $(GO) test -run '^$$' -bench '^BenchmarkCodec$$' -count 6 .
+
+# fuzz runs every fuzz target for FUZZTIME each (CI runs only their seed corpora, in unit).
+FUZZTIME ?= 10m
+fuzz:
+	cd packet && $(GO) test -run '^$$' -fuzz '^FuzzDecodeV311$$' -fuzztime $(FUZZTIME) .
+	cd packet && $(GO) test -run '^$$' -fuzz '^FuzzDecodeV5$$' -fuzztime $(FUZZTIME) .
+	cd topic && $(GO) test -run '^$$' -fuzz '^FuzzMatch$$' -fuzztime $(FUZZTIME) .
+	cd pki && $(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) .
 
 build:
 	$(GO) build -o bin/fennec ./cmd/fennec
