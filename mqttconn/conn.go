@@ -92,6 +92,8 @@ type Conn struct {
 	writers  sync.WaitGroup
 
 	sent, recv     atomic.Uint64
+	awaiting       atomic.Int32 // replies the broker owes us (see deadlineReader)
+	readSinceArm   bool         // touched only by the reading goroutine
 	pingPending    atomic.Bool
 	idleR, idleS   int // touched only by the keep alive timer
 	lastR, lastS   uint64
@@ -349,6 +351,7 @@ func (c *Conn) handshake(ctx context.Context) (*packet.Connack, error) {
 		return nil, ctxOr(ctx, err)
 	}
 	c.qa = newQuickAcker(c.nc)
+	c.awaiting.Store(1) // CONNACK
 	c.qa.arm()
 	// The same reader serves the whole connection: the broker may send packets right
 	// behind CONNACK (a persistent session's queued messages).
@@ -363,6 +366,7 @@ func (c *Conn) handshake(ctx context.Context) (*packet.Connack, error) {
 		}
 		return nil, fmt.Errorf("no CONNACK: %w", ctxOr(ctx, err))
 	}
+	c.awaiting.Store(0)
 	c.trace(Event{Packet: p})
 	ack, ok := p.(*packet.Connack)
 	if !ok {
@@ -451,6 +455,9 @@ func (c *Conn) Run() error {
 			return c.Err()
 		}
 		c.recv.Add(1)
+		if isReply(p) {
+			c.replied()
+		}
 		c.trace(Event{Packet: p})
 		switch p.(type) {
 		case *packet.Pingresp:
@@ -487,17 +494,60 @@ func (c *Conn) readError(err error) error {
 
 // deadlineReader sets the read deadline to 1.5 × keep alive before every read: a silent
 // broker (or a half-open TCP connection) is detected even when nothing is being sent.
+//
+// It also re-arms TCP_QUICKACK before a read that may block, but only while the broker owes
+// us a reply (CONNACK, PUBACK, SUBACK, PINGRESP, …). That is the one case where our delayed
+// ACK can stall the connection: a broker without TCP_NODELAY holds the reply behind Nagle
+// until the packet we just read is acknowledged. When nothing is awaited the ACK is left to
+// ride on our next packet, which saves a setsockopt and an extra ACK segment per read.
 type deadlineReader struct{ c *Conn }
 
 func (r deadlineReader) Read(p []byte) (int, error) {
-	if ka := r.c.keepAlive; ka > 0 {
-		r.c.nc.SetReadDeadline(time.Now().Add(ka * 3 / 2))
+	c := r.c
+	if c.readSinceArm {
+		c.readSinceArm = false
+		if c.awaiting.Load() > 0 {
+			c.qa.arm()
+		}
 	}
-	n, err := r.c.nc.Read(p)
+	if ka := c.keepAlive; ka > 0 {
+		c.nc.SetReadDeadline(time.Now().Add(ka * 3 / 2))
+	}
+	n, err := c.nc.Read(p)
 	if n > 0 {
-		r.c.qa.arm()
+		c.readSinceArm = true
 	}
 	return n, err
+}
+
+// expectsReply reports whether the broker answers p (a packet we send) with a packet.
+func expectsReply(p packet.Packet) bool {
+	switch p := p.(type) {
+	case *packet.Publish:
+		return p.QoS > 0
+	case *packet.Subscribe, *packet.Unsubscribe, *packet.Pingreq, *packet.Pubrec, *packet.Pubrel:
+		return true
+	}
+	return false
+}
+
+// isReply reports whether p (a packet received) answers one of ours.
+func isReply(p packet.Packet) bool {
+	switch p.(type) {
+	case *packet.Puback, *packet.Pubrec, *packet.Pubrel, *packet.Pubcomp, *packet.Suback, *packet.Unsuback, *packet.Pingresp:
+		return true
+	}
+	return false
+}
+
+// replied counts a reply received; the count never drops below zero.
+func (c *Conn) replied() {
+	for {
+		n := c.awaiting.Load()
+		if n <= 0 || c.awaiting.CompareAndSwap(n, n-1) {
+			return
+		}
+	}
 }
 
 // tick runs every keep alive / 4. It sends PINGREQ when nothing was sent or nothing was
@@ -645,6 +695,9 @@ func (c *Conn) writer() {
 			if payload != nil {
 				vec = append(vec, buf[seg:], payload)
 				seg = len(buf)
+			}
+			if expectsReply(it.p) {
+				c.awaiting.Add(1) // before the write: the reply cannot come earlier
 			}
 			c.trace(Event{Outbound: true, Packet: it.p})
 		}

@@ -7,10 +7,10 @@ import (
 )
 
 // quickAcker sets TCP_QUICKACK on a TCP socket. Linux clears the flag again on its own, so it is
-// re-armed after every read: a broker that writes two small packets in a row (a forwarded
-// message, then PUBACK) without TCP_NODELAY otherwise waits for our delayed ACK (~40 ms) before
-// the second leaves, because of Nagle — both at CONNECT (the TLS connect stall) and on every
-// request/response exchange afterwards.
+// re-armed before reads while a reply is awaited (see deadlineReader): a broker that writes two
+// small packets in a row (a forwarded message, then PUBACK) without TCP_NODELAY otherwise waits
+// for our delayed ACK (~40 ms) before the second leaves, because of Nagle — both at CONNECT (the
+// TLS connect stall) and on every request/response exchange afterwards.
 type quickAcker struct{ raw syscall.RawConn }
 
 func newQuickAcker(nc net.Conn) *quickAcker {
