@@ -27,6 +27,8 @@ const (
 	awsDocPolicyActions = "https://docs.aws.amazon.com/iot/latest/developerguide/iot-policy-actions.html"
 	// "Basic policy variables" and "Thing policy variables".
 	awsDocPolicyVariables = "https://docs.aws.amazon.com/iot/latest/developerguide/thing-policy-variables.html"
+	// "MQTT persistent sessions" (stored QoS 1 messages, 1-hour default expiry).
+	awsDocPersistentSessions = "https://docs.aws.amazon.com/iot/latest/developerguide/mqtt-persistent-sessions.html"
 	// "MQTT reason codes" (0x87 Not authorized on PUBACK/SUBACK for MQTT 5 clients).
 	awsDocReasonCodes = "https://docs.aws.amazon.com/iot/latest/developerguide/mqtt.html#mqtt5-reason-codes"
 )
@@ -38,6 +40,9 @@ const (
 	AWSMaxPayload      = 128 * 1024 // "Message size": 128 KB payload
 	AWSMinKeepAlive    = 30         // the keep-alive range is 30–1200 s
 	AWSMaxKeepAlive    = 1200
+	// AWSSessionExpiry is the default expiry period of a persistent session, in seconds,
+	// counted from the disconnection (awsDocPersistentSessions).
+	AWSSessionExpiry = 3600
 )
 
 // AWS configures the AWS IoT Core emulation. Devices authenticate with registered certificates on
@@ -133,9 +138,12 @@ func (a *AWS) prepare() error {
 
 // capabilities adjusts mochi's advertised capabilities. AWS IoT Core supports QoS 0 and 1 only
 // (awsDocMQTTDifferences): MQTT 5 clients see Maximum QoS 1 in CONNACK, and subscriptions asking
-// for QoS 2 are granted QoS 1 [MQTT-3.2.2-9].
+// for QoS 2 are granted QoS 1 [MQTT-3.2.2-9]. A persistent session is kept one hour after the
+// disconnection (awsDocPersistentSessions): a 3.1.1 session (clean session 0) for that long, an
+// MQTT 5 session for its Session Expiry Interval capped at an hour (CONNACK tells the client).
 func (a *AWS) capabilities(c *mqtt.Capabilities) {
 	c.MaximumQos = 1
+	c.MaximumSessionExpiryInterval = AWSSessionExpiry
 	c.MinimumProtocolVersion = 4 // AWS IoT Core speaks MQTT 3.1.1 and 5 only
 }
 

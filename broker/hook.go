@@ -21,6 +21,7 @@ type session struct {
 	mu      sync.Mutex
 	pending map[string]bool // AWS: iot:Subscribe decisions of the SUBSCRIBE being processed
 	aliases map[uint16]string
+	swap    *idSwap // the packet being processed was renumbered (see order.go)
 }
 
 // resolveAlias fills in the topic of an MQTT 5 PUBLISH that uses a topic alias [MQTT-3.3.2-12]:
@@ -59,19 +60,43 @@ func (s *session) pendingDecision(filter string) (allowed, ok bool) {
 type hook struct {
 	mqtt.HookBase
 	b        *Broker
-	sessions sync.Map // *mqtt.Client → *session
+	sessions sync.Map // *mqtt.Client → *session, while connected
+	// parked holds the session of a client that disconnected and whose MQTT session lives on
+	// (3.1.1 clean session 0, MQTT 5 session expiry above zero): mochi still delivers to it,
+	// storing QoS 1 and 2 messages for the next connection [MQTT-3.1.2-5], and asks OnACLCheck
+	// first. Keyed by client ID, so it holds at most one entry per session mochi keeps.
+	parked sync.Map // client ID → parkedSession
+	order  sync.Map // client ID → *sendOrder (see order.go)
+}
+
+type parkedSession struct {
+	cl *mqtt.Client
+	s  *session
 }
 
 func (h *hook) ID() string { return "fennec-broker" }
 
 func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPacketRead,
-		mqtt.OnSubscribed, mqtt.OnDisconnect, mqtt.OnPacketEncode, mqtt.OnSessionEstablished}, []byte{b})
+		mqtt.OnSubscribed, mqtt.OnDisconnect, mqtt.OnPacketEncode, mqtt.OnSessionEstablished,
+		mqtt.OnClientExpired, mqtt.OnSessionEstablish, mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped}, []byte{b})
 }
 
+// session returns what the broker knows of a connected client, or nil.
 func (h *hook) session(cl *mqtt.Client) *session {
 	if v, ok := h.sessions.Load(cl); ok {
 		return v.(*session)
+	}
+	return nil
+}
+
+// sessionOrParked is session, also for a client that is offline with its session kept.
+func (h *hook) sessionOrParked(cl *mqtt.Client) *session {
+	if s := h.session(cl); s != nil {
+		return s
+	}
+	if v, ok := h.parked.Load(cl.ID); ok && v.(parkedSession).cl == cl {
+		return v.(parkedSession).s
 	}
 	return nil
 }
@@ -152,6 +177,9 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 }
 
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	// The new connection has taken over (or discarded) any session of its client ID: the
+	// offline client mochi delivered to is gone.
+	h.parked.Delete(cl.ID)
 	s := h.session(cl)
 	if s == nil {
 		return
@@ -161,7 +189,10 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 }
 
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
-	s := h.session(cl)
+	// A delivery to an offline client with a persistent session is judged by the rules of the
+	// identity that client had: without them every message for it would be refused, and mochi
+	// would drop what it must store for the next connection [MQTT-3.1.2-5].
+	s := h.sessionOrParked(cl)
 	if s == nil {
 		return false
 	}
@@ -214,10 +245,12 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	}
 	a := h.b.opts.AWS
 	if a == nil {
+		s.renumber(cl, &pk)
 		return pk, nil
 	}
 	pk, v := a.inspect(cl, s, pk)
 	if v == nil {
+		s.renumber(cl, &pk)
 		return pk, nil
 	}
 	h.b.log.Warn("AWS rule broken, disconnecting", "client", cl.ID, "reason", v.reason, "code", v.code.Code)
@@ -236,14 +269,43 @@ func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
 }
 
 func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	switch pk.FixedHeader.Type {
+	case packets.Suback, packets.Unsuback, packets.Puback:
+		if s := h.session(cl); s != nil {
+			s.restoreID(&pk)
+		}
+	}
 	h.b.faults.delayAck(pk)
 	return pk
 }
 
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
-	if _, ok := h.sessions.LoadAndDelete(cl); ok {
-		h.b.log.Info("client disconnected", "client", cl.ID, "remote", cl.Net.Remote, "reason", err)
+	v, ok := h.sessions.LoadAndDelete(cl)
+	if !ok {
+		return
 	}
+	// The session outlives the connection unless it ends with it, or a new connection already
+	// took it over (then mochi no longer delivers to cl).
+	keep := !expire && !cl.IsTakenOver()
+	if cur, found := h.b.srv.Clients.Get(cl.ID); !found || cur != cl {
+		keep = false
+	}
+	if keep {
+		h.parked.Store(cl.ID, parkedSession{cl: cl, s: v.(*session)})
+	} else if expire && !cl.IsTakenOver() {
+		h.order.Delete(cl.ID)
+	}
+	h.b.log.Info("client disconnected", "client", cl.ID, "remote", cl.Net.Remote, "reason", err, "session_kept", keep)
+}
+
+// OnClientExpired is called when mochi discards an offline session whose expiry has passed.
+func (h *hook) OnClientExpired(cl *mqtt.Client) {
+	h.sessions.Delete(cl) // a connection that ended before OnDisconnect (failed CONNACK write)
+	if v, ok := h.parked.Load(cl.ID); ok && v.(parkedSession).cl == cl {
+		h.parked.Delete(cl.ID)
+	}
+	h.order.Delete(cl.ID)
+	h.b.log.Info("offline session expired", "client", cl.ID)
 }
 
 // v311Return maps MQTT 5 CONNACK reason codes to MQTT 3.1.1 return codes (§3.2.2.3), which mochi

@@ -1,0 +1,222 @@
+package broker
+
+import (
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Redelivery order.
+//
+// mochi (v2.7.9) re-sends a session's unacknowledged messages at reconnect — among them every
+// QoS 1 and 2 message queued while the client was offline — sorted by the low 16 bits of the
+// second in which each message was stored, and in Go map order within one second. A queue
+// filled in one second therefore comes back shuffled, which breaks [MQTT-4.6.0-1] (re-sent
+// PUBLISH packets in their original order) and [MQTT-4.6.0-6] (ordered topics). The same sort
+// picks the messages held back by the client's Receive Maximum.
+//
+// sendOrder records the order in which mochi stores each outgoing message of a session, and
+// before a session is taken over by a new connection, rewrites the stored seconds of its
+// messages so that mochi's own sort yields that order: each message keeps its second unless
+// an earlier message has the same or a later one; then it gets the second after that message's.
+// The stored second matters for one other thing only, mochi's forced expiry of messages older
+// than Capabilities.MaximumMessageExpiryInterval (24 h), which is postponed by as many seconds
+// as a message was moved (one per message queued in the same second; for a queue spanning the
+// moment the low 16 bits wrap, once every 18.2 hours, up to that much). MQTT 5 Message Expiry
+// Intervals are kept apart from it and are not affected.
+type sendOrder struct {
+	mu  sync.Mutex
+	seq map[uint16]uint64 // packet ID → position in the order mochi stored the messages
+}
+
+var sendSeq atomic.Uint64
+
+// orderOf returns the order record of a client ID, creating it when create is set.
+func (h *hook) orderOf(clientID string, create bool) *sendOrder {
+	if v, ok := h.order.Load(clientID); ok {
+		return v.(*sendOrder)
+	}
+	if !create {
+		return nil
+	}
+	v, _ := h.order.LoadOrStore(clientID, &sendOrder{seq: map[uint16]uint64{}})
+	return v.(*sendOrder)
+}
+
+// OnQosPublish is called when mochi stores an outgoing QoS 1 or 2 message in a session (and
+// again for each re-send, with DUP set: mochi stores copies with DUP clear).
+func (h *hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, resends int) {
+	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Dup || resends != 0 {
+		return
+	}
+	o := h.orderOf(cl.ID, true)
+	o.mu.Lock()
+	o.seq[pk.PacketID] = sendSeq.Add(1)
+	o.mu.Unlock()
+}
+
+// OnQosComplete and OnQosDropped free a packet ID's record.
+func (h *hook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) { h.forget(cl.ID, pk.PacketID) }
+func (h *hook) OnQosDropped(cl *mqtt.Client, pk packets.Packet)  { h.forget(cl.ID, pk.PacketID) }
+
+func (h *hook) forget(clientID string, id uint16) {
+	if o := h.orderOf(clientID, false); o != nil {
+		o.mu.Lock()
+		delete(o.seq, id)
+		o.mu.Unlock()
+	}
+}
+
+// OnSessionEstablish runs before mochi hands an existing session to a new connection.
+func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
+	old, ok := h.b.srv.Clients.Get(cl.ID)
+	if !ok || old == cl {
+		return
+	}
+	if pk.Connect.Clean || (old.Properties.Clean && old.Properties.ProtocolVersion < 5) {
+		h.order.Delete(cl.ID) // the session is discarded [MQTT-3.1.2-4]
+		return
+	}
+	h.prepareResend(old)
+}
+
+// prepareResend readies cl's unacknowledged outgoing messages (PUBLISH, and PUBREL of QoS 2
+// messages past PUBREC) for mochi's re-send to the new connection: it rewrites their stored
+// seconds so that mochi sends them in the order it stored them, and clears mochi's "send when
+// the Receive Maximum allows" mark.
+//
+// mochi marks a message stored while the client's Receive Maximum is used up (for an offline
+// client: every message after the first Receive Maximum ones) to be sent as soon as an
+// acknowledgement frees a place, and then sends it and forgets it, without waiting for its
+// acknowledgement. At reconnect it re-sends every stored message anyway, marked or not, so each
+// marked message would reach the client a second time, with DUP 0 and an identifier that may
+// already name another message. Cleared, the mark gives back the message's expiry time, which
+// mochi had overwritten with it.
+func (h *hook) prepareResend(cl *mqtt.Client) {
+	type entry struct {
+		pk  packets.Packet
+		seq uint64
+	}
+	var es []entry
+	o := h.orderOf(cl.ID, true)
+	o.mu.Lock()
+	for _, pk := range cl.State.Inflight.GetAll(false) {
+		if pk.FixedHeader.Type != packets.Publish && pk.FixedHeader.Type != packets.Pubrel {
+			continue // acknowledgements of the client's own QoS 2 messages
+		}
+		if pk.Expiry < 0 {
+			pk.Expiry = h.expiry(pk)
+			cl.State.Inflight.Set(pk)
+		}
+		es = append(es, entry{pk, o.seq[pk.PacketID]})
+	}
+	o.mu.Unlock()
+	if len(es) < 2 {
+		return
+	}
+	sort.Slice(es, func(i, j int) bool {
+		if es[i].seq != es[j].seq {
+			return es[i].seq < es[j].seq
+		}
+		return es[i].pk.Created < es[j].pk.Created // unrecorded: stored before this broker's hook saw them
+	})
+	created := orderedSeconds(es[0].pk.Created, len(es), func(i int) int64 { return es[i].pk.Created })
+	for i, e := range es {
+		if e.pk.Created != created[i] {
+			e.pk.Created = created[i]
+			cl.State.Inflight.Set(e.pk)
+		}
+	}
+}
+
+// expiry is the absolute expiry time mochi gives a message when it is published: the smaller
+// of its Message Expiry Interval and the server's maximum, counted from its arrival; 0: none.
+func (h *hook) expiry(pk packets.Packet) int64 {
+	d := h.b.srv.Options.Capabilities.MaximumMessageExpiryInterval
+	if m := int64(pk.Properties.MessageExpiryInterval); m > 0 && (d == 0 || m < d) {
+		d = m
+	}
+	if d <= 0 {
+		return 0
+	}
+	return pk.Created + d
+}
+
+// orderedSeconds returns n strictly increasing seconds, each at least orig(i), whose low 16 bits
+// (mochi's sort key) increase too: if they would wrap, every second is moved to the block of
+// 65 536 seconds in which the last one falls.
+func orderedSeconds(first int64, n int, orig func(int) int64) []int64 {
+	out := make([]int64, n)
+	assign := func(start int64) {
+		prev := start - 1
+		for i := range out {
+			prev = max(orig(i), prev+1)
+			out[i] = prev
+		}
+	}
+	assign(first)
+	const block = 1 << 16
+	if out[0]/block != out[n-1]/block {
+		assign(max(first, out[n-1]/block*block))
+	}
+	return out
+}
+
+// Packet identifiers.
+//
+// MQTT gives each direction its own packet identifiers: the client numbers its PUBLISH,
+// SUBSCRIBE and UNSUBSCRIBE packets, the server its PUBLISH packets, independently (MQTT 3.1.1
+// §2.3.1, MQTT 5 §2.2.1). mochi (v2.7.9) keeps both in one table of the session. A client that
+// reconnects to a session with queued messages, and subscribes again with packet identifier 1
+// (as mosquitto_sub does) while the server's message 1 awaits its PUBACK, would get SUBACK 0x91
+// (3.1.1: 0x80) for every filter; a QoS 1 PUBLISH numbered like an unacknowledged delivery would
+// make mochi forget that delivery. The broker renumbers such a packet as it is read, to an
+// identifier free in that table, and gives the acknowledgement mochi writes for it (SUBACK,
+// UNSUBACK, PUBACK: written while the packet is processed, before the next one is read) the
+// client's identifier back.
+type idSwap struct {
+	client, internal uint16
+	ack              byte // the packet type whose identifier is swapped back
+}
+
+// renumber gives pk a packet identifier free in cl's session when its own is in use there by
+// one of the server's deliveries.
+func (s *session) renumber(cl *mqtt.Client, pk *packets.Packet) {
+	var ack byte
+	switch {
+	case pk.FixedHeader.Type == packets.Subscribe:
+		ack = packets.Suback
+	case pk.FixedHeader.Type == packets.Unsubscribe:
+		ack = packets.Unsuback
+	case pk.FixedHeader.Type == packets.Publish && pk.FixedHeader.Qos == 1:
+		ack = packets.Puback
+	default:
+		return
+	}
+	if _, used := cl.State.Inflight.Get(pk.PacketID); !used || pk.PacketID == 0 {
+		return
+	}
+	// mochi numbers its deliveries upwards from 1; a free identifier is looked for downwards.
+	for id := uint16(0xFFFF); id > 0; id-- {
+		if _, used := cl.State.Inflight.Get(id); !used {
+			s.mu.Lock()
+			s.swap = &idSwap{client: pk.PacketID, internal: id, ack: ack}
+			s.mu.Unlock()
+			pk.PacketID = id
+			return
+		}
+	}
+}
+
+// restoreID gives an acknowledgement of a renumbered packet the client's identifier.
+func (s *session) restoreID(pk *packets.Packet) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if w := s.swap; w != nil && pk.FixedHeader.Type == w.ack && pk.PacketID == w.internal {
+		pk.PacketID = w.client
+		s.swap = nil
+	}
+}
