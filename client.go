@@ -85,8 +85,10 @@ type subscription struct {
 
 type outMsg struct {
 	seq      uint64
-	pub      *packet.Publish
-	tok      *Token
+	pub      *packet.Publish // &p, or a restored packet
+	tok      *Token          // &t, or nil for a restored message
+	p        packet.Publish
+	t        Token
 	sent     bool // sent on the current connection
 	everSent bool // sent on some connection (resend with DUP)
 	released bool // QoS 2: PUBREC received, PUBREL (re)sent

@@ -34,6 +34,7 @@ type dispatcher struct {
 	space   chan struct{}
 	wg      sync.WaitGroup
 
+	hs        []MessageHandler // the handlers of the message being delivered (the loop's own)
 	inHandler atomic.Bool
 	waiters   atomic.Int32
 }
@@ -139,7 +140,9 @@ func (d *dispatcher) run(it delivery) {
 		it.fn()
 		return
 	}
-	for _, h := range c.route(it.msg.Topic) {
+	d.hs = c.route(d.hs[:0], it.msg.Topic)
+	for i, h := range d.hs {
+		d.hs[i] = nil
 		h(it.msg)
 	}
 	c.handled(it)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/fennec-mqtt/fennec/mqttconn"
 	"github.com/fennec-mqtt/fennec/packet"
@@ -13,42 +14,64 @@ import (
 
 // Token tracks one PublishAsync.
 type Token struct {
-	done chan struct{}
-	err  error
+	mu       sync.Mutex
+	ch       chan struct{} // made by the first Done or Wait before completion
+	finished bool
+	err      error
 }
 
-func newToken() *Token { return &Token{done: make(chan struct{})} }
+// closedCh is the Done channel of a token that completed before anyone asked for one.
+var closedCh = func() chan struct{} { ch := make(chan struct{}); close(ch); return ch }()
 
 func errToken(err error) *Token {
-	t := newToken()
-	t.complete(err)
-	return t
+	return &Token{finished: true, err: err}
 }
 
 func (t *Token) complete(err error) {
-	t.err = err
-	close(t.done)
+	t.mu.Lock()
+	t.err, t.finished = err, true
+	if t.ch != nil {
+		close(t.ch)
+	}
+	t.mu.Unlock()
 }
 
 // Done is closed when the publish completed: QoS 0 written to the network, QoS 1 PUBACK, QoS
 // 2 PUBCOMP received, or failed.
-func (t *Token) Done() <-chan struct{} { return t.done }
+func (t *Token) Done() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ch == nil {
+		if t.finished {
+			return closedCh
+		}
+		t.ch = make(chan struct{})
+	}
+	return t.ch
+}
+
+// result returns the outcome and true once the publish completed.
+func (t *Token) result() (error, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.err, t.finished
+}
 
 // Err returns the outcome once Done is closed (nil: success); before that it returns nil.
 func (t *Token) Err() error {
-	select {
-	case <-t.done:
-		return t.err
-	default:
-		return nil
-	}
+	err, _ := t.result()
+	return err
 }
 
 // Wait waits for the outcome within ctx.
 func (t *Token) Wait(ctx context.Context) error {
+	if err, ok := t.result(); ok {
+		return err
+	}
 	select {
-	case <-t.done:
-		return t.err
+	case <-t.Done():
+		err, _ := t.result()
+		return err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -79,8 +102,9 @@ func (c *Client) Publish(ctx context.Context, m *Message) error {
 	waiting := c.disp.beginWait()
 	defer c.disp.endWait(waiting)
 	select {
-	case <-t.done:
-		return t.err
+	case <-t.Done():
+		err, _ := t.result()
+		return err
 	case <-ctx.Done():
 		return fmt.Errorf("fennec: publish to %q: %w (the message stays queued)", m.Topic, ctx.Err())
 	}
@@ -107,11 +131,13 @@ func (c *Client) enqueue(ctx context.Context, m *Message) (*Token, error) {
 	if m.QoS > 2 {
 		return nil, fmt.Errorf("fennec: QoS %d is not allowed [MQTT-3.3.1-4]", m.QoS)
 	}
-	pub := &packet.Publish{QoS: m.QoS, Retain: m.Retain, Topic: m.Topic, Payload: m.Payload}
+	// One allocation for the queue entry, its packet and its token.
+	om := &outMsg{p: packet.Publish{QoS: m.QoS, Retain: m.Retain, Topic: m.Topic, Payload: m.Payload}}
+	om.pub, om.tok = &om.p, &om.t
+	pub, tok := om.pub, om.tok
 	if c.cfg.Version == packet.V5 {
 		pub.Props = m.Props
 	}
-	tok := newToken()
 	waiting := false
 	defer func() { c.disp.endWait(waiting) }()
 	c.mu.Lock()
@@ -156,7 +182,6 @@ func (c *Client) enqueue(ctx context.Context, m *Message) (*Token, error) {
 		}
 		c.mu.Lock()
 	}
-	om := &outMsg{pub: pub, tok: tok}
 	if m.QoS > 0 {
 		id, _ := c.ids.Take()
 		pub.PacketID = id
@@ -546,11 +571,10 @@ func (c *Client) handled(d delivery) {
 	}
 }
 
-// route returns the handlers whose filters match topic.
-func (c *Client) route(topic string) []MessageHandler {
+// route appends to hs the handlers whose filters match topic.
+func (c *Client) route(hs []MessageHandler, topic string) []MessageHandler {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var hs []MessageHandler
 	for _, f := range c.subOrder {
 		if matchFilter(f, topic) {
 			hs = append(hs, c.subs[f].handler)
