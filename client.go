@@ -509,7 +509,7 @@ func (c *Client) pumpLocked() {
 			}
 			c.nInflight++
 			if m.released {
-				conn.SendNow(&packet.Pubrel{PacketID: m.pub.PacketID}, nil)
+				conn.SendAck(packet.PUBREL, m.pub.PacketID)
 			} else {
 				if m.everSent {
 					m.pub.Dup = true // [MQTT-3.3.1-1]

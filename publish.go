@@ -460,7 +460,7 @@ func (c *Client) onAck(conn *mqttconn.Conn, t packet.Type, id uint16, rc packet.
 			}
 		}
 		c.mu.Unlock()
-		conn.SendNow(&packet.Pubrel{PacketID: id}, nil)
+		conn.SendAck(packet.PUBREL, id)
 		return
 	}
 	c.nInflight--
@@ -481,15 +481,15 @@ func (c *Client) onPubrel(conn *mqttconn.Conn, p *packet.Pubrel) {
 		delete(c.inbound, p.PacketID)
 	}
 	c.mu.Unlock()
-	resp := &packet.Pubcomp{PacketID: p.PacketID}
 	if known {
 		if c.store != nil {
 			c.store.DeleteInbound(p.PacketID)
 		}
 	} else if c.cfg.Version == packet.V5 {
-		resp.ReasonCode = packet.PacketIdentifierNotFound
+		conn.SendNow(&packet.Pubcomp{PacketID: p.PacketID, ReasonCode: packet.PacketIdentifierNotFound}, nil)
+		return
 	}
-	conn.SendNow(resp, nil)
+	conn.SendAck(packet.PUBCOMP, p.PacketID)
 }
 
 func (c *Client) onPublish(conn *mqttconn.Conn, p *packet.Publish) {
@@ -508,7 +508,7 @@ func (c *Client) onPublish(conn *mqttconn.Conn, p *packet.Publish) {
 		st := c.inbound[id]
 		if p.QoS == 2 && st == inDelivered {
 			c.mu.Unlock()
-			conn.SendNow(&packet.Pubrec{PacketID: id}, nil) // a duplicate: delivered once already
+			conn.SendAck(packet.PUBREC, id) // a duplicate: delivered once already
 			return
 		}
 		if st == inPending {
@@ -555,7 +555,7 @@ func (c *Client) handled(d delivery) {
 		delete(c.inbound, d.id)
 		c.mu.Unlock()
 		if conn != nil {
-			conn.SendNow(&packet.Puback{PacketID: d.id}, nil)
+			conn.SendAck(packet.PUBACK, d.id)
 		}
 		return
 	}
@@ -567,7 +567,7 @@ func (c *Client) handled(d delivery) {
 		}
 	}
 	if conn != nil {
-		conn.SendNow(&packet.Pubrec{PacketID: d.id}, nil)
+		conn.SendAck(packet.PUBREC, d.id)
 	}
 }
 

@@ -103,8 +103,37 @@ type Conn struct {
 }
 
 type item struct {
-	p    packet.Packet
-	done func(error)
+	p     packet.Packet // nil for an acknowledgement queued by SendAck
+	done  func(error)
+	ack   packet.Type
+	ackID uint16
+}
+
+// packet returns the item's packet, building an acknowledgement's on demand (for Trace).
+func (it *item) packet() packet.Packet {
+	if it.p != nil {
+		return it.p
+	}
+	switch it.ack {
+	case packet.PUBACK:
+		return &packet.Puback{PacketID: it.ackID}
+	case packet.PUBREC:
+		return &packet.Pubrec{PacketID: it.ackID}
+	case packet.PUBREL:
+		return &packet.Pubrel{PacketID: it.ackID}
+	default:
+		return &packet.Pubcomp{PacketID: it.ackID}
+	}
+}
+
+// appendAck encodes an acknowledgement with reason Success and no properties: the same four
+// bytes in MQTT 3.1.1 and 5.0, where the reason code and property length may be omitted.
+func appendAck(dst []byte, t packet.Type, id uint16) []byte {
+	h := byte(t) << 4
+	if t == packet.PUBREL {
+		h |= 0x02 // [MQTT-3.6.1-1]
+	}
+	return append(dst, h, 2, byte(id>>8), byte(id))
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
@@ -613,13 +642,32 @@ func (c *Conn) SendNow(p packet.Packet, done func(error)) error {
 	return c.enqueueLocked(p, done, size(p))
 }
 
+// SendAck queues a PUBACK, PUBREC, PUBREL or PUBCOMP for packet ID id with reason Success and
+// no properties, like SendNow but without a packet value to allocate.
+func (c *Conn) SendAck(t packet.Type, id uint16) error {
+	switch t {
+	case packet.PUBACK, packet.PUBREC, packet.PUBREL, packet.PUBCOMP:
+	default:
+		return fmt.Errorf("mqttconn: SendAck: %v is not an acknowledgement", t)
+	}
+	if id == 0 {
+		return fmt.Errorf("mqttconn: SendAck: %v with packet ID 0 [MQTT-2.2.1-3]", t)
+	}
+	c.mu.Lock()
+	return c.enqueueItemLocked(item{ack: t, ackID: id}, 16)
+}
+
 func (c *Conn) enqueueLocked(p packet.Packet, done func(error), n int) error {
+	return c.enqueueItemLocked(item{p: p, done: done}, n)
+}
+
+func (c *Conn) enqueueItemLocked(it item, n int) error {
 	if c.closed {
 		err := c.closeErrLocked()
 		c.mu.Unlock()
 		return err
 	}
-	c.queue = append(c.queue, item{p, done})
+	c.queue = append(c.queue, it)
 	c.qBytes += n
 	if !c.writing {
 		// The writer runs only while there is something to write: an idle connection has
@@ -671,7 +719,9 @@ func (c *Conn) writer() {
 			start := len(buf)
 			var err error
 			var payload []byte
-			if pub, ok := it.p.(*packet.Publish); ok && len(pub.Payload) >= vectorMin {
+			if it.p == nil {
+				buf = appendAck(buf, it.ack, it.ackID)
+			} else if pub, ok := it.p.(*packet.Publish); ok && len(pub.Payload) >= vectorMin {
 				// Large payloads are not copied: the head goes into buf, the payload is written
 				// from the caller's slice (writev on TCP).
 				payload = pub.Payload
@@ -696,10 +746,12 @@ func (c *Conn) writer() {
 				vec = append(vec, buf[seg:], payload)
 				seg = len(buf)
 			}
-			if expectsReply(it.p) {
+			if it.p == nil && (it.ack == packet.PUBREC || it.ack == packet.PUBREL) || it.p != nil && expectsReply(it.p) {
 				c.awaiting.Add(1) // before the write: the reply cannot come earlier
 			}
-			c.trace(Event{Outbound: true, Packet: it.p})
+			if c.opts.Trace != nil {
+				c.trace(Event{Outbound: true, Packet: it.packet()})
+			}
 		}
 		var werr error
 		if len(buf) > 0 {

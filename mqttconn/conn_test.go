@@ -152,3 +152,93 @@ func TestLargePayloadVectored(t *testing.T) {
 	c.Close(nil)
 	srv.Close()
 }
+
+// TestSendAck: acknowledgements queued by SendAck reach the peer as valid packets of the
+// connection's version (decoded by the codec), in order with other packets; the trace still
+// sees each as a packet; a non-acknowledgement or packet ID 0 is refused.
+func TestSendAck(t *testing.T) {
+	for _, v := range []packet.Version{packet.V311, packet.V5} {
+		srv, cli := net.Pipe()
+		out := make(chan packet.Packet, 10)
+		go func() {
+			rd := packet.NewReader(srv, 0)
+			if _, err := rd.ReadPacket(v); err != nil {
+				t.Error(err)
+				return
+			}
+			b, _ := (&packet.Connack{}).Append(nil, v)
+			srv.Write(b)
+			for {
+				p, err := rd.ReadPacket(v)
+				if err != nil {
+					close(out)
+					return
+				}
+				out <- p
+			}
+		}()
+		var mu sync.Mutex
+		var traced []packet.Type
+		c, _, err := mqttconn.Dial(context.Background(), &mqttconn.Options{Addr: "x:1", Scheme: "mqtt",
+			Dial:    func(context.Context, string, string) (net.Conn, error) { return cli, nil },
+			Connect: packet.Connect{Version: v, ClientID: "a", CleanStart: true},
+			Trace: func(e mqttconn.Event) {
+				if e.Outbound && e.Packet != nil {
+					mu.Lock()
+					traced = append(traced, e.Packet.Type())
+					mu.Unlock()
+				}
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go c.Run()
+		if err := c.SendAck(packet.SUBACK, 1); err == nil {
+			t.Error("SendAck(SUBACK) accepted")
+		}
+		if err := c.SendAck(packet.PUBACK, 0); err == nil {
+			t.Error("SendAck with packet ID 0 accepted")
+		}
+		c.SendAck(packet.PUBACK, 1)
+		c.SendAck(packet.PUBREC, 2)
+		c.SendNow(&packet.Publish{Topic: "between"}, nil)
+		c.SendAck(packet.PUBREL, 3)
+		c.SendAck(packet.PUBCOMP, 65535)
+		want := []struct {
+			t  packet.Type
+			id uint16
+		}{{packet.PUBACK, 1}, {packet.PUBREC, 2}, {packet.PUBLISH, 0}, {packet.PUBREL, 3}, {packet.PUBCOMP, 65535}}
+		for _, w := range want {
+			p := <-out
+			if p.Type() != w.t {
+				t.Fatalf("%v: got %v, want %v", v, p.Type(), w.t)
+			}
+			var id uint16
+			var rc packet.ReasonCode
+			switch p := p.(type) {
+			case *packet.Puback:
+				id, rc = p.PacketID, p.ReasonCode
+			case *packet.Pubrec:
+				id, rc = p.PacketID, p.ReasonCode
+			case *packet.Pubrel:
+				id, rc = p.PacketID, p.ReasonCode
+			case *packet.Pubcomp:
+				id, rc = p.PacketID, p.ReasonCode
+			}
+			if id != w.id || rc != 0 {
+				t.Fatalf("%v %v: packet ID %d reason %v, want %d Success", v, w.t, id, rc, w.id)
+			}
+		}
+		c.Close(nil)
+		srv.Close()
+		mu.Lock()
+		ok := len(traced) == len(want)+1 && traced[0] == packet.CONNECT
+		for i := 0; ok && i < len(want); i++ {
+			ok = traced[i+1] == want[i].t
+		}
+		if !ok {
+			t.Errorf("%v: traced %v, want CONNECT and the %d packets above", v, traced, len(want))
+		}
+		mu.Unlock()
+	}
+}
