@@ -207,6 +207,8 @@ func newClient(cfg Config) (*Client, error) {
 	c.opts = mqttconn.Options{Scheme: u.Scheme, Addr: u.Addr(), Path: path, TLSConfig: cfg.TLSConfig,
 		Dial: cfg.Dial, Connect: conn, MaxPacketSize: cfg.MaxPacketSize, Logger: cfg.Logger}
 	c.opts.OnPacket = c.onPacket
+	// onPacket keeps nothing of a PUBLISH or PUBACK but its fields; a user's Trace might.
+	c.opts.ReusePackets = cfg.Trace == nil
 	if u.TLS() {
 		// One prepared TLS config for all of this client's connections.
 		var alpn []string

@@ -3,6 +3,7 @@ package fennec_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -132,5 +133,59 @@ func TestUnknownPubrel(t *testing.T) {
 	case err := <-lost:
 		t.Fatalf("connection lost: %v", err)
 	default:
+	}
+}
+
+// TestKeptMessagesIntact: messages a handler keeps stay as they arrived while later ones are
+// received (the connection decodes into reused values; what a Message refers to must not be),
+// for QoS 0 and 1, with MQTT 5 properties, against mosquitto.
+func TestKeptMessagesIntact(t *testing.T) {
+	b := startMosquitto(t, "max_queued_messages 0")
+	for _, v := range versions {
+		t.Run(vname(v), func(t *testing.T) {
+			leakCheck(t)
+			ctx := testCtx(t)
+			c := connect(t, fennec.Config{Server: "mqtt://" + b.Addr, Version: v, CleanStart: true})
+			const n = 300
+			got := newCollector(n)
+			base := "kept/" + c.ClientID()
+			if _, err := c.Subscribe(ctx, got.handler, sub(base+"/#", 1)); err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < n; i++ {
+				m := &fennec.Message{Topic: fmt.Sprintf("%s/%d", base, i), QoS: packet.QoS(i % 2), Payload: []byte(fmt.Sprintf("payload %d", i))}
+				if v == packet.V5 {
+					m.Props.SetContentType(fmt.Sprintf("type/%d", i))
+					m.Props.SetCorrelationData([]byte(fmt.Sprintf("corr %d", i)))
+					m.Props.UserProperties = []packet.UserProperty{{Key: "i", Value: fmt.Sprint(i)}}
+				}
+				c.PublishAsync(m)
+			}
+			kept := make([]*fennec.Message, 0, n)
+			for i := 0; i < n; i++ {
+				kept = append(kept, got.next(t))
+			}
+			seen := map[int]bool{}
+			for _, m := range kept {
+				// Order across topics and QoS levels is not guaranteed [MQTT-4.6.0-6]: the topic
+				// says which message this is.
+				var i int
+				if _, err := fmt.Sscanf(m.Topic[len(base):], "/%d", &i); err != nil || seen[i] {
+					t.Fatalf("unexpected or duplicate topic %q", m.Topic)
+				}
+				seen[i] = true
+				if m.Topic != fmt.Sprintf("%s/%d", base, i) || string(m.Payload) != fmt.Sprintf("payload %d", i) || m.QoS != packet.QoS(i%2) {
+					t.Fatalf("message %d: %q %q QoS %d", i, m.Topic, m.Payload, m.QoS)
+				}
+				if v == packet.V5 && (m.Props.ContentType != fmt.Sprintf("type/%d", i) ||
+					string(m.Props.CorrelationData) != fmt.Sprintf("corr %d", i) ||
+					len(m.Props.UserProperties) != 1 || m.Props.UserProperties[0].Value != fmt.Sprint(i)) {
+					t.Fatalf("message %d: properties %+v", i, m.Props)
+				}
+			}
+			if err := c.Disconnect(ctx); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

@@ -58,6 +58,11 @@ type Options struct {
 	OnPacket func(c *Conn, p packet.Packet)
 	// Trace, when set, observes every packet in both directions and connection facts.
 	Trace func(Event)
+	// ReusePackets lets the connection decode each received PUBLISH and PUBACK into a value it
+	// reuses for the next one, which saves an allocation per message: OnPacket and Trace must
+	// then not keep the *packet.Publish or *packet.Puback after they return. What the packet
+	// refers to (topic, payload, property values) is never reused and may be kept.
+	ReusePackets bool
 	// Logger receives debug records; nil: silent.
 	Logger *slog.Logger
 }
@@ -385,6 +390,7 @@ func (c *Conn) handshake(ctx context.Context) (*packet.Connack, error) {
 	// The same reader serves the whole connection: the broker may send packets right
 	// behind CONNACK (a persistent session's queued messages).
 	c.rd = newFrameReader(deadlineReader{c}, c.opts.MaxPacketSize)
+	c.rd.reuse = c.opts.ReusePackets
 	p, err := c.rd.readPacket(c.version)
 	if err != nil {
 		if errors.Is(err, io.EOF) {

@@ -18,6 +18,12 @@ type frameReader struct {
 	off, end int
 	max      uint32
 	small    int // consecutive reads that used less than an eighth of the buffer
+
+	// reuse: PUBLISH and PUBACK are decoded into pub and ack, which the next read overwrites
+	// (Options.ReusePackets), and a PUBACK's body is read in place instead of copied.
+	reuse bool
+	pub   packet.Publish
+	ack   packet.Puback
 }
 
 const (
@@ -110,6 +116,12 @@ func (f *frameReader) next() (byte, []byte, error) {
 			Msg: fmt.Sprintf("packet of %d bytes exceeds the maximum packet size of %d", size, f.max)}
 	}
 	f.off += 1 + l
+	if f.reuse && packet.Type(header>>4) == packet.PUBACK && f.end-f.off >= rl {
+		// Decoded at once into f.ack, whose strings are copies: the buffer may be used.
+		body := f.buf[f.off : f.off+rl : f.off+rl]
+		f.off += rl
+		return header, body, nil
+	}
 	body := make([]byte, rl)
 	n := copy(body, f.buf[f.off:f.end])
 	f.off += n
@@ -132,6 +144,22 @@ func (f *frameReader) readPacket(v packet.Version) (packet.Packet, error) {
 	h, body, err := f.next()
 	if err != nil {
 		return nil, err
+	}
+	if f.reuse {
+		switch packet.Type(h >> 4) {
+		case packet.PUBLISH:
+			f.pub = packet.Publish{}
+			if err := f.pub.DecodeBody(v, h, body); err != nil {
+				return nil, err
+			}
+			return &f.pub, nil
+		case packet.PUBACK:
+			f.ack = packet.Puback{}
+			if err := f.ack.DecodeBody(v, h, body); err != nil {
+				return nil, err
+			}
+			return &f.ack, nil
+		}
 	}
 	return packet.Decode(v, h, body)
 }
