@@ -65,6 +65,7 @@ func TestOfflineQueueFennecClient(t *testing.T) {
 					}
 				}
 
+				stored(t, b, id, len(msgs))
 				got := make(chan *fennec.Message, len(msgs)+1)
 				back := fennecSession(t, b, id, v, func(m *fennec.Message) { got <- m })
 				if _, ack := back.ConnectionState(); ack == nil || !ack.SessionPresent {
@@ -134,6 +135,7 @@ func TestRetainedAndWill(t *testing.T) {
 			if r := online.wait(); r.code != 0 || r.out != "gone\n" {
 				t.Fatalf("online subscriber: exit %d, %q; want the will", r.code, r.out)
 			}
+			stored(t, b, offlineID, 1)
 			r = run(t, "mosquitto_sub", append(conn, "-c", "-x", "3600", "-i", offlineID, "-q", "1", "-t", will, "-C", "1", "-W", "20")...)
 			if r.code != 0 || r.out != "gone\n" {
 				t.Fatalf("offline subscriber after reconnecting: exit %d, %q; want the will", r.code, r.out)

@@ -55,6 +55,17 @@ func offline(t *testing.T, b *brokertest.Broker, id string) {
 	})
 }
 
+// stored waits until the offline session of id holds n messages. A publisher has its PUBACK
+// (or PUBCOMP) before the broker routes the message to subscribers; a reconnect in between
+// would race with the routing (see docs/broker.md on the takeover window).
+func stored(t *testing.T, b *brokertest.Broker, id string, n int) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%d messages stored for %s", n, id), func() bool {
+		cl, ok := b.Server().Clients.Get(id)
+		return ok && cl.Closed() && cl.State.Inflight.Len() >= n
+	})
+}
+
 // receivedLines is the output of mosquitto_sub (one payload a line) as a slice.
 func receivedLines(out string) []string {
 	var got []string
@@ -88,6 +99,7 @@ func mosquittoOfflineQueue(t *testing.T, b *brokertest.Broker, id, qos, filter, 
 	if r := runStdin(t, strings.Join(msgs, "\n")+"\n", "mosquitto_pub", pubArgs...); r.code != 0 {
 		t.Fatalf("mosquitto_pub: exit %d: %s", r.code, r.out)
 	}
+	stored(t, b, id, len(msgs))
 	// -W bounds a broken run; the test does not depend on its length.
 	r := run(t, "mosquitto_sub", append(subArgs, "-C", fmt.Sprint(len(msgs)), "-W", "20")...)
 	if r.code != 0 {
@@ -170,6 +182,7 @@ func TestOfflineQueueTLSWithACL(t *testing.T) {
 					t.Fatalf("mosquitto_pub %s: exit %d: %s", m.topic, r.code, r.out)
 				}
 			}
+			stored(t, b, id, 3)
 			r := run(t, "mosquitto_sub", append(subArgs, "-C", "3", "-W", "20", "-v")...)
 			if r.code != 0 {
 				t.Fatalf("mosquitto_sub after reconnecting: exit %d: %q", r.code, r.out)
@@ -213,6 +226,7 @@ func TestOfflineQueueAWS(t *testing.T) {
 					t.Fatalf("mosquitto_pub %s: exit %d: %s", m.topic, r.code, r.out)
 				}
 			}
+			stored(t, b, "thing-1", 2)
 			r := run(t, "mosquitto_sub", append(sub, "-C", "2", "-W", "20", "-v")...)
 			if r.code != 0 {
 				t.Fatalf("mosquitto_sub after reconnecting: exit %d: %q", r.code, r.out)
