@@ -58,9 +58,15 @@ func (h *hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, rese
 	o.mu.Unlock()
 }
 
-// OnQosComplete and OnQosDropped free a packet ID's record.
+// OnQosComplete and OnQosDropped free a packet ID's record. When a new connection takes the
+// session over, mochi drops the old connection's copies of the messages it hands on: their
+// records stay.
 func (h *hook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) { h.forget(cl.ID, pk.PacketID) }
-func (h *hook) OnQosDropped(cl *mqtt.Client, pk packets.Packet)  { h.forget(cl.ID, pk.PacketID) }
+func (h *hook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
+	if !cl.IsTakenOver() {
+		h.forget(cl.ID, pk.PacketID)
+	}
+}
 
 func (h *hook) forget(clientID string, id uint16) {
 	if o := h.orderOf(clientID, false); o != nil {

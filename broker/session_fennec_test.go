@@ -38,7 +38,8 @@ func fennecSession(t *testing.T, b *brokertest.Broker, id string, v packet.Versi
 
 // The Fennec client as subscriber and publisher: a persistent session, 3.1.1 and 5, QoS 1 and
 // 2; messages published while it is offline arrive in order after it reconnects, the CONNACK
-// says the session is present, and the client gets them without subscribing again.
+// says the session is present, and the client gets them, and later messages, without
+// subscribing again.
 func TestOfflineQueueFennecClient(t *testing.T) {
 	b := brokertest.Start(t, brokertest.Options{})
 	for _, v := range []packet.Version{packet.V311, packet.V5} {
@@ -58,32 +59,58 @@ func TestOfflineQueueFennecClient(t *testing.T) {
 				offline(t, b, id)
 
 				pub := fennecSession(t, b, id+"-pub", v, nil)
-				msgs := numbered("f", 20)
-				for _, m := range msgs {
-					if err := pub.Publish(ctx, &fennec.Message{Topic: topic, QoS: qos, Payload: []byte(m)}); err != nil {
-						t.Fatalf("publish %s: %v", m, err)
-					}
-				}
-
-				stored(t, b, id, len(msgs))
-				got := make(chan *fennec.Message, len(msgs)+1)
-				back := fennecSession(t, b, id, v, func(m *fennec.Message) { got <- m })
-				if _, ack := back.ConnectionState(); ack == nil || !ack.SessionPresent {
-					t.Fatalf("CONNACK session present = false after reconnecting")
-				}
-				var recv []string
-				for len(recv) < len(msgs) {
-					select {
-					case m := <-got:
-						if m.Topic != topic || m.QoS != qos {
-							t.Fatalf("got %s QoS %d, want %s QoS %d", m.Topic, m.QoS, topic, qos)
+				publish := func(msgs []string) {
+					for _, m := range msgs {
+						if err := pub.Publish(ctx, &fennec.Message{Topic: topic, QoS: qos, Payload: []byte(m)}); err != nil {
+							t.Fatalf("publish %s: %v", m, err)
 						}
-						recv = append(recv, string(m.Payload))
-					case <-ctx.Done():
-						t.Fatalf("after reconnecting, received only %q", recv)
 					}
 				}
-				sameList(t, "messages after reconnecting", recv, msgs)
+				got := make(chan string, 64)
+				receive := func(want []string) {
+					t.Helper()
+					var recv []string
+					for len(recv) < len(want) {
+						select {
+						case m := <-got:
+							recv = append(recv, m)
+						case <-ctx.Done():
+							t.Fatalf("received only %q", recv)
+						}
+					}
+					sameList(t, "messages received", recv, want)
+				}
+				handler := func(m *fennec.Message) {
+					if m.Topic != topic || m.QoS != qos {
+						t.Errorf("got %s QoS %d, want %s QoS %d", m.Topic, m.QoS, topic, qos)
+					}
+					got <- string(m.Payload)
+				}
+				// Two rounds: the second finds a session that was taken over once already.
+				for round, msgs := range [][]string{numbered("f", 20), numbered("g", 5)} {
+					publish(msgs)
+					stored(t, b, id, len(msgs))
+					back := fennecSession(t, b, id, v, handler)
+					if _, ack := back.ConnectionState(); ack == nil || !ack.SessionPresent {
+						t.Fatalf("round %d: CONNACK session present = false after reconnecting", round)
+					}
+					receive(msgs)
+					// The subscription came back with the session: a message published now
+					// arrives without a new SUBSCRIBE.
+					live := fmt.Sprintf("live-%d", round)
+					publish([]string{live})
+					receive([]string{live})
+					// Each client here is a new process: without a session.Store it forgets the
+					// QoS 2 flows it has not finished, so they finish before it leaves.
+					waitFor(t, "finished QoS flows", func() bool {
+						cl, ok := b.Server().Clients.Get(id)
+						return ok && cl.State.Inflight.Len() == 0
+					})
+					if err := back.Disconnect(ctx); err != nil {
+						t.Fatal(err)
+					}
+					offline(t, b, id)
+				}
 			})
 		}
 	}
