@@ -21,7 +21,6 @@ type session struct {
 	mu      sync.Mutex
 	pending map[string]bool // AWS: iot:Subscribe decisions of the SUBSCRIBE being processed
 	aliases map[uint16]string
-	swap    *idSwap // the packet being processed was renumbered (see order.go)
 }
 
 // resolveAlias fills in the topic of an MQTT 5 PUBLISH that uses a topic alias [MQTT-3.3.2-12]:
@@ -67,6 +66,7 @@ type hook struct {
 	// first. Keyed by client ID, so it holds at most one entry per session mochi keeps.
 	parked sync.Map // client ID → parkedSession
 	order  sync.Map // client ID → *sendOrder (see order.go)
+	ids    sync.Map // client ID → *idMap (see ids.go)
 }
 
 type parkedSession struct {
@@ -245,12 +245,12 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	}
 	a := h.b.opts.AWS
 	if a == nil {
-		s.renumber(cl, &pk)
+		h.renumber(cl, &pk)
 		return pk, nil
 	}
 	pk, v := a.inspect(cl, s, pk)
 	if v == nil {
-		s.renumber(cl, &pk)
+		h.renumber(cl, &pk)
 		return pk, nil
 	}
 	h.b.log.Warn("AWS rule broken, disconnecting", "client", cl.ID, "reason", v.reason, "code", v.code.Code)
@@ -269,12 +269,7 @@ func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
 }
 
 func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
-	switch pk.FixedHeader.Type {
-	case packets.Suback, packets.Unsuback, packets.Puback:
-		if s := h.session(cl); s != nil {
-			s.restoreID(&pk)
-		}
-	}
+	h.restoreID(cl, &pk)
 	h.b.faults.delayAck(pk)
 	return pk
 }
@@ -294,6 +289,7 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 		h.parked.Store(cl.ID, parkedSession{cl: cl, s: v.(*session)})
 	} else if expire && !cl.IsTakenOver() {
 		h.order.Delete(cl.ID)
+		h.ids.Delete(cl.ID)
 	}
 	h.b.log.Info("client disconnected", "client", cl.ID, "remote", cl.Net.Remote, "reason", err, "session_kept", keep)
 }
@@ -305,6 +301,7 @@ func (h *hook) OnClientExpired(cl *mqtt.Client) {
 		h.parked.Delete(cl.ID)
 	}
 	h.order.Delete(cl.ID)
+	h.ids.Delete(cl.ID)
 	h.b.log.Info("offline session expired", "client", cl.ID)
 }
 

@@ -61,10 +61,15 @@ func (h *hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, rese
 // OnQosComplete and OnQosDropped free a packet ID's record. When a new connection takes the
 // session over, mochi drops the old connection's copies of the messages it hands on: their
 // records stay.
-func (h *hook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) { h.forget(cl.ID, pk.PacketID) }
+func (h *hook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
+	h.forget(cl.ID, pk.PacketID)
+	h.exchangeDone(cl, pk)
+}
+
 func (h *hook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
 	if !cl.IsTakenOver() {
 		h.forget(cl.ID, pk.PacketID)
+		h.exchangeDone(cl, pk)
 	}
 }
 
@@ -84,6 +89,7 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	}
 	if pk.Connect.Clean || (old.Properties.Clean && old.Properties.ProtocolVersion < 5) {
 		h.order.Delete(cl.ID) // the session is discarded [MQTT-3.1.2-4]
+		h.ids.Delete(cl.ID)
 		return
 	}
 	h.prepareResend(old)
@@ -169,60 +175,4 @@ func orderedSeconds(first int64, n int, orig func(int) int64) []int64 {
 		assign(max(first, out[n-1]/block*block))
 	}
 	return out
-}
-
-// Packet identifiers.
-//
-// MQTT gives each direction its own packet identifiers: the client numbers its PUBLISH,
-// SUBSCRIBE and UNSUBSCRIBE packets, the server its PUBLISH packets, independently (MQTT 3.1.1
-// §2.3.1, MQTT 5 §2.2.1). mochi (v2.7.9) keeps both in one table of the session. A client that
-// reconnects to a session with queued messages, and subscribes again with packet identifier 1
-// (as mosquitto_sub does) while the server's message 1 awaits its PUBACK, would get SUBACK 0x91
-// (3.1.1: 0x80) for every filter; a QoS 1 PUBLISH numbered like an unacknowledged delivery would
-// make mochi forget that delivery. The broker renumbers such a packet as it is read, to an
-// identifier free in that table, and gives the acknowledgement mochi writes for it (SUBACK,
-// UNSUBACK, PUBACK: written while the packet is processed, before the next one is read) the
-// client's identifier back.
-type idSwap struct {
-	client, internal uint16
-	ack              byte // the packet type whose identifier is swapped back
-}
-
-// renumber gives pk a packet identifier free in cl's session when its own is in use there by
-// one of the server's deliveries.
-func (s *session) renumber(cl *mqtt.Client, pk *packets.Packet) {
-	var ack byte
-	switch {
-	case pk.FixedHeader.Type == packets.Subscribe:
-		ack = packets.Suback
-	case pk.FixedHeader.Type == packets.Unsubscribe:
-		ack = packets.Unsuback
-	case pk.FixedHeader.Type == packets.Publish && pk.FixedHeader.Qos == 1:
-		ack = packets.Puback
-	default:
-		return
-	}
-	if _, used := cl.State.Inflight.Get(pk.PacketID); !used || pk.PacketID == 0 {
-		return
-	}
-	// mochi numbers its deliveries upwards from 1; a free identifier is looked for downwards.
-	for id := uint16(0xFFFF); id > 0; id-- {
-		if _, used := cl.State.Inflight.Get(id); !used {
-			s.mu.Lock()
-			s.swap = &idSwap{client: pk.PacketID, internal: id, ack: ack}
-			s.mu.Unlock()
-			pk.PacketID = id
-			return
-		}
-	}
-}
-
-// restoreID gives an acknowledgement of a renumbered packet the client's identifier.
-func (s *session) restoreID(pk *packets.Packet) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if w := s.swap; w != nil && pk.FixedHeader.Type == w.ack && pk.PacketID == w.internal {
-		pk.PacketID = w.client
-		s.swap = nil
-	}
 }
