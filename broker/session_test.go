@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -261,4 +262,38 @@ func TestNoSessionExpiryStoresNothing(t *testing.T) {
 	if r := p.wait(); r.code != 0 || strings.TrimSpace(r.out) != "after" {
 		t.Fatalf("first message after reconnecting: exit %d, %q; want \"after\"", r.code, r.out)
 	}
+}
+
+// At the limit of stored messages (mochi's Capabilities.MaximumInflight, 8192 by default; 5
+// here), further messages for the offline session are dropped for it alone: the publisher still
+// succeeds, the first five arrive after the reconnect, and the next message is a new one.
+func TestOfflineQueueLimit(t *testing.T) {
+	b, err := broker.New(broker.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Server().Options.Capabilities.MaximumInflight = 5 // before Start: no client reads it yet
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	host, port := splitAddr(b.Addr())
+	conn := []string{"-h", host, "-p", port}
+	subArgs := append(append([]string{}, conn...), "-c", "-i", "limited", "-q", "1", "-t", "queue/t")
+	if r := run(t, "mosquitto_sub", append(subArgs, "-E")...); r.code != 0 {
+		t.Fatalf("mosquitto_sub -E: %s", r.out)
+	}
+	waitFor(t, "the offline session", func() bool { cl, ok := b.Server().Clients.Get("limited"); return ok && cl.Closed() })
+	msgs := numbered("m", 8)
+	if r := runStdin(t, strings.Join(msgs, "\n")+"\n", "mosquitto_pub", append(conn, "-q", "1", "-t", "queue/t", "-l")...); r.code != 0 {
+		t.Fatalf("mosquitto_pub: exit %d: %s", r.code, r.out)
+	}
+	waitFor(t, "3 messages dropped", func() bool { return atomic.LoadInt64(&b.Server().Info.InflightDropped) >= 3 })
+	p := startCmd(t, "mosquitto_sub", append(subArgs, "-C", "6")...)
+	waitFor(t, "the stored messages", func() bool { return strings.Count(p.output(), "\n") >= 5 })
+	if r := run(t, "mosquitto_pub", append(conn, "-q", "1", "-t", "queue/t", "-m", "after")...); r.code != 0 {
+		t.Fatalf("mosquitto_pub: %s", r.out)
+	}
+	r := p.wait()
+	sameList(t, "messages after reconnecting", receivedLines(r.out), append(msgs[:5:5], "after"))
 }
