@@ -24,10 +24,12 @@ type Message struct {
 	Props   packet.Properties // MQTT 5 publish properties (ignored for 3.1.1)
 }
 
-// MessageHandler handles a received message. Handlers run one at a time, in arrival order, on
-// the client's handler goroutine, outside the client's locks: a handler may publish, subscribe
-// or unsubscribe. A slow handler slows the broker down (back-pressure); it does not deadlock.
-// m is the handler's to keep.
+// MessageHandler handles a received message. Handlers run one at a time, in arrival order,
+// outside the client's locks: a handler may publish, subscribe or unsubscribe, and wait for
+// the outcome. A handler may start on the connection's reading goroutine; reading moves to
+// another goroutine as soon as it waits for the broker or runs for a millisecond, so a slow
+// or blocked handler slows the broker down (back-pressure) and never stops the client from
+// reading. m is the handler's to keep.
 type MessageHandler func(m *Message)
 
 // Client is an MQTT client that reconnects and keeps its session. Create it with Connect; its
@@ -286,9 +288,17 @@ func (c *Client) dial(ctx context.Context) (*mqttconn.Conn, *packet.Connack, err
 	return conn, ack, nil
 }
 
-// run owns the connection: it reads from it and, when it ends, reconnects with backoff.
+// run owns the connection: it reads from it and, when it ends, reconnects with backoff. When
+// a handler running on this goroutine hands reading off (see dispatcher.inline), run returns
+// and the goroutine that took over, started by handOffReader, owns the c.wg count.
 func (c *Client) run(conn *mqttconn.Conn) {
-	defer c.wg.Done()
+	if c.runLoop(conn) {
+		c.wg.Done()
+	}
+}
+
+// runLoop is run's body; it returns false when reading was handed off to another goroutine.
+func (c *Client) runLoop(conn *mqttconn.Conn) bool {
 	attempt := 0
 	for {
 		if conn == nil {
@@ -300,7 +310,7 @@ func (c *Client) run(conn *mqttconn.Conn) {
 				case <-t.C:
 				case <-c.closeCh:
 					t.Stop()
-					return
+					return true
 				}
 			}
 			var ack *packet.Connack
@@ -308,19 +318,22 @@ func (c *Client) run(conn *mqttconn.Conn) {
 			conn, ack, err = c.dial(context.Background())
 			if err != nil {
 				if c.isClosed() {
-					return
+					return true
 				}
 				continue
 			}
 			if !c.up(conn, ack) {
 				conn.Close(ErrClosed)
-				return
+				return true
 			}
 			attempt = 0
 		}
 		err := conn.Run()
+		if errors.Is(err, mqttconn.ErrHandedOff) {
+			return false
+		}
 		if !c.down(conn, err) {
-			return
+			return true
 		}
 		if c.cfg.DisableReconnect {
 			lost := err
@@ -334,7 +347,7 @@ func (c *Client) run(conn *mqttconn.Conn) {
 			}
 			c.mu.Unlock()
 			c.failAll(lost)
-			return
+			return true
 		}
 		conn = nil
 	}
@@ -715,6 +728,7 @@ func (c *Client) Close() error {
 }
 
 func (c *Client) shutdown(ctx context.Context, graceful bool) error {
+	c.disp.handOffReader() // called from a handler on the reading goroutine: let it go on
 	c.mu.Lock()
 	if c.stopping {
 		c.mu.Unlock()

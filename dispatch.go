@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/fennec-mqtt/fennec/mqttconn"
 	"github.com/fennec-mqtt/fennec/topic"
@@ -34,8 +35,10 @@ type dispatcher struct {
 	space   chan struct{}
 	wg      sync.WaitGroup
 
-	hs        []MessageHandler // the handlers of the message being delivered (the loop's own)
+	hs        []MessageHandler // the handlers of the message being delivered (one at a time)
 	inHandler atomic.Bool
+	inline    *mqttconn.Conn // set while a handler runs on that connection's reading goroutine
+	watch     *time.Timer    // hands reading off when an inline handler runs too long
 	waiters   atomic.Int32
 }
 
@@ -47,11 +50,66 @@ func (d *dispatcher) beginWait() bool {
 	if !d.inHandler.Load() {
 		return false
 	}
+	d.handOffReader()
 	d.waiters.Add(1)
 	d.mu.Lock()
 	d.signalLocked()
 	d.mu.Unlock()
 	return true
+}
+
+// inlineFor is how long a handler may run on the reading goroutine before reading moves to
+// another goroutine (handOffReader).
+const inlineFor = time.Millisecond
+
+// deliverInline runs a received message's handlers on the reading goroutine when nothing is
+// queued or running: the message then reaches its handler without a hand-off to the handler
+// goroutine (a goroutine start and, often, a wake-up of another thread — a few µs of the round
+// trip). Handlers still run one at a time and in order: while this one runs, the dispatcher
+// counts as running and what arrives next is queued behind it. If the handler waits for the
+// broker (Publish, Subscribe, a token…) or runs longer than inlineFor, handOffReader moves
+// reading to a new goroutine, so nothing it waits for is held up. It reports false when the
+// message must be queued instead.
+func (d *dispatcher) deliverInline(it delivery, conn *mqttconn.Conn) bool {
+	d.mu.Lock()
+	if d.running || d.head != len(d.q) {
+		d.mu.Unlock()
+		return false
+	}
+	d.running = true
+	d.inline = conn
+	d.wg.Add(1)
+	if d.watch == nil {
+		d.watch = time.AfterFunc(inlineFor, d.handOffReader)
+	} else {
+		d.watch.Reset(inlineFor)
+	}
+	d.mu.Unlock()
+	d.run(it)
+	d.mu.Lock()
+	d.watch.Stop()
+	d.inline = nil
+	if d.head == len(d.q) {
+		d.q, d.head = d.q[:0], 0
+		d.running = false
+		d.mu.Unlock()
+		d.wg.Done()
+		return true
+	}
+	d.mu.Unlock()
+	go d.loop() // what was queued meanwhile; the loop takes over our d.wg count
+	return true
+}
+
+// handOffReader moves reading to a new goroutine when a handler runs on the reading goroutine
+// (deliverInline); the new goroutine takes over the connection goroutine's role and count.
+func (d *dispatcher) handOffReader() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if conn := d.inline; conn != nil && conn.HandOff() {
+		d.inline = nil
+		go d.c.run(conn)
+	}
 }
 
 func (d *dispatcher) endWait(w bool) {

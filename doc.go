@@ -37,8 +37,8 @@
 //
 // Subscribe takes a handler and one or more packet.Subscription values; messages are routed to
 // the handlers of every matching filter (wildcards + and # as the specification defines them,
-// shared subscriptions by their filter). Handlers run one at a time, in arrival order, on one
-// goroutine and outside the client's locks: a handler may publish, subscribe or unsubscribe.
+// shared subscriptions by their filter). Handlers run one at a time, in arrival order, outside
+// the client's locks: a handler may publish, subscribe or unsubscribe and wait for the outcome.
 // QoS 1 and 2 messages are acknowledged after their handler returns, so a slow handler slows the
 // broker down instead of piling messages up in memory. Inbound QoS 2 messages are delivered
 // exactly once: duplicates are recognised by packet ID until PUBREL.

@@ -14,6 +14,7 @@ import (
 
 // Token tracks one PublishAsync.
 type Token struct {
+	disp     *dispatcher // nil for a token failed at once
 	mu       sync.Mutex
 	ch       chan struct{} // made by the first Done or Wait before completion
 	finished bool
@@ -40,14 +41,21 @@ func (t *Token) complete(err error) {
 // 2 PUBCOMP received, or failed.
 func (t *Token) Done() <-chan struct{} {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if t.ch == nil {
 		if t.finished {
+			t.mu.Unlock()
 			return closedCh
 		}
 		t.ch = make(chan struct{})
 	}
-	return t.ch
+	ch := t.ch
+	t.mu.Unlock()
+	if t.disp != nil {
+		// The caller is about to wait for the broker: a handler running on the reading
+		// goroutine must let reading go on.
+		t.disp.handOffReader()
+	}
+	return ch
 }
 
 // result returns the outcome and true once the publish completed.
@@ -134,6 +142,7 @@ func (c *Client) enqueue(ctx context.Context, m *Message) (*Token, error) {
 	// One allocation for the queue entry, its packet and its token.
 	om := &outMsg{p: packet.Publish{QoS: m.QoS, Retain: m.Retain, Topic: m.Topic, Payload: m.Payload}}
 	om.pub, om.tok = &om.p, &om.t
+	om.t.disp = &c.disp
 	pub, tok := om.pub, om.tok
 	if c.cfg.Version == packet.V5 {
 		pub.Props = m.Props
@@ -529,6 +538,9 @@ func (c *Client) onPublish(conn *mqttconn.Conn, p *packet.Publish) {
 		c.inbound[id] = inPending
 		d.epoch = c.gen
 		c.mu.Unlock()
+	}
+	if c.disp.deliverInline(d, conn) {
+		return
 	}
 	bounded := p.QoS == 0 || c.cfg.Version != packet.V5 || overrun
 	if !c.disp.enqueue(d, bounded, conn) && p.QoS > 0 {

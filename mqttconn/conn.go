@@ -98,6 +98,7 @@ type Conn struct {
 
 	sent, recv     atomic.Uint64
 	awaiting       atomic.Int32 // replies the broker owes us (see deadlineReader)
+	loop           atomic.Pointer[readLoop]
 	queued         atomic.Int32 // packets queued and not yet taken by the writer
 	readSinceArm   bool         // touched only by the reading goroutine
 	pingPending    atomic.Bool
@@ -476,9 +477,33 @@ func (c *Conn) Err() error {
 	return c.closeErr
 }
 
+// ErrHandedOff is returned by Run when HandOff moved reading to another goroutine.
+var ErrHandedOff = errors.New("mqttconn: reading was handed off to another goroutine")
+
+// readLoop is the state of one Run call.
+type readLoop struct{ state atomic.Int32 }
+
+const (
+	loopReading   = iota // reading or decoding
+	loopCallback         // inside Options.OnPacket
+	loopHandedOff        // HandOff was called during OnPacket
+)
+
+// HandOff lets OnPacket keep the reading goroutine (to run a long task on it) while reading
+// goes on elsewhere: called while OnPacket runs, from any goroutine, it makes Run return
+// ErrHandedOff as soon as OnPacket returns, without reading further; the caller must then call
+// Run on another goroutine, which continues with the next packet. It reports false, changing
+// nothing, when OnPacket is not running or reading was already handed off.
+func (c *Conn) HandOff() bool {
+	l := c.loop.Load()
+	return l != nil && l.state.CompareAndSwap(loopCallback, loopHandedOff)
+}
+
 // Run reads packets and hands them to Options.OnPacket until the connection fails or is
-// closed; it returns the cause. Call it once.
+// closed; it returns the cause. Call it once, and again only after it returned ErrHandedOff.
 func (c *Conn) Run() error {
+	l := &readLoop{}
+	c.loop.Store(l)
 	for {
 		p, err := c.rd.readPacket(c.version)
 		if err != nil {
@@ -503,7 +528,11 @@ func (c *Conn) Run() error {
 			continue
 		}
 		if c.opts.OnPacket != nil {
+			l.state.Store(loopCallback)
 			c.opts.OnPacket(c, p)
+			if !l.state.CompareAndSwap(loopCallback, loopReading) {
+				return ErrHandedOff
+			}
 		}
 	}
 }

@@ -242,3 +242,80 @@ func TestSendAck(t *testing.T) {
 		mu.Unlock()
 	}
 }
+
+// TestHandOff: HandOff during OnPacket makes Run return ErrHandedOff once OnPacket returns,
+// without reading on; Run called again continues with the next packet; outside OnPacket, or a
+// second time, HandOff reports false.
+func TestHandOff(t *testing.T) {
+	srv, cli := net.Pipe()
+	go func() {
+		rd := packet.NewReader(srv, 0)
+		if _, err := rd.ReadPacket(packet.V5); err != nil {
+			t.Error(err)
+			return
+		}
+		var b []byte
+		b, _ = (&packet.Connack{}).Append(b, packet.V5)
+		for _, topic := range []string{"a", "b", "c"} {
+			b, _ = (&packet.Publish{Topic: topic}).Append(b, packet.V5)
+		}
+		srv.Write(b)
+		io.Copy(io.Discard, srv)
+	}()
+	got := make(chan string, 3)
+	release := make(chan struct{})
+	var c *mqttconn.Conn
+	var first, second bool
+	opts := &mqttconn.Options{Addr: "x:1", Scheme: "mqtt",
+		Dial:    func(context.Context, string, string) (net.Conn, error) { return cli, nil },
+		Connect: packet.Connect{ClientID: "h", CleanStart: true},
+		OnPacket: func(conn *mqttconn.Conn, p packet.Packet) {
+			pub, ok := p.(*packet.Publish)
+			if !ok {
+				return
+			}
+			if pub.Topic == "a" {
+				first, second = conn.HandOff(), conn.HandOff()
+				got <- pub.Topic
+				<-release // held: the next Run call reads on meanwhile
+				return
+			}
+			got <- pub.Topic
+		}}
+	c, _, err := mqttconn.Dial(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HandOff() {
+		t.Error("HandOff outside OnPacket reported true")
+	}
+	runErr := make(chan error, 1)
+	go func() { runErr <- c.Run() }()
+	if tp := <-got; tp != "a" {
+		t.Fatalf("got %q", tp)
+	}
+	if !first || second {
+		t.Fatalf("HandOff in OnPacket: %v then %v, want true then false", first, second)
+	}
+	rest := make(chan error, 1)
+	go func() { rest <- c.Run() }()
+	for _, want := range []string{"b", "c"} {
+		if tp := <-got; tp != want {
+			t.Fatalf("after the hand-off got %q, want %q", tp, want)
+		}
+	}
+	select {
+	case err := <-runErr:
+		t.Fatalf("Run returned %v while its OnPacket still ran", err)
+	default:
+	}
+	close(release)
+	if err := <-runErr; !errors.Is(err, mqttconn.ErrHandedOff) {
+		t.Fatalf("first Run: %v, want ErrHandedOff", err)
+	}
+	c.Close(nil)
+	if err := <-rest; !errors.Is(err, mqttconn.ErrClosed) {
+		t.Fatalf("second Run: %v, want ErrClosed", err)
+	}
+	srv.Close()
+}

@@ -16,7 +16,10 @@
 // # Running
 //
 // After Dial, call Run on one goroutine: it reads packets and hands each one to
-// Options.OnPacket until the connection ends, then returns the cause. Send and SendNow queue
+// Options.OnPacket until the connection ends, then returns the cause. OnPacket may keep the
+// reading goroutine for a long task by calling HandOff: Run then returns ErrHandedOff when
+// OnPacket returns, and the caller continues reading by calling Run on another goroutine.
+// Send and SendNow queue
 // packets for the writing goroutine (started on demand), which encodes everything queued into one buffer and writes
 // it with a single Write: many small packets cost one system call (and one TLS record). Payloads of
 // 16 KiB and more are written from the caller's slice rather than copied. Send
