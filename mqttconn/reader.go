@@ -20,10 +20,11 @@ type frameReader struct {
 	small    int // consecutive reads that used less than an eighth of the buffer
 
 	// reuse: PUBLISH and PUBACK are decoded into pub and ack, which the next read overwrites
-	// (Options.ReusePackets), and a PUBACK's body is read in place instead of copied.
+	// (Options.ReusePackets), and a PUBACK's body is read in place instead of copied. They are
+	// allocated on first use: an idle connection does not carry them.
 	reuse bool
-	pub   packet.Publish
-	ack   packet.Puback
+	pub   *packet.Publish
+	ack   *packet.Puback
 }
 
 const (
@@ -148,17 +149,25 @@ func (f *frameReader) readPacket(v packet.Version) (packet.Packet, error) {
 	if f.reuse {
 		switch packet.Type(h >> 4) {
 		case packet.PUBLISH:
-			f.pub = packet.Publish{}
+			if f.pub == nil {
+				f.pub = new(packet.Publish)
+			} else {
+				*f.pub = packet.Publish{}
+			}
 			if err := f.pub.DecodeBody(v, h, body); err != nil {
 				return nil, err
 			}
-			return &f.pub, nil
+			return f.pub, nil
 		case packet.PUBACK:
-			f.ack = packet.Puback{}
+			if f.ack == nil {
+				f.ack = new(packet.Puback)
+			} else {
+				*f.ack = packet.Puback{}
+			}
 			if err := f.ack.DecodeBody(v, h, body); err != nil {
 				return nil, err
 			}
-			return &f.ack, nil
+			return f.ack, nil
 		}
 	}
 	return packet.Decode(v, h, body)
