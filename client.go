@@ -67,6 +67,8 @@ type Client struct {
 	subOrder      []string
 	inbound       map[uint16]inState // inbound QoS 1/2 by packet ID
 	warnedRecvMax bool
+	holdWrites    bool           // pumpLocked queues without starting the writer…
+	toFlush       *mqttconn.Conn // …and records the connection to Flush once c.mu is released
 
 	disp dispatcher
 
@@ -504,6 +506,11 @@ func (c *Client) pumpLocked() {
 	if conn == nil {
 		return
 	}
+	send := conn.SendNow
+	if c.holdWrites {
+		send = conn.Queue // Publish flushes on its own goroutine after unlocking
+		c.toFlush = conn
+	}
 	window := min(c.window, c.srvWindow)
 	for c.nextSend < len(c.q) {
 		m := c.q[c.nextSend]
@@ -517,7 +524,7 @@ func (c *Client) pumpLocked() {
 			}
 			c.n0++
 			gen := c.gen
-			conn.SendNow(m.pub, func(err error) { c.written0(m, gen, err) })
+			send(m.pub, func(err error) { c.written0(m, gen, err) })
 		} else {
 			if c.nInflight >= window {
 				return
@@ -531,7 +538,7 @@ func (c *Client) pumpLocked() {
 				}
 				m.everSent = true
 				gen := c.gen
-				conn.SendNow(m.pub, func(err error) { c.writtenQoS(m, gen, err) })
+				send(m.pub, func(err error) { c.writtenQoS(m, gen, err) })
 			}
 		}
 		m.sent = true

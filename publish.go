@@ -103,7 +103,7 @@ func validTopicName(s string) error {
 //
 // The client keeps m.Payload (it is not copied): do not modify it until the publish completed.
 func (c *Client) Publish(ctx context.Context, m *Message) error {
-	t, err := c.enqueue(ctx, m)
+	t, err := c.enqueue(ctx, m, true)
 	if err != nil {
 		return err
 	}
@@ -122,14 +122,18 @@ func (c *Client) Publish(ctx context.Context, m *Message) error {
 // in-flight window are full and the client is connected; offline with a full queue the token
 // fails with ErrQueueFull at once.
 func (c *Client) PublishAsync(m *Message) *Token {
-	t, err := c.enqueue(context.Background(), m)
+	t, err := c.enqueue(context.Background(), m, false)
 	if err != nil {
 		return errToken(err)
 	}
 	return t
 }
 
-func (c *Client) enqueue(ctx context.Context, m *Message) (*Token, error) {
+// enqueue queues m for sending. With inline, what it hands to the connection is written by the
+// calling goroutine when that cannot block (mqttconn.Conn.Flush): a one-at-a-time Publish then
+// needs no hand-off to the writing goroutine. PublishAsync does not, so that the writing
+// goroutine coalesces a burst into few writes.
+func (c *Client) enqueue(ctx context.Context, m *Message, inline bool) (*Token, error) {
 	if m == nil {
 		return nil, errors.New("fennec: nil message")
 	}
@@ -213,8 +217,15 @@ func (c *Client) enqueue(ctx context.Context, m *Message) (*Token, error) {
 	}
 	c.q = append(c.q, om)
 	c.nWaiting++
+	c.holdWrites = inline
 	c.pumpLocked()
+	c.holdWrites = false
+	flush := c.toFlush
+	c.toFlush = nil
 	c.mu.Unlock()
+	if flush != nil {
+		flush.Flush()
+	}
 	return tok, nil
 }
 

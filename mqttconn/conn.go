@@ -92,7 +92,9 @@ type Conn struct {
 	spaceCh  chan struct{} // closed when the queue shrinks and someone waits
 	closed   bool
 	closeErr error
-	writing  bool          // a writer goroutine is running
+	writing  bool          // a writer is running (the goroutine, or Flush inline)
+	deferred int           // Queue calls not yet followed by Flush
+	sock     sockInfo      // the TCP socket under TLS or plain TCP; zero for WebSocket
 	done     chan struct{} // closed on Close
 	writers  sync.WaitGroup
 
@@ -387,6 +389,7 @@ func (c *Conn) handshake(ctx context.Context) (*packet.Connack, error) {
 		return nil, ctxOr(ctx, err)
 	}
 	c.qa = newQuickAcker(c.nc)
+	c.sock = newSockInfo(c.nc)
 	c.awaiting.Store(1) // CONNACK
 	c.qa.arm()
 	// The same reader serves the whole connection: the broker may send packets right
@@ -695,6 +698,52 @@ func (c *Conn) SendAck(t packet.Type, id uint16) error {
 	return c.enqueueItemLocked(item{ack: t, ackID: id}, 16)
 }
 
+// Queue queues p like SendNow but does not start the writing goroutine: the caller must call
+// Flush afterwards. It lets a caller that holds its own lock queue packets and have them
+// written once that lock is released.
+func (c *Conn) Queue(p packet.Packet, done func(error)) error {
+	c.mu.Lock()
+	c.deferred++
+	return c.enqueueLocked(p, done, size(p))
+}
+
+// inlineMax is the most queued bytes Flush writes on the calling goroutine.
+const inlineMax = 8 << 10
+
+// Flush follows Queue. When no writer is running, at most a few KiB are queued and the
+// socket's send buffer is empty, it writes on the calling goroutine: such a write cannot block,
+// and it saves the hand-off to the writing goroutine on the path of a one-at-a-time Publish.
+// Otherwise the writing goroutine writes. Flush never waits for the broker.
+func (c *Conn) Flush() {
+	c.mu.Lock()
+	if c.deferred > 0 {
+		c.deferred--
+	}
+	if c.writing || c.closed || len(c.queue) == 0 || c.deferred > 0 {
+		c.mu.Unlock()
+		return
+	}
+	c.writing = true
+	c.writers.Add(1)
+	inline := c.qBytes <= inlineMax && c.sock.sendQueueEmpty()
+	c.mu.Unlock()
+	if inline {
+		if !c.writeBatch() {
+			c.writers.Done()
+			return
+		}
+		c.mu.Lock()
+		if len(c.queue) == 0 && !c.closed {
+			c.writing = false
+			c.mu.Unlock()
+			c.writers.Done()
+			return
+		}
+		c.mu.Unlock()
+	}
+	go c.writer()
+}
+
 func (c *Conn) enqueueLocked(p packet.Packet, done func(error), n int) error {
 	return c.enqueueItemLocked(item{p: p, done: done}, n)
 }
@@ -708,7 +757,7 @@ func (c *Conn) enqueueItemLocked(it item, n int) error {
 	c.queue = append(c.queue, it)
 	c.qBytes += n
 	c.queued.Add(1)
-	if !c.writing {
+	if !c.writing && c.deferred == 0 {
 		// The writer runs only while there is something to write: an idle connection has
 		// no writing goroutine.
 		c.writing = true
@@ -728,107 +777,113 @@ func (c *Conn) closeErrLocked() error {
 
 func (c *Conn) writer() {
 	defer c.writers.Done()
-	for {
-		c.mu.Lock()
-		if c.closed {
-			c.writing = false
-			c.mu.Unlock()
-			c.failQueue()
-			return
-		}
-		if len(c.queue) == 0 {
-			c.writing = false
-			c.mu.Unlock()
-			return
-		}
-		batch := c.queue
-		c.queue, c.spare = c.spare[:0], nil
-		c.qBytes = 0
-		c.queued.Store(0)
-		if c.spaceCh != nil {
-			close(c.spaceCh)
-			c.spaceCh = nil
-		}
-		c.mu.Unlock()
-		bp := bufPool.Get().(*[]byte)
-		buf := (*bp)[:0]
-		var vec net.Buffers // set when a large payload is written from the caller's slice
-		seg := 0            // start of the part of buf not yet in vec
-		for i := range batch {
-			it := &batch[i]
-			start := len(buf)
-			var err error
-			var payload []byte
-			if it.p == nil {
-				buf = appendAck(buf, it.ack, it.ackID)
-			} else if pub, ok := it.p.(*packet.Publish); ok && len(pub.Payload) >= vectorMin {
-				// Large payloads are not copied: the head goes into buf, the payload is written
-				// from the caller's slice (writev on TCP).
-				payload = pub.Payload
-				buf, err = appendPublishHead(buf, pub, c.version)
-			} else {
-				buf, err = it.p.Append(buf, c.version)
-			}
-			if n := len(buf) - start + len(payload); err == nil && c.maxOut > 0 && uint32(n) > c.maxOut {
-				// [MQTT-3.1.2-24]: never send a packet above the broker's Maximum Packet Size.
-				err = fmt.Errorf("%w (%d bytes, limit %d)", ErrPacketTooLarge, n, c.maxOut)
-			}
-			if err != nil {
-				buf = buf[:start]
-				if it.done != nil {
-					it.done(err)
-					it.done = nil
-				}
-				it.p = nil
-				continue
-			}
-			if payload != nil {
-				vec = append(vec, buf[seg:], payload)
-				seg = len(buf)
-			}
-			if it.p == nil && (it.ack == packet.PUBREC || it.ack == packet.PUBREL) || it.p != nil && expectsReply(it.p) {
-				c.awaiting.Add(1) // before the write: the reply cannot come earlier
-			}
-			if c.opts.Trace != nil {
-				c.trace(Event{Outbound: true, Packet: it.packet()})
-			}
-		}
-		var werr error
-		if len(buf) > 0 {
-			c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
-			if vec != nil {
-				vec = append(vec, buf[seg:])
-				_, werr = vec.WriteTo(c.nc)
-			} else {
-				_, werr = c.nc.Write(buf)
-			}
-			c.sent.Add(1)
-		}
-		if cap(buf) <= 64<<10 {
-			*bp = buf[:0]
-			bufPool.Put(bp)
-		}
-		if werr != nil {
-			if errors.Is(werr, os.ErrDeadlineExceeded) {
-				werr = ErrWriteTimeout
-			} else {
-				werr = fmt.Errorf("%w: write: %v", ErrConnectionLost, werr)
-			}
-			c.Close(werr)
-			werr = c.Err()
-		}
-		for i := range batch {
-			if d := batch[i].done; d != nil {
-				d(werr)
-			}
-			batch[i] = item{}
-		}
-		c.mu.Lock()
-		if c.spare == nil && cap(batch) <= 1024 {
-			c.spare = batch[:0]
-		}
-		c.mu.Unlock()
+	for c.writeBatch() {
 	}
+}
+
+// writeBatch writes everything queued with one write. It reports false, after clearing
+// c.writing, when nothing was queued or the connection is closed.
+func (c *Conn) writeBatch() bool {
+	c.mu.Lock()
+	if c.closed {
+		c.writing = false
+		c.mu.Unlock()
+		c.failQueue()
+		return false
+	}
+	if len(c.queue) == 0 {
+		c.writing = false
+		c.mu.Unlock()
+		return false
+	}
+	batch := c.queue
+	c.queue, c.spare = c.spare[:0], nil
+	c.qBytes = 0
+	c.queued.Store(0)
+	if c.spaceCh != nil {
+		close(c.spaceCh)
+		c.spaceCh = nil
+	}
+	c.mu.Unlock()
+	bp := bufPool.Get().(*[]byte)
+	buf := (*bp)[:0]
+	var vec net.Buffers // set when a large payload is written from the caller's slice
+	seg := 0            // start of the part of buf not yet in vec
+	for i := range batch {
+		it := &batch[i]
+		start := len(buf)
+		var err error
+		var payload []byte
+		if it.p == nil {
+			buf = appendAck(buf, it.ack, it.ackID)
+		} else if pub, ok := it.p.(*packet.Publish); ok && len(pub.Payload) >= vectorMin {
+			// Large payloads are not copied: the head goes into buf, the payload is written
+			// from the caller's slice (writev on TCP).
+			payload = pub.Payload
+			buf, err = appendPublishHead(buf, pub, c.version)
+		} else {
+			buf, err = it.p.Append(buf, c.version)
+		}
+		if n := len(buf) - start + len(payload); err == nil && c.maxOut > 0 && uint32(n) > c.maxOut {
+			// [MQTT-3.1.2-24]: never send a packet above the broker's Maximum Packet Size.
+			err = fmt.Errorf("%w (%d bytes, limit %d)", ErrPacketTooLarge, n, c.maxOut)
+		}
+		if err != nil {
+			buf = buf[:start]
+			if it.done != nil {
+				it.done(err)
+				it.done = nil
+			}
+			it.p = nil
+			continue
+		}
+		if payload != nil {
+			vec = append(vec, buf[seg:], payload)
+			seg = len(buf)
+		}
+		if it.p == nil && (it.ack == packet.PUBREC || it.ack == packet.PUBREL) || it.p != nil && expectsReply(it.p) {
+			c.awaiting.Add(1) // before the write: the reply cannot come earlier
+		}
+		if c.opts.Trace != nil {
+			c.trace(Event{Outbound: true, Packet: it.packet()})
+		}
+	}
+	var werr error
+	if len(buf) > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+		if vec != nil {
+			vec = append(vec, buf[seg:])
+			_, werr = vec.WriteTo(c.nc)
+		} else {
+			_, werr = c.nc.Write(buf)
+		}
+		c.sent.Add(1)
+	}
+	if cap(buf) <= 64<<10 {
+		*bp = buf[:0]
+		bufPool.Put(bp)
+	}
+	if werr != nil {
+		if errors.Is(werr, os.ErrDeadlineExceeded) {
+			werr = ErrWriteTimeout
+		} else {
+			werr = fmt.Errorf("%w: write: %v", ErrConnectionLost, werr)
+		}
+		c.Close(werr)
+		werr = c.Err()
+	}
+	for i := range batch {
+		if d := batch[i].done; d != nil {
+			d(werr)
+		}
+		batch[i] = item{}
+	}
+	c.mu.Lock()
+	if c.spare == nil && cap(batch) <= 1024 {
+		c.spare = batch[:0]
+	}
+	c.mu.Unlock()
+	return true
 }
 
 func (c *Conn) failQueue() {

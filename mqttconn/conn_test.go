@@ -319,3 +319,63 @@ func TestHandOff(t *testing.T) {
 	}
 	srv.Close()
 }
+
+// TestQueueFlush: packets queued with Queue leave only after Flush, in order with packets sent
+// meanwhile, both when Flush writes on the calling goroutine (loopback TCP, empty send buffer)
+// and when it leaves the write to the writing goroutine (a pipe, whose send queue is unknown).
+func TestQueueFlush(t *testing.T) {
+	for _, transport := range []string{"tcp", "pipe"} {
+		t.Run(transport, func(t *testing.T) {
+			var srv, cli net.Conn
+			if transport == "tcp" {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ln.Close()
+				cli, err = net.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if srv, err = ln.Accept(); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				srv, cli = net.Pipe()
+			}
+			out := make(chan packet.Packet, 10)
+			go serve(t, srv, out)
+			c, _, err := mqttconn.Dial(context.Background(), &mqttconn.Options{Addr: "x:1", Scheme: "mqtt",
+				Dial:    func(context.Context, string, string) (net.Conn, error) { return cli, nil },
+				Connect: packet.Connect{ClientID: "q", CleanStart: true}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			go c.Run()
+			written := make(chan error, 2)
+			c.Queue(&packet.Publish{Topic: "a"}, func(err error) { written <- err })
+			c.SendNow(&packet.Publish{Topic: "b"}, func(err error) { written <- err })
+			select {
+			case p := <-out:
+				t.Fatalf("%v left before Flush", p)
+			case <-time.After(20 * time.Millisecond):
+			}
+			c.Flush()
+			for _, want := range []string{"a", "b"} {
+				if err := <-written; err != nil {
+					t.Fatal(err)
+				}
+				if p := (<-out).(*packet.Publish); p.Topic != want {
+					t.Fatalf("got %q, want %q", p.Topic, want)
+				}
+			}
+			c.Queue(&packet.Publish{Topic: "c"}, nil)
+			c.Flush()
+			if p := (<-out).(*packet.Publish); p.Topic != "c" {
+				t.Fatalf("got %q, want c", p.Topic)
+			}
+			c.Close(nil)
+			srv.Close()
+		})
+	}
+}

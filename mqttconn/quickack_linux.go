@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"net"
 	"syscall"
+	"unsafe"
 )
 
 // quickAcker sets TCP_QUICKACK on a TCP socket. Linux clears the flag again on its own, so it is
@@ -35,4 +36,30 @@ func (q *quickAcker) arm() {
 	q.raw.Control(func(fd uintptr) {
 		syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_QUICKACK, 1)
 	})
+}
+
+// sockInfo answers questions about the TCP socket under a connection.
+type sockInfo struct{ raw syscall.RawConn }
+
+func newSockInfo(nc net.Conn) sockInfo {
+	if q := newQuickAcker(nc); q != nil {
+		return sockInfo{q.raw}
+	}
+	return sockInfo{}
+}
+
+// sendQueueEmpty reports whether the socket holds no unsent or unacknowledged bytes
+// (SIOCOUTQ): a small write then completes without blocking.
+func (s sockInfo) sendQueueEmpty() bool {
+	if s.raw == nil {
+		return false
+	}
+	n := -1
+	s.raw.Control(func(fd uintptr) {
+		var v int32
+		if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCOUTQ, uintptr(unsafe.Pointer(&v))); e == 0 {
+			n = int(v)
+		}
+	})
+	return n == 0
 }

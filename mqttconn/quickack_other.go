@@ -9,3 +9,9 @@ type quickAcker struct{}
 func newQuickAcker(net.Conn) *quickAcker { return nil }
 
 func (*quickAcker) arm() {}
+
+type sockInfo struct{}
+
+func newSockInfo(net.Conn) sockInfo { return sockInfo{} }
+
+func (sockInfo) sendQueueEmpty() bool { return false }
