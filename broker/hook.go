@@ -21,6 +21,9 @@ type session struct {
 	mu      sync.Mutex
 	pending map[string]bool // AWS: iot:Subscribe decisions of the SUBSCRIBE being processed
 	aliases map[uint16]string
+
+	replaced *mqtt.Client     // the old client of the session this connection took over
+	late     []packets.Packet // messages routed to it during the takeover (see takeover.go)
 }
 
 // resolveAlias fills in the topic of an MQTT 5 PUBLISH that uses a topic alias [MQTT-3.3.2-12]:
@@ -67,6 +70,8 @@ type hook struct {
 	parked sync.Map // client ID → parkedSession
 	order  sync.Map // client ID → *sendOrder (see order.go)
 	ids    sync.Map // client ID → *idMap (see ids.go)
+	// takeovers: old *mqtt.Client → takeover, while a new connection inherits its session.
+	takeovers sync.Map
 }
 
 type parkedSession struct {
@@ -184,6 +189,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	if s == nil {
 		return
 	}
+	h.deliverLate(cl, s)
 	h.b.log.Info("client connected", "client", cl.ID, "remote", cl.Net.Remote, "listener", cl.Net.Listener,
 		"identity", s.identity, "method", s.method, "mqtt", pk.ProtocolVersion, "keepalive", cl.State.Keepalive)
 }
@@ -296,6 +302,13 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 
 // OnClientExpired is called when mochi discards an offline session whose expiry has passed.
 func (h *hook) OnClientExpired(cl *mqtt.Client) {
+	if s := h.session(cl); s != nil {
+		s.mu.Lock()
+		if s.replaced != nil {
+			h.takeovers.Delete(s.replaced)
+		}
+		s.mu.Unlock()
+	}
 	h.sessions.Delete(cl) // a connection that ended before OnDisconnect (failed CONNACK write)
 	if v, ok := h.parked.Load(cl.ID); ok && v.(parkedSession).cl == cl {
 		h.parked.Delete(cl.ID)

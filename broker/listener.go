@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // connectTimeout bounds the TLS handshake and the wait for CONNECT on a new connection. mochi
@@ -185,7 +186,7 @@ func (c wsConn) RemoteAddr() net.Addr { return wsAddr(c.remote) }
 
 // Close stops accepting, lets mochi disconnect the clients it knows, then closes every remaining
 // connection (those that never sent CONNECT, or whose reads are paused by a fault).
-func (l *listener) Close(closeClients listeners.CloseFn) {
+func (l *listener) Close(listeners.CloseFn) {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -198,7 +199,9 @@ func (l *listener) Close(closeClients listeners.CloseFn) {
 		_ = srv.Close()
 	}
 	l.ln.Close()
-	closeClients(l.spec.name)
+	// Not closeClients: mochi's (v2.7.9) Clients.GetByListener takes the clients' read lock
+	// twice, which deadlocks when a client connects or leaves in between.
+	l.disconnectClients()
 	l.cancel()
 	l.mu.Lock()
 	conns := make([]*conn, 0, len(l.conns))
@@ -258,4 +261,14 @@ func (c *conn) Write(p []byte) (int, error) {
 func (c *conn) Close() error {
 	c.once.Do(func() { close(c.close) })
 	return c.Conn.Close()
+}
+
+// disconnectClients ends the connections of this listener's clients as mochi's server shutdown
+// does: MQTT 5 clients get DISCONNECT 0x8B (server shutting down).
+func (l *listener) disconnectClients() {
+	for _, cl := range l.b.srv.Clients.GetAll() {
+		if cl.Net.Listener == l.spec.name && !cl.Closed() {
+			_ = l.b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
 }

@@ -67,6 +67,9 @@ func (h *hook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
 }
 
 func (h *hook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
+	if h.rescueDropped(cl, pk) {
+		return // the old client of a takeover
+	}
 	if !cl.IsTakenOver() {
 		h.forget(cl.ID, pk.PacketID)
 		h.exchangeDone(cl, pk)
@@ -91,6 +94,12 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 		h.order.Delete(cl.ID) // the session is discarded [MQTT-3.1.2-4]
 		h.ids.Delete(cl.ID)
 		return
+	}
+	if s := h.session(cl); s != nil {
+		s.mu.Lock()
+		s.replaced = old
+		s.mu.Unlock()
+		h.takeovers.Store(old, takeover{cl: cl, s: s})
 	}
 	h.prepareResend(old)
 }

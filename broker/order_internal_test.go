@@ -1,7 +1,11 @@
 package broker
 
 import (
+	"bufio"
+	"io"
+	"net"
 	"testing"
+	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 )
@@ -73,5 +77,107 @@ func TestPrepareResend(t *testing.T) {
 		if want := 1000 + b.srv.Options.Capabilities.MaximumMessageExpiryInterval; i >= 10 && pk.Expiry != want {
 			t.Fatalf("message %d expiry %d, want %d", i, pk.Expiry, want)
 		}
+	}
+}
+
+// A session takeover as mochi performs it (inheritClientSession, then Clients.Add), with a
+// message routed to the old client after the copy and another after the clearing: both reach
+// the new client after the message stored before, with its packet identifiers, and stay stored
+// until acknowledged.
+func TestTakeoverHandsOnLateMessages(t *testing.T) {
+	b, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	srv, h := b.srv, b.hook
+	msg := func(id uint16, payload string) packets.Packet {
+		return packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: id,
+			TopicName: "t", Payload: []byte(payload), Created: 1000}
+	}
+	old := srv.NewClient(nil, "tcp", "c1", false)
+	srv.Clients.Add(old)
+	stored := msg(1, "stored")
+	old.State.Inflight.Set(stored)
+	h.OnQosPublish(old, stored, stored.Created, 0)
+
+	server, client := net.Pipe()
+	defer client.Close()
+	cl := srv.NewClient(server, "tcp", "c1", false)
+	cl.Properties.ProtocolVersion = 4
+	h.sessions.Store(cl, &session{})
+	connect := packets.Packet{ProtocolVersion: 4}
+	h.OnSessionEstablish(cl, connect)
+
+	// inheritClientSession: copy the table, route a message, clear the old table.
+	cl.State.Inflight = old.State.Inflight.Clone()
+	afterCopy := msg(2, "after copy")
+	old.State.Inflight.Set(afterCopy)
+	h.OnQosPublish(old, afterCopy, afterCopy.Created, 0)
+	old.ClearInflights()
+	afterClear := msg(3, "after clear")
+	old.State.Inflight.Set(afterClear)
+	h.OnQosPublish(old, afterClear, afterClear.Created, 0)
+	srv.Clients.Add(cl)
+
+	type wire struct {
+		id      uint16
+		payload string
+	}
+	got := make(chan wire, 4)
+	go func() {
+		r := bufio.NewReader(client)
+		for {
+			if _, err := r.ReadByte(); err != nil {
+				close(got)
+				return
+			}
+			n, shift := 0, 0
+			for {
+				d, _ := r.ReadByte()
+				n |= int(d&0x7f) << shift
+				shift += 7
+				if d&0x80 == 0 {
+					break
+				}
+			}
+			body := make([]byte, n)
+			if _, err := io.ReadFull(r, body); err != nil {
+				close(got)
+				return
+			}
+			l := int(body[0])<<8 | int(body[1])
+			got <- wire{uint16(body[2+l])<<8 | uint16(body[3+l]), string(body[4+l:])}
+		}
+	}()
+	done := make(chan struct{})
+	go func() { h.OnSessionEstablished(cl, connect); close(done) }()
+	var recv []wire
+	for len(recv) < 2 {
+		select {
+		case w := <-got:
+			recv = append(recv, w)
+		case <-time.After(10 * time.Second): // bounds a broken run only
+			t.Fatalf("sent only %v", recv)
+		}
+	}
+	<-done
+	if recv[0].payload != "after copy" || recv[1].payload != "after clear" {
+		t.Fatalf("sent %v, want the message routed after the copy, then the one after the clearing", recv)
+	}
+	for _, w := range recv {
+		pk, ok := cl.State.Inflight.Get(w.id)
+		if !ok || string(pk.Payload) != w.payload {
+			t.Fatalf("message %q not stored under its identifier %d", w.payload, w.id)
+		}
+		if w.id == 1 {
+			t.Fatalf("message %q sent with identifier 1, which names the stored message", w.payload)
+		}
+	}
+	if pk, ok := cl.State.Inflight.Get(1); !ok || string(pk.Payload) != "stored" {
+		t.Fatal("the message stored before the takeover is gone")
+	}
+	if old.State.Inflight.Len() != 0 {
+		t.Fatalf("%d messages left with the old client", old.State.Inflight.Len())
 	}
 }

@@ -1,0 +1,106 @@
+package broker
+
+import (
+	"bytes"
+	"sort"
+	"sync/atomic"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Messages routed during a takeover.
+//
+// When a connection takes over a session, mochi (v2.7.9) copies the old client's stored
+// messages to the new client, then clears the old client's table, and only then makes the new
+// client the one that messages are routed to. A message routed to the session in between is
+// stored in the old client's table: after the copy, so it is cleared (mochi reports it to
+// OnQosDropped), or after the clearing, so it stays in a client nothing uses any more. Its
+// publisher already has its PUBACK. The broker collects both kinds and stores them in the new
+// client's session when the new connection is established, with packet identifiers of the new
+// client, and sends them.
+
+// takeover is registered in OnSessionEstablish for an old client whose session a new
+// connection inherits.
+type takeover struct {
+	cl *mqtt.Client // the new client
+	s  *session     // its session
+}
+
+// rescueDropped keeps a message mochi drops from the old client of a takeover when the new
+// client did not get a copy of it.
+func (h *hook) rescueDropped(old *mqtt.Client, pk packets.Packet) bool {
+	v, ok := h.takeovers.Load(old)
+	if !ok {
+		return false
+	}
+	if pk.FixedHeader.Type != packets.Publish {
+		return true
+	}
+	t := v.(takeover)
+	if cp, ok := t.cl.State.Inflight.Get(pk.PacketID); ok && sameMessage(cp, pk) {
+		return true // handed on
+	}
+	t.s.mu.Lock()
+	t.s.late = append(t.s.late, pk)
+	t.s.mu.Unlock()
+	return true
+}
+
+func sameMessage(a, b packets.Packet) bool {
+	return a.FixedHeader.Type == b.FixedHeader.Type && a.Created == b.Created && a.TopicName == b.TopicName &&
+		a.FixedHeader.Qos == b.FixedHeader.Qos && bytes.Equal(a.Payload, b.Payload)
+}
+
+// deliverLate stores and sends the messages routed to the old client during the takeover of
+// cl's session; cl is now the client messages are routed to.
+func (h *hook) deliverLate(cl *mqtt.Client, s *session) {
+	s.mu.Lock()
+	old, late := s.replaced, s.late
+	s.replaced, s.late = nil, nil
+	s.mu.Unlock()
+	if old == nil {
+		return
+	}
+	h.takeovers.Delete(old)
+	for _, pk := range old.State.Inflight.GetAll(false) { // routed after the clearing
+		if pk.FixedHeader.Type == packets.Publish && old.State.Inflight.Delete(pk.PacketID) {
+			atomic.AddInt64(&h.b.srv.Info.Inflight, -1)
+			late = append(late, pk)
+		}
+	}
+	if len(late) == 0 {
+		return
+	}
+	o := h.orderOf(cl.ID, true)
+	o.mu.Lock()
+	sort.SliceStable(late, func(i, j int) bool {
+		si, sj := o.seq[late[i].PacketID], o.seq[late[j].PacketID]
+		if late[i].Created != late[j].Created {
+			return late[i].Created < late[j].Created
+		}
+		return si < sj
+	})
+	o.mu.Unlock()
+	for _, pk := range late {
+		id, err := cl.NextPacketID()
+		if err != nil {
+			h.b.log.Warn("message routed during a session takeover dropped: no free packet identifier", "client", cl.ID)
+			continue
+		}
+		pk.PacketID = uint16(id)
+		pk.FixedHeader.Dup = false
+		if pk.Expiry < 0 {
+			pk.Expiry = h.expiry(pk)
+		}
+		if cl.State.Inflight.Set(pk) {
+			atomic.AddInt64(&h.b.srv.Info.Inflight, 1)
+			h.OnQosPublish(cl, pk, pk.Created, 0)
+			cl.State.Inflight.DecreaseSendQuota()
+		}
+		h.b.log.Debug("message routed during a session takeover handed on", "client", cl.ID, "topic", pk.TopicName)
+		if err := cl.WritePacket(pk); err != nil {
+			return // stored: sent at the next connection
+		}
+	}
+}
