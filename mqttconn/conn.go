@@ -389,7 +389,7 @@ func (c *Conn) handshake(ctx context.Context) (*packet.Connack, error) {
 		return nil, ctxOr(ctx, err)
 	}
 	c.qa = newQuickAcker(c.nc)
-	c.sock = newSockInfo(c.nc)
+	c.sock = sockInfoOf(c.qa)
 	c.awaiting.Store(1) // CONNACK
 	c.qa.arm()
 	// The same reader serves the whole connection: the broker may send packets right

@@ -41,11 +41,12 @@ func (q *quickAcker) arm() {
 // sockInfo answers questions about the TCP socket under a connection.
 type sockInfo struct{ raw syscall.RawConn }
 
-func newSockInfo(nc net.Conn) sockInfo {
-	if q := newQuickAcker(nc); q != nil {
-		return sockInfo{q.raw}
+// sockInfoOf shares the quick acker's raw connection (nil for a connection that is not TCP).
+func sockInfoOf(q *quickAcker) sockInfo {
+	if q == nil {
+		return sockInfo{}
 	}
-	return sockInfo{}
+	return sockInfo{q.raw}
 }
 
 // sendQueueEmpty reports whether the socket holds no unsent or unacknowledged bytes
