@@ -10,3 +10,12 @@ func (f *Faults) ReadParked(clientID string) bool {
 
 // AcksHeld returns how many acknowledgements DelayAcks is holding.
 func (f *Faults) AcksHeld() int { return int(f.acksHeld.Load()) }
+
+// SessionRecords reports which of the hook's per-session records exist for a client ID: the
+// identity of an offline session, the redelivery order, the packet identifier renumbering.
+func (b *Broker) SessionRecords(clientID string) (parked, order, ids bool) {
+	_, parked = b.hook.parked.Load(clientID)
+	_, order = b.hook.order.Load(clientID)
+	_, ids = b.hook.ids.Load(clientID)
+	return parked, order, ids
+}

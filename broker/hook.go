@@ -292,6 +292,7 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 		keep = false
 	}
 	if keep {
+		v.(*session).setPending(nil) // a SUBSCRIBE cut off by the disconnection decides nothing
 		h.parked.Store(cl.ID, parkedSession{cl: cl, s: v.(*session)})
 	} else if expire && !cl.IsTakenOver() {
 		h.order.Delete(cl.ID)

@@ -297,3 +297,37 @@ func TestOfflineQueueLimit(t *testing.T) {
 	r := p.wait()
 	sameList(t, "messages after reconnecting", receivedLines(r.out), append(msgs[:5:5], "after"))
 }
+
+// An MQTT 5 session with a Session Expiry Interval of 1 s is discarded by mochi after it has
+// passed, and the broker forgets what it kept for it; the next connection starts without
+// session and gets nothing of what was published meanwhile.
+func TestSessionExpiryForgets(t *testing.T) {
+	b := brokertest.Start(t, brokertest.Options{})
+	host, port := splitAddr(b.TCPAddr)
+	conn := []string{"-h", host, "-p", port, "-V", "mqttv5"}
+	subArgs := append(append([]string{}, conn...), "-c", "-x", "1", "-i", "expiring", "-q", "1", "-t", "queue/t")
+	if r := run(t, "mosquitto_sub", append(subArgs, "-E")...); r.code != 0 {
+		t.Fatalf("mosquitto_sub -E: %s", r.out)
+	}
+	offline(t, b, "expiring")
+	if r := run(t, "mosquitto_pub", append(conn, "-q", "1", "-t", "queue/t", "-m", "stored")...); r.code != 0 {
+		t.Fatalf("mosquitto_pub: %s", r.out)
+	}
+	stored(t, b, "expiring", 1)
+	if parked, order, _ := b.SessionRecords("expiring"); !parked || !order {
+		t.Fatalf("offline session records: identity %v, order %v", parked, order)
+	}
+	// mochi checks once a second; the wait ends as soon as the session is gone.
+	waitFor(t, "the session to expire", func() bool { _, ok := b.Server().Clients.Get("expiring"); return !ok })
+	if parked, order, ids := b.SessionRecords("expiring"); parked || order || ids {
+		t.Fatalf("records left after expiry: identity %v, order %v, identifiers %v", parked, order, ids)
+	}
+	p := startCmd(t, "mosquitto_sub", append(subArgs, "-C", "1")...)
+	waitFor(t, "the new subscription", subscribed(b, "expiring", 1))
+	if r := run(t, "mosquitto_pub", append(conn, "-q", "1", "-t", "queue/t", "-m", "new")...); r.code != 0 {
+		t.Fatalf("mosquitto_pub: %s", r.out)
+	}
+	if r := p.wait(); r.code != 0 || r.out != "new\n" {
+		t.Fatalf("after expiry: exit %d, %q; want only the new message", r.code, r.out)
+	}
+}
