@@ -129,8 +129,9 @@ func (h *hook) prepareResend(cl *mqtt.Client) {
 			continue // acknowledgements of the client's own QoS 2 messages
 		}
 		if pk.Expiry < 0 {
+			was := pk
 			pk.Expiry = h.expiry(pk)
-			cl.State.Inflight.Set(pk)
+			replace(cl, was, pk)
 		}
 		es = append(es, entry{pk, o.seq[pk.PacketID]})
 	}
@@ -147,9 +148,20 @@ func (h *hook) prepareResend(cl *mqtt.Client) {
 	created := orderedSeconds(es[0].pk.Created, len(es), func(i int) int64 { return es[i].pk.Created })
 	for i, e := range es {
 		if e.pk.Created != created[i] {
+			was := e.pk
 			e.pk.Created = created[i]
-			cl.State.Inflight.Set(e.pk)
+			replace(cl, was, e.pk)
 		}
+	}
+}
+
+// replace stores pk in cl's table in place of was, unless the entry changed meanwhile: a client
+// still connected while a new connection takes its session over may finish an exchange at the
+// same moment, and its entry must not come back.
+func replace(cl *mqtt.Client, was, pk packets.Packet) {
+	cur, ok := cl.State.Inflight.Get(was.PacketID)
+	if ok && sameMessage(cur, was) && cur.Expiry == was.Expiry {
+		cl.State.Inflight.Set(pk)
 	}
 }
 
