@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fennec-mqtt/fennec"
+	"github.com/fennec-mqtt/fennec/broker"
 	"github.com/fennec-mqtt/fennec/broker/brokertest"
 	"github.com/fennec-mqtt/fennec/packet"
 )
@@ -168,5 +169,29 @@ func TestRetainedAndWill(t *testing.T) {
 				t.Fatalf("offline subscriber after reconnecting: exit %d, %q; want the will", r.code, r.out)
 			}
 		})
+	}
+}
+
+// AWS emulation: an MQTT 5 client asking for a two-hour session is granted AWS's one hour, and
+// the CONNACK's Session Expiry Interval says so (MQTT 5 §3.2.2.3.2).
+func TestAWSSessionExpiryGranted(t *testing.T) {
+	b := startAWS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := fennec.Connect(ctx, fennec.Config{
+		Server:           "mqtts://" + b.TLSAddr,
+		ClientID:         "thing-1",
+		TLSConfig:        b.ClientTLSConfig("thing-1"),
+		SessionExpiry:    2 * time.Hour,
+		DisableReconnect: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, ack := c.ConnectionState()
+	if !ack.Props.Has(packet.PropSessionExpiry) || ack.Props.SessionExpiryInterval != broker.AWSSessionExpiry {
+		t.Fatalf("CONNACK Session Expiry Interval %v (set: %v), want %d", ack.Props.SessionExpiryInterval,
+			ack.Props.Has(packet.PropSessionExpiry), broker.AWSSessionExpiry)
 	}
 }
