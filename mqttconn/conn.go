@@ -48,7 +48,8 @@ type Options struct {
 	// MaxPacketSize is the largest packet accepted from the broker; 0: the protocol maximum.
 	MaxPacketSize uint32
 	// WriteTimeout bounds one write to the network: a broker that stops reading fails the
-	// connection with ErrWriteTimeout. Zero: 1.5 × keep alive, or 30 s without keep alive.
+	// connection with ErrWriteTimeout after 1 to 1.25 × WriteTimeout (the deadline is moved
+	// in steps, not before every write). Zero: 1.5 × keep alive, or 30 s without keep alive.
 	WriteTimeout time.Duration
 	// QueueBytes bounds the bytes of packets queued by Send before it waits; zero: 256 KiB.
 	QueueBytes int
@@ -103,6 +104,8 @@ type Conn struct {
 	loop           atomic.Pointer[readLoop]
 	queued         atomic.Int32 // packets queued and not yet taken by the writer
 	readSinceArm   bool         // touched only by the reading goroutine
+	readDL         time.Time    // the read deadline last set (reading goroutine only)
+	writeDL        time.Time    // the write deadline last set (the writer only)
 	pingPending    atomic.Bool
 	idleR, idleS   int // touched only by the keep alive timer
 	lastR, lastS   uint64
@@ -560,8 +563,9 @@ func (c *Conn) readError(err error) error {
 	return fmt.Errorf("%w: %v", ErrConnectionLost, err)
 }
 
-// deadlineReader sets the read deadline to 1.5 × keep alive before every read: a silent
-// broker (or a half-open TCP connection) is detected even when nothing is being sent.
+// deadlineReader keeps the read deadline between 1.25 and 1.5 × keep alive ahead of every
+// read: a silent broker (or a half-open TCP connection) is detected within 1.5 × keep alive
+// even when nothing is being sent, and a live one answers PINGREQ well before.
 //
 // It also re-arms TCP_QUICKACK before a read that may block, but only while the broker owes
 // us a reply (CONNACK, PUBACK, SUBACK, PINGRESP, …). That is the one case where our delayed
@@ -581,7 +585,12 @@ func (r deadlineReader) Read(p []byte) (int, error) {
 		}
 	}
 	if ka := c.keepAlive; ka > 0 {
-		c.nc.SetReadDeadline(time.Now().Add(ka * 3 / 2))
+		// Moved only when it would move by more than ¼ K: every read still starts with at
+		// least 1.25 K and at most 1.5 K to go, without a deadline update per read.
+		if dl := time.Now().Add(ka * 3 / 2); dl.Sub(c.readDL) > ka/4 {
+			c.nc.SetReadDeadline(dl)
+			c.readDL = dl
+		}
 	}
 	n, err := c.nc.Read(p)
 	if n > 0 {
@@ -850,7 +859,12 @@ func (c *Conn) writeBatch() bool {
 	}
 	var werr error
 	if len(buf) > 0 {
-		c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+		// Moved only when it would move by more than ¼ of the timeout: each write gets
+		// between 1 and 1.25 × WriteTimeout, without a deadline update per write.
+		if dl := time.Now().Add(c.writeTimeout * 5 / 4); dl.Sub(c.writeDL) > c.writeTimeout/4 {
+			c.nc.SetWriteDeadline(dl)
+			c.writeDL = dl
+		}
 		if vec != nil {
 			vec = append(vec, buf[seg:])
 			_, werr = vec.WriteTo(c.nc)

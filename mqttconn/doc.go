@@ -35,9 +35,11 @@
 // # Keep alive and faults
 //
 // With a keep alive K, PINGREQ goes out when nothing was sent or received for about ¾ K
-// [MQTT-3.1.2-23], and the read deadline is 1.5 K: a silent broker or a half-open TCP connection
-// ends the connection with ErrKeepAliveTimeout. Writes that do not complete within
-// Options.WriteTimeout end it with ErrWriteTimeout. A malformed or oversized packet or a second
+// [MQTT-3.1.2-23], and every read starts with 1.25 K to 1.5 K left before its deadline (the
+// deadline moves in steps of ¼ K, not before every read): a silent broker or a half-open TCP
+// connection ends the connection with ErrKeepAliveTimeout within 1.5 K. Writes that do not
+// complete within Options.WriteTimeout (up to 1.25 × it, in the same way) end it with
+// ErrWriteTimeout. A malformed or oversized packet or a second
 // CONNACK ends it with a *ProtocolError (errors.Is ErrProtocolViolation); for MQTT 5 the client
 // first sends DISCONNECT with the matching reason code [MQTT-4.13.1-1].
 package mqttconn
