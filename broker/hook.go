@@ -183,13 +183,15 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	// The new connection has taken over (or discarded) any session of its client ID: the
-	// offline client mochi delivered to is gone.
+	// offline client mochi delivered to is gone, once the messages routed to it are handed on.
+	if s := h.session(cl); s != nil {
+		h.deliverLate(cl, s)
+	}
 	h.parked.Delete(cl.ID)
 	s := h.session(cl)
 	if s == nil {
 		return
 	}
-	h.deliverLate(cl, s)
 	h.b.log.Info("client connected", "client", cl.ID, "remote", cl.Net.Remote, "listener", cl.Net.Listener,
 		"identity", s.identity, "method", s.method, "mqtt", pk.ProtocolVersion, "keepalive", cl.State.Keepalive)
 }
@@ -281,15 +283,20 @@ func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 }
 
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
-	v, ok := h.sessions.LoadAndDelete(cl)
+	v, ok := h.sessions.Load(cl)
 	if !ok {
 		return
 	}
-	// The session outlives the connection unless it ends with it, or a new connection already
-	// took it over (then mochi no longer delivers to cl).
-	keep := !expire && !cl.IsTakenOver()
+	// Parked before it leaves the connected sessions: a message routed meanwhile finds it.
+	defer h.sessions.Delete(cl)
+	// The session outlives the connection unless it ends with it. mochi routes messages to cl
+	// while cl is the client of its ID, and also while a new connection is taking the session
+	// over (until OnSessionEstablished): a connection that closes in the middle of a takeover
+	// keeps its identity for them.
+	keep := !expire
 	if cur, found := h.b.srv.Clients.Get(cl.ID); !found || cur != cl {
-		keep = false
+		_, inTakeover := h.takeovers.Load(cl)
+		keep = keep && inTakeover
 	}
 	if keep {
 		v.(*session).setPending(nil) // a SUBSCRIBE cut off by the disconnection decides nothing
