@@ -184,11 +184,11 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	// The new connection has taken over (or discarded) any session of its client ID: the
 	// offline client mochi delivered to is gone, once the messages routed to it are handed on.
-	if s := h.session(cl); s != nil {
+	s := h.session(cl)
+	if s != nil {
 		h.deliverLate(cl, s)
 	}
 	h.parked.Delete(cl.ID)
-	s := h.session(cl)
 	if s == nil {
 		return
 	}
