@@ -767,10 +767,13 @@ func TestSubOutputLikeMosquittoSub(t *testing.T) {
 
 	// a retained message published while subscribed arrives with retain 0, unless
 	// --retain-as-published (MQTT 5) [MQTT-3.3.1-12], [MQTT-3.3.1-13]
-	for flag, want := range map[string]string{"--quiet": "0\n", "--retain-as-published": "1\n"} {
-		sub, subErr := start(t, context.Background(), "<- SUBACK", append([]string{"sub", "-t", "rap/x", "-F", "%r", "-C", "1", "-W", "30", "-d", flag}, conn...)...)
+	// Each case has its own topic: a retained message left by one case would otherwise reach
+	// the next one's subscription as a retained message (retain 1 whatever the flag).
+	for i, tc := range []struct{ flag, want string }{{"--quiet", "0\n"}, {"--retain-as-published", "1\n"}} {
+		flag, want, tp := tc.flag, tc.want, fmt.Sprintf("rap/%d", i)
+		sub, subErr := start(t, context.Background(), "<- SUBACK", append([]string{"sub", "-t", tp, "-F", "%r", "-C", "1", "-W", "30", "-d", flag}, conn...)...)
 		waitSeen(t, subErr, sub, "sub "+flag)
-		if code, _, errout := run(t, append([]string{"pub", "-t", "rap/x", "-m", "live", "-r"}, conn...)...); code != 0 {
+		if code, _, errout := run(t, append([]string{"pub", "-t", tp, "-m", "live", "-r"}, conn...)...); code != 0 {
 			t.Fatalf("pub: exit %d %s", code, errout)
 		}
 		if r := wait(t, sub, "sub "+flag); r.code != 0 || r.out != want {
