@@ -22,6 +22,10 @@ type Message struct {
 	Retain  bool
 	Dup     bool              // set on received messages the broker may have sent before
 	Props   packet.Properties // MQTT 5 publish properties (ignored for 3.1.1)
+	// PacketID is the packet identifier the broker gave a received QoS 1 or 2 message (0 for
+	// QoS 0), for logs and traces; the client acknowledges it by itself. It is ignored when
+	// publishing: the client assigns identifiers.
+	PacketID uint16
 }
 
 // MessageHandler handles a received message. Handlers run one at a time, in arrival order,

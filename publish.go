@@ -518,7 +518,7 @@ func (c *Client) onPublish(conn *mqttconn.Conn, p *packet.Publish) {
 		conn.Fail(&ProtocolError{Packet: packet.PUBLISH, Msg: "broker used a Topic Alias though we allow none [MQTT-3.3.2-9]"})
 		return
 	}
-	msg := &Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, Dup: p.Dup, Props: p.Props}
+	msg := &Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, Dup: p.Dup, Props: p.Props, PacketID: p.PacketID}
 	d := delivery{msg: msg}
 	overrun := false
 	if p.QoS > 0 {

@@ -142,7 +142,7 @@ func toFennecMessage(m *message) *fennec.Message {
 }
 
 func fromFennecMessage(fm *fennec.Message) *message {
-	m := &message{Topic: fm.Topic, Payload: fm.Payload, QoS: byte(fm.QoS), Retain: fm.Retain, Dup: fm.Dup, Time: time.Now()}
+	m := &message{Topic: fm.Topic, Payload: fm.Payload, QoS: byte(fm.QoS), Retain: fm.Retain, Dup: fm.Dup, PacketID: fm.PacketID, Time: time.Now()}
 	p := &fm.Props
 	mp := &m.Props
 	if p.Has(packet.PropPayloadFormat) {

@@ -152,6 +152,11 @@ func TestPubSubRoundTrip(t *testing.T) {
 					if _, ok := m["time"].(string); !ok {
 						t.Errorf("message %d has no time: %v", i, m)
 					}
+					// packet_id is the identifier the broker used, as the trace shows it
+					id, _ := m["packet_id"].(float64)
+					if trace := fmt.Sprintf("<- PUBLISH id=%d QoS %d topic=%q", int(id), i+1, wantTopic); id < 1 || !strings.Contains(r.errout, trace) {
+						t.Errorf("message %d: packet_id %v, trace lacks %q:\n%s", i, m["packet_id"], trace, r.errout)
+					}
 				}
 				// the --debug trace shows both directions and, with TLS, the handshake facts
 				for _, want := range []string{"-> CONNECT MQTT", "<- CONNACK", "-> SUBSCRIBE", "<- PUBLISH"} {

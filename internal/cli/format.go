@@ -349,7 +349,7 @@ newline is added after each message unless -N is given.
 Message parameters (%):
   %t  topic                       %p  payload (raw bytes)
   %q  QoS                         %l  payload length in bytes
-  %r  retain flag (0 or 1)        %m  packet identifier (0 for now)
+  %r  retain flag (0 or 1)        %m  packet identifier (0 for QoS 0)
   %x  payload as hex (lower)      %X  payload as hex (upper)
   %I  ISO 8601 time               %U  Unix time with nanoseconds
   %j  JSON: time, topic, qos, retain, payload (quoted)
