@@ -31,6 +31,10 @@ var (
 	ErrUnacknowledged = errors.New("fennec: messages not acknowledged")
 	// ErrNotConnected: the client is offline and the operation needs a connection.
 	ErrNotConnected = errors.New("fennec: not connected")
+	// ErrNotSupported: the broker announced in its CONNACK that it does not support what was
+	// asked (a QoS above its Maximum QoS, a retained message without Retain Available), so
+	// the client refused it without sending anything; the connection stays up.
+	ErrNotSupported = errors.New("fennec: not supported by the broker")
 )
 
 // Phase names the step of a connection attempt that failed ("dns", "tcp", "tls",

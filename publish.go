@@ -166,11 +166,11 @@ func (c *Client) enqueue(ctx context.Context, m *Message, inline bool) (*Token, 
 		if ack := c.connack; ack != nil && c.conn != nil && c.cfg.Version == packet.V5 {
 			if ack.Props.Has(packet.PropMaximumQoS) && byte(m.QoS) > ack.Props.MaximumQoS {
 				c.mu.Unlock()
-				return nil, fmt.Errorf("fennec: the broker accepts QoS ≤ %d (Maximum QoS) [MQTT-3.2.2-11]", ack.Props.MaximumQoS)
+				return nil, fmt.Errorf("%w: QoS %d (its Maximum QoS is %d) [MQTT-3.2.2-11]", ErrNotSupported, m.QoS, ack.Props.MaximumQoS)
 			}
 			if m.Retain && ack.Props.Has(packet.PropRetainAvailable) && ack.Props.RetainAvailable == 0 {
 				c.mu.Unlock()
-				return nil, errors.New("fennec: the broker does not support retained messages [MQTT-3.2.2-14]")
+				return nil, fmt.Errorf("%w: retained messages (Retain Available 0) [MQTT-3.2.2-14]", ErrNotSupported)
 			}
 		}
 		if c.nWaiting < c.cfg.MaxOfflineQueue && (m.QoS == 0 || c.ids.Len() < 65535) {

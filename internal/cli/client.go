@@ -286,6 +286,21 @@ func explainClientError(err error, spec *connSpec) *exitError {
 		}
 	case errors.As(err, &pe):
 		return &exitError{code: ExitError, err: err, step: "mqtt", hint: "step: MQTT\ncause: the broker broke the protocol: " + pe.Msg + "\nfix: run with -d to see the packets; report it to the broker's maintainers"}
+	case errors.Is(err, fennec.ErrNotSupported):
+		h := "step: MQTT PUBLISH (refused before sending)\ncause: the broker said in its CONNACK that it does not support this"
+		switch {
+		case strings.Contains(err.Error(), "QoS"):
+			h += " QoS"
+			if isAWSHost(host) {
+				h += "; AWS IoT Core supports QoS 0 and 1 only"
+			}
+			h += "\nfix: publish with a lower QoS (-q 1 or -q 0)"
+		case strings.Contains(err.Error(), "retain"):
+			h += "; it keeps no retained messages\nfix: publish without -r"
+		default:
+			h += "\nfix: run with -d to see the CONNACK's properties"
+		}
+		return &exitError{code: ExitRefused, err: err, step: "mqtt", hint: h}
 	case errors.Is(err, fennec.ErrKeepAliveTimeout), errors.Is(err, fennec.ErrWriteTimeout):
 		return &exitError{code: ExitTimeout, err: err, step: "mqtt", hint: "cause: the broker stopped answering\nfix: check the network; run with -d to see the last packets"}
 	case errors.Is(err, fennec.ErrConnectionLost):

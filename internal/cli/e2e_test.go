@@ -509,6 +509,12 @@ func TestRefusedAndTimeout(t *testing.T) {
 			t.Fatalf("-V %s allowed demo: exit %d\n%s%s", v, code, out, errout)
 		}
 	}
+	// QoS 2: MQTT 5 learns from CONNACK (Maximum QoS 1) and refuses before sending; the
+	// connection is not lost, so the exit says refused, with the QoS to use
+	code, out, errout := run(t, append([]string{"pub", "-V", "5", "-i", "dev1", "-t", "things/dev1/x", "-m", "hi", "-q", "2"}, tlsArgs...)...)
+	if code != ExitRefused || !strings.Contains(errout, "not supported by the broker: QoS 2 (its Maximum QoS is 1)") || !strings.Contains(errout, "hint: fix: publish with a lower QoS") {
+		t.Fatalf("-V 5 -q 2 against Maximum QoS 1: exit %d\n%s%s", code, out, errout)
+	}
 
 	// accepts TCP, never answers
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -526,7 +532,7 @@ func TestRefusedAndTimeout(t *testing.T) {
 		}
 	}()
 	h, p = splitHostPort(ln.Addr().String())
-	code, out, errout := run(t, "pub", "-h", h, "-p", fmt.Sprint(p), "-t", "x", "-m", "y", "--connect-timeout", "300ms", "--json")
+	code, out, errout = run(t, "pub", "-h", h, "-p", fmt.Sprint(p), "-t", "x", "-m", "y", "--connect-timeout", "300ms", "--json")
 	if code != ExitTimeout || !strings.Contains(errout, "hint:") || !strings.Contains(out, `"exit_code":5`) {
 		t.Fatalf("silent server: exit %d\n%s%s", code, out, errout)
 	}

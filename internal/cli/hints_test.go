@@ -38,6 +38,10 @@ func TestHints(t *testing.T) {
 		{"keepalive", fmt.Errorf("x: %w", fennec.ErrKeepAliveTimeout), local, ExitTimeout, []string{"stopped answering"}},
 		{"AWS 3.1.1 drops an unauthorized publish", fmt.Errorf("x: %w", fennec.ErrConnectionLost), aws, ExitNetwork, []string{"iot:Publish"}},
 		{"cancelled", context.Canceled, local, ExitInterrupted, nil},
+		{"QoS 2 on AWS", fmt.Errorf("%w: QoS 2 (its Maximum QoS is 1)", fennec.ErrNotSupported), aws, ExitRefused,
+			[]string{"refused before sending", "AWS IoT Core supports QoS 0 and 1 only", "-q 1"}},
+		{"no retained messages", fmt.Errorf("%w: retained messages (Retain Available 0)", fennec.ErrNotSupported), local, ExitRefused,
+			[]string{"retained", "without -r"}},
 		// a DNS failure as the client reports it (no test resolves names on the network)
 		{"DNS", &fennec.ConnectError{Addr: "nosuch.example:1883", Phase: fennec.PhaseDNS, Err: &net.OpError{Op: "dial", Net: "tcp",
 			Err: &net.DNSError{Err: "no such host", Name: "nosuch.example", IsNotFound: true}}}, local, ExitNetwork,
