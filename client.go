@@ -62,10 +62,11 @@ type Client struct {
 	qHead         int
 	nextSend      int // index in q of the first message not sent on this connection
 	byID          map[uint16]*outMsg
-	nWaiting      int // messages in q not yet sent on this connection
-	nInflight     int // QoS 1/2 sent and not completed on this connection
-	n0            int // QoS 0 handed to the connection, not yet written
-	srvWindow     int // the broker's Receive Maximum
+	nWaiting      int  // messages in q not yet sent on this connection
+	nInflight     int  // QoS 1/2 sent and not completed on this connection
+	windowShut    bool // the in-flight window filled up and has not drained to its refill mark
+	n0            int  // QoS 0 handed to the connection, not yet written
+	srvWindow     int  // the broker's Receive Maximum
 	requests      map[uint16]chan packet.Packet
 	subs          map[string]*subscription
 	subOrder      []string
@@ -423,6 +424,7 @@ func (c *Client) up(conn *mqttconn.Conn, ack *packet.Connack) bool {
 	// Everything in the queue is sent again on this connection, in order.
 	c.nextSend = c.qHead
 	c.nInflight, c.n0 = 0, 0
+	c.windowShut = false
 	c.nWaiting = 0
 	for _, m := range c.q[c.qHead:] {
 		if m.done {
@@ -530,9 +532,15 @@ func (c *Client) pumpLocked() {
 			gen := c.gen
 			send(m.pub, func(err error) { c.written0(m, gen, err) })
 		} else {
-			if c.nInflight >= window {
+			// A full window opens again only when a quarter of it is free: acknowledgements
+			// arrive in bursts, and refilling one message per acknowledgement would send a
+			// window's worth of one-packet writes (syscalls at both ends) instead of a few
+			// batches.
+			if c.nInflight >= window || c.windowShut && c.nInflight > window-max(1, window/4) {
+				c.windowShut = true
 				return
 			}
+			c.windowShut = false
 			c.nInflight++
 			if m.released {
 				conn.SendAck(packet.PUBREL, m.pub.PacketID)

@@ -49,6 +49,57 @@ func TestServerReceiveMaximum(t *testing.T) {
 	}
 }
 
+// TestWindowRefillsInBatches: a full in-flight window opens again when a quarter of it is
+// free, so a burst of acknowledgements becomes one batch of publishes rather than one write per
+// acknowledgement; the Receive Maximum is never exceeded and order is kept.
+func TestWindowRefillsInBatches(t *testing.T) {
+	leakCheck(t)
+	fb := startFake(t, packet.V5)
+	c, fc := connectFake(t, fb, fastReconnect(fb.url(), packet.V5), false, func(p *packet.Properties) { p.SetReceiveMaximum(8) })
+	var toks []*fennec.Token
+	for i := 0; i < 12; i++ {
+		toks = append(toks, c.PublishAsync(&fennec.Message{Topic: "w", QoS: 1, Payload: []byte(fmt.Sprint(i))}))
+	}
+	var pubs []*packet.Publish
+	for i := 0; i < 8; i++ {
+		pubs = append(pubs, fc.readType(packet.PUBLISH).(*packet.Publish))
+	}
+	noMore := func(what string) {
+		fc.nc.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if p, err := fc.rd.ReadPacket(packet.V5); err == nil {
+			t.Fatalf("%s: %v sent", what, p.Type())
+		}
+		fc.rd = packet.NewReader(fc.nc, 0)
+	}
+	noMore("window of 8 full")
+	fc.write(&packet.Puback{PacketID: pubs[0].PacketID})
+	noMore("7 in flight, refill mark 6")
+	fc.write(&packet.Puback{PacketID: pubs[1].PacketID})
+	for i := 8; i < 10; i++ { // 6 in flight: two more fill the window again
+		p := fc.readType(packet.PUBLISH).(*packet.Publish)
+		if string(p.Payload) != fmt.Sprint(i) {
+			t.Fatalf("publish %d carries %q", i, p.Payload)
+		}
+		pubs = append(pubs, p)
+	}
+	noMore("window of 8 full again")
+	for _, p := range pubs[2:] {
+		fc.write(&packet.Puback{PacketID: p.PacketID})
+	}
+	for i := 10; i < 12; i++ {
+		p := fc.readType(packet.PUBLISH).(*packet.Publish)
+		if string(p.Payload) != fmt.Sprint(i) {
+			t.Fatalf("publish %d carries %q", i, p.Payload)
+		}
+		fc.write(&packet.Puback{PacketID: p.PacketID})
+	}
+	for _, tok := range toks {
+		if err := tok.Wait(testCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestServerMaximumPacketSize: a message larger than the broker's Maximum Packet Size fails
 // with ErrPacketTooLarge and is not sent [MQTT-3.1.2-24]; the connection stays up.
 func TestServerMaximumPacketSize(t *testing.T) {

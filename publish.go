@@ -550,7 +550,10 @@ func (c *Client) onPublish(conn *mqttconn.Conn, p *packet.Publish) {
 		d.epoch = c.gen
 		c.mu.Unlock()
 	}
-	if c.disp.deliverInline(d, conn) {
+	// A lone message runs its handler here, on the reading goroutine (no hand-off on the round
+	// trip); during a burst (more packets already buffered) the handler goroutine takes it, so
+	// that reading and handling run in parallel.
+	if conn.Buffered() == 0 && c.disp.deliverInline(d, conn) {
 		return
 	}
 	bounded := p.QoS == 0 || c.cfg.Version != packet.V5 || overrun

@@ -504,6 +504,11 @@ func (c *Conn) HandOff() bool {
 	return l != nil && l.state.CompareAndSwap(loopCallback, loopHandedOff)
 }
 
+// Buffered reports how many bytes of further packets were already read from the network and
+// wait in the connection's read buffer: more packets follow at once. Call it only from
+// OnPacket, on the reading goroutine.
+func (c *Conn) Buffered() int { return c.rd.end - c.rd.off }
+
 // Run reads packets and hands them to Options.OnPacket until the connection fails or is
 // closed; it returns the cause. Call it once, and again only after it returned ErrHandedOff.
 func (c *Conn) Run() error {

@@ -379,3 +379,47 @@ func TestQueueFlush(t *testing.T) {
 		})
 	}
 }
+
+// TestBuffered: while packets that arrived together are handed to OnPacket, Buffered reports
+// the bytes of those still to come, and 0 for the last one.
+func TestBuffered(t *testing.T) {
+	srv, cli := net.Pipe()
+	go func() {
+		rd := packet.NewReader(srv, 0)
+		if _, err := rd.ReadPacket(packet.V5); err != nil {
+			t.Error(err)
+			return
+		}
+		var b []byte
+		b, _ = (&packet.Connack{}).Append(b, packet.V5)
+		for _, topic := range []string{"a", "b", "c"} {
+			b, _ = (&packet.Publish{Topic: topic, Payload: []byte("12345")}).Append(b, packet.V5)
+		}
+		srv.Write(b) // one write: the client's first read takes everything
+		io.Copy(io.Discard, srv)
+	}()
+	buffered := map[string]int{}
+	done := make(chan struct{})
+	opts := &mqttconn.Options{Addr: "x:1", Scheme: "mqtt",
+		Dial:    func(context.Context, string, string) (net.Conn, error) { return cli, nil },
+		Connect: packet.Connect{ClientID: "b", CleanStart: true},
+		OnPacket: func(conn *mqttconn.Conn, p packet.Packet) {
+			if pub, ok := p.(*packet.Publish); ok {
+				buffered[pub.Topic] = conn.Buffered()
+				if pub.Topic == "c" {
+					close(done)
+				}
+			}
+		}}
+	c, _, err := mqttconn.Dial(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go c.Run()
+	<-done
+	c.Close(nil)
+	// a PUBLISH with topic "x" and a 5-byte payload under MQTT 5 is 11 bytes
+	if buffered["a"] != 22 || buffered["b"] != 11 || buffered["c"] != 0 {
+		t.Fatalf("Buffered during a, b, c: %v, want 22, 11, 0", buffered)
+	}
+}
