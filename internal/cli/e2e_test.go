@@ -260,6 +260,9 @@ func TestExitCodes(t *testing.T) {
 			if !strings.HasPrefix(errout, "fennec: error: ") || !strings.Contains(errout, tc.step) {
 				t.Fatalf("stderr lacks %q:\n%s", tc.step, errout)
 			}
+			if want := fmt.Sprintf("fennec: error: cannot connect to 127.0.0.1:%d: connection refused\n", free); tc.name == "tcp refused" && !strings.HasPrefix(errout, want) {
+				t.Errorf("first line of a refused connection: want %q\n%s", want, errout)
+			}
 			if tc.code != ExitUsage && !strings.Contains(errout, "hint: fix: ") {
 				t.Fatalf("no fix in the hints:\n%s", errout)
 			}

@@ -13,6 +13,8 @@ import (
 	"regexp"
 	"strings"
 	"syscall"
+
+	"github.com/fennec-mqtt/fennec"
 )
 
 // Exit codes, documented in `fennec help exit-codes`.
@@ -79,6 +81,25 @@ func errorText(err error) string {
 	return libraryPrefix.ReplaceAllString(err.Error(), "$1")
 }
 
+// headline is the first line of a failure for a person. A connection that failed before TLS
+// says so in the words of the operating system ("cannot connect to HOST:PORT: connection
+// refused") rather than in the stacked wording of the dialer; everything else is errorText.
+// --json keeps the full text.
+func headline(err error) string {
+	var ce *fennec.ConnectError
+	if errors.As(err, &ce) && (ce.Phase == fennec.PhaseDNS || ce.Phase == fennec.PhaseTCP) {
+		var de *net.DNSError
+		var se *os.SyscallError
+		switch {
+		case errors.As(err, &de):
+			return fmt.Sprintf("cannot resolve %q: %s", de.Name, de.Err)
+		case errors.As(err, &se):
+			return fmt.Sprintf("cannot connect to %s: %v", ce.Addr, se.Err)
+		}
+	}
+	return errorText(err)
+}
+
 // lostText says why an established connection was lost, once: the client's error is
 // "fennec: connection lost: CAUSE", which the CLI would otherwise print after its own
 // "connection lost: ".
@@ -91,7 +112,7 @@ func lostText(err error) string {
 }
 
 func printError(w io.Writer, err error) {
-	fmt.Fprintf(w, "fennec: error: %s\n", errorText(err))
+	fmt.Fprintf(w, "fennec: error: %s\n", headline(err))
 	for _, h := range hintLines(err) {
 		fmt.Fprintf(w, "hint: %s\n", h)
 	}

@@ -5,12 +5,31 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/fennec-mqtt/fennec"
 	"github.com/fennec-mqtt/fennec/packet"
 )
+
+// TestHeadline: a connection that fails before TLS is summed up in the system's words.
+func TestHeadline(t *testing.T) {
+	refused := &fennec.ConnectError{Addr: "127.0.0.1:1", Phase: fennec.PhaseTCP, Err: &net.OpError{Op: "dial", Net: "tcp",
+		Err: &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}}}
+	dns := &fennec.ConnectError{Addr: "nosuch.example:1883", Phase: fennec.PhaseDNS, Err: &net.OpError{Op: "dial", Net: "tcp",
+		Err: &net.DNSError{Err: "no such host", Name: "nosuch.example", IsNotFound: true}}}
+	for err, want := range map[error]string{
+		refused:                             "cannot connect to 127.0.0.1:1: connection refused",
+		dns:                                 `cannot resolve "nosuch.example": no such host`,
+		fmt.Errorf("fennec: x: %w", io.EOF): "x: EOF",
+	} {
+		if got := headline(err); got != want {
+			t.Errorf("headline(%v) = %q, want %q", err, got, want)
+		}
+	}
+}
 
 // TestHints: the typed errors of the client become the exit code and hint lines a user needs.
 func TestHints(t *testing.T) {
