@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -733,7 +735,9 @@ func (c *Client) Pending() int {
 
 // Disconnect sends DISCONNECT, stops reconnecting and waits (within ctx) until the client's
 // goroutines have ended. Messages not yet acknowledged fail with ErrClosed and are reported by
-// an error wrapping ErrUnacknowledged; with a durable Store they stay in it.
+// an error wrapping ErrUnacknowledged; with a durable Store they stay in it. A handler or a
+// connection callback may call it: it then returns without waiting for that handler, and no
+// other handler runs after it.
 func (c *Client) Disconnect(ctx context.Context) error {
 	return c.shutdown(ctx, true)
 }
@@ -773,13 +777,17 @@ func (c *Client) shutdown(ctx context.Context, graceful bool) error {
 	}
 	c.wg.Wait() // the connection goroutine ends promptly once its connection is closed
 	n := c.failAll(ErrClosed)
-	// Handlers: queued ones are skipped; a running one is waited for within ctx.
-	hdone := make(chan struct{})
-	go func() { c.disp.wait(); close(hdone) }()
-	select {
-	case <-hdone:
-	case <-ctx.Done():
-		return wrapErr("a message handler is still running", ctx.Err())
+	// Handlers: queued ones are skipped; a running one is waited for within ctx, unless this
+	// call comes from that very handler, which cannot finish before it returns (handlers run one
+	// at a time, so no other is running).
+	if !calledFromHandler() {
+		hdone := make(chan struct{})
+		go func() { c.disp.wait(); close(hdone) }()
+		select {
+		case <-hdone:
+		case <-ctx.Done():
+			return wrapErr("a message handler is still running", ctx.Err())
+		}
 	}
 	if n > 0 {
 		return fmt.Errorf("%w: %d QoS 1/2 messages", ErrUnacknowledged, n)
@@ -788,6 +796,23 @@ func (c *Client) shutdown(ctx context.Context, graceful bool) error {
 		return wrapErr("disconnect", err)
 	}
 	return nil
+}
+
+// calledFromHandler reports whether the calling goroutine is running a message handler or a
+// connection callback: whether the dispatcher's run is on its stack. It walks the stack, which
+// costs a few µs, and is only used by Disconnect and Close.
+func calledFromHandler() bool {
+	pcs := make([]uintptr, 512)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
+	for {
+		f, more := frames.Next()
+		if strings.HasSuffix(f.Function, "/fennec.(*dispatcher).run") {
+			return true
+		}
+		if !more {
+			return false
+		}
+	}
 }
 
 // shutdownLocal releases a client whose first connect failed.

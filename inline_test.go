@@ -1,6 +1,7 @@
 package fennec_test
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -94,5 +95,51 @@ func TestHandlerWaitsForToken(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestDisconnectFromHandler: a handler (or a connection callback) may end the client: Disconnect
+// and Close called from it return at once instead of waiting for the very handler that calls
+// them, no later handler runs, and no goroutine is left behind. Both versions, with the handler
+// on the reading goroutine (a lone message) and on the handler goroutine (a burst).
+func TestDisconnectFromHandler(t *testing.T) {
+	b := startMosquitto(t)
+	for _, v := range versions {
+		for _, burst := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/burst=%v", vname(v), burst), func(t *testing.T) {
+				leakCheck(t)
+				ctx := testCtx(t)
+				c := connect(t, fennec.Config{Server: "mqtt://" + b.Addr, Version: v, CleanStart: true})
+				base := "bye/" + c.ClientID()
+				result := make(chan error, 10)
+				if _, err := c.Subscribe(ctx, func(m *fennec.Message) {
+					// ctx is the test's, 20 s: waiting for this handler would end in its deadline
+					result <- c.Disconnect(ctx)
+				}, sub(base, 1)); err != nil {
+					t.Fatal(err)
+				}
+				n := 1
+				if burst {
+					n = 5
+				}
+				for i := 0; i < n; i++ {
+					c.PublishAsync(&fennec.Message{Topic: base, QoS: 1, Payload: []byte(fmt.Sprint(i))})
+				}
+				if err := <-result; err != nil && !errors.Is(err, fennec.ErrUnacknowledged) {
+					t.Fatalf("Disconnect from a handler: %v", err)
+				}
+				if c.IsConnected() {
+					t.Fatal("still connected after Disconnect")
+				}
+				if err := c.Close(); !errors.Is(err, fennec.ErrClosed) {
+					t.Fatalf("Close after Disconnect: %v, want ErrClosed", err)
+				}
+				select {
+				case err := <-result:
+					t.Fatalf("a second handler ran after Disconnect (%v)", err)
+				default:
+				}
+			})
+		}
 	}
 }
