@@ -178,11 +178,11 @@ func newClient(cfg Config) (*Client, error) {
 	if ka < 0 {
 		ka = 0
 	}
-	kaSec := (ka + time.Second - 1) / time.Second
-	if kaSec > 65535 {
-		kaSec = 65535
+	keepAlive := int64((ka + time.Second - 1) / time.Second) // whole seconds, rounded up
+	if keepAlive > 65535 {
+		keepAlive = 65535
 	}
-	conn := packet.Connect{Version: cfg.Version, CleanStart: cfg.CleanStart, KeepAlive: uint16(kaSec),
+	conn := packet.Connect{Version: cfg.Version, CleanStart: cfg.CleanStart, KeepAlive: uint16(keepAlive),
 		ClientID: cfg.ClientID, Username: cfg.Username, HasUsername: cfg.Username != "",
 		Password: cfg.Password, HasPassword: cfg.Password != nil}
 	if cfg.Will != nil {

@@ -448,23 +448,23 @@ func (a *AWS) inspect(cl *mqtt.Client, s *session, pk packets.Packet) (packets.P
 	switch pk.FixedHeader.Type {
 	case packets.Publish:
 		if pk.FixedHeader.Qos == 2 {
-			return pk, &violation{packets.ErrQosNotSupported, "QoS 2 publish: AWS IoT Core supports QoS 0 and 1 only"}
+			return pk, &violation{packets.ErrQosNotSupported, "QoS 2 publish: AWS IoT Core supports QoS 0 and 1 only", awsDocMQTTDifferences}
 		}
 		if err := checkTopic(pk.TopicName); err != nil {
-			return pk, &violation{packets.ErrTopicNameInvalid, err.Error()}
+			return pk, &violation{packets.ErrTopicNameInvalid, err.Error(), awsDocLimits}
 		}
 		if len(pk.Payload) > AWSMaxPayload {
-			return pk, &violation{packets.ErrPacketTooLarge, fmt.Sprintf("payload of %d bytes exceeds AWS IoT's %d", len(pk.Payload), AWSMaxPayload)}
+			return pk, &violation{packets.ErrPacketTooLarge, fmt.Sprintf("payload of %d bytes exceeds AWS IoT's %d", len(pk.Payload), AWSMaxPayload), awsDocLimits}
 		}
 		if !v5 && pk.TopicName != "" && !a.allowedPublish(cl, s, pk.TopicName) {
-			return pk, &violation{packets.ErrNotAuthorized, fmt.Sprintf("policy denies iot:Publish on %q", pk.TopicName)}
+			return pk, &violation{packets.ErrNotAuthorized, fmt.Sprintf("policy denies iot:Publish on %q", pk.TopicName), awsDocPolicyActions}
 		}
 	case packets.Subscribe:
 		decisions := map[string]bool{}
 		for i, f := range pk.Filters {
 			if err := checkTopic(f.Filter); err != nil {
 				if !v5 {
-					return pk, &violation{packets.ErrTopicFilterInvalid, err.Error()}
+					return pk, &violation{packets.ErrTopicFilterInvalid, err.Error(), awsDocLimits}
 				}
 				// mochi answers an invalid filter with 0x8F Topic Filter invalid.
 				pk.Filters[i].Filter = "#/" + f.Filter
@@ -472,7 +472,7 @@ func (a *AWS) inspect(cl *mqtt.Client, s *session, pk packets.Packet) (packets.P
 			}
 			ok := a.allowedSubscribe(cl, s, f.Filter)
 			if !ok && !v5 {
-				return pk, &violation{packets.ErrNotAuthorized, fmt.Sprintf("policy denies iot:Subscribe on %q", f.Filter)}
+				return pk, &violation{packets.ErrNotAuthorized, fmt.Sprintf("policy denies iot:Subscribe on %q", f.Filter), awsDocPolicyActions}
 			}
 			decisions[f.Filter] = ok
 		}
@@ -484,4 +484,5 @@ func (a *AWS) inspect(cl *mqtt.Client, s *session, pk packets.Packet) (packets.P
 type violation struct {
 	code   packets.Code
 	reason string
+	doc    string // the AWS documentation page of the rule, for the broker's log
 }

@@ -98,7 +98,7 @@ func TestAWSDeniedConnectNoConnack(t *testing.T) {
 			expectClosed(t, c)
 		}
 		mosquittoRefused(t, logs, mosqAWS(b, tc.cn, "-i", tc.id, "-t", "things/"+tc.id+"/x", "-m", "m", "-V", "mqttv311"),
-			"closing without CONNACK", tc.cause)
+			"closing without CONNACK", tc.cause, "iot-policy-actions.html") // the log line cites the AWS page
 	}
 	// The allowed case connects.
 	c := awsTLS(t, b, "thing-1")

@@ -134,7 +134,7 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	if a := h.b.opts.AWS; a != nil {
 		if err := a.authenticate(cl, c, s); err != nil {
 			// AWS IoT Core closes the connection without CONNACK (awsDocPolicyActions).
-			log.Warn("connection denied, closing without CONNACK", "reason", err)
+			log.Warn("connection denied, closing without CONNACK", "reason", err, "aws_doc", awsDocPolicyActions+" "+awsDocPolicyVariables)
 			cl.Stop(err)
 			return false
 		}
@@ -235,7 +235,15 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		if receive {
 			lvl = slog.LevelDebug // per message, not per request
 		}
-		h.b.log.Log(context.Background(), lvl, "not authorized", "client", cl.ID, "identity", s.identity, "topic", topic, "publish", write, "delivery", receive)
+		attrs := []any{"client", cl.ID, "identity", s.identity, "topic", topic, "publish", write, "delivery", receive}
+		if h.b.opts.AWS != nil {
+			doc := awsDocPolicyActions
+			if cl.Properties.ProtocolVersion == 5 && !receive {
+				doc += " " + awsDocReasonCodes // answered with 0x87 Not authorized
+			}
+			attrs = append(attrs, "aws_doc", doc)
+		}
+		h.b.log.Log(context.Background(), lvl, "not authorized", attrs...)
 	}
 	return ok
 }
@@ -261,7 +269,7 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		h.renumber(cl, &pk)
 		return pk, nil
 	}
-	h.b.log.Warn("AWS rule broken, disconnecting", "client", cl.ID, "reason", v.reason, "code", v.code.Code)
+	h.b.log.Warn("AWS rule broken, disconnecting", "client", cl.ID, "reason", v.reason, "code", v.code.Code, "aws_doc", v.doc)
 	if cl.Properties.ProtocolVersion == 5 {
 		_ = h.b.srv.DisconnectClient(cl, v.code)
 	} else {
@@ -323,7 +331,11 @@ func (h *hook) OnClientExpired(cl *mqtt.Client) {
 	}
 	h.order.Delete(cl.ID)
 	h.ids.Delete(cl.ID)
-	h.b.log.Info("offline session expired", "client", cl.ID)
+	if h.b.opts.AWS != nil {
+		h.b.log.Info("offline session expired", "client", cl.ID, "aws_doc", awsDocPersistentSessions)
+	} else {
+		h.b.log.Info("offline session expired", "client", cl.ID)
+	}
 }
 
 // v311Return maps MQTT 5 CONNACK reason codes to MQTT 3.1.1 return codes (§3.2.2.3), which mochi

@@ -99,18 +99,16 @@ type Conn struct {
 	done     chan struct{} // closed on Close
 	writers  sync.WaitGroup
 
-	sent, recv     atomic.Uint64
-	awaiting       atomic.Int32 // replies the broker owes us (see deadlineReader)
-	loop           atomic.Pointer[readLoop]
-	readSinceArm   bool      // touched only by the reading goroutine
-	readDL         time.Time // the read deadline last set (reading goroutine only)
-	writeDL        time.Time // the write deadline last set (the writer only)
-	pingPending    atomic.Bool
-	idleR, idleS   int // touched only by the keep alive timer
-	lastR, lastS   uint64
-	timer          *time.Timer
-	timerStopped   bool
-	readDeadlineOK bool
+	sent, recv   atomic.Uint64
+	awaiting     atomic.Int32 // replies the broker owes us (see deadlineReader)
+	loop         atomic.Pointer[readLoop]
+	readSinceArm bool      // touched only by the reading goroutine
+	readDL       time.Time // the read deadline last set (reading goroutine only)
+	writeDL      time.Time // the write deadline last set (the writer only)
+	pingPending  atomic.Bool
+	idleR, idleS int // touched only by the keep alive timer
+	lastR, lastS uint64
+	timer        *time.Timer
 }
 
 type item struct {

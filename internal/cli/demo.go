@@ -19,12 +19,11 @@ import (
 )
 
 type demoOptions struct {
-	conn    connFlags
-	broker  string
-	topic   string
-	qos     []int
-	wait    time.Duration
-	clients string
+	conn   connFlags
+	broker string
+	topic  string
+	qos    []int
+	wait   time.Duration
 }
 
 func newDemoCmd(streams IO) *cobra.Command {

@@ -272,6 +272,9 @@ func TestExitCodes(t *testing.T) {
 			}
 			// --json names the step and, where the TLS diagnosis has one, the cause's code
 			code, out, _ = run(t, append(tc.args, "--json")...)
+			if code != tc.code {
+				t.Fatalf("--json: exit %d, want %d", code, tc.code)
+			}
 			var obj map[string]any
 			if err := json.Unmarshal([]byte(out), &obj); err != nil || obj["exit_code"] != float64(tc.code) {
 				t.Fatalf("--json: %q %v", out, err)
