@@ -159,6 +159,11 @@ func New(opts Options) (*Broker, error) {
 		Capabilities: caps,
 		// $SYS topics once a minute, not every second: a development broker's logs stay quiet.
 		SysTopicResendInterval: 60,
+		// Every packet is written when mochi writes it, never left in mochi's coalescing
+		// buffer: that buffer is flushed only by a later write from its write loop, and a
+		// message the broker holds back for the client's Receive Maximum (flow.go) is such a
+		// write that does not happen.
+		ClientNetWriteBufferSize: 1,
 	})
 	b.hook = &hook{b: b}
 	if err := b.srv.AddHook(b.hook, nil); err != nil {

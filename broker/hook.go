@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -22,8 +23,13 @@ type session struct {
 	pending map[string]bool // AWS: iot:Subscribe decisions of the SUBSCRIBE being processed
 	aliases map[uint16]string
 
-	replaced *mqtt.Client     // the old client of the session this connection took over
-	late     []packets.Packet // messages routed to it during the takeover (see takeover.go)
+	replaced  *mqtt.Client     // the old client of the session this connection took over
+	late      []packets.Packet // messages routed to it during the takeover (see takeover.go)
+	held      []heldMsg        // stored messages beyond its Receive Maximum, during the re-send (see flow.go)
+	resending bool             // between the takeover and the end of mochi's re-send (see flow.go)
+
+	drainMu sync.Mutex    // one drain at a time (see flow.go)
+	writing atomic.Uint32 // packet ID + 1 of the message drain is writing
 }
 
 // resolveAlias fills in the topic of an MQTT 5 PUBLISH that uses a topic alias [MQTT-3.3.2-12]:
@@ -84,7 +90,7 @@ func (h *hook) ID() string { return "fennec-broker" }
 func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPacketRead,
 		mqtt.OnSubscribed, mqtt.OnDisconnect, mqtt.OnPacketEncode, mqtt.OnSessionEstablished,
-		mqtt.OnClientExpired, mqtt.OnSessionEstablish, mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped}, []byte{b})
+		mqtt.OnClientExpired, mqtt.OnSessionEstablish, mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped, mqtt.OnPacketProcessed}, []byte{b})
 }
 
 // session returns what the broker knows of a connected client, or nil.
@@ -186,7 +192,16 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	// offline client mochi delivered to is gone, once the messages routed to it are handed on.
 	s := h.session(cl)
 	if s != nil {
+		s.mu.Lock()
+		held := s.held
+		s.held = nil
+		s.mu.Unlock()
+		h.putBack(cl, held, true)
+		s.mu.Lock()
+		s.resending = false
+		s.mu.Unlock()
 		h.deliverLate(cl, s)
+		h.drain(cl, true)
 	}
 	h.parked.Delete(cl.ID)
 	if s == nil {
@@ -285,6 +300,9 @@ func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
 }
 
 func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk = h.holdOvertaking(cl, pk); pk.FixedHeader.Type == packets.Reserved {
+		return pk
+	}
 	h.restoreID(cl, &pk)
 	h.b.faults.delayAck(pk)
 	return pk

@@ -101,7 +101,15 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 		s.mu.Unlock()
 		h.takeovers.Store(old, takeover{cl: cl, s: s})
 	}
-	h.prepareResend(old)
+	h.restoreHeld(old)
+	held := h.prepareResend(old, receiveMaximum(cl))
+	if s := h.session(cl); s != nil {
+		s.mu.Lock()
+		s.held, s.resending = held, receiveMaximum(cl) > 0
+		s.mu.Unlock()
+	} else {
+		h.putBack(old, held, false)
+	}
 }
 
 // prepareResend readies cl's unacknowledged outgoing messages (PUBLISH, and PUBREL of QoS 2
@@ -116,7 +124,11 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 // marked message would reach the client a second time, with DUP 0 and an identifier that may
 // already name another message. Cleared, the mark gives back the message's expiry time, which
 // mochi had overwritten with it.
-func (h *hook) prepareResend(cl *mqtt.Client) {
+//
+// With max above zero (the new connection's Receive Maximum, see flow.go), the PUBLISH packets
+// beyond it are taken out of cl's table and returned, in their order, for the broker to send
+// as acknowledgements free places.
+func (h *hook) prepareResend(cl *mqtt.Client, max int) []heldMsg {
 	type entry struct {
 		pk  packets.Packet
 		seq uint64
@@ -136,8 +148,8 @@ func (h *hook) prepareResend(cl *mqtt.Client) {
 		es = append(es, entry{pk, o.seq[pk.PacketID]})
 	}
 	o.mu.Unlock()
-	if len(es) < 2 {
-		return
+	if len(es) == 0 {
+		return nil
 	}
 	sort.Slice(es, func(i, j int) bool {
 		if es[i].seq != es[j].seq {
@@ -151,8 +163,22 @@ func (h *hook) prepareResend(cl *mqtt.Client) {
 			was := e.pk
 			e.pk.Created = created[i]
 			replace(cl, was, e.pk)
+			es[i] = e
 		}
 	}
+	types := make([]byte, len(es))
+	for i, e := range es {
+		types[i] = e.pk.FixedHeader.Type
+	}
+	var held []heldMsg
+	for _, i := range holdBeyond(types, max) {
+		pk := es[i].pk
+		if cur, ok := cl.State.Inflight.Get(pk.PacketID); ok && sameMessage(cur, pk) && cl.State.Inflight.Delete(pk.PacketID) {
+			pk.FixedHeader.Dup = true // a stored message, re-sent [MQTT-3.3.1-1]
+			held = append(held, heldMsg{pk, es[i].seq})
+		}
+	}
+	return held
 }
 
 // replace stores pk in cl's table in place of was, unless the entry changed meanwhile: a client

@@ -93,12 +93,21 @@ func (h *hook) deliverLate(cl *mqtt.Client, s *session) {
 		if pk.Expiry < 0 {
 			pk.Expiry = h.expiry(pk)
 		}
+		limited := receiveMaximum(cl) > 0
+		if limited {
+			pk.Expiry = -1 // sent by drain, after the stored messages, as the Receive Maximum allows (flow.go)
+		}
 		if cl.State.Inflight.Set(pk) {
 			atomic.AddInt64(&h.b.srv.Info.Inflight, 1)
 			h.OnQosPublish(cl, pk, pk.Created, 0)
-			cl.State.Inflight.DecreaseSendQuota()
+			if !limited {
+				cl.State.Inflight.DecreaseSendQuota()
+			}
 		}
 		h.b.log.Debug("message routed during a session takeover handed on", "client", cl.ID, "topic", pk.TopicName)
+		if limited {
+			continue
+		}
 		if err := cl.WritePacket(pk); err != nil {
 			return // stored: sent at the next connection
 		}
