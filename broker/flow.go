@@ -188,7 +188,7 @@ func (h *hook) drain(cl *mqtt.Client, sync bool) {
 		err := cl.WritePacket(pk)
 		s.writing.Store(0)
 		if err != nil {
-			return // stored: re-sent at the next connection
+			break // stored: re-sent at the next connection; the quota stays zero (below)
 		}
 		if cur, ok := cl.State.Inflight.Get(pk.PacketID); ok && sameMessage(cur, was) && cur.Expiry < 0 {
 			cl.State.Inflight.Set(pk)
@@ -196,8 +196,9 @@ func (h *hook) drain(cl *mqtt.Client, sync bool) {
 		inflight++
 		sent++
 	}
-	// mochi's quota: zero while messages wait, so that new ones are stored marked behind them;
-	// afterwards what the Receive Maximum leaves.
+	// mochi's quota: zero while messages wait, so that new ones are stored marked behind them
+	// and mochi's own send-and-forget of a marked message (after this hook, when its quota
+	// allows) never runs; afterwards what the Receive Maximum leaves.
 	for range max {
 		cl.State.Inflight.DecreaseSendQuota()
 	}
