@@ -236,3 +236,76 @@ func TestOfflineQueueReceiveMaximumInterrupted(t *testing.T) {
 	}
 	sameList(t, "messages the first connection did not get", fresh, missing)
 }
+
+// A message published without Message Expiry Interval reaches an MQTT 5 subscriber without one
+// (mochi stamps its own 24-hour maximum otherwise), live, stored for an offline session and
+// retained; a message published with one keeps it, counted down [MQTT-3.3.2-6].
+func TestNoStampedMessageExpiry(t *testing.T) {
+	b := brokertest.Start(t, brokertest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	got := make(chan *fennec.Message, 16)
+	const id = "expiry-sub"
+	sub := fennecSession(t, b, id, packet.V5, func(m *fennec.Message) { got <- m })
+	if _, err := sub.Subscribe(ctx, func(m *fennec.Message) { got <- m }, packet.Subscription{Filter: "exp/#", QoS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	pub := fennecSession(t, b, "expiry-pub", packet.V5, nil)
+	publish := func(topic string, qos packet.QoS, expiry uint32, retain bool) {
+		t.Helper()
+		m := &fennec.Message{Topic: topic, QoS: qos, Payload: []byte(topic), Retain: retain}
+		if expiry > 0 {
+			m.Props.SetMessageExpiryInterval(expiry)
+		}
+		if err := pub.Publish(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(m *fennec.Message, want uint32) {
+		t.Helper()
+		has := m.Props.Has(packet.PropMessageExpiry)
+		switch {
+		case want == 0 && has:
+			t.Errorf("%s: Message Expiry Interval %d, the publisher set none", m.Topic, m.Props.MessageExpiryInterval)
+		case want > 0 && (!has || m.Props.MessageExpiryInterval > want || m.Props.MessageExpiryInterval == 0):
+			t.Errorf("%s: Message Expiry Interval %d (present %v), want 1..%d", m.Topic, m.Props.MessageExpiryInterval, has, want)
+		}
+	}
+	recv := func() *fennec.Message {
+		t.Helper()
+		select {
+		case m := <-got:
+			return m
+		case <-ctx.Done():
+			t.Fatal("no message")
+			return nil
+		}
+	}
+	publish("exp/none/0", 0, 0, false)
+	check(recv(), 0)
+	publish("exp/none/1", 1, 0, true)
+	check(recv(), 0)
+	publish("exp/set/1", 1, 100, false)
+	check(recv(), 100)
+	// Stored for the offline session, sent at reconnect.
+	if err := sub.Disconnect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	offline(t, b, id)
+	publish("exp/none/stored", 1, 0, false)
+	publish("exp/set/stored", 1, 100, false)
+	stored(t, b, id, 2)
+	fennecSession(t, b, id, packet.V5, func(m *fennec.Message) { got <- m })
+	check(recv(), 0)
+	check(recv(), 100)
+	// Retained.
+	other := fennecSession(t, b, "expiry-sub-2", packet.V5, nil)
+	if _, err := other.Subscribe(ctx, func(m *fennec.Message) { got <- m }, packet.Subscription{Filter: "exp/none/1", QoS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	m := recv()
+	if !m.Retain {
+		t.Fatalf("%s: not the retained message", m.Topic)
+	}
+	check(m, 0)
+}

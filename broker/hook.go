@@ -274,6 +274,7 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	if pk.FixedHeader.Type == packets.Publish && cl.Properties.ProtocolVersion == 5 {
 		s.resolveAlias(&pk)
 	}
+	markNoExpiry(&pk)
 	a := h.b.opts.AWS
 	if a == nil {
 		h.renumber(cl, &pk)
@@ -303,6 +304,7 @@ func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 	if pk = h.holdOvertaking(cl, pk); pk.FixedHeader.Type == packets.Reserved {
 		return pk
 	}
+	stripStampedExpiry(&pk)
 	h.restoreID(cl, &pk)
 	h.b.faults.delayAck(pk)
 	return pk
