@@ -78,6 +78,9 @@ type hook struct {
 	ids    sync.Map // client ID → *idMap (see ids.go)
 	// takeovers: old *mqtt.Client → takeover, while a new connection inherits its session.
 	takeovers sync.Map
+	// connackGates: *mqtt.Client → chan struct{}, open until its CONNACK is written
+	// (connackfirst.go).
+	connackGates sync.Map
 }
 
 type parkedSession struct {
@@ -90,7 +93,7 @@ func (h *hook) ID() string { return "fennec-broker" }
 func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPacketRead,
 		mqtt.OnSubscribed, mqtt.OnDisconnect, mqtt.OnPacketEncode, mqtt.OnSessionEstablished,
-		mqtt.OnClientExpired, mqtt.OnSessionEstablish, mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped, mqtt.OnPacketProcessed}, []byte{b})
+		mqtt.OnClientExpired, mqtt.OnSessionEstablish, mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped, mqtt.OnPacketProcessed, mqtt.OnPacketSent}, []byte{b})
 }
 
 // session returns what the broker knows of a connected client, or nil.
@@ -301,6 +304,7 @@ func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
 }
 
 func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	h.waitConnack(cl, pk)
 	if pk = h.holdOvertaking(cl, pk); pk.FixedHeader.Type == packets.Reserved {
 		return pk
 	}
@@ -311,6 +315,7 @@ func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 }
 
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	h.closeConnackGate(cl) // a connection that ended before its CONNACK was written
 	v, ok := h.sessions.Load(cl)
 	if !ok {
 		return

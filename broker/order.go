@@ -86,6 +86,7 @@ func (h *hook) forget(clientID string, id uint16) {
 
 // OnSessionEstablish runs before mochi hands an existing session to a new connection.
 func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
+	h.openConnackGate(cl) // before mochi registers cl: see connackfirst.go
 	old, ok := h.b.srv.Clients.Get(cl.ID)
 	if !ok || old == cl {
 		return

@@ -119,6 +119,8 @@ func TestTakeoverHandsOnLateMessages(t *testing.T) {
 	old.State.Inflight.Set(afterClear)
 	h.OnQosPublish(old, afterClear, afterClear.Created, 0)
 	srv.Clients.Add(cl)
+	// mochi writes the CONNACK next: packets for cl may go out after it (connackfirst.go)
+	h.OnPacketSent(cl, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connack}}, nil)
 
 	type wire struct {
 		id      uint16
@@ -179,5 +181,58 @@ func TestTakeoverHandsOnLateMessages(t *testing.T) {
 	}
 	if old.State.Inflight.Len() != 0 {
 		t.Fatalf("%d messages left with the old client", old.State.Inflight.Len())
+	}
+}
+
+// TestConnackFirst: a packet mochi writes to a connection between registering it and writing
+// its CONNACK waits for the CONNACK [MQTT-3.2.0-1].
+func TestConnackFirst(t *testing.T) {
+	b, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	srv, h := b.srv, b.hook
+	server, client := net.Pipe()
+	defer client.Close()
+	cl := srv.NewClient(server, "tcp", "c1", false)
+	cl.Properties.ProtocolVersion = 4
+	h.OnSessionEstablish(cl, packets.Packet{ProtocolVersion: 4})
+
+	types := make(chan byte, 2)
+	go func() {
+		r := bufio.NewReader(client)
+		for {
+			first, err := r.ReadByte()
+			if err != nil {
+				return
+			}
+			n, _ := r.ReadByte() // short packets: one length byte
+			if _, err := io.CopyN(io.Discard, r, int64(n)); err != nil {
+				return
+			}
+			types <- first >> 4
+		}
+	}()
+	published := make(chan error, 1)
+	go func() {
+		published <- cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: "t", Payload: []byte("x")})
+	}()
+	select {
+	case typ := <-types:
+		t.Fatalf("packet type %d written before the CONNACK", typ)
+	case <-time.After(100 * time.Millisecond): // the PUBLISH waits at the gate
+	}
+	if err := cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connack}}); err != nil {
+		t.Fatal(err)
+	}
+	if typ := <-types; typ != packets.Connack {
+		t.Fatalf("first packet type %d, want CONNACK", typ)
+	}
+	if typ := <-types; typ != packets.Publish {
+		t.Fatalf("second packet type %d, want PUBLISH", typ)
+	}
+	if err := <-published; err != nil {
+		t.Fatal(err)
 	}
 }
