@@ -248,20 +248,7 @@ func TestSendAck(t *testing.T) {
 // second time, HandOff reports false.
 func TestHandOff(t *testing.T) {
 	srv, cli := net.Pipe()
-	go func() {
-		rd := packet.NewReader(srv, 0)
-		if _, err := rd.ReadPacket(packet.V5); err != nil {
-			t.Error(err)
-			return
-		}
-		var b []byte
-		b, _ = (&packet.Connack{}).Append(b, packet.V5)
-		for _, topic := range []string{"a", "b", "c"} {
-			b, _ = (&packet.Publish{Topic: topic}).Append(b, packet.V5)
-		}
-		srv.Write(b)
-		io.Copy(io.Discard, srv)
-	}()
+	go servePublishes(t, srv, nil, "a", "b", "c")
 	got := make(chan string, 3)
 	release := make(chan struct{})
 	var c *mqttconn.Conn
@@ -384,20 +371,7 @@ func TestQueueFlush(t *testing.T) {
 // the bytes of those still to come, and 0 for the last one.
 func TestBuffered(t *testing.T) {
 	srv, cli := net.Pipe()
-	go func() {
-		rd := packet.NewReader(srv, 0)
-		if _, err := rd.ReadPacket(packet.V5); err != nil {
-			t.Error(err)
-			return
-		}
-		var b []byte
-		b, _ = (&packet.Connack{}).Append(b, packet.V5)
-		for _, topic := range []string{"a", "b", "c"} {
-			b, _ = (&packet.Publish{Topic: topic, Payload: []byte("12345")}).Append(b, packet.V5)
-		}
-		srv.Write(b) // one write: the client's first read takes everything
-		io.Copy(io.Discard, srv)
-	}()
+	go servePublishes(t, srv, []byte("12345"), "a", "b", "c")
 	buffered := map[string]int{}
 	done := make(chan struct{})
 	opts := &mqttconn.Options{Addr: "x:1", Scheme: "mqtt",
@@ -422,4 +396,22 @@ func TestBuffered(t *testing.T) {
 	if buffered["a"] != 22 || buffered["b"] != 11 || buffered["c"] != 0 {
 		t.Fatalf("Buffered during a, b, c: %v, want 22, 11, 0", buffered)
 	}
+}
+
+// servePublishes plays an MQTT 5 broker on srv: it reads CONNECT, then writes CONNACK and a
+// PUBLISH per topic (with payload) in one write, so that the client's first read takes them all,
+// and discards what the client sends afterwards.
+func servePublishes(t *testing.T, srv net.Conn, payload []byte, topics ...string) {
+	rd := packet.NewReader(srv, 0)
+	if _, err := rd.ReadPacket(packet.V5); err != nil {
+		t.Error(err)
+		return
+	}
+	var b []byte
+	b, _ = (&packet.Connack{}).Append(b, packet.V5)
+	for _, topic := range topics {
+		b, _ = (&packet.Publish{Topic: topic, Payload: payload}).Append(b, packet.V5)
+	}
+	srv.Write(b)
+	io.Copy(io.Discard, srv)
 }
