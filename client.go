@@ -74,8 +74,6 @@ type Client struct {
 	subOrder      []string
 	inbound       map[uint16]inState // inbound QoS 1/2 by packet ID
 	warnedRecvMax bool
-	holdWrites    bool           // pumpLocked queues without starting the writer…
-	toFlush       *mqttconn.Conn // …and records the connection to Flush once c.mu is released
 
 	disp dispatcher
 
@@ -509,15 +507,18 @@ func (c *Client) down(conn *mqttconn.Conn, err error) bool {
 
 // pumpLocked hands waiting messages to the connection, in order, as far as the in-flight
 // window (ours and the broker's Receive Maximum [MQTT-4.9.0-2]) allows.
-func (c *Client) pumpLocked() {
+func (c *Client) pumpLocked() { c.pump(false) }
+
+// pump is pumpLocked. With queueOnly it queues without starting the connection's writer and
+// returns the connection, which the caller flushes once c.mu is released (Conn.Flush).
+func (c *Client) pump(queueOnly bool) *mqttconn.Conn {
 	conn := c.conn
 	if conn == nil {
-		return
+		return nil
 	}
 	send := conn.SendNow
-	if c.holdWrites {
-		send = conn.Queue // Publish flushes on its own goroutine after unlocking
-		c.toFlush = conn
+	if queueOnly {
+		send = conn.Queue
 	}
 	window := min(c.window, c.srvWindow)
 	for c.nextSend < len(c.q) {
@@ -528,7 +529,7 @@ func (c *Client) pumpLocked() {
 		}
 		if m.pub.QoS == 0 {
 			if c.n0 >= 1024 {
-				return
+				return conn
 			}
 			c.n0++
 			gen := c.gen
@@ -540,7 +541,7 @@ func (c *Client) pumpLocked() {
 			// batches.
 			if c.nInflight >= window || c.windowShut && c.nInflight > window-max(1, window/4) {
 				c.windowShut = true
-				return
+				return conn
 			}
 			c.windowShut = false
 			c.nInflight++
@@ -559,6 +560,7 @@ func (c *Client) pumpLocked() {
 		c.nWaiting--
 		c.nextSend++
 	}
+	return conn
 }
 
 func isConnErr(err error) bool {

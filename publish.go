@@ -217,11 +217,12 @@ func (c *Client) enqueue(ctx context.Context, m *Message, inline bool) (*Token, 
 	}
 	c.q = append(c.q, om)
 	c.nWaiting++
-	c.holdWrites = inline
-	c.pumpLocked()
-	c.holdWrites = false
-	flush := c.toFlush
-	c.toFlush = nil
+	var flush *mqttconn.Conn
+	if inline {
+		flush = c.pump(true)
+	} else {
+		c.pumpLocked()
+	}
 	c.mu.Unlock()
 	if flush != nil {
 		flush.Flush()

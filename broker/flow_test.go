@@ -21,12 +21,7 @@ func TestOfflineQueueBeyondReceiveMaximum(t *testing.T) {
 		for _, qos := range []string{"1", "2"} {
 			t.Run(v+"/qos"+qos, func(t *testing.T) {
 				b := brokertest.Start(t, brokertest.Options{})
-				host, port := splitAddr(b.TCPAddr)
-				conn := []string{"-h", host, "-p", port, "-V", v}
-				sub := conn
-				if v == "mqttv5" {
-					sub = append(append([]string{}, conn...), "-x", "3600")
-				}
+				conn, sub := plainSessionArgs(b, v)
 				msgs := numbered("m", 50)
 				got := mosquittoOfflineQueue(t, b, "rm-sub", qos, "queue/t", "queue/t", sub, conn, msgs)
 				sameList(t, "messages after reconnecting", got, msgs)

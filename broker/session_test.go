@@ -89,6 +89,19 @@ func sameList(t *testing.T, what string, got, want []string) {
 // publishes msgs with mosquitto_pub (one connection, -l: in order) while it is offline, and
 // returns what mosquitto_sub (subscribed to filter) receives when it comes back. sub and pub are
 // the connection arguments of each side.
+// plainSessionArgs returns mosquitto_pub/sub flags for b's plain listener with protocol v
+// ("mqttv311" or "mqttv5"), and the subscriber's: the same, plus a session expiry of one hour
+// for MQTT 5, where a session otherwise ends with the connection.
+func plainSessionArgs(b *brokertest.Broker, v string) (conn, sub []string) {
+	host, port := splitAddr(b.TCPAddr)
+	conn = []string{"-h", host, "-p", port, "-V", v}
+	sub = conn
+	if v == "mqttv5" {
+		sub = append(append([]string{}, conn...), "-x", "3600")
+	}
+	return conn, sub
+}
+
 func mosquittoOfflineQueue(t *testing.T, b *brokertest.Broker, id, qos, filter, topic string, sub, pub []string, msgs []string) []string {
 	t.Helper()
 	subArgs := append(append([]string{}, sub...), "-c", "-i", id, "-q", qos, "-t", filter)
@@ -117,12 +130,7 @@ func TestOfflineQueueMosquitto(t *testing.T) {
 		for _, qos := range []string{"1", "2"} {
 			t.Run(v+"/qos"+qos, func(t *testing.T) {
 				b := brokertest.Start(t, brokertest.Options{})
-				host, port := splitAddr(b.TCPAddr)
-				conn := []string{"-h", host, "-p", port, "-V", v}
-				sub := conn
-				if v == "mqttv5" {
-					sub = append(append([]string{}, conn...), "-x", "3600")
-				}
+				conn, sub := plainSessionArgs(b, v)
 				msgs := numbered("m", 10)
 				got := mosquittoOfflineQueue(t, b, "offline-sub", qos, "queue/t", "queue/t", sub, conn, msgs)
 				sameList(t, "messages after reconnecting", got, msgs)
@@ -140,12 +148,7 @@ func TestOfflineQueueResubscribeSameID(t *testing.T) {
 	for _, v := range []string{"mqttv311", "mqttv5"} {
 		t.Run(v, func(t *testing.T) {
 			b := brokertest.Start(t, brokertest.Options{})
-			host, port := splitAddr(b.TCPAddr)
-			conn := []string{"-h", host, "-p", port, "-V", v}
-			sub := conn
-			if v == "mqttv5" {
-				sub = append(append([]string{}, conn...), "-x", "3600")
-			}
+			conn, sub := plainSessionArgs(b, v)
 			msgs := numbered("q2", 20)
 			got := mosquittoOfflineQueue(t, b, "resub", "2", "queue/#", "queue/t", sub, conn, msgs)
 			sameList(t, "messages after reconnecting", got, msgs)
