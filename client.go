@@ -166,6 +166,9 @@ func newClient(cfg Config) (*Client, error) {
 	if cfg.MaxInflight > 65535 {
 		cfg.MaxInflight = 65535
 	}
+	if cfg.MaxPacketSize == 0 {
+		cfg.MaxPacketSize = packet.DefaultMaxPacketSize
+	}
 	if cfg.MaxOfflineQueue <= 0 {
 		cfg.MaxOfflineQueue = 1000
 	}

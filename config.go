@@ -80,8 +80,10 @@ type Config struct {
 	// ReceiveMaximum (MQTT 5) is how many unacknowledged QoS 1/2 messages the broker may send
 	// us at once; more is a protocol error. Zero: 256.
 	ReceiveMaximum uint16
-	// MaxPacketSize is the largest packet accepted from the broker. Zero: the protocol maximum
-	// (256 MiB); MQTT 5 brokers are told.
+	// MaxPacketSize is the largest packet accepted from the broker; MQTT 5 brokers are told in
+	// CONNECT and do not send larger ones. Zero: packet.DefaultMaxPacketSize (1 MiB). A larger
+	// packet from a 3.1.1 broker ends the connection with a *packet.Error (PacketTooLarge).
+	// Memory for a packet follows the bytes received, whatever length the broker claims.
 	MaxPacketSize uint32
 	// MaxInflight caps outbound QoS 1/2 messages awaiting acknowledgement, besides the
 	// broker's Receive Maximum. Zero: 1000.

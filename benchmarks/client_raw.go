@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/fennec-mqtt/fennec/packet"
 )
 
 // Raw is not a client library: it is the smallest MQTT 3.1.1 client that can take part in the
@@ -35,20 +37,6 @@ type rawConn struct {
 	err     atomic.Pointer[error]
 }
 
-func appendVarint(b []byte, n int) []byte {
-	for {
-		d := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			d |= 0x80
-		}
-		b = append(b, d)
-		if n == 0 {
-			return b
-		}
-	}
-}
-
 func appendString(b []byte, s string) []byte {
 	b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
 	return append(b, s...)
@@ -70,7 +58,7 @@ func (Raw) Connect(ctx context.Context, ep Endpoint, id string) (Conn, error) {
 	}
 	body := []byte{0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 60}
 	body = appendString(body, id)
-	pkt := appendVarint([]byte{0x10}, len(body))
+	pkt := packet.AppendVarInt([]byte{0x10}, len(body))
 	if dl, ok := ctx.Deadline(); ok {
 		nc.SetDeadline(dl)
 	}
@@ -182,7 +170,7 @@ func (c *rawConn) Subscribe(ctx context.Context, topic string, qos byte, h func(
 	body := binary.BigEndian.AppendUint16(nil, 1)
 	body = appendString(body, topic)
 	body = append(body, qos)
-	if err := c.write(append(appendVarint([]byte{0x82}, len(body)), body...)); err != nil {
+	if err := c.write(append(packet.AppendVarInt([]byte{0x82}, len(body)), body...)); err != nil {
 		return err
 	}
 	select {
@@ -200,7 +188,7 @@ func appendPublish(b []byte, topic string, qos byte, id uint16, payload []byte) 
 	if qos > 0 {
 		n += 2
 	}
-	b = appendVarint(append(b, 0x30|qos<<1), n)
+	b = packet.AppendVarInt(append(b, 0x30|qos<<1), n)
 	b = appendString(b, topic)
 	if qos > 0 {
 		b = binary.BigEndian.AppendUint16(b, id)

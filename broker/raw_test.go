@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/fennec-mqtt/fennec/packet"
 )
 
 // Hand-encoded MQTT packets, for the reason codes of MQTT 5 and for exact control over what a
@@ -21,22 +23,8 @@ func appendString(b []byte, s string) []byte {
 	return append(append(b, byte(len(s)>>8), byte(len(s))), s...)
 }
 
-func appendVarint(b []byte, n int) []byte {
-	for {
-		d := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			d |= 0x80
-		}
-		b = append(b, d)
-		if n == 0 {
-			return b
-		}
-	}
-}
-
 func encodePacket(header byte, body []byte) []byte {
-	return append(appendVarint([]byte{header}, len(body)), body...)
+	return append(packet.AppendVarInt([]byte{header}, len(body)), body...)
 }
 
 // connect311: protocol name "MQTT", level 4, flags clean session, keepalive, client ID.

@@ -45,7 +45,8 @@ type Options struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Connect is the CONNECT packet to send; its Version selects the protocol (zero: 5.0).
 	Connect packet.Connect
-	// MaxPacketSize is the largest packet accepted from the broker; 0: the protocol maximum.
+	// MaxPacketSize is the largest packet accepted from the broker; 0:
+	// packet.DefaultMaxPacketSize (1 MiB). Announce it in Connect's properties on MQTT 5.
 	MaxPacketSize uint32
 	// WriteTimeout bounds one write to the network: a broker that stops reading fails the
 	// connection with ErrWriteTimeout after 1 to 1.25 × WriteTimeout (the deadline is moved
@@ -78,7 +79,7 @@ type Conn struct {
 	tlsSt   *tls.ConnectionState // WebSocket over TLS only; plain TLS asks tlsConn
 	tlsConn *tls.Conn
 	opts    *Options
-	rd      *frameReader
+	rd      *packet.Reader
 	qa      *quickAcker
 
 	keepAlive    time.Duration
@@ -394,9 +395,13 @@ func (c *Conn) handshake(ctx context.Context) (*packet.Connack, error) {
 	c.qa.arm()
 	// The same reader serves the whole connection: the broker may send packets right
 	// behind CONNACK (a persistent session's queued messages).
-	c.rd = newFrameReader(deadlineReader{c}, c.opts.MaxPacketSize)
-	c.rd.reuse = c.opts.ReusePackets
-	p, err := c.rd.readPacket(c.version)
+	maxIn := c.opts.MaxPacketSize
+	if maxIn == 0 {
+		maxIn = packet.DefaultMaxPacketSize
+	}
+	c.rd = packet.NewReader(deadlineReader{c}, maxIn)
+	c.rd.SetReuse(c.opts.ReusePackets)
+	p, err := c.rd.ReadPacket(c.version)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("broker closed the connection before CONNACK (does it speak MQTT %v?): %w", c.version, err)
@@ -505,7 +510,7 @@ func (c *Conn) HandOff() bool {
 // Buffered reports how many bytes of further packets were already read from the network and
 // wait in the connection's read buffer: more packets follow at once. Call it only from
 // OnPacket, on the reading goroutine.
-func (c *Conn) Buffered() int { return c.rd.end - c.rd.off }
+func (c *Conn) Buffered() int { return c.rd.Buffered() }
 
 // Run reads packets and hands them to Options.OnPacket until the connection fails or is
 // closed; it returns the cause. Call it once, and again only after it returned ErrHandedOff.
@@ -513,7 +518,7 @@ func (c *Conn) Run() error {
 	l := &readLoop{}
 	c.loop.Store(l)
 	for {
-		p, err := c.rd.readPacket(c.version)
+		p, err := c.rd.ReadPacket(c.version)
 		if err != nil {
 			if rerr := c.readError(err); errors.Is(rerr, ErrProtocolViolation) {
 				c.Fail(rerr)
@@ -829,7 +834,7 @@ func (c *Conn) writeBatch() bool {
 			// Large payloads are not copied: the head goes into buf, the payload is written
 			// from the caller's slice (writev on TCP).
 			payload = pub.Payload
-			buf, err = appendPublishHead(buf, pub, c.version)
+			buf, err = pub.AppendHead(buf, c.version)
 		} else {
 			buf, err = it.p.Append(buf, c.version)
 		}
@@ -1004,48 +1009,3 @@ func (e *ReceiveMaximumError) Is(target error) bool { return target == ErrProtoc
 // vectorMin is the payload size from which the writer sends a PUBLISH payload from the caller's
 // slice instead of copying it into the batch buffer.
 const vectorMin = 16 << 10
-
-// appendPublishHead appends p's fixed and variable header — the packet without its payload,
-// with the remaining length counting the payload.
-func appendPublishHead(dst []byte, p *packet.Publish, v packet.Version) ([]byte, error) {
-	q := *p
-	q.Payload = nil
-	start := len(dst)
-	b, err := q.Append(dst, v)
-	if err != nil {
-		return dst, err
-	}
-	// b[start] is the first byte, then the remaining length (1-4 bytes) of the empty-payload
-	// packet: rewrite it for the real length.
-	i, rl := start+1, 0
-	for shift := 0; ; shift += 7 {
-		c := b[i]
-		rl |= int(c&0x7f) << shift
-		i++
-		if c&0x80 == 0 {
-			break
-		}
-	}
-	rl += len(p.Payload)
-	if rl > packet.MaxRemainingLength {
-		return dst, fmt.Errorf("%w: PUBLISH of %d bytes", ErrPacketTooLarge, rl)
-	}
-	rest := append([]byte(nil), b[i:]...)
-	out := append(b[:start+1], encodeVBI(rl)...)
-	return append(out, rest...), nil
-}
-
-func encodeVBI(n int) []byte {
-	var b []byte
-	for {
-		c := byte(n & 0x7f)
-		n >>= 7
-		if n > 0 {
-			c |= 0x80
-		}
-		b = append(b, c)
-		if n == 0 {
-			return b
-		}
-	}
-}

@@ -296,8 +296,10 @@ func (c *Connack) decode(v Version, flags byte, body []byte) *Error {
 
 // ---- PUBLISH ----
 
-// appendHead appends everything but the payload.
-func (p *Publish) appendHead(dst []byte, v Version) ([]byte, error) {
+// AppendHead appends the packet without its payload: the fixed header, with a remaining length
+// that counts the payload, and the variable header. A writer sends the payload after it from
+// the caller's slice, without copying it.
+func (p *Publish) AppendHead(dst []byte, v Version) ([]byte, error) {
 	const t = PUBLISH
 	if !v.Valid() {
 		return dst, badVersion(t, v)
@@ -362,7 +364,7 @@ func (p *Publish) appendHead(dst []byte, v Version) ([]byte, error) {
 
 // Append encodes the PUBLISH for v.
 func (p *Publish) Append(dst []byte, v Version) ([]byte, error) {
-	dst, err := p.appendHead(dst, v)
+	dst, err := p.AppendHead(dst, v)
 	if err != nil {
 		return dst, err
 	}

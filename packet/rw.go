@@ -6,34 +6,50 @@ import (
 	"strconv"
 )
 
-const readBufSize = 4096
-
-// Reader reads packets from a stream through its own buffer, so that small packets cost few read
-// calls. It never trusts a peer's length: a remaining length above the maximum packet size is
-// refused before anything is allocated for it, and a large body is allocated as its bytes arrive,
-// so a peer that claims 256 MiB and sends 10 bytes costs about 10 bytes. Bodies of small packets
-// (up to 256 bytes) are carved from shared 4 KiB slabs, so a packet kept for long keeps its slab
-// alive; copy what you keep from it if that matters. A Reader is not safe
-// for concurrent use; a connection has one reading goroutine.
+// Reader reads packets from a stream through an adaptive buffer. The buffer starts small (256
+// bytes), so an idle connection holds little memory; it doubles while reads fill it, up to 32
+// KiB, so a busy connection costs few read calls; and it halves again after a run of small reads.
+//
+// A Reader never trusts a peer's length. A remaining length above the maximum packet size, or
+// above the largest size a packet of its type can have (see MaxSize), is refused before anything
+// is allocated for it. A body is allocated as its bytes arrive, in steps that at most double what
+// has been received, so a peer that claims 256 MiB and sends 10 bytes costs about 10 bytes plus
+// the first step (64 KiB at most).
+//
+// A Reader is not safe for concurrent use; a connection has one reading goroutine.
 type Reader struct {
-	r    io.Reader
-	buf  []byte // buffered bytes: buf[off:end]
-	off  int
-	end  int
-	max  uint32
-	slab []byte // unused part of the current slab for small bodies
+	r        io.Reader
+	buf      []byte // buffered bytes: buf[off:end]
+	off, end int
+	max      uint32
+	small    int // consecutive reads that used less than an eighth of the buffer
+
+	// reuse: PUBLISH and PUBACK are decoded into pub and ack, which the next read overwrites,
+	// and a PUBACK's body is read in place instead of copied. They are allocated on first use:
+	// an idle connection does not carry them.
+	reuse bool
+	pub   *Publish
+	ack   *Puback
 }
 
-// Small packet bodies share slabs of slabSize bytes.
 const (
-	slabSize = 4096
-	slabMax  = 256
+	minReadBuf = 256
+	maxReadBuf = 32 << 10
+	// bodyStep is the first allocation for a body that is not yet buffered; each further step
+	// at most doubles what has arrived.
+	bodyStep = 64 << 10
 )
+
+// DefaultMaxPacketSize is the maximum packet size Fennec's client accepts and announces when none
+// is configured: 1 MiB, eight times AWS IoT Core's 128 KiB message limit and well above what a
+// device exchanges, while a broker that misbehaves can cost a connection at most about that
+// much memory.
+const DefaultMaxPacketSize = 1 << 20
 
 // NewReader returns a Reader on r that refuses packets larger than maxPacketSize bytes (whole
 // packet, fixed header included; 0 means the protocol maximum, 268,435,460).
 func NewReader(r io.Reader, maxPacketSize uint32) *Reader {
-	rd := &Reader{r: r, buf: make([]byte, readBufSize)}
+	rd := &Reader{r: r, buf: make([]byte, minReadBuf)}
 	rd.SetMaxPacketSize(maxPacketSize)
 	return rd
 }
@@ -46,20 +62,74 @@ func (r *Reader) SetMaxPacketSize(n uint32) {
 	r.max = n
 }
 
+// SetReuse makes ReadPacket decode PUBLISH and PUBACK packets into two packets the Reader owns
+// and overwrites on the next call, saving an allocation per packet for a caller that keeps
+// nothing of them but copies. Other packets are unaffected.
+func (r *Reader) SetReuse(on bool) { r.reuse = on }
+
 // Buffered returns the number of bytes read from the stream but not yet consumed.
 func (r *Reader) Buffered() int { return r.end - r.off }
 
-// fill reads at least one more byte into the buffer.
+// MaxSize returns the largest size, fixed header included, that a well-formed packet of type t
+// can have in version v, or 0 when only the maximum packet size bounds it (CONNECT, PUBLISH,
+// SUBSCRIBE, SUBACK, UNSUBSCRIBE). For MQTT 3.1.1 these are exact (a PUBACK is 4 bytes). MQTT 5
+// acknowledgements, CONNACK, DISCONNECT and AUTH may carry a Reason String and User Properties,
+// which the specification does not bound: Fennec bounds them at 64 KiB + 16 bytes, room for a
+// Reason String of 65,535 bytes.
+func MaxSize(v Version, t Type) uint32 {
+	switch t {
+	case PINGREQ, PINGRESP:
+		return 2
+	case CONNACK, PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK:
+		if v == V311 {
+			return 4
+		}
+		if t == UNSUBACK {
+			return 0 // one reason code per filter
+		}
+		return maxAckV5
+	case DISCONNECT:
+		if v == V311 {
+			return 2
+		}
+		return maxAckV5
+	case AUTH:
+		if v == V5 {
+			return maxAckV5
+		}
+		return 2
+	}
+	return 0
+}
+
+const maxAckV5 = 64<<10 + 16
+
+// fill reads more bytes into the buffer, growing and shrinking it with the traffic.
 func (r *Reader) fill() error {
 	if r.off > 0 {
 		copy(r.buf, r.buf[r.off:r.end])
 		r.end -= r.off
 		r.off = 0
 	}
+	if r.end == len(r.buf) {
+		r.resize(2 * len(r.buf))
+	}
 	for i := 0; i < 100; i++ {
 		n, err := r.r.Read(r.buf[r.end:])
 		r.end += n
 		if n > 0 {
+			switch {
+			case r.end == len(r.buf) && len(r.buf) < maxReadBuf:
+				r.small = 0
+				r.resize(2 * len(r.buf))
+			case n < len(r.buf)/8 && len(r.buf) > minReadBuf:
+				if r.small++; r.small >= 8 && r.end-r.off <= len(r.buf)/2 {
+					r.small = 0
+					r.resize(len(r.buf) / 2)
+				}
+			default:
+				r.small = 0
+			}
 			return nil
 		}
 		if err != nil {
@@ -69,9 +139,25 @@ func (r *Reader) fill() error {
 	return io.ErrNoProgress
 }
 
+func (r *Reader) resize(n int) {
+	n = max(minReadBuf, min(n, maxReadBuf), r.end-r.off)
+	nb := make([]byte, n)
+	r.end = copy(nb, r.buf[r.off:r.end])
+	r.off = 0
+	r.buf = nb
+}
+
 // ReadRaw reads the next packet's header byte and body without decoding it. The body is newly
-// allocated and owned by the caller.
+// allocated and owned by the caller. Only the maximum packet size bounds the body: ReadPacket
+// also applies MaxSize for its version.
 func (r *Reader) ReadRaw() (header byte, body []byte, err error) {
+	return r.readRaw(0, false)
+}
+
+// readRaw reads a packet, refusing it when it is larger than MaxSize(v, type) (v 0: no type
+// bound). With reuse, the body of a PUBACK that is already buffered is returned as a slice of
+// the buffer, valid until the next read.
+func (r *Reader) readRaw(v Version, reuse bool) (header byte, body []byte, err error) {
 	// Fixed header: 1 byte type, 1-4 bytes remaining length.
 	var rl, l int
 	for {
@@ -93,25 +179,27 @@ func (r *Reader) ReadRaw() (header byte, body []byte, err error) {
 		}
 	}
 	header = r.buf[r.off]
-	if size := 1 + l + rl; uint64(size) > uint64(r.max) {
-		return 0, nil, &Error{Type: Type(header >> 4), Reason: PacketTooLarge,
+	t := Type(header >> 4)
+	size := 1 + l + rl
+	if uint64(size) > uint64(r.max) {
+		return 0, nil, &Error{Type: t, Reason: PacketTooLarge,
 			Msg: "packet of " + strconv.Itoa(size) + " bytes exceeds the maximum packet size of " + strconv.FormatUint(uint64(r.max), 10)}
 	}
-	r.off += 1 + l
-	// Body: what is buffered, then the rest straight from the stream, growing as it arrives.
-	have := min(r.end-r.off, rl)
-	const chunk = 64 << 10
-	if rl <= slabMax {
-		// Small bodies are carved from a shared slab: one allocation for many packets. Each
-		// body is capped, and a slab is never reused, so every packet still owns its bytes.
-		if len(r.slab) < rl {
-			r.slab = make([]byte, slabSize)
+	if v != 0 {
+		if m := MaxSize(v, t); m != 0 && uint64(size) > uint64(m) {
+			return 0, nil, &Error{Type: t, Reason: MalformedPacket,
+				Msg: "remaining length " + strconv.Itoa(rl) + " is more than a " + t.String() + " can have in MQTT " + v.String() + " (" + strconv.FormatUint(uint64(m), 10) + " bytes in all)"}
 		}
-		body = r.slab[:have:rl]
-		r.slab = r.slab[rl:]
-	} else {
-		body = make([]byte, have, min(rl, max(have, chunk)))
 	}
+	r.off += 1 + l
+	have := min(r.end-r.off, rl)
+	if reuse && t == PUBACK && have == rl {
+		body = r.buf[r.off : r.off+rl : r.off+rl]
+		r.off += rl
+		return header, body, nil
+	}
+	// Body: what is buffered, then the rest straight from the stream, growing as it arrives.
+	body = make([]byte, have, min(rl, max(have, bodyStep)))
 	copy(body, r.buf[r.off:r.off+have])
 	r.off += have
 	if r.off == r.end {
@@ -136,11 +224,37 @@ func (r *Reader) ReadRaw() (header byte, body []byte, err error) {
 }
 
 // ReadPacket returns the next packet, decoded for v (a CONNECT is decoded whatever v is). The
-// packet owns its memory: it stays valid after the next call.
+// packet owns its memory and stays valid after the next call, except a PUBLISH or PUBACK read
+// with SetReuse.
 func (r *Reader) ReadPacket(v Version) (Packet, error) {
-	h, body, err := r.ReadRaw()
+	h, body, err := r.readRaw(v, r.reuse)
 	if err != nil {
 		return nil, err
+	}
+	if r.reuse {
+		switch Type(h >> 4) {
+		case PUBLISH:
+			if r.pub == nil {
+				r.pub = new(Publish)
+			} else {
+				*r.pub = Publish{}
+			}
+			if err := r.pub.DecodeBody(v, h, body); err != nil {
+				return nil, err
+			}
+			return r.pub, nil
+		case PUBACK:
+			// Decoded at once, and its strings are copies: the body may be the buffer.
+			if r.ack == nil {
+				r.ack = new(Puback)
+			} else {
+				*r.ack = Puback{}
+			}
+			if err := r.ack.DecodeBody(v, h, body); err != nil {
+				return nil, err
+			}
+			return r.ack, nil
+		}
 	}
 	return Decode(v, h, body)
 }
@@ -174,7 +288,7 @@ const vectorMin = 1024
 func (w *Writer) WritePacket(p Packet, v Version) error {
 	var err error
 	if pub, ok := p.(*Publish); ok && w.vector && len(pub.Payload) >= vectorMin {
-		w.buf, err = pub.appendHead(w.buf[:0], v)
+		w.buf, err = pub.AppendHead(w.buf[:0], v)
 		if err != nil {
 			return err
 		}

@@ -24,6 +24,10 @@ func vbiLen(n int) int {
 	return 4
 }
 
+// AppendVarInt appends n (0 to MaxRemainingLength) as a variable byte integer, the encoding of
+// the remaining length and of some MQTT 5 properties. It is the one encoder Fennec has.
+func AppendVarInt(b []byte, n int) []byte { return appendVBI(b, n) }
+
 func appendVBI(b []byte, n int) []byte {
 	for {
 		c := byte(n & 0x7f)
