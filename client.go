@@ -429,21 +429,26 @@ func (c *Client) up(conn *mqttconn.Conn, ack *packet.Connack) bool {
 	c.nInflight, c.n0 = 0, 0
 	c.windowShut = false
 	c.nWaiting = 0
+	var accepted []*outMsg
 	for _, m := range c.q[c.qHead:] {
 		if m.done {
 			continue
 		}
 		m.sent = false
+		c.nWaiting++
 		if sessionLost && m.released {
-			// The broker accepted the message (PUBREC) and has now forgotten it: done.
-			c.completeLocked(m, nil)
+			// The broker accepted the message (PUBREC) and has now forgotten it: done. It is
+			// completed after this walk, because completing compacts c.q.
+			accepted = append(accepted, m)
 			continue
 		}
 		if sessionLost {
 			m.everSent = false
 			m.pub.Dup = false
 		}
-		c.nWaiting++
+	}
+	for _, m := range accepted {
+		c.completeLocked(m, nil)
 	}
 	c.pumpLocked()
 	c.signalState()
@@ -633,6 +638,10 @@ func (c *Client) completeLocked(m *outMsg, err error) {
 		c.q[c.qHead] = nil
 		c.qHead++
 	}
+	// Everything before qHead is done: the next message to send is never among the cleared
+	// entries (a message completed before it was sent, as at a reconnect that lost the session,
+	// moves the head past nextSend).
+	c.nextSend = max(c.nextSend, c.qHead)
 	if c.qHead > 256 && c.qHead*2 > len(c.q) {
 		n := copy(c.q, c.q[c.qHead:])
 		clear(c.q[n:])
