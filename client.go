@@ -77,6 +77,15 @@ type Client struct {
 
 	disp dispatcher
 
+	// retry is the reconnect state, owned by the connection goroutine (run); a hand-off of
+	// reading passes it on with the goroutine.
+	retry struct {
+		tried     bool      // an attempt was made (the first one waits for nothing)
+		failures  int       // losses and failed attempts since the last stable connection
+		permanent bool      // the last attempt was refused for good (Permanent)
+		upSince   time.Time // when the current connection came up
+	}
+
 	wg sync.WaitGroup // the connection goroutine
 }
 
@@ -90,6 +99,9 @@ const (
 type subscription struct {
 	sub     packet.Subscription
 	handler MessageHandler
+	// acked: the broker granted it (SUBACK). Only granted subscriptions are restored when the
+	// broker lost the session; one still waiting is sent again by its Subscribe call, once.
+	acked bool
 }
 
 type outMsg struct {
@@ -156,6 +168,9 @@ func newClient(cfg Config) (*Client, error) {
 	}
 	if cfg.Backoff == nil {
 		cfg.Backoff = DefaultBackoff
+	}
+	if cfg.BackoffResetAfter <= 0 {
+		cfg.BackoffResetAfter = 30 * time.Second
 	}
 	if cfg.ReceiveMaximum == 0 {
 		cfg.ReceiveMaximum = 256
@@ -286,9 +301,6 @@ func (c *Client) dial(ctx context.Context) (*mqttconn.Conn, *packet.Connack, err
 	}()
 	conn, ack, err := mqttconn.Dial(ctx, &c.opts)
 	if err != nil {
-		if c.log != nil {
-			c.log.Debug("mqtt connect failed", "server", c.url.String(), "err", err)
-		}
 		return nil, ack, err
 	}
 	if c.log != nil {
@@ -308,13 +320,20 @@ func (c *Client) run(conn *mqttconn.Conn) {
 }
 
 // runLoop is run's body; it returns false when reading was handed off to another goroutine.
+//
+// Every lost connection and every failed attempt is followed by a wait, Backoff(n), where n
+// counts the losses and failures since the last connection that stayed up for
+// BackoffResetAfter: a broker that accepts and drops at once meets a growing backoff, never a
+// storm. Only the very first attempt with ConnectRetry goes out at once. A refusal that retrying
+// cannot fix (Permanent) is reported and waits Backoff(0), the maximum.
 func (c *Client) runLoop(conn *mqttconn.Conn) bool {
-	attempt := 0
 	for {
 		if conn == nil {
-			attempt++
-			if attempt > 1 || !c.cfg.ConnectRetry {
-				d := c.cfg.Backoff(attempt)
+			if c.retry.tried {
+				d := c.cfg.Backoff(c.retry.failures)
+				if c.retry.permanent {
+					d = c.cfg.Backoff(0)
+				}
 				t := time.NewTimer(d)
 				select {
 				case <-t.C:
@@ -323,6 +342,7 @@ func (c *Client) runLoop(conn *mqttconn.Conn) bool {
 					return true
 				}
 			}
+			c.retry.tried = true
 			var ack *packet.Connack
 			var err error
 			conn, ack, err = c.dial(context.Background())
@@ -330,13 +350,22 @@ func (c *Client) runLoop(conn *mqttconn.Conn) bool {
 				if c.isClosed() {
 					return true
 				}
+				c.retry.failures++
+				c.retry.permanent = Permanent(err)
+				if c.log != nil {
+					c.log.Warn("mqtt connect failed", "server", c.url.String(), "attempt", c.retry.failures,
+						"permanent", c.retry.permanent, "err", err)
+				}
+				if f := c.cfg.OnConnectError; f != nil {
+					c.disp.enqueueFunc(func() { f(c, err) })
+				}
 				continue
 			}
+			c.retry.permanent = false
 			if !c.up(conn, ack) {
 				conn.Close(ErrClosed)
 				return true
 			}
-			attempt = 0
 		}
 		err := conn.Run()
 		if errors.Is(err, mqttconn.ErrHandedOff) {
@@ -359,6 +388,11 @@ func (c *Client) runLoop(conn *mqttconn.Conn) bool {
 			c.failAll(lost)
 			return true
 		}
+		// The backoff starts again only after a connection that stayed up long enough.
+		if time.Since(c.retry.upSince) >= c.cfg.BackoffResetAfter {
+			c.retry.failures = 0
+		}
+		c.retry.failures++
 		conn = nil
 	}
 }
@@ -390,6 +424,7 @@ func (c *Client) up(conn *mqttconn.Conn, ack *packet.Connack) bool {
 		return false
 	}
 	c.conn, c.connack = conn, ack
+	c.retry.tried, c.retry.upSince = true, time.Now()
 	c.gen++
 	c.srvWindow = 65535
 	if c.cfg.Version == packet.V5 && ack.Props.Has(packet.PropReceiveMaximum) && ack.Props.ReceiveMaximum > 0 {
@@ -411,7 +446,9 @@ func (c *Client) up(conn *mqttconn.Conn, ack *packet.Connack) bool {
 	if sessionLost && len(c.subOrder) > 0 {
 		var subs []packet.Subscription
 		for _, f := range c.subOrder {
-			subs = append(subs, c.subs[f].sub)
+			if sb := c.subs[f]; sb.acked {
+				subs = append(subs, sb.sub)
+			}
 		}
 		for len(subs) > 0 {
 			n := min(len(subs), 64)

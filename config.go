@@ -65,14 +65,27 @@ type Config struct {
 	// ConnectRetry makes Connect return at once and keep trying in the background, queueing
 	// publishes meanwhile. Zero: Connect makes one attempt and returns its error.
 	ConnectRetry bool
-	// Backoff returns the wait before reconnect attempt n (1, 2, …). Zero: exponential from
-	// 100 ms doubling to 60 s, with full jitter (a random wait in [d/2, d]).
+	// Backoff returns the wait before a reconnect, where attempt (1, 2, …) counts the lost
+	// connections and failed attempts since the last connection that stayed up for
+	// BackoffResetAfter: every loss is followed by a wait, and the wait grows while the broker
+	// keeps dropping the connection. Backoff(0) is asked after a refusal that retrying cannot
+	// fix (see Permanent) and should return the maximum. Zero: DefaultBackoff, exponential from
+	// 100 ms doubling to 60 s with full jitter (a random wait in [0, d]).
 	Backoff func(attempt int) time.Duration
+	// BackoffResetAfter is how long a connection must stay up before the backoff starts again
+	// from attempt 1. Zero: 30 s.
+	BackoffResetAfter time.Duration
 	// OnConnectionUp is called after every successful CONNACK, on the handler goroutine.
 	OnConnectionUp func(c *Client, ack *packet.Connack)
 	// OnConnectionLost is called with the cause when an established connection ends (not
 	// after Disconnect or Close), on the handler goroutine.
 	OnConnectionLost func(c *Client, err error)
+	// OnConnectError is called with the *ConnectError of every reconnect attempt that failed
+	// (and of the first attempts with ConnectRetry), on the handler goroutine. Permanent(err)
+	// tells a refusal that retrying cannot fix (bad credentials, not authorised, client ID
+	// rejected, protocol version unsupported): the client keeps trying at the maximum backoff,
+	// and an application may rather stop it.
+	OnConnectError func(c *Client, err error)
 	// DefaultHandler receives messages that match no subscription's filter (for example
 	// queued by a persistent session before Subscribe was called). Nil: they are dropped.
 	DefaultHandler MessageHandler
@@ -194,18 +207,19 @@ func ParseURL(raw string) (*ServerURL, error) {
 func redact(u *url.URL) string { return u.Redacted() }
 
 // DefaultBackoff is the reconnect policy used when Config.Backoff is nil: 100 ms doubling per
-// attempt up to 60 s, each wait drawn uniformly from [d/2, d] so a fleet does not reconnect in
-// lockstep.
+// attempt up to 60 s, with full jitter.
 func DefaultBackoff(attempt int) time.Duration {
 	return ExponentialBackoff(100*time.Millisecond, 60*time.Second)(attempt)
 }
 
-// ExponentialBackoff returns a policy starting at min, doubling per attempt up to max, with
-// jitter: a random wait in [d/2, d].
+// ExponentialBackoff returns a policy starting at min and doubling per attempt up to max, with
+// full jitter: the wait is random in [0, d], which spreads a fleet that lost its broker at one
+// moment over the whole interval. Attempt 0 (a refusal that retrying cannot fix) gets max,
+// without jitter.
 func ExponentialBackoff(min, max time.Duration) func(attempt int) time.Duration {
 	return func(attempt int) time.Duration {
 		if attempt < 1 {
-			attempt = 1
+			return max
 		}
 		d := min
 		for i := 1; i < attempt && d < max; i++ {
@@ -214,11 +228,10 @@ func ExponentialBackoff(min, max time.Duration) func(attempt int) time.Duration 
 		if d > max {
 			d = max
 		}
-		half := d / 2
-		if half <= 0 {
-			return d
+		if d <= 0 {
+			return 0
 		}
-		return half + rand.N(half+1)
+		return rand.N(d + 1)
 	}
 }
 

@@ -1,10 +1,15 @@
 package fennec
 
 import (
+	"context"
 	"errors"
+	"io"
+	"net"
 	"strings"
+	"syscall"
 
 	"github.com/fennec-mqtt/fennec/mqttconn"
+	"github.com/fennec-mqtt/fennec/packet"
 )
 
 // Errors. Every message starts with "fennec: ".
@@ -61,26 +66,72 @@ type ReasonError = mqttconn.ReasonError
 // second CONNACK, …).
 type ProtocolError = mqttconn.ProtocolError
 
-// Temporary reports whether err is worth retrying: network failures, timeouts, broker
-// unavailable or busy. CONNACK refusals for bad credentials, authorization or protocol version
-// are not temporary.
+// Temporary reports whether retrying the same operation later may succeed without changing
+// anything: the network failed or timed out, the connection was lost, the broker said it is
+// unavailable, busy, shutting down or over a quota or rate, or the offline queue was full.
+// Refusals for credentials, authorization, protocol version or client ID, TLS verification
+// failures, protocol violations, invalid arguments and unknown errors are not temporary.
 func Temporary(err error) bool {
 	if err == nil || errors.Is(err, ErrClosed) {
 		return false
 	}
 	var re *ReasonError
 	if errors.As(err, &re) {
-		switch byte(re.Code) {
-		case 0x03, 0x88, 0x89, 0x8B, 0x97, 0x9F, 0x80, 0x8D, 0x8E, 0x98:
+		if re.Version == packet.V311 && re.Packet == packet.CONNACK {
+			return re.Code == 3 // Server unavailable
+		}
+		switch re.Code {
+		case 0x88, 0x89, 0x8B, 0x8D, 0x8E, 0x97, 0x98, 0x9F: // unavailable, busy, shutting down,
+			// keep alive timeout, session taken over, quota, administrative action, rate
 			return true
 		}
-		return re.Version.String() == "3.1.1" && re.Code == 3
-	}
-	var ce *ConnectError
-	if errors.As(err, &ce) && ce.Phase == PhaseTLS {
 		return false
 	}
-	return true
+	var ce *ConnectError
+	if errors.As(err, &ce) && ce.Phase == PhaseTLS && !isNetErr(ce.Err) {
+		return false // verification, version or certificate: the same attempt fails again
+	}
+	if errors.Is(err, ErrProtocolViolation) || errors.Is(err, ErrPacketTooLarge) {
+		return false
+	}
+	if errors.Is(err, ErrConnectionLost) || errors.Is(err, ErrKeepAliveTimeout) ||
+		errors.Is(err, ErrWriteTimeout) || errors.Is(err, ErrQueueFull) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || isNetErr(err) {
+		return true
+	}
+	return false
+}
+
+func isNetErr(err error) bool {
+	var ne net.Error
+	var dnsErr *net.DNSError
+	return errors.As(err, &ne) || errors.As(err, &dnsErr) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE)
+}
+
+// Permanent reports whether err is a refusal of the connection that retrying cannot fix: the
+// broker's CONNACK said the protocol version is unsupported, the client identifier is not
+// valid, the credentials are bad, the client is not authorized or banned, the authentication
+// method is bad, or the will or packet size is unacceptable. The command-line tools end with
+// the refusal's exit code; the client keeps trying, at the maximum backoff.
+func Permanent(err error) bool {
+	var re *ReasonError
+	if !errors.As(err, &re) || re.Packet != packet.CONNACK {
+		return false
+	}
+	if re.Version == packet.V311 {
+		switch re.Code {
+		case 1, 2, 4, 5: // protocol version, identifier rejected, bad credentials, not authorized
+			return true
+		}
+		return false
+	}
+	switch re.Code {
+	case 0x84, 0x85, 0x86, 0x87, 0x8A, 0x8C, 0x90, 0x95, 0x99, 0x9A, 0x9B:
+		return true
+	}
+	return false
 }
 
 // wrapErr adds context to err without stacking "fennec: " prefixes:

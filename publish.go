@@ -255,13 +255,15 @@ func (c *Client) Subscribe(ctx context.Context, h MessageHandler, subs ...packet
 	}
 	c.mu.Lock()
 	prev := map[string]*subscription{}
-	for _, s := range subs {
+	mine := make([]*subscription, len(subs))
+	for i, s := range subs {
 		if old, ok := c.subs[s.Filter]; ok {
 			prev[s.Filter] = old
 		} else {
 			c.subOrder = append(c.subOrder, s.Filter)
 		}
-		c.subs[s.Filter] = &subscription{sub: s, handler: h}
+		mine[i] = &subscription{sub: s, handler: h}
+		c.subs[s.Filter] = mine[i]
 	}
 	c.mu.Unlock()
 	undo := func(filters map[string]bool) {
@@ -309,6 +311,13 @@ func (c *Client) Subscribe(ctx context.Context, h MessageHandler, subs ...packet
 	if len(failed) > 0 {
 		undo(failed)
 	}
+	c.mu.Lock()
+	for _, sb := range mine {
+		if !failed[sb.sub.Filter] {
+			sb.acked = true
+		}
+	}
+	c.mu.Unlock()
 	return sa, first
 }
 
