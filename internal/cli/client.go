@@ -109,6 +109,9 @@ func connect(ctx context.Context, spec *connSpec) (mqttClient, error) {
 			spec.OnLost(err)
 		}
 	}
+	if f := spec.OnConnectError; f != nil {
+		cfg.OnConnectError = func(_ *fennec.Client, err error) { f(err) }
+	}
 	c, err := fennec.Connect(ctx, cfg)
 	if err != nil {
 		return nil, err

@@ -34,7 +34,9 @@ type connSpec struct {
 	Timeout       time.Duration
 	Reconnect     bool            // reconnect after a lost connection (sub); pub fails instead
 	OnLost        func(err error) // called when an established connection is lost
-	OnMessage     func(*message)  // receives messages that match no subscription of this run
+	// OnConnectError is called when a reconnect attempt fails (sub).
+	OnConnectError func(err error)
+	OnMessage      func(*message) // receives messages that match no subscription of this run
 	// onPacket, when set, sees the type of every packet sent (outbound) and received.
 	onPacket func(outbound bool, packetType byte)
 	tlsFacts *tlsFacts

@@ -2,11 +2,13 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/fennec-mqtt/fennec"
 	"github.com/fennec-mqtt/fennec/topic"
 )
 
@@ -129,6 +131,17 @@ func (o *subOptions) run(ctx context.Context, streams IO) (err error) {
 			fmt.Fprintf(streams.Err, "fennec: %s (reconnecting)\n", lostText(err))
 		}
 	}
+	// A reconnect the broker refuses for good (credentials, authorization, client ID, protocol
+	// version) ends the command with the refusal's exit code; other failures are retried.
+	fatal := make(chan error, 1)
+	spec.OnConnectError = func(err error) {
+		if fennec.Permanent(err) {
+			select {
+			case fatal <- err:
+			default:
+			}
+		}
+	}
 	// The handler hands each message to this goroutine; a full channel holds the client back,
 	// which holds the broker back: back-pressure, not an unbounded queue.
 	msgs := make(chan *message, 64)
@@ -153,15 +166,43 @@ func (o *subOptions) run(ctx context.Context, streams IO) (err error) {
 	}()
 	defer close(done) // before disconnecting: a handler blocked on msgs lets go
 
-	var timeout <-chan time.Time
+	// -W bounds the whole run, also while the client waits to reconnect for its SUBSCRIBE, and
+	// a permanent refusal on a reconnect ends it: both cancel wctx, which every wait uses.
+	wctx, wcancel := context.WithCancelCause(ctx)
+	defer wcancel(nil)
+	errTimeout := errors.New("-W ran out")
 	if o.timeout > 0 {
-		tm := time.NewTimer(time.Duration(o.timeout) * time.Second)
+		tm := time.AfterFunc(time.Duration(o.timeout)*time.Second, func() { wcancel(errTimeout) })
 		defer tm.Stop()
-		timeout = tm.C
+	}
+	go func() {
+		select {
+		case err := <-fatal:
+			wcancel(err)
+		case <-wctx.Done():
+		}
+	}()
+	received := 0
+	// ended turns the end of wctx into the command's result.
+	ended := func(err error, during string) error {
+		cause := context.Cause(wctx)
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case cause == errTimeout:
+			if o.count > 0 {
+				return &exitError{code: ExitTimeout, err: fmt.Errorf("timed out after %d s with %d of %d messages", o.timeout, received, o.count),
+					hint: "cause: fewer messages arrived than -C asked for before -W ran out\nfix: check that something publishes to the filter (and that the broker lets this client receive it); raise -W"}
+			}
+			return nil
+		case cause != nil && wctx.Err() != nil:
+			return explain(cause, spec, "reconnecting to "+spec.Server)
+		}
+		return explain(err, spec, during)
 	}
 	if len(o.unsubscribe) > 0 {
-		if err := c.Unsubscribe(ctx, o.unsubscribe); err != nil {
-			return explain(err, spec, "MQTT UNSUBSCRIBE")
+		if err := c.Unsubscribe(wctx, o.unsubscribe); err != nil {
+			return ended(err, "MQTT UNSUBSCRIBE")
 		}
 	}
 	if len(topics) > 0 {
@@ -169,9 +210,9 @@ func (o *subOptions) run(ctx context.Context, streams IO) (err error) {
 		for i, t := range topics {
 			subs[i] = subscription{Filter: t, QoS: byte(qos), RetainAsPublished: o.asPublished}
 		}
-		granted, err := c.Subscribe(ctx, handler, subs)
+		granted, err := c.Subscribe(wctx, handler, subs)
 		if err != nil {
-			return explain(err, spec, "MQTT SUBSCRIBE")
+			return ended(err, "MQTT SUBSCRIBE")
 		}
 		if err := refusedSubscription(spec, subs, granted); err != nil {
 			return err
@@ -185,17 +226,10 @@ func (o *subOptions) run(ctx context.Context, streams IO) (err error) {
 	if o.exitAfterSub {
 		return nil
 	}
-	received := 0
 	for {
 		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-timeout:
-			if o.count > 0 {
-				return &exitError{code: ExitTimeout, err: fmt.Errorf("timed out after %d s with %d of %d messages", o.timeout, received, o.count),
-					hint: "cause: fewer messages arrived than -C asked for before -W ran out\nfix: check that something publishes to the filter (and that the broker lets this client receive it); raise -W"}
-			}
-			return nil
+		case <-wctx.Done():
+			return ended(wctx.Err(), "waiting for messages")
 		case m := <-msgs:
 			if o.retainedOnly && !m.Retain {
 				return nil
@@ -206,8 +240,8 @@ func (o *subOptions) run(ctx context.Context, streams IO) (err error) {
 			if o.removeRetained && m.Retain {
 				// QoS 1, so that the broker has it before we disconnect
 				clear := &message{Topic: m.Topic, Payload: nil, QoS: 1, Retain: true}
-				if err := c.Publish(ctx, clear); err != nil {
-					return explain(err, spec, "clearing a retained message")
+				if err := c.Publish(wctx, clear); err != nil {
+					return ended(err, "clearing a retained message")
 				}
 			}
 			if o.noRetained && m.Retain {

@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fennec-mqtt/fennec/packet"
+)
+
+// scriptedBroker accepts the first connection and drops it when the SUBSCRIBE arrives, without
+// SUBACK. Every later connection is answered with later (a CONNACK return code, 0: accepted)
+// and closed at once. It counts connections.
+func scriptedBroker(t *testing.T, later byte) (string, int, *atomic.Int64) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			first := n.Add(1) == 1
+			nc.SetDeadline(time.Now().Add(10 * time.Second))
+			rd := packet.NewReader(nc, 0)
+			if _, err := rd.ReadPacket(packet.V311); err != nil {
+				nc.Close()
+				continue
+			}
+			code := packet.ReasonCode(later)
+			if first {
+				code = 0
+			}
+			b, _ := (&packet.Connack{ReasonCode: code}).Append(nil, packet.V311)
+			nc.Write(b)
+			if first {
+				for {
+					p, err := rd.ReadPacket(packet.V311)
+					if err != nil || p.Type() == packet.SUBSCRIBE {
+						break
+					}
+				}
+			}
+			nc.Close()
+		}
+	}()
+	t.Cleanup(func() { l.Close(); <-done })
+	addr := l.Addr().(*net.TCPAddr)
+	return addr.IP.String(), addr.Port, &n
+}
+
+// TestSubTimeoutWhileReconnecting: -W ends the command also while the client waits to reconnect
+// for its SUBSCRIBE. It used to be ignored there: the command waited for good.
+func TestSubTimeoutWhileReconnecting(t *testing.T) {
+	isolate(t)
+	host, port, n := scriptedBroker(t, 0)
+	start := time.Now()
+	code, out, errout := run(t, "sub", "-V", "311", "-h", host, "-p", fmt.Sprint(port), "-t", "x", "-C", "1", "-W", "2")
+	if code != ExitTimeout || out != "" || !strings.Contains(errout, "timed out") {
+		t.Fatalf("exit %d, stdout %q, stderr %s", code, out, errout)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("-W 2 ended the command after %v", d)
+	}
+	// The broker drops every connection at once: the client backs off instead of storming.
+	if got := n.Load(); got > 12 {
+		t.Fatalf("%d connections in about 2 s", got)
+	}
+}
+
+// TestSubPermanentRefusalOnReconnect: a reconnect refused for good (3.1.1 return code 5, not
+// authorized) ends sub with the refusal's exit code and its explanation, instead of retrying
+// for ever.
+func TestSubPermanentRefusalOnReconnect(t *testing.T) {
+	isolate(t)
+	host, port, n := scriptedBroker(t, 5)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done, _ := start(t, ctx, "", "sub", "-V", "311", "-h", host, "-p", fmt.Sprint(port), "-t", "x")
+	r := wait(t, done, "sub")
+	if r.code != ExitRefused || !strings.Contains(strings.ToLower(r.errout), "not authori") {
+		t.Fatalf("exit %d, stderr %s", r.code, r.errout)
+	}
+	if got := n.Load(); got != 2 {
+		t.Fatalf("%d connections, want 2 (the first, then the refused reconnect)", got)
+	}
+}
