@@ -65,6 +65,7 @@ type Client struct {
 	nextSend      int // index in q of the first message not sent on this connection
 	byID          map[uint16]*outMsg
 	nWaiting      int  // messages in q not yet sent on this connection
+	nReserved     int  // places in the queue held by publishes writing to the store
 	nInflight     int  // QoS 1/2 sent and not completed on this connection
 	windowShut    bool // the in-flight window filled up and has not drained to its refill mark
 	n0            int  // QoS 0 handed to the connection, not yet written

@@ -106,7 +106,7 @@ type Config struct {
 	// ErrQueueFull when offline. Zero: 1000.
 	MaxOfflineQueue int
 	// Store keeps outbound QoS 1/2 messages and inbound QoS 2 state. Nil: kept in the client's
-	// memory only (they survive reconnects, not restarts). Use session.OpenFileStore to
+	// memory only (they survive reconnects, not restarts). Use filestore.Open (session/filestore) to
 	// survive restarts. The caller closes the store after Disconnect.
 	Store session.Store
 

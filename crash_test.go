@@ -18,7 +18,7 @@ import (
 
 	"github.com/fennec-mqtt/fennec"
 	"github.com/fennec-mqtt/fennec/packet"
-	"github.com/fennec-mqtt/fennec/session"
+	"github.com/fennec-mqtt/fennec/session/filestore"
 )
 
 const crashMessages = 300
@@ -29,7 +29,7 @@ func TestCrashChild(t *testing.T) {
 	if mode == "" {
 		t.Skip("child process of TestCrashDurableStore")
 	}
-	store, err := session.OpenFileStore(os.Getenv("FENNEC_CRASH_STORE"))
+	store, err := filestore.Open(os.Getenv("FENNEC_CRASH_STORE"))
 	if err != nil {
 		t.Fatal(err)
 	}

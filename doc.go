@@ -51,7 +51,7 @@
 // OnConnectionLost report each transition with its cause. ConnectRetry makes the first
 // connection retry too.
 //
-// With a durable session.Store (session.OpenFileStore) a message accepted by Publish survives a
+// With a durable session.Store (filestore.Open, in session/filestore) a message accepted by Publish survives a
 // crash of the process: a new process with the same ClientID and store sends it.
 //
 // # Keep alive and flow control

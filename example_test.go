@@ -10,7 +10,7 @@ import (
 
 	"github.com/fennec-mqtt/fennec"
 	"github.com/fennec-mqtt/fennec/packet"
-	"github.com/fennec-mqtt/fennec/session"
+	"github.com/fennec-mqtt/fennec/session/filestore"
 )
 
 func ExampleParseURL() {
@@ -92,7 +92,7 @@ func ExampleClient_PublishAsync() {
 // A durable session: messages accepted by Publish survive a crash and are sent by the next
 // process that starts with the same client ID and store.
 func ExampleConfig_durableSession() {
-	store, err := session.OpenFileStore("mqtt-session.db")
+	store, err := filestore.Open("mqtt-session.db")
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -173,7 +173,7 @@ func (c *Client) enqueue(ctx context.Context, m *Message, inline bool) (*Token, 
 				return nil, fmt.Errorf("%w: retained messages (Retain Available 0) [MQTT-3.2.2-14]", ErrNotSupported)
 			}
 		}
-		if c.nWaiting < c.cfg.MaxOfflineQueue && (m.QoS == 0 || c.ids.Len() < 65535) {
+		if c.nWaiting+c.nReserved < c.cfg.MaxOfflineQueue && (m.QoS == 0 || c.ids.Len() < 65535) {
 			break
 		}
 		if c.conn == nil {
@@ -203,14 +203,31 @@ func (c *Client) enqueue(ctx context.Context, m *Message, inline bool) (*Token, 
 		c.byID[id] = om
 	}
 	if c.store != nil && m.QoS > 0 {
-		// The message is durable before Publish accepts it.
+		// The message is durable before Publish accepts it. The write runs outside c.mu, its
+		// place in the queue reserved: a slow disk holds back this publisher only, not the
+		// others, the reader or the acknowledgements, and a durable store can commit
+		// concurrent publishes with one fsync.
+		c.nReserved++
+		c.mu.Unlock()
 		data, err := session.MarshalPublish(pub)
 		if err == nil {
 			err = c.store.Put(session.Record{Seq: om.seq, PacketID: pub.PacketID, Data: data})
 		}
+		c.mu.Lock()
+		c.nReserved--
+		if err == nil && c.closed {
+			// Closed while the record was written: Publish fails, so the record must not be
+			// sent by the next process either.
+			c.store.Delete(om.seq)
+			err = c.closedErr
+			if err == nil {
+				err = ErrClosed
+			}
+		}
 		if err != nil {
 			delete(c.byID, pub.PacketID)
 			c.ids.Free(pub.PacketID)
+			c.signalSpace()
 			c.mu.Unlock()
 			return nil, wrapErr("publish", err)
 		}
@@ -481,15 +498,17 @@ func (c *Client) onAck(conn *mqttconn.Conn, t packet.Type, id uint16, rc packet.
 	}
 	if t == packet.PUBREC && rc < 0x80 {
 		m.released = true
+		pub, seq := m.pub, m.seq
+		c.mu.Unlock()
 		if c.store != nil {
-			// Durable before PUBREL: after a crash, only PUBREL is resent [MQTT-4.3.3-?].
-			if data, err := session.MarshalPublish(m.pub); err == nil {
-				if err := c.store.Put(session.Record{Seq: m.seq, PacketID: id, Released: true, Data: data}); err != nil && c.log != nil {
+			// Durable before PUBREL, written outside c.mu: after a crash, only PUBREL is resent
+			// and the message is not published twice [MQTT-4.3.3-3].
+			if data, err := session.MarshalPublish(pub); err == nil {
+				if err := c.store.Put(session.Record{Seq: seq, PacketID: id, Released: true, Data: data}); err != nil && c.log != nil {
 					c.log.Error("mqtt session store", "err", err)
 				}
 			}
 		}
-		c.mu.Unlock()
 		conn.SendAck(packet.PUBREL, id)
 		return
 	}

@@ -2,15 +2,17 @@
 // optionally a process: packet identifiers, outbound QoS 1/2 messages until the broker has
 // acknowledged them, and inbound QoS 2 packet IDs between PUBREC and PUBREL.
 //
-// A Store keeps that state. MemoryStore survives reconnects; FileStore (bbolt) survives crashes:
+// A Store keeps that state. MemoryStore survives reconnects; filestore.Store (bbolt, in the
+// package session/filestore, so that a client without it does not link bbolt) survives crashes:
 //
-//	store, err := session.OpenFileStore("/var/lib/sensor/mqtt-session.db")
+//	store, err := filestore.Open("/var/lib/sensor/mqtt-session.db")
 //	if err != nil { … }
 //	defer store.Close()
 //	c, err := fennec.Connect(ctx, fennec.Config{Server: …, ClientID: "sensor-17", Store: store,
 //		SessionExpiry: 24 * time.Hour})
 //
-// The client writes a message to the store before Publish accepts it, marks a QoS 2 message
+// The client writes a message to the store before Publish accepts it, outside its locks (a slow
+// disk delays that publisher only; filestore commits concurrent writes with one fsync), marks a QoS 2 message
 // released before it sends PUBREL, and records an inbound QoS 2 packet ID before it sends PUBREC.
 // After a restart with the same client ID, everything still in the store is sent again, in the
 // original order (Record.Seq).

@@ -24,7 +24,10 @@ type Record struct {
 // released. A Store is used by one client at a time; its methods are safe for concurrent use.
 //
 // Put and the inbound methods must be durable when they return for a durable store: the client
-// calls Put before a message leaves Publish, and PutInbound before it sends PUBREC. Delete may
+// calls Put before a message leaves Publish, and PutInbound before it sends PUBREC. The client
+// calls them outside its locks and from several goroutines at once, so a durable store can
+// commit concurrent calls together. Delete is called with the client's lock held: it must not
+// wait for the disk. Delete may
 // be lazy (a lost Delete only causes a duplicate resend, which QoS 1 and 2 allow).
 type Store interface {
 	// Put inserts or replaces the record with r.Seq.
@@ -37,8 +40,6 @@ type Store interface {
 	DeleteInbound(id uint16) error
 	// Load returns the outbound records in ascending Seq and the inbound IDs.
 	Load() (out []Record, in []uint16, err error)
-	// Reset forgets everything (the broker has no session for this client).
-	Reset() error
 	// Close releases the store's resources.
 	Close() error
 }
@@ -126,17 +127,6 @@ func (s *MemoryStore) Load() ([]Record, []uint16, error) {
 	}
 	sort.Slice(in, func(i, j int) bool { return in[i] < in[j] })
 	return out, in, nil
-}
-
-func (s *MemoryStore) Reset() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.init(); err != nil {
-		return err
-	}
-	clear(s.out)
-	clear(s.in)
-	return nil
 }
 
 func (s *MemoryStore) Close() error {

@@ -20,6 +20,8 @@ var Allowed = map[string][]string{
 	"topic":                  {},
 	"pki":                    {},
 	"session":                {"packet", "topic"},
+	"session/filestore":      {"session"},
+	"session/storetest":      {"session"},
 	"mqttconn":               {"session", "packet", "topic"},
 	".":                      {"mqttconn", "session", "packet", "topic", "pki"},
 	"awsiot":                 {".", "pki", "packet", "topic"},
