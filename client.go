@@ -153,7 +153,13 @@ func newClient(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("fennec: unsupported protocol version %d (use packet.V5 or packet.V311)", cfg.Version)
 	}
 	if cfg.ClientID == "" {
+		// Nobody can resume a session under an ID made up here: ask for a clean one that ends
+		// with the connection, so that the broker keeps nothing for it.
+		if cfg.Store != nil {
+			return nil, errors.New("fennec: a session Store needs a ClientID: a generated ID cannot resume the session")
+		}
 		cfg.ClientID = randomClientID()
+		cfg.CleanStart, cfg.SessionExpiry = true, 0
 	}
 	if cfg.Username == "" && u.Username != "" {
 		cfg.Username = u.Username
@@ -178,6 +184,11 @@ func newClient(cfg Config) (*Client, error) {
 	}
 	if cfg.MaxInflight <= 0 {
 		cfg.MaxInflight = 1000
+		if cfg.Version == packet.V311 {
+			// 3.1.1 has no Receive Maximum to learn the broker's limit from; stock brokers
+			// refuse or drop beyond theirs (mosquitto 2.0.11 lost QoS 2 messages with 1000).
+			cfg.MaxInflight = DefaultMaxInflight311
+		}
 	}
 	if cfg.MaxInflight > 65535 {
 		cfg.MaxInflight = 65535
@@ -819,6 +830,10 @@ func (c *Client) shutdown(ctx context.Context, graceful bool) error {
 	var err error
 	if conn != nil {
 		if graceful {
+			// Finish the QoS 2 handshakes of messages already delivered (PUBREC sent): wait for
+			// their PUBREL and send PUBCOMP, then DISCONNECT, then nothing [MQTT-3.14.4-1].
+			// New messages are no longer taken meanwhile (onPublish), so this ends.
+			c.awaitInboundReleased(ctx, conn)
 			err = conn.Disconnect(ctx, &packet.Disconnect{})
 		} else {
 			conn.Close(ErrClosed)
@@ -849,6 +864,35 @@ func (c *Client) shutdown(ctx context.Context, graceful bool) error {
 	}
 	return nil
 }
+
+// awaitInboundReleased waits, within ctx and at most inboundDrain, until no inbound QoS 2
+// message waits for its PUBREL on conn.
+func (c *Client) awaitInboundReleased(ctx context.Context, conn *mqttconn.Conn) {
+	deadline := time.Now().Add(inboundDrain)
+	for {
+		c.mu.Lock()
+		n := 0
+		for _, st := range c.inbound {
+			if st == inDelivered {
+				n++
+			}
+		}
+		c.mu.Unlock()
+		if n == 0 || time.Now().After(deadline) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-conn.Done():
+			return
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// inboundDrain bounds how long Disconnect waits for the broker's PUBRELs.
+const inboundDrain = 2 * time.Second
 
 // calledFromHandler reports whether the calling goroutine is running a message handler or a
 // connection callback: whether the dispatcher's run is on its stack. It walks the stack, which

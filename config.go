@@ -26,8 +26,9 @@ type Config struct {
 	// wss://host[:443][/path]. A bare host:port means mqtt://. Userinfo in the URL sets
 	// Username and Password when those fields are empty.
 	Server string
-	// ClientID identifies the session. Zero: "fennec-" + 16 random hex digits; a persistent
-	// session (CleanStart false) needs a stable ID, so set it then.
+	// ClientID identifies the session. Zero: "fennec-" + 16 random hex digits, with a clean
+	// session that ends with the connection (CleanStart true, no Session Expiry), since nobody
+	// could resume it; a persistent session or a Store needs a stable ID, so set it then.
 	ClientID string
 	// Username and Password are sent in CONNECT when not empty. The password is never logged.
 	Username string
@@ -99,7 +100,9 @@ type Config struct {
 	// Memory for a packet follows the bytes received, whatever length the broker claims.
 	MaxPacketSize uint32
 	// MaxInflight caps outbound QoS 1/2 messages awaiting acknowledgement, besides the
-	// broker's Receive Maximum. Zero: 1000.
+	// broker's Receive Maximum. Zero: 1000 on MQTT 5 (where the broker's Receive Maximum
+	// applies too), DefaultMaxInflight311 (100) on 3.1.1, which has no way to learn the
+	// broker's limit.
 	MaxInflight int
 	// MaxOfflineQueue bounds the messages accepted by Publish but not yet sent (while offline,
 	// or while the in-flight window is full). Publish then waits when connected and fails with
@@ -205,6 +208,12 @@ func ParseURL(raw string) (*ServerURL, error) {
 }
 
 func redact(u *url.URL) string { return u.Redacted() }
+
+// DefaultMaxInflight311 is the in-flight window of a 3.1.1 client when Config.MaxInflight is
+// zero. 3.1.1 brokers announce no limit: mosquitto 2.0.11 with its defaults refused QoS 2
+// messages beyond its own and then disconnected a client that kept 1,000 in flight, while 100
+// lost nothing. Raise it for a broker configured for more.
+const DefaultMaxInflight311 = 100
 
 // DefaultBackoff is the reconnect policy used when Config.Backoff is nil: 100 ms doubling per
 // attempt up to 60 s, with full jitter.

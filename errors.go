@@ -14,8 +14,9 @@ import (
 
 // Errors. Every message starts with "fennec: ".
 var (
-	// ErrClosed: the client was closed by Disconnect or Close.
-	ErrClosed = errors.New("fennec: client closed")
+	// ErrClosed: the client was closed by Disconnect or Close (or, below the client, its
+	// connection was closed: the two layers share one sentinel).
+	ErrClosed = mqttconn.ErrClosed
 	// ErrConnectionLost: the connection ended before the operation completed (and the
 	// client does not reconnect).
 	ErrConnectionLost = mqttconn.ErrConnectionLost
@@ -34,8 +35,6 @@ var (
 	// ErrUnacknowledged: Disconnect or Close left QoS 1/2 messages unacknowledged; they
 	// remain in the session store when it is durable.
 	ErrUnacknowledged = errors.New("fennec: messages not acknowledged")
-	// ErrNotConnected: the client is offline and the operation needs a connection.
-	ErrNotConnected = errors.New("fennec: not connected")
 	// ErrNotSupported: the broker announced in its CONNACK that it does not support what was
 	// asked (a QoS above its Maximum QoS, a retained message without Retain Available), so
 	// the client refused it without sending anything; the connection stays up.

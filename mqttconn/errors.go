@@ -111,5 +111,5 @@ var (
 	// ErrPacketTooLarge: the packet exceeds the maximum packet size the broker announced.
 	ErrPacketTooLarge = errors.New("fennec: packet larger than the broker's Maximum Packet Size")
 	// ErrClosed: the connection was closed by this side.
-	ErrClosed = errors.New("fennec: connection closed")
+	ErrClosed = errors.New("fennec: closed")
 )
