@@ -564,6 +564,12 @@ func (c *Client) onPublish(conn *mqttconn.Conn, p *packet.Publish) {
 			c.mu.Unlock()
 			return // a duplicate of a message waiting for its handler; one ack follows
 		}
+		if c.stopping {
+			// Disconnect is finishing the handshakes under way: a new message is neither
+			// delivered nor acknowledged, so the broker keeps it for the session.
+			c.mu.Unlock()
+			return
+		}
 		if c.cfg.Version == packet.V5 && len(c.inbound) >= int(c.cfg.ReceiveMaximum) {
 			// The broker exceeds our Receive Maximum [MQTT-3.3.4-9]. mosquitto 2.0.11 does so
 			// when it releases queued messages while our acknowledgements wait behind a slow

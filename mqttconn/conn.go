@@ -93,6 +93,7 @@ type Conn struct {
 	qLimit   int
 	spaceCh  chan struct{} // closed when the queue shrinks and someone waits
 	closed   bool
+	ending   bool // a DISCONNECT is queued: nothing may follow it
 	closeErr error
 	writing  bool          // a writer is running (the goroutine, or Flush inline)
 	deferred int           // Queue calls not yet followed by Flush
@@ -765,10 +766,13 @@ func (c *Conn) enqueueLocked(p packet.Packet, done func(error), n int) error {
 }
 
 func (c *Conn) enqueueItemLocked(it item, n int) error {
-	if c.closed {
+	if c.closed || c.ending {
 		err := c.closeErrLocked()
 		c.mu.Unlock()
 		return err
+	}
+	if _, ok := it.p.(*packet.Disconnect); ok {
+		c.ending = true // DISCONNECT is the last packet sent [MQTT-3.14.4-1]
 	}
 	c.queue = append(c.queue, it)
 	c.qBytes += n
