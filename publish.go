@@ -19,6 +19,7 @@ type Token struct {
 	ch       chan struct{} // made by the first Done or Wait before completion
 	finished bool
 	err      error
+	waiter   bool // Done was called from a handler: the dispatcher counts a waiter until completion
 }
 
 // closedCh is the Done channel of a token that completed before anyone asked for one.
@@ -34,7 +35,12 @@ func (t *Token) complete(err error) {
 	if t.ch != nil {
 		close(t.ch)
 	}
+	w := t.waiter
+	t.waiter = false
 	t.mu.Unlock()
+	if w {
+		t.disp.endWait(true)
+	}
 }
 
 // Done is closed when the publish completed: QoS 0 written to the network, QoS 1 PUBACK, QoS
@@ -49,10 +55,18 @@ func (t *Token) Done() <-chan struct{} {
 		t.ch = make(chan struct{})
 	}
 	ch := t.ch
+	register := t.disp != nil && !t.waiter
+	if register {
+		// The caller is about to wait for the broker. From a handler, that wait must not be
+		// held up by reading: reading moves off the handler's goroutine, and the reader may
+		// queue beyond the dispatch limit until this token completes, or the acknowledgement
+		// the handler waits for could never be read behind a full queue. Done returns a
+		// channel, so the wait is counted until completion rather than until a return.
+		t.waiter = t.disp.beginWait()
+	}
+	counted := t.waiter
 	t.mu.Unlock()
-	if t.disp != nil {
-		// The caller is about to wait for the broker: a handler running on the reading
-		// goroutine must let reading go on.
+	if register && !counted {
 		t.disp.handOffReader()
 	}
 	return ch
