@@ -73,6 +73,7 @@ type Client struct {
 	requests      map[uint16]chan packet.Packet
 	subs          map[string]*subscription
 	subOrder      []string
+	nextSubID     uint32             // the last Subscription Identifier given (MQTT 5)
 	inbound       map[uint16]inState // inbound QoS 1/2 by packet ID
 	warnedRecvMax bool
 
@@ -103,6 +104,9 @@ type subscription struct {
 	// acked: the broker granted it (SUBACK). Only granted subscriptions are restored when the
 	// broker lost the session; one still waiting is sent again by its Subscribe call, once.
 	acked bool
+	// subID is the MQTT 5 Subscription Identifier of the Subscribe call that made it (0: none):
+	// a message the broker sends for it carries the identifier, and goes to this handler only.
+	subID uint32
 }
 
 type outMsg struct {
@@ -456,21 +460,34 @@ func (c *Client) up(conn *mqttconn.Conn, ack *packet.Connack) bool {
 	// the broker's resends are ignored and the ack follows when the handler returns.
 	// Resubscribe first, so that messages we publish next find our subscriptions.
 	if sessionLost && len(c.subOrder) > 0 {
-		var subs []packet.Subscription
+		// One SUBSCRIBE per Subscription Identifier (a SUBSCRIBE carries one), at most 64
+		// filters each, in the order the filters were first subscribed.
+		groups := map[uint32][]packet.Subscription{}
+		var order []uint32
 		for _, f := range c.subOrder {
 			if sb := c.subs[f]; sb.acked {
-				subs = append(subs, sb.sub)
+				if _, ok := groups[sb.subID]; !ok {
+					order = append(order, sb.subID)
+				}
+				groups[sb.subID] = append(groups[sb.subID], sb.sub)
 			}
 		}
-		for len(subs) > 0 {
-			n := min(len(subs), 64)
-			if id, ok := c.ids.Take(); ok {
-				ch := make(chan packet.Packet, 1)
-				c.requests[id] = ch
-				conn.SendNow(&packet.Subscribe{PacketID: id, Subscriptions: subs[:n]}, nil)
-				go c.awaitResubscribe(conn, id, ch, subs[:n])
+		for _, sid := range order {
+			subs := groups[sid]
+			for len(subs) > 0 {
+				n := min(len(subs), 64)
+				if id, ok := c.ids.Take(); ok {
+					ch := make(chan packet.Packet, 1)
+					c.requests[id] = ch
+					sp := &packet.Subscribe{PacketID: id, Subscriptions: subs[:n]}
+					if sid != 0 {
+						sp.Props.SubscriptionIdentifiers = []uint32{sid}
+					}
+					conn.SendNow(sp, nil)
+					go c.awaitResubscribe(conn, id, ch, subs[:n])
+				}
+				subs = subs[n:]
 			}
-			subs = subs[n:]
 		}
 	}
 	// Everything in the queue is sent again on this connection, in order.

@@ -198,7 +198,7 @@ func (d *dispatcher) run(it delivery) {
 		it.fn()
 		return
 	}
-	d.hs = c.route(d.hs[:0], it.msg.Topic)
+	d.hs = c.route(d.hs[:0], it.msg)
 	for i, h := range d.hs {
 		d.hs[i] = nil
 		h(it.msg)

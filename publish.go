@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/fennec-mqtt/fennec/mqttconn"
@@ -285,6 +286,15 @@ func (c *Client) Subscribe(ctx context.Context, h MessageHandler, subs ...packet
 		}
 	}
 	c.mu.Lock()
+	// MQTT 5: each Subscribe call gets a Subscription Identifier, unless the broker said it has
+	// none, so that a message matching overlapping filters (a/# and a/+), which the broker sends
+	// once per subscription, reaches each subscription's handler once.
+	var subID uint32
+	if c.cfg.Version == packet.V5 && !(c.connack != nil && c.connack.Props.Has(packet.PropSubscriptionIdentifiersAvailable) &&
+		c.connack.Props.SubscriptionIdentifiersAvailable == 0) {
+		c.nextSubID = c.nextSubID%268435455 + 1 // 1 .. 268,435,455 [MQTT-3.8.2.1.2]
+		subID = c.nextSubID
+	}
 	prev := map[string]*subscription{}
 	mine := make([]*subscription, len(subs))
 	for i, s := range subs {
@@ -293,7 +303,7 @@ func (c *Client) Subscribe(ctx context.Context, h MessageHandler, subs ...packet
 		} else {
 			c.subOrder = append(c.subOrder, s.Filter)
 		}
-		mine[i] = &subscription{sub: s, handler: h}
+		mine[i] = &subscription{sub: s, handler: h, subID: subID}
 		c.subs[s.Filter] = mine[i]
 	}
 	c.mu.Unlock()
@@ -313,7 +323,11 @@ func (c *Client) Subscribe(ctx context.Context, h MessageHandler, subs ...packet
 		all[s.Filter] = true
 	}
 	resp, err := c.request(ctx, func(id uint16) packet.Packet {
-		return &packet.Subscribe{PacketID: id, Subscriptions: subs}
+		sp := &packet.Subscribe{PacketID: id, Subscriptions: subs}
+		if subID != 0 {
+			sp.Props.SubscriptionIdentifiers = []uint32{subID}
+		}
+		return sp
 	})
 	if err != nil {
 		undo(all)
@@ -647,12 +661,31 @@ func (c *Client) handled(d delivery) {
 }
 
 // route appends to hs the handlers whose filters match topic.
-func (c *Client) route(hs []MessageHandler, topic string) []MessageHandler {
+func (c *Client) route(hs []MessageHandler, m *Message) []MessageHandler {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, f := range c.subOrder {
-		if matchFilter(f, topic) {
-			hs = append(hs, c.subs[f].handler)
+	ids := m.Props.SubscriptionIdentifiers
+	// A copy that carries Subscription Identifiers was sent for those subscriptions only; a
+	// copy without goes to the matching subscriptions that have none (a broker that sends one
+	// copy per subscription sends the others their own). A broker that ignores identifiers
+	// sends none at all: then every matching subscription gets it, as on 3.1.1.
+	for pass := 0; pass < 2 && len(hs) == 0; pass++ {
+		for _, f := range c.subOrder {
+			sb := c.subs[f]
+			if !matchFilter(f, m.Topic) {
+				continue
+			}
+			switch {
+			case pass == 1, c.cfg.Version != packet.V5:
+			case len(ids) > 0 && !slices.Contains(ids, sb.subID):
+				continue
+			case len(ids) == 0 && sb.subID != 0:
+				continue
+			}
+			hs = append(hs, sb.handler)
+		}
+		if len(ids) > 0 {
+			break // sent for subscriptions we no longer have: the default handler, below
 		}
 	}
 	if len(hs) == 0 && c.cfg.DefaultHandler != nil {
