@@ -479,11 +479,7 @@ func (c *Client) up(conn *mqttconn.Conn, ack *packet.Connack) bool {
 				if id, ok := c.ids.Take(); ok {
 					ch := make(chan packet.Packet, 1)
 					c.requests[id] = ch
-					sp := &packet.Subscribe{PacketID: id, Subscriptions: subs[:n]}
-					if sid != 0 {
-						sp.Props.SubscriptionIdentifiers = []uint32{sid}
-					}
-					conn.SendNow(sp, nil)
+					conn.SendNow(subscribePacket(id, sid, subs[:n]), nil)
 					go c.awaitResubscribe(conn, id, ch, subs[:n])
 				}
 				subs = subs[n:]

@@ -103,9 +103,8 @@ func Temporary(err error) bool {
 }
 
 func isNetErr(err error) bool {
-	var ne net.Error
-	var dnsErr *net.DNSError
-	return errors.As(err, &ne) || errors.As(err, &dnsErr) || errors.Is(err, syscall.ECONNRESET) ||
+	var ne net.Error // *net.OpError and *net.DNSError among them
+	return errors.As(err, &ne) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE)
 }
 

@@ -322,13 +322,7 @@ func (c *Client) Subscribe(ctx context.Context, h MessageHandler, subs ...packet
 	for _, s := range subs {
 		all[s.Filter] = true
 	}
-	resp, err := c.request(ctx, func(id uint16) packet.Packet {
-		sp := &packet.Subscribe{PacketID: id, Subscriptions: subs}
-		if subID != 0 {
-			sp.Props.SubscriptionIdentifiers = []uint32{subID}
-		}
-		return sp
-	})
+	resp, err := c.request(ctx, func(id uint16) packet.Packet { return subscribePacket(id, subID, subs) })
 	if err != nil {
 		undo(all)
 		return nil, wrapErr("subscribe", err)
@@ -364,6 +358,16 @@ func (c *Client) Subscribe(ctx context.Context, h MessageHandler, subs ...packet
 	}
 	c.mu.Unlock()
 	return sa, first
+}
+
+// subscribePacket is a SUBSCRIBE with packet ID id carrying the Subscription Identifier subID
+// (0: none).
+func subscribePacket(id uint16, subID uint32, subs []packet.Subscription) *packet.Subscribe {
+	sp := &packet.Subscribe{PacketID: id, Subscriptions: subs}
+	if subID != 0 {
+		sp.Props.SubscriptionIdentifiers = []uint32{subID}
+	}
+	return sp
 }
 
 func (c *Client) removeSubLocked(f string) {

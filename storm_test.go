@@ -237,7 +237,7 @@ func TestSubscribeInFlightSentOnce(t *testing.T) {
 			if err := <-res; err != nil {
 				t.Fatal(err)
 			}
-			// Nothing else: a PINGREQ round trip is the fence.
+			// Nothing else follows within 300 ms (keep alive is 60 s, so no PINGREQ either).
 			fc2.nc.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 			if p, err := fc2.rd.ReadPacket(v); err == nil {
 				t.Fatalf("after the SUBACK the client sent %v (a second SUBSCRIBE)", p.Type())

@@ -195,7 +195,7 @@ func (o *subOptions) run(ctx context.Context, streams IO) (err error) {
 					hint: "cause: fewer messages arrived than -C asked for before -W ran out\nfix: check that something publishes to the filter (and that the broker lets this client receive it); raise -W"}
 			}
 			return nil
-		case cause != nil && wctx.Err() != nil:
+		case cause != nil: // a permanent refusal on a reconnect
 			return explain(cause, spec, "reconnecting to "+spec.Server)
 		}
 		return explain(err, spec, during)

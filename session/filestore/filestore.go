@@ -9,6 +9,7 @@ package filestore
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -41,13 +42,13 @@ var (
 type Store struct {
 	db *bolt.DB
 
-	mu       sync.Mutex
-	closed   bool
-	pending  []uint64 // lazy deletes
-	queue    []*write // writes waiting for the next commit
-	leader   bool     // a goroutine is committing
-	commits  int      // transactions committed (for tests and stats)
-	received int      // writes committed
+	mu      sync.Mutex
+	closed  bool
+	pending []uint64 // lazy deletes
+	queue   []*write // writes waiting for the next commit
+	leader  bool     // a goroutine is committing
+	commits int      // transactions committed (for tests and stats)
+	writes  int      // writes committed
 }
 
 type write struct {
@@ -133,7 +134,7 @@ func (s *Store) commit(fn func(tx *bolt.Tx) error) error {
 			s.pending = append(s.pending, deletes...)
 		}
 		s.commits++
-		s.received += len(batch)
+		s.writes += len(batch)
 	}
 	s.leader = false
 	s.mu.Unlock()
@@ -168,7 +169,7 @@ func (s *Store) run(batch []*write, deletes []uint64) error {
 func (s *Store) Commits() (transactions, writes int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.commits, s.received
+	return s.commits, s.writes
 }
 
 func (s *Store) Put(r session.Record) error {
@@ -226,7 +227,7 @@ func (s *Store) Load() ([]session.Record, []uint16, error) {
 // Close commits the pending deletes and closes the file.
 func (s *Store) Close() error {
 	err := s.commit(nil)
-	if err == session.ErrStoreClosed {
+	if errors.Is(err, session.ErrStoreClosed) {
 		return nil
 	}
 	s.mu.Lock()
