@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
-	"strings"
 	"sync"
 	"time"
 
@@ -56,6 +54,7 @@ type Client struct {
 	closedErr     error // why the client stopped (ErrClosed, or the lost connection without reconnect)
 	stopping      bool  // Disconnect or Close was called
 	closeCh       chan struct{}
+	doneCh        chan struct{} // closed by the dispatcher once stopped and idle (Done)
 	stateCh       chan struct{} // closed and replaced when the connection state changes
 	spaceCh       chan struct{} // closed and replaced when queue space frees
 	ids           session.IDs
@@ -76,6 +75,7 @@ type Client struct {
 	nextSubID     uint32             // the last Subscription Identifier given (MQTT 5)
 	inbound       map[uint16]inState // inbound QoS 1/2 by packet ID
 	warnedRecvMax bool
+	stats         Stats
 
 	disp dispatcher
 
@@ -244,7 +244,7 @@ func newClient(cfg Config) (*Client, error) {
 		path = u.Path
 	}
 	c := &Client{cfg: cfg, url: u, log: cfg.Logger, store: cfg.Store, window: cfg.MaxInflight,
-		closeCh: make(chan struct{}), stateCh: make(chan struct{}),
+		closeCh: make(chan struct{}), doneCh: make(chan struct{}), stateCh: make(chan struct{}),
 		byID: map[uint16]*outMsg{}, requests: map[uint16]chan packet.Packet{},
 		subs: map[string]*subscription{}, inbound: map[uint16]inState{}}
 	c.opts = mqttconn.Options{Scheme: u.Scheme, Addr: u.Addr(), Path: path, TLSConfig: cfg.TLSConfig,
@@ -402,6 +402,7 @@ func (c *Client) runLoop(conn *mqttconn.Conn) bool {
 			}
 			c.mu.Unlock()
 			c.failAll(lost)
+			c.disp.stop(c.doneCh)
 			return true
 		}
 		// The backoff starts again only after a connection that stayed up long enough.
@@ -440,6 +441,7 @@ func (c *Client) up(conn *mqttconn.Conn, ack *packet.Connack) bool {
 		return false
 	}
 	c.conn, c.connack = conn, ack
+	c.stats.Connections++
 	c.retry.tried, c.retry.upSince = true, time.Now()
 	c.gen++
 	c.srvWindow = 65535
@@ -809,11 +811,11 @@ func (c *Client) Pending() int {
 	return n
 }
 
-// Disconnect sends DISCONNECT, stops reconnecting and waits (within ctx) until the client's
-// goroutines have ended. Messages not yet acknowledged fail with ErrClosed and are reported by
-// an error wrapping ErrUnacknowledged; with a durable Store they stay in it. A handler or a
-// connection callback may call it: it then returns without waiting for that handler, and no
-// other handler runs after it.
+// Disconnect sends DISCONNECT, stops reconnecting and waits (within ctx) until the connection
+// has ended. Messages not yet acknowledged fail with ErrClosed and are reported by an error
+// wrapping ErrUnacknowledged; with a durable Store they stay in it. No handler starts after it
+// returns; one already running is not waited for (a handler or a connection callback may call
+// Disconnect): Done is closed once it has returned.
 func (c *Client) Disconnect(ctx context.Context) error {
 	return c.shutdown(ctx, true)
 }
@@ -857,18 +859,10 @@ func (c *Client) shutdown(ctx context.Context, graceful bool) error {
 	}
 	c.wg.Wait() // the connection goroutine ends promptly once its connection is closed
 	n := c.failAll(ErrClosed)
-	// Handlers: queued ones are skipped; a running one is waited for within ctx, unless this
-	// call comes from that very handler, which cannot finish before it returns (handlers run one
-	// at a time, so no other is running).
-	if !calledFromHandler() {
-		hdone := make(chan struct{})
-		go func() { c.disp.wait(); close(hdone) }()
-		select {
-		case <-hdone:
-		case <-ctx.Done():
-			return wrapErr("a message handler is still running", ctx.Err())
-		}
-	}
+	// No handler starts from now on (queued ones are skipped). One that is running finishes on
+	// its own: Disconnect does not wait for it, since it may be the caller. Done is closed when
+	// it has returned.
+	c.disp.stop(c.doneCh)
 	if n > 0 {
 		return fmt.Errorf("%w: %d QoS 1/2 messages", ErrUnacknowledged, n)
 	}
@@ -907,27 +901,17 @@ func (c *Client) awaitInboundReleased(ctx context.Context, conn *mqttconn.Conn) 
 // inboundDrain bounds how long Disconnect waits for the broker's PUBRELs.
 const inboundDrain = 2 * time.Second
 
-// calledFromHandler reports whether the calling goroutine is running a message handler or a
-// connection callback: whether the dispatcher's run is on its stack. It walks the stack, which
-// costs a few µs, and is only used by Disconnect and Close.
-func calledFromHandler() bool {
-	pcs := make([]uintptr, 512)
-	frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
-	for {
-		f, more := frames.Next()
-		if strings.HasSuffix(f.Function, "/fennec.(*dispatcher).run") {
-			return true
-		}
-		if !more {
-			return false
-		}
-	}
-}
-
 // shutdownLocal releases a client whose first connect failed.
 func (c *Client) shutdownLocal() {
 	c.mu.Lock()
 	c.closed, c.stopping, c.closedErr = true, true, ErrClosed
 	close(c.closeCh)
 	c.mu.Unlock()
+	c.disp.stop(c.doneCh)
 }
+
+// Done is closed when the client has stopped (Disconnect, Close, or a lost connection with
+// DisableReconnect) and no handler or callback is running or will run. Disconnect and Close do
+// not wait for a handler that is running, since it may be the very handler that calls them:
+// wait on Done to know that the last one returned.
+func (c *Client) Done() <-chan struct{} { return c.doneCh }

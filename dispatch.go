@@ -1,6 +1,7 @@
 package fennec
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -10,10 +11,36 @@ import (
 	"github.com/fennec-mqtt/fennec/topic"
 )
 
-// dispatchLimit bounds the received messages waiting for their handler that the protocol does
-// not bound itself (QoS 0, and every QoS with MQTT 3.1.1, which has no Receive Maximum). MQTT 5
-// QoS 1/2 messages are bounded by our Receive Maximum, which the broker must respect.
-const dispatchLimit = 1024
+// The handler queue is bounded for the messages the protocol does not bound itself: QoS 0,
+// every QoS with MQTT 3.1.1 (it has no Receive Maximum), and MQTT 5 QoS 1/2 a broker sends
+// beyond our Receive Maximum. It holds dispatchLimit such messages or dispatchBytes of their
+// topics and payloads, whichever comes first (always at least one message). When it is full:
+//   - the reading goroutine stops reading, and TCP pushes back on the broker;
+//   - unless a call made while a handler runs waits for the broker (its answer may be behind
+//     the next message): then reading goes on and the queue grows up to the hard bound,
+//     hardLimit messages or hardBytes. Past it, QoS 0 messages are dropped and counted
+//     (Stats.DroppedQoS0); QoS 1/2 messages, which stay unacknowledged until handled, end the
+//     connection (errInboundOverflow; DISCONNECT 0x93 for an MQTT 5 broker past our Receive
+//     Maximum), and the broker sends them again on the next one.
+const (
+	dispatchLimit = 1024
+	dispatchBytes = 8 << 20
+	hardLimit     = 65536
+	hardBytes     = 32 << 20
+)
+
+// errInboundOverflow ends a connection whose broker kept sending QoS 1/2 messages past the
+// handler queue's hard bound while a handler waited for the broker.
+var errInboundOverflow = errors.New("fennec: inbound messages exceed the handler queue's bound while a handler waits for the broker")
+
+type enqueued int
+
+const (
+	queued     enqueued = iota
+	notQueued           // the connection closed or the client stopped first
+	droppedQoS0         // a QoS 0 message dropped: the queue is full and a handler waits
+	overflow            // a QoS 1/2 message past the hard bound
+)
 
 type delivery struct {
 	msg   *Message
@@ -21,6 +48,7 @@ type delivery struct {
 	epoch uint64
 	fn    func() // a callback (OnConnectionUp / OnConnectionLost) instead of a message
 	bound bool
+	size  int // topic and payload bytes, counted against dispatchBytes when bound
 }
 
 // dispatcher runs handlers and callbacks in order on one goroutine, started when work arrives
@@ -30,8 +58,11 @@ type dispatcher struct {
 	mu      sync.Mutex
 	q       []delivery
 	head    int
-	nBound  int
+	nBound  int // bound deliveries queued
+	nBytes  int // their sizes
+	dropped uint64
 	running bool
+	stopped bool // stop was called: nothing more is queued
 	space   chan struct{}
 	wg      sync.WaitGroup
 
@@ -72,7 +103,7 @@ const inlineFor = time.Millisecond
 // message must be queued instead.
 func (d *dispatcher) deliverInline(it delivery, conn *mqttconn.Conn) bool {
 	d.mu.Lock()
-	if d.running || d.head != len(d.q) {
+	if d.running || d.head != len(d.q) || d.stopped {
 		d.mu.Unlock()
 		return false
 	}
@@ -125,15 +156,45 @@ func (d *dispatcher) signalLocked() {
 	}
 }
 
+func (d *dispatcher) droppedCount() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.dropped
+}
+
 func (d *dispatcher) enqueueFunc(fn func()) {
 	d.enqueue(delivery{fn: fn}, false, nil)
 }
 
-// enqueue queues a delivery; a bounded one waits while the queue is full (back-pressure on
-// the reading goroutine, hence on the broker). It returns false when conn closed first.
-func (d *dispatcher) enqueue(it delivery, bounded bool, conn *mqttconn.Conn) bool {
+// full reports whether the bound deliveries, with one more of size bytes, exceed n messages
+// or b bytes.
+func (d *dispatcher) full(size, n, b int) bool {
+	return d.nBound > 0 && (d.nBound >= n || d.nBytes+size > b)
+}
+
+// enqueue queues a delivery. A bounded one follows the policy above: it waits while the queue
+// is full (back-pressure on the reading goroutine, hence on the broker), or, while a handler
+// waits for the broker, grows up to the hard bound, past which a QoS 0 message is dropped and a
+// QoS 1/2 one refused.
+func (d *dispatcher) enqueue(it delivery, bounded bool, conn *mqttconn.Conn) enqueued {
+	if it.msg != nil {
+		it.size = len(it.msg.Topic) + len(it.msg.Payload)
+	}
 	d.mu.Lock()
-	for bounded && d.nBound >= dispatchLimit && !(d.inHandler.Load() && d.waiters.Load() > 0) {
+	for bounded && !d.stopped && d.full(it.size, dispatchLimit, dispatchBytes) {
+		if d.inHandler.Load() && d.waiters.Load() > 0 {
+			if !d.full(it.size, hardLimit, hardBytes) {
+				break
+			}
+			d.mu.Unlock()
+			if it.msg.QoS == 0 {
+				d.mu.Lock()
+				d.dropped++
+				d.mu.Unlock()
+				return droppedQoS0
+			}
+			return overflow
+		}
 		if d.space == nil {
 			d.space = make(chan struct{})
 		}
@@ -142,13 +203,18 @@ func (d *dispatcher) enqueue(it delivery, bounded bool, conn *mqttconn.Conn) boo
 		select {
 		case <-ch:
 		case <-conn.Done():
-			return false
+			return notQueued
 		}
 		d.mu.Lock()
+	}
+	if d.stopped {
+		d.mu.Unlock()
+		return notQueued
 	}
 	it.bound = bounded
 	if bounded {
 		d.nBound++
+		d.nBytes += it.size
 	}
 	d.q = append(d.q, it)
 	if !d.running {
@@ -157,7 +223,7 @@ func (d *dispatcher) enqueue(it delivery, bounded bool, conn *mqttconn.Conn) boo
 		go d.loop()
 	}
 	d.mu.Unlock()
-	return true
+	return queued
 }
 
 func (d *dispatcher) loop() {
@@ -178,6 +244,7 @@ func (d *dispatcher) loop() {
 		d.head++
 		if it.bound {
 			d.nBound--
+			d.nBytes -= it.size
 			d.signalLocked()
 		}
 		d.mu.Unlock()
@@ -206,7 +273,22 @@ func (d *dispatcher) run(it delivery) {
 	c.handled(it)
 }
 
-func (d *dispatcher) wait() { d.wg.Wait() }
+// stop refuses further deliveries and closes done once the last queued or running one has
+// returned. It may be called from a handler: it does not wait.
+func (d *dispatcher) stop(done chan struct{}) {
+	d.mu.Lock()
+	if d.stopped {
+		d.mu.Unlock()
+		return
+	}
+	d.stopped = true
+	d.signalLocked()
+	d.mu.Unlock()
+	go func() {
+		d.wg.Wait() // no Add follows: stopped refuses new work
+		close(done)
+	}()
+}
 
 // matchFilter reports whether the client's filter f matches topic name t; a shared
 // subscription "$share/group/filter" matches as its filter.

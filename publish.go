@@ -624,12 +624,28 @@ func (c *Client) onPublish(conn *mqttconn.Conn, p *packet.Publish) {
 		return
 	}
 	bounded := p.QoS == 0 || c.cfg.Version != packet.V5 || overrun
-	if !c.disp.enqueue(d, bounded, conn) && p.QoS > 0 {
-		c.mu.Lock()
-		if c.inbound[p.PacketID] == inPending {
-			delete(c.inbound, p.PacketID)
+	switch r := c.disp.enqueue(d, bounded, conn); r {
+	case queued:
+	case droppedQoS0:
+		if n := c.disp.droppedCount(); c.log != nil && n&(n-1) == 0 {
+			// logged at the 1st, 2nd, 4th, 8th… drop: a flood does not flood the log
+			c.log.Warn("mqtt QoS 0 message dropped: the handler queue is full while a handler waits for the broker", "topic", p.Topic, "dropped", n)
 		}
-		c.mu.Unlock()
+	default:
+		if p.QoS > 0 {
+			c.mu.Lock()
+			if c.inbound[p.PacketID] == inPending {
+				delete(c.inbound, p.PacketID)
+			}
+			c.mu.Unlock()
+		}
+		if r == overflow {
+			if overrun {
+				conn.Fail(&mqttconn.ReceiveMaximumError{Max: c.cfg.ReceiveMaximum})
+			} else {
+				conn.Close(errInboundOverflow)
+			}
+		}
 	}
 }
 

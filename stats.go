@@ -1,0 +1,21 @@
+package fennec
+
+// Stats are counters of what the client did that a user may need to see: figures that say a
+// message was dropped or seen twice, and why. They only grow.
+type Stats struct {
+	// Connections counts the connections the broker accepted (CONNACK); Connections-1 is the
+	// number of reconnects.
+	Connections uint64
+	// DroppedQoS0 counts received QoS 0 messages dropped because the handler queue was full
+	// while a handler waited for the broker (see "Inbound messages and handlers" in the docs).
+	DroppedQoS0 uint64
+}
+
+// Stats returns the client's counters.
+func (c *Client) Stats() Stats {
+	c.mu.Lock()
+	s := c.stats
+	c.mu.Unlock()
+	s.DroppedQoS0 = c.disp.droppedCount()
+	return s
+}
