@@ -36,10 +36,10 @@ var errInboundOverflow = errors.New("fennec: inbound messages exceed the handler
 type enqueued int
 
 const (
-	queued     enqueued = iota
-	notQueued           // the connection closed or the client stopped first
-	droppedQoS0         // a QoS 0 message dropped: the queue is full and a handler waits
-	overflow            // a QoS 1/2 message past the hard bound
+	queued      enqueued = iota
+	notQueued            // the connection closed or the client stopped first
+	droppedQoS0          // a QoS 0 message dropped: the queue is full and a handler waits
+	overflow             // a QoS 1/2 message past the hard bound
 )
 
 type delivery struct {
