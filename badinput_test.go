@@ -75,7 +75,7 @@ func TestBadBroker(t *testing.T) {
 			}
 			cfg.MaxPacketSize = 64 << 10
 			c, fc := connectFake(t, fb, cfg, false)
-			tok := c.PublishAsync(&fennec.Message{Topic: "t", QoS: 1, Payload: []byte("keep")})
+			tok := c.PublishAsync(context.Background(), &fennec.Message{Topic: "t", QoS: 1, Payload: []byte("keep")})
 			p := fc.readType(packet.PUBLISH).(*packet.Publish)
 			tc.do(fc, p.PacketID)
 			sent := fc.expectClosed()

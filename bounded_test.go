@@ -161,7 +161,7 @@ func TestStalledBroker(t *testing.T) {
 		// Offline now (backoff one hour): the bounded queue fills, then Publish fails at once.
 		full := false
 		for i := 0; i < 51; i++ {
-			if err := c.PublishAsync(&fennec.Message{Topic: "t", QoS: 1}).Err(); errors.Is(err, fennec.ErrQueueFull) {
+			if err := c.PublishAsync(context.Background(), &fennec.Message{Topic: "t", QoS: 1}).Err(); errors.Is(err, fennec.ErrQueueFull) {
 				full = true
 				break
 			}
@@ -174,4 +174,47 @@ func TestStalledBroker(t *testing.T) {
 		}
 		srv.Close()
 	})
+}
+
+// TestPublishAsyncWaitBoundedByContext: PublishAsync waits for queue space while connected, but
+// only within its ctx: with the window and the queue full (the broker acknowledges nothing),
+// the token fails with ctx's error and the message is not queued. The old PublishAsync had no
+// ctx and waited for good.
+func TestPublishAsyncWaitBoundedByContext(t *testing.T) {
+	for _, v := range versions {
+		t.Run(vname(v), func(t *testing.T) {
+			leakCheck(t)
+			fb := startFake(t, v)
+			cfg := fastReconnect(fb.url(), v)
+			cfg.MaxInflight, cfg.MaxOfflineQueue = 1, 1
+			c, fc := connectFake(t, fb, cfg, false)
+			first := c.PublishAsync(context.Background(), &fennec.Message{Topic: "t", QoS: 1})
+			fc.readType(packet.PUBLISH)
+			second := c.PublishAsync(context.Background(), &fennec.Message{Topic: "t", QoS: 1})
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			start := time.Now()
+			third := c.PublishAsync(ctx, &fennec.Message{Topic: "t", QoS: 1})
+			select {
+			case <-third.Done():
+			case <-time.After(5 * time.Second):
+				t.Fatal("PublishAsync did not give up when its ctx ended")
+			}
+			if err := third.Err(); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("third: %v, want context.DeadlineExceeded", err)
+			}
+			if d := time.Since(start); d < 90*time.Millisecond {
+				t.Fatalf("gave up after %v, before its ctx ended", d)
+			}
+			if n := c.Pending(); n != 2 {
+				t.Fatalf("Pending = %d, want 2: the refused message must not be queued", n)
+			}
+			c.Close()
+			for _, tok := range []*fennec.Token{first, second} {
+				if err := tok.Wait(testCtx(t)); !errors.Is(err, fennec.ErrClosed) {
+					t.Fatalf("after Close: %v, want ErrClosed", err)
+				}
+			}
+		})
+	}
 }

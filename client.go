@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"sync"
 	"time"
@@ -74,6 +75,9 @@ type Client struct {
 	subOrder      []string
 	nextSubID     uint32             // the last Subscription Identifier given (MQTT 5)
 	inbound       map[uint16]inState // inbound QoS 1/2 by packet ID
+	inFP          map[uint16]uint64  // fingerprints of inbound QoS 2 messages in inbound
+	released2     map[uint16]uint64  // … and of those whose handshake finished, by the ID's last use
+	seed          maphash.Seed
 	warnedRecvMax bool
 	stats         Stats
 
@@ -246,7 +250,8 @@ func newClient(cfg Config) (*Client, error) {
 	c := &Client{cfg: cfg, url: u, log: cfg.Logger, store: cfg.Store, window: cfg.MaxInflight,
 		closeCh: make(chan struct{}), doneCh: make(chan struct{}), stateCh: make(chan struct{}),
 		byID: map[uint16]*outMsg{}, requests: map[uint16]chan packet.Packet{},
-		subs: map[string]*subscription{}, inbound: map[uint16]inState{}}
+		subs: map[string]*subscription{}, inbound: map[uint16]inState{},
+		inFP: map[uint16]uint64{}, released2: map[uint16]uint64{}, seed: maphash.MakeSeed()}
 	c.opts = mqttconn.Options{Scheme: u.Scheme, Addr: u.Addr(), Path: path, TLSConfig: cfg.TLSConfig,
 		Dial: cfg.Dial, Connect: conn, MaxPacketSize: cfg.MaxPacketSize, Logger: cfg.Logger}
 	c.opts.OnPacket = c.onPacket
@@ -457,6 +462,7 @@ func (c *Client) up(conn *mqttconn.Conn, ack *packet.Connack) bool {
 			}
 			delete(c.inbound, id)
 		}
+		clear(c.inFP)
 	}
 	// With the session present, messages still waiting for their handler keep their state:
 	// the broker's resends are ignored and the ack follows when the handler returns.

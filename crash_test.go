@@ -45,7 +45,7 @@ func TestCrashChild(t *testing.T) {
 	switch mode {
 	case "publish":
 		for i := 0; i < crashMessages; i++ {
-			tok := c.PublishAsync(&fennec.Message{Topic: "crash/test", QoS: packet.QoS(1 + i%2), Payload: []byte(strconv.Itoa(i))})
+			tok := c.PublishAsync(context.Background(), &fennec.Message{Topic: "crash/test", QoS: packet.QoS(1 + i%2), Payload: []byte(strconv.Itoa(i))})
 			select {
 			case <-tok.Done():
 				if tok.Err() != nil {

@@ -55,7 +55,7 @@ func TestDefaultWindow311(t *testing.T) {
 	cfg := fastReconnect(fb.url(), packet.V311)
 	c, fc := connectFake(t, fb, cfg, false)
 	for i := 0; i < fennec.DefaultMaxInflight311+20; i++ {
-		c.PublishAsync(&fennec.Message{Topic: "w", QoS: 2})
+		c.PublishAsync(context.Background(), &fennec.Message{Topic: "w", QoS: 2})
 	}
 	var ids []uint16
 	for range fennec.DefaultMaxInflight311 {

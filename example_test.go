@@ -80,7 +80,7 @@ func ExampleClient_PublishAsync() {
 	// Many QoS 1 messages in flight at once, in order; each token reports its PUBACK.
 	var toks []*fennec.Token
 	for i := 0; i < 1000; i++ {
-		toks = append(toks, c.PublishAsync(&fennec.Message{Topic: "bulk", QoS: 1, Payload: []byte(fmt.Sprint(i))}))
+		toks = append(toks, c.PublishAsync(ctx, &fennec.Message{Topic: "bulk", QoS: 1, Payload: []byte(fmt.Sprint(i))}))
 	}
 	for _, t := range toks {
 		if err := t.Wait(ctx); err != nil {
@@ -109,7 +109,7 @@ func ExampleConfig_durableSession() {
 		log.Fatal(err)
 	}
 	defer c.Disconnect(ctx)
-	tok := c.PublishAsync(&fennec.Message{Topic: "sensors/17/alarm", QoS: 2, Payload: []byte("door open")})
+	tok := c.PublishAsync(ctx, &fennec.Message{Topic: "sensors/17/alarm", QoS: 2, Payload: []byte("door open")})
 	if errors.Is(tok.Err(), fennec.ErrQueueFull) {
 		log.Print("offline too long: queue full")
 	}

@@ -159,7 +159,7 @@ func TestKeptMessagesIntact(t *testing.T) {
 					m.Props.SetCorrelationData([]byte(fmt.Sprintf("corr %d", i)))
 					m.Props.UserProperties = []packet.UserProperty{{Key: "i", Value: fmt.Sprint(i)}}
 				}
-				c.PublishAsync(m)
+				c.PublishAsync(context.Background(), m)
 			}
 			kept := make([]*fennec.Message, 0, n)
 			for i := 0; i < n; i++ {

@@ -21,7 +21,7 @@ func TestServerReceiveMaximum(t *testing.T) {
 	c, fc := connectFake(t, fb, cfg, false, func(p *packet.Properties) { p.SetReceiveMaximum(2) })
 	var toks []*fennec.Token
 	for i := 0; i < 3; i++ { // 2 in flight + 1 queued
-		toks = append(toks, c.PublishAsync(&fennec.Message{Topic: "w", QoS: 1, Payload: []byte(fmt.Sprint(i))}))
+		toks = append(toks, c.PublishAsync(context.Background(), &fennec.Message{Topic: "w", QoS: 1, Payload: []byte(fmt.Sprint(i))}))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -58,7 +58,7 @@ func TestWindowRefillsInBatches(t *testing.T) {
 	c, fc := connectFake(t, fb, fastReconnect(fb.url(), packet.V5), false, func(p *packet.Properties) { p.SetReceiveMaximum(8) })
 	var toks []*fennec.Token
 	for i := 0; i < 12; i++ {
-		toks = append(toks, c.PublishAsync(&fennec.Message{Topic: "w", QoS: 1, Payload: []byte(fmt.Sprint(i))}))
+		toks = append(toks, c.PublishAsync(context.Background(), &fennec.Message{Topic: "w", QoS: 1, Payload: []byte(fmt.Sprint(i))}))
 	}
 	var pubs []*packet.Publish
 	for i := 0; i < 8; i++ {
@@ -113,7 +113,7 @@ func TestServerMaximumPacketSize(t *testing.T) {
 	if err := c.Publish(testCtx(t), &fennec.Message{Topic: "big", QoS: 0, Payload: make([]byte, 20<<10)}); !errors.Is(err, fennec.ErrPacketTooLarge) {
 		t.Fatalf("20 KiB payload (written without copying): %v, want ErrPacketTooLarge", err)
 	}
-	tok := c.PublishAsync(&fennec.Message{Topic: "small", QoS: 1, Payload: []byte("ok")})
+	tok := c.PublishAsync(context.Background(), &fennec.Message{Topic: "small", QoS: 1, Payload: []byte("ok")})
 	p := fc.readType(packet.PUBLISH).(*packet.Publish)
 	if p.Topic != "small" {
 		t.Fatalf("sent %q", p.Topic)
@@ -167,7 +167,7 @@ func TestHandlerPublishes(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i := 0; i < n; i++ {
-				c.PublishAsync(&fennec.Message{Topic: base + "/in", Payload: []byte(fmt.Sprint(i))})
+				c.PublishAsync(context.Background(), &fennec.Message{Topic: base + "/in", Payload: []byte(fmt.Sprint(i))})
 			}
 			for i := 0; i < n; i++ {
 				echoed.next(t)

@@ -28,7 +28,7 @@ func TestHandlerFloodWaitsForTokens(t *testing.T) {
 				var handled atomic.Int64
 				allDone := make(chan struct{})
 				if _, err := c.Subscribe(ctx, func(m *fennec.Message) {
-					tok := c.PublishAsync(&fennec.Message{Topic: base + "/out", QoS: 1, Payload: m.Payload})
+					tok := c.PublishAsync(context.Background(), &fennec.Message{Topic: base + "/out", QoS: 1, Payload: m.Payload})
 					var err error
 					if useWait {
 						err = tok.Wait(ctx)
@@ -51,7 +51,7 @@ func TestHandlerFloodWaitsForTokens(t *testing.T) {
 				}
 				pub := connect(t, fennec.Config{Server: "mqtt://" + b.Addr, Version: v, CleanStart: true})
 				for i := 0; i < n; i++ {
-					pub.PublishAsync(&fennec.Message{Topic: base + "/in", QoS: 0, Payload: []byte{byte(i)}})
+					pub.PublishAsync(context.Background(), &fennec.Message{Topic: base + "/in", QoS: 0, Payload: []byte{byte(i)}})
 				}
 				if err := pub.Publish(ctx, &fennec.Message{Topic: base + "/fence", QoS: 1}); err != nil {
 					t.Fatal(err)

@@ -1,6 +1,7 @@
 package fennec_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -67,7 +68,7 @@ func TestHandlerWaitsForToken(t *testing.T) {
 			base := "tokwait/" + c.ClientID()
 			results := make(chan error, 20)
 			if _, err := c.Subscribe(ctx, func(m *fennec.Message) {
-				tok := c.PublishAsync(&fennec.Message{Topic: base + "/out", QoS: 1, Payload: m.Payload})
+				tok := c.PublishAsync(context.Background(), &fennec.Message{Topic: base + "/out", QoS: 1, Payload: m.Payload})
 				if m.Payload[0]%2 == 0 {
 					select {
 					case <-tok.Done():
@@ -123,7 +124,7 @@ func TestDisconnectFromHandler(t *testing.T) {
 					n = 5
 				}
 				for i := 0; i < n; i++ {
-					c.PublishAsync(&fennec.Message{Topic: base, QoS: 1, Payload: []byte(fmt.Sprint(i))})
+					c.PublishAsync(context.Background(), &fennec.Message{Topic: base, QoS: 1, Payload: []byte(fmt.Sprint(i))})
 				}
 				if err := <-result; err != nil && !errors.Is(err, fennec.ErrUnacknowledged) {
 					t.Fatalf("Disconnect from a handler: %v", err)

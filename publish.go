@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"sync"
 
@@ -133,11 +134,13 @@ func (c *Client) Publish(ctx context.Context, m *Message) error {
 	}
 }
 
-// PublishAsync queues m and returns a Token for its outcome. It waits while the queue and
-// in-flight window are full and the client is connected; offline with a full queue the token
-// fails with ErrQueueFull at once.
-func (c *Client) PublishAsync(m *Message) *Token {
-	t, err := c.enqueue(context.Background(), m, false)
+// PublishAsync queues m and returns a Token for its outcome. While the queue and the in-flight
+// window are full and the client is connected it waits for space, within ctx (the token then
+// fails with ctx's error and m is not queued); offline with a full queue the token fails with
+// ErrQueueFull at once. ctx bounds only that wait: once queued, m is sent whatever becomes of
+// ctx. The client keeps m.Payload until the token completes.
+func (c *Client) PublishAsync(ctx context.Context, m *Message) *Token {
+	t, err := c.enqueue(ctx, m, false)
 	if err != nil {
 		return errToken(err)
 	}
@@ -560,6 +563,10 @@ func (c *Client) onPubrel(conn *mqttconn.Conn, p *packet.Pubrel) {
 	known := ok && st == inDelivered
 	if known {
 		delete(c.inbound, p.PacketID)
+		if fp, ok := c.inFP[p.PacketID]; ok {
+			delete(c.inFP, p.PacketID)
+			c.released2[p.PacketID] = fp
+		}
 	}
 	c.mu.Unlock()
 	if known {
@@ -585,8 +592,30 @@ func (c *Client) onPublish(conn *mqttconn.Conn, p *packet.Publish) {
 	if p.QoS > 0 {
 		id := p.PacketID
 		d.id = id
+		var fp uint64
+		if p.QoS == 2 {
+			fp = c.fingerprint(p)
+		}
 		c.mu.Lock()
 		st := c.inbound[id]
+		if p.QoS == 2 && st == 0 {
+			if old, ok := c.released2[id]; ok {
+				delete(c.released2, id)
+				if p.Dup && old == fp {
+					// The broker sends again, as a duplicate, the message whose handshake this ID
+					// finished (PUBREL received, PUBCOMP sent): a broker that lost that state,
+					// such as mosquitto restarted from a persistence snapshot older than the
+					// handshake. The protocol says a PUBLISH after PUBCOMP is a new message
+					// [MQTT-4.3.3-9], so it is delivered again; it is counted and reported.
+					c.stats.QoS2ResentAfterRelease++
+					n := c.stats.QoS2ResentAfterRelease
+					if c.log != nil {
+						c.log.Warn("mqtt broker resent a QoS 2 message after its PUBREL; delivering it again as the protocol requires", "packet_id", id, "topic", p.Topic, "count", n)
+					}
+					c.noteLocked(fmt.Sprintf("broker resent QoS 2 packet ID %d (%q) after its PUBREL: delivered again as the protocol requires (%d so far)", id, p.Topic, n))
+				}
+			}
+		}
 		if p.QoS == 2 && st == inDelivered {
 			c.mu.Unlock()
 			conn.SendAck(packet.PUBREC, id) // a duplicate: delivered once already
@@ -614,6 +643,9 @@ func (c *Client) onPublish(conn *mqttconn.Conn, p *packet.Publish) {
 			}
 		}
 		c.inbound[id] = inPending
+		if p.QoS == 2 {
+			c.inFP[id] = fp
+		}
 		d.epoch = c.gen
 		c.mu.Unlock()
 	}
@@ -636,6 +668,7 @@ func (c *Client) onPublish(conn *mqttconn.Conn, p *packet.Publish) {
 			c.mu.Lock()
 			if c.inbound[p.PacketID] == inPending {
 				delete(c.inbound, p.PacketID)
+				delete(c.inFP, p.PacketID)
 			}
 			c.mu.Unlock()
 		}
@@ -677,6 +710,24 @@ func (c *Client) handled(d delivery) {
 	}
 	if conn != nil {
 		conn.SendAck(packet.PUBREC, d.id)
+	}
+}
+
+// fingerprint identifies a QoS 2 message's topic and payload, to recognise a broker that sends
+// it again after its handshake finished.
+func (c *Client) fingerprint(p *packet.Publish) uint64 {
+	var h maphash.Hash
+	h.SetSeed(c.seed)
+	h.WriteString(p.Topic)
+	h.WriteByte(0)
+	h.Write(p.Payload)
+	return h.Sum64()
+}
+
+// noteLocked reports an event in the trace (fennec --debug), if one is set.
+func (c *Client) noteLocked(s string) {
+	if c.cfg.Trace != nil {
+		c.cfg.Trace(TraceEvent{Note: s})
 	}
 }
 

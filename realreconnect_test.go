@@ -181,7 +181,7 @@ func TestConnectRetry(t *testing.T) {
 	if c.IsConnected() {
 		t.Fatal("connected through a paused proxy")
 	}
-	tok := c.PublishAsync(&fennec.Message{Topic: "retry/t", QoS: 1, Payload: []byte("queued")})
+	tok := c.PublishAsync(context.Background(), &fennec.Message{Topic: "retry/t", QoS: 1, Payload: []byte("queued")})
 	proxy.pause(false)
 	if err := tok.Wait(ctx); err != nil {
 		t.Fatal(err)

@@ -27,7 +27,7 @@ func TestResendInOrderWithDup(t *testing.T) {
 			<-up
 			var toks []*fennec.Token
 			for i := 0; i < 6; i++ {
-				toks = append(toks, c.PublishAsync(&fennec.Message{Topic: "t", QoS: packet.QoS(1 + i%2), Payload: []byte(fmt.Sprint(i))}))
+				toks = append(toks, c.PublishAsync(context.Background(), &fennec.Message{Topic: "t", QoS: packet.QoS(1 + i%2), Payload: []byte(fmt.Sprint(i))}))
 			}
 			var first []*packet.Publish
 			for i := 0; i < 6; i++ {
@@ -89,7 +89,7 @@ func TestPubrelResentAfterReconnect(t *testing.T) {
 	leakCheck(t)
 	fb := startFake(t, packet.V5)
 	c, fc := connectFake(t, fb, fastReconnect(fb.url(), packet.V5), false)
-	tok := c.PublishAsync(&fennec.Message{Topic: "t", QoS: 2, Payload: []byte("x")})
+	tok := c.PublishAsync(context.Background(), &fennec.Message{Topic: "t", QoS: 2, Payload: []byte("x")})
 	p := fc.readType(packet.PUBLISH).(*packet.Publish)
 	fc.write(&packet.Pubrec{PacketID: p.PacketID})
 	fc.readType(packet.PUBREL)
@@ -159,7 +159,7 @@ func TestOfflineQueueFull(t *testing.T) {
 	<-lost
 	var toks []*fennec.Token
 	for i := 0; i < 3; i++ {
-		toks = append(toks, c.PublishAsync(&fennec.Message{Topic: "q", QoS: packet.QoS(i % 2), Payload: []byte(fmt.Sprint(i))}))
+		toks = append(toks, c.PublishAsync(context.Background(), &fennec.Message{Topic: "q", QoS: packet.QoS(i % 2), Payload: []byte(fmt.Sprint(i))}))
 	}
 	if err := c.Publish(testCtx(t), &fennec.Message{Topic: "q", QoS: 1}); !errors.Is(err, fennec.ErrQueueFull) {
 		t.Fatalf("4th offline Publish: %v, want ErrQueueFull", err)

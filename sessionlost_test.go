@@ -1,6 +1,7 @@
 package fennec_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
@@ -26,7 +27,7 @@ func TestSessionLostAfterRelease(t *testing.T) {
 				c, fc := connectFake(t, fb, cfg, false)
 				toks := make([]*fennec.Token, tc.published)
 				for i := range toks {
-					toks[i] = c.PublishAsync(&fennec.Message{Topic: "t", QoS: 2, Payload: []byte{byte(i)}})
+					toks[i] = c.PublishAsync(context.Background(), &fennec.Message{Topic: "t", QoS: 2, Payload: []byte{byte(i)}})
 				}
 				ids := make([]uint16, tc.published)
 				for i := range ids {

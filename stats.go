@@ -9,6 +9,12 @@ type Stats struct {
 	// DroppedQoS0 counts received QoS 0 messages dropped because the handler queue was full
 	// while a handler waited for the broker (see "Inbound messages and handlers" in the docs).
 	DroppedQoS0 uint64
+	// QoS2ResentAfterRelease counts QoS 2 messages the broker sent again, marked DUP and
+	// identical, after their handshake had finished (PUBREL received, PUBCOMP sent). The
+	// protocol makes such a PUBLISH a new message, so the application receives it twice: a
+	// broker that lost its state does this (mosquitto restarted from a persistence snapshot
+	// older than the handshake; see "Observed broker behaviour" in the docs).
+	QoS2ResentAfterRelease uint64
 }
 
 // Stats returns the client's counters.

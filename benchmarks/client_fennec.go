@@ -94,7 +94,7 @@ func (f *fennecConn) Subscribe(ctx context.Context, topic string, qos byte, h fu
 func (f *fennecConn) PublishBurst(ctx context.Context, topic string, qos byte, n int, payload func(int) []byte) error {
 	tokens := make([]*fennec.Token, n)
 	for i := range tokens {
-		tokens[i] = f.c.PublishAsync(&fennec.Message{Topic: topic, QoS: packet.QoS(qos), Payload: payload(i)})
+		tokens[i] = f.c.PublishAsync(ctx, &fennec.Message{Topic: topic, QoS: packet.QoS(qos), Payload: payload(i)})
 	}
 	for _, t := range tokens {
 		if err := t.Wait(ctx); err != nil {

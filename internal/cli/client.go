@@ -206,6 +206,11 @@ func (f *fennecClient) Unsubscribe(ctx context.Context, filters []string) error 
 
 func (f *fennecClient) Disconnect(ctx context.Context) error {
 	err := f.c.Disconnect(ctx)
+	if tr := f.spec.Trace; tr != nil {
+		st := f.c.Stats()
+		tr.note("stats: %d connection(s), %d QoS 0 message(s) dropped (handler queue full), %d QoS 2 message(s) the broker resent after their PUBREL",
+			st.Connections, st.DroppedQoS0, st.QoS2ResentAfterRelease)
+	}
 	if errors.Is(err, fennec.ErrClosed) {
 		return nil
 	}

@@ -159,7 +159,7 @@ func TestPubSubRoundTrip(t *testing.T) {
 					}
 				}
 				// the --debug trace shows both directions and, with TLS, the handshake facts
-				for _, want := range []string{"-> CONNECT MQTT", "<- CONNACK", "-> SUBSCRIBE", "<- PUBLISH"} {
+				for _, want := range []string{"-> CONNECT MQTT", "<- CONNACK", "-> SUBSCRIBE", "<- PUBLISH", "stats: 1 connection(s), 0 QoS 0 message(s) dropped"} {
 					if !strings.Contains(r.errout, want) {
 						t.Errorf("trace lacks %q:\n%s", want, r.errout)
 					}

@@ -45,9 +45,11 @@ type Broker struct {
 	WSAddr  string // host:port of the WebSocket listener, when configured
 	Dir     string // working directory holding mosquitto.conf
 
-	mu  sync.Mutex
-	log bytes.Buffer
-	cmd *exec.Cmd
+	bin, confPath string
+	mu            sync.Mutex
+	log           bytes.Buffer
+	cmd           *exec.Cmd
+	exited        chan struct{}
 }
 
 // Log returns what mosquitto has written so far.
@@ -162,18 +164,27 @@ func start(t testing.TB, bin string, opts Options) (*Broker, error) {
 	if err := os.WriteFile(confPath, []byte(conf.String()), 0o600); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "-c", confPath)
-	cmd.Stdout, cmd.Stderr = lockedWriter{b}, lockedWriter{b}
-	if err := cmd.Start(); err != nil {
+	b.bin, b.confPath = bin, confPath
+	if err := b.launch(); err != nil {
 		return nil, err
 	}
-	b.cmd = cmd
+	t.Cleanup(b.Kill)
+	return b, nil
+}
+
+// launch starts mosquitto and waits until every listener accepts connections.
+func (b *Broker) launch() error {
+	cmd := exec.Command(b.bin, "-c", b.confPath)
+	cmd.Dir = b.Dir
+	cmd.Stdout, cmd.Stderr = lockedWriter{b}, lockedWriter{b}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
-	stop := func() {
-		cmd.Process.Kill()
-		<-exited
-	}
+	b.mu.Lock()
+	b.cmd, b.exited = cmd, exited
+	b.mu.Unlock()
 	addrs := []string{b.Addr, b.TLSAddr, b.WSAddr}
 	deadline := time.Now().Add(10 * time.Second)
 	for _, a := range addrs {
@@ -183,7 +194,7 @@ func start(t testing.TB, bin string, opts Options) (*Broker, error) {
 		for {
 			select {
 			case <-exited:
-				return nil, fmt.Errorf("mosquitto exited: %s", b.Log())
+				return fmt.Errorf("mosquitto exited: %s", b.Log())
 			default:
 			}
 			c, err := net.DialTimeout("tcp", a, 200*time.Millisecond)
@@ -192,14 +203,40 @@ func start(t testing.TB, bin string, opts Options) (*Broker, error) {
 				break
 			}
 			if time.Now().After(deadline) {
-				stop()
-				return nil, fmt.Errorf("mosquitto not listening on %s: %s", a, b.Log())
+				b.Kill()
+				return fmt.Errorf("mosquitto not listening on %s: %s", a, b.Log())
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	t.Cleanup(stop)
-	return b, nil
+	return nil
+}
+
+// Kill ends this mosquitto process (by its PID) with SIGKILL, as a crash would: it saves
+// nothing on the way out. It returns once the process has exited.
+func (b *Broker) Kill() {
+	b.mu.Lock()
+	cmd, exited := b.cmd, b.exited
+	b.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	cmd.Process.Kill()
+	<-exited
+}
+
+// Restart starts mosquitto again after Kill, with the same configuration, working directory
+// (its persistence file, if any) and ports.
+func (b *Broker) Restart() error {
+	b.Kill()
+	var err error
+	for attempt := 0; attempt < 50; attempt++ {
+		if err = b.launch(); err == nil {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond) // the port may still be held for a moment
+	}
+	return err
 }
 
 func port(addr string) string {
