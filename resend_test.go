@@ -47,7 +47,7 @@ func TestQoS2ResentAfterReleaseCounted(t *testing.T) {
 				return &packet.Publish{Topic: "t", QoS: 2, PacketID: 7, Dup: dup, Payload: []byte(payload)}
 			}
 			handshake(msg(false, "one"))
-			handshake(msg(true, "one")) // resent after PUBREL: delivered, counted
+			handshake(msg(true, "one"))  // resent after PUBREL: delivered, counted
 			handshake(msg(false, "one")) // a new message with the same ID and content: not DUP
 			handshake(msg(true, "two"))  // DUP, but not the message this ID carried last
 			// A duplicate before PUBREL: answered with PUBREC, not delivered again.
