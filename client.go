@@ -499,7 +499,7 @@ func (c *Client) up(conn *mqttconn.Conn, ack *packet.Connack) bool {
 	c.nInflight, c.n0 = 0, 0
 	c.windowShut = false
 	c.nWaiting = 0
-	var accepted []*outMsg
+	var unknown []*outMsg
 	for _, m := range c.q[c.qHead:] {
 		if m.done {
 			continue
@@ -507,9 +507,10 @@ func (c *Client) up(conn *mqttconn.Conn, ack *packet.Connack) bool {
 		m.sent = false
 		c.nWaiting++
 		if sessionLost && m.released {
-			// The broker accepted the message (PUBREC) and has now forgotten it: done. It is
-			// completed after this walk, because completing compacts c.q.
-			accepted = append(accepted, m)
+			// The broker acknowledged the message (PUBREC) and has now forgotten it: whether it
+			// was delivered is unknown (ErrDeliveryUnknown). It is completed after this walk,
+			// because completing compacts c.q.
+			unknown = append(unknown, m)
 			continue
 		}
 		if sessionLost {
@@ -517,8 +518,8 @@ func (c *Client) up(conn *mqttconn.Conn, ack *packet.Connack) bool {
 			m.pub.Dup = false
 		}
 	}
-	for _, m := range accepted {
-		c.completeLocked(m, nil)
+	for _, m := range unknown {
+		c.completeLocked(m, ErrDeliveryUnknown)
 	}
 	c.pumpLocked()
 	c.signalState()

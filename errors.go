@@ -35,6 +35,12 @@ var (
 	// ErrUnacknowledged: Disconnect or Close left QoS 1/2 messages unacknowledged; they
 	// remain in the session store when it is durable.
 	ErrUnacknowledged = errors.New("fennec: messages not acknowledged")
+	// ErrDeliveryUnknown: the broker acknowledged a QoS 2 message (PUBREC) and then lost the
+	// session before the handshake ended (PUBCOMP): whether it reached subscribers cannot be
+	// known. A broker that forwards QoS 2 messages on PUBREL, as mosquitto does, has dropped it;
+	// one that forwards on PUBLISH has delivered it, so sending it again could deliver it twice.
+	// The client reports it rather than guess.
+	ErrDeliveryUnknown = errors.New("fennec: the broker lost the session in the middle of the QoS 2 handshake (after PUBREC, before PUBCOMP): delivery unknown")
 	// ErrNotSupported: the broker announced in its CONNACK that it does not support what was
 	// asked (a QoS above its Maximum QoS, a retained message without Retain Available), so
 	// the client refused it without sending anything; the connection stays up.

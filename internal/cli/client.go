@@ -309,6 +309,8 @@ func explainClientError(err error, spec *connSpec) *exitError {
 			h += "\nfix: run with -d to see the CONNACK's properties"
 		}
 		return &exitError{code: ExitRefused, err: err, step: "mqtt", hint: h}
+	case errors.Is(err, fennec.ErrDeliveryUnknown):
+		return &exitError{code: ExitNetwork, err: err, step: "mqtt", hint: "step: MQTT PUBLISH (QoS 2, between PUBREC and PUBCOMP)\ncause: the connection dropped and the broker came back without the session, so it forgot the message it had acknowledged; a broker that forwards QoS 2 messages on PUBREL (mosquitto) has dropped it\nfix: publish again if a duplicate is acceptable; keep the session (-c with a fixed -i) so that the handshake can finish after a reconnect"}
 	case errors.Is(err, fennec.ErrKeepAliveTimeout), errors.Is(err, fennec.ErrWriteTimeout):
 		return &exitError{code: ExitTimeout, err: err, step: "mqtt", hint: "cause: the broker stopped answering\nfix: check the network; run with -d to see the last packets"}
 	case errors.Is(err, fennec.ErrConnectionLost):
