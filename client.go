@@ -40,44 +40,33 @@ type MessageHandler func(m *Message)
 // Client is an MQTT client that reconnects and keeps its session. Create it with Connect; its
 // methods are safe for concurrent use.
 type Client struct {
-	cfg    Config
-	url    *ServerURL
-	opts   mqttconn.Options
-	log    *slog.Logger
-	store  session.Store
-	window int // cfg.MaxInflight
+	cfg   Config
+	url   *ServerURL
+	opts  mqttconn.Options
+	log   *slog.Logger
+	store session.Store
 
-	mu            sync.Mutex
-	conn          *mqttconn.Conn
-	gen           uint64
-	connack       *packet.Connack
-	closed        bool
-	closedErr     error // why the client stopped (ErrClosed, or the lost connection without reconnect)
-	stopping      bool  // Disconnect or Close was called
-	closeCh       chan struct{}
-	doneCh        chan struct{} // closed by the dispatcher once stopped and idle (Done)
-	stateCh       chan struct{} // closed and replaced when the connection state changes
-	spaceCh       chan struct{} // closed and replaced when queue space frees
-	ids           session.IDs
-	seq           uint64
-	q             []*outMsg // QoS 0 waiting + all unfinished QoS 1/2, in Publish order
-	qHead         int
-	nextSend      int // index in q of the first message not sent on this connection
-	byID          map[uint16]*outMsg
-	nWaiting      int  // messages in q not yet sent on this connection
-	nReserved     int  // places in the queue held by publishes writing to the store
-	nInflight     int  // QoS 1/2 sent and not completed on this connection
-	windowShut    bool // the in-flight window filled up and has not drained to its refill mark
-	n0            int  // QoS 0 handed to the connection, not yet written
-	srvWindow     int  // the broker's Receive Maximum
+	mu        sync.Mutex
+	conn      *mqttconn.Conn
+	gen       uint64
+	connack   *packet.Connack
+	closed    bool
+	closedErr error // why the client stopped (ErrClosed, or the lost connection without reconnect)
+	stopping  bool  // Disconnect or Close was called
+	closeCh   chan struct{}
+	doneCh    chan struct{} // closed by the dispatcher once stopped and idle (Done)
+	stateCh   chan struct{} // closed and replaced when the connection state changes
+	spaceCh   chan struct{} // closed and replaced when queue space frees
+	// out and in are the session: the state machines of outbound messages (queue, packet IDs,
+	// in-flight window, resend) and inbound ones (acknowledgements, exactly-once). The client
+	// drives them under mu and performs the sends and store writes they call for.
+	out           *session.Outbound[Token]
+	in            *session.Inbound
 	requests      map[uint16]chan packet.Packet
 	subs          map[string]*subscription
 	subOrder      []string
-	nextSubID     uint32             // the last Subscription Identifier given (MQTT 5)
-	inbound       map[uint16]inState // inbound QoS 1/2 by packet ID
-	inFP          map[uint16]uint64  // fingerprints of inbound QoS 2 messages in inbound
-	released2     map[uint16]uint64  // … and of those whose handshake finished, by the ID's last use
-	seed          maphash.Seed
+	nextSubID     uint32       // the last Subscription Identifier given (MQTT 5)
+	seed          maphash.Seed // for session.Inbound's fingerprints
 	warnedRecvMax bool
 	stats         Stats
 
@@ -95,13 +84,6 @@ type Client struct {
 	wg sync.WaitGroup // the connection goroutine
 }
 
-type inState byte
-
-const (
-	inPending   inState = 1 // queued for the handler
-	inDelivered inState = 2 // QoS 2 delivered, PUBREC sent, waiting for PUBREL
-)
-
 type subscription struct {
 	sub     packet.Subscription
 	handler MessageHandler
@@ -113,17 +95,8 @@ type subscription struct {
 	subID uint32
 }
 
-type outMsg struct {
-	seq      uint64
-	pub      *packet.Publish // &p, or a restored packet
-	tok      *Token          // &t, or nil for a restored message
-	p        packet.Publish
-	t        Token
-	sent     bool // sent on the current connection
-	everSent bool // sent on some connection (resend with DUP)
-	released bool // QoS 2: PUBREC received, PUBREL (re)sent
-	done     bool
-}
+// outMsg is an outbound message: its queue entry, packet and token in one allocation.
+type outMsg = session.Entry[Token]
 
 // Connect creates a client and connects it. It returns after the broker accepted the
 // connection (CONNACK), or with the first attempt's error — unless cfg.ConnectRetry is set:
@@ -247,11 +220,11 @@ func newClient(cfg Config) (*Client, error) {
 	if path == "" {
 		path = u.Path
 	}
-	c := &Client{cfg: cfg, url: u, log: cfg.Logger, store: cfg.Store, window: cfg.MaxInflight,
+	c := &Client{cfg: cfg, url: u, log: cfg.Logger, store: cfg.Store,
 		closeCh: make(chan struct{}), doneCh: make(chan struct{}), stateCh: make(chan struct{}),
-		byID: map[uint16]*outMsg{}, requests: map[uint16]chan packet.Packet{},
-		subs: map[string]*subscription{}, inbound: map[uint16]inState{},
-		inFP: map[uint16]uint64{}, released2: map[uint16]uint64{}, seed: maphash.MakeSeed()}
+		out: session.NewOutbound[Token](cfg.MaxInflight, cfg.MaxOfflineQueue), in: session.NewInbound(),
+		requests: map[uint16]chan packet.Packet{}, subs: map[string]*subscription{}, seed: maphash.MakeSeed()}
+	c.out.OnDone = c.onDone
 	c.opts = mqttconn.Options{Scheme: u.Scheme, Addr: u.Addr(), Path: path, TLSConfig: cfg.TLSConfig,
 		Dial: cfg.Dial, Connect: conn, MaxPacketSize: cfg.MaxPacketSize, Logger: cfg.Logger}
 	c.opts.OnPacket = c.onPacket
@@ -288,22 +261,9 @@ func (c *Client) restore() error {
 		if err != nil {
 			return wrapErr("restoring session", err)
 		}
-		if r.PacketID == 0 || c.ids.InUse(r.PacketID) {
-			continue
-		}
-		pub.PacketID = r.PacketID
-		c.ids.Use(r.PacketID)
-		m := &outMsg{seq: r.Seq, pub: pub, everSent: true, released: r.Released}
-		c.q = append(c.q, m)
-		c.byID[r.PacketID] = m
-		c.nWaiting++
-		if r.Seq > c.seq {
-			c.seq = r.Seq
-		}
+		c.out.Restore(&outMsg{Pub: pub}, r)
 	}
-	for _, id := range in {
-		c.inbound[id] = inDelivered
-	}
+	c.in.Restore(in)
 	if c.log != nil && (len(out) > 0 || len(in) > 0) {
 		c.log.Info("mqtt session restored", "outbound", len(out), "inbound_qos2", len(in))
 	}
@@ -448,21 +408,14 @@ func (c *Client) up(conn *mqttconn.Conn, ack *packet.Connack) bool {
 	c.conn, c.connack = conn, ack
 	c.stats.Connections++
 	c.retry.tried, c.retry.upSince = true, time.Now()
-	c.gen++
-	c.srvWindow = 65535
+	srvWindow := 65535
 	if c.cfg.Version == packet.V5 && ack.Props.Has(packet.PropReceiveMaximum) && ack.Props.ReceiveMaximum > 0 {
-		c.srvWindow = int(ack.Props.ReceiveMaximum)
+		srvWindow = int(ack.Props.ReceiveMaximum)
 	}
 	sessionLost := !ack.SessionPresent
 	var inClear []uint16
 	if sessionLost {
-		for id := range c.inbound {
-			if c.inbound[id] == inDelivered {
-				inClear = append(inClear, id)
-			}
-			delete(c.inbound, id)
-		}
-		clear(c.inFP)
+		inClear = c.in.SessionLost()
 	}
 	// With the session present, messages still waiting for their handler keep their state:
 	// the broker's resends are ignored and the ack follows when the handler returns.
@@ -484,7 +437,7 @@ func (c *Client) up(conn *mqttconn.Conn, ack *packet.Connack) bool {
 			subs := groups[sid]
 			for len(subs) > 0 {
 				n := min(len(subs), 64)
-				if id, ok := c.ids.Take(); ok {
+				if id, ok := c.out.IDs().Take(); ok {
 					ch := make(chan packet.Packet, 1)
 					c.requests[id] = ch
 					conn.SendNow(subscribePacket(id, sid, subs[:n]), nil)
@@ -495,32 +448,7 @@ func (c *Client) up(conn *mqttconn.Conn, ack *packet.Connack) bool {
 		}
 	}
 	// Everything in the queue is sent again on this connection, in order.
-	c.nextSend = c.qHead
-	c.nInflight, c.n0 = 0, 0
-	c.windowShut = false
-	c.nWaiting = 0
-	var unknown []*outMsg
-	for _, m := range c.q[c.qHead:] {
-		if m.done {
-			continue
-		}
-		m.sent = false
-		c.nWaiting++
-		if sessionLost && m.released {
-			// The broker acknowledged the message (PUBREC) and has now forgotten it: whether it
-			// was delivered is unknown (ErrDeliveryUnknown). It is completed after this walk,
-			// because completing compacts c.q.
-			unknown = append(unknown, m)
-			continue
-		}
-		if sessionLost {
-			m.everSent = false
-			m.pub.Dup = false
-		}
-	}
-	for _, m := range unknown {
-		c.completeLocked(m, ErrDeliveryUnknown)
-	}
+	c.out.Up(ack.SessionPresent, srvWindow)
 	c.pumpLocked()
 	c.signalState()
 	c.signalSpace()
@@ -550,7 +478,7 @@ func (c *Client) awaitResubscribe(conn *mqttconn.Conn, id uint16, ch chan packet
 		c.mu.Lock()
 		if c.requests[id] == ch {
 			delete(c.requests, id)
-			c.ids.Free(id)
+			c.out.IDs().Free(id)
 		}
 		c.mu.Unlock()
 	}
@@ -561,13 +489,14 @@ func (c *Client) down(conn *mqttconn.Conn, err error) bool {
 	c.mu.Lock()
 	if c.conn == conn {
 		c.conn = nil
+		c.out.Down()
 		c.signalState()
 		c.signalSpace()
 	}
 	// Fail outstanding SUBSCRIBE/UNSUBSCRIBE waits: their callers retry on the next connection.
 	for id, ch := range c.requests {
 		delete(c.requests, id)
-		c.ids.Free(id)
+		c.out.IDs().Free(id)
 		close(ch)
 	}
 	closed := c.closed
@@ -599,47 +528,22 @@ func (c *Client) pump(queueOnly bool) *mqttconn.Conn {
 	if queueOnly {
 		send = conn.Queue
 	}
-	window := min(c.window, c.srvWindow)
-	for c.nextSend < len(c.q) {
-		m := c.q[c.nextSend]
-		if m.done {
-			c.nextSend++
-			continue
-		}
-		if m.pub.QoS == 0 {
-			if c.n0 >= 1024 {
-				return conn
-			}
-			c.n0++
-			gen := c.gen
-			send(m.pub, func(err error) { c.written0(m, gen, err) })
-		} else {
-			// A full window opens again only when a quarter of it is free: acknowledgements
-			// arrive in bursts, and refilling one message per acknowledgement would send a
-			// window's worth of one-packet writes (syscalls at both ends) instead of a few
-			// batches.
-			if c.nInflight >= window || c.windowShut && c.nInflight > window-max(1, window/4) {
-				c.windowShut = true
-				return conn
-			}
-			c.windowShut = false
-			c.nInflight++
-			if m.released {
-				conn.SendAck(packet.PUBREL, m.pub.PacketID)
+	gen := c.out.Gen()
+	for {
+		m, act := c.out.Next()
+		switch act {
+		case session.None:
+			return conn
+		case session.SendPubrel:
+			conn.SendAck(packet.PUBREL, m.Pub.PacketID)
+		case session.SendPublish:
+			if m.Pub.QoS == 0 {
+				send(m.Pub, func(err error) { c.written0(m, gen, err) })
 			} else {
-				if m.everSent {
-					m.pub.Dup = true // [MQTT-3.3.1-1]
-				}
-				m.everSent = true
-				gen := c.gen
-				send(m.pub, func(err error) { c.writtenQoS(m, gen, err) })
+				send(m.Pub, func(err error) { c.writtenQoS(m, gen, err) })
 			}
 		}
-		m.sent = true
-		c.nWaiting--
-		c.nextSend++
 	}
-	return conn
 }
 
 func isConnErr(err error) bool {
@@ -658,17 +562,9 @@ func isReasonDisconnect(err error) bool {
 func (c *Client) written0(m *outMsg, gen uint64, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if gen == c.gen {
-		c.n0--
+	if c.out.Written0(m, gen, err, err != nil && isConnErr(err)) {
+		c.pumpLocked()
 	}
-	if m.done {
-		return
-	}
-	if err != nil && isConnErr(err) {
-		return // resent by up()
-	}
-	c.completeLocked(m, err)
-	c.pumpLocked()
 }
 
 // writtenQoS fails a QoS 1/2 message that could not be encoded or is too large for the broker.
@@ -678,76 +574,26 @@ func (c *Client) writtenQoS(m *outMsg, gen uint64, err error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if m.done {
-		return
-	}
-	if gen == c.gen && m.sent {
-		c.nInflight--
-	}
-	c.completeLocked(m, err)
+	c.out.Failed(m, gen, err)
 	c.pumpLocked()
 }
 
-// completeLocked finishes m: frees its packet ID, drops it from the store and the queue, and
-// completes its token.
-func (c *Client) completeLocked(m *outMsg, err error) {
-	if m.done {
-		return
-	}
-	m.done = true
-	if !m.sent {
-		c.nWaiting--
-	}
-	if m.pub.QoS > 0 {
-		delete(c.byID, m.pub.PacketID)
-		c.ids.Free(m.pub.PacketID)
-		if c.store != nil {
-			c.store.Delete(m.seq)
-		}
-	}
-	for c.qHead < len(c.q) && c.q[c.qHead].done {
-		c.q[c.qHead] = nil
-		c.qHead++
-	}
-	// Everything before qHead is done: the next message to send is never among the cleared
-	// entries (a message completed before it was sent, as at a reconnect that lost the session,
-	// moves the head past nextSend).
-	c.nextSend = max(c.nextSend, c.qHead)
-	if c.qHead > 256 && c.qHead*2 > len(c.q) {
-		n := copy(c.q, c.q[c.qHead:])
-		clear(c.q[n:])
-		c.q = c.q[:n]
-		c.nextSend -= c.qHead
-		c.qHead = 0
-	}
-	if c.qHead == len(c.q) && cap(c.q) > 4096 {
-		c.q, c.qHead, c.nextSend = nil, 0, 0
+// onDone is the session's completion of m, under c.mu: its record leaves the store and its
+// token completes.
+func (c *Client) onDone(m *outMsg, err error) {
+	if m.Pub.QoS > 0 && c.store != nil {
+		c.store.Delete(m.Seq())
 	}
 	c.signalSpace()
-	if m.tok != nil {
-		m.tok.complete(err)
-	}
+	m.Ext.complete(err)
 }
 
-// failAll completes every queued message with err (the client stops).
+// failAll completes every queued message with err (the client stops). Durable records stay in
+// the store: the next process with this session sends them.
 func (c *Client) failAll(err error) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := 0
-	for _, m := range c.q[c.qHead:] {
-		if m.done {
-			continue
-		}
-		if m.pub.QoS > 0 {
-			n++
-		}
-		// Keep durable records: they are resent by the next process with this session.
-		m.done = true
-		if m.tok != nil {
-			m.tok.complete(err)
-		}
-	}
-	c.q, c.qHead, c.nextSend, c.nWaiting = nil, 0, 0, 0
+	n := c.out.FailAll(func(m *outMsg) { m.Ext.complete(err) })
 	c.closed = true
 	c.signalSpace()
 	c.signalState()
@@ -809,13 +655,7 @@ func (c *Client) AwaitConnection(ctx context.Context) error {
 func (c *Client) Pending() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := 0
-	for _, m := range c.q[c.qHead:] {
-		if !m.done {
-			n++
-		}
-	}
-	return n
+	return c.out.Pending()
 }
 
 // Disconnect sends DISCONNECT, stops reconnecting and waits (within ctx) until the connection
@@ -885,12 +725,7 @@ func (c *Client) awaitInboundReleased(ctx context.Context, conn *mqttconn.Conn) 
 	deadline := time.Now().Add(inboundDrain)
 	for {
 		c.mu.Lock()
-		n := 0
-		for _, st := range c.inbound {
-			if st == inDelivered {
-				n++
-			}
-		}
+		n := c.in.Unreleased()
 		c.mu.Unlock()
 		if n == 0 || time.Now().After(deadline) {
 			return

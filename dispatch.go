@@ -45,7 +45,6 @@ const (
 type delivery struct {
 	msg   *Message
 	id    uint16
-	epoch uint64
 	fn    func() // a callback (OnConnectionUp / OnConnectionLost) instead of a message
 	bound bool
 	size  int // topic and payload bytes, counted against dispatchBytes when bound

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fennec-mqtt/fennec/mqttconn"
 	"github.com/fennec-mqtt/fennec/packet"
+	"github.com/fennec-mqtt/fennec/session"
 )
 
 // Errors. Every message starts with "fennec: ".
@@ -40,7 +41,7 @@ var (
 	// known. A broker that forwards QoS 2 messages on PUBREL, as mosquitto does, has dropped it;
 	// one that forwards on PUBLISH has delivered it, so sending it again could deliver it twice.
 	// The client reports it rather than guess.
-	ErrDeliveryUnknown = errors.New("fennec: the broker lost the session in the middle of the QoS 2 handshake (after PUBREC, before PUBCOMP): delivery unknown")
+	ErrDeliveryUnknown = session.ErrDeliveryUnknown
 	// ErrNotSupported: the broker announced in its CONNACK that it does not support what was
 	// asked (a QoS above its Maximum QoS, a retained message without Retain Available), so
 	// the client refused it without sending anything; the connection stays up.

@@ -162,10 +162,10 @@ func (c *Client) enqueue(ctx context.Context, m *Message, inline bool) (*Token, 
 		return nil, fmt.Errorf("fennec: QoS %d is not allowed [MQTT-3.3.1-4]", m.QoS)
 	}
 	// One allocation for the queue entry, its packet and its token.
-	om := &outMsg{p: packet.Publish{QoS: m.QoS, Retain: m.Retain, Topic: m.Topic, Payload: m.Payload}}
-	om.pub, om.tok = &om.p, &om.t
-	om.t.disp = &c.disp
-	pub, tok := om.pub, om.tok
+	om := &outMsg{P: packet.Publish{QoS: m.QoS, Retain: m.Retain, Topic: m.Topic, Payload: m.Payload}}
+	om.Pub = &om.P
+	om.Ext.disp = &c.disp
+	pub, tok := om.Pub, &om.Ext
 	if c.cfg.Version == packet.V5 {
 		pub.Props = m.Props
 	}
@@ -191,7 +191,7 @@ func (c *Client) enqueue(ctx context.Context, m *Message, inline bool) (*Token, 
 				return nil, fmt.Errorf("%w: retained messages (Retain Available 0) [MQTT-3.2.2-14]", ErrNotSupported)
 			}
 		}
-		if c.nWaiting+c.nReserved < c.cfg.MaxOfflineQueue && (m.QoS == 0 || c.ids.Len() < 65535) {
+		if c.out.Room(m.QoS) {
 			break
 		}
 		if c.conn == nil {
@@ -213,45 +213,35 @@ func (c *Client) enqueue(ctx context.Context, m *Message, inline bool) (*Token, 
 		}
 		c.mu.Lock()
 	}
-	if m.QoS > 0 {
-		id, _ := c.ids.Take()
-		pub.PacketID = id
-		c.seq++
-		om.seq = c.seq
-		c.byID[id] = om
-	}
+	c.out.Take(om)
 	if c.store != nil && m.QoS > 0 {
 		// The message is durable before Publish accepts it. The write runs outside c.mu, its
 		// place in the queue reserved: a slow disk holds back this publisher only, not the
 		// others, the reader or the acknowledgements, and a durable store can commit
 		// concurrent publishes with one fsync.
-		c.nReserved++
 		c.mu.Unlock()
 		data, err := session.MarshalPublish(pub)
 		if err == nil {
-			err = c.store.Put(session.Record{Seq: om.seq, PacketID: pub.PacketID, Data: data})
+			err = c.store.Put(session.Record{Seq: om.Seq(), PacketID: pub.PacketID, Data: data})
 		}
 		c.mu.Lock()
-		c.nReserved--
 		if err == nil && c.closed {
 			// Closed while the record was written: Publish fails, so the record must not be
 			// sent by the next process either.
-			c.store.Delete(om.seq)
+			c.store.Delete(om.Seq())
 			err = c.closedErr
 			if err == nil {
 				err = ErrClosed
 			}
 		}
 		if err != nil {
-			delete(c.byID, pub.PacketID)
-			c.ids.Free(pub.PacketID)
+			c.out.Abandon(om)
 			c.signalSpace()
 			c.mu.Unlock()
 			return nil, wrapErr("publish", err)
 		}
 	}
-	c.q = append(c.q, om)
-	c.nWaiting++
+	c.out.Commit(om)
 	var flush *mqttconn.Conn
 	if inline {
 		flush = c.pump(true)
@@ -431,7 +421,7 @@ func (c *Client) request(ctx context.Context, build func(id uint16) packet.Packe
 			c.mu.Unlock()
 			continue
 		}
-		id, ok := c.ids.Take()
+		id, ok := c.out.IDs().Take()
 		if !ok {
 			c.mu.Unlock()
 			return nil, errors.New("fennec: all 65,535 packet identifiers in use")
@@ -443,7 +433,7 @@ func (c *Client) request(ctx context.Context, build func(id uint16) packet.Packe
 			c.mu.Lock()
 			if c.requests[id] == ch {
 				delete(c.requests, id)
-				c.ids.Free(id)
+				c.out.IDs().Free(id)
 			}
 			c.mu.Unlock()
 			continue
@@ -458,7 +448,7 @@ func (c *Client) request(ctx context.Context, build func(id uint16) packet.Packe
 			c.mu.Lock()
 			if c.requests[id] == ch {
 				delete(c.requests, id)
-				c.ids.Free(id)
+				c.out.IDs().Free(id)
 			}
 			c.mu.Unlock()
 			return nil, ctx.Err()
@@ -502,7 +492,7 @@ func (c *Client) onResponse(conn *mqttconn.Conn, id uint16, p packet.Packet) {
 	ch, ok := c.requests[id]
 	if ok {
 		delete(c.requests, id)
-		c.ids.Free(id)
+		c.out.IDs().Free(id)
 	}
 	c.mu.Unlock()
 	if !ok {
@@ -513,27 +503,22 @@ func (c *Client) onResponse(conn *mqttconn.Conn, id uint16, p packet.Packet) {
 }
 
 func (c *Client) onAck(conn *mqttconn.Conn, t packet.Type, id uint16, rc packet.ReasonCode, reason string) {
-	c.mu.Lock()
-	m := c.byID[id]
-	bad := m == nil || m.done || !m.sent || c.conn != conn
-	if !bad {
-		switch t {
-		case packet.PUBACK:
-			bad = m.pub.QoS != 1
-		case packet.PUBREC:
-			bad = m.pub.QoS != 2 || m.released
-		case packet.PUBCOMP:
-			bad = m.pub.QoS != 2 || !m.released
-		}
+	var rerr error
+	if rc >= 0x80 {
+		rerr = &ReasonError{Packet: t, Code: rc, Version: c.cfg.Version, Reason: reason}
 	}
-	if bad {
+	c.mu.Lock()
+	res := session.AckViolation
+	var m *outMsg
+	if c.conn == conn {
+		m, res = c.out.Ack(t, id, rc, rerr)
+	}
+	switch res {
+	case session.AckViolation:
 		c.mu.Unlock()
 		conn.Fail(&ProtocolError{Packet: t, Msg: fmt.Sprintf("%v for packet ID %d, which has no message in that state", t, id)})
-		return
-	}
-	if t == packet.PUBREC && rc < 0x80 {
-		m.released = true
-		pub, seq := m.pub, m.seq
+	case session.AckReleased:
+		pub, seq := m.Pub, m.Seq()
 		c.mu.Unlock()
 		if c.store != nil {
 			// Durable before PUBREL, written outside c.mu: after a crash, only PUBREL is resent
@@ -545,29 +530,15 @@ func (c *Client) onAck(conn *mqttconn.Conn, t packet.Type, id uint16, rc packet.
 			}
 		}
 		conn.SendAck(packet.PUBREL, id)
-		return
+	default:
+		c.pumpLocked()
+		c.mu.Unlock()
 	}
-	c.nInflight--
-	var err error
-	if rc >= 0x80 {
-		err = &ReasonError{Packet: t, Code: rc, Version: c.cfg.Version, Reason: reason}
-	}
-	c.completeLocked(m, err)
-	c.pumpLocked()
-	c.mu.Unlock()
 }
 
 func (c *Client) onPubrel(conn *mqttconn.Conn, p *packet.Pubrel) {
 	c.mu.Lock()
-	st, ok := c.inbound[p.PacketID]
-	known := ok && st == inDelivered
-	if known {
-		delete(c.inbound, p.PacketID)
-		if fp, ok := c.inFP[p.PacketID]; ok {
-			delete(c.inFP, p.PacketID)
-			c.released2[p.PacketID] = fp
-		}
-	}
+	known := c.in.Release(p.PacketID)
 	c.mu.Unlock()
 	if known {
 		if c.store != nil {
@@ -597,41 +568,37 @@ func (c *Client) onPublish(conn *mqttconn.Conn, p *packet.Publish) {
 			fp = c.fingerprint(p)
 		}
 		c.mu.Lock()
-		st := c.inbound[id]
-		if p.QoS == 2 && st == 0 {
-			if old, ok := c.released2[id]; ok {
-				delete(c.released2, id)
-				if p.Dup && old == fp {
-					// The broker sends again, as a duplicate, the message whose handshake this ID
-					// finished (PUBREL received, PUBCOMP sent): a broker that lost that state,
-					// such as mosquitto restarted from a persistence snapshot older than the
-					// handshake. The protocol says a PUBLISH after PUBCOMP is a new message
-					// [MQTT-4.3.3-9], so it is delivered again; it is counted and reported.
-					c.stats.QoS2ResentAfterRelease++
-					n := c.stats.QoS2ResentAfterRelease
-					if c.log != nil {
-						c.log.Warn("mqtt broker resent a QoS 2 message after its PUBREL; delivering it again as the protocol requires", "packet_id", id, "topic", p.Topic, "count", n)
-					}
-					c.noteLocked(fmt.Sprintf("broker resent QoS 2 packet ID %d (%q) after its PUBREL: delivered again as the protocol requires (%d so far)", id, p.Topic, n))
-				}
+		unacked := c.in.Unacked()
+		r, resent := c.in.Receive(id, byte(p.QoS), p.Dup, fp)
+		if resent {
+			// The broker sends again, as a duplicate, the message whose handshake this ID
+			// finished (PUBREL received, PUBCOMP sent): a broker that lost that state, such as
+			// mosquitto restarted from a persistence snapshot older than the handshake. The
+			// protocol says a PUBLISH after PUBCOMP is a new message [MQTT-4.3.3-9], so it is
+			// delivered again; it is counted and reported.
+			n := c.in.ResentAfterRelease
+			if c.log != nil {
+				c.log.Warn("mqtt broker resent a QoS 2 message after its PUBREL; delivering it again as the protocol requires", "packet_id", id, "topic", p.Topic, "count", n)
 			}
+			c.noteLocked(fmt.Sprintf("broker resent QoS 2 packet ID %d (%q) after its PUBREL: delivered again as the protocol requires (%d so far)", id, p.Topic, n))
 		}
-		if p.QoS == 2 && st == inDelivered {
+		switch r {
+		case session.Rerec:
 			c.mu.Unlock()
 			conn.SendAck(packet.PUBREC, id) // a duplicate: delivered once already
 			return
-		}
-		if st == inPending {
+		case session.Duplicate:
 			c.mu.Unlock()
 			return // a duplicate of a message waiting for its handler; one ack follows
 		}
 		if c.stopping {
 			// Disconnect is finishing the handshakes under way: a new message is neither
 			// delivered nor acknowledged, so the broker keeps it for the session.
+			c.in.Unpending(id)
 			c.mu.Unlock()
 			return
 		}
-		if c.cfg.Version == packet.V5 && len(c.inbound) >= int(c.cfg.ReceiveMaximum) {
+		if c.cfg.Version == packet.V5 && unacked >= int(c.cfg.ReceiveMaximum) {
 			// The broker exceeds our Receive Maximum [MQTT-3.3.4-9]. mosquitto 2.0.11 does so
 			// when it releases queued messages while our acknowledgements wait behind a slow
 			// handler. Rather than a DISCONNECT 0x93 loop with the reference broker, the excess
@@ -639,14 +606,9 @@ func (c *Client) onPublish(conn *mqttconn.Conn, p *packet.Publish) {
 			overrun = true
 			if !c.warnedRecvMax && c.log != nil {
 				c.warnedRecvMax = true
-				c.log.Warn("mqtt broker exceeds our Receive Maximum; applying back-pressure", "receive_maximum", c.cfg.ReceiveMaximum, "unacknowledged", len(c.inbound)+1)
+				c.log.Warn("mqtt broker exceeds our Receive Maximum; applying back-pressure", "receive_maximum", c.cfg.ReceiveMaximum, "unacknowledged", unacked+1)
 			}
 		}
-		c.inbound[id] = inPending
-		if p.QoS == 2 {
-			c.inFP[id] = fp
-		}
-		d.epoch = c.gen
 		c.mu.Unlock()
 	}
 	// A lone message runs its handler here, on the reading goroutine (no hand-off on the round
@@ -666,10 +628,7 @@ func (c *Client) onPublish(conn *mqttconn.Conn, p *packet.Publish) {
 	default:
 		if p.QoS > 0 {
 			c.mu.Lock()
-			if c.inbound[p.PacketID] == inPending {
-				delete(c.inbound, p.PacketID)
-				delete(c.inFP, p.PacketID)
-			}
+			c.in.Unpending(p.PacketID)
 			c.mu.Unlock()
 		}
 		if r == overflow {
@@ -688,21 +647,18 @@ func (c *Client) handled(d delivery) {
 		return
 	}
 	c.mu.Lock()
-	if c.inbound[d.id] != inPending {
+	if !c.in.Handled(d.id, byte(d.msg.QoS)) {
 		c.mu.Unlock()
 		return // the session was lost meanwhile: nothing to acknowledge
 	}
 	conn := c.conn
+	c.mu.Unlock()
 	if d.msg.QoS == 1 {
-		delete(c.inbound, d.id)
-		c.mu.Unlock()
 		if conn != nil {
 			conn.SendAck(packet.PUBACK, d.id)
 		}
 		return
 	}
-	c.inbound[d.id] = inDelivered
-	c.mu.Unlock()
 	if c.store != nil {
 		if err := c.store.PutInbound(d.id); err != nil && c.log != nil {
 			c.log.Error("mqtt session store", "err", err)

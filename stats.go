@@ -21,6 +21,7 @@ type Stats struct {
 func (c *Client) Stats() Stats {
 	c.mu.Lock()
 	s := c.stats
+	s.QoS2ResentAfterRelease = c.in.ResentAfterRelease
 	c.mu.Unlock()
 	s.DroppedQoS0 = c.disp.droppedCount()
 	return s
