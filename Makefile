@@ -42,6 +42,7 @@ fuzz:
 	cd packet && $(GO) test -run '^$$' -fuzz '^FuzzDecodeV311$$' -fuzztime $(FUZZTIME) .
 	cd packet && $(GO) test -run '^$$' -fuzz '^FuzzDecodeV5$$' -fuzztime $(FUZZTIME) .
 	cd topic && $(GO) test -run '^$$' -fuzz '^FuzzMatch$$' -fuzztime $(FUZZTIME) .
+	cd session && $(GO) test -run '^$$' -fuzz '^FuzzSession$$' -fuzztime $(FUZZTIME) .
 	cd pki && $(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) .
 
 build:

@@ -2,6 +2,12 @@
 // optionally a process: packet identifiers, outbound QoS 1/2 messages until the broker has
 // acknowledged them, and inbound QoS 2 packet IDs between PUBREC and PUBREL.
 //
+// Outbound and Inbound are the session's state machines: deterministic, with no I/O, no
+// goroutines and no locks. Their inputs are publishes, packets received, connection up (with
+// Session Present) and down, finished writes and the store's contents at start; their outputs
+// are the packets to send (Outbound.Next), completions (Outbound.OnDone) and what to make durable
+// (the results of Outbound.Ack and Inbound.Handled). fennec.Client drives them.
+//
 // A Store keeps that state. MemoryStore survives reconnects; filestore.Store (bbolt, in the
 // package session/filestore, so that a client without it does not link bbolt) survives crashes:
 //
