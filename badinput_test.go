@@ -3,7 +3,9 @@ package fennec_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -11,6 +13,23 @@ import (
 	"github.com/fennec-mqtt/fennec"
 	"github.com/fennec-mqtt/fennec/packet"
 )
+
+func wantMalformed(t *testing.T, err error) {
+	t.Helper()
+	if !errors.Is(err, fennec.ErrProtocolViolation) || !errors.Is(err, packet.ErrMalformed) {
+		t.Fatalf("err %v, want protocol violation wrapping ErrMalformed", err)
+	}
+}
+
+func wantViolation(typ packet.Type) func(*testing.T, error) {
+	return func(t *testing.T, err error) {
+		t.Helper()
+		var pe *fennec.ProtocolError
+		if !errors.As(err, &pe) || pe.Packet != typ {
+			t.Fatalf("err %v, want *ProtocolError for %v", err, typ)
+		}
+	}
+}
 
 // TestBadBroker: a broker that breaks the protocol gets its connection closed with a typed
 // error saying what it did; the client keeps its session (the unacknowledged message is resent
@@ -41,6 +60,25 @@ func TestBadBroker(t *testing.T) {
 					t.Fatalf("err %v, want *ProtocolError for PUBACK", err)
 				}
 			}},
+		{"invalid UTF-8 topic", func(fc *fakeConn, _ uint16) { fc.writeRaw([]byte{0x30, 0x06, 0x00, 0x01, 0xff, 0x00, 'x', 'y'}) },
+			wantMalformed},
+		{"wildcard in a topic name", func(fc *fakeConn, _ uint16) { fc.writeRaw([]byte{0x30, 0x06, 0x00, 0x03, 'a', '/', '+', 0x00}) },
+			wantMalformed},
+		{"QoS 3", func(fc *fakeConn, _ uint16) { fc.writeRaw([]byte{0x36, 0x06, 0x00, 0x01, 'a', 0x00, 0x01, 0x00}) },
+			wantMalformed},
+		{"QoS 1 with packet ID 0", func(fc *fakeConn, _ uint16) { fc.writeRaw([]byte{0x32, 0x06, 0x00, 0x01, 'a', 0x00, 0x00, 0x00}) },
+			func(t *testing.T, err error) {
+				if !errors.Is(err, fennec.ErrProtocolViolation) || !errors.Is(err, packet.ErrProtocol) || !strings.Contains(err.Error(), "[MQTT-2.2.1-3]") {
+					t.Fatalf("err %v, want protocol violation wrapping ErrProtocol and naming the rule", err)
+				}
+			}},
+		{"SUBACK nobody asked for", func(fc *fakeConn, pubID uint16) {
+			fc.write(&packet.Suback{PacketID: pubID + 7, ReasonCodes: []packet.ReasonCode{0}})
+		}, wantViolation(packet.SUBACK)},
+		{"PUBREC for a QoS 1 message", func(fc *fakeConn, pubID uint16) { fc.write(&packet.Pubrec{PacketID: pubID}) },
+			wantViolation(packet.PUBREC)},
+		{"PUBCOMP before PUBREC", func(fc *fakeConn, pubID uint16) { fc.write(&packet.Pubcomp{PacketID: pubID}) },
+			wantViolation(packet.PUBCOMP)},
 		{"second CONNACK", func(fc *fakeConn, _ uint16) { fc.write(&packet.Connack{}) },
 			func(t *testing.T, err error) {
 				var pe *fennec.ProtocolError
@@ -276,5 +314,37 @@ func TestDNSPhase(t *testing.T) {
 	}
 	if ce.Addr != "broker.invalid:1883" {
 		t.Fatalf("Addr %q", ce.Addr)
+	}
+}
+
+// TestPacketBeforeConnack: a broker that sends anything but CONNACK first fails the connection
+// attempt in its MQTT phase with an error naming the packet; a flood of them costs nothing.
+func TestPacketBeforeConnack(t *testing.T) {
+	for _, v := range versions {
+		for _, first := range []packet.Packet{&packet.Publish{Topic: "early"}, &packet.Puback{PacketID: 1}, &packet.Pingresp{}} {
+			t.Run(fmt.Sprintf("%s/%v", vname(v), first.Type()), func(t *testing.T) {
+				leakCheck(t)
+				fb := startFake(t, v)
+				res := make(chan error, 1)
+				go func() {
+					c, err := fennec.Connect(context.Background(), fennec.Config{Server: fb.url(), Version: v, ConnectTimeout: 5 * time.Second})
+					if err == nil {
+						c.Close()
+					}
+					res <- err
+				}()
+				fc := fb.next(t)
+				fc.readType(packet.CONNECT)
+				for range 1000 {
+					fc.write(first)
+				}
+				fc.write(&packet.Connack{})
+				err := <-res
+				var ce *fennec.ConnectError
+				if !errors.As(err, &ce) || ce.Phase != "mqtt" || !strings.Contains(err.Error(), first.Type().String()) {
+					t.Fatalf("Connect: %v, want a *ConnectError in phase mqtt naming %v", err, first.Type())
+				}
+			})
+		}
 	}
 }

@@ -420,9 +420,18 @@ func (c *Client) up(conn *mqttconn.Conn, ack *packet.Connack) bool {
 	// With the session present, messages still waiting for their handler keep their state:
 	// the broker's resends are ignored and the ack follows when the handler returns.
 	// Resubscribe first, so that messages we publish next find our subscriptions.
-	if sessionLost && len(c.subOrder) > 0 {
+	resub := c.cfg.Resubscribe
+	if resub == ResubscribeAuto {
+		resub = ResubscribeWhenLost
+		if c.cfg.Version == packet.V5 {
+			resub = ResubscribeAlways
+		}
+	}
+	if (sessionLost || resub == ResubscribeAlways) && len(c.subOrder) > 0 {
 		// One SUBSCRIBE per Subscription Identifier (a SUBSCRIBE carries one), at most 64
-		// filters each, in the order the filters were first subscribed.
+		// filters each, in the order the filters were first subscribed. With the session
+		// present, retained messages are asked for only if the subscription is new (Retain
+		// Handling 1, MQTT 5): the broker may have lost it (see ResubscribePolicy).
 		groups := map[uint32][]packet.Subscription{}
 		var order []uint32
 		for _, f := range c.subOrder {
@@ -430,7 +439,11 @@ func (c *Client) up(conn *mqttconn.Conn, ack *packet.Connack) bool {
 				if _, ok := groups[sb.subID]; !ok {
 					order = append(order, sb.subID)
 				}
-				groups[sb.subID] = append(groups[sb.subID], sb.sub)
+				s := sb.sub
+				if !sessionLost && c.cfg.Version == packet.V5 && s.RetainHandling == 0 {
+					s.RetainHandling = 1
+				}
+				groups[sb.subID] = append(groups[sb.subID], s)
 			}
 		}
 		for _, sid := range order {

@@ -63,6 +63,11 @@ type Config struct {
 
 	// DisableReconnect stops the client after the first lost connection. Zero: reconnect.
 	DisableReconnect bool
+	// Resubscribe says when a reconnect sends the client's subscriptions again. Zero
+	// (ResubscribeAuto): always on MQTT 5, with Retain Handling 1 so that a broker that kept
+	// them sends no retained message again; on 3.1.1 only when the broker lost the session, since
+	// there a SUBSCRIBE makes the broker resend retained messages.
+	Resubscribe ResubscribePolicy
 	// ConnectRetry makes Connect return at once and keep trying in the background, queueing
 	// publishes meanwhile. Zero: Connect makes one attempt and returns its error.
 	ConnectRetry bool
@@ -208,6 +213,25 @@ func ParseURL(raw string) (*ServerURL, error) {
 }
 
 func redact(u *url.URL) string { return u.Redacted() }
+
+// ResubscribePolicy says when a reconnect sends the client's subscriptions again.
+//
+// The protocol says a broker that reports Session Present 1 kept them. mosquitto 2.0.11 with
+// persistence, killed with SIGKILL and restarted from a snapshot taken after a client's CONNECT
+// and before its SUBSCRIBE, reports the session present without the subscription: a client that
+// trusts it receives nothing, silently (TestResubscribeAfterBrokerCrash).
+type ResubscribePolicy int
+
+const (
+	// ResubscribeAuto: ResubscribeAlways on MQTT 5, ResubscribeWhenLost on 3.1.1.
+	ResubscribeAuto ResubscribePolicy = iota
+	// ResubscribeAlways sends them on every reconnect. On MQTT 5 they ask for retained
+	// messages only if the subscription is new (Retain Handling 1); a 3.1.1 broker sends its
+	// retained messages again.
+	ResubscribeAlways
+	// ResubscribeWhenLost sends them only when the broker reports the session lost.
+	ResubscribeWhenLost
+)
 
 // DefaultMaxInflight311 is the in-flight window of a 3.1.1 client when Config.MaxInflight is
 // zero. 3.1.1 brokers announce no limit, and the stock ones enforce their own: mosquitto 2.0.11

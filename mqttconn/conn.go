@@ -564,7 +564,11 @@ func (c *Conn) readError(err error) error {
 	case errors.Is(err, packet.ErrPacketTooLarge):
 		return &ProtocolError{Msg: "packet larger than our Maximum Packet Size", Err: err}
 	case isDecodeErr(err):
-		return &ProtocolError{Msg: "malformed packet", Err: err}
+		msg := "malformed packet"
+		if errors.Is(err, packet.ErrProtocol) {
+			msg = "invalid packet" // well formed, but against a rule of the protocol
+		}
+		return &ProtocolError{Msg: msg, Err: err}
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("%w: broker closed the connection", ErrConnectionLost)
 	}

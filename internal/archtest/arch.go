@@ -33,6 +33,7 @@ var Allowed = map[string][]string{
 	"cmd/fennec":             {"internal/cli"},
 	"internal/archtest":      {},
 	"internal/mosquittotest": {},
+	"internal/faultproxy":    {},
 }
 
 // StdlibOnly lists the packages that may not import anything outside the standard library.
