@@ -62,7 +62,7 @@ func (f Fennec) Connect(ctx context.Context, ep Endpoint, id string) (Conn, erro
 		KeepAlive:  60 * time.Second,
 		CleanStart: true,
 		// The window the earlier tables were measured with; paho.mqtt.golang has no window of
-		// its own. The 3.1.1 default (fennec.DefaultMaxInflight311, 100) is for stock brokers.
+		// its own. The 3.1.1 default (fennec.DefaultMaxInflight311, 20) is for stock brokers.
 		MaxInflight: 1000,
 		OnConnectionLost: func(_ *fennec.Client, err error) {
 			FennecConnectionsLost.Add(1)

@@ -67,7 +67,26 @@ type Options struct {
 	ACL *ACL
 	// AWS turns on the AWS IoT Core emulation (see AWS); it excludes ACL.
 	AWS *AWS
+	// MaxPacketSize is the largest packet a client may send, announced in the MQTT 5 CONNACK
+	// (Maximum Packet Size); a larger one ends the connection before its bytes are read. Zero:
+	// DefaultMaxPacketSize.
+	MaxPacketSize uint32
+	// MaxConnectSize is the largest CONNECT accepted, before the client is authenticated: a
+	// larger one closes the connection as soon as its length is read. Zero: DefaultMaxConnectSize.
+	MaxConnectSize uint32
 }
+
+// DefaultMaxPacketSize is Options.MaxPacketSize when zero: 1 MiB, as the Fennec client's.
+//
+// Memory per connection follows from it: mochi allocates a packet's whole length once the
+// fixed header is read, and copies the body once to decode it, so a connection holds at most
+// about 2 × MaxPacketSize of packet buffers plus its read and write buffers (a few KiB); before
+// CONNECT is authenticated, 2 × MaxConnectSize.
+const DefaultMaxPacketSize = 1 << 20
+
+// DefaultMaxConnectSize is Options.MaxConnectSize when zero: 64 KiB, room for a client ID, a
+// user name, a password or token of several KiB and a will message of tens of KiB.
+const DefaultMaxConnectSize = 64 << 10
 
 // Bound is a listener after Start.
 type Bound struct {
@@ -148,7 +167,16 @@ func New(opts Options) (*Broker, error) {
 			return nil, err
 		}
 	}
+	if opts.MaxPacketSize == 0 {
+		opts.MaxPacketSize = DefaultMaxPacketSize
+	}
+	if opts.MaxConnectSize == 0 {
+		opts.MaxConnectSize = DefaultMaxConnectSize
+	}
+	opts.MaxConnectSize = min(opts.MaxConnectSize, opts.MaxPacketSize)
+	b.opts = opts
 	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = opts.MaxPacketSize
 	// Acknowledgements carry their own properties, not copies of the PUBLISH's user properties.
 	caps.Compatibilities.NoInheritedPropertiesOnAck = true
 	if opts.AWS != nil {

@@ -304,6 +304,10 @@ func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []byte) {
 }
 
 func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type == packets.Connack && cl.Properties.ProtocolVersion == 5 {
+		// mochi enforces its MaximumPacketSize but does not announce it [MQTT-3.2.2-15].
+		pk.Properties.MaximumPacketSize = h.b.opts.MaxPacketSize
+	}
 	h.waitConnack(cl, pk)
 	if pk = h.holdOvertaking(cl, pk); pk.FixedHeader.Type == packets.Reserved {
 		return pk

@@ -227,6 +227,42 @@ type conn struct {
 	parked atomic.Int32
 	once   sync.Once
 	close  chan struct{}
+	// first reads the fixed header of the connection's first packet: a CONNECT longer than
+	// MaxConnectSize is refused as soon as its length is known, before mochi allocates it.
+	first struct {
+		hdr  [5]byte
+		n    int
+		done bool
+	}
+}
+
+// errConnectTooLarge ends a connection whose CONNECT claims more than Options.MaxConnectSize.
+var errConnectTooLarge = errors.New("broker: CONNECT larger than the broker's MaxConnectSize")
+
+// checkFirst feeds bytes read from the client to the first packet's fixed header check.
+func (c *conn) checkFirst(b []byte) error {
+	for _, x := range b {
+		if c.first.done {
+			return nil
+		}
+		c.first.hdr[c.first.n] = x
+		c.first.n++
+		if c.first.n == 1 || x&0x80 != 0 && c.first.n < 5 {
+			continue
+		}
+		c.first.done = true
+		length, mult := 0, 1
+		for _, d := range c.first.hdr[1:c.first.n] {
+			length += int(d&0x7f) * mult
+			mult *= 128
+		}
+		if max := int(c.l.b.opts.MaxConnectSize); c.first.hdr[0]>>4 == 1 && length > max {
+			c.l.log.Warn("connection closed: its CONNECT claims more than MaxConnectSize", "remote", c.RemoteAddr().String(),
+				"claimed", length, "max", max)
+			return errConnectTooLarge
+		}
+	}
+	return nil
 }
 
 func newConn(nc net.Conn, l *listener, st *tls.ConnectionState) *conn {
@@ -238,6 +274,11 @@ func (c *conn) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	n, err := c.Conn.Read(p)
+	if !c.first.done && n > 0 {
+		if cerr := c.checkFirst(p[:n]); cerr != nil {
+			return 0, cerr
+		}
+	}
 	// A read already waiting when StopReading was called holds its data until ResumeReading.
 	if werr := c.gate.wait(c); werr != nil {
 		return 0, werr
