@@ -71,6 +71,12 @@ type Options struct {
 	// (Maximum Packet Size); a larger one ends the connection before its bytes are read. Zero:
 	// DefaultMaxPacketSize.
 	MaxPacketSize uint32
+	// MaxStoredMessages bounds the QoS 1/2 messages a session holds: stored for an offline
+	// client, or sent to a connected one and not yet acknowledged. At the bound a new message
+	// for that session is dropped for it alone (its publisher still gets PUBACK: the message
+	// reached the broker and its other subscribers), logged at warning level and counted per
+	// client (Dropped). Zero: DefaultMaxStoredMessages.
+	MaxStoredMessages int
 	// MaxConnectSize is the largest CONNECT accepted, before the client is authenticated: a
 	// larger one closes the connection as soon as its length is read. Zero: DefaultMaxConnectSize.
 	MaxConnectSize uint32
@@ -83,6 +89,9 @@ type Options struct {
 // about 2 × MaxPacketSize of packet buffers plus its read and write buffers (a few KiB); before
 // CONNECT is authenticated, 2 × MaxConnectSize.
 const DefaultMaxPacketSize = 1 << 20
+
+// DefaultMaxStoredMessages is Options.MaxStoredMessages when zero (mochi's own default).
+const DefaultMaxStoredMessages = 8192
 
 // DefaultMaxConnectSize is Options.MaxConnectSize when zero: 64 KiB, room for a client ID, a
 // user name, a password or token of several KiB and a will message of tens of KiB.
@@ -117,6 +126,9 @@ type Broker struct {
 	hook   *hook
 	faults *Faults
 	done   chan struct{}
+
+	dropMu  sync.Mutex
+	dropped map[string]uint64 // messages dropped at a session's bound, by client ID
 
 	specs []listenerSpec
 
@@ -177,13 +189,17 @@ func New(opts Options) (*Broker, error) {
 	b.opts = opts
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = opts.MaxPacketSize
+	if b.opts.MaxStoredMessages <= 0 {
+		b.opts.MaxStoredMessages = DefaultMaxStoredMessages
+	}
+	caps.MaximumInflight = uint16(min(b.opts.MaxStoredMessages, 65535))
 	// Acknowledgements carry their own properties, not copies of the PUBLISH's user properties.
 	caps.Compatibilities.NoInheritedPropertiesOnAck = true
 	if opts.AWS != nil {
 		opts.AWS.capabilities(caps)
 	}
 	b.srv = mqtt.New(&mqtt.Options{
-		Logger:       slog.New(quieter{log.Handler()}).With("component", "mochi"),
+		Logger:       slog.New(quieter{Handler: log.Handler(), b: b}).With("component", "mochi"),
 		Capabilities: caps,
 		// $SYS topics once a minute, not every second: a development broker's logs stay quiet.
 		SysTopicResendInterval: 60,
@@ -387,6 +403,28 @@ func (b *Broker) Faults() *Faults { return b.faults }
 // wrap. Do not add listeners to it.
 func (b *Broker) Server() *mqtt.Server { return b.srv }
 
+// countDrop records a message dropped for clientID at its session's bound.
+func (b *Broker) countDrop(clientID string) {
+	b.dropMu.Lock()
+	if b.dropped == nil {
+		b.dropped = map[string]uint64{}
+	}
+	b.dropped[clientID]++
+	b.dropMu.Unlock()
+}
+
+// Dropped returns how many QoS 1/2 messages were dropped for each client's session because it
+// held Options.MaxStoredMessages already. A client without drops is absent.
+func (b *Broker) Dropped() map[string]uint64 {
+	b.dropMu.Lock()
+	defer b.dropMu.Unlock()
+	out := make(map[string]uint64, len(b.dropped))
+	for k, v := range b.dropped {
+		out[k] = v
+	}
+	return out
+}
+
 // Close stops the listeners, disconnects every client and waits for the broker's goroutines. It is
 // safe to call more than once and before Start.
 func (b *Broker) Close() error {
@@ -418,14 +456,34 @@ func (b *Broker) Close() error {
 // quieter demotes mochi's Info records to Debug: the broker logs the same events itself, with
 // the fields a user needs (identity, TLS facts, reasons). It also blanks the password of the
 // packets mochi logs (a second CONNECT is logged whole at Warn level), so no secret reaches a log.
-type quieter struct{ slog.Handler }
+// quieter is mochi's log handler: mochi's info lines become debug lines, passwords are redacted,
+// and the one line mochi writes when it drops a message at a session's bound is counted per
+// client (the seam is pinned by TestStoredMessagesBound: a mochi that words it otherwise fails
+// that test).
+type quieter struct {
+	slog.Handler
+	b *Broker
+}
+
+// mochiQuotaReached is the message of mochi's log line for a message dropped at a session's
+// MaximumInflight (server.go, publishToClient).
+const mochiQuotaReached = "client store quota reached"
 
 func (q quieter) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == mochiQuotaReached && q.b != nil {
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "client" {
+				q.b.countDrop(a.Value.String())
+				return false
+			}
+			return true
+		})
+	}
 	if r.Level == slog.LevelInfo {
 		r.Level = slog.LevelDebug
-		if !q.Handler.Enabled(ctx, r.Level) {
-			return nil
-		}
+	}
+	if !q.Handler.Enabled(ctx, r.Level) {
+		return nil
 	}
 	return q.Handler.Handle(ctx, redactPasswords(r))
 }
@@ -453,12 +511,16 @@ func redactPasswords(r slog.Record) slog.Record {
 	return out
 }
 
+// Enabled lets warnings through to Handle whatever the level, so that drops are counted.
 func (q quieter) Enabled(ctx context.Context, l slog.Level) bool {
+	if l >= slog.LevelWarn && q.b != nil {
+		return true
+	}
 	if l == slog.LevelInfo {
 		l = slog.LevelDebug
 	}
 	return q.Handler.Enabled(ctx, l)
 }
 
-func (q quieter) WithAttrs(a []slog.Attr) slog.Handler { return quieter{q.Handler.WithAttrs(a)} }
-func (q quieter) WithGroup(n string) slog.Handler      { return quieter{q.Handler.WithGroup(n)} }
+func (q quieter) WithAttrs(a []slog.Attr) slog.Handler { return quieter{q.Handler.WithAttrs(a), q.b} }
+func (q quieter) WithGroup(n string) slog.Handler      { return quieter{q.Handler.WithGroup(n), q.b} }

@@ -34,6 +34,8 @@ type brokerOptions struct {
 	verbose    int
 	quiet      bool
 	logJSON    bool
+	maxStored  int
+	maxPacket  uint32
 }
 
 const brokerLong = `Run Fennec's development broker (mochi-mqtt inside) until Ctrl-C.
@@ -86,6 +88,8 @@ func newBrokerCmd(streams IO) *cobra.Command {
 	fs.CountVarP(&o.verbose, "verbose", "v", "more logs (-v: debug)")
 	fs.BoolVar(&o.quiet, "quiet", false, "log warnings and errors only")
 	fs.BoolVar(&o.logJSON, "log-json", false, "logs as JSON lines")
+	fs.IntVar(&o.maxStored, "max-stored", broker.DefaultMaxStoredMessages, "QoS 1/2 messages a session holds; past it a message is dropped for that session, logged and counted")
+	fs.Uint32Var(&o.maxPacket, "max-packet-size", broker.DefaultMaxPacketSize, "largest packet a client may send (announced to MQTT 5 clients)")
 	cmd.AddCommand(newBrokerPasswdCmd(streams))
 	return cmd
 }
@@ -178,7 +182,7 @@ func runBroker(cmd *cobra.Command, streams IO, o *brokerOptions) error {
 	} else if dev != nil {
 		tlsOpts.ClientCAFile = devFiles.CA
 	}
-	opts := broker.Options{Logger: log}
+	opts := broker.Options{Logger: log, MaxStoredMessages: o.maxStored, MaxPacketSize: o.maxPacket}
 	for _, l := range o.listen {
 		opts.Listeners = append(opts.Listeners, broker.Listener{URL: l, TLS: tlsOpts})
 	}
