@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,19 +18,34 @@ import (
 // an MQTT 5 QoS 1 subscriber with Receive Maximum 10, for 5,000 messages. mochi's
 // Inflight.NextImmediate takes a read lock and calls GetAll, which takes it again; with
 // Inflight.Set waiting for the write lock in between, the broker hung (10 of 10 tries, after 9
-// to 1,177 messages). It still hangs: the reproduction of issue 12's defect 1, which
-// FENNEC_REPRO=1 runs (under -race, with a deadline), kept out of make test until the fix lands.
+// to 1,177 messages). The broker now sends such a client's messages from its own queue and keeps
+// mochi away from NextImmediate (flow.go). Under -race, with a deadline; the subscriber's trace
+// checks that no more than 10 messages were ever unacknowledged [MQTT-3.3.4-9].
 func TestPacedPublisherReceiveMaximum(t *testing.T) {
-	if os.Getenv("FENNEC_REPRO") == "" {
-		t.Skip("reproduces a known broker deadlock (issue 12, defect 1); FENNEC_REPRO=1 runs it")
-	}
 	for try := range 3 {
 		t.Run(fmt.Sprint(try), func(t *testing.T) {
 			b := brokertest.Start(t, brokertest.Options{Logger: slog.New(slog.DiscardHandler)})
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			var got atomic.Int64
-			sc, err := fennec.Connect(ctx, fennec.Config{Server: "mqtt://" + b.TCPAddr, ReceiveMaximum: 10, CleanStart: true})
+			var mu sync.Mutex
+			open, maxOpen := map[uint16]bool{}, 0
+			trace := func(e fennec.TraceEvent) {
+				mu.Lock()
+				defer mu.Unlock()
+				switch p := e.Packet.(type) {
+				case *packet.Publish:
+					if !e.Outbound && p.QoS > 0 {
+						open[p.PacketID] = true
+						maxOpen = max(maxOpen, len(open))
+					}
+				case *packet.Puback:
+					if e.Outbound {
+						delete(open, p.PacketID)
+					}
+				}
+			}
+			sc, err := fennec.Connect(ctx, fennec.Config{Server: "mqtt://" + b.TCPAddr, ReceiveMaximum: 10, CleanStart: true, Trace: trace})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -60,6 +75,11 @@ func TestPacedPublisherReceiveMaximum(t *testing.T) {
 					t.Fatalf("stalled: %d of %d received (the broker hung)", got.Load(), n)
 				}
 				time.Sleep(time.Millisecond)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if maxOpen > 10 {
+				t.Fatalf("%d messages unacknowledged at once, Receive Maximum 10", maxOpen)
 			}
 		})
 	}

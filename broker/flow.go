@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"sort"
 	"sync/atomic"
 	"time"
 
@@ -9,27 +8,32 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
-// Receive Maximum at reconnect.
+// Receive Maximum: the broker's own delivery queue.
 //
-// mochi (v2.7.9) re-sends every stored message of a session at once when a client reconnects,
-// whatever the client's Receive Maximum [MQTT-3.3.4-9]; a client that counts its unfinished
-// QoS 2 messages closes the connection (mosquitto's clients: "protocol error"). Its own
-// mechanism for messages beyond the Receive Maximum (a mark, Expiry −1, on messages stored
-// while the send quota is used up, and one marked message sent after each packet read while
-// the quota allows) sends a marked message and forgets it, before it is acknowledged.
+// mochi (v2.7.9) limits what it sends an MQTT 5 client to the client's Receive Maximum with a
+// send quota, a mark (Expiry −1) on messages stored while the quota is used up, and, after each
+// packet the client sends, Inflight.NextImmediate, which sends one marked message and forgets it
+// before it is acknowledged. NextImmediate takes the table's read lock and then calls GetAll,
+// which takes it again: with a route to the same client waiting for the write lock in between,
+// both wait for ever (a publisher paced 20 messages ahead of a Receive Maximum 10 subscriber hung
+// the broker in 10 of 10 tries, TestPacedPublisherReceiveMaximum). mochi also re-sends every
+// stored message at once when a client reconnects, whatever its Receive Maximum [MQTT-3.3.4-9].
 //
-// For an MQTT 5 client that states a Receive Maximum, the broker therefore:
-//   - at the takeover, takes the stored PUBLISH packets beyond the Receive Maximum (in the
-//     order they were stored, PUBREL packets counting first) out of the table mochi is about to
-//     re-send, and puts them back, marked, once mochi's re-send is done;
-//   - keeps mochi's send quota at zero while marked messages wait, so that a message routed
-//     to the client meanwhile is stored marked too instead of being sent before them
-//     [MQTT-4.6.0-6], and mochi's send-and-forget never runs;
-//   - after each acknowledgement (and each packet read), sends the marked messages in their
-//     order while fewer than Receive Maximum PUBLISH and PUBREL packets await acknowledgement,
-//     keeping them in the session until they are acknowledged.
+// For an MQTT 5 client that states a Receive Maximum, the broker therefore sends every QoS 1 and
+// 2 PUBLISH itself, from a queue of its own:
+//   - once the session is established, mochi's send quota is reset to zero with a zero maximum:
+//     mochi then never marks a message, never calls NextImmediate, and writes each routed
+//     message at once — a write OnPacketEncode refuses (gateWrite) unless the broker's sender
+//     asked for it;
+//   - each message routed to the client (OnQosPublish) joins the session's queue, and the sender
+//     (pump) writes queued messages in order while fewer than Receive Maximum PUBLISH and PUBREL
+//     packets await acknowledgement; each acknowledgement (OnQosComplete) frees a place and
+//     sends the next. Each step costs O(1): no table is copied or sorted per packet;
+//   - at a takeover, the stored PUBLISH packets beyond the Receive Maximum (in the order they
+//     were stored, PUBREL packets counting first) are taken out of the table mochi is about to
+//     re-send, and put back at the head of the queue once mochi's re-send is done.
 //
-// A message waiting marked stays in the session: if the client leaves again, the next
+// A message waiting in the queue stays in mochi's table: if the client leaves again, the next
 // reconnect re-sends it like any other stored message.
 
 // receiveMaximum is the number of unacknowledged QoS 1 and 2 messages cl accepts when the
@@ -92,10 +96,11 @@ type heldMsg struct {
 // putBack stores held messages in cl's table, marked to be sent when the Receive Maximum
 // allows when mark is set. A packet identifier taken meanwhile (a message routed to the new
 // connection before its re-send ended) is replaced by a free one.
-func (h *hook) putBack(cl *mqtt.Client, held []heldMsg, mark bool) {
+func (h *hook) putBack(cl *mqtt.Client, held []heldMsg, mark bool) []flowEntry {
 	if len(held) == 0 {
-		return
+		return nil
 	}
+	var put []flowEntry
 	o := h.orderOf(cl.ID, true)
 	for _, m := range held {
 		pk := m.pk
@@ -117,15 +122,96 @@ func (h *hook) putBack(cl *mqtt.Client, held []heldMsg, mark bool) {
 		}
 		o.mu.Unlock()
 		cl.State.Inflight.Set(pk)
+		put = append(put, flowEntry{pk.PacketID, pk.Created})
+	}
+	return put
+}
+
+// flowEntry is a message waiting in a session's queue: its packet identifier, and the second it
+// was stored in, which tells it from a later message that reuses the identifier.
+type flowEntry struct {
+	id      uint16
+	created int64
+}
+
+// flow is the broker's delivery state of one connection whose client states a Receive Maximum.
+type flow struct {
+	on    bool        // the session is established: the queue is in charge
+	q     []flowEntry // waiting, in order; q[head:] is live
+	head  int
+	sent  map[uint16]bool // PUBLISH (and then PUBREL) written, not yet acknowledged
+	allow map[uint16]int  // writes of a PUBLISH that gateWrite lets through
+}
+
+// startFlow runs once the session is established: the held messages first, then what was routed
+// meanwhile; what mochi re-sent counts as sent. mochi's send quota goes to zero for good.
+func (h *hook) startFlow(cl *mqtt.Client, s *session, held []flowEntry) {
+	max := receiveMaximum(cl)
+	if max <= 0 {
+		return
+	}
+	cl.State.Inflight.ResetSendQuota(0)
+	s.mu.Lock()
+	f := &s.flow
+	f.q = append(held, f.q[f.head:]...)
+	f.head = 0
+	waiting := make(map[uint16]bool, len(f.q))
+	for _, e := range f.q {
+		waiting[e.id] = true
+	}
+	f.sent = map[uint16]bool{}
+	if f.allow == nil {
+		f.allow = map[uint16]int{}
+	}
+	for _, pk := range cl.State.Inflight.GetAll(false) {
+		if (pk.FixedHeader.Type == packets.Publish || pk.FixedHeader.Type == packets.Pubrel) && !waiting[pk.PacketID] {
+			f.sent[pk.PacketID] = true
+		}
+	}
+	f.on = true
+	s.mu.Unlock()
+	h.pump(cl)
+}
+
+// enqueueFlow puts a message routed to cl in its session's queue (OnQosPublish).
+func (h *hook) enqueueFlow(cl *mqtt.Client, pk packets.Packet) {
+	if receiveMaximum(cl) <= 0 || cl.IsTakenOver() {
+		return
+	}
+	s := h.session(cl)
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	s.flow.q = append(s.flow.q, flowEntry{pk.PacketID, pk.Created})
+	on := s.flow.on
+	s.mu.Unlock()
+	if on {
+		h.pump(cl)
 	}
 }
 
-// drain sends cl's marked messages, in their order, while cl's Receive Maximum allows, and
-// keeps mochi's send quota at zero while some still wait. With sync, it also sets the quota
-// when none wait (after mochi's re-send, which does not count what it sends). Called from cl's
-// own goroutine (after the re-send, and after each packet read) and from mochi's write loop
-// when holdOvertaking has held a message back.
-func (h *hook) drain(cl *mqtt.Client, sync bool) {
+// flowDone frees the place of an acknowledged or dropped message (OnQosComplete, OnQosDropped).
+func (h *hook) flowDone(cl *mqtt.Client, id uint16) {
+	if receiveMaximum(cl) <= 0 {
+		return
+	}
+	s := h.session(cl)
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	freed := s.flow.sent[id]
+	delete(s.flow.sent, id)
+	delete(s.flow.allow, id)
+	s.mu.Unlock()
+	if freed {
+		h.pump(cl)
+	}
+}
+
+// pump writes queued messages, in order, while cl's Receive Maximum allows.
+func (h *hook) pump(cl *mqtt.Client) {
 	max := receiveMaximum(cl)
 	if max <= 0 || cl.IsTakenOver() || cl.Closed() {
 		return
@@ -136,134 +222,88 @@ func (h *hook) drain(cl *mqtt.Client, sync bool) {
 	}
 	s.drainMu.Lock()
 	defer s.drainMu.Unlock()
-	all := cl.State.Inflight.GetAll(false)
-	var waiting []packets.Packet
-	inflight := 0
-	for _, pk := range all {
-		switch {
-		case pk.FixedHeader.Type != packets.Publish && pk.FixedHeader.Type != packets.Pubrel:
-		case pk.Expiry < 0:
-			waiting = append(waiting, pk)
-		default:
-			inflight++
-		}
-	}
-	if len(waiting) == 0 && !sync {
-		return
-	}
-	o := h.orderOf(cl.ID, true)
-	o.mu.Lock()
-	seq := func(pk packets.Packet) uint64 { return o.seq[pk.PacketID] }
-	sort.SliceStable(waiting, func(i, j int) bool {
-		si, sj := seq(waiting[i]), seq(waiting[j])
-		if si != sj {
-			return si < sj
-		}
-		return waiting[i].Created < waiting[j].Created
-	})
-	o.mu.Unlock()
 	now := time.Now().Unix()
-	sent := 0
-	for _, pk := range waiting {
-		if inflight >= max {
-			break
+	for {
+		s.mu.Lock()
+		f := &s.flow
+		if !f.on || len(f.sent) >= max || f.head == len(f.q) {
+			if f.head == len(f.q) {
+				f.q, f.head = f.q[:0], 0
+			} else if f.head > 1024 && f.head*2 > len(f.q) {
+				n := copy(f.q, f.q[f.head:])
+				f.q, f.head = f.q[:n], 0
+			}
+			s.mu.Unlock()
+			return
+		}
+		e := f.q[f.head]
+		f.head++
+		s.mu.Unlock()
+		pk, ok := cl.State.Inflight.Get(e.id)
+		if !ok || pk.FixedHeader.Type != packets.Publish || pk.Created != e.created {
+			continue // acknowledged or dropped meanwhile, or its identifier reused
 		}
 		was := pk
-		pk.Expiry = h.expiry(pk)
+		if pk.Expiry < 0 {
+			pk.Expiry = h.expiry(pk)
+		}
 		if pk.Expiry > 0 && pk.Expiry < now && pk.Properties.MessageExpiryInterval > 0 {
 			if cl.State.Inflight.Delete(pk.PacketID) { // expired while waiting [MQTT-3.3.2-5]
 				atomic.AddInt64(&h.b.srv.Info.Inflight, -1)
 				h.forget(cl.ID, pk.PacketID)
 			}
-			sent++
 			continue
 		}
-		if cur, ok := cl.State.Inflight.Get(pk.PacketID); !ok || !sameMessage(cur, was) || cur.Expiry >= 0 {
-			sent++
-			continue // changed meanwhile
+		s.mu.Lock()
+		f.sent[e.id] = true
+		f.allow[e.id]++
+		s.mu.Unlock()
+		if err := cl.WritePacket(pk); err != nil {
+			s.mu.Lock()
+			delete(f.sent, e.id)
+			delete(f.allow, e.id)
+			f.head-- // still first: sent at the next connection, like any stored message
+			s.mu.Unlock()
+			return
 		}
-		// Written while still marked, so that holdOvertaking stops a newer message written
-		// at the same moment by mochi's write loop; then unmarked, awaiting its acknowledgement.
-		s.writing.Store(uint32(pk.PacketID) + 1)
-		err := cl.WritePacket(pk)
-		s.writing.Store(0)
-		if err != nil {
-			break // stored: re-sent at the next connection; the quota stays zero (below)
-		}
-		if cur, ok := cl.State.Inflight.Get(pk.PacketID); ok && sameMessage(cur, was) && cur.Expiry < 0 {
-			cl.State.Inflight.Set(pk)
-		}
-		inflight++
-		sent++
-	}
-	// mochi's quota: zero while messages wait, so that new ones are stored marked behind them
-	// and mochi's own send-and-forget of a marked message (after this hook, when its quota
-	// allows) never runs; afterwards what the Receive Maximum leaves.
-	for range max {
-		cl.State.Inflight.DecreaseSendQuota()
-	}
-	if sent == len(waiting) {
-		for range max - inflight {
-			cl.State.Inflight.IncreaseSendQuota()
+		if was.Expiry < 0 {
+			replace(cl, was, pk) // unmarked, awaiting its acknowledgement
 		}
 	}
 }
 
+// OnPacketProcessed runs after each packet the client sent, before mochi's own check for marked
+// messages; with the quota at zero that check never passes (see the top of this file).
 func (h *hook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, err error) {
-	h.drain(cl, false)
+	h.pump(cl)
 }
 
-// holdOvertaking is called for each packet mochi writes to cl. A new QoS 1 or 2 PUBLISH that
-// mochi's write loop sends at once (its send quota allowed it: routed during mochi's re-send,
-// or in the instant between an acknowledgement and the broker setting the quota back to zero)
-// while older messages still wait for cl's Receive Maximum is not written: it is marked to
-// wait behind them [MQTT-4.6.0-6], and the packet returned cannot be encoded, so the write loop
-// drops it (mochi logs that at debug level).
-func (h *hook) holdOvertaking(cl *mqtt.Client, pk packets.Packet) packets.Packet {
-	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Qos == 0 || pk.FixedHeader.Dup ||
-		pk.Expiry < 0 || receiveMaximum(cl) <= 0 {
+// gateWrite is called for each packet mochi writes to cl (OnPacketEncode). For a client whose
+// messages the broker's queue sends, a new QoS 1 or 2 PUBLISH is written only when the sender
+// asked for it (once per request: of two writes of one message, by the sender and by mochi at
+// the same moment, one goes out); mochi's own immediate write of a routed message is refused: the
+// packet returned cannot be encoded, so mochi's write loop drops it (logged at debug level), and
+// the message waits in the queue. Re-sends (DUP) and PUBREL pass.
+func (h *hook) gateWrite(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Qos == 0 || pk.FixedHeader.Dup || receiveMaximum(cl) <= 0 {
 		return pk
 	}
 	s := h.session(cl)
-	if s == nil || s.writing.Load() == uint32(pk.PacketID)+1 {
-		return pk // drain's own write
+	if s == nil {
+		return pk
 	}
 	s.mu.Lock()
-	resending := s.resending // the stored messages come first, also those held back
+	n := s.flow.allow[pk.PacketID]
+	if n > 0 {
+		if n == 1 {
+			delete(s.flow.allow, pk.PacketID)
+		} else {
+			s.flow.allow[pk.PacketID] = n - 1
+		}
+	}
 	s.mu.Unlock()
-	older := resending
-	if !older {
-		waiting := cl.State.Inflight.GetAll(true)
-		if len(waiting) == 0 {
-			return pk
-		}
-		o := h.orderOf(cl.ID, false)
-		if o == nil {
-			return pk
-		}
-		o.mu.Lock()
-		mine := o.seq[pk.PacketID]
-		for _, w := range waiting {
-			if s := o.seq[w.PacketID]; mine != 0 && s != 0 && s < mine {
-				older = true
-				break
-			}
-		}
-		o.mu.Unlock()
-	}
-	if !older {
+	if n > 0 {
 		return pk
-	}
-	cur, ok := cl.State.Inflight.Get(pk.PacketID)
-	if !ok || !sameMessage(cur, pk) || cur.Expiry < 0 {
-		return pk
-	}
-	cur.Expiry = -1
-	cl.State.Inflight.Set(cur)
-	h.b.log.Debug("message held back behind older ones waiting for the client's Receive Maximum", "client", cl.ID, "topic", pk.TopicName)
-	if !resending {
-		// drain may have counted it as sent: a place it will not free.
-		h.drain(cl, false)
 	}
 	pk.FixedHeader.Type = packets.Reserved
 	return pk

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -28,8 +27,8 @@ type session struct {
 	held      []heldMsg        // stored messages beyond its Receive Maximum, during the re-send (see flow.go)
 	resending bool             // between the takeover and the end of mochi's re-send (see flow.go)
 
-	drainMu sync.Mutex    // one drain at a time (see flow.go)
-	writing atomic.Uint32 // packet ID + 1 of the message drain is writing
+	drainMu sync.Mutex // one pump at a time (see flow.go)
+	flow    flow       // under mu
 }
 
 // resolveAlias fills in the topic of an MQTT 5 PUBLISH that uses a topic alias [MQTT-3.3.2-12]:
@@ -199,12 +198,12 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 		held := s.held
 		s.held = nil
 		s.mu.Unlock()
-		h.putBack(cl, held, true)
+		put := h.putBack(cl, held, true)
 		s.mu.Lock()
 		s.resending = false
 		s.mu.Unlock()
+		h.startFlow(cl, s, put)
 		h.deliverLate(cl, s)
-		h.drain(cl, true)
 	}
 	h.parked.Delete(cl.ID)
 	if s == nil {
@@ -309,7 +308,7 @@ func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 		pk.Properties.MaximumPacketSize = h.b.opts.MaxPacketSize
 	}
 	h.waitConnack(cl, pk)
-	if pk = h.holdOvertaking(cl, pk); pk.FixedHeader.Type == packets.Reserved {
+	if pk = h.gateWrite(cl, pk); pk.FixedHeader.Type == packets.Reserved {
 		return pk
 	}
 	stripStampedExpiry(&pk)

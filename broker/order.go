@@ -56,6 +56,7 @@ func (h *hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, rese
 	o.mu.Lock()
 	o.seq[pk.PacketID] = sendSeq.Add(1)
 	o.mu.Unlock()
+	h.enqueueFlow(cl, pk)
 }
 
 // OnQosComplete and OnQosDropped free a packet ID's record. When a new connection takes the
@@ -64,6 +65,7 @@ func (h *hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, rese
 func (h *hook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
 	h.forget(cl.ID, pk.PacketID)
 	h.exchangeDone(cl, pk)
+	h.flowDone(cl, pk.PacketID)
 }
 
 func (h *hook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
@@ -73,6 +75,7 @@ func (h *hook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
 	if !cl.IsTakenOver() {
 		h.forget(cl.ID, pk.PacketID)
 		h.exchangeDone(cl, pk)
+		h.flowDone(cl, pk.PacketID)
 	}
 }
 

@@ -94,12 +94,9 @@ func (h *hook) deliverLate(cl *mqtt.Client, s *session) {
 			pk.Expiry = h.expiry(pk)
 		}
 		limited := receiveMaximum(cl) > 0
-		if limited {
-			pk.Expiry = -1 // sent by drain, after the stored messages, as the Receive Maximum allows (flow.go)
-		}
 		if cl.State.Inflight.Set(pk) {
 			atomic.AddInt64(&h.b.srv.Info.Inflight, 1)
-			h.OnQosPublish(cl, pk, pk.Created, 0)
+			h.OnQosPublish(cl, pk, pk.Created, 0) // limited: queued and sent by the broker's queue (flow.go)
 			if !limited {
 				cl.State.Inflight.DecreaseSendQuota()
 			}
