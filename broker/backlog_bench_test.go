@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"runtime/pprof"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -69,6 +71,15 @@ func BenchmarkBacklog(b *testing.B) {
 				}
 				pc.Disconnect(ctx)
 				time.Sleep(100 * time.Millisecond) // the broker has stored them all
+				if f := os.Getenv("FENNEC_DRAIN_PROFILE"); f != "" && name == "fennec" && i == 0 {
+					// the drain alone, for pprof: FENNEC_DRAIN_PROFILE=cpu.out
+					pf, err := os.Create(f)
+					if err != nil {
+						b.Fatal(err)
+					}
+					pprof.StartCPUProfile(pf)
+					defer func() { pprof.StopCPUProfile(); pf.Close() }()
+				}
 				start := time.Now()
 				sc, err = fennec.Connect(ctx, cfg)
 				if err != nil {
@@ -82,6 +93,9 @@ func BenchmarkBacklog(b *testing.B) {
 					time.Sleep(time.Millisecond)
 				}
 				total += time.Since(start)
+				if os.Getenv("FENNEC_DRAIN_PROFILE") != "" && name == "fennec" && i == 0 {
+					pprof.StopCPUProfile()
+				}
 				sc.Close()
 			}
 			b.ReportMetric(float64(n*b.N)/total.Seconds(), "msgs/s")

@@ -137,10 +137,11 @@ func (h *hook) prepareResend(cl *mqtt.Client, max int) []heldMsg {
 		pk  packets.Packet
 		seq uint64
 	}
-	var es []entry
+	all := cl.State.Inflight.GetAll(false)
+	es := make([]entry, 0, len(all)) // a packets.Packet is large: no regrowth for a big backlog
 	o := h.orderOf(cl.ID, true)
 	o.mu.Lock()
-	for _, pk := range cl.State.Inflight.GetAll(false) {
+	for _, pk := range all {
 		if pk.FixedHeader.Type != packets.Publish && pk.FixedHeader.Type != packets.Pubrel {
 			continue // acknowledgements of the client's own QoS 2 messages
 		}
@@ -174,8 +175,9 @@ func (h *hook) prepareResend(cl *mqtt.Client, max int) []heldMsg {
 	for i, e := range es {
 		types[i] = e.pk.FixedHeader.Type
 	}
-	var held []heldMsg
-	for _, i := range holdBeyond(types, max) {
+	beyond := holdBeyond(types, max)
+	held := make([]heldMsg, 0, len(beyond))
+	for _, i := range beyond {
 		pk := es[i].pk
 		if cur, ok := cl.State.Inflight.Get(pk.PacketID); ok && sameMessage(cur, pk) && cl.State.Inflight.Delete(pk.PacketID) {
 			pk.FixedHeader.Dup = true // a stored message, re-sent [MQTT-3.3.1-1]
