@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"github.com/fennec-mqtt/fennec/packet"
 	"log/slog"
 	"net"
 	"net/http"
@@ -227,42 +228,131 @@ type conn struct {
 	parked atomic.Int32
 	once   sync.Once
 	close  chan struct{}
-	// first reads the fixed header of the connection's first packet: a CONNECT longer than
-	// MaxConnectSize is refused as soon as its length is known, before mochi allocates it.
+	// first holds the connection's first packet, read whole (at most MaxConnectSize) and checked
+	// before mochi sees it (readFirst), then handed to mochi's reads.
 	first struct {
-		hdr  [5]byte
-		n    int
 		done bool
+		buf  []byte
 	}
 }
 
-// errConnectTooLarge ends a connection whose CONNECT claims more than Options.MaxConnectSize.
-var errConnectTooLarge = errors.New("broker: CONNECT larger than the broker's MaxConnectSize")
+// errConnectRefused ends a connection whose first packet the broker refused (readFirst).
+var errConnectRefused = errors.New("broker: CONNECT refused before mochi read it")
 
-// checkFirst feeds bytes read from the client to the first packet's fixed header check.
-func (c *conn) checkFirst(b []byte) error {
-	for _, x := range b {
-		if c.first.done {
-			return nil
+// readFirst reads the connection's first packet whole and checks it, before mochi allocates or
+// parses anything: a CONNECT longer than MaxConnectSize closes the connection as soon as its
+// length is known, and a CONNECT that breaks the protocol is answered here (checkConnect).
+// What it read is then what mochi reads.
+func (c *conn) readFirst() error {
+	c.first.done = true
+	var buf []byte
+	chunk := make([]byte, 4096)
+	need := -1 // bytes of the whole first packet, once its length is known
+	for need < 0 || len(buf) < need {
+		if need < 0 && len(buf) >= 2 {
+			length, n, ok := varint(buf[1:])
+			switch {
+			case !ok && len(buf) >= 5:
+				return c.refuse("malformed remaining length in the first packet", nil)
+			case ok:
+				if max := int(c.l.b.opts.MaxConnectSize); buf[0]>>4 == 1 && length > max {
+					c.l.log.Warn("connection closed: its CONNECT claims more than MaxConnectSize", "remote", c.RemoteAddr().String(),
+						"claimed", length, "max", max)
+					return errConnectRefused
+				}
+				need = 1 + n + length
+				if buf[0]>>4 != 1 {
+					c.first.buf = buf // not a CONNECT: mochi refuses it
+					return nil
+				}
+				continue
+			}
 		}
-		c.first.hdr[c.first.n] = x
-		c.first.n++
-		if c.first.n == 1 || x&0x80 != 0 && c.first.n < 5 {
-			continue
-		}
-		c.first.done = true
-		length, mult := 0, 1
-		for _, d := range c.first.hdr[1:c.first.n] {
-			length += int(d&0x7f) * mult
-			mult *= 128
-		}
-		if max := int(c.l.b.opts.MaxConnectSize); c.first.hdr[0]>>4 == 1 && length > max {
-			c.l.log.Warn("connection closed: its CONNECT claims more than MaxConnectSize", "remote", c.RemoteAddr().String(),
-				"claimed", length, "max", max)
-			return errConnectTooLarge
+		m, err := c.Conn.Read(chunk)
+		buf = append(buf, chunk[:m]...)
+		if err != nil {
+			if len(buf) > 0 {
+				c.first.buf = buf
+				return nil // mochi meets the same end of stream
+			}
+			return err
 		}
 	}
-	return nil
+	c.first.buf = buf
+	_, n, _ := varint(buf[1:])
+	return c.checkConnect(buf[0], buf[1+n:need])
+}
+
+// varint decodes an MQTT variable byte integer from b: value, bytes used, complete.
+func varint(b []byte) (int, int, bool) {
+	v, mult := 0, 1
+	for i := 0; i < len(b) && i < 4; i++ {
+		v += int(b[i]&0x7f) * mult
+		if b[i]&0x80 == 0 {
+			return v, i + 1, true
+		}
+		mult *= 128
+	}
+	return 0, 0, false
+}
+
+// checkConnect applies the rules mochi does not to a CONNECT (header, body), with the Fennec
+// codec, which enforces them all. A refused CONNECT gets the answer the specification asks for,
+// then the connection closes:
+//   - MQTT 5: CONNACK with the codec's reason: 0x81 malformed, 0x82 protocol error (a property
+//     given twice), 0x84 unsupported version; 0x8C for an Authentication Method, since the
+//     broker supports none [MQTT-4.12.0-1];
+//   - MQTT 3.1.1: CONNACK 0x01 for a protocol level it does not support [MQTT-3.1.2-2]; no
+//     CONNACK for a malformed CONNECT (the reserved flag [MQTT-3.1.2-3], a password without a
+//     user name [MQTT-3.1.2-22]): 3.1.1 has no code for it, the connection just closes;
+//   - MQTT 3.1 (MQIsdp, level 3, which the codec does not decode): an empty client identifier is
+//     refused with return code 0x02 (identifier rejected).
+func (c *conn) checkConnect(header byte, body []byte) error {
+	if len(body) >= 12 && string(body[2:8]) == "MQIsdp" && body[8] == 3 {
+		// name (2+6), level, flags, keep alive (2), then the client identifier's length
+		if len(body) >= 14 && body[12] == 0 && body[13] == 0 {
+			c.Conn.Write([]byte{0x20, 0x02, 0x00, 0x02})
+			return c.refuse("MQTT 3.1 CONNECT with an empty client identifier", nil)
+		}
+		return nil
+	}
+	p, err := packet.Decode(packet.V5, header, body)
+	if err == nil {
+		cp := p.(*packet.Connect)
+		if cp.Version == packet.V5 && cp.Props.Has(packet.PropAuthenticationMethod) {
+			c.writeConnack(packet.V5, packet.BadAuthenticationMethod)
+			return c.refuse("CONNECT with an Authentication Method, which this broker does not support [MQTT-4.12.0-1]", nil)
+		}
+		return nil
+	}
+	var pe *packet.Error
+	if !errors.As(err, &pe) {
+		return c.refuse("CONNECT refused", err)
+	}
+	level := byte(0)
+	if len(body) >= 7 {
+		level = body[6]
+	}
+	switch {
+	case pe.Reason == packet.UnsupportedProtocolVersion && level < 5:
+		c.Conn.Write([]byte{0x20, 0x02, 0x00, 0x01}) // 3.1.1 CONNACK 0x01 [MQTT-3.1.2-2]
+	case pe.Reason == packet.UnsupportedProtocolVersion:
+		c.writeConnack(packet.V5, packet.UnsupportedProtocolVersion)
+	case level == 5:
+		c.writeConnack(packet.V5, pe.Reason)
+	}
+	return c.refuse("CONNECT refused", err)
+}
+
+func (c *conn) writeConnack(v packet.Version, code packet.ReasonCode) {
+	if b, err := (&packet.Connack{ReasonCode: code}).Append(nil, v); err == nil {
+		c.Conn.Write(b)
+	}
+}
+
+func (c *conn) refuse(why string, err error) error {
+	c.l.log.Warn("connection closed: "+why, "remote", c.RemoteAddr().String(), "error", err)
+	return errConnectRefused
 }
 
 func newConn(nc net.Conn, l *listener, st *tls.ConnectionState) *conn {
@@ -273,12 +363,17 @@ func (c *conn) Read(p []byte) (int, error) {
 	if err := c.gate.wait(c); err != nil {
 		return 0, err
 	}
-	n, err := c.Conn.Read(p)
-	if !c.first.done && n > 0 {
-		if cerr := c.checkFirst(p[:n]); cerr != nil {
-			return 0, cerr
+	if !c.first.done {
+		if err := c.readFirst(); err != nil {
+			return 0, err
 		}
 	}
+	if len(c.first.buf) > 0 {
+		n := copy(p, c.first.buf)
+		c.first.buf = c.first.buf[n:]
+		return n, nil
+	}
+	n, err := c.Conn.Read(p)
 	// A read already waiting when StopReading was called holds its data until ResumeReading.
 	if werr := c.gate.wait(c); werr != nil {
 		return 0, werr
