@@ -311,6 +311,7 @@ func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 	if pk = h.gateWrite(cl, pk); pk.FixedHeader.Type == packets.Reserved {
 		return pk
 	}
+	h.firstDelivery(cl, &pk)
 	stripStampedExpiry(&pk)
 	h.restoreID(cl, &pk)
 	h.b.faults.delayAck(pk)

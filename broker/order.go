@@ -30,6 +30,10 @@ import (
 type sendOrder struct {
 	mu  sync.Mutex
 	seq map[uint16]uint64 // packet ID → position in the order mochi stored the messages
+	// written holds the positions of messages written to some connection of the client: a
+	// message stored for an offline session and sent at the reconnect is a first delivery, and
+	// goes out with DUP 0 [MQTT-3.3.1-3], though mochi re-sends it marked DUP.
+	written map[uint64]bool
 }
 
 var sendSeq atomic.Uint64
@@ -42,7 +46,7 @@ func (h *hook) orderOf(clientID string, create bool) *sendOrder {
 	if !create {
 		return nil
 	}
-	v, _ := h.order.LoadOrStore(clientID, &sendOrder{seq: map[uint16]uint64{}})
+	v, _ := h.order.LoadOrStore(clientID, &sendOrder{seq: map[uint16]uint64{}, written: map[uint64]bool{}})
 	return v.(*sendOrder)
 }
 
@@ -82,9 +86,32 @@ func (h *hook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
 func (h *hook) forget(clientID string, id uint16) {
 	if o := h.orderOf(clientID, false); o != nil {
 		o.mu.Lock()
+		delete(o.written, o.seq[id])
 		delete(o.seq, id)
 		o.mu.Unlock()
 	}
+}
+
+// firstDelivery clears DUP on a QoS 1/2 PUBLISH written to cl that no connection of the client
+// was sent before, and records the write (OnPacketEncode, for packets that go out).
+func (h *hook) firstDelivery(cl *mqtt.Client, pk *packets.Packet) {
+	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Qos == 0 {
+		return
+	}
+	o := h.orderOf(cl.ID, false)
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	seq, ok := o.seq[pk.PacketID]
+	if !ok {
+		return
+	}
+	if pk.FixedHeader.Dup && !o.written[seq] {
+		pk.FixedHeader.Dup = false
+	}
+	o.written[seq] = true
 }
 
 // OnSessionEstablish runs before mochi hands an existing session to a new connection.
