@@ -234,6 +234,15 @@ type conn struct {
 		done bool
 		buf  []byte
 	}
+	// After CONNECT every packet is read whole and checked with the codec too (validate):
+	// in holds bytes read and not yet a whole packet, ready whole packets for mochi.
+	ver   packet.Version // the CONNECT's; 0: not checked (MQTT 3.1, or an oversized packet)
+	in    []byte
+	ready []byte
+	rerr  error // the read error behind ready
+	pub   packet.Publish
+	ack   packet.Puback
+	chunk []byte
 }
 
 // errConnectRefused ends a connection whose first packet the broker refused (readFirst).
@@ -278,9 +287,24 @@ func (c *conn) readFirst() error {
 			return err
 		}
 	}
-	c.first.buf = buf
 	_, n, _ := varint(buf[1:])
-	return c.checkConnect(buf[0], buf[1+n:need])
+	if err := c.checkConnect(buf[0], buf[1+n:need]); err != nil {
+		return err
+	}
+	c.first.buf = buf[:need]
+	c.in = append([]byte(nil), buf[need:]...) // what the client sent behind CONNECT is checked too
+	if lvl := buf[1+n+6]; lvl == 4 || lvl == 5 {
+		c.ver = packet.Version(lvl)
+		if err := c.extract(); err != nil {
+			return err
+		}
+		c.first.buf = append(c.first.buf, c.ready...)
+		c.ready = nil
+	} else {
+		c.first.buf = buf
+		c.in = nil
+	}
+	return nil
 }
 
 // varint decodes an MQTT variable byte integer from b: value, bytes used, complete.
@@ -373,12 +397,109 @@ func (c *conn) Read(p []byte) (int, error) {
 		c.first.buf = c.first.buf[n:]
 		return n, nil
 	}
-	n, err := c.Conn.Read(p)
-	// A read already waiting when StopReading was called holds its data until ResumeReading.
-	if werr := c.gate.wait(c); werr != nil {
-		return 0, werr
+	if c.ver == 0 {
+		n, err := c.Conn.Read(p)
+		// A read already waiting when StopReading was called holds its data until ResumeReading.
+		if werr := c.gate.wait(c); werr != nil {
+			return 0, werr
+		}
+		return n, err
 	}
-	return n, err
+	for len(c.ready) == 0 {
+		if c.rerr != nil {
+			return 0, c.rerr
+		}
+		if c.chunk == nil {
+			c.chunk = make([]byte, 16<<10)
+		}
+		m, err := c.Conn.Read(c.chunk)
+		if werr := c.gate.wait(c); werr != nil {
+			return 0, werr
+		}
+		c.in = append(c.in, c.chunk[:m]...)
+		if verr := c.extract(); verr != nil {
+			return 0, verr
+		}
+		if err != nil {
+			c.rerr = err
+		}
+		if c.ver == 0 && len(c.ready) == 0 {
+			c.ready, c.in = c.in, nil // switched to pass-through
+			if len(c.ready) == 0 && c.rerr != nil {
+				return 0, c.rerr
+			}
+		}
+	}
+	n := copy(p, c.ready)
+	c.ready = c.ready[n:]
+	if len(c.ready) == 0 {
+		c.ready = nil
+	}
+	return n, nil
+}
+
+// extract moves the whole packets at the start of c.in to c.ready, each checked (validate). A
+// packet longer than MaxPacketSize is handed to mochi as it comes (mochi refuses it at its
+// fixed header, MQTT 5: DISCONNECT 0x95), and checking stops there.
+func (c *conn) extract() error {
+	for len(c.in) >= 2 {
+		length, n, ok := varint(c.in[1:])
+		if !ok {
+			if len(c.in) >= 5 {
+				return c.violation(packet.MalformedPacket, "malformed remaining length", nil)
+			}
+			return nil
+		}
+		if uint64(1+n+length) > uint64(c.l.b.opts.MaxPacketSize) {
+			c.ready = append(c.ready, c.in...)
+			c.in, c.ver = nil, 0
+			return nil
+		}
+		total := 1 + n + length
+		if len(c.in) < total {
+			return nil
+		}
+		if err := c.validate(c.in[0], c.in[1+n:total]); err != nil {
+			return err
+		}
+		c.ready = append(c.ready, c.in[:total]...)
+		c.in = append(c.in[:0], c.in[total:]...)
+	}
+	return nil
+}
+
+// validate checks one packet from the client with the Fennec codec. mochi closes the connection
+// on a packet it cannot decode without telling an MQTT 5 client why, and accepts some that
+// break the protocol; here an MQTT 5 client gets DISCONNECT with the reason first
+// [MQTT-4.13.1-1] (0x81 malformed, 0x82 protocol error), a 3.1.1 client the close.
+func (c *conn) validate(header byte, body []byte) error {
+	var err error
+	switch packet.Type(header >> 4) {
+	case packet.PUBLISH:
+		err = c.pub.DecodeBody(c.ver, header, body)
+	case packet.PUBACK:
+		err = c.ack.DecodeBody(c.ver, header, body) // the commonest: no allocation
+	default:
+		_, err = packet.Decode(c.ver, header, body)
+	}
+	if err == nil {
+		return nil
+	}
+	code := packet.MalformedPacket
+	var pe *packet.Error
+	if errors.As(err, &pe) && pe.Reason >= 0x80 {
+		code = pe.Reason
+	}
+	return c.violation(code, "packet refused", err)
+}
+
+func (c *conn) violation(code packet.ReasonCode, why string, err error) error {
+	if c.ver == packet.V5 {
+		if b, e := (&packet.Disconnect{ReasonCode: code}).Append(nil, packet.V5); e == nil {
+			c.Conn.Write(b)
+		}
+	}
+	return c.refuse(why, err)
 }
 
 // disconnect311 is the encoding of an MQTT DISCONNECT without properties.
