@@ -462,8 +462,15 @@ func (c *conn) extract() error {
 		if err := c.validate(c.in[0], c.in[1+n:total]); err != nil {
 			return err
 		}
-		c.ready = append(c.ready, c.in[:total]...)
-		c.in = append(c.in[:0], c.in[total:]...)
+		if len(c.ready) == 0 {
+			c.ready = c.in[:total:total] // handed on without a copy; in goes on behind it
+		} else {
+			c.ready = append(c.ready, c.in[:total]...)
+		}
+		c.in = c.in[total:]
+		if len(c.in) == 0 {
+			c.in = nil
+		}
 	}
 	return nil
 }
