@@ -7,14 +7,20 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || { command -v sudo >/dev/null 2>&1 && echo
 test: deps vet unit bench-smoke
 
 # deps installs the real peers the interop tests run against, when they are missing and the
-# machine allows it (root or sudo). Without them the interop tests fail with a clear message.
+# machine allows it (root or sudo): mosquitto and its clients, Eclipse Paho Python
+# (python3-paho-mqtt) and the Paho C command-line clients (paho.mqtt.c-examples). Without
+# mosquitto the interop tests fail with a clear message; without Paho they skip, saying why.
 deps:
-	@if ! command -v mosquitto >/dev/null 2>&1 && ! [ -x /usr/sbin/mosquitto ] || ! command -v mosquitto_pub >/dev/null 2>&1; then \
+	@need=""; \
+	{ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; } && command -v mosquitto_pub >/dev/null 2>&1 || need="$$need mosquitto mosquitto-clients"; \
+	[ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import paho.mqtt.client' 2>/dev/null || need="$$need python3-paho-mqtt"; \
+	command -v paho_c_pub >/dev/null 2>&1 || need="$$need paho.mqtt.c-examples"; \
+	if [ -n "$$need" ]; then \
 		if [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1; then \
-			echo "installing mosquitto and mosquitto-clients with apt-get"; \
-			$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mosquitto mosquitto-clients >/dev/null; \
+			echo "installing$$need with apt-get"; \
+			$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$need >/dev/null; \
 		else \
-			echo "mosquitto is missing and this user cannot install it: interop tests will fail"; \
+			echo "missing$$need and this user cannot install them: the interop tests that need them fail or skip"; \
 		fi; \
 	fi
 
