@@ -77,6 +77,9 @@ type Options struct {
 	// reached the broker and its other subscribers), logged at warning level and counted per
 	// client (Dropped). Zero: DefaultMaxStoredMessages.
 	MaxStoredMessages int
+	// MaxSubscribeFilters is the most topic filters one SUBSCRIBE may carry; a SUBSCRIBE with more
+	// is answered with every filter refused (MQTT 5: 0x97 Quota exceeded). Zero: 1,024.
+	MaxSubscribeFilters int
 	// MaxConnectSize is the largest CONNECT accepted, before the client is authenticated: a
 	// larger one closes the connection as soon as its length is read. Zero: DefaultMaxConnectSize.
 	MaxConnectSize uint32
@@ -186,6 +189,9 @@ func New(opts Options) (*Broker, error) {
 		opts.MaxConnectSize = DefaultMaxConnectSize
 	}
 	opts.MaxConnectSize = min(opts.MaxConnectSize, opts.MaxPacketSize)
+	if opts.MaxSubscribeFilters <= 0 {
+		opts.MaxSubscribeFilters = 1024
+	}
 	b.opts = opts
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = opts.MaxPacketSize

@@ -459,7 +459,10 @@ func (c *conn) extract() error {
 		if len(c.in) < total {
 			return nil
 		}
-		if err := c.validate(c.in[0], c.in[1+n:total]); err != nil {
+		if err := c.validate(c.in[0], c.in[1+n:total]); errors.Is(err, errSubscribeRefused) {
+			c.in = c.in[total:] // answered here; the connection goes on
+			continue
+		} else if err != nil {
 			return err
 		}
 		if len(c.ready) == 0 {
@@ -486,6 +489,11 @@ func (c *conn) validate(header byte, body []byte) error {
 		err = c.pub.DecodeBody(c.ver, header, body)
 	case packet.PUBACK:
 		err = c.ack.DecodeBody(c.ver, header, body) // the commonest: no allocation
+	case packet.SUBSCRIBE:
+		var sp packet.Subscribe
+		if err = sp.DecodeBody(c.ver, header, body); err == nil && len(sp.Subscriptions) > c.l.b.opts.MaxSubscribeFilters {
+			return c.refuseSubscribe(&sp)
+		}
 	default:
 		_, err = packet.Decode(c.ver, header, body)
 	}
@@ -498,6 +506,30 @@ func (c *conn) validate(header byte, body []byte) error {
 		code = pe.Reason
 	}
 	return c.violation(code, "packet refused", err)
+}
+
+// errSubscribeRefused marks a SUBSCRIBE answered by the broker itself, not handed to mochi.
+var errSubscribeRefused = errors.New("broker: SUBSCRIBE refused")
+
+// refuseSubscribe answers a SUBSCRIBE with more filters than MaxSubscribeFilters with a SUBACK
+// that refuses every one (MQTT 5: 0x97 Quota exceeded; 3.1.1: 0x80) and does not hand it to
+// mochi, whose handling of a SUBSCRIBE grows faster than its size (65,535 filters of "/" took
+// 17 s and were granted).
+func (c *conn) refuseSubscribe(sp *packet.Subscribe) error {
+	code := packet.QuotaExceeded
+	if c.ver != packet.V5 {
+		code = 0x80
+	}
+	ack := &packet.Suback{PacketID: sp.PacketID, ReasonCodes: make([]packet.ReasonCode, len(sp.Subscriptions))}
+	for i := range ack.ReasonCodes {
+		ack.ReasonCodes[i] = code
+	}
+	if b, err := ack.Append(nil, c.ver); err == nil {
+		c.Conn.Write(b)
+	}
+	c.l.log.Warn("SUBSCRIBE refused: more filters than MaxSubscribeFilters", "remote", c.RemoteAddr().String(),
+		"filters", len(sp.Subscriptions), "max", c.l.b.opts.MaxSubscribeFilters)
+	return errSubscribeRefused
 }
 
 func (c *conn) violation(code packet.ReasonCode, why string, err error) error {
