@@ -89,10 +89,19 @@ type parkedSession struct {
 
 func (h *hook) ID() string { return "fennec-broker" }
 
+// OnWill gives back its zero-length payload to a will whose CONNECT the broker rewrote for mochi,
+// which refuses an empty will payload although the protocol allows it (checkConnect).
+func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
+	if c, ok := cl.Net.Conn.(*conn); ok && c.emptyWill {
+		will.Payload = []byte{}
+	}
+	return will, nil
+}
+
 func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPacketRead,
 		mqtt.OnSubscribed, mqtt.OnDisconnect, mqtt.OnPacketEncode, mqtt.OnSessionEstablished,
-		mqtt.OnClientExpired, mqtt.OnSessionEstablish, mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped, mqtt.OnPacketProcessed, mqtt.OnPacketSent}, []byte{b})
+		mqtt.OnClientExpired, mqtt.OnSessionEstablish, mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped, mqtt.OnPacketProcessed, mqtt.OnPacketSent, mqtt.OnWill}, []byte{b})
 }
 
 // session returns what the broker knows of a connected client, or nil.

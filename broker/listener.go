@@ -242,6 +242,10 @@ type conn struct {
 	rerr  error // the read error behind ready
 	pub   packet.Publish
 	ack   packet.Puback
+	// emptyWill: the CONNECT's will had a zero-length payload, which mochi refuses; mochi got a
+	// one-byte stand-in, and OnWill publishes the will empty again.
+	emptyWill bool
+	rewritten []byte // the CONNECT handed to mochi instead of the one read, when set
 	chunk []byte
 }
 
@@ -292,6 +296,9 @@ func (c *conn) readFirst() error {
 		return err
 	}
 	c.first.buf = buf[:need]
+	if c.rewritten != nil {
+		c.first.buf, c.rewritten = c.rewritten, nil
+	}
 	c.in = append([]byte(nil), buf[need:]...) // what the client sent behind CONNECT is checked too
 	if lvl := buf[1+n+6]; lvl == 4 || lvl == 5 {
 		c.ver = packet.Version(lvl)
@@ -346,6 +353,16 @@ func (c *conn) checkConnect(header byte, body []byte) error {
 		if cp.Version == packet.V5 && cp.Props.Has(packet.PropAuthenticationMethod) {
 			c.writeConnack(packet.V5, packet.BadAuthenticationMethod)
 			return c.refuse("CONNECT with an Authentication Method, which this broker does not support [MQTT-4.12.0-1]", nil)
+		}
+		if cp.Will != nil && len(cp.Will.Payload) == 0 {
+			// A zero-length will payload is allowed [MQTT-3.1.3-10 ff.], mochi refuses it ("will
+			// flag no payload"): mochi gets the CONNECT with a one-byte stand-in, OnWill
+			// publishes the will empty.
+			cp.Will.Payload = []byte{0}
+			if b, err := cp.Append(nil, cp.Version); err == nil {
+				c.emptyWill = true
+				c.rewritten = b
+			}
 		}
 		return nil
 	}
