@@ -42,11 +42,12 @@ func TestBrokerSoak(t *testing.T) {
 	}
 	defer proxy.Close()
 
+	const nPub = 5
 	type sub struct {
 		name string
 		qos  packet.QoS
 		mu   sync.Mutex
-		seen map[string]int
+		seen [nPub][]uint8 // per publisher, deliveries of each sequence number (compact: the test's own memory stays small)
 		c    *fennec.Client
 	}
 	var subs []*sub
@@ -55,7 +56,7 @@ func TestBrokerSoak(t *testing.T) {
 		v   packet.Version
 		qos packet.QoS
 	}{{packet.V5, 1}, {packet.V5, 2}, {packet.V311, 1}, {packet.V311, 2}, {packet.V5, 1}, {packet.V311, 2}} {
-		s := &sub{name: fmt.Sprintf("soak-sub-%d-v%d-q%d", i, cfg.v, cfg.qos), qos: cfg.qos, seen: map[string]int{}}
+		s := &sub{name: fmt.Sprintf("soak-sub-%d-v%d-q%d", i, cfg.v, cfg.qos), qos: cfg.qos}
 		c, err := fennec.Connect(ctx, fennec.Config{Server: "mqtt://" + proxy.Addr, Version: cfg.v, ClientID: s.name,
 			SessionExpiry: time.Hour, KeepAlive: 2 * time.Second, ConnectRetry: true,
 			Backoff: func(int) time.Duration { return 50 * time.Millisecond }})
@@ -67,8 +68,18 @@ func TestBrokerSoak(t *testing.T) {
 		for {
 			sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
 			_, err := c.Subscribe(sctx, func(m *fennec.Message) {
+				var p, q, i int
+				if _, err := fmt.Sscanf(string(m.Payload), "%d-%d-%d", &p, &q, &i); err != nil || p < 0 || p >= nPub {
+					t.Errorf("unexpected payload %q", m.Payload)
+					return
+				}
 				s.mu.Lock()
-				s.seen[string(m.Payload)]++
+				for len(s.seen[p]) <= i {
+					s.seen[p] = append(s.seen[p], 0)
+				}
+				if s.seen[p][i] < 255 {
+					s.seen[p][i]++
+				}
 				s.mu.Unlock()
 				progress.Add(1)
 			}, packet.Subscription{Filter: "soak/#", QoS: cfg.qos})
@@ -85,10 +96,11 @@ func TestBrokerSoak(t *testing.T) {
 
 	// Publishers connect directly: what they were acknowledged is what the broker owes.
 	var accMu sync.Mutex
-	accepted := map[packet.QoS][]string{}
+	var accepted [nPub]int // messages acknowledged per publisher: sequence numbers 0..n-1
+	pubQoS := []packet.QoS{0, 1, 2, 1, 2}
 	var wg sync.WaitGroup
 	end := time.Now().Add(*soakFor)
-	for p, qos := range []packet.QoS{0, 1, 2, 1, 2} {
+	for p, qos := range pubQoS {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -104,11 +116,9 @@ func TestBrokerSoak(t *testing.T) {
 					t.Errorf("publisher %d: %v", p, err)
 					return
 				}
-				if qos > 0 {
-					accMu.Lock()
-					accepted[qos] = append(accepted[qos], payload)
-					accMu.Unlock()
-				}
+				accMu.Lock()
+				accepted[p] = i + 1
+				accMu.Unlock()
 				time.Sleep(time.Millisecond) // about 1,000 messages a second per publisher
 			}
 		}()
@@ -158,14 +168,20 @@ func TestBrokerSoak(t *testing.T) {
 		defer accMu.Unlock()
 		for _, s := range subs {
 			s.mu.Lock()
-			for qos, list := range accepted {
-				for _, p := range list {
-					k := s.seen[p]
+			for p, n := range accepted {
+				if pubQoS[p] == 0 {
+					continue // QoS 0 may be lost
+				}
+				for i := 0; i < n; i++ {
+					k := 0
+					if i < len(s.seen[p]) {
+						k = int(s.seen[p][i])
+					}
 					if k == 0 {
 						m++
 						perSub[s.name]++
 					}
-					if k > 1 && qos == 2 && s.qos == 2 {
+					if k > 1 && pubQoS[p] == 2 && s.qos == 2 {
 						d += k - 1
 					}
 				}
@@ -187,7 +203,15 @@ func TestBrokerSoak(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	accMu.Lock()
-	n1, n2 := len(accepted[1]), len(accepted[2])
+	n1, n2 := 0, 0
+	for p, n := range accepted {
+		switch pubQoS[p] {
+		case 1:
+			n1 += n
+		case 2:
+			n2 += n
+		}
+	}
 	accMu.Unlock()
 	conns := 0
 	for _, s := range subs {
