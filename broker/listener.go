@@ -246,7 +246,7 @@ type conn struct {
 	// one-byte stand-in, and OnWill publishes the will empty again.
 	emptyWill bool
 	rewritten []byte // the CONNECT handed to mochi instead of the one read, when set
-	chunk []byte
+	chunk     []byte
 }
 
 // errConnectRefused ends a connection whose first packet the broker refused (readFirst).
