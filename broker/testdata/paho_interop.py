@@ -57,6 +57,9 @@ def on_message(c, u, m):
 pub = client(tag + "-pub")
 connect(pub)
 pub.publish(tag + "/r", "retained", qos=qos, retain=True).wait_for_publish(10)
+# At QoS 0 wait_for_publish returns once the packet is written; a QoS 1 fence on the same
+# connection makes sure the broker stored the retained message before the subscriber subscribes.
+pub.publish("fence/" + tag, "", qos=1).wait_for_publish(10)
 sub = client(tag + "-sub")
 sub.on_message = on_message
 connect(sub)
