@@ -65,13 +65,26 @@ func TestInteropPahoPython(t *testing.T) {
 					if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
 						t.Fatalf("paho output: %v\n%s", err, out)
 					}
-					if len(res.Got) != 21 || !res.Got[0].Retain || res.Got[0].Payload != "retained" {
-						t.Fatalf("got %d messages, first %+v; want the retained one and 20\n%s", len(res.Got), res.Got, out)
-					}
-					for i, m := range res.Got[1:] {
-						if m.Payload != fmt.Sprint(i) || m.Qos != qos || m.Retain {
-							t.Fatalf("message %d: %+v, want payload %d at QoS %d, in order", i, m, i, qos)
+					// The retained message (another topic) may come before or among the live ones:
+					// order holds per topic [MQTT-4.6.0-6].
+					var live []string
+					retained := 0
+					for _, m := range res.Got {
+						switch {
+						case strings.HasSuffix(m.Topic, "/r") && m.Retain && m.Payload == "retained":
+							retained++
+						case strings.HasSuffix(m.Topic, "/m") && m.Qos == qos && !m.Retain:
+							live = append(live, m.Payload)
+						default:
+							t.Fatalf("unexpected message %+v", m)
 						}
+					}
+					want := make([]string, 20)
+					for i := range want {
+						want[i] = fmt.Sprint(i)
+					}
+					if retained != 1 || strings.Join(live, ",") != strings.Join(want, ",") {
+						t.Fatalf("retained %d (want 1), live %v (want 0..19 in order)\n%s", retained, live, out)
 					}
 					if strings.Join(res.Stored, ",") != "p0,p1,p2" {
 						t.Fatalf("persistent session received %v, want p0,p1,p2", res.Stored)
