@@ -185,14 +185,13 @@ func (d *dispatcher) enqueue(it delivery, bounded bool, conn *mqttconn.Conn) enq
 			if !d.full(it.size, hardLimit, hardBytes) {
 				break
 			}
-			d.mu.Unlock()
+			r := overflow
 			if it.msg.QoS == 0 {
-				d.mu.Lock()
 				d.dropped++
-				d.mu.Unlock()
-				return droppedQoS0
+				r = droppedQoS0
 			}
-			return overflow
+			d.mu.Unlock()
+			return r
 		}
 		if d.space == nil {
 			d.space = make(chan struct{})

@@ -22,10 +22,9 @@ type session struct {
 	pending map[string]bool // AWS: iot:Subscribe decisions of the SUBSCRIBE being processed
 	aliases map[uint16]string
 
-	replaced  *mqtt.Client     // the old client of the session this connection took over
-	late      []packets.Packet // messages routed to it during the takeover (see takeover.go)
-	held      []heldMsg        // stored messages beyond its Receive Maximum, during the re-send (see flow.go)
-	resending bool             // between the takeover and the end of mochi's re-send (see flow.go)
+	replaced *mqtt.Client     // the old client of the session this connection took over
+	late     []packets.Packet // messages routed to it during the takeover (see takeover.go)
+	held     []heldMsg        // stored messages beyond its Receive Maximum, during the re-send (see flow.go)
 
 	drainMu sync.Mutex // one pump at a time (see flow.go)
 	flow    flow       // under mu
@@ -207,11 +206,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 		held := s.held
 		s.held = nil
 		s.mu.Unlock()
-		put := h.putBack(cl, held, true)
-		s.mu.Lock()
-		s.resending = false
-		s.mu.Unlock()
-		h.startFlow(cl, s, put)
+		h.startFlow(cl, s, h.putBack(cl, held, true))
 		h.deliverLate(cl, s)
 	}
 	h.parked.Delete(cl.ID)

@@ -228,12 +228,9 @@ type conn struct {
 	parked atomic.Int32
 	once   sync.Once
 	close  chan struct{}
-	// first holds the connection's first packet, read whole (at most MaxConnectSize) and checked
-	// before mochi sees it (readFirst), then handed to mochi's reads.
-	first struct {
-		done bool
-		buf  []byte
-	}
+	// firstRead: the connection's first packet was read whole (at most MaxConnectSize) and
+	// checked before mochi saw it (readFirst); it waits in ready.
+	firstRead bool
 	// After CONNECT every packet is read whole and checked with the codec too (validate):
 	// in holds bytes read and not yet a whole packet, ready whole packets for mochi.
 	ver   packet.Version // the CONNECT's; 0: not checked (MQTT 3.1, or an oversized packet)
@@ -245,7 +242,6 @@ type conn struct {
 	// emptyWill: the CONNECT's will had a zero-length payload, which mochi refuses; mochi got a
 	// one-byte stand-in, and OnWill publishes the will empty again.
 	emptyWill bool
-	rewritten []byte // the CONNECT handed to mochi instead of the one read, when set
 	chunk     []byte
 }
 
@@ -257,9 +253,10 @@ var errConnectRefused = errors.New("broker: CONNECT refused before mochi read it
 // length is known, and a CONNECT that breaks the protocol is answered here (checkConnect).
 // What it read is then what mochi reads.
 func (c *conn) readFirst() error {
-	c.first.done = true
+	c.firstRead = true
 	var buf []byte
-	chunk := make([]byte, 4096)
+	c.chunk = make([]byte, 16<<10)
+	chunk := c.chunk
 	need := -1 // bytes of the whole first packet, once its length is known
 	for need < 0 || len(buf) < need {
 		if need < 0 && len(buf) >= 2 {
@@ -275,7 +272,7 @@ func (c *conn) readFirst() error {
 				}
 				need = 1 + n + length
 				if buf[0]>>4 != 1 {
-					c.first.buf = buf // not a CONNECT: mochi refuses it
+					c.ready = buf // not a CONNECT: mochi refuses it
 					return nil
 				}
 				continue
@@ -285,33 +282,29 @@ func (c *conn) readFirst() error {
 		buf = append(buf, chunk[:m]...)
 		if err != nil {
 			if len(buf) > 0 {
-				c.first.buf = buf
+				c.ready = buf
 				return nil // mochi meets the same end of stream
 			}
 			return err
 		}
 	}
 	_, n, _ := varint(buf[1:])
-	if err := c.checkConnect(buf[0], buf[1+n:need]); err != nil {
+	standIn, err := c.checkConnect(buf[0], buf[1+n:need])
+	if err != nil {
 		return err
 	}
-	c.first.buf = buf[:need]
-	if c.rewritten != nil {
-		c.first.buf, c.rewritten = c.rewritten, nil
+	lvl := buf[1+n+6]
+	if lvl != 4 && lvl != 5 {
+		c.ready = buf // MQTT 3.1: handed on unchecked
+		return nil
 	}
+	c.ver = packet.Version(lvl)
 	c.in = append([]byte(nil), buf[need:]...) // what the client sent behind CONNECT is checked too
-	if lvl := buf[1+n+6]; lvl == 4 || lvl == 5 {
-		c.ver = packet.Version(lvl)
-		if err := c.extract(); err != nil {
-			return err
-		}
-		c.first.buf = append(c.first.buf, c.ready...)
-		c.ready = nil
-	} else {
-		c.first.buf = buf
-		c.in = nil
+	c.ready = buf[:need]
+	if standIn != nil {
+		c.ready = standIn
 	}
-	return nil
+	return c.extract()
 }
 
 // varint decodes an MQTT variable byte integer from b: value, bytes used, complete.
@@ -338,21 +331,21 @@ func varint(b []byte) (int, int, bool) {
 //     user name [MQTT-3.1.2-22]): 3.1.1 has no code for it, the connection just closes;
 //   - MQTT 3.1 (MQIsdp, level 3, which the codec does not decode): an empty client identifier is
 //     refused with return code 0x02 (identifier rejected).
-func (c *conn) checkConnect(header byte, body []byte) error {
+func (c *conn) checkConnect(header byte, body []byte) (standIn []byte, err error) {
 	if len(body) >= 12 && string(body[2:8]) == "MQIsdp" && body[8] == 3 {
 		// name (2+6), level, flags, keep alive (2), then the client identifier's length
 		if len(body) >= 14 && body[12] == 0 && body[13] == 0 {
 			c.Conn.Write([]byte{0x20, 0x02, 0x00, 0x02})
-			return c.refuse("MQTT 3.1 CONNECT with an empty client identifier", nil)
+			return nil, c.refuse("MQTT 3.1 CONNECT with an empty client identifier", nil)
 		}
-		return nil
+		return nil, nil
 	}
 	p, err := packet.Decode(packet.V5, header, body)
 	if err == nil {
 		cp := p.(*packet.Connect)
 		if cp.Version == packet.V5 && cp.Props.Has(packet.PropAuthenticationMethod) {
 			c.writeConnack(packet.V5, packet.BadAuthenticationMethod)
-			return c.refuse("CONNECT with an Authentication Method, which this broker does not support [MQTT-4.12.0-1]", nil)
+			return nil, c.refuse("CONNECT with an Authentication Method, which this broker does not support [MQTT-4.12.0-1]", nil)
 		}
 		if cp.Will != nil && len(cp.Will.Payload) == 0 {
 			// A zero-length will payload is allowed [MQTT-3.1.3-10 ff.], mochi refuses it ("will
@@ -361,14 +354,14 @@ func (c *conn) checkConnect(header byte, body []byte) error {
 			cp.Will.Payload = []byte{0}
 			if b, err := cp.Append(nil, cp.Version); err == nil {
 				c.emptyWill = true
-				c.rewritten = b
+				return b, nil
 			}
 		}
-		return nil
+		return nil, nil
 	}
 	var pe *packet.Error
 	if !errors.As(err, &pe) {
-		return c.refuse("CONNECT refused", err)
+		return nil, c.refuse("CONNECT refused", err)
 	}
 	level := byte(0)
 	if len(body) >= 7 {
@@ -382,7 +375,7 @@ func (c *conn) checkConnect(header byte, body []byte) error {
 	case level == 5:
 		c.writeConnack(packet.V5, pe.Reason)
 	}
-	return c.refuse("CONNECT refused", err)
+	return nil, c.refuse("CONNECT refused", err)
 }
 
 func (c *conn) writeConnack(v packet.Version, code packet.ReasonCode) {
@@ -404,17 +397,12 @@ func (c *conn) Read(p []byte) (int, error) {
 	if err := c.gate.wait(c); err != nil {
 		return 0, err
 	}
-	if !c.first.done {
+	if !c.firstRead {
 		if err := c.readFirst(); err != nil {
 			return 0, err
 		}
 	}
-	if len(c.first.buf) > 0 {
-		n := copy(p, c.first.buf)
-		c.first.buf = c.first.buf[n:]
-		return n, nil
-	}
-	if c.ver == 0 {
+	if c.ver == 0 && len(c.ready) == 0 {
 		n, err := c.Conn.Read(p)
 		// A read already waiting when StopReading was called holds its data until ResumeReading.
 		if werr := c.gate.wait(c); werr != nil {

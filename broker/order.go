@@ -136,7 +136,7 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	held := h.prepareResend(old, receiveMaximum(cl))
 	if s := h.session(cl); s != nil {
 		s.mu.Lock()
-		s.held, s.resending = held, receiveMaximum(cl) > 0
+		s.held = held
 		s.mu.Unlock()
 	} else {
 		h.putBack(old, held, false)
