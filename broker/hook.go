@@ -22,9 +22,13 @@ type session struct {
 	pending map[string]bool // AWS: iot:Subscribe decisions of the SUBSCRIBE being processed
 	aliases map[uint16]string
 
-	replaced *mqtt.Client     // the old client of the session this connection took over
-	late     []packets.Packet // messages routed to it during the takeover (see takeover.go)
-	held     []heldMsg        // stored messages beyond its Receive Maximum, during the re-send (see flow.go)
+	replaced *mqtt.Client // the old client of the session this connection took over
+	// inherited holds that old client and the ones it had inherited from, most recent first, at
+	// most maxInherited, kept after the takeover ends: a routing that looked one up before the
+	// switch may still reach it (see takeover.go).
+	inherited []*mqtt.Client
+	late      []packets.Packet // messages routed to it during the takeover (see takeover.go)
+	held      []heldMsg        // stored messages beyond its Receive Maximum, during the re-send (see flow.go)
 
 	drainMu sync.Mutex // one pump at a time (see flow.go)
 	flow    flow       // under mu
@@ -132,6 +136,7 @@ var errRefused = errors.New("broker: connection refused")
 func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if c := connOf(cl); c != nil {
 		c.v311.Store(pk.ProtocolVersion < 5)
+		c.client.Store(cl)
 	}
 	if h.b.faults.refuseConnect(h.b.srv, cl) {
 		h.b.log.Info("CONNECT refused by fault injection", "client", cl.ID, "remote", cl.Net.Remote)
@@ -222,6 +227,13 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	// identity that client had: without them every message for it would be refused, and mochi
 	// would drop what it must store for the next connection [MQTT-3.1.2-5].
 	s := h.sessionOrParked(cl)
+	if s == nil && !write {
+		// A delivery to the old client of a finished takeover is handed on to the new one
+		// (takeover.go): judged by the new one's rules.
+		if cur, cs := h.successor(cl); cur != nil {
+			cl, s = cur, cs
+		}
+	}
 	if s == nil {
 		return false
 	}
@@ -347,6 +359,31 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 		h.ids.Delete(cl.ID)
 	}
 	h.b.log.Info("client disconnected", "client", cl.ID, "remote", cl.Net.Remote, "reason", err, "session_kept", keep)
+}
+
+// connectionEnded runs when mochi is done with a connection (its establish returned). mochi
+// (v2.7.9) registers a client as the holder of its session before writing the CONNACK and
+// re-sending the stored messages, and when either write fails (a client that left at once)
+// returns without OnSessionEstablished or OnDisconnect: the client stays registered as an
+// offline session, but the broker's own records never learn it. The takeover is finished here
+// (the messages held back from the re-send and those routed during the takeover are stored in
+// the session), then the disconnection is handled as mochi's would have been.
+func (h *hook) connectionEnded(cl *mqtt.Client, err error) {
+	s := h.session(cl)
+	if s == nil {
+		return // OnDisconnect ran, or the client was never authenticated
+	}
+	h.restoreHeld(cl)
+	h.deliverLate(cl, s) // cl is closed: stored, sent at the next connection
+	expire := (cl.Properties.ProtocolVersion == 5 && cl.Properties.Props.SessionExpiryInterval == 0) ||
+		(cl.Properties.ProtocolVersion < 5 && cl.Properties.Clean)
+	h.b.log.Debug("connection ended before its session was established", "client", cl.ID, "error", err)
+	h.OnDisconnect(cl, err, expire)
+	if cur, ok := h.b.srv.Clients.Get(cl.ID); expire && ok && cur == cl && !cl.IsTakenOver() {
+		cl.ClearInflights()
+		h.b.srv.UnsubscribeClient(cl)
+		h.b.srv.Clients.Delete(cl.ID)
+	}
 }
 
 // OnClientExpired is called when mochi discards an offline session whose expiry has passed.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"github.com/fennec-mqtt/fennec/packet"
 	"log/slog"
 	"net"
 	"net/http"
@@ -12,7 +11,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fennec-mqtt/fennec/packet"
+
 	"github.com/coder/websocket"
+	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
@@ -127,8 +129,12 @@ func (l *listener) handle(nc net.Conn, state *tls.ConnectionState, establish lis
 	}
 	defer l.untrack(c)
 	_ = nc.SetReadDeadline(time.Now().Add(connectTimeout)) // replaced by mochi's keepalive deadline after CONNECT
-	if err := establish(l.spec.name, c); err != nil && !errors.Is(err, net.ErrClosed) {
+	err := establish(l.spec.name, c)
+	if err != nil && !errors.Is(err, net.ErrClosed) {
 		l.log.Debug("connection ended", "remote", remote, "error", err)
+	}
+	if cl := c.client.Load(); cl != nil {
+		l.b.hook.connectionEnded(cl, err)
 	}
 }
 
@@ -222,7 +228,9 @@ type conn struct {
 	l    *listener
 	tls  *tls.ConnectionState
 	v311 atomic.Bool // the client speaks MQTT 3.1 or 3.1.1
-	gate *gate
+	// client is mochi's client of this connection, once its CONNECT was read.
+	client atomic.Pointer[mqtt.Client]
+	gate   *gate
 	// parked counts reads blocked by StopReading: once it is positive, nothing the client sends
 	// reaches mochi until ResumeReading.
 	parked atomic.Int32

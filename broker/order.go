@@ -56,6 +56,9 @@ func (h *hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, rese
 	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Dup || resends != 0 {
 		return
 	}
+	if h.handOnStale(cl, pk) {
+		return
+	}
 	o := h.orderOf(cl.ID, true)
 	o.mu.Lock()
 	o.seq[pk.PacketID] = sendSeq.Add(1)
@@ -127,8 +130,14 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 		return
 	}
 	if s := h.session(cl); s != nil {
+		chain := []*mqtt.Client{old}
+		if os := h.sessionOrParked(old); os != nil {
+			os.mu.Lock()
+			chain = append(chain, os.inherited[:min(len(os.inherited), maxInherited-1)]...)
+			os.mu.Unlock()
+		}
 		s.mu.Lock()
-		s.replaced = old
+		s.replaced, s.inherited = old, chain
 		s.mu.Unlock()
 		h.takeovers.Store(old, takeover{cl: cl, s: s})
 	}

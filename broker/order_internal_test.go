@@ -182,6 +182,29 @@ func TestTakeoverHandsOnLateMessages(t *testing.T) {
 	if old.State.Inflight.Len() != 0 {
 		t.Fatalf("%d messages left with the old client", old.State.Inflight.Len())
 	}
+
+	// A routing that looked up the old client before the switch reaches it only now, after the
+	// takeover ended (publishToClient: the ACL check, then the store, then OnQosPublish).
+	if !h.OnACLCheck(old, "t", false) {
+		t.Fatal("a delivery to the replaced client is refused: the message would be dropped")
+	}
+	stale := msg(4, "stale route")
+	old.State.Inflight.Set(stale)
+	h.OnQosPublish(old, stale, stale.Created, 0)
+	select {
+	case w := <-got:
+		if w.payload != "stale route" {
+			t.Fatalf("sent %v, want the message routed to the replaced client", w)
+		}
+		if pk, ok := cl.State.Inflight.Get(w.id); !ok || string(pk.Payload) != w.payload {
+			t.Fatalf("message %q not stored under its identifier %d", w.payload, w.id)
+		}
+	case <-time.After(10 * time.Second): // bounds a broken run only
+		t.Fatal("the message routed to the replaced client was never sent")
+	}
+	if old.State.Inflight.Len() != 0 {
+		t.Fatalf("%d messages left with the old client", old.State.Inflight.Len())
+	}
 }
 
 // TestConnackFirst: a packet mochi writes to a connection between registering it and writing

@@ -14,14 +14,21 @@ import (
 	"github.com/fennec-mqtt/fennec/packet"
 )
 
-// A measurement, not a regression test (FENNEC_STRESS=1 runs it): a QoS 1 publisher sends
-// 5000 numbered messages while a persistent-session subscriber (3.1.1) reconnects every few
-// milliseconds, its old connection often still closing when the new one takes the session over.
-// It logs how many messages never arrived; see docs/broker.md on the takeover window.
+// A QoS 1 publisher sends 5000 numbered messages while a persistent-session subscriber (3.1.1)
+// reconnects every few milliseconds, its old connection often still closing when the new one
+// takes the session over: every message must arrive (see docs/broker.md on the takeover
+// window). Before routings that outlive a takeover were handed on, 0 to 3 of the 5000 were
+// lost per run. FENNEC_STRESS=N repeats it N times.
 func TestStressReconnectingSubscriber(t *testing.T) {
-	if os.Getenv("FENNEC_STRESS") == "" {
-		t.Skip("FENNEC_STRESS=1 runs this measurement")
+	rounds, _ := strconv.Atoi(os.Getenv("FENNEC_STRESS"))
+	for i := range max(rounds, 1) {
+		if lost := reconnectingSubscriber(t); lost > 0 {
+			t.Fatalf("run %d: %d acknowledged messages never arrived", i+1, lost)
+		}
 	}
+}
+
+func reconnectingSubscriber(t *testing.T) int {
 	b := brokertest.Start(t, brokertest.Options{Logger: slog.New(slog.DiscardHandler)})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -96,4 +103,5 @@ func TestStressReconnectingSubscriber(t *testing.T) {
 		}
 	}
 	t.Logf("%d reconnects: %d messages received (%d distinct), %d of %d never arrived", rounds, received, len(seen), missing, n)
+	return missing
 }
