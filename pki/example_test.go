@@ -60,33 +60,6 @@ func ExampleEncodeC() {
 	// static const int sizeof_tiny_der = sizeof(tiny_der);
 }
 
-// ExplainHandshake turns a failed handshake into a cause and a fix. Here the broker's
-// certificate comes from a CA the client does not trust.
-func ExampleExplainHandshake() {
-	trusted, _ := pki.GenerateDevPKI(pki.DevPKIOptions{})
-	other, _ := pki.GenerateDevPKI(pki.DevPKIOptions{})
-	srvCfg, _ := pki.ServerConfig(pki.ServerOptions{
-		Cert: pki.BytesSource(other.Server.CertPEM, "server.pem"),
-		Key:  pki.BytesSource(other.Server.KeyPEM, "server-key.pem"),
-	})
-	l, _ := tls.Listen("tcp", "127.0.0.1:0", srvCfg)
-	defer l.Close()
-	go func() {
-		c, err := l.Accept()
-		if err == nil {
-			c.(*tls.Conn).Handshake()
-			c.Close()
-		}
-	}()
-
-	rec := &pki.HandshakeRecorder{}
-	cfg, _ := pki.ClientConfig(pki.ClientOptions{CAs: []pki.Source{pki.BytesSource(trusted.CA.CertPEM, "ca.pem")}, Recorder: rec})
-	_, err := tls.Dial("tcp", l.Addr().String(), cfg)
-	d := pki.ExplainHandshake(err, rec)
-	fmt.Println(d.Step, d.Kind)
-	// Output: tls unknown-authority
-}
-
 // Verify names why a certificate does not fit: here, the host name.
 func ExampleVerify() {
 	p, _ := pki.GenerateDevPKI(pki.DevPKIOptions{Hosts: []string{"broker.local"}, IPs: []net.IP{net.ParseIP("10.0.0.7")}})

@@ -3,13 +3,14 @@ package pki_test
 import (
 	"testing"
 
+	"github.com/fennec-mqtt/fennec/internal/tlstest"
 	"github.com/fennec-mqtt/fennec/pki"
 )
 
 // FuzzParse feeds Parse arbitrary bytes: it must never panic, and every object it returns
 // must either have parsed or say why not.
 func FuzzParse(f *testing.F) {
-	fx := getFixtures(f)
+	fx := tlstest.Get(f)
 	der := fx.Client.Cert.Raw
 	f.Add(fx.Client.CertPEM)
 	f.Add(fx.Client.KeyPEM)

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fennec-mqtt/fennec/internal/tlstest"
 	"github.com/fennec-mqtt/fennec/pki"
 )
 
@@ -29,7 +30,7 @@ func mustParse(t *testing.T, data []byte, name string) []pki.Object {
 }
 
 func TestParseFormsByContent(t *testing.T) {
-	f := getFixtures(t)
+	f := tlstest.Get(t)
 	certDER := f.Client.Cert.Raw
 	ecKey := f.Client.Key.(*ecdsa.PrivateKey)
 	rsaKey := f.ClientRSA.Key.(*rsa.PrivateKey)
@@ -97,7 +98,7 @@ func cPEMString(name string, pemData []byte) []byte {
 }
 
 func TestParseCertsTestHeader(t *testing.T) {
-	f := getFixtures(t)
+	f := tlstest.Get(t)
 	keyDER, _ := x509.MarshalECPrivateKey(f.Client.Key.(*ecdsa.PrivateKey))
 	var h strings.Builder
 	h.WriteString("/* certs_test.h */\n#ifndef WOLFSSL_CERTS_TEST_H\n#define WOLFSSL_CERTS_TEST_H\n\n#ifdef USE_CERT_BUFFERS_256\n")
@@ -133,7 +134,7 @@ func TestParseCertsTestHeader(t *testing.T) {
 
 // The seed's failure: PEM text pasted byte by byte into an array loaded as DER (-140).
 func TestPEMInsideDERArray(t *testing.T) {
-	f := getFixtures(t)
+	f := tlstest.Get(t)
 	src := pki.EncodeC("ca_cert_der_2048", f.CA.CertPEM)
 	objs := mustParse(t, src, "certs_test.h")
 	if len(objs) != 1 {
@@ -161,7 +162,7 @@ func TestPEMInsideDERArray(t *testing.T) {
 }
 
 func TestArrayWithAttributeAndLowercaseHex(t *testing.T) {
-	f := getFixtures(t)
+	f := tlstest.Get(t)
 	var b strings.Builder
 	b.WriteString("const unsigned char root_ca[] PROGMEM = {")
 	for i, c := range f.CA.Cert.Raw {
@@ -178,7 +179,7 @@ func TestArrayWithAttributeAndLowercaseHex(t *testing.T) {
 }
 
 func TestBase64InsideDERArray(t *testing.T) {
-	f := getFixtures(t)
+	f := tlstest.Get(t)
 	src := pki.EncodeC("ca_cert", []byte(base64.StdEncoding.EncodeToString(f.CA.Cert.Raw)))
 	objs := mustParse(t, src, "certs.h")
 	var be *pki.Base64InArrayError
@@ -188,7 +189,7 @@ func TestBase64InsideDERArray(t *testing.T) {
 }
 
 func TestTruncatedDER(t *testing.T) {
-	f := getFixtures(t)
+	f := tlstest.Get(t)
 	der := f.Client.Cert.Raw
 	cut := der[:len(der)-100]
 	for _, tc := range []struct {
@@ -213,7 +214,7 @@ func TestTruncatedDER(t *testing.T) {
 }
 
 func TestSizeofMismatchIsReported(t *testing.T) {
-	f := getFixtures(t)
+	f := tlstest.Get(t)
 	src := string(pki.EncodeC("ca_cert_der", f.CA.Cert.Raw))
 	src = strings.Replace(src, "sizeof(ca_cert_der)", "1190", 1)
 	objs := mustParse(t, []byte(src), "certs.h")
@@ -230,7 +231,7 @@ func TestSizeofMismatchIsReported(t *testing.T) {
 }
 
 func TestTrailingDataAfterDER(t *testing.T) {
-	f := getFixtures(t)
+	f := tlstest.Get(t)
 	padded := append(append([]byte{}, f.CA.Cert.Raw...), 0xff, 0xee, 0xdd)
 	objs := mustParse(t, pki.EncodeC("ca_der", padded), "x.h")
 	var te *pki.TrailingDataError
@@ -240,7 +241,7 @@ func TestTrailingDataAfterDER(t *testing.T) {
 }
 
 func TestPEMBundleAndNames(t *testing.T) {
-	f := getFixtures(t)
+	f := tlstest.Get(t)
 	bundle := append(append([]byte("chain:\n"), f.Client.CertPEM...), f.CA.CertPEM...)
 	objs := mustParse(t, bundle, "chain.pem")
 	if len(objs) != 2 || objs[0].Name != "chain.pem#1" || objs[1].Name != "chain.pem#2" {
@@ -259,7 +260,7 @@ func TestPEMBundleAndNames(t *testing.T) {
 }
 
 func TestKeyWhereCertificateExpected(t *testing.T) {
-	f := getFixtures(t)
+	f := tlstest.Get(t)
 	_, err := pki.LoadCertificates(pki.BytesSource(f.Client.KeyPEM, "client.crt"))
 	var we *pki.WrongKindError
 	if !errors.As(err, &we) || we.Want != pki.KindCertificate || we.Got != pki.KindPrivateKey {
@@ -282,7 +283,7 @@ func TestKeyWhereCertificateExpected(t *testing.T) {
 }
 
 func TestKeyDoesNotMatchCertificate(t *testing.T) {
-	f := getFixtures(t)
+	f := tlstest.Get(t)
 	_, err := pki.LoadKeyPair(pki.BytesSource(f.Client.CertPEM, "client.pem"), pki.BytesSource(f.Stray.KeyPEM, "stray-key.pem"), nil)
 	var ke *pki.KeyMismatchError
 	if !errors.As(err, &ke) || !strings.Contains(err.Error(), "does not match") || !strings.Contains(err.Error(), "device-1") {
@@ -302,7 +303,7 @@ func TestKeyDoesNotMatchCertificate(t *testing.T) {
 }
 
 func TestValidity(t *testing.T) {
-	f := getFixtures(t)
+	f := tlstest.Get(t)
 	err := pki.CheckValidity(f.Expired.Cert, time.Now())
 	var ve *pki.ValidityError
 	if !errors.As(err, &ve) || !ve.Expired || ve.ClockUnset {
@@ -329,7 +330,7 @@ func TestValidity(t *testing.T) {
 }
 
 func TestNotIssuedByCA(t *testing.T) {
-	f := getFixtures(t)
+	f := tlstest.Get(t)
 	err := pki.Verify(f.ClientOther.Cert, pki.VerifyOptions{Roots: []*x509.Certificate{f.CA.Cert}, Usage: pki.UsageClient})
 	var ne *pki.NotIssuedByError
 	if !errors.As(err, &ne) {
@@ -352,7 +353,7 @@ func TestNotIssuedByCA(t *testing.T) {
 }
 
 func TestVerifyHostnameAndUsage(t *testing.T) {
-	f := getFixtures(t)
+	f := tlstest.Get(t)
 	roots := []*x509.Certificate{f.CA.Cert}
 	err := pki.Verify(f.ServerWrongSAN.Cert, pki.VerifyOptions{Roots: roots, Host: "localhost", Usage: pki.UsageServer})
 	var he *pki.HostnameError
@@ -367,7 +368,7 @@ func TestVerifyHostnameAndUsage(t *testing.T) {
 }
 
 func TestCAFileWithoutCA(t *testing.T) {
-	f := getFixtures(t)
+	f := tlstest.Get(t)
 	_, err := pki.LoadCAs(pki.BytesSource(f.Server.CertPEM, "ca.pem"))
 	var ne *pki.NoCAError
 	if !errors.As(err, &ne) || !strings.Contains(err.Error(), "no CA certificate") || !strings.Contains(err.Error(), "localhost") {
@@ -380,7 +381,7 @@ func TestCAFileWithoutCA(t *testing.T) {
 }
 
 func TestEncryptedPKCS8(t *testing.T) {
-	f := getFixtures(t)
+	f := tlstest.Get(t)
 	k, _ := pem.Decode(f.Client.KeyPEM)
 	enc, err := pki.EncryptPKCS8Iterations(k.Bytes, []byte("s3cret"), 1000)
 	if err != nil {
@@ -388,7 +389,7 @@ func TestEncryptedPKCS8(t *testing.T) {
 	}
 	encPEM := pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: enc})
 	dir := t.TempDir()
-	passFile := write(t, dir, "pass", []byte("s3cret\n"))
+	passFile := tlstest.Write(t, dir, "pass", []byte("s3cret\n"))
 
 	objs := mustParse(t, encPEM, "key.pem")
 	if !errors.Is(objs[0].Err, pki.ErrNeedPassphrase) {
@@ -416,9 +417,9 @@ func TestEncryptedPKCS8FromOpenSSL(t *testing.T) {
 	if err != nil {
 		t.Skip("openssl not installed")
 	}
-	f := getFixtures(t)
+	f := tlstest.Get(t)
 	dir := t.TempDir()
-	plain := write(t, dir, "plain.pem", f.ClientRSA.KeyPEM)
+	plain := tlstest.Write(t, dir, "plain.pem", f.ClientRSA.KeyPEM)
 	for _, tc := range []struct{ cipher, prf string }{
 		{"aes-256-cbc", "hmacWithSHA256"}, {"aes-128-cbc", "hmacWithSHA1"}, {"des3", "hmacWithSHA512"}, {"aes-192-cbc", "hmacWithSHA384"},
 	} {
@@ -453,7 +454,7 @@ func TestNothingRecognised(t *testing.T) {
 }
 
 func TestEncodeCRoundTrip(t *testing.T) {
-	f := getFixtures(t)
+	f := tlstest.Get(t)
 	src := pki.EncodeC("ca_cert_der_2048", f.CA.Cert.Raw)
 	if !strings.Contains(string(src), "static const unsigned char ca_cert_der_2048[] =") ||
 		!strings.Contains(string(src), "static const int sizeof_ca_cert_der_2048 = sizeof(ca_cert_der_2048);") {
@@ -513,10 +514,10 @@ func TestBundlesFromOpenSSL(t *testing.T) {
 	if err != nil {
 		t.Skip("openssl not installed")
 	}
-	f := getFixtures(t)
+	f := tlstest.Get(t)
 	dir := t.TempDir()
-	chain := write(t, dir, "chain.pem", append(append([]byte{}, f.Client.CertPEM...), f.CA.CertPEM...))
-	key := write(t, dir, "key.pem", f.Client.KeyPEM)
+	chain := tlstest.Write(t, dir, "chain.pem", append(append([]byte{}, f.Client.CertPEM...), f.CA.CertPEM...))
+	key := tlstest.Write(t, dir, "key.pem", f.Client.KeyPEM)
 	for _, form := range []string{"PEM", "DER"} {
 		p7 := filepath.Join(dir, "chain.p7b."+form)
 		if out, err := exec.Command(openssl, "crl2pkcs7", "-nocrl", "-certfile", chain, "-outform", form, "-out", p7).CombinedOutput(); err != nil {

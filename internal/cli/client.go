@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/fennec-mqtt/fennec"
+	"github.com/fennec-mqtt/fennec/diagnose"
 	"github.com/fennec-mqtt/fennec/packet"
-	"github.com/fennec-mqtt/fennec/pki"
 )
 
 // This file adapts the fennec client library to the commands (see mqtt.go for the seam).
@@ -265,7 +265,7 @@ func explainClientError(err error, spec *connSpec) *exitError {
 				// Under TLS 1.3 the server judges the client certificate after the client's
 				// side of the handshake is done: its verdict arrives with the first read.
 				requested, sent, _ := spec.tlsFacts.snapshot()
-				if _, alert := pki.RemoteAlert(err); alert || closed && requested && !sent {
+				if _, alert := diagnose.RemoteAlert(err); alert || closed && requested && !sent {
 					if e := explainTLS(err, spec); e != nil {
 						return e
 					}

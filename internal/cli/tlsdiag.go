@@ -3,6 +3,7 @@ package cli
 import (
 	"strings"
 
+	"github.com/fennec-mqtt/fennec/diagnose"
 	"github.com/fennec-mqtt/fennec/pki"
 )
 
@@ -14,7 +15,7 @@ func explainTLS(err error, spec *connSpec) *exitError {
 	if spec != nil && spec.tlsFacts != nil {
 		rec = spec.tlsFacts.rec
 	}
-	d := pki.ExplainHandshake(err, rec)
+	d := diagnose.ExplainHandshake(err, rec)
 	if d == nil {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package pki_test
+package diagnose_test
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/fennec-mqtt/fennec/broker/brokertest"
+	"github.com/fennec-mqtt/fennec/diagnose"
+	"github.com/fennec-mqtt/fennec/internal/tlstest"
 	"github.com/fennec-mqtt/fennec/pki"
 )
 
@@ -24,9 +26,9 @@ func TestHandshakeEmbeddedBroker(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := dialAndRead(t, b.TLSAddr, cfg, true)
+			got, err := tlstest.DialAndRead(t, b.TLSAddr, cfg, true)
 			if err != nil {
-				t.Fatalf("%v\n%v", err, pki.ExplainHandshake(err, rec))
+				t.Fatalf("%v\n%v", err, rec.Info())
 			}
 			if !bytes.Equal(got, []byte{0x20, 0x02, 0x00, 0x00}) {
 				t.Fatalf("CONNACK = % x", got)
@@ -40,22 +42,22 @@ func TestHandshakeEmbeddedBroker(t *testing.T) {
 	t.Run("no client certificate", func(t *testing.T) {
 		rec := &pki.HandshakeRecorder{}
 		cfg, _ := pki.ClientConfig(pki.ClientOptions{CAs: []pki.Source{pki.FileSource(b.CAFile)}, ServerName: "localhost", Recorder: rec})
-		_, err := dialAndRead(t, b.TLSAddr, cfg, true)
-		expectDiagnosis(t, err, rec, pki.DiagClientCertMissing, "Fennec Development CA")
+		_, err := tlstest.DialAndRead(t, b.TLSAddr, cfg, true)
+		expectDiagnosis(t, err, rec, diagnose.DiagClientCertMissing, "Fennec Development CA")
 	})
 	t.Run("certificate from another CA", func(t *testing.T) {
-		f := getFixtures(t)
+		f := tlstest.Get(t)
 		rec := &pki.HandshakeRecorder{}
 		cfg, _ := pki.ClientConfig(pki.ClientOptions{CAs: []pki.Source{pki.FileSource(b.CAFile)}, ServerName: "localhost", Recorder: rec,
 			Cert: pki.BytesSource(f.Client.CertPEM, "c"), Key: pki.BytesSource(f.Client.KeyPEM, "k")})
-		_, err := dialAndRead(t, b.TLSAddr, cfg, true)
-		expectDiagnosis(t, err, rec, pki.DiagClientCertRejected, "CN=device-1", "Fennec Development CA")
+		_, err := tlstest.DialAndRead(t, b.TLSAddr, cfg, true)
+		expectDiagnosis(t, err, rec, diagnose.DiagClientCertRejected, "CN=device-1", "Fennec Development CA")
 	})
 	t.Run("wrong CA for the server", func(t *testing.T) {
-		f := getFixtures(t)
+		f := tlstest.Get(t)
 		rec := &pki.HandshakeRecorder{}
 		cfg, _ := pki.ClientConfig(pki.ClientOptions{CAs: []pki.Source{pki.BytesSource(f.CA.CertPEM, "ca")}, ServerName: "localhost", Recorder: rec})
-		_, err := dialAndRead(t, b.TLSAddr, cfg, true)
-		expectDiagnosis(t, err, rec, pki.DiagUnknownAuthority, "Fennec Development CA", "Test Root CA")
+		_, err := tlstest.DialAndRead(t, b.TLSAddr, cfg, true)
+		expectDiagnosis(t, err, rec, diagnose.DiagUnknownAuthority, "Fennec Development CA", "Test Root CA")
 	})
 }

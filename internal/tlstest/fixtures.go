@@ -1,4 +1,4 @@
-package pki_test
+package tlstest
 
 import (
 	"net"
@@ -11,10 +11,10 @@ import (
 	"github.com/fennec-mqtt/fennec/pki"
 )
 
-// fixtures is a PKI generated once per test binary: the good CA and another CA with the same
+// Fixtures is a PKI generated once per test binary: the good CA and another CA with the same
 // kind of name, servers with and without the right SANs, clients (ECDSA and RSA), expired and
 // not-yet-valid certificates, and a key that matches nothing.
-type fixtures struct {
+type Fixtures struct {
 	CA, OtherCA, RSACA                  *pki.Issued
 	Server, ServerWrongSAN, ServerOther *pki.Issued
 	Client, ClientRSA, ClientOther      *pki.Issued
@@ -25,11 +25,12 @@ type fixtures struct {
 
 var (
 	fixOnce sync.Once
-	fix     *fixtures
+	fix     *Fixtures
 	fixErr  error
 )
 
-func getFixtures(t testing.TB) *fixtures {
+// Get returns the fixtures, generated on first use.
+func Get(t testing.TB) *Fixtures {
 	t.Helper()
 	fixOnce.Do(func() { fix, fixErr = makeFixtures() })
 	if fixErr != nil {
@@ -38,8 +39,8 @@ func getFixtures(t testing.TB) *fixtures {
 	return fix
 }
 
-func makeFixtures() (*fixtures, error) {
-	f := &fixtures{}
+func makeFixtures() (*Fixtures, error) {
+	f := &Fixtures{}
 	var err error
 	must := func(spec pki.CertSpec, parent *pki.Issued) *pki.Issued {
 		if err != nil {
@@ -73,8 +74,8 @@ func makeFixtures() (*fixtures, error) {
 	return f, err
 }
 
-// write writes data to name in a fresh temp dir with mode 0644 (readable by mosquitto).
-func write(t testing.TB, dir, name string, data []byte) string {
+// Write writes data to name in a fresh temp dir with mode 0644 (readable by mosquitto).
+func Write(t testing.TB, dir, name string, data []byte) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, data, 0o644); err != nil {

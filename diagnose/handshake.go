@@ -1,6 +1,7 @@
-package pki
+package diagnose
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/fennec-mqtt/fennec/pki"
 )
 
 // Diagnosis explains a failure in plain words: which step failed, why, and what to do.
@@ -92,7 +95,7 @@ func RemoteAlert(err error) (uint8, bool) {
 // client certificate, so a rejected client certificate shows on the first read after the
 // handshake, either as an alert (bad_certificate, unknown_ca, certificate_required) or as a
 // reset, depending on timing. ExplainHandshake explains both; pass the error of that first read.
-func ExplainHandshake(err error, rec *HandshakeRecorder) *Diagnosis {
+func ExplainHandshake(err error, rec *pki.HandshakeRecorder) *Diagnosis {
 	if err == nil {
 		return nil
 	}
@@ -106,7 +109,7 @@ func ExplainHandshake(err error, rec *HandshakeRecorder) *Diagnosis {
 	var cve *tls.CertificateVerificationError
 	var ua x509.UnknownAuthorityError
 	var he x509.HostnameError
-	var pin *PinError
+	var pin *pki.PinError
 	var rhe tls.RecordHeaderError
 	switch {
 	case errors.As(err, &pin):
@@ -124,12 +127,12 @@ func ExplainHandshake(err error, rec *HandshakeRecorder) *Diagnosis {
 			presented = describeChain(cve.UnverifiedCertificates)
 		}
 		if leaf != nil {
-			d.Cause = fmt.Sprintf("the server's certificate %s is issued by %s, which is not among the CAs you trust (%s)", NameString(leaf.Subject), NameString(leaf.Issuer), trusted)
+			d.Cause = fmt.Sprintf("the server's certificate %s is issued by %s, which is not among the CAs you trust (%s)", pki.NameString(leaf.Subject), pki.NameString(leaf.Issuer), trusted)
 			if isSelfSigned(leaf) {
 				d.Cause += "; the server's certificate is self-signed"
 			}
 			for _, t := range info.Trusted {
-				if t == NameString(leaf.Issuer) {
+				if t == pki.NameString(leaf.Issuer) {
 					d.Cause += "; a CA with that very name is trusted, but its key did not sign the server's certificate: it is a different CA with the same name (regenerated?)"
 					break
 				}
@@ -137,7 +140,7 @@ func ExplainHandshake(err error, rec *HandshakeRecorder) *Diagnosis {
 			if presented != "" {
 				d.Cause += "; the server presented: " + presented
 			}
-			d.Fix = fmt.Sprintf("pass the CA certificate whose subject is %s (--cafile)", NameString(leaf.Issuer))
+			d.Fix = fmt.Sprintf("pass the CA certificate whose subject is %s (--cafile)", pki.NameString(leaf.Issuer))
 			if isAWSEndpoint(leaf) {
 				d.Fix += "; for an AWS IoT ATS endpoint (-ats.iot.REGION.amazonaws.com) that is Amazon Root CA 1 (AmazonRootCA1.pem; Amazon Root CA 3 when the endpoint serves an ECC certificate); the legacy endpoint without -ats needs the VeriSign Class 3 G5 root"
 			}
@@ -148,9 +151,9 @@ func ExplainHandshake(err error, rec *HandshakeRecorder) *Diagnosis {
 		return d
 	case errors.As(err, &he):
 		d.Kind = DiagHostname
-		names := CertNames(he.Certificate)
+		names := pki.CertNames(he.Certificate)
 		if len(names) == 0 {
-			d.Cause = fmt.Sprintf("the server's certificate %s has no subject alternative names, so it is valid for no host name (%q was expected); the common name is not used", NameString(he.Certificate.Subject), he.Host)
+			d.Cause = fmt.Sprintf("the server's certificate %s has no subject alternative names, so it is valid for no host name (%q was expected); the common name is not used", pki.NameString(he.Certificate.Subject), he.Host)
 		} else {
 			d.Cause = fmt.Sprintf("the server's certificate is valid for %s, not for %q", strings.Join(names, ", "), he.Host)
 		}
@@ -160,11 +163,11 @@ func ExplainHandshake(err error, rec *HandshakeRecorder) *Diagnosis {
 	if ci, ok := asCertInvalid(err); ok {
 		if ci.Reason == x509.Expired {
 			d.Kind = DiagExpired
-			v := CheckValidity(ci.Cert, info.Now)
+			v := pki.CheckValidity(ci.Cert, info.Now)
 			if v == nil {
-				v = &ValidityError{Subject: NameString(ci.Cert.Subject), NotBefore: ci.Cert.NotBefore, NotAfter: ci.Cert.NotAfter, Now: info.Now, Expired: true}
+				v = &pki.ValidityError{Subject: pki.NameString(ci.Cert.Subject), NotBefore: ci.Cert.NotBefore, NotAfter: ci.Cert.NotAfter, Now: info.Now, Expired: true}
 			}
-			ve := v.(*ValidityError)
+			ve := v.(*pki.ValidityError)
 			d.Cause = "the server's " + trimPrefix(ve)
 			if ve.ClockUnset {
 				d.Cause = fmt.Sprintf("this device's clock says %s, before this program was even built, so the device clock is probably unset; the server's certificate is valid from %s to %s",
@@ -174,9 +177,9 @@ func ExplainHandshake(err error, rec *HandshakeRecorder) *Diagnosis {
 			return d
 		}
 		d.Kind = DiagBadServerCert
-		d.Cause = "the server's certificate " + NameString(ci.Cert.Subject) + " is unusable: " + ci.Error()
+		d.Cause = "the server's certificate " + pki.NameString(ci.Cert.Subject) + " is unusable: " + ci.Error()
 		if ci.Reason == x509.IncompatibleUsage {
-			d.Cause = fmt.Sprintf("the server's certificate %s is not allowed for TLS servers (extended key usage: %s)", NameString(ci.Cert.Subject), strings.Join(extKeyUsageNames(ci.Cert), ", "))
+			d.Cause = fmt.Sprintf("the server's certificate %s is not allowed for TLS servers (extended key usage: %s)", pki.NameString(ci.Cert.Subject), strings.Join(extKeyUsageNames(ci.Cert), ", "))
 		}
 		d.Fix = "reissue the server certificate (fennec cert gen for a development broker)"
 		return d
@@ -256,11 +259,11 @@ func ExplainHandshake(err error, rec *HandshakeRecorder) *Diagnosis {
 }
 
 // clientValidity says what is wrong with the client certificate's dates, or "".
-func clientValidity(info HandshakeInfo) string {
+func clientValidity(info pki.HandshakeInfo) string {
 	if info.ClientLeaf == nil {
 		return ""
 	}
-	if err := CheckValidity(info.ClientLeaf, info.Now); err != nil {
+	if err := pki.CheckValidity(info.ClientLeaf, info.Now); err != nil {
 		return "; by this device's clock, the client " + trimPrefix(err)
 	}
 	return ""
@@ -275,7 +278,7 @@ func isAWSEndpoint(c *x509.Certificate) bool {
 	return false
 }
 
-func allowedVersions(info HandshakeInfo) string {
+func allowedVersions(info pki.HandshakeInfo) string {
 	if info.MinVersion == 0 {
 		return ""
 	}
@@ -294,14 +297,14 @@ func isRemote(err error) bool {
 	return ok
 }
 
-func acceptable(info HandshakeInfo) string {
+func acceptable(info pki.HandshakeInfo) string {
 	if len(info.AcceptableCAs) == 0 {
 		return ""
 	}
 	return "; it accepts certificates issued by " + strings.Join(info.AcceptableCAs, "; ")
 }
 
-func explainAlert(d *Diagnosis, alert uint8, info HandshakeInfo) *Diagnosis {
+func explainAlert(d *Diagnosis, alert uint8, info pki.HandshakeInfo) *Diagnosis {
 	name := strings.TrimPrefix(tls.AlertError(alert).Error(), "tls: ")
 	// Under TLS 1.3 the client's handshake is complete once it has verified the server and
 	// sent its Finished; the server judges the client certificate afterwards. Under TLS 1.2 the
@@ -391,7 +394,7 @@ func explainAlert(d *Diagnosis, alert uint8, info HandshakeInfo) *Diagnosis {
 func describeChain(chain []*x509.Certificate) string {
 	parts := make([]string, 0, len(chain))
 	for _, c := range chain {
-		parts = append(parts, fmt.Sprintf("[%s issued by %s]", NameString(c.Subject), NameString(c.Issuer)))
+		parts = append(parts, fmt.Sprintf("[%s issued by %s]", pki.NameString(c.Subject), pki.NameString(c.Issuer)))
 	}
 	return strings.Join(parts, " ")
 }
@@ -406,4 +409,37 @@ func trustedList(names []string) string {
 		return strings.Join(names, "; ")
 	}
 	return fmt.Sprintf("%s; and %d more", strings.Join(names[:maxTrustedNamed], "; "), len(names)-maxTrustedNamed)
+}
+
+func trimPrefix(err error) string { return strings.TrimPrefix(err.Error(), "pki: ") }
+
+// asCertInvalid returns x509's reason when err is a CertificateInvalidError.
+func asCertInvalid(err error) (x509.CertificateInvalidError, bool) {
+	var ci x509.CertificateInvalidError
+	ok := errors.As(err, &ci)
+	return ci, ok
+}
+
+func isSelfSigned(c *x509.Certificate) bool {
+	return bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil
+}
+
+func extKeyUsageNames(c *x509.Certificate) []string {
+	var out []string
+	for _, u := range c.ExtKeyUsage {
+		switch u {
+		case x509.ExtKeyUsageAny:
+			out = append(out, "any")
+		case x509.ExtKeyUsageServerAuth:
+			out = append(out, "TLS server")
+		case x509.ExtKeyUsageClientAuth:
+			out = append(out, "TLS client")
+		default:
+			out = append(out, fmt.Sprintf("usage %d", u))
+		}
+	}
+	if len(out) == 0 {
+		out = []string{"none"}
+	}
+	return out
 }

@@ -1,0 +1,36 @@
+package diagnose_test
+
+import (
+	"crypto/tls"
+	"fmt"
+
+	"github.com/fennec-mqtt/fennec/diagnose"
+	"github.com/fennec-mqtt/fennec/pki"
+)
+
+// ExplainHandshake turns a failed handshake into a cause and a fix. Here the broker's
+// certificate comes from a CA the client does not trust.
+func ExampleExplainHandshake() {
+	trusted, _ := pki.GenerateDevPKI(pki.DevPKIOptions{})
+	other, _ := pki.GenerateDevPKI(pki.DevPKIOptions{})
+	srvCfg, _ := pki.ServerConfig(pki.ServerOptions{
+		Cert: pki.BytesSource(other.Server.CertPEM, "server.pem"),
+		Key:  pki.BytesSource(other.Server.KeyPEM, "server-key.pem"),
+	})
+	l, _ := tls.Listen("tcp", "127.0.0.1:0", srvCfg)
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err == nil {
+			c.(*tls.Conn).Handshake()
+			c.Close()
+		}
+	}()
+
+	rec := &pki.HandshakeRecorder{}
+	cfg, _ := pki.ClientConfig(pki.ClientOptions{CAs: []pki.Source{pki.BytesSource(trusted.CA.CertPEM, "ca.pem")}, Recorder: rec})
+	_, err := tls.Dial("tcp", l.Addr().String(), cfg)
+	d := diagnose.ExplainHandshake(err, rec)
+	fmt.Println(d.Step, d.Kind)
+	// Output: tls unknown-authority
+}
