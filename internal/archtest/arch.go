@@ -34,6 +34,7 @@ var Allowed = map[string][]string{
 	"internal/archtest":      {},
 	"internal/mosquittotest": {},
 	"internal/faultproxy":    {},
+	"internal/tlstest":       {"pki", "internal/mosquittotest"},
 }
 
 // StdlibOnly lists the packages that may not import anything outside the standard library.
