@@ -16,17 +16,32 @@ import (
 	"github.com/fennec-mqtt/fennec/pki"
 )
 
-// Diagnosis explains a failure in plain words: which step failed, why, and what to do.
+// Diagnosis explains a failure in plain words: which step failed, why, with what evidence,
+// and what to do.
 type Diagnosis struct {
-	Step  string // "tls"
-	Kind  string // a stable identifier of the cause, e.g. "unknown-authority"; see ExplainHandshake
-	Cause string
-	Fix   string
-	Err   error // the error explained
+	Step string `json:"step"` // StepLocal, StepDNS, StepTCP, StepTLS, StepMQTT, StepRoundTrip
+	// Kind is the stable identifier of the cause (docs/diagnosis.md), e.g. "unknown-authority".
+	Kind  string `json:"cause"`
+	Cause string `json:"explanation"`
+	// Evidence are the observations the cause rests on (names, dates, codes, versions).
+	Evidence []string `json:"evidence,omitempty"`
+	// Inferred is true when the cause is deduced rather than observed; Candidates then lists
+	// the likely causes, most likely first.
+	Inferred   bool     `json:"inferred,omitempty"`
+	Candidates []string `json:"candidates,omitempty"`
+	Fix        string   `json:"fix"`
+	Err        error    `json:"-"` // the error explained
 }
 
 func (d *Diagnosis) String() string {
-	return d.Step + ": " + d.Cause + "\nfix: " + d.Fix
+	s := d.Step + ": " + d.Cause
+	for _, e := range d.Evidence {
+		s += "\nevidence: " + e
+	}
+	for i, c := range d.Candidates {
+		s += fmt.Sprintf("\nlikely cause %d: %s", i+1, c)
+	}
+	return s + "\nfix: " + d.Fix
 }
 
 // Diagnosis kinds returned by ExplainHandshake.
