@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/fennec-mqtt/fennec/mqttconn"
 	"github.com/fennec-mqtt/fennec/packet"
@@ -92,4 +93,32 @@ func Explain(err error, c Context) *Diagnosis {
 			Fix: "check that the port speaks MQTT, and the MQTT version (-V 311 for a broker without MQTT 5)"}
 	}
 	return d.closedAtConnect(context.Background(), err)
+}
+
+// Recheck connects to the broker of c again with cfg (built by pki.ClientConfig with
+// c.Recorder) and waits for the server's verdict on the client certificate before sending
+// anything. Under TLS 1.3 a rejected client certificate reaches a client that has already sent
+// CONNECT as an alert or as a reset, at random; Recheck turns that into the same answer on
+// every run. It returns the TLS diagnosis when the server rejects the handshake or the
+// certificate, and nil when it accepts both.
+func Recheck(ctx context.Context, c Context, cfg *tls.Config) *Diagnosis {
+	d := &doctor{t: Target{Host: c.Host, Port: c.Port, TLS: true, AWS: c.AWS || isAWSHost(c.Host), Timeout: 10 * time.Second},
+		rep: &Report{}, rec: c.Recorder, cfg: cfg}
+	if d.rec == nil {
+		return nil
+	}
+	defer func() {
+		if d.nc != nil {
+			d.nc.Close()
+		}
+	}()
+	for _, step := range []func(context.Context) *Diagnosis{d.dns, d.tcp, d.handshake} {
+		if diag := step(ctx); diag != nil {
+			if diag.Step != StepTLS {
+				return nil
+			}
+			return diag
+		}
+	}
+	return nil
 }

@@ -270,6 +270,11 @@ func explainClientError(err error, spec *connSpec) *exitError {
 						return e
 					}
 				}
+				if closed && sent {
+					if e := recheckTLS(err, spec); e != nil {
+						return e
+					}
+				}
 			}
 			if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
 				return &exitError{code: ExitTimeout, err: err, step: "mqtt", hint: fmt.Sprintf("step: MQTT — waiting for CONNACK from %s\ncause: the connection is up but the server did not answer CONNECT in time\nfix: check that the port speaks MQTT (not HTTP or another protocol); raise --connect-timeout on a slow link", addr)}

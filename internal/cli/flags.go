@@ -37,6 +37,9 @@ type connFlags struct {
 	profileTopic                                      string // the profile's topic
 	topic                                             string // set by buildSpec: the topic of -L, else the profile's
 	noProfile                                         bool   // the embedded demo: no profile applies
+	// deferTLS makes buildSpec leave the TLS material unloaded (spec.tlsOptions): the doctor
+	// loads it as its first step.
+	deferTLS bool
 
 	fs *pflag.FlagSet
 }
@@ -348,6 +351,16 @@ func (f *connFlags) buildSpec(streams IO, qos *int) (*connSpec, error) {
 			// protocol (AWS IoT Core Developer Guide, "Device communication protocols": protocols,
 			// port mappings and authentication).
 			f.alpn = []string{"x-amzn-mqtt-ca"}
+		}
+		if f.deferTLS {
+			opts, err := tlsOptions(f, t.host)
+			if err != nil {
+				return nil, err
+			}
+			spec.tlsOptions = &opts
+			spec.ClientCert = f.cert != ""
+			f.topic = cmp.Or(t.topic, f.profileTopic)
+			return spec, nil
 		}
 		facts := &tlsFacts{}
 		cfg, err := buildTLSConfig(f, t.host, facts)

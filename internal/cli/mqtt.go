@@ -6,6 +6,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/fennec-mqtt/fennec/pki"
 )
 
 // This file is the seam between the commands and the client library: the commands speak in
@@ -40,6 +42,8 @@ type connSpec struct {
 	// onPacket, when set, sees the type of every packet sent (outbound) and received.
 	onPacket func(outbound bool, packetType byte)
 	tlsFacts *tlsFacts
+	// tlsOptions holds the TLS flags unloaded, for the doctor (connFlags.deferTLS).
+	tlsOptions *pki.ClientOptions
 }
 
 // message is one application message, either sent or received.

@@ -31,6 +31,20 @@ func (f *tlsFacts) snapshot() (requested, sent bool, cas []string) {
 // the pki package: certificates and keys are recognised by content (PEM, DER, C arrays, ...),
 // and every loading error names its cause.
 func buildTLSConfig(f *connFlags, host string, facts *tlsFacts) (*tls.Config, error) {
+	opts, err := tlsOptions(f, host)
+	if err != nil {
+		return nil, err
+	}
+	facts.rec, facts.insecure = opts.Recorder, f.insecure
+	cfg, err := pki.ClientConfig(opts)
+	if err != nil {
+		return nil, tlsSetupError(err)
+	}
+	return cfg, nil
+}
+
+// tlsOptions turns the TLS flags into the options of pki.ClientConfig, without loading anything.
+func tlsOptions(f *connFlags, host string) (pki.ClientOptions, error) {
 	opts := pki.ClientOptions{
 		ServerName:         host,
 		NextProtos:         f.alpn,
@@ -40,7 +54,6 @@ func buildTLSConfig(f *connFlags, host string, facts *tlsFacts) (*tls.Config, er
 		SystemRoots:        f.osCerts,
 		Passphrase:         pki.PassphraseFromEnv("FENNEC_KEY_PASSPHRASE"),
 	}
-	facts.rec, facts.insecure = opts.Recorder, f.insecure
 	if f.servername != "" {
 		opts.ServerName = f.servername
 	}
@@ -51,9 +64,9 @@ func buildTLSConfig(f *connFlags, host string, facts *tlsFacts) (*tls.Config, er
 	case "tlsv1.2", "1.2", "tls1.2":
 		opts.MinVersion, opts.MaxVersion = tls.VersionTLS12, tls.VersionTLS12
 	case "tlsv1.1", "tlsv1", "tlsv1.0", "1.1", "1.0":
-		return nil, usageErrorf("--tls-version %s: TLS below 1.2 is broken and refused; use tlsv1.2 or tlsv1.3", f.tlsVersion)
+		return opts, usageErrorf("--tls-version %s: TLS below 1.2 is broken and refused; use tlsv1.2 or tlsv1.3", f.tlsVersion)
 	default:
-		return nil, usageErrorf("--tls-version %q: use tlsv1.3 or tlsv1.2", f.tlsVersion)
+		return opts, usageErrorf("--tls-version %q: use tlsv1.3 or tlsv1.2", f.tlsVersion)
 	}
 	if f.cafile != "" {
 		opts.CAs = append(opts.CAs, pki.FileSource(f.cafile))
@@ -61,7 +74,7 @@ func buildTLSConfig(f *connFlags, host string, facts *tlsFacts) (*tls.Config, er
 	if f.capath != "" {
 		entries, err := os.ReadDir(f.capath)
 		if err != nil {
-			return nil, &exitError{code: ExitError, err: fmt.Errorf("--capath: %w", err)}
+			return opts, &exitError{code: ExitError, err: fmt.Errorf("--capath: %w", err)}
 		}
 		n := 0
 		for _, e := range entries {
@@ -75,7 +88,7 @@ func buildTLSConfig(f *connFlags, host string, facts *tlsFacts) (*tls.Config, er
 			}
 		}
 		if n == 0 {
-			return nil, &exitError{code: ExitError, step: "setup", err: fmt.Errorf("--capath %s: no CA certificate in the directory", f.capath),
+			return opts, &exitError{code: ExitError, step: "setup", err: fmt.Errorf("--capath %s: no CA certificate in the directory", f.capath),
 				hint: "step: TLS setup (before connecting)\ncause: none of the files in the directory holds a CA certificate\nfix: put the CA certificate(s) there, or use --cafile FILE"}
 		}
 	}
@@ -85,11 +98,7 @@ func buildTLSConfig(f *connFlags, host string, facts *tlsFacts) (*tls.Config, er
 	if f.cert != "" {
 		opts.Cert, opts.Key = pki.FileSource(f.cert), pki.FileSource(f.key)
 	}
-	cfg, err := pki.ClientConfig(opts)
-	if err != nil {
-		return nil, tlsSetupError(err)
-	}
-	return cfg, nil
+	return opts, nil
 }
 
 // tlsSetupError explains a certificate or key that could not be loaded, before any connection.

@@ -1,7 +1,10 @@
 package cli
 
 import (
+	"context"
+	"crypto/tls"
 	"strings"
+	"time"
 
 	"github.com/fennec-mqtt/fennec/diagnose"
 	"github.com/fennec-mqtt/fennec/pki"
@@ -19,13 +22,41 @@ func explainTLS(err error, spec *connSpec) *exitError {
 	if d == nil {
 		return nil
 	}
+	return tlsExit(err, d, spec)
+}
+
+// tlsExit is the CLI's error for a TLS diagnosis.
+func tlsExit(err error, d *diagnose.Diagnosis, spec *connSpec) *exitError {
 	addr := "the broker"
 	if spec != nil {
 		addr = spec.Server
 	}
 	hint := "step: TLS — the handshake with " + addr + "\ncause: " + d.Cause
+	for _, e := range d.Evidence {
+		hint += "\nevidence: " + e
+	}
 	for _, f := range strings.Split(d.Fix, "\n") {
 		hint += "\nfix: " + f
 	}
 	return &exitError{code: ExitNetwork, step: "tls", diagnosis: d.Kind, err: err, hint: hint}
+}
+
+// recheckTLS connects again and waits for the server's verdict on the client certificate
+// (diagnose.Recheck), for a TLS 1.3 connection that was closed without an alert after CONNECT:
+// the rejection of a client certificate races the CONNECT and shows as a reset at random.
+func recheckTLS(err error, spec *connSpec) *exitError {
+	if spec == nil || spec.TLS == nil || spec.tlsFacts == nil || spec.tlsFacts.rec == nil {
+		return nil
+	}
+	info := spec.tlsFacts.rec.Info()
+	if info.Version != tls.VersionTLS13 || !info.CertificateSent {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d := diagnose.Recheck(ctx, diagnose.Context{Host: spec.Host, Port: spec.Port, TLS: true, Recorder: spec.tlsFacts.rec}, spec.TLS)
+	if d == nil {
+		return nil
+	}
+	return tlsExit(err, d, spec)
 }
