@@ -227,7 +227,7 @@ func explainMaterial(err error) *Diagnosis {
 	case errors.As(err, &ek):
 		diag.Kind = CauseKeyEncrypted
 		if errors.Is(err, pki.ErrNeedPassphrase) {
-			diag.Fix = "give the passphrase (--key-pass-file FILE or --key-pass-env VAR; a terminal is asked), or write a decrypted copy once: openssl pkey -in KEY -out KEY.plain (keep it mode 0600)"
+			diag.Fix = "give the passphrase (the CLI reads it from the FENNEC_KEY_PASSPHRASE environment variable; never put it on the command line), or write a decrypted copy once: openssl pkey -in KEY -out KEY.plain (keep it mode 0600)"
 		}
 	case errors.As(err, &km):
 		diag.Kind = CauseKeyMismatch
@@ -411,6 +411,14 @@ func (d *doctor) lateTLS(err error) *Diagnosis {
 		diag = &Diagnosis{Step: StepTLS, Kind: DiagClosedAfterHandshake, Err: err, Cause: "the server ended the connection right after the handshake: " + err.Error(), Fix: "check the broker's log"}
 	}
 	diag.Step = StepTLS
+	if info := d.rec.Info(); diag.Kind == DiagClientCertRejected && info.ClientIssuer != "" {
+		for _, ca := range info.AcceptableCAs {
+			if ca == info.ClientIssuer {
+				diag.Evidence = append(diag.Evidence, "the server accepts a CA named "+ca+", the name of this certificate's issuer, yet rejects the certificate: it is a different CA with the same name (regenerated?), or the server finds the certificate expired or revoked")
+				break
+			}
+		}
+	}
 	return diag
 }
 

@@ -401,3 +401,16 @@ func TestDoctorLocalMaterial(t *testing.T) {
 		expectCause(t, tg, runs, diagnose.StepLocal, diagnose.CausePEMInArray, "PEM")
 	})
 }
+
+// Every cause ID is documented in docs/diagnosis.md.
+func TestCausesDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/diagnosis.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range diagnose.Causes() {
+		if !strings.Contains(string(doc), "| `"+c+"`") {
+			t.Errorf("cause %q is not in docs/diagnosis.md", c)
+		}
+	}
+}

@@ -1,8 +1,10 @@
 package diagnose_test
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
 
 	"github.com/fennec-mqtt/fennec/diagnose"
 	"github.com/fennec-mqtt/fennec/pki"
@@ -33,4 +35,21 @@ func ExampleExplainHandshake() {
 	d := diagnose.ExplainHandshake(err, rec)
 	fmt.Println(d.Step, d.Kind)
 	// Output: tls unknown-authority
+}
+
+// Run checks a connection one step at a time; here nothing listens on the port.
+func ExampleRun() {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	r := diagnose.Run(context.Background(), diagnose.Target{Host: "127.0.0.1", Port: port})
+	for _, s := range r.Steps {
+		fmt.Println(s.Step, s.OK)
+	}
+	fmt.Println(r.Failed.Kind)
+	// Output:
+	// local true
+	// dns true
+	// tcp false
+	// tcp-refused
 }

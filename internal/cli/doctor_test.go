@@ -39,6 +39,7 @@ func TestDoctorCommand(t *testing.T) {
 		ExitCode  int    `json:"exit_code"`
 		Diagnosis struct {
 			Cause, Explanation, Fix string
+			Evidence                []string
 		} `json:"diagnosis"`
 		Steps []struct {
 			Step string
@@ -49,7 +50,8 @@ func TestDoctorCommand(t *testing.T) {
 		t.Fatalf("%v: %s", err, out)
 	}
 	if code != ExitNetwork || rep.ExitCode != ExitNetwork || rep.OK || rep.Failed != "tls" || rep.Diagnosis.Cause != "client-certificate-rejected" ||
-		!strings.Contains(rep.Diagnosis.Explanation, "CN=stranger") || len(rep.Steps) != 4 {
+		!strings.Contains(rep.Diagnosis.Explanation, "CN=stranger") || len(rep.Steps) != 4 ||
+		!strings.Contains(strings.Join(rep.Diagnosis.Evidence, " "), "different CA with the same name") {
 		t.Fatalf("exit %d: %s", code, out)
 	}
 
@@ -97,4 +99,15 @@ func TestPubRejectedClientCertificateTLS13(t *testing.T) {
 		m, mf := mosquittoMTLS(t)
 		check(t, m.TLSAddr, mf.CA)
 	})
+}
+
+// pub's --json carries the cause ID fennec doctor gives for the same failure.
+func TestPubJSONCauseID(t *testing.T) {
+	isolate(t)
+	code, out, _ := run(t, "pub", "-h", "127.0.0.1", "-p", "1", "-t", "t", "-m", "x", "--json")
+	var obj map[string]any
+	json.Unmarshal([]byte(out), &obj)
+	if code != ExitNetwork || obj["diagnosis"] != "tcp-refused" || obj["step"] != "tcp" {
+		t.Fatalf("exit %d: %s", code, out)
+	}
 }

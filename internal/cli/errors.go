@@ -15,6 +15,8 @@ import (
 	"syscall"
 
 	"github.com/fennec-mqtt/fennec"
+	"github.com/fennec-mqtt/fennec/diagnose"
+	"github.com/fennec-mqtt/fennec/packet"
 )
 
 // Exit codes, documented in `fennec help exit-codes`.
@@ -157,13 +159,24 @@ func explain(err error, spec *connSpec, during string) error {
 	if errors.As(err, &ee) || errors.As(err, &ue) {
 		return err
 	}
-	if e := explainClientError(err, spec); e != nil {
-		return e
+	e := explainClientError(err, spec)
+	if e == nil {
+		e = explainNet(err, spec, during)
 	}
-	if e := explainNet(err, spec, during); e != nil {
-		return e
+	if e == nil {
+		e = &exitError{code: ExitError, err: err}
 	}
-	return &exitError{code: ExitError, err: err}
+	if e.diagnosis == "" && spec != nil {
+		// the cause ID fennec doctor would give (--json "diagnosis")
+		c := diagnose.Context{Host: spec.Host, Port: spec.Port, TLS: spec.TLS != nil, ClientID: spec.ClientID, Username: spec.Username, Version: packet.Version(spec.Version)}
+		if spec.tlsFacts != nil {
+			c.Recorder = spec.tlsFacts.rec
+		}
+		if d := diagnose.Explain(err, c); d != nil && d.Kind != diagnose.CauseUnknown && (e.step == "" || e.step == d.Step) {
+			e.diagnosis = d.Kind
+		}
+	}
+	return e
 }
 
 // explainNet classifies standard-library network and TLS errors.

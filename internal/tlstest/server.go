@@ -121,4 +121,3 @@ func DialAndRead(t testing.TB, addr string, cfg *tls.Config, mqtt bool) ([]byte,
 	}
 	return buf, nil
 }
-
