@@ -402,8 +402,12 @@ func (c *Conn) handshake(ctx context.Context) (*packet.Connack, error) {
 	}
 	c.rd = packet.NewReader(deadlineReader{c}, maxIn)
 	c.rd.SetReuse(c.opts.ReusePackets)
-	p, err := c.rd.ReadPacket(c.version)
+	p, err := c.readConnack()
 	if err != nil {
+		var re *ReasonError
+		if errors.As(err, &re) {
+			return nil, err
+		}
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("broker closed the connection before CONNACK (does it speak MQTT %v?): %w", c.version, err)
 		}
@@ -422,6 +426,24 @@ func (c *Conn) handshake(ctx context.Context) (*packet.Connack, error) {
 		return ack, &ReasonError{Packet: packet.CONNACK, Code: ack.ReasonCode, Version: c.version, Reason: ack.Props.ReasonString}
 	}
 	return ack, nil
+}
+
+// readConnack reads the first packet. A broker without MQTT 5 answers an MQTT 5 CONNECT with
+// an MQTT 3.1.1 CONNACK, return code 1 (unacceptable protocol version) [MQTT-3.1.2-2]: two
+// bytes that do not decode as an MQTT 5 CONNACK, reported as the refusal they are.
+func (c *Conn) readConnack() (packet.Packet, error) {
+	if c.version != packet.V5 {
+		return c.rd.ReadPacket(c.version)
+	}
+	header, body, err := c.rd.ReadRawAs(c.version)
+	if err != nil {
+		return nil, err
+	}
+	if header == byte(packet.CONNACK)<<4 && len(body) == 2 && body[1] == 1 {
+		c.trace(Event{Note: "MQTT 3.1.1 CONNACK, return code 1 (unacceptable protocol version): the broker does not speak MQTT 5"})
+		return nil, &ReasonError{Packet: packet.CONNACK, Code: 1, Version: packet.V311, Reason: "the broker answered with an MQTT 3.1.1 CONNACK: it does not speak MQTT 5"}
+	}
+	return packet.Decode(c.version, header, body)
 }
 
 func ctxOr(ctx context.Context, err error) error {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -149,5 +150,19 @@ func TestDefaultMaxPacketSize(t *testing.T) {
 	}
 	if !errors.Is(err, packet.ErrPacketTooLarge) {
 		t.Fatalf("Run: %v, want ErrPacketTooLarge", err)
+	}
+}
+
+// A broker without MQTT 5 answers an MQTT 5 CONNECT with a 3.1.1 CONNACK, return code 1. It
+// read as "protocol violation: reason code Granted QoS 1 is not allowed in CONNACK"; it is the
+// refusal of the protocol version.
+func TestConnack311ToMQTT5(t *testing.T) {
+	o := hostileBroker(t, packet.V5, []byte{0x20, 0x02, 0x00, 0x01}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _, err := mqttconn.Dial(ctx, o)
+	var re *mqttconn.ReasonError
+	if !errors.As(err, &re) || re.Packet != packet.CONNACK || re.Code != 1 || re.Version != packet.V311 || !strings.Contains(re.Reason, "does not speak MQTT 5") {
+		t.Fatalf("Dial: %v, want the 3.1.1 refusal of the protocol version", err)
 	}
 }

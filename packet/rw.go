@@ -154,6 +154,12 @@ func (r *Reader) ReadRaw() (header byte, body []byte, err error) {
 	return r.readRaw(0, false)
 }
 
+// ReadRawAs is ReadRaw that also refuses a packet larger than MaxSize(v, its type), as
+// ReadPacket does, before reading its body.
+func (r *Reader) ReadRawAs(v Version) (header byte, body []byte, err error) {
+	return r.readRaw(v, false)
+}
+
 // readRaw reads a packet, refusing it when it is larger than MaxSize(v, type) (v 0: no type
 // bound). With reuse, the body of a PUBACK that is already buffered is returned as a slice of
 // the buffer, valid until the next read.

@@ -344,6 +344,8 @@ func reasonErrorExplained(err error, re *fennec.ReasonError, spec *connSpec) *ex
 	v311 := re.Version == packet.V311
 	code := byte(re.Code)
 	switch {
+	case re.Packet == packet.CONNACK && v311 && code == 1 && spec != nil && spec.Version == 5:
+		cause, fix = "the broker does not speak MQTT 5: it answered the MQTT 5 CONNECT with an MQTT 3.1.1 CONNACK, return code 1 (unacceptable protocol version)", "connect with MQTT 3.1.1: -V 311 (fennec never switches by itself)"
 	case re.Packet == packet.CONNACK && (v311 && code == 1 || !v311 && code == 0x84):
 		cause, fix = "the broker does not accept this MQTT version", "try the other version: -V 311 or -V 5 (fennec never switches by itself)"
 	case re.Packet == packet.CONNACK && (v311 && code == 2 || !v311 && code == 0x85):

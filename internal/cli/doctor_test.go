@@ -2,10 +2,12 @@ package cli
 
 import (
 	"encoding/json"
+	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fennec-mqtt/fennec/broker/brokertest"
 	"github.com/fennec-mqtt/fennec/pki"
@@ -109,5 +111,38 @@ func TestPubJSONCauseID(t *testing.T) {
 	json.Unmarshal([]byte(out), &obj)
 	if code != ExitNetwork || obj["diagnosis"] != "tcp-refused" || obj["step"] != "tcp" {
 		t.Fatalf("exit %d: %s", code, out)
+	}
+}
+
+// Against a broker without MQTT 5 (aedes before 1.0), pub read "protocol violation by the
+// broker: reason code Granted QoS 1 is not allowed in CONNACK".
+func TestPubBrokerWithoutMQTT5(t *testing.T) {
+	isolate(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { l.Close(); <-done })
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			buf := make([]byte, 256)
+			c.Read(buf) // CONNECT
+			c.Write([]byte{0x20, 0x02, 0x00, 0x01})
+			c.Close()
+		}
+	}()
+	host, port := splitHostPort(l.Addr().String())
+	code, out, errout := run(t, "pub", "-h", host, "-p", strconv.Itoa(port), "-t", "t", "-m", "x", "--json")
+	var obj map[string]any
+	json.Unmarshal([]byte(out), &obj)
+	if code != ExitRefused || obj["diagnosis"] != "mqtt-version-unsupported" || !strings.Contains(errout, "-V 311") || !strings.Contains(errout, "does not speak MQTT 5") || strings.Contains(errout, "Granted QoS") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errout)
 	}
 }
