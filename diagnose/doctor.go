@@ -55,6 +55,11 @@ type Target struct {
 	Topic string
 	// Timeout bounds each step (zero: 10 s).
 	Timeout time.Duration
+	// Material, when set, is an error found while preparing TLSOptions (an array of a C header
+	// that firmware could not load); Run reports it as the local step's failure.
+	// MaterialNote says where the material came from.
+	Material     error
+	MaterialNote string
 }
 
 // StepResult is one line of a report.
@@ -171,6 +176,13 @@ func (d *doctor) local(ctx context.Context) *Diagnosis {
 		d.pass(StepLocal, "no TLS material to check (plain MQTT)")
 		return nil
 	}
+	if d.t.Material != nil {
+		diag := explainMaterial(d.t.Material)
+		if d.t.MaterialNote != "" {
+			diag.Evidence = append(diag.Evidence, d.t.MaterialNote)
+		}
+		return diag
+	}
 	d.rec = &pki.HandshakeRecorder{}
 	opts := d.t.TLSOptions
 	opts.Recorder = d.rec
@@ -183,6 +195,9 @@ func (d *doctor) local(ctx context.Context) *Diagnosis {
 	}
 	d.cfg = cfg
 	var facts []string
+	if d.t.MaterialNote != "" {
+		facts = append(facts, d.t.MaterialNote)
+	}
 	if len(opts.CAs) == 0 {
 		facts = append(facts, "trust: the system roots")
 	} else if cfg.RootCAs != nil {

@@ -18,7 +18,7 @@ import (
 func newDoctorCmd(streams IO) *cobra.Command {
 	var f connFlags
 	var aws, noPublish bool
-	var topic string
+	var topic, hdrCA, hdrCert, hdrKey string
 	cmd := &cobra.Command{
 		Use:   "doctor [URL]",
 		Short: "Check a connection step by step and explain the first step that fails",
@@ -43,6 +43,7 @@ client ID, topic permissions.`,
 		Example: `  fennec doctor mqtts://broker.local:8883 --cafile ca.pem --cert dev.pem --key dev-key.pem
   fennec doctor -h abc123-ats.iot.eu-west-1.amazonaws.com --cafile AmazonRootCA1.pem \
       --cert device.pem.crt --key private.pem.key -i my-thing --topic things/my-thing/test
+  fennec doctor mqtts://broker.local:8883 --header certs_test.h   # the arrays the firmware loads
   fennec doctor mqtt://localhost --json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -70,6 +71,16 @@ client ID, topic permissions.`,
 				tg.TLSOptions = *spec.tlsOptions
 				tg.TLSOptions.Recorder = nil
 			}
+			if f.header != "" {
+				note, material, err := headerMaterial(f.header, hdrCA, hdrCert, hdrKey, &tg.TLSOptions)
+				if err != nil {
+					return err
+				}
+				tg.Material, tg.MaterialNote = material, note
+				if material != nil {
+					tg.MaterialNote = "in " + f.header
+				}
+			}
 			r := diagnose.Run(cmd.Context(), tg)
 			code := doctorExit(r)
 			if f.jsonOut {
@@ -91,6 +102,10 @@ client ID, topic permissions.`,
 	fs.BoolVar(&aws, "aws", false, "explain failures as AWS IoT Core causes them (implied by an AWS IoT endpoint)")
 	fs.BoolVar(&noPublish, "no-publish", false, "stop after CONNACK: no subscribe and publish round trip")
 	fs.StringVarP(&topic, "topic", "t", "", "topic of the round trip (default fennec/doctor/CLIENT_ID)")
+	fs.StringVar(&f.header, "header", "", "take the CA, client certificate and key from a firmware's C header (certs_test.h), byte for byte; arrays are chosen by content when unambiguous")
+	fs.StringVar(&hdrCA, "header-ca", "", "the `ARRAY` of --header that holds the CA certificate")
+	fs.StringVar(&hdrCert, "header-cert", "", "the `ARRAY` of --header that holds the client certificate")
+	fs.StringVar(&hdrKey, "header-key", "", "the `ARRAY` of --header that holds the client key")
 	return cmd
 }
 

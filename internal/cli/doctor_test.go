@@ -2,7 +2,9 @@ package cli
 
 import (
 	"encoding/json"
+	"encoding/pem"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -144,5 +146,47 @@ func TestPubBrokerWithoutMQTT5(t *testing.T) {
 	json.Unmarshal([]byte(out), &obj)
 	if code != ExitRefused || obj["diagnosis"] != "mqtt-version-unsupported" || !strings.Contains(errout, "-V 311") || !strings.Contains(errout, "does not speak MQTT 5") || strings.Contains(errout, "Granted QoS") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errout)
+	}
+}
+
+// --header runs the doctor with the arrays of a firmware's certs_test.h.
+func TestDoctorHeader(t *testing.T) {
+	isolate(t)
+	b := brokertest.Start(t, brokertest.Options{})
+	host, port := splitHostPort(b.TLSAddr)
+	url := "mqtts://" + host + ":" + strconv.Itoa(port)
+	cl := b.PKI.Clients["fennec-client"]
+	kb, _ := pem.Decode(cl.KeyPEM)
+	good := append(append(pki.EncodeC("ca_cert_der", b.PKI.CA.Cert.Raw), pki.EncodeC("client_cert_der", cl.Cert.Raw)...), pki.EncodeC("client_key_der", kb.Bytes)...)
+	dir := t.TempDir()
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	h := write("certs_test.h", good)
+	code, out, errout := run(t, "doctor", url, "--servername", "localhost", "--header", h)
+	if code != ExitOK || !strings.Contains(out, "CA ca_cert_der, certificate client_cert_der, key client_key_der") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errout)
+	}
+
+	// The client certificate array holds the PEM text, as a hand conversion leaves it.
+	pemArray := append(append(pki.EncodeC("ca_cert_der", b.PKI.CA.Cert.Raw), pki.EncodeC("client_cert_der", cl.CertPEM)...), pki.EncodeC("client_key_der", kb.Bytes)...)
+	code, out, _ = run(t, "doctor", url, "--servername", "localhost", "--header", write("pem.h", pemArray), "--header-cert", "client_cert_der", "--json")
+	if code != ExitError || !strings.Contains(out, `"cause":"pem-in-array"`) || !strings.Contains(out, "client_cert_der") {
+		t.Fatalf("PEM in an array: exit %d\n%s", code, out)
+	}
+
+	// Two CA arrays: the choice is the user's.
+	two := append(append([]byte{}, good...), pki.EncodeC("other_ca_der", b.PKI.CA.Cert.Raw)...)
+	code, _, errout = run(t, "doctor", url, "--header", write("two.h", two))
+	if code != ExitUsage || !strings.Contains(errout, "--header-ca") {
+		t.Fatalf("ambiguous: exit %d\n%s", code, errout)
+	}
+	code, _, _ = run(t, "doctor", url, "--servername", "localhost", "--header", write("two2.h", two), "--header-ca", "other_ca_der")
+	if code != ExitOK {
+		t.Fatalf("chosen CA: exit %d", code)
 	}
 }

@@ -40,6 +40,7 @@ type connFlags struct {
 	// deferTLS makes buildSpec leave the TLS material unloaded (spec.tlsOptions): the doctor
 	// loads it as its first step.
 	deferTLS bool
+	header   string // doctor --header: the TLS material comes from a C header
 
 	fs *pflag.FlagSet
 }
@@ -239,7 +240,7 @@ func (f *connFlags) buildSpec(streams IO, qos *int) (*connSpec, error) {
 	if f.port < 0 || f.port > 65535 {
 		return nil, usageErrorf("-p %d: not a port", f.port)
 	}
-	wantTLS := f.cafile != "" || f.capath != "" || f.osCerts || f.cert != "" || f.tlsVersion != "" || len(f.alpn) > 0 || f.insecure || f.keylog != "" || f.servername != ""
+	wantTLS := f.header != "" || f.cafile != "" || f.capath != "" || f.osCerts || f.cert != "" || f.tlsVersion != "" || len(f.alpn) > 0 || f.insecure || f.keylog != "" || f.servername != ""
 	if wantTLS {
 		switch t.scheme {
 		case "mqtt":
