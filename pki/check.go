@@ -3,6 +3,7 @@ package pki
 import (
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -86,6 +87,7 @@ func Check(objs []Object, opts CheckOptions) CheckReport {
 	var certs, leaves []*Object
 	var keys []*Object
 	var inputCAs []*x509.Certificate
+	var mismatched []*Object
 	for i := range objs {
 		o := &objs[i]
 		or := ObjectReport{Name: o.Name, Kind: o.Kind, Container: string(o.Container), Encoding: o.Encoding, Description: o.Describe(), OK: true}
@@ -101,6 +103,10 @@ func Check(objs []Object, opts CheckOptions) CheckReport {
 		for _, w := range o.Warnings {
 			or.Warnings = append(or.Warnings, trimPrefix(w))
 			fail(w)
+		}
+		if err := nameMismatch(o); err != nil {
+			fail(err)
+			mismatched = append(mismatched, o)
 		}
 		if o.Cert != nil {
 			if err := CheckValidity(o.Cert, now); err != nil {
@@ -119,6 +125,10 @@ func Check(objs []Object, opts CheckOptions) CheckReport {
 			keys = append(keys, o)
 		}
 		r.Objects = append(r.Objects, or)
+	}
+
+	if len(mismatched) == 2 && mismatched[0].Kind != mismatched[1].Kind {
+		r.Notes = append(r.Notes, fmt.Sprintf("the arrays %s and %s are swapped: each holds what the other's name says", mismatched[0].Name, mismatched[1].Name))
 	}
 
 	// Keys and certificates.
@@ -203,4 +213,49 @@ func subjects(certs []*x509.Certificate) string {
 		s += NameString(c.Subject)
 	}
 	return s
+}
+
+// NameMismatchError reports a C array (or Go slice) whose name says one kind of object and
+// whose bytes hold another: a firmware that loads it by its name gets the wrong thing.
+type NameMismatchError struct {
+	Name  string
+	Named Kind // what the name says
+	Holds Kind
+}
+
+func (e *NameMismatchError) Error() string {
+	return fmt.Sprintf("pki: the array %s is named as a %s but holds a %s", e.Name, e.Named, e.Holds)
+}
+
+// Hint implements Hinter.
+func (e *NameMismatchError) Hint() string {
+	return "regenerate the array from the right file (fennec cert convert --to c FILE --name " + e.Name + "), or rename it to what it holds"
+}
+
+// nameMismatch checks an array's name against its content: "key" in the name means a private
+// key, "cert", "crt" or "ca" a certificate.
+func nameMismatch(o *Object) error {
+	if o.Container != ContainerCArray && o.Container != ContainerCString && o.Container != ContainerGoSlice {
+		return nil
+	}
+	if o.Kind != KindCertificate && o.Kind != KindPrivateKey {
+		return nil
+	}
+	words := strings.FieldsFunc(strings.ToLower(o.Name), func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9') })
+	var key, cert bool
+	for _, w := range words {
+		switch {
+		case w == "key" || strings.HasSuffix(w, "key") || w == "priv" || w == "private":
+			key = true
+		case w == "cert" || w == "crt" || w == "ca" || w == "certificate" || strings.HasSuffix(w, "cert"):
+			cert = true
+		}
+	}
+	switch {
+	case key && !cert && o.Kind == KindCertificate:
+		return &NameMismatchError{Name: o.Name, Named: KindPrivateKey, Holds: KindCertificate}
+	case cert && !key && o.Kind == KindPrivateKey:
+		return &NameMismatchError{Name: o.Name, Named: KindCertificate, Holds: KindPrivateKey}
+	}
+	return nil
 }

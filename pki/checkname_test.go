@@ -1,0 +1,42 @@
+package pki_test
+
+import (
+	"encoding/pem"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/fennec-mqtt/fennec/internal/tlstest"
+	"github.com/fennec-mqtt/fennec/pki"
+)
+
+// A header whose "cert" array holds the key and whose "key" array holds the certificate was
+// reported "all well": the key matches the certificate, only the names are swapped.
+func TestCheckArrayNamesAgainstContent(t *testing.T) {
+	f := tlstest.Get(t)
+	k, _ := pem.Decode(f.Client.KeyPEM)
+	swapped := append(pki.EncodeC("client_cert_der", k.Bytes), pki.EncodeC("client_key_der", f.Client.Cert.Raw)...)
+	objs, err := pki.BytesSource(swapped, "certs_test.h").Parse(pki.ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := pki.Check(objs, pki.CheckOptions{})
+	if r.OK {
+		t.Fatalf("swapped arrays reported OK: %+v", r)
+	}
+	for _, o := range r.Objects {
+		var nm *pki.NameMismatchError
+		if o.OK || !errors.As(o.Err, &nm) || nm.Name != o.Name {
+			t.Fatalf("%s: %+v", o.Name, o)
+		}
+	}
+	if !strings.Contains(strings.Join(r.Notes, " "), "swapped") {
+		t.Fatalf("notes %v", r.Notes)
+	}
+
+	right := append(pki.EncodeC("client_cert_der", f.Client.Cert.Raw), pki.EncodeC("client_key_der", k.Bytes)...)
+	objs, _ = pki.BytesSource(right, "certs_test.h").Parse(pki.ParseOptions{})
+	if r := pki.Check(objs, pki.CheckOptions{}); !r.OK {
+		t.Fatalf("right names: %+v", r)
+	}
+}
