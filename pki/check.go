@@ -104,6 +104,9 @@ func Check(objs []Object, opts CheckOptions) CheckReport {
 			or.Warnings = append(or.Warnings, trimPrefix(w))
 			fail(w)
 		}
+		if o.Container == ContainerBase64 && o.Err == nil {
+			fail(&UnarmouredBase64Error{Name: o.Name})
+		}
 		if err := nameMismatch(o); err != nil {
 			fail(err)
 			mismatched = append(mismatched, o)

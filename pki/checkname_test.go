@@ -40,3 +40,37 @@ func TestCheckArrayNamesAgainstContent(t *testing.T) {
 		t.Fatalf("right names: %+v", r)
 	}
 }
+
+// PEM in C string literals without "\n": the literals concatenate into one line that firmware
+// PEM parsers reject. It read as "a PEM block is damaged".
+func TestCheckPEMStringWithoutNewlines(t *testing.T) {
+	f := tlstest.Get(t)
+	lines := strings.Split(strings.TrimSpace(string(f.Client.CertPEM)), "\n")
+	var b strings.Builder
+	b.WriteString("static const char client_cert_pem[] =\n")
+	for _, l := range lines {
+		b.WriteString("    \"" + l + "\"\n")
+	}
+	b.WriteString(";\n")
+	objs, _ := pki.BytesSource([]byte(b.String()), "certs_test.h").Parse(pki.ParseOptions{})
+	var ne *pki.PEMNoNewlineError
+	if len(objs) != 1 || !errors.As(objs[0].Err, &ne) || ne.Name != "client_cert_pem" {
+		t.Fatalf("%+v", objs)
+	}
+	if r := pki.Check(objs, pki.CheckOptions{}); r.OK {
+		t.Fatal("reported OK")
+	}
+}
+
+// Bare base64 loads in fennec but not in firmware: cert check says so.
+func TestCheckUnarmouredBase64(t *testing.T) {
+	f := tlstest.Get(t)
+	lines := strings.Split(strings.TrimSpace(string(f.Client.CertPEM)), "\n")
+	b64 := strings.Join(lines[1:len(lines)-1], "") + "\n"
+	objs, _ := pki.BytesSource([]byte(b64), "cert.b64").Parse(pki.ParseOptions{})
+	r := pki.Check(objs, pki.CheckOptions{})
+	var ue *pki.UnarmouredBase64Error
+	if r.OK || len(r.Objects) != 1 || !errors.As(r.Objects[0].Err, &ue) {
+		t.Fatalf("%+v", r)
+	}
+}

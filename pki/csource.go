@@ -280,6 +280,9 @@ func (p *parser) fromDecl(d cDecl, sizes map[string]int) []Object {
 	switch {
 	case len(trimmed) == 0:
 		return []Object{{Name: d.name, Container: container, Err: &NotDERError{Name: d.name, Reason: "the array is empty"}}}
+	case d.isString && bytes.Contains(trimmed, []byte("-----BEGIN ")) && !bytes.Contains(trimmed, []byte("\n")):
+		// Literals written one per PEM line without "\n" concatenate into one line.
+		return []Object{{Name: d.name, Container: container, Err: &PEMNoNewlineError{Name: d.name}}}
 	case bytes.HasPrefix(trimmed, []byte("-----BEGIN ")) || (bytes.Contains(trimmed, []byte("-----BEGIN ")) && isText(trimmed)):
 		objs = p.parsePEM(trimmed, d.name, container)
 		if !d.isString {

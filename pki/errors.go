@@ -70,6 +70,36 @@ func (e *Base64InArrayError) Hint() string {
 	return "convert the original PEM file: fennec cert convert --to c FILE.pem --name " + cIdent(e.Name)
 }
 
+// PEMNoNewlineError reports PEM text in C string literals without line ends: the literals
+// concatenate into one line, which firmware PEM parsers (wolfSSL, mbedTLS) reject.
+type PEMNoNewlineError struct {
+	Name string
+}
+
+func (e *PEMNoNewlineError) Error() string {
+	return fmt.Sprintf("pki: %s: the string literals hold PEM lines without \\n line ends, so they concatenate into one line; firmware PEM parsers reject it (a PEM file needs its BEGIN, base64 and END lines)", e.Name)
+}
+
+// Hint implements Hinter.
+func (e *PEMNoNewlineError) Hint() string {
+	return "end every literal with \\n (\"-----BEGIN CERTIFICATE-----\\n\" ...), or convert the PEM file to a DER array: fennec cert convert --to c FILE.pem --name " + cIdent(e.Name)
+}
+
+// UnarmouredBase64Error reports a file of bare base64 (a PEM body without its BEGIN and END
+// lines): fennec reads it, but firmware loaders expect PEM with its armour, or DER.
+type UnarmouredBase64Error struct {
+	Name string
+}
+
+func (e *UnarmouredBase64Error) Error() string {
+	return fmt.Sprintf("pki: %s: base64 without PEM armour (no -----BEGIN/END----- lines): fennec reads it, but firmware loaders (wolfSSL, mbedTLS) expect PEM with its armour or DER, and fail on it", e.Name)
+}
+
+// Hint implements Hinter.
+func (e *UnarmouredBase64Error) Hint() string {
+	return "write it as PEM or DER: fennec cert convert --to pem FILE (or --to der, or --to c for a C array)"
+}
+
 // TruncatedDERError reports DER whose outer length says more bytes than are present.
 type TruncatedDERError struct {
 	Name     string
