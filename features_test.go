@@ -149,6 +149,7 @@ func TestKeptMessagesIntact(t *testing.T) {
 			const n = 300
 			got := newCollector(n)
 			base := "kept/" + c.ClientID()
+			var toks []*fennec.Token
 			if _, err := c.Subscribe(ctx, got.handler, sub(base+"/#", 1)); err != nil {
 				t.Fatal(err)
 			}
@@ -159,7 +160,7 @@ func TestKeptMessagesIntact(t *testing.T) {
 					m.Props.SetCorrelationData([]byte(fmt.Sprintf("corr %d", i)))
 					m.Props.UserProperties = []packet.UserProperty{{Key: "i", Value: fmt.Sprint(i)}}
 				}
-				c.PublishAsync(context.Background(), m)
+				toks = append(toks, c.PublishAsync(context.Background(), m))
 			}
 			kept := make([]*fennec.Message, 0, n)
 			for i := 0; i < n; i++ {
@@ -181,6 +182,13 @@ func TestKeptMessagesIntact(t *testing.T) {
 					string(m.Props.CorrelationData) != fmt.Sprintf("corr %d", i) ||
 					len(m.Props.UserProperties) != 1 || m.Props.UserProperties[0].Value != fmt.Sprint(i)) {
 					t.Fatalf("message %d: properties %+v", i, m.Props)
+				}
+			}
+			// mosquitto may route a message to its subscriber before it writes the
+			// publisher's PUBACK: the last message can arrive before its acknowledgement.
+			for i, tok := range toks {
+				if err := tok.Wait(ctx); err != nil {
+					t.Fatalf("publish %d: %v", i, err)
 				}
 			}
 			if err := c.Disconnect(ctx); err != nil {
