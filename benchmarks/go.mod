@@ -1,6 +1,6 @@
 module github.com/fennec-mqtt/fennec/benchmarks
 
-go 1.26
+go 1.26.0
 
 require (
 	github.com/eclipse/paho.golang v0.23.0
@@ -11,10 +11,8 @@ require (
 require (
 	github.com/coder/websocket v1.8.15 // indirect
 	github.com/gorilla/websocket v1.5.3 // indirect
-	go.etcd.io/bbolt v1.5.0 // indirect
 	golang.org/x/net v0.44.0 // indirect
 	golang.org/x/sync v0.20.0 // indirect
-	golang.org/x/sys v0.45.0 // indirect
 )
 
 replace github.com/fennec-mqtt/fennec => ../

@@ -232,8 +232,6 @@ func versionName(v uint16) string {
 	return tls.VersionName(v)
 }
 
-var keyLogFiles sync.Map // path -> *os.File, shared so that every config appends to one file
-
 func keyLog(opts ClientOptions) (io.Writer, error) {
 	if opts.KeyLogWriter != nil {
 		return opts.KeyLogWriter, nil
@@ -245,18 +243,29 @@ func keyLog(opts ClientOptions) (io.Writer, error) {
 	if path == "" {
 		return nil, nil
 	}
-	if f, ok := keyLogFiles.Load(path); ok {
-		return f.(*os.File), nil
+	w := keyLogFile(path)
+	if _, err := w.Write(nil); err != nil { // can it be opened? say so now, not at the handshake
+		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	return w, nil
+}
+
+// keyLogFile appends each key log line to a file it opens for that line and closes again: no
+// file stays open after a connection's handshake, and nothing is held per path for the life of
+// the process. crypto/tls writes one whole line per call, and O_APPEND keeps concurrent
+// handshakes' lines whole.
+type keyLogFile string
+
+func (k keyLogFile) Write(p []byte) (int, error) {
+	f, err := os.OpenFile(string(k), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("pki: key log file: %w", err)
+		return 0, fmt.Errorf("pki: key log file: %w", err)
 	}
-	actual, loaded := keyLogFiles.LoadOrStore(path, f)
-	if loaded {
-		f.Close()
+	n, err := f.Write(p)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	return actual.(*os.File), nil
+	return n, err
 }
 
 // SPKIPin returns the pin of a certificate's public key: "sha256/" followed by the base64

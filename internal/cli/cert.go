@@ -9,6 +9,7 @@ import (
 
 	"github.com/fennec-mqtt/fennec/pki"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 )
 
 // newCertCmd is `fennec cert`: inspect, check, convert, generate and verify certificates and
@@ -82,10 +83,9 @@ func (p *passFlags) source(streams IO) pki.PassphraseFunc {
 
 // readSecretLine reads one line, without echo when in is a terminal.
 func readSecretLine(in io.Reader) (string, error) {
-	if f, ok := in.(*os.File); ok {
-		if restore, err := disableEcho(f); err == nil {
-			defer restore()
-		}
+	if f, ok := in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		b, err := term.ReadPassword(int(f.Fd()))
+		return string(b), err
 	}
 	// Read byte by byte so that nothing after the line is consumed.
 	var b strings.Builder
