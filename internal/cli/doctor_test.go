@@ -190,3 +190,24 @@ func TestDoctorHeader(t *testing.T) {
 		t.Fatalf("chosen CA: exit %d", code)
 	}
 }
+
+// A config file that holds a password and that other users can read gets a warning.
+func TestConfigWithPasswordReadableByOthers(t *testing.T) {
+	isolate(t)
+	b := brokertest.Start(t, brokertest.Options{})
+	dir := os.Getenv("XDG_CONFIG_HOME")
+	os.MkdirAll(filepath.Join(dir, "fennec"), 0o700)
+	p := filepath.Join(dir, "fennec", "config.toml")
+	conf := "[profiles.lab]\nbroker = \"mqtt://" + b.TCPAddr + "\"\nusername = \"u\"\npassword = \"s3cret\"\n"
+	for _, mode := range []os.FileMode{0o644, 0o600} {
+		if err := os.WriteFile(p, []byte(conf), mode); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(p, mode)
+		code, _, errout := run(t, "pub", "--profile", "lab", "-t", "t", "-m", "x")
+		warned := strings.Contains(errout, "holds a password and other users can read it")
+		if code != ExitOK || warned != (mode == 0o644) || strings.Contains(errout, "s3cret") {
+			t.Fatalf("mode %o: exit %d, stderr %s", mode, code, errout)
+		}
+	}
+}

@@ -218,6 +218,9 @@ func (f *connFlags) buildSpec(streams IO, qos *int) (*connSpec, error) {
 		}
 		prof = p
 	}
+	if prof != nil && prof.warning != "" {
+		fmt.Fprintln(streams.Err, prof.warning)
+	}
 	if prof != nil {
 		if err := f.applyProfile(prof, qos); err != nil {
 			return nil, err

@@ -32,6 +32,10 @@ type profile struct {
 	KeepAlive   *int     `toml:"keepalive"` // seconds
 	QoS         *int     `toml:"qos"`
 	Topic       string   `toml:"topic"` // default topic for pub/sub
+
+	// warning is said on stderr when the profile is used: the file holds a password and
+	// other users may read it.
+	warning string
 }
 
 type configFile struct {
@@ -114,6 +118,11 @@ func loadProfile(explicitPath, name string) (*profile, error) {
 		}
 		sort.Strings(names)
 		return nil, usageErrorf("profile %q is not in %s (profiles there: %s)", name, path, strings.Join(names, ", "))
+	}
+	if p.Password != "" {
+		if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
+			p.warning = fmt.Sprintf("fennec: WARNING: %s holds a password and other users can read it (mode %04o): chmod 600 %s, or use password_env", path, st.Mode().Perm(), path)
+		}
 	}
 	dir := filepath.Dir(path)
 	for _, s := range []*string{&p.CAFile, &p.CAPath, &p.Cert, &p.Key} {
