@@ -8,13 +8,15 @@ test: deps vet unit bench-smoke
 
 # deps installs the real peers the interop tests run against, when they are missing and the
 # machine allows it (root or sudo): mosquitto and its clients, Eclipse Paho Python
-# (python3-paho-mqtt) and the Paho C command-line clients (paho.mqtt.c-examples). Without
-# mosquitto the interop tests fail with a clear message; without Paho they skip, saying why.
+# (python3-paho-mqtt), the Paho C command-line clients (paho.mqtt.c-examples) and tshark
+# (Wireshark's reader, for the --pcap read-back). Without mosquitto the interop tests fail with
+# a clear message; without Paho or tshark they skip, saying why.
 deps:
 	@need=""; \
 	{ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; } && command -v mosquitto_pub >/dev/null 2>&1 || need="$$need mosquitto mosquitto-clients"; \
 	[ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import paho.mqtt.client' 2>/dev/null || need="$$need python3-paho-mqtt"; \
 	command -v paho_c_pub >/dev/null 2>&1 || need="$$need paho.mqtt.c-examples"; \
+	command -v tshark >/dev/null 2>&1 || need="$$need tshark"; \
 	if [ -n "$$need" ]; then \
 		if [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1; then \
 			echo "installing$$need with apt-get"; \

@@ -60,6 +60,19 @@ type Target struct {
 	// MaterialNote says where the material came from.
 	Material     error
 	MaterialNote string
+	// Dial opens every TCP connection Run makes (the one checked and the probes); nil: a
+	// net.Dialer. Each call is bounded by Timeout. capture.Recorder.Dial records them.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// dial opens a TCP connection to addr within timeout.
+func (t *Target) dial(ctx context.Context, timeout time.Duration, addr string) (net.Conn, error) {
+	if t.Dial == nil {
+		return (&net.Dialer{Timeout: timeout}).DialContext(ctx, "tcp", addr)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return t.Dial(ctx, "tcp", addr)
 }
 
 // StepResult is one line of a report.
@@ -297,7 +310,7 @@ func (d *doctor) tcp(ctx context.Context) *Diagnosis {
 	for _, a := range d.addrs {
 		addr := net.JoinHostPort(a, strconv.Itoa(d.t.Port))
 		start := time.Now()
-		nc, err := (&net.Dialer{Timeout: d.t.Timeout}).DialContext(ctx, "tcp", addr)
+		nc, err := d.t.dial(ctx, d.t.Timeout, addr)
 		if err == nil {
 			d.nc = nc
 			d.pass(StepTCP, fmt.Sprintf("connected to %s in %s", addr, time.Since(start).Round(10*time.Microsecond)))
@@ -443,7 +456,7 @@ func (d *doctor) refineTLS(ctx context.Context, diag *Diagnosis) {
 	addr := d.nc.RemoteAddr().String()
 	switch diag.Kind {
 	case DiagEOFDuringHandshake, DiagNotTLS:
-		if probePlainMQTT(ctx, addr, d.t.Timeout) {
+		if probePlainMQTT(ctx, &d.t, addr, d.t.Timeout) {
 			diag.Kind = CausePlainMQTTPort
 			diag.Cause = fmt.Sprintf("%s speaks plain MQTT, not TLS: this client sent a TLS ClientHello and the broker closed the connection", addr)
 			diag.Evidence = append(diag.Evidence, "a plain MQTT CONNECT sent to the same port got a CONNACK")
@@ -465,7 +478,7 @@ func (d *doctor) refineTLS(ctx context.Context, diag *Diagnosis) {
 			diag.Candidates = cands
 		}
 	case DiagVersion:
-		accepted := probeVersions(ctx, addr, d.cfg.ServerName, d.t.Timeout)
+		accepted := probeVersions(ctx, &d.t, addr, d.cfg.ServerName, d.t.Timeout)
 		offered := allowedVersions(d.rec.Info())
 		if offered == "" {
 			offered = " (this client allows TLS 1.2 to TLS 1.3)"
@@ -494,8 +507,8 @@ func containsAny(list []string, want ...string) bool {
 }
 
 // probePlainMQTT reports whether addr answers an MQTT 3.1.1 CONNECT with a CONNACK.
-func probePlainMQTT(ctx context.Context, addr string, timeout time.Duration) bool {
-	nc, err := (&net.Dialer{Timeout: timeout}).DialContext(ctx, "tcp", addr)
+func probePlainMQTT(ctx context.Context, t *Target, addr string, timeout time.Duration) bool {
+	nc, err := t.dial(ctx, timeout, addr)
 	if err != nil {
 		return false
 	}
@@ -511,8 +524,8 @@ func probePlainMQTT(ctx context.Context, addr string, timeout time.Duration) boo
 }
 
 // probeTLS reports whether addr answers a ClientHello with a ServerHello.
-func probeTLS(ctx context.Context, addr, name string, timeout time.Duration) bool {
-	nc, err := (&net.Dialer{Timeout: timeout}).DialContext(ctx, "tcp", addr)
+func probeTLS(ctx context.Context, t *Target, addr, name string, timeout time.Duration) bool {
+	nc, err := t.dial(ctx, timeout, addr)
 	if err != nil {
 		return false
 	}
@@ -530,10 +543,10 @@ func probeTLS(ctx context.Context, addr, name string, timeout time.Duration) boo
 
 // probeVersions returns the TLS versions addr accepts, learnt with one handshake per version.
 // The probes verify nothing and send no data.
-func probeVersions(ctx context.Context, addr, name string, timeout time.Duration) []string {
+func probeVersions(ctx context.Context, t *Target, addr, name string, timeout time.Duration) []string {
 	var out []string
 	for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS11, tls.VersionTLS12, tls.VersionTLS13} {
-		nc, err := (&net.Dialer{Timeout: timeout}).DialContext(ctx, "tcp", addr)
+		nc, err := t.dial(ctx, timeout, addr)
 		if err != nil {
 			return out
 		}

@@ -123,12 +123,12 @@ func (d *doctor) closedAtConnect(ctx context.Context, err error) *Diagnosis {
 		diag := &Diagnosis{Step: StepMQTT, Kind: CauseConnackTimeout, Err: err,
 			Cause: fmt.Sprintf("%s; the server did not answer CONNECT within %s", d.tlsOK(), d.t.Timeout),
 			Fix:   "check that the port speaks MQTT; on a slow link raise the timeout"}
-		if !d.t.TLS && d.nc != nil && probeTLS(ctx, d.nc.RemoteAddr().String(), d.t.Host, d.t.Timeout) {
+		if !d.t.TLS && d.nc != nil && probeTLS(ctx, &d.t, d.nc.RemoteAddr().String(), d.t.Host, d.t.Timeout) {
 			return d.tlsPort(err)
 		}
 		return diag
 	}
-	if !d.t.TLS && d.nc != nil && probeTLS(ctx, d.nc.RemoteAddr().String(), d.t.Host, d.t.Timeout) {
+	if !d.t.TLS && d.nc != nil && probeTLS(ctx, &d.t, d.nc.RemoteAddr().String(), d.t.Host, d.t.Timeout) {
 		return d.tlsPort(err)
 	}
 	how := "closed the connection"

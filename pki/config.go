@@ -48,7 +48,8 @@ type ClientOptions struct {
 	DisableSessionCache bool
 
 	// KeyLogWriter receives TLS secrets in NSS key log format, so that a capture can be
-	// decrypted with Wireshark. KeyLogFile names a file to append to; KeyLogFromEnv uses the
+	// decrypted with Wireshark (both it and a file when both are given). KeyLogFile names a
+	// file to append to; KeyLogFromEnv uses the
 	// SSLKEYLOGFILE environment variable. Never leave these on in production.
 	KeyLogWriter  io.Writer
 	KeyLogFile    string
@@ -232,20 +233,21 @@ func versionName(v uint16) string {
 	return tls.VersionName(v)
 }
 
+// keyLog returns the key log writer: KeyLogWriter, the file, or both.
 func keyLog(opts ClientOptions) (io.Writer, error) {
-	if opts.KeyLogWriter != nil {
-		return opts.KeyLogWriter, nil
-	}
 	path := opts.KeyLogFile
 	if path == "" && opts.KeyLogFromEnv {
 		path = os.Getenv("SSLKEYLOGFILE")
 	}
 	if path == "" {
-		return nil, nil
+		return opts.KeyLogWriter, nil
 	}
 	w := keyLogFile(path)
 	if _, err := w.Write(nil); err != nil { // can it be opened? say so now, not at the handshake
 		return nil, err
+	}
+	if opts.KeyLogWriter != nil {
+		return io.MultiWriter(opts.KeyLogWriter, w), nil
 	}
 	return w, nil
 }

@@ -35,6 +35,7 @@ var Allowed = map[string][]string{
 	"internal/mosquittotest": {},
 	"internal/faultproxy":    {},
 	"internal/tlstest":       {"pki", "internal/mosquittotest"},
+	"capture":                {},
 }
 
 // StdlibOnly lists the packages that may not import anything outside the standard library.

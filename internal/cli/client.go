@@ -39,6 +39,9 @@ func connect(ctx context.Context, spec *connSpec) (mqttClient, error) {
 	if spec.Version == 4 {
 		cfg.Version = packet.V311
 	}
+	if spec.capture != nil {
+		cfg.Dial = spec.capture.rec.Dial(nil)
+	}
 	if spec.HasPassword {
 		cfg.Password = spec.Password
 		if cfg.Password == nil {

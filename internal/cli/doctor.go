@@ -57,6 +57,12 @@ client ID, topic permissions.`,
 				}
 			}
 			f.deferTLS = true
+			defer func() {
+				if f.capture != nil {
+					f.capture.finish(streams, f.quiet)
+					f.capture = nil
+				}
+			}()
 			spec, err := f.buildSpec(streams, nil)
 			if err != nil {
 				return err
@@ -67,6 +73,9 @@ client ID, topic permissions.`,
 			tg := diagnose.Target{Host: spec.Host, Port: spec.Port, TLS: spec.tlsOptions != nil, Version: packet.Version(spec.Version),
 				ClientID: spec.ClientID, Username: spec.Username, Password: spec.Password, HasPassword: spec.HasPassword,
 				AWS: aws, NoPublish: noPublish, Topic: cmp.Or(topic, f.topic), Timeout: f.connectTimeout}
+			if f.capture != nil {
+				tg.Dial = f.capture.rec.Dial(nil)
+			}
 			if spec.tlsOptions != nil {
 				tg.TLSOptions = *spec.tlsOptions
 				tg.TLSOptions.Recorder = nil

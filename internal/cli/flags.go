@@ -41,6 +41,10 @@ type connFlags struct {
 	// loads it as its first step.
 	deferTLS bool
 	header   string // doctor --header: the TLS material comes from a C header
+	// pcap is --pcap FILE; capture records the connections into it (set by buildSpec, ended
+	// by report).
+	pcap    string
+	capture *pcapFile
 
 	fs *pflag.FlagSet
 }
@@ -79,6 +83,7 @@ func (f *connFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.servername, "servername", "", "TLS server name (SNI) and name to verify, when it differs from the host")
 	fs.BoolVar(&f.insecure, "insecure", false, "do not verify the broker's certificate (prints a warning; never in production)")
 	fs.StringVar(&f.keylog, "keylog", "", "append TLS session keys to this file (NSS key log format) to decrypt a capture in Wireshark")
+	fs.StringVar(&f.pcap, "pcap", "", "write the connection as this client saw it to `FILE` (pcapng with the TLS secrets inside: Wireshark shows the MQTT packets decrypted)")
 	fs.StringVar(&f.profile, "profile", "", "use the profile `NAME` from the config file (see 'fennec help profiles')")
 	fs.StringVar(&f.config, "config", "", "config file (default $XDG_CONFIG_HOME/fennec/config.toml)")
 	fs.DurationVar(&f.connectTimeout, "connect-timeout", 30*time.Second, "give up connecting after this long")
@@ -346,6 +351,14 @@ func (f *connFlags) buildSpec(streams IO, qos *int) (*connSpec, error) {
 	if f.cert != "" && f.key == "" || f.key != "" && f.cert == "" {
 		return nil, usageErrorf("--cert and --key go together: give both")
 	}
+	if f.pcap != "" && f.capture == nil {
+		pc, err := openPcap(f.pcap)
+		if err != nil {
+			return nil, err
+		}
+		f.capture = pc
+	}
+	spec.capture = f.capture
 	if useTLS {
 		if f.insecure { // every time, --quiet or not
 			fmt.Fprintln(streams.Err, "fennec: WARNING: --insecure: the broker's certificate is NOT verified; anyone on the path can read and change this connection. Never use this in production.")

@@ -42,6 +42,7 @@ type connSpec struct {
 	// onPacket, when set, sees the type of every packet sent (outbound) and received.
 	onPacket func(outbound bool, packetType byte)
 	tlsFacts *tlsFacts
+	capture  *pcapFile // --pcap: record the connections
 	// tlsOptions holds the TLS flags unloaded, for the doctor (connFlags.deferTLS).
 	tlsOptions *pki.ClientOptions
 }

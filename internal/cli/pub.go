@@ -229,6 +229,10 @@ func versionName(v int) string {
 // report prints a failure as JSON too when --json is on, and silences it with --quiet. The
 // returned error still decides the exit code.
 func (f *connFlags) report(streams IO, err error) error {
+	if f.capture != nil {
+		f.capture.finish(streams, f.quiet)
+		f.capture = nil
+	}
 	if err == nil {
 		return nil
 	}

@@ -57,6 +57,9 @@ func tlsOptions(f *connFlags, host string) (pki.ClientOptions, error) {
 	if f.servername != "" {
 		opts.ServerName = f.servername
 	}
+	if f.capture != nil {
+		opts.KeyLogWriter = f.capture.rec.KeyLog()
+	}
 	switch strings.ToLower(f.tlsVersion) {
 	case "":
 	case "tlsv1.3", "1.3", "tls1.3":
