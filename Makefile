@@ -52,6 +52,7 @@ fuzz:
 	cd topic && $(GO) test -run '^$$' -fuzz '^FuzzMatch$$' -fuzztime $(FUZZTIME) .
 	cd session && $(GO) test -run '^$$' -fuzz '^FuzzSession$$' -fuzztime $(FUZZTIME) .
 	cd pki && $(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) .
+	cd capture && $(GO) test -run '^$$' -fuzz '^FuzzRecorder$$' -fuzztime $(FUZZTIME) .
 
 # soak runs the long fault suites (make test runs short versions of the same tests): 20,000
 # messages per QoS through a seeded fault proxy with 50 faults, a broker killed with SIGKILL

@@ -378,3 +378,48 @@ func TestResetRecorded(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRecorder feeds arbitrary client writes, server bytes and key log text to a recorder:
+// no panic, and the file stays a sequence of whole blocks.
+func FuzzRecorder(f *testing.F) {
+	f.Add([]byte{0x16, 3, 1, 0, 40, 1}, []byte("CLIENT_RANDOM 00 11\n"), []byte{0x20, 2, 0, 0})
+	f.Add(bytes.Repeat([]byte{0x16}, 60), []byte("SERVER_TRAFFIC_SECRET_0 "+strings.Repeat("ab", 32)+" 00\nCLIENT_TRAFFIC_SECRET_0 "+strings.Repeat("ab", 32)+" 00\n"), []byte{})
+	f.Fuzz(func(t *testing.T, out, keylog, in []byte) {
+		var buf bytes.Buffer
+		rec, err := capture.New(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.MaxHeld = 1 << 16
+		a, b := net.Pipe()
+		c := rec.Wrap(a)
+		go func() {
+			io := make([]byte, len(out)+1)
+			n := 0
+			for n < len(out) {
+				m, err := b.Read(io)
+				if err != nil {
+					break
+				}
+				n += m
+			}
+			b.Write(in)
+			b.Close()
+		}()
+		if len(out) > 0 { // net.Pipe hands even an empty write to a reader
+			c.Write(out)
+		}
+		rec.KeyLog().Write(keylog)
+		rd := make([]byte, 512)
+		for {
+			if _, err := c.Read(rd); err != nil {
+				break
+			}
+		}
+		c.Close()
+		if err := rec.Close(); err != nil {
+			t.Fatal(err)
+		}
+		blocks(t, buf.Bytes())
+	})
+}
