@@ -360,7 +360,7 @@ func (d *doctor) handshake(ctx context.Context) *Diagnosis {
 		if diag == nil {
 			diag = &Diagnosis{Step: StepTLS, Kind: DiagHandshakeFailure, Err: err, Cause: "the TLS handshake failed: " + err.Error(), Fix: "compare with openssl s_client -connect HOST:PORT -servername HOST"}
 		}
-		d.refineTLS(ctx, diag)
+		d.refineTLS(ctx, d.nc.RemoteAddr().String(), diag)
 		return diag
 	}
 	d.rec.MarkComplete()
@@ -452,8 +452,7 @@ func (d *doctor) lateTLS(err error) *Diagnosis {
 
 // refineTLS adds what probes on fresh connections to the same port learn: whether it speaks
 // plain MQTT, and which TLS versions it accepts.
-func (d *doctor) refineTLS(ctx context.Context, diag *Diagnosis) {
-	addr := d.nc.RemoteAddr().String()
+func (d *doctor) refineTLS(ctx context.Context, addr string, diag *Diagnosis) {
 	switch diag.Kind {
 	case DiagEOFDuringHandshake, DiagNotTLS:
 		if probePlainMQTT(ctx, &d.t, addr, d.t.Timeout) {

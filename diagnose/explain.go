@@ -95,6 +95,27 @@ func Explain(err error, c Context) *Diagnosis {
 	return d.closedAtConnect(context.Background(), err)
 }
 
+// Refine adds to a TLS diagnosis (from Explain or ExplainHandshake) what `fennec doctor`
+// learns with probes on fresh connections to the same port: a plain MQTT port met with TLS
+// (plain-mqtt-port instead of eof-during-handshake or not-tls), and the TLS versions the server
+// accepts. So a program that met the failure names the same cause as the doctor. cfg is the
+// client's TLS configuration (nil: none); probes send no application data.
+func Refine(ctx context.Context, c Context, cfg *tls.Config, diag *Diagnosis) {
+	if diag == nil || diag.Step != StepTLS {
+		return
+	}
+	if cfg == nil {
+		cfg = &tls.Config{}
+	}
+	rec := c.Recorder
+	if rec == nil {
+		rec = &pki.HandshakeRecorder{}
+	}
+	d := &doctor{t: Target{Host: c.Host, Port: c.Port, TLS: true, AWS: c.AWS || isAWSHost(c.Host), Timeout: 5 * time.Second},
+		rep: &Report{}, rec: rec, cfg: cfg}
+	d.refineTLS(ctx, net.JoinHostPort(c.Host, strconv.Itoa(c.Port)), diag)
+}
+
 // Recheck connects to the broker of c again with cfg (built by pki.ClientConfig with
 // c.Recorder) and waits for the server's verdict on the client certificate before sending
 // anything. Under TLS 1.3 a rejected client certificate reaches a client that has already sent

@@ -211,3 +211,68 @@ func TestConfigWithPasswordReadableByOthers(t *testing.T) {
 		}
 	}
 }
+
+// pub, sub, demo and doctor name the same cause for the same failure: one diagnosis, whether
+// the user asked for it or met it.
+func TestSameCauseInEveryCommand(t *testing.T) {
+	isolate(t)
+	b := brokertest.Start(t, brokertest.Options{})
+	other, err := pki.GenerateDevPKI(pki.DevPKIOptions{Clients: []string{"stranger"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := other.WriteDir(filepath.Join(t.TempDir(), "other"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	good := []string{"--servername", "localhost", "--cafile", b.CAFile, "--cert", b.ClientCert, "--key", b.ClientKey}
+	cases := []struct {
+		name, url, cause string
+		args             []string
+	}{
+		{"nothing listening", "mqtts://" + closed, "tcp-refused", good},
+		{"other CA", "mqtts://" + b.TLSAddr, "unknown-authority", []string{"--servername", "localhost", "--cafile", files.CA, "--cert", b.ClientCert, "--key", b.ClientKey}},
+		{"no client certificate", "mqtts://" + b.TLSAddr, "client-certificate-missing", []string{"--servername", "localhost", "--cafile", b.CAFile}},
+		{"TLS to the plain port", "mqtts://" + b.TCPAddr, "plain-mqtt-port", good},
+		{"hostname", "mqtts://" + b.TLSAddr, "hostname-mismatch", []string{"--servername", "broker.example", "--cafile", b.CAFile, "--cert", b.ClientCert, "--key", b.ClientKey}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cause := func(out string) string {
+				for _, line := range strings.Split(out, "\n") {
+					var v struct {
+						Diagnosis json.RawMessage `json:"diagnosis"`
+					}
+					if json.Unmarshal([]byte(line), &v) != nil || v.Diagnosis == nil {
+						continue
+					}
+					var id string
+					if json.Unmarshal(v.Diagnosis, &id) == nil {
+						return id
+					}
+					var d struct{ Cause string }
+					json.Unmarshal(v.Diagnosis, &d)
+					return d.Cause
+				}
+				return ""
+			}
+			for _, cmd := range [][]string{
+				{"doctor", c.url, "--json"},
+				{"pub", "-L", c.url + "/t", "-m", "x", "--json"},
+				{"sub", "-L", c.url + "/t", "-C", "1", "-W", "2", "--json"},
+				{"demo", "--broker", c.url, "--json"},
+			} {
+				code, out, errout := run(t, append(cmd, c.args...)...)
+				if got := cause(out); got != c.cause || code != ExitNetwork {
+					t.Errorf("%s: exit %d, cause %q, want %q\n%s\n%s", cmd[0], code, got, c.cause, out, errout)
+				}
+			}
+		})
+	}
+}

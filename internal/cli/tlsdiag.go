@@ -22,6 +22,16 @@ func explainTLS(err error, spec *connSpec) *exitError {
 	if d == nil {
 		return nil
 	}
+	if spec != nil && (d.Kind == diagnose.DiagEOFDuringHandshake || d.Kind == diagnose.DiagNotTLS || d.Kind == diagnose.DiagVersion) {
+		// The doctor's probes, so that the cause is the doctor's (plain-mqtt-port, the
+		// versions the server accepts).
+		if d.Step == "" {
+			d.Step = diagnose.StepTLS
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		diagnose.Refine(ctx, diagnose.Context{Host: spec.Host, Port: spec.Port, TLS: true, AWS: isAWSHost(spec.Host), Recorder: rec}, spec.TLS, d)
+		cancel()
+	}
 	return tlsExit(err, d, spec)
 }
 
