@@ -31,6 +31,10 @@ func errToken(err error) *Token {
 	return &Token{finished: true, err: err}
 }
 
+// FailedToken returns a token that has already failed with err: for a wrapper that refuses a
+// message before it is queued (awsiot checks AWS's limits this way).
+func FailedToken(err error) *Token { return errToken(err) }
+
 func (t *Token) complete(err error) {
 	t.mu.Lock()
 	t.err, t.finished = err, true

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -123,12 +124,13 @@ func (b Bound) ClientURL() string {
 // Broker is an embedded MQTT broker built on mochi-mqtt. Create it with New, then Start it; Close
 // stops every listener and connection.
 type Broker struct {
-	opts   Options
-	log    *slog.Logger
-	srv    *mqtt.Server
-	hook   *hook
-	faults *Faults
-	done   chan struct{}
+	opts    Options
+	log     *slog.Logger
+	srv     *mqtt.Server
+	hook    *hook
+	shadows *shadows // AWS emulation: the Device Shadow service
+	faults  *Faults
+	done    chan struct{}
 
 	dropMu  sync.Mutex
 	dropped map[string]uint64 // messages dropped at a session's bound, by client ID
@@ -214,10 +216,18 @@ func New(opts Options) (*Broker, error) {
 		// message the broker holds back for the client's Receive Maximum (flow.go) is such a
 		// write that does not happen.
 		ClientNetWriteBufferSize: 1,
+		// The AWS emulation's Device Shadow service publishes its answers as the broker.
+		InlineClient: opts.AWS != nil,
 	})
 	b.hook = &hook{b: b}
 	if err := b.srv.AddHook(b.hook, nil); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
+	}
+	if opts.AWS != nil {
+		b.shadows = &shadows{b: b, docs: map[string]*shadowDoc{}, now: time.Now}
+		if err := b.shadows.start(b.srv); err != nil {
+			return nil, err
+		}
 	}
 	return b, nil
 }

@@ -8,9 +8,10 @@ import (
 	"time"
 )
 
-// IsAWSIoTDeviceCert reports whether cert was issued by AWS IoT's own device CA (what the AWS
-// IoT console and CreateKeysAndCertificate produce), as opposed to a CA you registered.
-func IsAWSIoTDeviceCert(cert *x509.Certificate) bool {
+// isAWSIoTDeviceCert reports whether cert was issued by AWS IoT's own device CA (what the AWS
+// IoT console and CreateKeysAndCertificate produce), as opposed to a CA you registered. The
+// exported form is awsiot.IsDeviceCert; Check needs the fact without importing the adapter.
+func isAWSIoTDeviceCert(cert *x509.Certificate) bool {
 	for _, ou := range cert.Issuer.OrganizationalUnit {
 		if strings.HasPrefix(ou, "Amazon Web Services O=Amazon.com Inc.") {
 			return true
@@ -176,7 +177,7 @@ func Check(objs []Object, opts CheckOptions) CheckReport {
 			var ne *NotIssuedByError
 			switch {
 			case err == nil:
-			case errors.As(err, &ne) && IsAWSIoTDeviceCert(l.Cert) && opts.Host == "":
+			case errors.As(err, &ne) && isAWSIoTDeviceCert(l.Cert) && opts.Host == "":
 				// An AWS IoT device certificate is issued by the AWS IoT CA, which AWS keeps;
 				// the CA file a device holds (Amazon Root CA 1) verifies the server instead.
 				cr.Note = "issued by the AWS IoT device CA (" + NameString(l.Cert.Issuer) + "), which AWS IoT checks on its side; the CA given verifies the server, so no chain is expected here"
