@@ -275,4 +275,3 @@ func filters(subs []packet.Subscription) []string {
 	}
 	return out
 }
-
