@@ -2,12 +2,9 @@ package awsiot
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/fennec-mqtt/fennec"
 	"github.com/fennec-mqtt/fennec/packet"
@@ -28,14 +25,7 @@ type Shadow struct {
 	name   string
 	prefix string // $aws/things/<thing>/shadow[/name/<name>]
 
-	mu      sync.Mutex
-	subbed  map[string]bool // operations whose accepted and rejected topics are subscribed
-	waiting map[string]chan answer
-}
-
-type answer struct {
-	accepted bool
-	payload  []byte
+	r *requester
 }
 
 // NewShadow returns the shadow name of thing ("" for the classic shadow).
@@ -44,7 +34,7 @@ func NewShadow(c MQTT, thing, name string) *Shadow {
 	if name != "" {
 		p += "/name/" + name
 	}
-	return &Shadow{c: c, thing: thing, name: name, prefix: p, subbed: map[string]bool{}, waiting: map[string]chan answer{}}
+	return &Shadow{c: c, thing: thing, name: name, prefix: p, r: newRequester(c)}
 }
 
 // Topic returns the shadow's topic for op ("get", "update/delta", ...).
@@ -184,83 +174,20 @@ func (s *Shadow) OnDocuments(ctx context.Context, h func(json.RawMessage)) error
 
 // request publishes req with a new client token to op and waits for the answer to it.
 func (s *Shadow) request(ctx context.Context, op string, req map[string]any, out *Document) error {
-	if err := s.subscribe(ctx, op); err != nil {
-		return err
-	}
-	var b [16]byte
-	rand.Read(b[:])
-	token := hex.EncodeToString(b[:])
-	req["clientToken"] = token
-	ch := make(chan answer, 1)
-	s.mu.Lock()
-	s.waiting[token] = ch
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.waiting, token)
-		s.mu.Unlock()
-	}()
-	payload, err := json.Marshal(req)
+	a, err := s.r.do(ctx, s.Topic(op), s.Topic(op+"/accepted"), s.Topic(op+"/rejected"), req)
 	if err != nil {
-		return err
-	}
-	if err := s.c.Publish(ctx, &fennec.Message{Topic: s.Topic(op), QoS: 1, Payload: payload}); err != nil {
 		return fmt.Errorf("awsiot: shadow %s: %w", op, err)
 	}
-	select {
-	case a := <-ch:
-		if !a.accepted {
-			e := &ShadowError{Op: op}
-			if err := json.Unmarshal(a.payload, e); err != nil {
-				return fmt.Errorf("awsiot: shadow %s rejected with an answer that is not JSON: %q", op, a.payload)
-			}
-			e.Op = op
-			return e
+	if !a.accepted {
+		e := &ShadowError{Op: op}
+		if err := json.Unmarshal(a.payload, e); err != nil {
+			return fmt.Errorf("awsiot: shadow %s rejected with an answer that is not JSON: %q", op, a.payload)
 		}
-		if err := json.Unmarshal(a.payload, out); err != nil {
-			return fmt.Errorf("awsiot: shadow %s: accepted answer is not a document: %w", op, err)
-		}
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("awsiot: shadow %s: no answer on %s/accepted or /rejected: %w (the policy must allow iot:Subscribe and iot:Receive on them)", op, s.Topic(op), ctx.Err())
+		e.Op = op
+		return e
 	}
-}
-
-// subscribe subscribes op's accepted and rejected topics once.
-func (s *Shadow) subscribe(ctx context.Context, op string) error {
-	s.mu.Lock()
-	done := s.subbed[op]
-	s.mu.Unlock()
-	if done {
-		return nil
+	if err := json.Unmarshal(a.payload, out); err != nil {
+		return fmt.Errorf("awsiot: shadow %s: accepted answer is not a document: %w", op, err)
 	}
-	h := func(accepted bool) fennec.MessageHandler {
-		return func(m *fennec.Message) {
-			var t struct {
-				ClientToken string `json:"clientToken"`
-			}
-			if json.Unmarshal(m.Payload, &t) != nil || t.ClientToken == "" {
-				return
-			}
-			s.mu.Lock()
-			ch := s.waiting[t.ClientToken]
-			s.mu.Unlock()
-			if ch != nil {
-				select {
-				case ch <- answer{accepted, append([]byte(nil), m.Payload...)}:
-				default: // a duplicate (QoS 1 resend): the first answer stands
-				}
-			}
-		}
-	}
-	if _, err := s.c.Subscribe(ctx, h(true), packet.Subscription{Filter: s.Topic(op + "/accepted"), QoS: 1}); err != nil {
-		return fmt.Errorf("awsiot: shadow %s: %w", op, err)
-	}
-	if _, err := s.c.Subscribe(ctx, h(false), packet.Subscription{Filter: s.Topic(op + "/rejected"), QoS: 1}); err != nil {
-		return fmt.Errorf("awsiot: shadow %s: %w", op, err)
-	}
-	s.mu.Lock()
-	s.subbed[op] = true
-	s.mu.Unlock()
 	return nil
 }

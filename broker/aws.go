@@ -57,6 +57,9 @@ type AWS struct {
 	// Region and Account build the ARNs the policy's resources are matched against; zero:
 	// "us-east-1" and "123456789012".
 	Region, Account string
+	// Jobs are created when the broker starts (more with Broker.CreateJob); their executions
+	// are served by the emulation's Jobs service.
+	Jobs []Job
 
 	things map[[32]byte][]string
 }

@@ -129,6 +129,7 @@ type Broker struct {
 	srv     *mqtt.Server
 	hook    *hook
 	shadows *shadows // AWS emulation: the Device Shadow service
+	jobs    *jobs    // AWS emulation: the Jobs service
 	faults  *Faults
 	done    chan struct{}
 
@@ -227,6 +228,15 @@ func New(opts Options) (*Broker, error) {
 		b.shadows = &shadows{b: b, docs: map[string]*shadowDoc{}, now: time.Now}
 		if err := b.shadows.start(b.srv); err != nil {
 			return nil, err
+		}
+		b.jobs = newJobs(b)
+		if err := b.jobs.start(b.srv); err != nil {
+			return nil, err
+		}
+		for _, job := range opts.AWS.Jobs {
+			if err := b.jobs.create(job); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return b, nil
