@@ -31,6 +31,7 @@ type brokerOptions struct {
 	awsPolicy  string
 	awsRegion  string
 	awsAccount string
+	awsJobs    []string
 	verbose    int
 	quiet      bool
 	logJSON    bool
@@ -84,6 +85,7 @@ func newBrokerCmd(streams IO) *cobra.Command {
 	fs.StringVar(&o.awsDevices, "aws-devices", "", "directory of registered device certificates; the file name is the thing name")
 	fs.StringVar(&o.awsPolicy, "aws-policy", "", "AWS IoT policy document (JSON) attached to every device")
 	fs.StringVar(&o.awsRegion, "aws-region", "us-east-1", "region in the ARNs the policy is matched against")
+	fs.StringArrayVar(&o.awsJobs, "aws-job", nil, "a job for the emulation's Jobs service: ID=DOCUMENT.json:THING[,THING...] (repeatable)")
 	fs.StringVar(&o.awsAccount, "aws-account", "123456789012", "account ID in the ARNs the policy is matched against")
 	fs.CountVarP(&o.verbose, "verbose", "v", "more logs (-v: debug)")
 	fs.BoolVar(&o.quiet, "quiet", false, "log warnings and errors only")
@@ -133,8 +135,8 @@ func runBroker(cmd *cobra.Command, streams IO, o *brokerOptions) error {
 	if o.aws && (o.awsDevices == "" || o.awsPolicy == "") {
 		return usage("--aws needs --aws-devices DIR and --aws-policy FILE")
 	}
-	if !o.aws && (o.awsDevices != "" || o.awsPolicy != "") {
-		return usage("--aws-devices and --aws-policy need --aws")
+	if !o.aws && (o.awsDevices != "" || o.awsPolicy != "" || len(o.awsJobs) > 0) {
+		return usage("--aws-devices, --aws-policy and --aws-job need --aws")
 	}
 
 	level := slog.LevelInfo
@@ -203,6 +205,13 @@ func runBroker(cmd *cobra.Command, streams IO, o *brokerOptions) error {
 			return &exitError{code: ExitError, err: err, hint: "see docs/aws-emulation.md for what the emulation evaluates"}
 		}
 		opts.AWS = &broker.AWS{Devices: devices, Policy: policy, Region: o.awsRegion, Account: o.awsAccount}
+		for _, spec := range o.awsJobs {
+			job, err := parseJobFlag(spec)
+			if err != nil {
+				return usage("%v", err)
+			}
+			opts.AWS.Jobs = append(opts.AWS.Jobs, job)
+		}
 	}
 	b, err := broker.New(opts)
 	if err != nil {
@@ -365,4 +374,22 @@ hashed by salted PBKDF2-HMAC-SHA256. Add "publish" and "subscribe" filters to th
 	}
 	cmd.Flags().IntVar(&iterations, "iterations", broker.PasswordIterations, "PBKDF2 iterations")
 	return cmd
+}
+
+// parseJobFlag reads --aws-job ID=DOCUMENT.json:THING[,THING...].
+func parseJobFlag(spec string) (broker.Job, error) {
+	bad := fmt.Errorf("--aws-job %q: want ID=DOCUMENT.json:THING[,THING...], e.g. fw-1=job.json:dev1", spec)
+	id, rest, ok := strings.Cut(spec, "=")
+	if !ok || id == "" {
+		return broker.Job{}, bad
+	}
+	i := strings.LastIndex(rest, ":")
+	if i <= 0 || i == len(rest)-1 {
+		return broker.Job{}, bad
+	}
+	doc, err := os.ReadFile(rest[:i])
+	if err != nil {
+		return broker.Job{}, fmt.Errorf("--aws-job %s: %w", id, err)
+	}
+	return broker.Job{ID: id, Document: doc, Things: strings.Split(rest[i+1:], ",")}, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fennec-mqtt/fennec"
 	"github.com/fennec-mqtt/fennec/awsiot"
 )
 
@@ -76,16 +77,23 @@ message and exits 4.`,
 	return cmd
 }
 
-func (o *shadowOptions) run(ctx context.Context, streams IO, op func(context.Context, IO, *awsiot.Shadow) error) (err error) {
-	defer func() { err = o.conn.report(streams, err) }()
+func (o *shadowOptions) run(ctx context.Context, streams IO, op func(context.Context, IO, *awsiot.Shadow) error) error {
 	if o.wait < 0 || o.count < 0 {
-		return usageErrorf("--wait and -C take positive values")
+		return o.conn.report(streams, usageErrorf("--wait and -C take positive values"))
 	}
-	spec, err := o.conn.buildSpec(streams, nil)
+	return withThing(ctx, streams, &o.conn, o.thing, func(ctx context.Context, c *fennec.Client, thing string) error {
+		return op(ctx, streams, awsiot.NewShadow(c, thing, o.name))
+	})
+}
+
+// withThing connects as the connection flags say and runs op for the thing --thing names
+// (default: the client ID; the client ID defaults to the thing, as AWS policies name it).
+func withThing(ctx context.Context, streams IO, conn *connFlags, thing string, op func(context.Context, *fennec.Client, string) error) (err error) {
+	defer func() { err = conn.report(streams, err) }()
+	spec, err := conn.buildSpec(streams, nil)
 	if err != nil {
 		return err
 	}
-	thing := o.thing
 	if thing == "" {
 		thing = spec.ClientID
 	}
@@ -93,7 +101,7 @@ func (o *shadowOptions) run(ctx context.Context, streams IO, op func(context.Con
 		return usageErrorf("no thing: give --thing NAME (or -i CLIENT_ID, which names it by default)")
 	}
 	if spec.ClientID == "" {
-		spec.ClientID = thing // AWS policies name the client ID; the thing name is the usual one
+		spec.ClientID = thing
 	}
 	c, err := dialClient(ctx, spec)
 	if err != nil {
@@ -106,9 +114,9 @@ func (o *shadowOptions) run(ctx context.Context, streams IO, op func(context.Con
 	}()
 	fc, ok := c.(*fennecClient)
 	if !ok {
-		return fmt.Errorf("shadow: unexpected client %T", c)
+		return fmt.Errorf("unexpected client %T", c)
 	}
-	return op(ctx, streams, awsiot.NewShadow(fc.c, thing, o.name))
+	return op(ctx, fc.c, thing)
 }
 
 func (o *shadowOptions) timed(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -221,14 +229,7 @@ func (o *shadowOptions) watch(ctx context.Context, streams IO, sh *awsiot.Shadow
 }
 
 func printJSONDoc(streams IO, doc *awsiot.Document, compact bool) error {
-	var b []byte
-	if compact {
-		b, _ = json.Marshal(doc)
-	} else {
-		b, _ = json.MarshalIndent(doc, "", "  ")
-	}
-	fmt.Fprintf(streams.Out, "%s\n", b)
-	return nil
+	return printJSON(streams, doc, compact)
 }
 
 // shadowError gives a shadow failure its exit code and hint.
