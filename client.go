@@ -280,7 +280,17 @@ func (c *Client) dial(ctx context.Context) (*mqttconn.Conn, *packet.Connack, err
 		case <-ctx.Done():
 		}
 	}()
-	conn, ack, err := mqttconn.Dial(ctx, &c.opts)
+	opts := &c.opts
+	if f := c.cfg.WebSocketPathFunc; f != nil && (c.url.Scheme == "ws" || c.url.Scheme == "wss") {
+		path, err := f(ctx)
+		if err != nil {
+			return nil, nil, wrapErr("websocket path", err)
+		}
+		o := c.opts
+		o.Path = path
+		opts = &o
+	}
+	conn, ack, err := mqttconn.Dial(ctx, opts)
 	if err != nil {
 		return nil, ack, err
 	}

@@ -57,6 +57,10 @@ type Config struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// WebSocketPath is the HTTP path for ws:// and wss://. Zero: the URL's path, else "/mqtt".
 	WebSocketPath string
+	// WebSocketPathFunc, when set, gives the path (with its query) of each WebSocket
+	// connection just before it is opened, replacing WebSocketPath: a URL signed per
+	// connection, such as AWS IoT's SigV4 one, which expires (awsiot.Config.WebSocket).
+	WebSocketPathFunc func(ctx context.Context) (string, error)
 	// ConnectTimeout bounds each connection attempt (DNS, TCP, TLS, WebSocket, CONNACK).
 	// Zero: 30 s.
 	ConnectTimeout time.Duration

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/fennec-mqtt/fennec"
 	"github.com/fennec-mqtt/fennec/packet"
 	"github.com/fennec-mqtt/fennec/pki"
@@ -53,6 +55,16 @@ type Config struct {
 	// by default).
 	CleanStart    bool
 	SessionExpiry time.Duration
+	// WebSocket connects over MQTT over WebSocket (wss://<endpoint>/mqtt, port 443) signed with
+	// SigV4 from Credentials instead of with a device certificate.
+	WebSocket bool
+	// Credentials sign WebSocket connections: StaticCredentials, EnvCredentials,
+	// SharedCredentials or any aws.CredentialsProvider. They are retrieved for each connection.
+	Credentials aws.CredentialsProvider
+	// Region is the endpoint's region for the signature (zero: read from the endpoint name).
+	Region string
+	// SignTime is the clock of the signature (zero: time.Now); for tests.
+	SignTime func() time.Time
 	// Limits are checked before sending (zero: DefaultLimits).
 	Limits *Limits
 	// Base is copied into the client configuration for everything else (handlers, store,
@@ -120,6 +132,12 @@ func (c *Config) hostPort() (string, int, error) {
 	}
 	if port == 0 {
 		port = 8883
+		if c.WebSocket {
+			port = 443
+		}
+	}
+	if IsEndpoint(host) && c.WebSocket && port != 443 {
+		return "", 0, &ConfigError{"Port", fmt.Sprintf("%d: AWS IoT Core serves MQTT over WebSocket on 443", port)}
 	}
 	if IsEndpoint(host) && port != 8883 && port != 443 {
 		return "", 0, &ConfigError{"Port", fmt.Sprintf("%d: AWS IoT Core serves MQTT with certificates on 8883, and on 443 with ALPN %s", port, ALPN)}
@@ -168,8 +186,15 @@ func (c *Config) ClientConfig() (fennec.Config, error) {
 		return fennec.Config{}, &LimitError{Limit: "keep-alive", Value: int(ka / time.Second), Max: int(MaxKeepAlive / time.Second),
 			Msg: fmt.Sprintf("keep-alive %s is outside AWS IoT Core's range of 30 s to 1200 s", ka)}
 	}
-	if c.Cert.File == "" && c.Cert.Data == nil {
-		return fennec.Config{}, &ConfigError{"Cert", "no device certificate: AWS IoT Core authenticates MQTT on 8883 and 443 with one"}
+	if c.WebSocket {
+		if c.Credentials == nil {
+			return fennec.Config{}, &ConfigError{"Credentials", "WebSocket connections are signed with IAM credentials: StaticCredentials, EnvCredentials or SharedCredentials"}
+		}
+		if c.Cert.File != "" || c.Cert.Data != nil {
+			return fennec.Config{}, &ConfigError{"Cert", "WebSocket connections authenticate with SigV4, not a device certificate: leave WebSocket false to use the certificate on 8883 or 443"}
+		}
+	} else if c.Cert.File == "" && c.Cert.Data == nil {
+		return fennec.Config{}, &ConfigError{"Cert", "no device certificate: AWS IoT Core authenticates MQTT on 8883 and 443 with one (or set WebSocket and Credentials for SigV4)"}
 	}
 	cas := c.RootCAs
 	if len(cas) == 0 {
@@ -179,7 +204,7 @@ func (c *Config) ClientConfig() (fennec.Config, error) {
 	if c.ServerName != "" {
 		opts.ServerName = c.ServerName
 	}
-	if port == 443 {
+	if port == 443 && !c.WebSocket {
 		opts.NextProtos = []string{ALPN}
 	}
 	tc, err := pki.ClientConfig(opts)
@@ -188,6 +213,39 @@ func (c *Config) ClientConfig() (fennec.Config, error) {
 	}
 	cfg := c.Base
 	cfg.Server = "mqtts://" + net.JoinHostPort(host, strconv.Itoa(port))
+	if c.WebSocket {
+		region := c.Region
+		if region == "" {
+			region = Region(host)
+		}
+		if region == "" {
+			return fennec.Config{}, &ConfigError{"Region", "cannot read it from " + host + ": set Region (it is part of the signature)"}
+		}
+		cfg.Server = "wss://" + net.JoinHostPort(host, strconv.Itoa(port))
+		hostHeader := host
+		if port != 443 {
+			hostHeader = net.JoinHostPort(host, strconv.Itoa(port))
+		}
+		creds, clock := c.Credentials, c.SignTime
+		if clock == nil {
+			clock = time.Now
+		}
+		cfg.WebSocketPathFunc = func(ctx context.Context) (string, error) {
+			cr, err := creds.Retrieve(ctx)
+			if err != nil {
+				return "", fmt.Errorf("awsiot: credentials: %w", err)
+			}
+			signed, err := PresignWebSocketURL(ctx, hostHeader, region, cr, clock())
+			if err != nil {
+				return "", err
+			}
+			u, err := url.Parse(signed)
+			if err != nil {
+				return "", err
+			}
+			return u.RequestURI(), nil
+		}
+	}
 	cfg.ClientID, cfg.TLSConfig, cfg.KeepAlive = id, tc, ka
 	cfg.Version = c.Version
 	if cfg.Version == 0 {

@@ -337,7 +337,16 @@ func dialWS(ctx context.Context, o *Options) (net.Conn, *tls.ConnectionState, er
 		ForceAttemptHTTP2:  false,
 	}
 	defer tr.CloseIdleConnections()
-	ws, resp, err := websocket.Dial(ctx, scheme+"://"+o.Addr+path, &websocket.DialOptions{
+	// The Host header leaves out the scheme's default port, as browsers send it: a URL signed
+	// for the host (AWS SigV4) is checked against the header.
+	hostHeader := o.Addr
+	if h, p, err := net.SplitHostPort(o.Addr); err == nil && (secure && p == "443" || !secure && p == "80") {
+		hostHeader = h
+		if strings.Contains(h, ":") {
+			hostHeader = "[" + h + "]"
+		}
+	}
+	ws, resp, err := websocket.Dial(ctx, scheme+"://"+hostHeader+path, &websocket.DialOptions{
 		HTTPClient:   &http.Client{Transport: tr},
 		Subprotocols: []string{"mqtt"},
 	})
