@@ -418,7 +418,10 @@ func (c *Conn) handshake(ctx context.Context) (*packet.Connack, error) {
 			return nil, err
 		}
 		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("broker closed the connection before CONNACK (does it speak MQTT %v?): %w", c.version, err)
+			// Brokers close without a CONNACK for many reasons (an ACL or policy that refuses
+			// the client ID or certificate, a takeover, a protocol version they reject without
+			// saying so): the error states the fact and leaves the cause to who knows the broker.
+			return nil, fmt.Errorf("broker closed the connection after CONNECT (MQTT %v) without a CONNACK: %w", c.version, err)
 		}
 		if isDecodeErr(err) {
 			return nil, &ProtocolError{Msg: "bad packet instead of CONNACK", Err: err}

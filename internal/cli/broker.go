@@ -288,8 +288,14 @@ func printBrokerBanner(w io.Writer, b *broker.Broker, o *brokerOptions, dev *pki
 			}
 			fmt.Fprintf(w, "  mosquitto_pub -h %s -p %s --cafile %s --cert DEVICE.pem --key DEVICE-key.pem -i THING -t TOPIC -m hello -q 1\n",
 				host, port, shellQuote(ca))
-			fmt.Fprintf(w, "  fennec pub -h %s -p %s --cafile %s --cert DEVICE.pem --key DEVICE-key.pem -i THING -t TOPIC -m hello -q 1\n",
+			fmt.Fprintf(w, "  fennec pub --aws -h %s -p %s --cafile %s --cert DEVICE.pem --key DEVICE-key.pem -i THING -t TOPIC -m hello -q 1\n",
 				host, port, shellQuote(ca))
+			fmt.Fprintf(w, "  fennec shadow get --aws -h %s -p %s --cafile %s --cert DEVICE.pem --key DEVICE-key.pem --thing THING\n",
+				host, port, shellQuote(ca))
+			if len(o.awsJobs) > 0 {
+				fmt.Fprintf(w, "  fennec jobs list --aws -h %s -p %s --cafile %s --cert DEVICE.pem --key DEVICE-key.pem --thing THING\n",
+					host, port, shellQuote(ca))
+			}
 		}
 		return
 	}

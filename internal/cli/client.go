@@ -229,10 +229,8 @@ func (f *fennecClient) TLSState() *tls.ConnectionState {
 // connection attempt, a reason code from the broker, a protocol violation.
 func explainClientError(err error, spec *connSpec) *exitError {
 	addr := "the broker"
-	host := ""
 	if spec != nil {
 		addr = net.JoinHostPort(spec.Host, fmt.Sprint(spec.Port))
-		host = spec.Host
 	}
 	var ce *fennec.ConnectError
 	var re *fennec.ReasonError
@@ -284,7 +282,7 @@ func explainClientError(err error, spec *connSpec) *exitError {
 			}
 			if closed {
 				h := fmt.Sprintf("step: MQTT — CONNECT to %s\ncause: the server closed the connection right after CONNECT, without a CONNACK", addr)
-				if isAWSHost(host) {
+				if isAWS(spec) {
 					h += "\ncause: AWS IoT Core does this when the policy attached to the certificate does not allow iot:Connect for this client ID, when the certificate is not ACTIVE or not attached to the policy, or when another connection uses the same client ID\nfix: allow iot:Connect on arn:aws:iot:REGION:ACCOUNT:client/" + clientIDOr(spec) + " in the policy attached to this certificate, activate the certificate, and use a client ID the policy names (usually the thing name, -i)"
 				} else {
 					h += "\ncause: brokers do this when they refuse the client without saying why: an ACL or policy that forbids this client ID or certificate, a duplicate client ID, or a protocol version they do not accept"
@@ -307,7 +305,7 @@ func explainClientError(err error, spec *connSpec) *exitError {
 		switch {
 		case strings.Contains(err.Error(), "QoS"):
 			h += " QoS"
-			if isAWSHost(host) {
+			if isAWS(spec) {
 				h += "; AWS IoT Core supports QoS 0 and 1 only"
 			}
 			h += "\nfix: publish with a lower QoS (-q 1 or -q 0)"
@@ -323,7 +321,7 @@ func explainClientError(err error, spec *connSpec) *exitError {
 		return &exitError{code: ExitTimeout, err: err, step: "mqtt", hint: "cause: the broker stopped answering\nfix: check the network; run with -d to see the last packets"}
 	case errors.Is(err, fennec.ErrConnectionLost):
 		h := "step: MQTT\ncause: the connection ended before the broker acknowledged the operation"
-		if isAWSHost(host) {
+		if isAWS(spec) {
 			h += "\ncause: AWS IoT Core disconnects an MQTT 3.1.1 client that publishes or subscribes where its policy does not allow it (iot:Publish / iot:Subscribe), and drops QoS 2\nfix: check the policy's topic/ and topicfilter/ resources; use -q 0 or 1"
 		} else {
 			h += "\nfix: run with -d to see the last packets; the broker's log tells why it closed the connection"
@@ -375,7 +373,7 @@ func reasonErrorExplained(err error, re *fennec.ReasonError, spec *connSpec) *ex
 	if re.Reason != "" {
 		cause += " (broker says: " + re.Reason + ")"
 	}
-	if spec != nil && isAWSHost(spec.Host) && re.Packet != packet.CONNACK {
+	if spec != nil && isAWS(spec) && re.Packet != packet.CONNACK {
 		fix += "; on AWS IoT Core check the policy attached to the certificate"
 	}
 	e.hint = step + "\ncause: " + cause + "\nfix: " + fix

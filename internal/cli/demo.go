@@ -64,7 +64,7 @@ server's certificate chain.`,
 	fs := cmd.Flags()
 	fs.StringVar(&o.broker, "broker", "", "run against this broker instead of the embedded one: mqtt[s]://host[:port]")
 	fs.StringVar(&o.topic, "topic", "", "topic prefix for the demo messages (default fennec/demo/<random>)")
-	fs.IntSliceVar(&o.qos, "qos", nil, "QoS levels to demonstrate (default 0,1,2; 0,1 for AWS IoT)")
+	fs.IntSliceVarP(&o.qos, "qos", "q", nil, "QoS levels to demonstrate (default 0,1,2; 0,1 for AWS IoT and for a broker whose CONNACK says Maximum QoS 1)")
 	fs.DurationVar(&o.wait, "wait", 10*time.Second, "how long to wait for each message to come back")
 	return cmd
 }
@@ -155,17 +155,14 @@ func (o *demoOptions) run(ctx context.Context, streams IO) (err error) {
 	levels := o.qos
 	if len(levels) == 0 {
 		levels = []int{0, 1, 2}
-		if isAWSHost(spec.Host) {
-			levels = []int{0, 1}
-			fmt.Fprintln(out, "  note       AWS IoT Core does not support QoS 2: demonstrating QoS 0 and 1")
-		}
 	}
-	maxQoS := 0
 	for _, q := range levels {
 		if q < 0 || q > 2 {
-			return usageErrorf("--qos %d: QoS is 0, 1 or 2", q)
+			return usageErrorf("-q %d: QoS is 0, 1 or 2", q)
 		}
-		maxQoS = max(maxQoS, q)
+	}
+	if isAWS(spec) {
+		levels = capLevels(out, levels, 1, "AWS IoT Core does not support QoS 2")
 	}
 
 	tr := newTracer(out)
@@ -219,6 +216,17 @@ func (o *demoOptions) run(ctx context.Context, streams IO) (err error) {
 		m  *message
 		at time.Time
 	}
+	// MQTT 5: the broker's CONNACK may say Maximum QoS [MQTT-3.2.2-9]; a QoS above it would be
+	// refused, so the demo shows what the broker supports and says so.
+	if fc, ok := c.(*fennecClient); ok {
+		if _, ack := fc.c.ConnectionState(); ack != nil && ack.Props.Has(packet.PropMaximumQoS) {
+			levels = capLevels(out, levels, int(ack.Props.MaximumQoS), fmt.Sprintf("the broker's CONNACK says Maximum QoS %d", ack.Props.MaximumQoS))
+		}
+	}
+	maxQoS := 0
+	for _, q := range levels {
+		maxQoS = max(maxQoS, q)
+	}
 	arrivals := make(chan arrival, 16)
 	filter := topic + "/#"
 	subs := []subscription{{Filter: filter, QoS: byte(maxQoS)}}
@@ -270,7 +278,7 @@ func (o *demoOptions) run(ctx context.Context, streams IO) (err error) {
 		if !r.Received {
 			o.summary(out, results, levels)
 			hint := fmt.Sprintf("step: MQTT — the QoS %d message to %q was accepted but did not come back within %s\ncause: the broker did not deliver it to our own subscription to %q", q, r.Topic, o.wait, filter)
-			if isAWSHost(spec.Host) {
+			if isAWS(spec) {
 				hint += "\nfix: the AWS IoT policy needs iot:Receive on arn:aws:iot:REGION:ACCOUNT:topic/" + r.Topic + " as well as iot:Publish and iot:Subscribe"
 			} else {
 				hint += "\nfix: check the broker's ACL for receive/read rights on the topic; run with -d to see every packet"
@@ -355,4 +363,27 @@ func demoPKI(spec *connSpec) (*pki.DevPKI, *tls.Config, error) {
 	spec.tlsFacts = facts
 	spec.ClientCert = true
 	return p, cfg, nil
+}
+
+// capLevels drops the QoS levels above limit, with a notice naming why; when none is left, the
+// demo runs at limit.
+func capLevels(out io.Writer, levels []int, limit int, why string) []int {
+	var kept, dropped []string
+	var l []int
+	for _, q := range levels {
+		if q > limit {
+			dropped = append(dropped, fmt.Sprint(q))
+			continue
+		}
+		l = append(l, q)
+		kept = append(kept, fmt.Sprint(q))
+	}
+	if len(dropped) == 0 {
+		return levels
+	}
+	if len(l) == 0 {
+		l, kept = []int{limit}, []string{fmt.Sprint(limit)}
+	}
+	fmt.Fprintf(out, "  note       %s: QoS %s skipped, demonstrating QoS %s\n", why, strings.Join(dropped, ","), strings.Join(kept, ","))
+	return l
 }

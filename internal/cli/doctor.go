@@ -17,7 +17,7 @@ import (
 
 func newDoctorCmd(streams IO) *cobra.Command {
 	var f connFlags
-	var aws, noPublish bool
+	var noPublish bool
 	var topic, hdrCA, hdrCert, hdrKey string
 	cmd := &cobra.Command{
 		Use:   "doctor [URL]",
@@ -72,7 +72,7 @@ client ID, topic permissions.`,
 			}
 			tg := diagnose.Target{Host: spec.Host, Port: spec.Port, TLS: spec.tlsOptions != nil, Version: packet.Version(spec.Version),
 				ClientID: spec.ClientID, Username: spec.Username, Password: spec.Password, HasPassword: spec.HasPassword,
-				AWS: aws, NoPublish: noPublish, Topic: cmp.Or(topic, f.topic), Timeout: f.connectTimeout}
+				AWS: spec.AWS, NoPublish: noPublish, Topic: cmp.Or(topic, f.topic), Timeout: f.connectTimeout}
 			if f.capture != nil {
 				tg.Dial = f.capture.rec.Dial(nil)
 			}
@@ -108,7 +108,6 @@ client ID, topic permissions.`,
 	}
 	f.register(cmd)
 	fs := cmd.Flags()
-	fs.BoolVar(&aws, "aws", false, "explain failures as AWS IoT Core causes them (implied by an AWS IoT endpoint)")
 	fs.BoolVar(&noPublish, "no-publish", false, "stop after CONNACK: no subscribe and publish round trip")
 	fs.StringVarP(&topic, "topic", "t", "", "topic of the round trip (default fennec/doctor/CLIENT_ID)")
 	fs.StringVar(&f.header, "header", "", "take the CA, client certificate and key from a firmware's C header (certs_test.h), byte for byte; arrays are chosen by content when unambiguous")

@@ -931,3 +931,59 @@ func TestConnectionFlags(t *testing.T) {
 		t.Fatalf("--servername broker.example: exit %d\n%s", code, errout)
 	}
 }
+
+// TestDemoHonoursMaximumQoS: against the AWS emulation on 127.0.0.1 (no AWS host name), the
+// MQTT 5 demo learns Maximum QoS 1 from CONNACK and skips QoS 2 with a notice instead of
+// failing; -q is accepted as in pub and sub; --aws (or a profile's aws = true) gives the AWS
+// causes and defaults to the emulator's connections, which the host name alone did not.
+func TestDemoHonoursMaximumQoS(t *testing.T) {
+	isolate(t)
+	pol, err := broker.ParsePolicy([]byte(`{"Version":"2012-10-17","Statement":[
+	  {"Effect":"Allow","Action":"iot:Connect","Resource":"arn:aws:iot:us-east-1:123456789012:client/${iot:Connection.Thing.ThingName}"},
+	  {"Effect":"Allow","Action":["iot:Publish","iot:Receive"],"Resource":"arn:aws:iot:us-east-1:123456789012:topic/things/${iot:ClientId}/*"},
+	  {"Effect":"Allow","Action":"iot:Subscribe","Resource":"arn:aws:iot:us-east-1:123456789012:topicfilter/things/${iot:ClientId}/*"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := brokertest.Start(t, brokertest.Options{Clients: []string{"dev1"}, AWS: &broker.AWS{Policy: pol}})
+	h, p := splitHostPort(b.TLSAddr)
+	tlsArgs := []string{"-h", h, "-p", fmt.Sprint(p), "--cafile", b.CAFile, "--cert", b.ClientCert, "--key", b.ClientKey}
+	code, out, errout := run(t, append([]string{"demo", "-i", "dev1", "--topic", "things/dev1/demo"}, tlsArgs...)...)
+	if code != 0 || !strings.Contains(out, "the broker's CONNACK says Maximum QoS 1: QoS 2 skipped, demonstrating QoS 0,1") || !strings.Contains(out, "2 of 2 messages received") {
+		t.Fatalf("demo against Maximum QoS 1: exit %d\n%s%s", code, out, errout)
+	}
+	code, out, errout = run(t, append([]string{"demo", "-i", "dev1", "--topic", "things/dev1/demo", "-q", "2"}, tlsArgs...)...)
+	if code != 0 || !strings.Contains(out, "QoS 2 skipped, demonstrating QoS 1") || !strings.Contains(out, "1 of 1 messages received") {
+		t.Fatalf("demo -q 2 against Maximum QoS 1: exit %d\n%s%s", code, out, errout)
+	}
+	// MQTT 3.1.1 has no Maximum QoS: --aws says what the broker is
+	code, out, errout = run(t, append([]string{"demo", "-V", "311", "--aws", "-i", "dev1", "--topic", "things/dev1/demo"}, tlsArgs...)...)
+	if code != 0 || !strings.Contains(out, "AWS IoT Core does not support QoS 2: QoS 2 skipped") || !strings.Contains(out, "2 of 2 messages received") {
+		t.Fatalf("demo -V 311 --aws: exit %d\n%s%s", code, out, errout)
+	}
+	// a client ID the policy refuses: without --aws the generic causes, with it the AWS ones;
+	// no guess about the protocol version either way
+	for _, aws := range []bool{false, true} {
+		args := append([]string{"demo", "-i", "not-dev1"}, tlsArgs...)
+		if aws {
+			args = append(args, "--aws")
+		}
+		code, out, errout = run(t, args...)
+		if code != ExitRefused || strings.Contains(errout, "does it speak") || strings.Contains(errout, "iot:Connect") != aws {
+			t.Fatalf("demo -i not-dev1, --aws %v: exit %d\n%s%s", aws, code, out, errout)
+		}
+	}
+	// a profile with aws = true does what --aws does
+	cfgDir := os.Getenv("XDG_CONFIG_HOME")
+	if err := os.MkdirAll(filepath.Join(cfgDir, "fennec"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	prof := fmt.Sprintf("[profiles.emu]\nbroker = \"mqtts://%s\"\ncafile = %q\ncert = %q\nkey = %q\naws = true\n", b.TLSAddr, b.CAFile, b.ClientCert, b.ClientKey)
+	if err := os.WriteFile(filepath.Join(cfgDir, "fennec", "config.toml"), []byte(prof), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errout = run(t, "pub", "--profile", "emu", "-i", "not-dev1", "-t", "things/dev1/x", "-m", "hi")
+	if code != ExitRefused || !strings.Contains(errout, "iot:Connect on arn:aws:iot:REGION:ACCOUNT:client/not-dev1") {
+		t.Fatalf("pub with an aws profile: exit %d\n%s%s", code, out, errout)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/fennec-mqtt/fennec"
+	"github.com/fennec-mqtt/fennec/awsiot"
 	"github.com/fennec-mqtt/fennec/diagnose"
 	"github.com/fennec-mqtt/fennec/packet"
 )
@@ -182,10 +183,8 @@ func explain(err error, spec *connSpec, during string) error {
 // explainNet classifies standard-library network and TLS errors.
 func explainNet(err error, spec *connSpec, during string) *exitError {
 	addr := "the broker"
-	host := ""
 	if spec != nil {
 		addr = net.JoinHostPort(spec.Host, fmt.Sprint(spec.Port))
-		host = spec.Host
 	}
 	mk := func(code int, step, hint string) *exitError {
 		return &exitError{code: code, err: err, step: step, hint: hint}
@@ -210,7 +209,7 @@ func explainNet(err error, spec *connSpec, during string) *exitError {
 			h += "\ncause: " + dnsErr.Err
 		}
 		h += "\nfix: check the host name given with -h or -L"
-		if isAWSHost(dnsErr.Name) {
+		if awsiot.IsEndpoint(dnsErr.Name) {
 			h += "; for AWS IoT Core use your account's endpoint (`aws iot describe-endpoint --endpoint-type iot:Data-ATS`)"
 		}
 		return mk(ExitNetwork, "dns", h)
@@ -227,7 +226,7 @@ func explainNet(err error, spec *connSpec, during string) *exitError {
 		}
 		h := fmt.Sprintf("step: TLS — verifying the server's certificate\ncause: it is signed by a CA you did not give (issuer: %q)", issuer)
 		h += "\nfix: pass that CA with --cafile"
-		if isAWSHost(host) {
+		if isAWS(spec) {
 			h += " (AWS IoT Core: AmazonRootCA1.pem from https://www.amazontrust.com/repository/)"
 		}
 		return mk(ExitNetwork, "tls", h)
@@ -292,10 +291,9 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-func isAWSHost(h string) bool {
-	h = strings.ToLower(h)
-	return strings.Contains(h, ".iot.") && strings.HasSuffix(h, ".amazonaws.com")
-}
+// isAWS reports whether the connection is to AWS IoT Core or its emulation: --aws, a profile
+// with aws = true, or an AWS IoT endpoint (awsiot.IsEndpoint).
+func isAWS(spec *connSpec) bool { return spec != nil && (spec.AWS || awsiot.IsEndpoint(spec.Host)) }
 
 func ipStrings(c *x509.Certificate) []string {
 	var out []string

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fennec-mqtt/fennec/awsiot"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -30,6 +31,7 @@ type connFlags struct {
 	willRetain                                        bool
 	cafile, capath, cert, key, tlsVersion, keylog     string
 	servername                                        string
+	aws                                               bool // --aws, or the profile's aws = true
 	alpn                                              []string
 	insecure, osCerts                                 bool
 	profile, config                                   string
@@ -58,6 +60,7 @@ func (f *connFlags) register(cmd *cobra.Command) {
 	fs.IntVarP(&f.port, "port", "p", 0, "broker port (default 1883, or 8883 with TLS)")
 	fs.StringVarP(&f.url, "url", "L", "", "broker and topic as a URL: mqtt[s]://[user[:password]@]host[:port]/topic, or ws[s]://host[:port]/path")
 	fs.StringVarP(&f.clientID, "id", "i", "", "client ID (default: generated)")
+	fs.BoolVar(&f.aws, "aws", false, "the broker is AWS IoT Core or its emulation (fennec broker --aws): AWS defaults and AWS causes in hints (implied by an AWS IoT endpoint)")
 	fs.StringVarP(&f.idPrefix, "id-prefix", "I", "", "client ID prefix; the process ID is appended")
 	fs.IntVarP(&f.keepalive, "keepalive", "k", 60, "keepalive in seconds (0 disables)")
 	fs.StringVarP(&f.username, "username", "u", "", "user name")
@@ -284,6 +287,11 @@ func (f *connFlags) buildSpec(streams IO, qos *int) (*connSpec, error) {
 		Props:      props,
 		Timeout:    f.connectTimeout,
 	}
+	spec.AWS = f.aws || awsiot.IsEndpoint(t.host)
+	if spec.AWS && (f.keepalive != 0 && f.keepalive < int(awsiot.MinKeepAlive/time.Second) || f.keepalive > int(awsiot.MaxKeepAlive/time.Second) || f.keepalive == 0) && !f.quiet {
+		fmt.Fprintf(streams.Err, "fennec: note: AWS IoT Core takes a keep-alive of %d to %d s and uses the nearest (keep-alive %d s asked)\n",
+			int(awsiot.MinKeepAlive/time.Second), int(awsiot.MaxKeepAlive/time.Second), f.keepalive)
+	}
 	if f.keepalive == 0 {
 		spec.KeepAlive = -1
 	}
@@ -363,11 +371,11 @@ func (f *connFlags) buildSpec(streams IO, qos *int) (*connSpec, error) {
 		if f.insecure { // every time, --quiet or not
 			fmt.Fprintln(streams.Err, "fennec: WARNING: --insecure: the broker's certificate is NOT verified; anyone on the path can read and change this connection. Never use this in production.")
 		}
-		if t.scheme == "mqtts" && isAWSHost(t.host) && t.defaultPort() == 443 && len(f.alpn) == 0 {
+		if t.scheme == "mqtts" && awsiot.IsEndpoint(t.host) && t.defaultPort() == 443 && len(f.alpn) == 0 {
 			// AWS IoT Core serves MQTT with client certificates on 443 only with this ALPN
 			// protocol (AWS IoT Core Developer Guide, "Device communication protocols": protocols,
 			// port mappings and authentication).
-			f.alpn = []string{"x-amzn-mqtt-ca"}
+			f.alpn = []string{awsiot.ALPN}
 		}
 		if f.deferTLS {
 			opts, err := tlsOptions(f, t.host)

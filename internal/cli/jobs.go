@@ -43,12 +43,20 @@ AWS's code and message and exits 4.`,
   fennec jobs update fw-1 --status SUCCEEDED --profile aws --thing dev1
   fennec jobs watch --profile aws --thing dev1            # one JSON line per next-job change`,
 	}
+	examples := map[string]string{
+		"list":            "  fennec jobs list --profile aws --thing dev1\n  fennec jobs list --profile aws --thing dev1 --json",
+		"next":            "  fennec jobs next --profile aws --thing dev1 --detail step=download\n  fennec jobs next --peek --profile aws --thing dev1",
+		"describe JOB_ID": "  fennec jobs describe fw-1 --profile aws --thing dev1 --json",
+		"update JOB_ID":   "  fennec jobs update fw-1 --status IN_PROGRESS --detail progress=50% --profile aws --thing dev1\n  fennec jobs update fw-1 --status FAILED --detail reason=\"checksum mismatch\" --profile aws --thing dev1",
+		"watch":           "  fennec jobs watch --profile aws --thing dev1 -C 1",
+	}
 	sub := func(use, short string, args cobra.PositionalArgs, run func(o *jobsOptions, ctx context.Context, streams IO, j *awsiot.Jobs, args []string) error) (*cobra.Command, *jobsOptions) {
 		o := &jobsOptions{}
 		c := &cobra.Command{
-			Use:   use,
-			Short: short,
-			Args:  args,
+			Use:     use,
+			Short:   short,
+			Example: examples[use],
+			Args:    args,
 			RunE: func(c *cobra.Command, args []string) error {
 				return o.run(c.Context(), streams, func(ctx context.Context, j *awsiot.Jobs) error { return run(o, ctx, streams, j, args) })
 			},

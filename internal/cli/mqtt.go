@@ -33,6 +33,7 @@ type connSpec struct {
 	Props         propSet // -D, by command
 	Trace         *tracer // nil: no --debug
 	ClientCert    bool    // a client certificate was configured
+	AWS           bool    // AWS IoT Core or its emulation: --aws, the profile, or an AWS IoT endpoint
 	Timeout       time.Duration
 	Reconnect     bool            // reconnect after a lost connection (sub); pub fails instead
 	OnLost        func(err error) // called when an established connection is lost

@@ -28,6 +28,7 @@ type profile struct {
 	ALPN        []string `toml:"alpn"`
 	ServerName  string   `toml:"servername"`
 	Insecure    bool     `toml:"insecure"`
+	AWS         bool     `toml:"aws"`
 	Version     string   `toml:"version"`   // "5" or "311"
 	KeepAlive   *int     `toml:"keepalive"` // seconds
 	QoS         *int     `toml:"qos"`
@@ -182,6 +183,9 @@ func (f *connFlags) applyProfile(p *profile, qos *int) error {
 	if len(p.ALPN) > 0 && !f.changed("tls-alpn") {
 		f.alpn = p.ALPN
 	}
+	if p.AWS && !f.changed("aws") {
+		f.aws = true
+	}
 	if p.Insecure && !f.changed("insecure") {
 		f.insecure = true
 	}
@@ -232,7 +236,7 @@ profile; relative certificate paths are relative to the config file.
     topic        = "lab/#"
 
 Settings: broker, client_id, username, password, password_env, cafile, capath, cert, key,
-tls_version, alpn (a list), servername, insecure, version ("5" or "311"), keepalive (seconds),
+tls_version, alpn (a list), servername, insecure, aws (true: AWS IoT Core or its emulation), version ("5" or "311"), keepalive (seconds),
 qos, topic. Unknown settings are an error, so a typo does not pass silently.
 
 Secrets: FENNEC_PASSWORD, when set, is the password whenever a user name is given (unless -P is);

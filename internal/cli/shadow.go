@@ -45,12 +45,19 @@ message and exits 4.`,
   fennec shadow delete --profile aws --thing dev1 --name config`,
 	}
 	// Each subcommand has its own options: connFlags remembers the flag set it was registered on.
+	examples := map[string]string{
+		"get":    "  fennec shadow get --profile aws --thing dev1\n  fennec shadow get --profile aws --thing dev1 --name config --json",
+		"update": "  fennec shadow update --profile aws --thing dev1 --desired '{\"led\":\"on\"}'\n  fennec shadow update --profile aws --thing dev1 --reported '{\"led\":\"on\"}' --version 7\n  fennec shadow update --profile aws --thing dev1 --desired null",
+		"delete": "  fennec shadow delete --profile aws --thing dev1 --name config",
+		"watch":  "  fennec shadow watch --profile aws --thing dev1\n  fennec shadow watch --profile aws --thing dev1 --documents -C 1",
+	}
 	sub := func(use, short string, run func(o *shadowOptions, ctx context.Context, streams IO, sh *awsiot.Shadow) error) (*cobra.Command, *shadowOptions) {
 		o := &shadowOptions{}
 		c := &cobra.Command{
-			Use:   use,
-			Short: short,
-			Args:  cobra.NoArgs,
+			Use:     use,
+			Short:   short,
+			Example: examples[use],
+			Args:    cobra.NoArgs,
 			RunE: func(c *cobra.Command, _ []string) error {
 				return o.run(c.Context(), streams, func(ctx context.Context, streams IO, sh *awsiot.Shadow) error { return run(o, ctx, streams, sh) })
 			},

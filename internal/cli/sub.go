@@ -340,7 +340,7 @@ func refusedSubscription(spec *connSpec, subs []subscription, granted []byte) er
 
 func subscribeRefusedHint(spec *connSpec, filter string) string {
 	h := "step: MQTT SUBSCRIBE\ncause: the broker's access rules do not let this client subscribe to the filter"
-	if spec != nil && isAWSHost(spec.Host) {
+	if spec != nil && isAWS(spec) {
 		h += "\nfix: the AWS IoT policy of the certificate needs iot:Subscribe on arn:aws:iot:REGION:ACCOUNT:topicfilter/" + filter + " and iot:Receive on the matching topic/ resources"
 	} else {
 		h += "\nfix: check the broker's ACL for this user or certificate"

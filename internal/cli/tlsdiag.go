@@ -29,7 +29,7 @@ func explainTLS(err error, spec *connSpec) *exitError {
 			d.Step = diagnose.StepTLS
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		diagnose.Refine(ctx, diagnose.Context{Host: spec.Host, Port: spec.Port, TLS: true, AWS: isAWSHost(spec.Host), Recorder: rec}, spec.TLS, d)
+		diagnose.Refine(ctx, diagnose.Context{Host: spec.Host, Port: spec.Port, TLS: true, AWS: isAWS(spec), Recorder: rec}, spec.TLS, d)
 		cancel()
 	}
 	return tlsExit(err, d, spec)
