@@ -151,7 +151,11 @@ func startEmulator(t *testing.T) *brokertest.Broker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return brokertest.Start(t, brokertest.Options{Clients: []string{"dev1", "app"}, AWS: &broker.AWS{Policy: pol}})
+	return startEmulatorWith(t, broker.AWS{Policy: pol})
+}
+
+func startEmulatorWith(t *testing.T, aws broker.AWS) *brokertest.Broker {
+	return brokertest.Start(t, brokertest.Options{Clients: []string{"dev1", "app"}, AWS: &aws})
 }
 
 func connect(t *testing.T, b *brokertest.Broker, thing string, v packet.Version) *awsiot.Client {

@@ -60,6 +60,8 @@ type AWS struct {
 	// Jobs are created when the broker starts (more with Broker.CreateJob); their executions
 	// are served by the emulation's Jobs service.
 	Jobs []Job
+	// Streams are files devices download in blocks over MQTT (MQTT-based file delivery).
+	Streams []Stream
 
 	things map[[32]byte][]string
 }

@@ -130,6 +130,7 @@ type Broker struct {
 	hook    *hook
 	shadows *shadows // AWS emulation: the Device Shadow service
 	jobs    *jobs    // AWS emulation: the Jobs service
+	streams *streams // AWS emulation: MQTT-based file delivery
 	faults  *Faults
 	done    chan struct{}
 
@@ -232,6 +233,15 @@ func New(opts Options) (*Broker, error) {
 		b.jobs = newJobs(b)
 		if err := b.jobs.start(b.srv); err != nil {
 			return nil, err
+		}
+		b.streams = newStreams(b)
+		if err := b.streams.start(b.srv); err != nil {
+			return nil, err
+		}
+		for _, st := range opts.AWS.Streams {
+			if err := b.streams.create(st); err != nil {
+				return nil, err
+			}
 		}
 		for _, job := range opts.AWS.Jobs {
 			if err := b.jobs.create(job); err != nil {

@@ -49,10 +49,10 @@ const (
 )
 
 var (
-	jobIDPattern  = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
-	jobsTopic     = regexp.MustCompile(`^\$aws/things/([a-zA-Z0-9:_-]{1,128})/jobs/(get|start-next)$`)
-	jobExecTopic  = regexp.MustCompile(`^\$aws/things/([a-zA-Z0-9:_-]{1,128})/jobs/([a-zA-Z0-9_-]{1,64}|\$next)/(get|update)$`)
-	errJobsClosed = errors.New("broker: the Jobs service runs only in the AWS emulation")
+	jobIDPattern = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
+	jobsTopic    = regexp.MustCompile(`^\$aws/things/([a-zA-Z0-9:_-]{1,128})/jobs/(get|start-next)$`)
+	jobExecTopic = regexp.MustCompile(`^\$aws/things/([a-zA-Z0-9:_-]{1,128})/jobs/([a-zA-Z0-9_-]{1,64}|\$next)/(get|update)$`)
+	errNotAWS    = errors.New("broker: the Jobs service and file delivery run only in the AWS emulation")
 )
 
 type jobs struct {
@@ -91,7 +91,7 @@ func (j *jobs) start(srv *mqtt.Server) error {
 // AWS would refuse or one already used, and for a document that is not a JSON object.
 func (b *Broker) CreateJob(job Job) error {
 	if b.jobs == nil {
-		return errJobsClosed
+		return errNotAWS
 	}
 	return b.jobs.create(job)
 }
