@@ -11,7 +11,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
+	"github.com/fennec-mqtt/fennec/pki"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
@@ -63,7 +65,38 @@ type AWS struct {
 	// Streams are files devices download in blocks over MQTT (MQTT-based file delivery).
 	Streams []Stream
 
+	// Issuer signs the certificates Fleet Provisioning creates (CreateKeysAndCertificate,
+	// CreateCertificateFromCsr); nil: fleet provisioning is off.
+	Issuer *pki.Issued
+	// Templates are the provisioning templates RegisterThing accepts.
+	Templates []ProvisioningTemplate
+
+	reg *registry
+}
+
+// registry maps device certificates (by SHA-256 of their DER) to things; Fleet Provisioning
+// adds to it while the broker runs.
+type registry struct {
+	mu     sync.RWMutex
 	things map[[32]byte][]string
+}
+
+func (r *registry) lookup(fp [32]byte) ([]string, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	t, ok := r.things[fp]
+	return t, ok
+}
+
+func (r *registry) add(fp [32]byte, thing string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, t := range r.things[fp] {
+		if t == thing {
+			return
+		}
+	}
+	r.things[fp] = append(r.things[fp], thing)
 }
 
 // Device is a registered device certificate and the name of the thing it is attached to.
@@ -130,13 +163,13 @@ func (a *AWS) prepare() error {
 	if a.Account == "" {
 		a.Account = "123456789012"
 	}
-	a.things = map[[32]byte][]string{}
+	a.reg = &registry{things: map[[32]byte][]string{}}
 	for _, d := range a.Devices {
 		if d.Certificate == nil || d.ThingName == "" {
 			return errors.New("broker: AWS device without certificate or thing name")
 		}
 		fp := sha256.Sum256(d.Certificate.Raw)
-		a.things[fp] = append(a.things[fp], d.ThingName)
+		a.reg.things[fp] = append(a.reg.things[fp], d.ThingName)
 	}
 	return nil
 }
@@ -177,7 +210,7 @@ func (a *AWS) authenticate(cl *mqtt.Client, c *conn, s *session) error {
 		return errors.New("no client certificate: AWS IoT Core authenticates devices by X.509 certificate")
 	}
 	leaf := c.tls.PeerCertificates[0]
-	things, ok := a.things[sha256.Sum256(leaf.Raw)]
+	things, ok := a.reg.lookup(sha256.Sum256(leaf.Raw))
 	if !ok {
 		return fmt.Errorf("certificate %q (sha256 %x) is not registered", Identity(leaf), sha256.Sum256(leaf.Raw))
 	}

@@ -128,9 +128,10 @@ type Broker struct {
 	log     *slog.Logger
 	srv     *mqtt.Server
 	hook    *hook
-	shadows *shadows // AWS emulation: the Device Shadow service
-	jobs    *jobs    // AWS emulation: the Jobs service
-	streams *streams // AWS emulation: MQTT-based file delivery
+	shadows *shadows      // AWS emulation: the Device Shadow service
+	jobs    *jobs         // AWS emulation: the Jobs service
+	streams *streams      // AWS emulation: MQTT-based file delivery
+	prov    *provisioning // AWS emulation: Fleet Provisioning (when AWS.Issuer is set)
 	faults  *Faults
 	done    chan struct{}
 
@@ -240,6 +241,16 @@ func New(opts Options) (*Broker, error) {
 		}
 		for _, st := range opts.AWS.Streams {
 			if err := b.streams.create(st); err != nil {
+				return nil, err
+			}
+		}
+		if opts.AWS.Issuer != nil {
+			prov, err := newProvisioning(b, opts.AWS)
+			if err != nil {
+				return nil, err
+			}
+			b.prov = prov
+			if err := b.prov.start(b.srv); err != nil {
 				return nil, err
 			}
 		}

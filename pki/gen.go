@@ -85,6 +85,34 @@ func Issue(spec CertSpec, parent *Issued) (*Issued, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pki: generating %v key: %w", spec.KeyType, err)
 	}
+	iss, err := issueFor(spec, key.Public(), key, parent)
+	if err != nil {
+		return nil, err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	iss.Key, iss.KeyPEM = key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	return iss, nil
+}
+
+// IssueFromCSR signs the public key of a certificate signing request with parent, for spec
+// (the request's subject and extensions are not copied: spec says what the certificate holds).
+// The request's signature is checked first. The Issued has no key: it stays with the requester.
+func IssueFromCSR(spec CertSpec, csr *x509.CertificateRequest, parent *Issued) (*Issued, error) {
+	if parent == nil {
+		return nil, errors.New("pki: a certificate from a CSR needs an issuer")
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("pki: CSR signature: %w", err)
+	}
+	return issueFor(spec, csr.PublicKey, nil, parent)
+}
+
+// issueFor makes the certificate of spec for pub; key is pub's private key when known (it
+// signs a self-signed certificate).
+func issueFor(spec CertSpec, pub crypto.PublicKey, key crypto.Signer, parent *Issued) (*Issued, error) {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
 		return nil, err
@@ -97,7 +125,7 @@ func Issue(spec CertSpec, parent *Issued) (*Issued, error) {
 	if notAfter.IsZero() {
 		notAfter = notBefore.Add(825 * 24 * time.Hour)
 	}
-	pubDER, err := x509.MarshalPKIXPublicKey(key.Public())
+	pubDER, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +145,7 @@ func Issue(spec CertSpec, parent *Issued) (*Issued, error) {
 		tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature
 	} else {
 		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-		if _, ok := key.(*rsa.PrivateKey); ok {
+		if _, ok := pub.(*rsa.PublicKey); ok {
 			tmpl.KeyUsage |= x509.KeyUsageKeyEncipherment
 		}
 		if spec.Server {
@@ -127,11 +155,15 @@ func Issue(spec CertSpec, parent *Issued) (*Issued, error) {
 			tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
 		}
 	}
-	signer, parentCert := key, tmpl
+	var signer crypto.Signer = key
+	parentCert := tmpl
 	if parent != nil {
 		signer, parentCert = parent.Key, parent.Cert
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parentCert, key.Public(), signer)
+	if signer == nil {
+		return nil, errors.New("pki: a self-signed certificate needs its private key")
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parentCert, pub, signer)
 	if err != nil {
 		return nil, fmt.Errorf("pki: signing certificate %q: %w", spec.CommonName, err)
 	}
@@ -139,16 +171,7 @@ func Issue(spec CertSpec, parent *Issued) (*Issued, error) {
 	if err != nil {
 		return nil, err
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, err
-	}
-	return &Issued{
-		Cert:    cert,
-		Key:     key,
-		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
-	}, nil
+	return &Issued{Cert: cert, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
 }
 
 // DevPKIOptions configures GenerateDevPKI. The zero value gives a CA, a server certificate for

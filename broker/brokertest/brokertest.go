@@ -35,6 +35,9 @@ type Options struct {
 	// names, which become the thing names) are registered. Zero AWSDevices registers all clients.
 	AWS        *broker.AWS
 	AWSDevices []string
+	// FleetProvisioning makes the test CA the issuer of Fleet Provisioning's certificates
+	// (AWS.Issuer), with AWS.
+	FleetProvisioning bool
 	// Logger; nil: the broker's logs go to t.Log at debug level, and to LogCopy when set.
 	Logger *slog.Logger
 	// LogCopy, when set and Logger is nil, also receives every log line (text, debug level), so
@@ -95,6 +98,9 @@ func Start(t testing.TB, opts Options) *Broker {
 				t.Fatalf("brokertest: AWS device %q is not among Options.Clients", cn)
 			}
 			aws.Devices = append(aws.Devices, broker.Device{ThingName: cn, Certificate: c.Cert})
+		}
+		if opts.FleetProvisioning {
+			aws.Issuer = p.CA
 		}
 		opts.AWS = &aws
 	}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/fennec-mqtt/fennec/broker"
@@ -32,6 +33,7 @@ type brokerOptions struct {
 	awsRegion  string
 	awsAccount string
 	awsJobs    []string
+	awsTmpls   []string
 	verbose    int
 	quiet      bool
 	logJSON    bool
@@ -86,6 +88,7 @@ func newBrokerCmd(streams IO) *cobra.Command {
 	fs.StringVar(&o.awsPolicy, "aws-policy", "", "AWS IoT policy document (JSON) attached to every device")
 	fs.StringVar(&o.awsRegion, "aws-region", "us-east-1", "region in the ARNs the policy is matched against")
 	fs.StringArrayVar(&o.awsJobs, "aws-job", nil, "a job for the emulation's Jobs service: ID=DOCUMENT.json:THING[,THING...] (repeatable)")
+	fs.StringArrayVar(&o.awsTmpls, "aws-template", nil, "a Fleet Provisioning template: NAME=THING_NAME_PATTERN, e.g. fleet=sensor-{SerialNumber} (repeatable; certificates issued by the development CA)")
 	fs.StringVar(&o.awsAccount, "aws-account", "123456789012", "account ID in the ARNs the policy is matched against")
 	fs.CountVarP(&o.verbose, "verbose", "v", "more logs (-v: debug)")
 	fs.BoolVar(&o.quiet, "quiet", false, "log warnings and errors only")
@@ -135,8 +138,8 @@ func runBroker(cmd *cobra.Command, streams IO, o *brokerOptions) error {
 	if o.aws && (o.awsDevices == "" || o.awsPolicy == "") {
 		return usage("--aws needs --aws-devices DIR and --aws-policy FILE")
 	}
-	if !o.aws && (o.awsDevices != "" || o.awsPolicy != "" || len(o.awsJobs) > 0) {
-		return usage("--aws-devices, --aws-policy and --aws-job need --aws")
+	if !o.aws && (o.awsDevices != "" || o.awsPolicy != "" || len(o.awsJobs) > 0 || len(o.awsTmpls) > 0) {
+		return usage("--aws-devices, --aws-policy, --aws-job and --aws-template need --aws")
 	}
 
 	level := slog.LevelInfo
@@ -211,6 +214,19 @@ func runBroker(cmd *cobra.Command, streams IO, o *brokerOptions) error {
 				return usage("%v", err)
 			}
 			opts.AWS.Jobs = append(opts.AWS.Jobs, job)
+		}
+		for _, spec := range o.awsTmpls {
+			t, err := parseTemplateFlag(spec)
+			if err != nil {
+				return usage("%v", err)
+			}
+			opts.AWS.Templates = append(opts.AWS.Templates, t)
+		}
+		if len(opts.AWS.Templates) > 0 {
+			if dev == nil {
+				return usage("--aws-template issues certificates with the development CA: drop --cert/--key (the development PKI is used)")
+			}
+			opts.AWS.Issuer = dev.CA
 		}
 	}
 	b, err := broker.New(opts)
@@ -398,4 +414,18 @@ func parseJobFlag(spec string) (broker.Job, error) {
 		return broker.Job{}, fmt.Errorf("--aws-job %s: %w", id, err)
 	}
 	return broker.Job{ID: id, Document: doc, Things: strings.Split(rest[i+1:], ",")}, nil
+}
+
+// parseTemplateFlag reads --aws-template NAME=PATTERN; the pattern's {Param} placeholders are
+// the template's required parameters.
+func parseTemplateFlag(spec string) (broker.ProvisioningTemplate, error) {
+	name, pattern, ok := strings.Cut(spec, "=")
+	if !ok || name == "" || pattern == "" {
+		return broker.ProvisioningTemplate{}, fmt.Errorf("--aws-template %q: want NAME=THING_NAME_PATTERN, e.g. fleet=sensor-{SerialNumber}", spec)
+	}
+	t := broker.ProvisioningTemplate{Name: name, ThingName: pattern}
+	for _, m := range regexp.MustCompile(`\{([A-Za-z0-9_]+)\}`).FindAllStringSubmatch(pattern, -1) {
+		t.Parameters = append(t.Parameters, m[1])
+	}
+	return t, nil
 }

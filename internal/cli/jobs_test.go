@@ -117,3 +117,18 @@ func TestParseJobFlag(t *testing.T) {
 		}
 	}
 }
+
+func TestParseTemplateFlag(t *testing.T) {
+	tp, err := parseTemplateFlag("fleet=sensor-{SerialNumber}-{Site}")
+	if err != nil || tp.Name != "fleet" || tp.ThingName != "sensor-{SerialNumber}-{Site}" || strings.Join(tp.Parameters, ",") != "SerialNumber,Site" {
+		t.Fatalf("%+v %v", tp, err)
+	}
+	for _, bad := range []string{"fleet", "=x", "fleet="} {
+		if _, err := parseTemplateFlag(bad); err == nil {
+			t.Errorf("%q taken", bad)
+		}
+	}
+	if code, _, errout := run(t, "broker", "--aws-template", "fleet=x-{S}"); code != ExitUsage || !strings.Contains(errout, "need --aws") {
+		t.Fatalf("--aws-template without --aws: exit %d %s", code, errout)
+	}
+}

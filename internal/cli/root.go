@@ -74,6 +74,7 @@ connection does not work: which step (DNS, TCP, TLS, MQTT), why, and how to fix 
 		newDoctorCmd(streams),
 		newShadowCmd(streams),
 		newJobsCmd(streams),
+		newProvisionCmd(streams),
 		newVersionCmd(streams),
 		newHelpTopic("diagnosis", "The cause IDs of fennec doctor and --json", diagnosisHelp()),
 		newHelpTopic("exit-codes", "What fennec's exit codes mean", exitCodesHelp),
