@@ -65,6 +65,8 @@ type Config struct {
 	Region string
 	// SignTime is the clock of the signature (zero: time.Now); for tests.
 	SignTime func() time.Time
+	// CustomAuth connects through a custom authorizer instead of with a device certificate.
+	CustomAuth *CustomAuth
 	// Limits are checked before sending (zero: DefaultLimits).
 	Limits *Limits
 	// Base is copied into the client configuration for everything else (handlers, store,
@@ -132,7 +134,7 @@ func (c *Config) hostPort() (string, int, error) {
 	}
 	if port == 0 {
 		port = 8883
-		if c.WebSocket {
+		if c.WebSocket || c.CustomAuth != nil {
 			port = 443
 		}
 	}
@@ -193,6 +195,13 @@ func (c *Config) ClientConfig() (fennec.Config, error) {
 		if c.Cert.File != "" || c.Cert.Data != nil {
 			return fennec.Config{}, &ConfigError{"Cert", "WebSocket connections authenticate with SigV4, not a device certificate: leave WebSocket false to use the certificate on 8883 or 443"}
 		}
+	} else if c.CustomAuth != nil {
+		if c.Cert.File != "" || c.Cert.Data != nil {
+			return fennec.Config{}, &ConfigError{"Cert", "a custom authorizer authenticates the connection, not a device certificate: give one or the other"}
+		}
+		if c.CustomAuth.Authorizer == "" {
+			return fennec.Config{}, &ConfigError{"CustomAuth.Authorizer", "empty: the custom authorizer's name"}
+		}
 	} else if c.Cert.File == "" && c.Cert.Data == nil {
 		return fennec.Config{}, &ConfigError{"Cert", "no device certificate: AWS IoT Core authenticates MQTT on 8883 and 443 with one (or set WebSocket and Credentials for SigV4)"}
 	}
@@ -204,7 +213,10 @@ func (c *Config) ClientConfig() (fennec.Config, error) {
 	if c.ServerName != "" {
 		opts.ServerName = c.ServerName
 	}
-	if port == 443 && !c.WebSocket {
+	switch {
+	case port == 443 && c.CustomAuth != nil:
+		opts.NextProtos = []string{CustomAuthALPN}
+	case port == 443 && !c.WebSocket:
 		opts.NextProtos = []string{ALPN}
 	}
 	tc, err := pki.ClientConfig(opts)
@@ -252,6 +264,13 @@ func (c *Config) ClientConfig() (fennec.Config, error) {
 		cfg.Version = packet.V5
 	}
 	cfg.CleanStart, cfg.SessionExpiry = c.CleanStart, c.SessionExpiry
+	if ca := c.CustomAuth; ca != nil {
+		user, err := ca.username()
+		if err != nil {
+			return fennec.Config{}, err
+		}
+		cfg.Username, cfg.Password = user, ca.Password
+	}
 	return cfg, nil
 }
 

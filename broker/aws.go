@@ -70,6 +70,9 @@ type AWS struct {
 	Issuer *pki.Issued
 	// Templates are the provisioning templates RegisterThing accepts.
 	Templates []ProvisioningTemplate
+	// Authorizers are the custom authorizers devices without a certificate name in their user
+	// name.
+	Authorizers []Authorizer
 
 	reg *registry
 }
@@ -191,7 +194,27 @@ func (a *AWS) arn(kind, name string) string {
 
 // awsClient is what the emulation knows about a connected device.
 type awsClient struct {
-	thing string // "" when unresolved
+	thing    string    // "" when unresolved
+	policies []*Policy // a custom authorizer's policies; nil: AWS.Policy
+}
+
+// allowed evaluates the connection's policies: a Deny in any wins, else an Allow in any.
+func (a *AWS) allowed(s *session, action, resource string, vars map[string]string) bool {
+	if s.aws.policies == nil {
+		return a.Policy.Allowed(action, resource, vars)
+	}
+	allow := false
+	for _, p := range s.aws.policies {
+		for _, st := range p.Statements {
+			if st.matches(action, resource, vars) {
+				if st.Effect == "Deny" {
+					return false
+				}
+				allow = true
+			}
+		}
+	}
+	return allow
 }
 
 func (a *AWS) vars(cl *mqtt.Client, s *session) map[string]string {
@@ -205,7 +228,10 @@ func (a *AWS) vars(cl *mqtt.Client, s *session) map[string]string {
 // authenticate decides a CONNECT. A connection that fails here is closed without CONNACK, as AWS
 // IoT Core does for a certificate it does not know and for a denied iot:Connect
 // (awsDocPolicyActions: "iot:Connect … the client ID"); the reason is only in the broker's log.
-func (a *AWS) authenticate(cl *mqtt.Client, c *conn, s *session) error {
+func (a *AWS) authenticate(cl *mqtt.Client, c *conn, s *session, pk packets.Packet) error {
+	if name, ok := customAuthorizerName(string(pk.Connect.Username)); ok {
+		return a.customAuthenticate(cl, c, s, pk, name)
+	}
 	if c == nil || c.tls == nil || len(c.tls.PeerCertificates) == 0 {
 		return errors.New("no client certificate: AWS IoT Core authenticates devices by X.509 certificate")
 	}
@@ -228,7 +254,7 @@ func (a *AWS) authenticate(cl *mqtt.Client, c *conn, s *session) error {
 			}
 		}
 	}
-	if !a.Policy.Allowed("iot:Connect", a.arn("client", cl.ID), a.vars(cl, s)) {
+	if !a.allowed(s, "iot:Connect", a.arn("client", cl.ID), a.vars(cl, s)) {
 		return fmt.Errorf("policy denies iot:Connect for client ID %q", cl.ID)
 	}
 	return nil
@@ -462,17 +488,17 @@ func glob(pattern, s string) bool {
 
 // allowedSubscribe decides one filter of a SUBSCRIBE (iot:Subscribe on topicfilter/).
 func (a *AWS) allowedSubscribe(cl *mqtt.Client, s *session, filter string) bool {
-	return a.Policy.Allowed("iot:Subscribe", a.arn("topicfilter", filter), a.vars(cl, s))
+	return a.allowed(s, "iot:Subscribe", a.arn("topicfilter", filter), a.vars(cl, s))
 }
 
 // allowedPublish decides a PUBLISH from the client (iot:Publish on topic/).
 func (a *AWS) allowedPublish(cl *mqtt.Client, s *session, topic string) bool {
-	return a.Policy.Allowed("iot:Publish", a.arn("topic", topic), a.vars(cl, s))
+	return a.allowed(s, "iot:Publish", a.arn("topic", topic), a.vars(cl, s))
 }
 
 // allowedReceive decides one delivery to the client (iot:Receive on topic/).
 func (a *AWS) allowedReceive(cl *mqtt.Client, s *session, topic string) bool {
-	return a.Policy.Allowed("iot:Receive", a.arn("topic", topic), a.vars(cl, s))
+	return a.allowed(s, "iot:Receive", a.arn("topic", topic), a.vars(cl, s))
 }
 
 // inspect applies the AWS rules to a PUBLISH or SUBSCRIBE before mochi processes it. It returns

@@ -165,7 +165,7 @@ func New(opts Options) (*Broker, error) {
 	b.faults.b = b
 	names := map[string]bool{}
 	for _, l := range opts.Listeners {
-		spec, err := parseListener(l, opts.AWS != nil)
+		spec, err := parseListener(l, opts.AWS != nil, opts.AWS != nil && len(opts.AWS.Authorizers) > 0)
 		if err != nil {
 			return nil, err
 		}
@@ -263,7 +263,7 @@ func New(opts Options) (*Broker, error) {
 	return b, nil
 }
 
-func parseListener(l Listener, aws bool) (listenerSpec, error) {
+func parseListener(l Listener, aws, awsCustomAuth bool) (listenerSpec, error) {
 	raw := l.URL
 	if raw == "" {
 		raw = "tcp://127.0.0.1:0"
@@ -297,7 +297,7 @@ func parseListener(l Listener, aws bool) (listenerSpec, error) {
 		if l.TLS == nil {
 			return listenerSpec{}, fmt.Errorf("broker: listener %q needs TLS settings (certificate and key)", raw)
 		}
-		cfg, err := l.TLS.config(aws)
+		cfg, err := l.TLS.config(aws, awsCustomAuth)
 		if err != nil {
 			return listenerSpec{}, fmt.Errorf("broker: listener %q: %w", raw, err)
 		}
@@ -307,7 +307,7 @@ func parseListener(l Listener, aws bool) (listenerSpec, error) {
 	return spec, nil
 }
 
-func (t *TLS) config(aws bool) (*tls.Config, error) {
+func (t *TLS) config(aws, awsCustomAuth bool) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS13}
 	switch t.MinVersion {
 	case 0, tls.VersionTLS13:
@@ -343,6 +343,10 @@ func (t *TLS) config(aws bool) (*tls.Config, error) {
 	}
 	cfg.ClientCAs = pool
 	switch {
+	case awsCustomAuth:
+		// Custom authorizers authenticate connections without a certificate; one that has none
+		// and names no authorizer is refused at CONNECT.
+		cfg.ClientAuth = tls.RequestClientCert
 	case aws:
 		// AWS IoT Core accepts any registered device certificate, also one whose CA is not
 		// registered; the emulation checks registration at CONNECT (see AWS).

@@ -153,7 +153,7 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	s := &session{}
 	log := h.b.log.With("client", cl.ID, "remote", cl.Net.Remote, "listener", cl.Net.Listener)
 	if a := h.b.opts.AWS; a != nil {
-		if err := a.authenticate(cl, c, s); err != nil {
+		if err := a.authenticate(cl, c, s, pk); err != nil {
 			// AWS IoT Core closes the connection without CONNACK (awsDocPolicyActions).
 			log.Warn("connection denied, closing without CONNACK", "reason", err, "aws_doc", awsDocPolicyActions+" "+awsDocPolicyVariables)
 			cl.Stop(err)
