@@ -32,6 +32,7 @@ type connFlags struct {
 	cafile, capath, cert, key, tlsVersion, keylog     string
 	servername                                        string
 	aws                                               bool // --aws, or the profile's aws = true
+	awsEndpoint                                       string
 	alpn                                              []string
 	insecure, osCerts                                 bool
 	profile, config                                   string
@@ -60,6 +61,7 @@ func (f *connFlags) register(cmd *cobra.Command) {
 	fs.IntVarP(&f.port, "port", "p", 0, "broker port (default 1883, or 8883 with TLS)")
 	fs.StringVarP(&f.url, "url", "L", "", "broker and topic as a URL: mqtt[s]://[user[:password]@]host[:port]/topic, or ws[s]://host[:port]/path")
 	fs.StringVarP(&f.clientID, "id", "i", "", "client ID (default: generated)")
+	fs.StringVar(&f.awsEndpoint, "aws-endpoint", "", "AWS IoT Core device data endpoint (PREFIX-ats.iot.REGION.amazonaws.com[:443]): MQTT over TLS on 8883, the Amazon roots, --aws")
 	fs.BoolVar(&f.aws, "aws", false, "the broker is AWS IoT Core or its emulation (fennec broker --aws): AWS defaults and AWS causes in hints (implied by an AWS IoT endpoint)")
 	fs.StringVarP(&f.idPrefix, "id-prefix", "I", "", "client ID prefix; the process ID is appended")
 	fs.IntVarP(&f.keepalive, "keepalive", "k", 60, "keepalive in seconds (0 disables)")
@@ -233,6 +235,12 @@ func (f *connFlags) buildSpec(streams IO, qos *int) (*connSpec, error) {
 		if err := f.applyProfile(prof, qos); err != nil {
 			return nil, err
 		}
+	}
+	if f.awsEndpoint != "" {
+		if f.changed("url") || f.changed("host") {
+			return nil, usageErrorf("--aws-endpoint names the broker: drop -L/-h")
+		}
+		f.url, f.aws = "mqtts://"+f.awsEndpoint, true
 	}
 	t := target{scheme: "mqtt", host: f.host}
 	if f.url != "" {

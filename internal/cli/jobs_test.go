@@ -1,16 +1,20 @@
 package cli
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fennec-mqtt/fennec/awsiot"
 	"github.com/fennec-mqtt/fennec/broker"
 	"github.com/fennec-mqtt/fennec/broker/brokertest"
+	"github.com/spf13/cobra"
 )
 
 // TestJobsCommands: fennec jobs list, next, describe, update and watch against the AWS
@@ -130,5 +134,40 @@ func TestParseTemplateFlag(t *testing.T) {
 	}
 	if code, _, errout := run(t, "broker", "--aws-template", "fleet=x-{S}"); code != ExitUsage || !strings.Contains(errout, "need --aws") {
 		t.Fatalf("--aws-template without --aws: exit %d %s", code, errout)
+	}
+}
+
+// --aws-endpoint: MQTT over TLS to the endpoint with the embedded Amazon roots (no --cafile),
+// the ALPN on 443, and the AWS causes; checked without connecting, through the TLS setup.
+func TestAWSEndpointFlag(t *testing.T) {
+	isolate(t)
+	amazon := x509.NewCertPool()
+	for _, c := range awsiot.RootCAs() {
+		amazon.AddCert(c)
+	}
+	for _, c := range []struct {
+		endpoint string
+		port     int
+		alpn     string
+	}{{"a1b2c3d4e5f6g7-ats.iot.eu-west-1.amazonaws.com", 8883, ""}, {"a1b2c3d4e5f6g7-ats.iot.eu-west-1.amazonaws.com:443", 443, "x-amzn-mqtt-ca"}} {
+		c2 := &cobra.Command{Use: "x"}
+		f := &connFlags{}
+		f.register(c2)
+		if err := c2.ParseFlags([]string{"--aws-endpoint", c.endpoint, "-i", "dev1"}); err != nil {
+			t.Fatal(err)
+		}
+		spec, err := f.buildSpec(IO{Out: io.Discard, Err: io.Discard}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !spec.AWS || spec.Port != c.port || spec.TLS == nil || spec.TLS.RootCAs == nil || strings.Join(spec.TLS.NextProtos, ",") != c.alpn {
+			t.Fatalf("%s: %+v", c.endpoint, spec)
+		}
+		if !spec.TLS.RootCAs.Equal(amazon) {
+			t.Fatalf("%s: the trust is not the embedded Amazon roots", c.endpoint)
+		}
+	}
+	if code, _, errout := run(t, "pub", "--aws-endpoint", "x-ats.iot.eu-west-1.amazonaws.com", "-h", "localhost", "-t", "a", "-m", "b"); code != ExitUsage || !strings.Contains(errout, "drop -L/-h") {
+		t.Fatalf("--aws-endpoint with -h: %d %s", code, errout)
 	}
 }

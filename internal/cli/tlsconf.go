@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/fennec-mqtt/fennec/awsiot"
 	"github.com/fennec-mqtt/fennec/pki"
 )
 
@@ -94,6 +95,11 @@ func tlsOptions(f *connFlags, host string) (pki.ClientOptions, error) {
 			return opts, &exitError{code: ExitError, step: "setup", err: fmt.Errorf("--capath %s: no CA certificate in the directory", f.capath),
 				hint: "step: TLS setup (before connecting)\ncause: none of the files in the directory holds a CA certificate\nfix: put the CA certificate(s) there, or use --cafile FILE"}
 		}
+	}
+	if len(opts.CAs) == 0 && !f.osCerts && awsiot.IsEndpoint(host) {
+		// AWS IoT Core's endpoints are verified against the Amazon roots awsiot embeds, as the
+		// package does: a device's or a container's system store may lack them.
+		opts.CAs = []pki.Source{pki.BytesSource(awsiot.RootCA1PEM, "Amazon Root CA 1 (embedded)"), pki.BytesSource(awsiot.RootCA3PEM, "Amazon Root CA 3 (embedded)")}
 	}
 	if f.osCerts && len(opts.CAs) == 0 {
 		opts.SystemRoots = false // no CAs given: ClientConfig uses the system roots
