@@ -89,8 +89,9 @@ func (h *hook) restoreHeld(cl *mqtt.Client) {
 // heldMsg is a stored message held back from mochi's re-send, with its place in the order
 // (recorded apart: a message routed to the new connection meanwhile may get its identifier).
 type heldMsg struct {
-	pk  packets.Packet
-	seq uint64
+	pk    packets.Packet
+	seq   uint64
+	fresh bool // never sent: put back under a new identifier (see prepareResend)
 }
 
 // putBack stores held messages in cl's table, marked to be sent when the Receive Maximum
@@ -104,7 +105,22 @@ func (h *hook) putBack(cl *mqtt.Client, held []heldMsg, mark bool) []flowEntry {
 	o := h.orderOf(cl.ID, true)
 	for _, m := range held {
 		pk := m.pk
-		if cur, taken := cl.State.Inflight.Get(pk.PacketID); taken && !sameMessage(cur, pk) {
+		if m.fresh {
+			// mochi's allocator hands out identifiers in turn under the client's lock, so a
+			// message routed at the same moment gets another one
+			id, err := cl.NextPacketID()
+			if err != nil {
+				atomic.AddInt64(&h.b.srv.Info.Inflight, -1)
+				h.b.log.Warn("stored message dropped: no free packet identifier", "client", cl.ID, "topic", pk.TopicName)
+				continue
+			}
+			o.mu.Lock()
+			if m.seq != 0 && o.seq[pk.PacketID] == m.seq {
+				delete(o.seq, pk.PacketID) // the old identifier's place in the order
+			}
+			o.mu.Unlock()
+			pk.PacketID = uint16(id)
+		} else if cur, taken := cl.State.Inflight.Get(pk.PacketID); taken && !sameMessage(cur, pk) {
 			id, err := cl.NextPacketID()
 			if err != nil {
 				atomic.AddInt64(&h.b.srv.Info.Inflight, -1)

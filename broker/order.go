@@ -212,12 +212,25 @@ func (h *hook) prepareResend(cl *mqtt.Client, max int) []heldMsg {
 		types[i] = e.pk.FixedHeader.Type
 	}
 	beyond := holdBeyond(types, max)
+	// The PUBLISH packets beyond the old connection's own Receive Maximum were never written to
+	// it (the broker sends in order, at most that many unacknowledged): their identifiers mean
+	// nothing to the client yet, and they get fresh ones when put back. Kept, an identifier is
+	// free in the table while the message is held, and a message routed to the new connection
+	// meanwhile may take it: putting the held one back would then overwrite the routed one
+	// (TestOfflineQueueFennecReceiveMaximum lost the first live message so, under load).
+	neverSent := map[int]bool{}
+	if old := receiveMaximum(cl); old > 0 {
+		for _, i := range holdBeyond(types, old) {
+			neverSent[i] = true
+		}
+	}
 	held := make([]heldMsg, 0, len(beyond))
 	for _, i := range beyond {
 		pk := es[i].pk
 		if cur, ok := cl.State.Inflight.Get(pk.PacketID); ok && sameMessage(cur, pk) && cl.State.Inflight.Delete(pk.PacketID) {
-			pk.FixedHeader.Dup = true // a stored message, re-sent [MQTT-3.3.1-1]
-			held = append(held, heldMsg{pk, es[i].seq})
+			fresh := neverSent[i]
+			pk.FixedHeader.Dup = !fresh // a stored message, re-sent [MQTT-3.3.1-1]
+			held = append(held, heldMsg{pk: pk, seq: es[i].seq, fresh: fresh})
 		}
 	}
 	return held
