@@ -102,6 +102,10 @@ func (r *registry) add(fp [32]byte, thing string) {
 	r.things[fp] = append(r.things[fp], thing)
 }
 
+// EmulationProperty is the user property of the AWS emulation's MQTT 5 CONNACK, with the value
+// "aws-iot": AWS IoT Core sends none, and clients may read it to explain failures as AWS's.
+const EmulationProperty = "fennec-emulation"
+
 // Device is a registered device certificate and the name of the thing it is attached to.
 type Device struct {
 	ThingName   string

@@ -322,6 +322,11 @@ func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 	if pk.FixedHeader.Type == packets.Connack && cl.Properties.ProtocolVersion == 5 {
 		// mochi enforces its MaximumPacketSize but does not announce it [MQTT-3.2.2-15].
 		pk.Properties.MaximumPacketSize = h.b.opts.MaxPacketSize
+		if h.b.opts.AWS != nil {
+			// Not AWS's: the emulation says what it is, so that a client's hints can name AWS's
+			// causes for what follows (the Fennec CLI does).
+			pk.Properties.User = append(pk.Properties.User, packets.UserProperty{Key: EmulationProperty, Val: "aws-iot"})
+		}
 	}
 	h.waitConnack(cl, pk)
 	if pk = h.gateWrite(cl, pk); pk.FixedHeader.Type == packets.Reserved {

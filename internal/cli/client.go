@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fennec-mqtt/fennec"
+	"github.com/fennec-mqtt/fennec/broker"
 	"github.com/fennec-mqtt/fennec/diagnose"
 	"github.com/fennec-mqtt/fennec/packet"
 )
@@ -118,6 +119,13 @@ func connect(ctx context.Context, spec *connSpec) (mqttClient, error) {
 	c, err := fennec.Connect(ctx, cfg)
 	if err != nil {
 		return nil, err
+	}
+	if _, ack := c.ConnectionState(); ack != nil {
+		for _, up := range ack.Props.UserProperties {
+			if up.Key == broker.EmulationProperty && up.Value == "aws-iot" {
+				spec.AWS = true // the AWS emulation said so: its failures have AWS's causes
+			}
+		}
 	}
 	return &fennecClient{c: c, spec: spec}, nil
 }

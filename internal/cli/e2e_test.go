@@ -973,6 +973,12 @@ func TestDemoHonoursMaximumQoS(t *testing.T) {
 			t.Fatalf("demo -i not-dev1, --aws %v: exit %d\n%s%s", aws, code, out, errout)
 		}
 	}
+	// MQTT 5: the emulation names itself in CONNACK, so a refusal after connecting has AWS's
+	// causes without --aws
+	code, out, errout = run(t, append([]string{"sub", "-i", "dev1", "-t", "elsewhere/x", "-C", "1", "-W", "5"}, tlsArgs...)...)
+	if code != ExitRefused || !strings.Contains(errout, "topicfilter/elsewhere/x") {
+		t.Fatalf("sub outside the policy: exit %d\n%s%s", code, out, errout)
+	}
 	// a profile with aws = true does what --aws does
 	cfgDir := os.Getenv("XDG_CONFIG_HOME")
 	if err := os.MkdirAll(filepath.Join(cfgDir, "fennec"), 0o700); err != nil {
