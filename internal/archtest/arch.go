@@ -36,6 +36,10 @@ var Allowed = map[string][]string{
 	"internal/faultproxy":    {},
 	"internal/tlstest":       {"pki", "internal/mosquittotest"},
 	"capture":                {},
+	// Examples use the public API as a user would, the emulation included.
+	"examples/awsiot/emu":      {"awsiot", "broker", "pki"},
+	"examples/awsiot":          {"awsiot", "pki", "broker", "examples/awsiot/emu"},
+	"examples/awsiot/firmware": {"awsiot", "pki", "broker", "examples/awsiot/emu"},
 }
 
 // StdlibOnly lists the packages that may not import anything outside the standard library.
