@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fennec-mqtt/fennec/awsiot"
 	"github.com/fennec-mqtt/fennec/packet"
 	"github.com/fennec-mqtt/fennec/pki"
 )
@@ -63,6 +64,8 @@ type Target struct {
 	// Dial opens every TCP connection Run makes (the one checked and the probes); nil: a
 	// net.Dialer. Each call is bounded by Timeout. capture.Recorder.Dial records them.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Resolver looks up Host (nil: net.DefaultResolver).
+	Resolver *net.Resolver
 }
 
 // dial opens a TCP connection to addr within timeout.
@@ -275,7 +278,7 @@ func explainMaterial(err error) *Diagnosis {
 
 func (d *doctor) dns(ctx context.Context) *Diagnosis {
 	var facts []string
-	if d.t.AWS && isAWSHost(d.t.Host) && !strings.Contains(d.t.Host, "-ats.") {
+	if d.t.AWS && awsiot.IsLegacyEndpoint(d.t.Host) {
 		facts = append(facts, "WARNING: "+d.t.Host+" is a legacy AWS IoT endpoint (VeriSign root); use the ATS endpoint (aws iot describe-endpoint --endpoint-type iot:Data-ATS), which Amazon Root CA 1 verifies")
 	}
 	if ip := net.ParseIP(d.t.Host); ip != nil {
@@ -285,15 +288,26 @@ func (d *doctor) dns(ctx context.Context) *Diagnosis {
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.t.Timeout)
 	defer cancel()
-	addrs, err := net.DefaultResolver.LookupHost(ctx, d.t.Host)
+	res := d.t.Resolver
+	if res == nil {
+		res = net.DefaultResolver
+	}
+	addrs, err := res.LookupHost(ctx, d.t.Host)
 	if err != nil {
 		diag := &Diagnosis{Step: StepDNS, Kind: CauseDNSFailure, Err: err, Cause: fmt.Sprintf("looking up %q failed: %v", d.t.Host, err),
 			Fix: "check the host name and this machine's DNS (resolv.conf)"}
 		var de *net.DNSError
-		if errors.As(err, &de) && de.IsNotFound {
+		switch {
+		case errors.As(err, &de) && de.IsNotFound:
 			diag.Kind = CauseDNSNotFound
-			diag.Cause = fmt.Sprintf("the name %q does not exist", d.t.Host)
+			diag.Cause = fmt.Sprintf("the name %q does not exist (the DNS server %s answered that it has no such name)", d.t.Host, orUnknown(de.Server))
 			diag.Fix = "check the spelling of the host name"
+		case errors.As(err, &de) && de.IsTimeout, errors.Is(err, context.DeadlineExceeded):
+			diag.Cause = fmt.Sprintf("looking up %q: the DNS server %s did not answer within %s", d.t.Host, orUnknown(de.Server), d.t.Timeout)
+			diag.Fix = "check this machine's DNS servers (resolv.conf) and that UDP/TCP port 53 is open to them"
+		case errors.As(err, &de):
+			diag.Cause = fmt.Sprintf("looking up %q: the DNS server %s failed (%s): the name may exist, this lookup did not work", d.t.Host, orUnknown(de.Server), de.Err)
+			diag.Fix = "try again; check this machine's DNS servers (resolv.conf), or use an address with -h"
 		}
 		if d.t.AWS {
 			diag.Fix += "; for AWS IoT Core use your account's endpoint: aws iot describe-endpoint --endpoint-type iot:Data-ATS"
@@ -562,10 +576,7 @@ func probeVersions(ctx context.Context, t *Target, addr, name string, timeout ti
 	return out
 }
 
-func isAWSHost(h string) bool {
-	h = strings.ToLower(h)
-	return strings.Contains(h, ".iot.") && strings.HasSuffix(h, ".amazonaws.com")
-}
+func isAWSHost(h string) bool { return awsiot.IsEndpoint(h) }
 
 // lateVerdictWait bounds how long Run waits after a TLS 1.3 handshake with a client
 // certificate for the server's verdict on it, before it sends CONNECT.
@@ -582,4 +593,11 @@ type ticketSignal struct {
 func (t *ticketSignal) Put(key string, cs *tls.ClientSessionState) {
 	t.ClientSessionCache.Put(key, cs)
 	t.once.Do(func() { close(t.got) })
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "(unknown)"
+	}
+	return s
 }
