@@ -49,6 +49,37 @@ func (d *doctor) identity() string {
 	return strings.Join(parts, ", ")
 }
 
+// certUser is the user a broker that takes the username from the client certificate would check
+// (mosquitto's use_identity_as_username: the common name), when a certificate was sent and no
+// username: sent is false when that is not the case, and cn is "" for a certificate without one.
+func (d *doctor) certUser() (cn string, sent bool) {
+	if d.leaf == nil || d.rec == nil || !d.rec.Info().CertificateSent || d.t.Username != "" {
+		return "", false
+	}
+	return d.leaf.Subject.CommonName, true
+}
+
+// identityNote says what a broker that takes the username from the certificate saw.
+func (d *doctor) identityNote() string {
+	cn, ok := d.certUser()
+	switch {
+	case !ok:
+		return ""
+	case cn == "":
+		return "no username was sent and the certificate has no common name: a broker that takes the username from the certificate (mosquitto's use_identity_as_username) has no user to check"
+	default:
+		return fmt.Sprintf("no username was sent: a broker that takes it from the certificate (mosquitto's use_identity_as_username) checks the user %q, the common name", cn)
+	}
+}
+
+// aclFix is the fix for a topic the broker's ACL refused, naming the user the certificate gives.
+func (d *doctor) aclFix(what string) string {
+	if cn, ok := d.certUser(); ok && cn != "" {
+		return fmt.Sprintf("%s a topic the broker's ACL allows (--topic), or allow this one for the user %q (mosquitto with use_identity_as_username: \"user %s\" then \"topic readwrite %s\" in its acl_file)", what, cn, cn, d.t.Topic)
+	}
+	return what + " a topic the broker's ACL allows (--topic), or allow this one"
+}
+
 func (d *doctor) tlsOK() string {
 	if d.hasTLS {
 		return fmt.Sprintf("TLS succeeded (%s)", tls.VersionName(d.state.Version))
@@ -180,6 +211,10 @@ func (d *doctor) refused(ack *packet.Connack) *Diagnosis {
 	if rs := ack.Props.ReasonString; rs != "" {
 		diag.Evidence = append(diag.Evidence, fmt.Sprintf("reason string: %q", rs))
 	}
+	if n := d.identityNote(); n != "" {
+		diag.Evidence = append(diag.Evidence, n)
+	}
+	cn, byCert := d.certUser()
 	v311 := d.t.Version == packet.V311
 	switch {
 	case v311 && code == 1 || !v311 && code == 0x84:
@@ -187,6 +222,10 @@ func (d *doctor) refused(ack *packet.Connack) *Diagnosis {
 		diag.Fix = "try the other MQTT version (-V 311 or -V 5)"
 	case v311 && code == 2 || !v311 && code == 0x85:
 		diag.Fix = "use another client ID (-i): some brokers limit its length or characters, or require one"
+	case byCert && cn == "" && (v311 && (code == 4 || code == 5) || !v311 && (code == 0x86 || code == 0x87)):
+		diag.Fix = "issue the client certificate with a common name the broker knows as a user (it becomes the username), or send -u and -P if the broker checks passwords"
+	case byCert && (v311 && (code == 4 || code == 5) || !v311 && (code == 0x86 || code == 0x87)):
+		diag.Fix = fmt.Sprintf("let the user %q (the certificate's common name) in: the broker's password file or ACL must name it; or send -u and -P if the broker checks passwords", cn)
 	case v311 && code == 4 || !v311 && code == 0x86:
 		diag.Fix = "check the username and password (-u, -P or --password-file)"
 	case v311 && code == 5 || !v311 && code == 0x87:
@@ -223,9 +262,14 @@ func (d *doctor) roundTrip(ctx context.Context) *Diagnosis {
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() && subacked && pubacked {
-				return &Diagnosis{Step: StepRoundTrip, Kind: CauseNoEcho, Err: err,
-					Cause: fmt.Sprintf("the broker accepted the subscription to %q and the message, but did not deliver it back within %s", d.t.Topic, d.t.Timeout),
-					Fix:   "check the broker's ACL for reading the topic; on AWS IoT the policy needs iot:Receive on topic/" + d.t.Topic}
+				diag := &Diagnosis{Step: StepRoundTrip, Kind: CauseNoEcho, Err: err,
+					Cause:    fmt.Sprintf("the broker accepted the subscription to %q and the message, but did not deliver it back within %s", d.t.Topic, d.t.Timeout),
+					Evidence: d.roundTripEvidence("MQTT 3.1.1 has no way to refuse a PUBLISH: a broker whose ACL denies it drops the message and acknowledges it"),
+					Fix:      "check the broker's ACL for reading and writing the topic; on AWS IoT the policy needs iot:Receive on topic/" + d.t.Topic}
+				if !d.t.AWS {
+					diag.Fix = d.aclFix("check the broker's ACL for reading and writing the topic: use")
+				}
+				return diag
 			}
 			switch {
 			case !subacked:
@@ -242,8 +286,9 @@ func (d *doctor) roundTrip(ctx context.Context) *Diagnosis {
 					code = p.ReasonCodes[0]
 				}
 				diag := &Diagnosis{Step: StepRoundTrip, Kind: CauseSubscribeRefused,
-					Cause: fmt.Sprintf("the broker refused the subscription to %q: SUBACK %s (0x%02x)", d.t.Topic, code, byte(code)),
-					Fix:   "subscribe to a topic the broker's ACL allows (--topic), or allow this one"}
+					Cause:    fmt.Sprintf("the broker refused the subscription to %q: SUBACK %s (0x%02x)", d.t.Topic, code, byte(code)),
+					Evidence: d.roundTripEvidence(""),
+					Fix:      d.aclFix("subscribe to")}
 				if d.t.AWS {
 					diag.Fix = fmt.Sprintf("allow iot:Subscribe on topicfilter/%s and iot:Receive on topic/%s in the policy attached to this certificate, or give a topic it allows (--topic)", d.t.Topic, d.t.Topic)
 				}
@@ -256,8 +301,9 @@ func (d *doctor) roundTrip(ctx context.Context) *Diagnosis {
 		case *packet.Puback:
 			if p.ReasonCode >= 0x80 {
 				diag := &Diagnosis{Step: StepRoundTrip, Kind: CausePublishRefused,
-					Cause: fmt.Sprintf("the broker refused the message to %q: PUBACK %s (0x%02x)", d.t.Topic, p.ReasonCode, byte(p.ReasonCode)),
-					Fix:   "publish to a topic the broker's ACL allows (--topic), or allow this one"}
+					Cause:    fmt.Sprintf("the broker refused the message to %q: PUBACK %s (0x%02x)", d.t.Topic, p.ReasonCode, byte(p.ReasonCode)),
+					Evidence: d.roundTripEvidence(""),
+					Fix:      d.aclFix("publish to")}
 				if d.t.AWS {
 					diag.Fix = "allow iot:Publish on topic/" + d.t.Topic + " in the policy attached to this certificate, or give a topic it allows (--topic)"
 				}
@@ -278,6 +324,18 @@ func (d *doctor) roundTrip(ctx context.Context) *Diagnosis {
 	d.write(&packet.Disconnect{})
 	d.pass(StepRoundTrip, fmt.Sprintf("subscribed, published and received on %q in %s", d.t.Topic, time.Since(start).Round(10*time.Microsecond)))
 	return nil
+}
+
+// roundTripEvidence is who the broker judged the topic for, and extra when given.
+func (d *doctor) roundTripEvidence(extra string) []string {
+	ev := []string{"the server saw " + d.identity()}
+	if n := d.identityNote(); n != "" {
+		ev = append(ev, n)
+	}
+	if extra != "" && d.t.Version == packet.V311 {
+		ev = append(ev, extra)
+	}
+	return ev
 }
 
 func (d *doctor) lostIn(what, kind string, err error) *Diagnosis {
