@@ -66,6 +66,11 @@ type Target struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Resolver looks up Host (nil: net.DefaultResolver).
 	Resolver *net.Resolver
+	// Linger is how long the connection must stay up after the round trip (zero: not at all).
+	// With a client ID a device also uses, the device's next reconnect takes the session over
+	// and closes this connection: MQTT 5 says so (DISCONNECT 0x8E), MQTT 3.1.1 just closes, and
+	// the doctor then tells a takeover from an ACL by trying another client ID.
+	Linger time.Duration
 }
 
 // dial opens a TCP connection to addr within timeout.
@@ -110,6 +115,7 @@ type doctor struct {
 	rd     *packet.Reader
 	state  tls.ConnectionState
 	hasTLS bool
+	probe  bool // a probe's doctor: it does not probe again
 }
 
 // Run connects to t one step at a time (local material, DNS, TCP, TLS, MQTT CONNECT, a round

@@ -2,7 +2,9 @@ package diagnose
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -251,7 +253,7 @@ func (d *doctor) roundTrip(ctx context.Context) *Diagnosis {
 	}
 	start := time.Now()
 	if err := d.write(&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{{Filter: d.t.Topic, QoS: 1}}}); err != nil {
-		return d.lostIn("SUBSCRIBE", CauseClosedAfterSubscribe, err)
+		return d.lostIn(ctx, "SUBSCRIBE", CauseClosedAfterSubscribe, err)
 	}
 	payload := []byte("fennec doctor " + time.Now().UTC().Format(time.RFC3339Nano))
 	subacked, pubacked, echoed := false, false, false
@@ -273,9 +275,9 @@ func (d *doctor) roundTrip(ctx context.Context) *Diagnosis {
 			}
 			switch {
 			case !subacked:
-				return d.lostIn("SUBSCRIBE", CauseClosedAfterSubscribe, err)
+				return d.lostIn(ctx, "SUBSCRIBE", CauseClosedAfterSubscribe, err)
 			default:
-				return d.lostIn("PUBLISH", CauseClosedAfterPublish, err)
+				return d.lostIn(ctx, "PUBLISH", CauseClosedAfterPublish, err)
 			}
 		}
 		switch p := p.(type) {
@@ -296,7 +298,7 @@ func (d *doctor) roundTrip(ctx context.Context) *Diagnosis {
 			}
 			subacked = true
 			if err := d.write(&packet.Publish{QoS: 1, PacketID: 2, Topic: d.t.Topic, Payload: payload}); err != nil {
-				return d.lostIn("PUBLISH", CauseClosedAfterPublish, err)
+				return d.lostIn(ctx, "PUBLISH", CauseClosedAfterPublish, err)
 			}
 		case *packet.Puback:
 			if p.ReasonCode >= 0x80 {
@@ -321,9 +323,52 @@ func (d *doctor) roundTrip(ctx context.Context) *Diagnosis {
 			return d.disconnected(p)
 		}
 	}
+	took := time.Since(start).Round(10 * time.Microsecond)
+	if diag := d.linger(ctx); diag != nil {
+		return diag
+	}
 	d.write(&packet.Disconnect{})
-	d.pass(StepRoundTrip, fmt.Sprintf("subscribed, published and received on %q in %s", d.t.Topic, time.Since(start).Round(10*time.Microsecond)))
+	summary := fmt.Sprintf("subscribed, published and received on %q in %s", d.t.Topic, took)
+	if d.t.Linger > 0 {
+		summary += fmt.Sprintf("; the connection stayed up %s", d.t.Linger)
+	}
+	d.pass(StepRoundTrip, summary)
 	return nil
+}
+
+// linger keeps the connection open for Target.Linger and explains its end if it ends.
+func (d *doctor) linger(ctx context.Context) *Diagnosis {
+	if d.t.Linger <= 0 {
+		return nil
+	}
+	deadline := time.Now().Add(d.t.Linger)
+	for {
+		d.nc.SetReadDeadline(deadline)
+		p, err := d.rd.ReadPacket(d.t.Version)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return nil
+			}
+			held := d.t.Linger - time.Until(deadline)
+			if diag := d.lostIn(ctx, "the round trip", CauseSessionTakenOver, err); diag.Kind == CauseSessionTakenOver && diag.Inferred {
+				diag.Evidence = append(diag.Evidence, fmt.Sprintf("the round trip passed; the connection closed %s later", held.Round(time.Millisecond)))
+				return diag
+			}
+			return &Diagnosis{Step: StepRoundTrip, Kind: CauseClosedAfterPublish, Err: err, Inferred: true,
+				Cause: fmt.Sprintf("the round trip passed, then the broker closed the connection %s later without saying why", held.Round(time.Millisecond)),
+				Candidates: []string{"another client with the same client ID connected (a takeover)", "the broker restarted or dropped idle connections", "a network device on the way cut the connection"},
+				Fix:        "check the broker's log at that moment; use a client ID of its own for each client"}
+		}
+		switch p := p.(type) {
+		case *packet.Disconnect:
+			return d.disconnected(p)
+		case *packet.Publish:
+			if p.QoS > 0 {
+				d.write(&packet.Puback{PacketID: p.PacketID})
+			}
+		}
+	}
 }
 
 // roundTripEvidence is who the broker judged the topic for, and extra when given.
@@ -338,7 +383,7 @@ func (d *doctor) roundTripEvidence(extra string) []string {
 	return ev
 }
 
-func (d *doctor) lostIn(what, kind string, err error) *Diagnosis {
+func (d *doctor) lostIn(ctx context.Context, what, kind string, err error) *Diagnosis {
 	if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
 		diag := &Diagnosis{Step: StepRoundTrip, Kind: kind, Err: err,
 			Cause: fmt.Sprintf("the broker closed the connection after %s to %q", what, d.t.Topic),
@@ -351,9 +396,48 @@ func (d *doctor) lostIn(what, kind string, err error) *Diagnosis {
 			diag.Cause = fmt.Sprintf("AWS IoT Core closed the connection after %s to %q: the policy attached to the certificate does not allow it", what, d.t.Topic)
 			diag.Fix = "allow " + action + d.t.Topic + " in the policy (or give a topic it allows with --topic)"
 		}
+		// A close without a reason (MQTT 3.1.1 has no DISCONNECT from the server) may be a
+		// takeover: another client connected with this client ID. The same round trip with
+		// another client ID tells the two apart.
+		if !d.probe && d.probeOtherClientID(ctx) {
+			other := diag.Cause
+			diag.Kind, diag.Inferred = CauseSessionTakenOver, true
+			diag.Cause = fmt.Sprintf("the broker closed the connection after %s, without saying why; the same round trip with another client ID works: another client is connected with the client ID %q and took the session back", what, d.t.ClientID)
+			diag.Evidence = append(diag.Evidence, fmt.Sprintf("closed after %s with client ID %q; subscribed, published and received with a different client ID", what, d.t.ClientID))
+			diag.Candidates = []string{"a session takeover: a client with the same ID (often the device itself, reconnecting) connected, and a broker closes the older connection",
+				"a rule that names the client ID: " + other}
+			diag.Fix = fmt.Sprintf("stop the other client that uses client ID %q (or let doctor use its own: drop -i)", d.t.ClientID)
+			if d.t.AWS {
+				diag.Candidates[1] = "a policy that allows the topic only for some client IDs (${iot:ClientId})"
+			}
+		}
 		return diag
 	}
 	return &Diagnosis{Step: StepRoundTrip, Kind: kind, Err: err, Cause: fmt.Sprintf("%s to %q failed: %v", what, d.t.Topic, err), Fix: "run again with -d to see the packets"}
+}
+
+// probeOtherClientID runs TCP, TLS, CONNECT and the round trip again with another client ID,
+// and reports whether they all passed.
+func (d *doctor) probeOtherClientID(ctx context.Context) bool {
+	if len(d.addrs) == 0 {
+		return false
+	}
+	b := make([]byte, 3)
+	rand.Read(b)
+	p := &doctor{t: d.t, rep: &Report{}, rec: d.rec, cfg: d.cfg, leaf: d.leaf, addrs: d.addrs, probe: true}
+	p.t.ClientID = d.t.ClientID + "-probe-" + hex.EncodeToString(b)
+	p.t.Linger = 0
+	defer func() {
+		if p.nc != nil {
+			p.nc.Close()
+		}
+	}()
+	for _, step := range []func(context.Context) *Diagnosis{p.tcp, p.handshake, p.connect, p.roundTrip} {
+		if step(ctx) != nil {
+			return false
+		}
+	}
+	return true
 }
 
 func (d *doctor) disconnected(p *packet.Disconnect) *Diagnosis {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -18,6 +19,7 @@ import (
 func newDoctorCmd(streams IO) *cobra.Command {
 	var f connFlags
 	var noPublish bool
+	var hold time.Duration
 	var topic, hdrCA, hdrCert, hdrKey string
 	cmd := &cobra.Command{
 		Use:   "doctor [URL]",
@@ -72,7 +74,12 @@ client ID, topic permissions.`,
 			}
 			tg := diagnose.Target{Host: spec.Host, Port: spec.Port, TLS: spec.tlsOptions != nil, Version: packet.Version(spec.Version),
 				ClientID: spec.ClientID, Username: spec.Username, Password: spec.Password, HasPassword: spec.HasPassword,
-				AWS: spec.AWS, NoPublish: noPublish, Topic: cmp.Or(topic, f.topic), Timeout: f.connectTimeout}
+				AWS: spec.AWS, NoPublish: noPublish, Topic: cmp.Or(topic, f.topic), Timeout: f.connectTimeout, Linger: hold}
+			if !cmd.Flags().Changed("hold") && f.clientID != "" {
+				// a client ID of the user's may be a device's: hold the connection long enough
+				// for the device's reconnect to take it over, so the takeover is named
+				tg.Linger = 2 * time.Second
+			}
 			if f.capture != nil {
 				tg.Dial = f.capture.rec.Dial(nil)
 			}
@@ -108,6 +115,7 @@ client ID, topic permissions.`,
 	}
 	f.register(cmd)
 	fs := cmd.Flags()
+	fs.DurationVar(&hold, "hold", 0, "keep the connection open this long after the round trip (default 2s with -i: a client with the same ID would take it over)")
 	fs.BoolVar(&noPublish, "no-publish", false, "stop after CONNACK: no subscribe and publish round trip")
 	fs.StringVarP(&topic, "topic", "t", "", "topic of the round trip (default fennec/doctor/CLIENT_ID)")
 	fs.StringVar(&f.header, "header", "", "take the CA, client certificate and key from a firmware's C header (certs_test.h), byte for byte; arrays are chosen by content when unambiguous")
