@@ -19,6 +19,10 @@ const (
 	CauseTCPUnreachable       = "tcp-unreachable"
 	CausePlainMQTTPort        = "plain-mqtt-port"
 	CauseTLSPort              = "tls-port"
+	CauseWSPathNotFound       = "websocket-path-not-found"
+	CauseWSRefused            = "websocket-refused"
+	CauseWSNotUpgraded        = "websocket-not-upgraded"
+	CauseWSNotHTTP            = "websocket-not-http"
 	CauseConnackRefused       = "connack-refused"
 	CauseMQTTVersion          = "mqtt-version-unsupported"
 	CauseClosedAfterConnect   = "closed-after-connect"
@@ -46,6 +50,7 @@ func Causes() []string {
 		DiagClientCertMissing, DiagClientCertRejected, DiagClosedAfterHandshake, DiagEOFDuringHandshake,
 		DiagNotTLS, DiagHandshakeFailure, DiagNoApplicationProtocol, DiagUnrecognizedName,
 		CausePlainMQTTPort, CauseTLSPort,
+		CauseWSPathNotFound, CauseWSRefused, CauseWSNotUpgraded, CauseWSNotHTTP,
 		CauseConnackRefused, CauseMQTTVersion, CauseClosedAfterConnect, CauseConnackTimeout, CauseNotMQTT,
 		CauseSessionTakenOver, CauseSubscribeRefused, CausePublishRefused, CauseClosedAfterPublish,
 		CauseClosedAfterSubscribe, CauseNoEcho, CauseDisconnected, CauseCanceled, CauseUnknown,

@@ -26,6 +26,7 @@ import (
 const (
 	StepLocal     = "local"
 	StepDNS       = "dns"
+	StepWebSocket = "websocket"
 	StepTCP       = "tcp"
 	StepTLS       = "tls"
 	StepMQTT      = "mqtt"
@@ -64,6 +65,10 @@ type Target struct {
 	// Dial opens every TCP connection Run makes (the one checked and the probes); nil: a
 	// net.Dialer. Each call is bounded by Timeout. capture.Recorder.Dial records them.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// WebSocket runs MQTT over WebSocket (ws://, or wss:// with TLS) on Path (zero: /mqtt),
+	// after an upgrade step of its own.
+	WebSocket bool
+	Path      string
 	// Resolver looks up Host (nil: net.DefaultResolver).
 	Resolver *net.Resolver
 	// Linger is how long the connection must stay up after the round trip (zero: not at all).
@@ -115,7 +120,8 @@ type doctor struct {
 	rd     *packet.Reader
 	state  tls.ConnectionState
 	hasTLS bool
-	probe  bool // a probe's doctor: it does not probe again
+	ws     net.Conn // the WebSocket connection MQTT runs on, when Target.WebSocket
+	probe  bool     // a probe's doctor: it does not probe again
 }
 
 // Run connects to t one step at a time (local material, DNS, TCP, TLS, MQTT CONNECT, a round
@@ -139,13 +145,16 @@ func Run(ctx context.Context, t Target) *Report {
 	if isAWSHost(t.Host) {
 		t.AWS = true
 	}
+	if t.WebSocket && t.TLS && len(t.TLSOptions.NextProtos) == 0 {
+		t.TLSOptions.NextProtos = []string{"http/1.1"} // the upgrade is HTTP/1.1
+	}
 	d := &doctor{t: t, rep: &Report{Target: net.JoinHostPort(t.Host, strconv.Itoa(t.Port)), AWS: t.AWS}}
 	defer func() {
 		if d.nc != nil {
 			d.nc.Close()
 		}
 	}()
-	for _, step := range []func(context.Context) *Diagnosis{d.local, d.dns, d.tcp, d.handshake, d.connect, d.roundTrip} {
+	for _, step := range []func(context.Context) *Diagnosis{d.local, d.dns, d.tcp, d.handshake, d.websocket, d.connect, d.roundTrip} {
 		if diag := step(ctx); diag != nil {
 			if ctx.Err() != nil && diag.Kind != CauseCanceled {
 				diag = &Diagnosis{Step: diag.Step, Kind: CauseCanceled, Cause: "interrupted", Fix: "run again", Err: ctx.Err()}

@@ -18,6 +18,9 @@ import (
 )
 
 func (d *doctor) conn() net.Conn {
+	if d.ws != nil {
+		return d.ws
+	}
 	if d.tc != nil {
 		return d.tc
 	}
@@ -29,7 +32,7 @@ func (d *doctor) write(p packet.Packet) error {
 	if err != nil {
 		return err
 	}
-	d.nc.SetWriteDeadline(time.Now().Add(d.t.Timeout))
+	d.writeDeadline(time.Now().Add(d.t.Timeout))
 	_, err = d.conn().Write(b)
 	return err
 }
@@ -95,7 +98,7 @@ func (d *doctor) connect(ctx context.Context) *Diagnosis {
 	if err := d.write(c); err != nil {
 		return d.closedAtConnect(ctx, err)
 	}
-	d.nc.SetReadDeadline(time.Now().Add(d.t.Timeout))
+	d.readDeadline(time.Now().Add(d.t.Timeout))
 	header, body, err := d.rd.ReadRaw()
 	if err != nil {
 		return d.closedAtConnect(ctx, err)
@@ -259,7 +262,7 @@ func (d *doctor) roundTrip(ctx context.Context) *Diagnosis {
 	subacked, pubacked, echoed := false, false, false
 	deadline := time.Now().Add(d.t.Timeout)
 	for !(subacked && pubacked && echoed) {
-		d.nc.SetReadDeadline(deadline)
+		d.readDeadline(deadline)
 		p, err := d.rd.ReadPacket(d.t.Version)
 		if err != nil {
 			var ne net.Error
@@ -343,7 +346,7 @@ func (d *doctor) linger(ctx context.Context) *Diagnosis {
 	}
 	deadline := time.Now().Add(d.t.Linger)
 	for {
-		d.nc.SetReadDeadline(deadline)
+		d.readDeadline(deadline)
 		p, err := d.rd.ReadPacket(d.t.Version)
 		if err != nil {
 			var ne net.Error
@@ -432,7 +435,7 @@ func (d *doctor) probeOtherClientID(ctx context.Context) bool {
 			p.nc.Close()
 		}
 	}()
-	for _, step := range []func(context.Context) *Diagnosis{p.tcp, p.handshake, p.connect, p.roundTrip} {
+	for _, step := range []func(context.Context) *Diagnosis{p.tcp, p.handshake, p.websocket, p.connect, p.roundTrip} {
 		if step(ctx) != nil {
 			return false
 		}
@@ -453,4 +456,22 @@ func (d *doctor) disconnected(p *packet.Disconnect) *Diagnosis {
 		diag.Fix = "give every device its own client ID (-i); two clients sharing one take turns kicking each other off"
 	}
 	return diag
+}
+
+// readDeadline and writeDeadline bound the next read and write of MQTT packets: on the
+// WebSocket when there is one (reaching its deadline closes it), else on the TCP connection.
+func (d *doctor) readDeadline(t time.Time) {
+	if d.ws != nil {
+		d.ws.SetReadDeadline(t)
+		return
+	}
+	d.nc.SetReadDeadline(t)
+}
+
+func (d *doctor) writeDeadline(t time.Time) {
+	if d.ws != nil {
+		d.ws.SetWriteDeadline(t)
+		return
+	}
+	d.nc.SetWriteDeadline(t)
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"time"
 
@@ -69,12 +70,12 @@ client ID, topic permissions.`,
 			if err != nil {
 				return err
 			}
-			if strings.HasPrefix(spec.Server, "ws") {
-				return usageErrorf("doctor checks MQTT over TCP and TLS; WebSockets are not covered yet")
-			}
 			tg := diagnose.Target{Host: spec.Host, Port: spec.Port, TLS: spec.tlsOptions != nil, Version: packet.Version(spec.Version),
 				ClientID: spec.ClientID, Username: spec.Username, Password: spec.Password, HasPassword: spec.HasPassword,
 				AWS: spec.AWS, NoPublish: noPublish, Topic: cmp.Or(topic, f.topic), Timeout: f.connectTimeout, Linger: hold}
+			if u, err := url.Parse(spec.Server); err == nil && (u.Scheme == "ws" || u.Scheme == "wss") {
+				tg.WebSocket, tg.Path = true, u.EscapedPath()
+			}
 			if !cmd.Flags().Changed("hold") && f.clientID != "" {
 				// a client ID of the user's may be a device's: hold the connection long enough
 				// for the device's reconnect to take it over, so the takeover is named
@@ -142,7 +143,7 @@ func doctorExit(r *diagnose.Report) int {
 	switch r.Failed.Step {
 	case diagnose.StepLocal:
 		return ExitError
-	case diagnose.StepDNS, diagnose.StepTCP, diagnose.StepTLS:
+	case diagnose.StepDNS, diagnose.StepTCP, diagnose.StepTLS, diagnose.StepWebSocket:
 		return ExitNetwork
 	}
 	return ExitRefused

@@ -276,3 +276,22 @@ func TestSameCauseInEveryCommand(t *testing.T) {
 		})
 	}
 }
+
+// fennec doctor over WebSockets: ws:// and wss:// (with the client certificate) pass with a
+// websocket step; the plain MQTT port given as ws:// fails that step with exit 3.
+func TestDoctorWebSocketCommand(t *testing.T) {
+	isolate(t)
+	b := brokertest.Start(t, brokertest.Options{WebSockets: true})
+	code, out, errout := run(t, "doctor", "ws://"+b.WSAddr+"/mqtt")
+	if code != ExitOK || !strings.Contains(out, "✔ websocket") || !strings.Contains(out, "✔ roundtrip") {
+		t.Fatalf("ws: exit %d\n%s%s", code, out, errout)
+	}
+	code, out, errout = run(t, "doctor", "wss://"+b.WSSAddr+"/mqtt", "--cafile", b.CAFile, "--servername", "localhost", "--cert", b.ClientCert, "--key", b.ClientKey)
+	if code != ExitOK || !strings.Contains(out, "✔ tls") || !strings.Contains(out, "✔ websocket") {
+		t.Fatalf("wss: exit %d\n%s%s", code, out, errout)
+	}
+	code, out, errout = run(t, "doctor", "ws://"+b.TCPAddr+"/mqtt", "--json")
+	if code != ExitNetwork || !strings.Contains(out, `"cause":"websocket-not-http"`) {
+		t.Fatalf("ws to the plain port: exit %d\n%s%s", code, out, errout)
+	}
+}
