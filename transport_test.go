@@ -11,14 +11,14 @@ import (
 	"github.com/fennec-mqtt/fennec"
 	"github.com/fennec-mqtt/fennec/internal/mosquittotest"
 	"github.com/fennec-mqtt/fennec/packet"
-	"github.com/fennec-mqtt/fennec/pki"
+	"github.com/fennec-mqtt/fennec/pki/devpki"
 )
 
 // TestTransports runs a round trip (subscribe, publish QoS 1, receive) over mqtts:// with a
 // client certificate, ws:// and wss:// against mosquitto, and checks the trace hook sees TLS
 // facts and packets both ways.
 func TestTransports(t *testing.T) {
-	dev, err := pki.GenerateDevPKI(pki.DevPKIOptions{})
+	dev, err := devpki.Generate(devpki.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/fennec-mqtt/fennec/broker/brokertest"
 	"github.com/fennec-mqtt/fennec/packet"
 	"github.com/fennec-mqtt/fennec/pki"
+	"github.com/fennec-mqtt/fennec/pki/devpki"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -54,7 +55,7 @@ func TestRootFingerprints(t *testing.T) {
 
 func devMaterial(t *testing.T) (cert, key pki.Source) {
 	t.Helper()
-	p, err := pki.GenerateDevPKI(pki.DevPKIOptions{Clients: []string{"dev1"}})
+	p, err := devpki.Generate(devpki.Options{Clients: []string{"dev1"}})
 	if err != nil {
 		t.Fatal(err)
 	}

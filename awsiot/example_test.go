@@ -9,6 +9,7 @@ import (
 
 	"github.com/fennec-mqtt/fennec/awsiot"
 	"github.com/fennec-mqtt/fennec/pki"
+	"github.com/fennec-mqtt/fennec/pki/devpki"
 )
 
 // A device's configuration for AWS IoT Core on port 443: ALPN x-amzn-mqtt-ca, SNI, the Amazon
@@ -63,15 +64,15 @@ func ExamplePresignWebSocketURL() {
 	// &X-Amz-Signature=2e9907db92ccc9039ddfdef5c5c9135fe3b48b6e0ac9bf1af75b04e7b66ec10f
 }
 
-var exampleIssued *pki.Issued
+var exampleIssued *devpki.Issued
 
-func exampleDevice() *pki.Issued {
+func exampleDevice() *devpki.Issued {
 	if exampleIssued == nil {
-		ca, err := pki.Issue(pki.CertSpec{CommonName: "example CA", IsCA: true}, nil)
+		ca, err := devpki.Issue(devpki.CertSpec{CommonName: "example CA", IsCA: true}, nil)
 		if err != nil {
 			log.Fatal(err)
 		}
-		if exampleIssued, err = pki.Issue(pki.CertSpec{CommonName: "dev1", Client: true}, ca); err != nil {
+		if exampleIssued, err = devpki.Issue(devpki.CertSpec{CommonName: "dev1", Client: true}, ca); err != nil {
 			log.Fatal(err)
 		}
 	}

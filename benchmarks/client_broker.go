@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fennec-mqtt/fennec/pki"
+	"github.com/fennec-mqtt/fennec/pki/devpki"
 )
 
 // BrokerOptions configures the mosquitto the client comparison runs against.
@@ -55,7 +55,7 @@ type Broker struct {
 
 // PKI is a development PKI written to disk for mosquitto, with a client TLS configuration.
 type PKI struct {
-	Files pki.DevPKIFiles
+	Files devpki.Files
 	// Client is a TLS 1.3 client configuration: the development CA as root, the client
 	// certificate, ServerName "localhost". Clone it before changing it.
 	Client *tls.Config
@@ -64,7 +64,7 @@ type PKI struct {
 
 // NewPKI generates a fresh development PKI (ECDSA P-256) in a temporary directory.
 func NewPKI() (*PKI, error) {
-	p, err := pki.GenerateDevPKI(pki.DevPKIOptions{})
+	p, err := devpki.Generate(devpki.Options{})
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +106,7 @@ func (p *PKI) Close() error {
 
 // LoadPKI reads a PKI that NewPKI wrote into Files.Dir (for a child process).
 func LoadPKI(dir string) (*PKI, error) {
-	p, files, err := pki.LoadDevPKIDir(dir, nil)
+	p, files, err := devpki.LoadDir(dir, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/fennec-mqtt/fennec/broker"
 	"github.com/fennec-mqtt/fennec/broker/brokertest"
-	"github.com/fennec-mqtt/fennec/pki"
+	"github.com/fennec-mqtt/fennec/pki/devpki"
 )
 
 func aclBroker(t *testing.T) *brokertest.Broker {
@@ -199,7 +199,7 @@ func TestACLIdentityFromSAN(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := brokertest.Start(t, brokertest.Options{ACL: acl})
-	san, err := pki.Issue(pki.CertSpec{Client: true, DNSNames: []string{"sensor-7.example"}}, b.PKI.CA)
+	san, err := devpki.Issue(devpki.CertSpec{Client: true, DNSNames: []string{"sensor-7.example"}}, b.PKI.CA)
 	if err != nil {
 		t.Fatal(err)
 	}

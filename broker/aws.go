@@ -13,7 +13,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/fennec-mqtt/fennec/pki"
+	"github.com/fennec-mqtt/fennec/pki/devpki"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
@@ -67,7 +67,7 @@ type AWS struct {
 
 	// Issuer signs the certificates Fleet Provisioning creates (CreateKeysAndCertificate,
 	// CreateCertificateFromCsr); nil: fleet provisioning is off.
-	Issuer *pki.Issued
+	Issuer *devpki.Issued
 	// Templates are the provisioning templates RegisterThing accepts.
 	Templates []ProvisioningTemplate
 	// Authorizers are the custom authorizers devices without a certificate name in their user

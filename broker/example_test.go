@@ -8,13 +8,13 @@ import (
 	"log"
 
 	"github.com/fennec-mqtt/fennec/broker"
-	"github.com/fennec-mqtt/fennec/pki"
+	"github.com/fennec-mqtt/fennec/pki/devpki"
 )
 
 // A broker with a plain listener and a TLS 1.3 listener that requires client certificates, on
 // free loopback ports.
 func ExampleNew() {
-	dev, err := pki.GenerateDevPKI(pki.DevPKIOptions{})
+	dev, err := devpki.Generate(devpki.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}

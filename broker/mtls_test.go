@@ -14,7 +14,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/fennec-mqtt/fennec/broker"
 	"github.com/fennec-mqtt/fennec/broker/brokertest"
-	"github.com/fennec-mqtt/fennec/pki"
+	"github.com/fennec-mqtt/fennec/pki/devpki"
 	"go.uber.org/goleak"
 )
 
@@ -64,7 +64,7 @@ func expectHandshakeRefused(t *testing.T, logs *lockedBuffer, cause string) {
 func TestMosquittoForeignCARefused(t *testing.T) {
 	logs := &lockedBuffer{}
 	b := brokertest.Start(t, brokertest.Options{LogCopy: logs})
-	other, err := pki.GenerateDevPKI(pki.DevPKIOptions{Clients: []string{"intruder"}})
+	other, err := devpki.Generate(devpki.Options{Clients: []string{"intruder"}})
 	if err != nil {
 		t.Fatal(err)
 	}

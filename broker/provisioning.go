@@ -13,10 +13,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fennec-mqtt/fennec/pki/devpki"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
-
-	"github.com/fennec-mqtt/fennec/pki"
 )
 
 // Fleet Provisioning by claim in the AWS emulation: a device connected with a claim certificate
@@ -52,7 +51,7 @@ var (
 
 type provisioning struct {
 	b         *Broker
-	issuer    *pki.Issued
+	issuer    *devpki.Issued
 	templates map[string]ProvisioningTemplate
 	reg       *registry
 	now       func() time.Time
@@ -122,8 +121,8 @@ func (p *provisioning) create(csrReq, _ []byte) (string, map[string]any) {
 	if len(csrReq) > 16*1024 {
 		return provisioningError(400, "InvalidPayload", "the request is larger than 16 KB")
 	}
-	spec := pki.CertSpec{Client: true, KeyType: pki.KeyECDSAP256}
-	var iss *pki.Issued
+	spec := devpki.CertSpec{Client: true, KeyType: devpki.KeyECDSAP256}
+	var iss *devpki.Issued
 	var err error
 	if csrReq != nil {
 		var req struct {
@@ -141,10 +140,10 @@ func (p *provisioning) create(csrReq, _ []byte) (string, map[string]any) {
 			return provisioningError(400, "InvalidCsr", perr.Error())
 		}
 		spec.CommonName = csr.Subject.CommonName
-		iss, err = pki.IssueFromCSR(spec, csr, p.issuer)
+		iss, err = devpki.IssueFromCSR(spec, csr, p.issuer)
 	} else {
 		spec.CommonName = "AWS IoT Certificate"
-		iss, err = pki.Issue(spec, p.issuer)
+		iss, err = devpki.Issue(spec, p.issuer)
 	}
 	if err != nil {
 		return provisioningError(400, "InvalidCsr", err.Error())

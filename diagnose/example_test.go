@@ -8,13 +8,14 @@ import (
 
 	"github.com/fennec-mqtt/fennec/diagnose"
 	"github.com/fennec-mqtt/fennec/pki"
+	"github.com/fennec-mqtt/fennec/pki/devpki"
 )
 
 // ExplainHandshake turns a failed handshake into a cause and a fix. Here the broker's
 // certificate comes from a CA the client does not trust.
 func ExampleExplainHandshake() {
-	trusted, _ := pki.GenerateDevPKI(pki.DevPKIOptions{})
-	other, _ := pki.GenerateDevPKI(pki.DevPKIOptions{})
+	trusted, _ := devpki.Generate(devpki.Options{})
+	other, _ := devpki.Generate(devpki.Options{})
 	srvCfg, _ := pki.ServerConfig(pki.ServerOptions{
 		Cert: pki.BytesSource(other.Server.CertPEM, "server.pem"),
 		Key:  pki.BytesSource(other.Server.KeyPEM, "server-key.pem"),

@@ -15,6 +15,7 @@ import (
 	"github.com/fennec-mqtt/fennec/internal/mosquittotest"
 	"github.com/fennec-mqtt/fennec/internal/tlstest"
 	"github.com/fennec-mqtt/fennec/pki"
+	"github.com/fennec-mqtt/fennec/pki/devpki"
 )
 
 // expectDiagnosis asserts that ExplainHandshake names the cause: the right kind, and a cause
@@ -57,7 +58,7 @@ func TestExplainUnknownAuthority(t *testing.T) {
 // The CA was regenerated: same name, different key.
 func TestExplainUnknownAuthoritySameName(t *testing.T) {
 	f := tlstest.Get(t)
-	twin, err := pki.Issue(pki.CertSpec{CommonName: "Test Root CA", IsCA: true}, nil)
+	twin, err := devpki.Issue(devpki.CertSpec{CommonName: "Test Root CA", IsCA: true}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,7 +387,7 @@ func TestExplainUnknownAuthorityBundle(t *testing.T) {
 	s := tlstest.StartServer(t, tlstest.ServerConfig(t, f.ServerOther, nil, tls.VersionTLS12, 0))
 	var bundle []byte
 	for i := range 7 {
-		ca, err := pki.Issue(pki.CertSpec{CommonName: fmt.Sprintf("Bundle CA %d", i), IsCA: true}, nil)
+		ca, err := devpki.Issue(devpki.CertSpec{CommonName: fmt.Sprintf("Bundle CA %d", i), IsCA: true}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

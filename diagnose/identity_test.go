@@ -8,7 +8,7 @@ import (
 	"github.com/fennec-mqtt/fennec/internal/mosquittotest"
 	"github.com/fennec-mqtt/fennec/internal/tlstest"
 	"github.com/fennec-mqtt/fennec/packet"
-	"github.com/fennec-mqtt/fennec/pki"
+	"github.com/fennec-mqtt/fennec/pki/devpki"
 )
 
 // mosquitto with use_identity_as_username takes the username from the client certificate's
@@ -23,12 +23,12 @@ func TestDoctorUseIdentityAsUsername(t *testing.T) {
 	m := mosquittotest.Start(t, mosquittotest.Options{Config: []string{"acl_file " + acl}, TLS: &mosquittotest.TLS{
 		CAFile: tlstest.Write(t, dir, "ca.pem", f.CA.CertPEM), CertFile: tlstest.Write(t, dir, "s.pem", f.Server.CertPEM),
 		KeyFile: tlstest.Write(t, dir, "sk.pem", f.Server.KeyPEM), RequireCertificate: true, UseIdentityAsUsername: true}})
-	noCN, err := pki.Issue(pki.CertSpec{Client: true}, f.CA)
+	noCN, err := devpki.Issue(devpki.CertSpec{Client: true}, f.CA)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ca := tlstest.Write(t, dir, "ca2.pem", f.CA.CertPEM)
-	target := func(c *pki.Issued, name string, v packet.Version) diagnose.Target {
+	target := func(c *devpki.Issued, name string, v packet.Version) diagnose.Target {
 		tg := tlsTarget(t, m.TLSAddr, ca, tlstest.Write(t, dir, name+".pem", c.CertPEM), tlstest.Write(t, dir, name+"-key.pem", c.KeyPEM))
 		tg.Version = v
 		return tg

@@ -359,7 +359,7 @@ func (d *doctor) linger(ctx context.Context) *Diagnosis {
 				return diag
 			}
 			return &Diagnosis{Step: StepRoundTrip, Kind: CauseClosedAfterPublish, Err: err, Inferred: true,
-				Cause: fmt.Sprintf("the round trip passed, then the broker closed the connection %s later without saying why", held.Round(time.Millisecond)),
+				Cause:      fmt.Sprintf("the round trip passed, then the broker closed the connection %s later without saying why", held.Round(time.Millisecond)),
 				Candidates: []string{"another client with the same client ID connected (a takeover)", "the broker restarted or dropped idle connections", "a network device on the way cut the connection"},
 				Fix:        "check the broker's log at that moment; use a client ID of its own for each client"}
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/fennec-mqtt/fennec/internal/mosquittotest"
 	"github.com/fennec-mqtt/fennec/internal/tlstest"
 	"github.com/fennec-mqtt/fennec/pki"
+	"github.com/fennec-mqtt/fennec/pki/devpki"
 )
 
 func TestClientConfigDefaults(t *testing.T) {
@@ -154,7 +155,7 @@ func TestHandshakeMosquittoRequiringClientCert(t *testing.T) {
 	}
 }
 
-func mosquittoHandshake(t *testing.T, b *mosquittotest.Broker, ca, cli *pki.Issued, v uint16) {
+func mosquittoHandshake(t *testing.T, b *mosquittotest.Broker, ca, cli *devpki.Issued, v uint16) {
 	t.Helper()
 	cfg, rec := tlstest.ClientConfig(t, tlstest.ClientSetup{CA: ca, Client: cli, Min: v, Max: v})
 	got, err := tlstest.DialAndRead(t, b.TLSAddr, cfg, true)

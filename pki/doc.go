@@ -1,7 +1,8 @@
 // Package pki holds everything X.509 and TLS that is not MQTT: building a *tls.Config, loading
-// certificates and keys in whatever form they come, inspecting and converting them, verifying
-// chains and key pairs with errors that name the cause, explaining failed handshakes, and
-// generating a development PKI for brokers and tests.
+// certificates and keys in whatever form they come, inspecting and converting them, and
+// checking key pairs and dates with errors that name the cause. Explaining a failed
+// handshake is package diagnose's job (diagnose.ExplainHandshake, with the HandshakeRecorder
+// this package fills); generating certificates is package pki/devpki's.
 //
 // It depends on the standard library only.
 //
@@ -22,7 +23,7 @@
 //	})
 //	conn, err := tls.Dial("tcp", "example-ats.iot.us-east-2.amazonaws.com:8883", cfg)
 //	if err != nil {
-//		d := pki.ExplainHandshake(err, rec) // cause and fix in plain words
+//		d := diagnose.ExplainHandshake(err, rec) // cause and fix in plain words
 //	}
 //
 // ServerConfig builds the broker side (TLS 1.3 minimum by default, client certificates
@@ -32,8 +33,8 @@
 //
 // Go's TLS errors do not say that the server asked for a client certificate, or which CAs it
 // accepts. The HandshakeRecorder given to ClientConfig records that (through
-// GetClientCertificate) and what the server presented; ExplainHandshake combines it with the
-// error into a *Diagnosis naming the cause: unknown authority (the issuer the server presented
+// GetClientCertificate) and what the server presented; diagnose.ExplainHandshake combines it
+// with the error into a *Diagnosis naming the cause: unknown authority (the issuer the server presented
 // against the CAs you trust), host name mismatch (the names in the certificate), no common TLS
 // version, a client certificate requested but not configured (with the CA names the server
 // accepts), the client certificate rejected (alerts bad_certificate, unknown_ca,
@@ -43,7 +44,7 @@
 // Under TLS 1.3 the server judges the client certificate after the client has finished its
 // side of the handshake, so tls.Dial succeeds and the rejection arrives on the first read, as
 // an alert or, depending on timing, as a connection reset. Pass the error of that first read to
-// ExplainHandshake too.
+// diagnose.ExplainHandshake too.
 //
 // # Loading by content
 //
@@ -69,19 +70,17 @@
 //     clock is before BuildTime, i.e. the device clock is probably unset
 //   - *NotIssuedByError: not signed by the given CA (subjects and issuers shown)
 //   - *NoCAError: a CA file without a CA certificate
-//   - *HostnameError, *UsageError, *PinError, *VersionError, *EncryptedKeyError, *ParseError,
+//   - *PinError, *VersionError, *EncryptedKeyError, *ParseError,
 //     *PKCS12Error, *NotDERError, *TrailingDataError (a warning)
 //
-// Every one has a plain-words message and a Hint method; Hint(err) finds it in a wrapped chain.
+// Every one has a plain-words message and a Hint method; Hint(err) finds it in a wrapped chain
+// (certcheck's *HostnameError, *UsageError and *NameMismatchError too).
 //
 // LoadCertificates, LoadCAs, LoadKey and LoadKeyPair are the strict loaders built on Parse;
-// Verify and CheckKeyPair check chains and pairs; Check reports on a whole set of objects
-// (which key matches which certificate, which certificates chain to the CA); Inspect describes
-// a certificate; EncodeC, EncodeGo and Object.EncodePEM convert.
+// CheckKeyPair and CheckValidity check a pair and a date; EncodeC, EncodeGo and
+// Object.EncodePEM convert. Checking a whole set of objects, verifying a chain for a host and
+// describing a certificate are package pki/certcheck's job.
 //
-// # Development PKI
-//
-// GenerateDevPKI and Issue create CAs, server and client certificates (ECDSA P-256 by default,
-// RSA 2048 or Ed25519); WriteDir writes them with private keys at mode 0600 and LoadDevPKIDir
-// reads them back.
+// WriteFile writes a file atomically (temporary file, then rename) with exactly the permission
+// bits given: private keys at 0600 from the first byte.
 package pki

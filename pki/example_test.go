@@ -10,13 +10,15 @@ import (
 	"strings"
 
 	"github.com/fennec-mqtt/fennec/pki"
+	"github.com/fennec-mqtt/fennec/pki/certcheck"
+	"github.com/fennec-mqtt/fennec/pki/devpki"
 )
 
 // A client configuration for mutual TLS: the CA that signed the broker, the device certificate
 // and its key. Files may be PEM, DER or C headers; an encrypted key takes its passphrase from
 // the environment.
 func ExampleClientConfig() {
-	p, _ := pki.GenerateDevPKI(pki.DevPKIOptions{})
+	p, _ := devpki.Generate(devpki.Options{})
 	rec := &pki.HandshakeRecorder{}
 	cfg, err := pki.ClientConfig(pki.ClientOptions{
 		CAs:        []pki.Source{pki.BytesSource(p.CA.CertPEM, "ca.pem")}, // or pki.FileSource("ca.pem")
@@ -38,7 +40,7 @@ func ExampleClientConfig() {
 // The classic hand conversion that makes wolfSSL fail with ASN_PARSE_E (-140): PEM text pasted
 // into an array that is loaded as DER.
 func ExampleParse_pemInsideDERArray() {
-	p, _ := pki.GenerateDevPKI(pki.DevPKIOptions{})
+	p, _ := devpki.Generate(devpki.Options{})
 	header := pki.EncodeC("ca_cert_der_2048", p.CA.CertPEM) // PEM bytes, not DER
 	objs, _ := pki.Parse(header, "certs_test.h")
 	var pe *pki.PEMInArrayError
@@ -62,8 +64,8 @@ func ExampleEncodeC() {
 
 // Verify names why a certificate does not fit: here, the host name.
 func ExampleVerify() {
-	p, _ := pki.GenerateDevPKI(pki.DevPKIOptions{Hosts: []string{"broker.local"}, IPs: []net.IP{net.ParseIP("10.0.0.7")}})
-	err := pki.Verify(p.Server.Cert, pki.VerifyOptions{Roots: []*x509.Certificate{p.CA.Cert}, Host: "broker.example", Usage: pki.UsageServer})
+	p, _ := devpki.Generate(devpki.Options{Hosts: []string{"broker.local"}, IPs: []net.IP{net.ParseIP("10.0.0.7")}})
+	err := certcheck.Verify(p.Server.Cert, certcheck.VerifyOptions{Roots: []*x509.Certificate{p.CA.Cert}, Host: "broker.example", Usage: certcheck.UsageServer})
 	fmt.Println(err)
 	// Output: pki: certificate CN=broker.local,O=Fennec development is not valid for "broker.example": it is valid for broker.local, 10.0.0.7
 }

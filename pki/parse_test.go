@@ -18,6 +18,8 @@ import (
 
 	"github.com/fennec-mqtt/fennec/internal/tlstest"
 	"github.com/fennec-mqtt/fennec/pki"
+	"github.com/fennec-mqtt/fennec/pki/certcheck"
+	"github.com/fennec-mqtt/fennec/pki/devpki"
 )
 
 func mustParse(t *testing.T, data []byte, name string) []pki.Object {
@@ -120,7 +122,7 @@ func TestParseCertsTestHeader(t *testing.T) {
 			t.Errorf("object %d = %s %v %v; want %s %v", i, objs[i].Name, objs[i].Kind, objs[i].Err, w.name, w.kind)
 		}
 	}
-	rep := pki.Check(objs, pki.CheckOptions{})
+	rep := certcheck.Check(objs, certcheck.CheckOptions{})
 	if !rep.OK {
 		t.Fatalf("check of a good header failed: %+v", rep)
 	}
@@ -225,7 +227,7 @@ func TestSizeofMismatchIsReported(t *testing.T) {
 	if !errors.As(objs[0].Warnings[0], &se) || se.Declared != 1190 || se.Present != len(f.CA.Cert.Raw) {
 		t.Fatalf("warning = %v", objs[0].Warnings[0])
 	}
-	if rep := pki.Check(objs, pki.CheckOptions{}); rep.OK {
+	if rep := certcheck.Check(objs, certcheck.CheckOptions{}); rep.OK {
 		t.Fatal("check should fail on a wrong sizeof_ constant")
 	}
 }
@@ -251,10 +253,10 @@ func TestPEMBundleAndNames(t *testing.T) {
 	if err != nil || len(certs) != 2 {
 		t.Fatal(certs, err)
 	}
-	if notes := pki.ChainOrder(certs); len(notes) != 0 {
+	if notes := certcheck.ChainOrder(certs); len(notes) != 0 {
 		t.Fatalf("right order reported: %v", notes)
 	}
-	if notes := pki.ChainOrder([]*x509.Certificate{certs[1], certs[0]}); len(notes) != 1 || !strings.Contains(notes[0], "reverse order") {
+	if notes := certcheck.ChainOrder([]*x509.Certificate{certs[1], certs[0]}); len(notes) != 1 || !strings.Contains(notes[0], "reverse order") {
 		t.Fatalf("reverse order: %v", notes)
 	}
 }
@@ -296,7 +298,7 @@ func TestKeyDoesNotMatchCertificate(t *testing.T) {
 	}
 	// Check finds the mismatch in a combined file.
 	objs := mustParse(t, append(append([]byte{}, f.Client.CertPEM...), f.Stray.KeyPEM...), "combined.pem")
-	rep := pki.Check(objs, pki.CheckOptions{})
+	rep := certcheck.Check(objs, certcheck.CheckOptions{})
 	if rep.OK || len(rep.Pairs) != 1 || rep.Pairs[0].Match || !strings.Contains(rep.Pairs[0].Problem, "does not match") {
 		t.Fatalf("report: %+v", rep)
 	}
@@ -331,7 +333,7 @@ func TestValidity(t *testing.T) {
 
 func TestNotIssuedByCA(t *testing.T) {
 	f := tlstest.Get(t)
-	err := pki.Verify(f.ClientOther.Cert, pki.VerifyOptions{Roots: []*x509.Certificate{f.CA.Cert}, Usage: pki.UsageClient})
+	err := certcheck.Verify(f.ClientOther.Cert, certcheck.VerifyOptions{Roots: []*x509.Certificate{f.CA.Cert}, Usage: certcheck.UsageClient})
 	var ne *pki.NotIssuedByError
 	if !errors.As(err, &ne) {
 		t.Fatalf("err = %v; want *NotIssuedByError", err)
@@ -342,12 +344,12 @@ func TestNotIssuedByCA(t *testing.T) {
 		}
 	}
 	// Same CA name, different key: a regenerated CA.
-	twin, _ := pki.Issue(pki.CertSpec{CommonName: "Test Root CA", IsCA: true}, nil)
-	err = pki.Verify(f.Client.Cert, pki.VerifyOptions{Roots: []*x509.Certificate{twin.Cert}})
+	twin, _ := devpki.Issue(devpki.CertSpec{CommonName: "Test Root CA", IsCA: true}, nil)
+	err = certcheck.Verify(f.Client.Cert, certcheck.VerifyOptions{Roots: []*x509.Certificate{twin.Cert}})
 	if !errors.As(err, &ne) || !strings.Contains(ne.Reason, "same name") {
 		t.Fatalf("twin CA: %v", err)
 	}
-	if err := pki.Verify(f.Client.Cert, pki.VerifyOptions{Roots: []*x509.Certificate{f.CA.Cert}, Usage: pki.UsageClient}); err != nil {
+	if err := certcheck.Verify(f.Client.Cert, certcheck.VerifyOptions{Roots: []*x509.Certificate{f.CA.Cert}, Usage: certcheck.UsageClient}); err != nil {
 		t.Fatalf("good chain: %v", err)
 	}
 }
@@ -355,13 +357,13 @@ func TestNotIssuedByCA(t *testing.T) {
 func TestVerifyHostnameAndUsage(t *testing.T) {
 	f := tlstest.Get(t)
 	roots := []*x509.Certificate{f.CA.Cert}
-	err := pki.Verify(f.ServerWrongSAN.Cert, pki.VerifyOptions{Roots: roots, Host: "localhost", Usage: pki.UsageServer})
-	var he *pki.HostnameError
+	err := certcheck.Verify(f.ServerWrongSAN.Cert, certcheck.VerifyOptions{Roots: roots, Host: "localhost", Usage: certcheck.UsageServer})
+	var he *certcheck.HostnameError
 	if !errors.As(err, &he) || !strings.Contains(err.Error(), "broker.example.com") {
 		t.Fatalf("err = %v; want *HostnameError listing the SANs", err)
 	}
-	err = pki.Verify(f.Client.Cert, pki.VerifyOptions{Roots: roots, Usage: pki.UsageServer})
-	var ue *pki.UsageError
+	err = certcheck.Verify(f.Client.Cert, certcheck.VerifyOptions{Roots: roots, Usage: certcheck.UsageServer})
+	var ue *certcheck.UsageError
 	if !errors.As(err, &ue) {
 		t.Fatalf("client cert as server: %v", err)
 	}
@@ -469,7 +471,7 @@ func TestEncodeCRoundTrip(t *testing.T) {
 // An AWS IoT device certificate is issued by AWS's own CA, not by Amazon Root CA 1 (which the
 // device holds to verify the server): check must not call that a failure.
 func TestCheckAWSDeviceCertificateAgainstServerCA(t *testing.T) {
-	awsCA, err := pki.Issue(pki.CertSpec{CommonName: "", IsCA: true}, nil)
+	awsCA, err := devpki.Issue(devpki.CertSpec{CommonName: "", IsCA: true}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -479,20 +481,20 @@ func TestCheckAWSDeviceCertificateAgainstServerCA(t *testing.T) {
 	tmpl.Subject.Organization = nil
 	tmpl.RawSubject, tmpl.RawIssuer = nil, nil
 	ca := reissue(t, &tmpl, awsCA)
-	device, err := pki.Issue(pki.CertSpec{CommonName: "AWS IoT Certificate", Client: true}, ca)
+	device, err := devpki.Issue(devpki.CertSpec{CommonName: "AWS IoT Certificate", Client: true}, ca)
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, _ := pki.Issue(pki.CertSpec{CommonName: "Amazon Root CA 1", IsCA: true}, nil)
+	root, _ := devpki.Issue(devpki.CertSpec{CommonName: "Amazon Root CA 1", IsCA: true}, nil)
 	objs := mustParse(t, append(append([]byte{}, device.CertPEM...), device.KeyPEM...), "device.pem")
-	rep := pki.Check(objs, pki.CheckOptions{CAs: []*x509.Certificate{root.Cert}})
+	rep := certcheck.Check(objs, certcheck.CheckOptions{CAs: []*x509.Certificate{root.Cert}})
 	if !rep.OK || len(rep.Chains) != 1 || rep.Chains[0].Note == "" {
 		t.Fatalf("%+v", rep)
 	}
 }
 
 // reissue makes a self-signed CA certificate from tmpl with is's key.
-func reissue(t *testing.T, tmpl *x509.Certificate, is *pki.Issued) *pki.Issued {
+func reissue(t *testing.T, tmpl *x509.Certificate, is *devpki.Issued) *devpki.Issued {
 	t.Helper()
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, is.Key.Public(), is.Key)
 	if err != nil {
@@ -502,7 +504,7 @@ func reissue(t *testing.T, tmpl *x509.Certificate, is *pki.Issued) *pki.Issued {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &pki.Issued{Cert: c, Key: is.Key, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), KeyPEM: is.KeyPEM}
+	return &devpki.Issued{Cert: c, Key: is.Key, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), KeyPEM: is.KeyPEM}
 }
 
 // Bundles made by OpenSSL: a PKCS#7 chain is opened, a PKCS#12 file is named.

@@ -16,7 +16,7 @@ import (
 	"testing"
 
 	"github.com/fennec-mqtt/fennec/broker"
-	"github.com/fennec-mqtt/fennec/pki"
+	"github.com/fennec-mqtt/fennec/pki/devpki"
 )
 
 // Options configures Start. The zero value gives a plain TCP listener and a TLS 1.3 listener that
@@ -48,8 +48,8 @@ type Options struct {
 // Broker is a running test broker.
 type Broker struct {
 	*broker.Broker
-	PKI   *pki.DevPKI
-	Files pki.DevPKIFiles
+	PKI   *devpki.PKI
+	Files devpki.Files
 	// Addresses (host:port); WSAddr and WSSAddr are empty without Options.WebSockets.
 	TCPAddr, TLSAddr, WSAddr, WSSAddr string
 	// CAFile, ClientCert and ClientKey are the PEM files of the CA and of the first client.
@@ -59,7 +59,7 @@ type Broker struct {
 // Start starts a broker and registers its Close with t.Cleanup. It fails the test on error.
 func Start(t testing.TB, opts Options) *Broker {
 	t.Helper()
-	p, err := pki.GenerateDevPKI(pki.DevPKIOptions{Clients: opts.Clients})
+	p, err := devpki.Generate(devpki.Options{Clients: opts.Clients})
 	if err != nil {
 		t.Fatalf("brokertest: %v", err)
 	}

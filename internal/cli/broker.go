@@ -16,6 +16,7 @@ import (
 
 	"github.com/fennec-mqtt/fennec/broker"
 	"github.com/fennec-mqtt/fennec/pki"
+	"github.com/fennec-mqtt/fennec/pki/devpki"
 	"github.com/spf13/cobra"
 )
 
@@ -107,17 +108,17 @@ func defaultPKIDir() string {
 }
 
 // loadOrCreateDevPKI reuses the development PKI in dir, or creates one there.
-func loadOrCreateDevPKI(dir string) (*pki.DevPKI, pki.DevPKIFiles, bool, error) {
-	p, files, err := pki.LoadDevPKIDir(dir, nil)
+func loadOrCreateDevPKI(dir string) (*devpki.PKI, devpki.Files, bool, error) {
+	p, files, err := devpki.LoadDir(dir, nil)
 	if err == nil {
 		return p, files, false, nil
 	}
-	if !errors.Is(err, pki.ErrNoDevPKI) {
-		return nil, pki.DevPKIFiles{}, false, fmt.Errorf("development PKI in %s is unreadable: %w (remove the directory to start afresh)", dir, err)
+	if !errors.Is(err, devpki.ErrNotFound) {
+		return nil, devpki.Files{}, false, fmt.Errorf("development PKI in %s is unreadable: %w (remove the directory to start afresh)", dir, err)
 	}
-	p, err = pki.GenerateDevPKI(pki.DevPKIOptions{})
+	p, err = devpki.Generate(devpki.Options{})
 	if err != nil {
-		return nil, pki.DevPKIFiles{}, false, err
+		return nil, devpki.Files{}, false, err
 	}
 	files, err = p.WriteDir(dir)
 	return p, files, true, err
@@ -162,8 +163,8 @@ func runBroker(cmd *cobra.Command, streams IO, o *brokerOptions) error {
 		}
 	}
 	// The development PKI serves whatever --cert/--key/--cafile leave open.
-	var dev *pki.DevPKI
-	var devFiles pki.DevPKIFiles
+	var dev *devpki.PKI
+	var devFiles devpki.Files
 	created := false
 	if needTLS && (o.cert == "" || (o.cafile == "" && !o.aws)) {
 		dir := o.pkiDir
@@ -262,7 +263,7 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-func printBrokerBanner(w io.Writer, b *broker.Broker, o *brokerOptions, dev *pki.DevPKI, files pki.DevPKIFiles, created bool, t *broker.TLS, things []string) {
+func printBrokerBanner(w io.Writer, b *broker.Broker, o *brokerOptions, dev *devpki.PKI, files devpki.Files, created bool, t *broker.TLS, things []string) {
 	fmt.Fprintln(w, "fennec broker is running; Ctrl-C stops it.")
 	for _, l := range b.Listeners() {
 		desc := ""

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/fennec-mqtt/fennec/broker"
-	"github.com/fennec-mqtt/fennec/pki"
+	"github.com/fennec-mqtt/fennec/pki/devpki"
 )
 
 // brokerOut is a concurrency-safe buffer for the broker command's output.
@@ -196,7 +196,7 @@ func TestBrokerCommandMosquittoTLS13(t *testing.T) {
 		t.Fatalf("mosquitto_pub without client certificate succeeded: %s", out)
 	}
 	waitLog(t, logs, "TLS handshake failed", "didn't provide a certificate")
-	other, err := pki.GenerateDevPKI(pki.DevPKIOptions{})
+	other, err := devpki.Generate(devpki.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +296,7 @@ func withoutFlags(a []string, names ...string) []string {
 // mosquitto_pub as the device: the allowed publish works, the denied one and an unregistered
 // certificate fail.
 func TestBrokerCommandAWS(t *testing.T) {
-	p, err := pki.GenerateDevPKI(pki.DevPKIOptions{Clients: []string{"dev-1", "stranger"}})
+	p, err := devpki.Generate(devpki.Options{Clients: []string{"dev-1", "stranger"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/fennec-mqtt/fennec/pki"
+	"github.com/fennec-mqtt/fennec/pki/certcheck"
+	"github.com/fennec-mqtt/fennec/pki/devpki"
 	"github.com/spf13/cobra"
 )
 
@@ -188,12 +190,12 @@ func (o *certGenOptions) run(streams IO) error {
 	if o.rsa && o.ed25519 {
 		return usageErrorf("--rsa and --ed25519 exclude each other")
 	}
-	opts := pki.DevPKIOptions{Hosts: o.hosts, Clients: o.clients}
+	opts := devpki.Options{Hosts: o.hosts, Clients: o.clients}
 	switch {
 	case o.rsa:
-		opts.KeyType = pki.KeyRSA2048
+		opts.KeyType = devpki.KeyRSA2048
 	case o.ed25519:
-		opts.KeyType = pki.KeyEd25519
+		opts.KeyType = devpki.KeyEd25519
 	}
 	for _, s := range o.ips {
 		ip := net.ParseIP(s)
@@ -212,7 +214,7 @@ func (o *certGenOptions) run(streams IO) error {
 			return &exitError{code: ExitError, err: fmt.Errorf("%s already holds a PKI (ca.pem)", o.out), hint: "use another directory, or --force to replace it"}
 		}
 	}
-	p, err := pki.GenerateDevPKI(opts)
+	p, err := devpki.Generate(opts)
 	if err != nil {
 		return certError(err)
 	}
@@ -269,16 +271,16 @@ pass and 1 otherwise.`,
 }
 
 func (o *certVerifyOptions) run(streams IO) error {
-	usage := pki.UsageAny
+	usage := certcheck.UsageAny
 	switch o.usage {
 	case "":
 		if o.host != "" {
-			usage = pki.UsageServer
+			usage = certcheck.UsageServer
 		}
 	case "server":
-		usage = pki.UsageServer
+		usage = certcheck.UsageServer
 	case "client":
-		usage = pki.UsageClient
+		usage = certcheck.UsageClient
 	case "any":
 	default:
 		return usageErrorf("--usage %q: use server, client or any", o.usage)
@@ -292,7 +294,7 @@ func (o *certVerifyOptions) run(streams IO) error {
 		return certError(err)
 	}
 	leaf := chain[0]
-	if err := pki.Verify(leaf, pki.VerifyOptions{Roots: cas, Intermediates: chain[1:], Host: o.host, Usage: usage}); err != nil {
+	if err := certcheck.Verify(leaf, certcheck.VerifyOptions{Roots: cas, Intermediates: chain[1:], Host: o.host, Usage: usage}); err != nil {
 		return certError(err)
 	}
 	w := streams.Out

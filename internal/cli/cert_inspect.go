@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fennec-mqtt/fennec/pki"
+	"github.com/fennec-mqtt/fennec/pki/certcheck"
 	"github.com/spf13/cobra"
 )
 
@@ -41,17 +42,17 @@ use fennec cert check to judge whether the contents are usable.`,
 }
 
 type inspectObjectJSON struct {
-	Name        string        `json:"name"`
-	Kind        pki.Kind      `json:"kind"`
-	Container   string        `json:"container"`
-	Encoding    string        `json:"encoding,omitempty"`
-	OK          bool          `json:"ok"`
-	Problem     string        `json:"problem,omitempty"`
-	Hint        string        `json:"hint,omitempty"`
-	Warnings    []string      `json:"warnings,omitempty"`
-	Certificate *pki.CertInfo `json:"certificate,omitempty"`
-	Key         string        `json:"key,omitempty"`
-	Matches     []string      `json:"matches,omitempty"`
+	Name        string              `json:"name"`
+	Kind        pki.Kind            `json:"kind"`
+	Container   string              `json:"container"`
+	Encoding    string              `json:"encoding,omitempty"`
+	OK          bool                `json:"ok"`
+	Problem     string              `json:"problem,omitempty"`
+	Hint        string              `json:"hint,omitempty"`
+	Warnings    []string            `json:"warnings,omitempty"`
+	Certificate *certcheck.CertInfo `json:"certificate,omitempty"`
+	Key         string              `json:"key,omitempty"`
+	Matches     []string            `json:"matches,omitempty"`
 }
 
 type inspectFileJSON struct {
@@ -93,7 +94,7 @@ func (o *certInspectOptions) run(streams IO, files []string) error {
 				oj.Warnings = append(oj.Warnings, trimPKI(w.Error()))
 			}
 			if obj.Cert != nil {
-				ci := pki.Inspect(obj.Cert)
+				ci := certcheck.Inspect(obj.Cert)
 				oj.Certificate = &ci
 				if obj.Err == nil {
 					certs = append(certs, obj.Cert)
@@ -112,7 +113,7 @@ func (o *certInspectOptions) run(streams IO, files []string) error {
 			fj.Objects = append(fj.Objects, oj)
 		}
 		if len(certs) > 1 && !certs[0].IsCA {
-			fj.ChainNotes = pki.ChainOrder(certs)
+			fj.ChainNotes = certcheck.ChainOrder(certs)
 		}
 		out = append(out, fj)
 		if !o.json {
@@ -277,7 +278,7 @@ func (o *certCheckOptions) run(streams IO, files []string) error {
 		}
 		all = append(all, objs...)
 	}
-	opts := pki.CheckOptions{Host: o.host}
+	opts := certcheck.CheckOptions{Host: o.host}
 	if o.ca != "" {
 		caObjs, err := parseCertFile(o.ca, nil)
 		if err != nil {
@@ -289,7 +290,7 @@ func (o *certCheckOptions) run(streams IO, files []string) error {
 		}
 		opts.CAs = cas
 	}
-	rep := pki.Check(all, opts)
+	rep := certcheck.Check(all, opts)
 	if o.json {
 		enc := json.NewEncoder(streams.Out)
 		enc.SetIndent("", "  ")
@@ -305,7 +306,7 @@ func (o *certCheckOptions) run(streams IO, files []string) error {
 	return nil
 }
 
-func printCheck(w io.Writer, r pki.CheckReport) {
+func printCheck(w io.Writer, r certcheck.CheckReport) {
 	for _, o := range r.Objects {
 		mark := "ok  "
 		if !o.OK {

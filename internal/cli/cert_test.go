@@ -14,6 +14,8 @@ import (
 
 	"github.com/fennec-mqtt/fennec/internal/cli"
 	"github.com/fennec-mqtt/fennec/pki"
+	"github.com/fennec-mqtt/fennec/pki/certcheck"
+	"github.com/fennec-mqtt/fennec/pki/devpki"
 )
 
 type certRun struct {
@@ -40,14 +42,14 @@ func wantContains(t *testing.T, r certRun, want ...string) {
 }
 
 // certPKI writes a development PKI into a temp dir with `fennec cert gen` itself.
-func certPKI(t *testing.T, extra ...string) (dir string, p *pki.DevPKI) {
+func certPKI(t *testing.T, extra ...string) (dir string, p *devpki.PKI) {
 	t.Helper()
 	dir = filepath.Join(t.TempDir(), "pki")
 	r := runCert(t, "", append([]string{"cert", "gen", "--out", dir}, extra...)...)
 	if r.code != 0 {
 		t.Fatalf("cert gen: %d\n%s", r.code, r.all())
 	}
-	p, _, err := pki.LoadDevPKIDir(dir, nil)
+	p, _, err := devpki.LoadDir(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,11 +69,11 @@ func TestCertGen(t *testing.T) {
 			t.Errorf("%s: mode %v, %v; want 0600", f, st.Mode().Perm(), err)
 		}
 	}
-	p, _, err := pki.LoadDevPKIDir(dir, []string{"sensor-1", "sensor-2"})
+	p, _, err := devpki.LoadDir(dir, []string{"sensor-1", "sensor-2"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pki.Verify(p.Server.Cert, pki.VerifyOptions{Roots: []*x509.Certificate{p.CA.Cert}, Host: "broker.local", Usage: pki.UsageServer}); err != nil {
+	if err := certcheck.Verify(p.Server.Cert, certcheck.VerifyOptions{Roots: []*x509.Certificate{p.CA.Cert}, Host: "broker.local", Usage: certcheck.UsageServer}); err != nil {
 		t.Fatal(err)
 	}
 	// Refuses to overwrite, exit 1 with a hint.
@@ -108,7 +110,7 @@ func TestCertInspect(t *testing.T) {
 		File    string
 		Objects []struct {
 			Kind        string
-			Certificate *pki.CertInfo
+			Certificate *certcheck.CertInfo
 		}
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &files); err != nil {
@@ -202,7 +204,7 @@ func TestCertCheckGoodAndMismatched(t *testing.T) {
 	other := filepath.Join(t.TempDir(), "other")
 	runCert(t, "", "cert", "gen", "--out", other)
 	r = runCert(t, "", "cert", "check", cert, "--ca", filepath.Join(other, "ca.pem"), "--json")
-	var rep pki.CheckReport
+	var rep certcheck.CheckReport
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 		t.Fatalf("%v: %s", err, r.stdout)
 	}
@@ -241,7 +243,7 @@ func TestCertVerify(t *testing.T) {
 	wantContains(t, r, "does not match the certificate")
 
 	// An expired certificate, with the date.
-	exp, err := pki.Issue(pki.CertSpec{CommonName: "old", Client: true, NotBefore: p.CA.Cert.NotBefore, NotAfter: p.CA.Cert.NotBefore.Add(1)}, p.CA)
+	exp, err := devpki.Issue(devpki.CertSpec{CommonName: "old", Client: true, NotBefore: p.CA.Cert.NotBefore, NotAfter: p.CA.Cert.NotBefore.Add(1)}, p.CA)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/fennec-mqtt/fennec/packet"
 	"github.com/fennec-mqtt/fennec/pki"
+	"github.com/fennec-mqtt/fennec/pki/devpki"
 )
 
 type demoOptions struct {
@@ -342,8 +343,8 @@ func yesNo(b bool) string {
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // demoPKI creates the throwaway PKI and the client's TLS configuration for the embedded broker.
-func demoPKI(spec *connSpec) (*pki.DevPKI, *tls.Config, error) {
-	p, err := pki.GenerateDevPKI(pki.DevPKIOptions{Clients: []string{"fennec-demo-client"}})
+func demoPKI(spec *connSpec) (*devpki.PKI, *tls.Config, error) {
+	p, err := devpki.Generate(devpki.Options{Clients: []string{"fennec-demo-client"}})
 	if err != nil {
 		return nil, nil, err
 	}

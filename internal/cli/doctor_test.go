@@ -13,6 +13,7 @@ import (
 
 	"github.com/fennec-mqtt/fennec/broker/brokertest"
 	"github.com/fennec-mqtt/fennec/pki"
+	"github.com/fennec-mqtt/fennec/pki/devpki"
 )
 
 func TestDoctorCommand(t *testing.T) {
@@ -27,7 +28,7 @@ func TestDoctorCommand(t *testing.T) {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errout)
 	}
 
-	other, err := pki.GenerateDevPKI(pki.DevPKIOptions{Clients: []string{"stranger"}})
+	other, err := devpki.Generate(devpki.Options{Clients: []string{"stranger"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +76,7 @@ func TestDoctorCommand(t *testing.T) {
 // CAs the server announced, so the answer is the same every time.
 func TestPubRejectedClientCertificateTLS13(t *testing.T) {
 	isolate(t)
-	other, err := pki.GenerateDevPKI(pki.DevPKIOptions{Clients: []string{"stranger"}})
+	other, err := devpki.Generate(devpki.Options{Clients: []string{"stranger"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +218,7 @@ func TestConfigWithPasswordReadableByOthers(t *testing.T) {
 func TestSameCauseInEveryCommand(t *testing.T) {
 	isolate(t)
 	b := brokertest.Start(t, brokertest.Options{})
-	other, err := pki.GenerateDevPKI(pki.DevPKIOptions{Clients: []string{"stranger"}})
+	other, err := devpki.Generate(devpki.Options{Clients: []string{"stranger"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 	"github.com/fennec-mqtt/fennec/broker"
 	"github.com/fennec-mqtt/fennec/broker/brokertest"
 	"github.com/fennec-mqtt/fennec/internal/mosquittotest"
-	"github.com/fennec-mqtt/fennec/pki"
+	"github.com/fennec-mqtt/fennec/pki/devpki"
 )
 
 // watchBuf is a concurrency-safe buffer that closes seen when it first contains watch.
@@ -228,7 +228,7 @@ var machineCode = regexp.MustCompile(`\([a-z]+(-[a-z]+)+\)`)
 func TestExitCodes(t *testing.T) {
 	isolate(t)
 	b := brokertest.Start(t, brokertest.Options{})
-	other, err := pki.GenerateDevPKI(pki.DevPKIOptions{})
+	other, err := devpki.Generate(devpki.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,13 +383,13 @@ func TestDemoAgainstBroker(t *testing.T) {
 
 type mosq struct {
 	*mosquittotest.Broker
-	pki *pki.DevPKI
+	pki *devpki.PKI
 }
 
-func mosquittoMTLS(t *testing.T) (mosq, pki.DevPKIFiles) {
+func mosquittoMTLS(t *testing.T) (mosq, devpki.Files) {
 	t.Helper()
 	mosquittotest.Require(t, "mosquitto_pub", "mosquitto_sub")
-	p, err := pki.GenerateDevPKI(pki.DevPKIOptions{})
+	p, err := devpki.Generate(devpki.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,12 +4,12 @@ import (
 	"testing"
 
 	"github.com/fennec-mqtt/fennec/internal/mosquittotest"
-	"github.com/fennec-mqtt/fennec/pki"
+	"github.com/fennec-mqtt/fennec/pki/devpki"
 )
 
 // StartMosquitto runs mosquitto with server certificate srv, requiring client certificates
 // issued by ca.
-func StartMosquitto(t *testing.T, ca, srv *pki.Issued) *mosquittotest.Broker {
+func StartMosquitto(t *testing.T, ca, srv *devpki.Issued) *mosquittotest.Broker {
 	t.Helper()
 	dir := t.TempDir()
 	return mosquittotest.Start(t, mosquittotest.Options{TLS: &mosquittotest.TLS{

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fennec-mqtt/fennec/pki"
+	"github.com/fennec-mqtt/fennec/pki/devpki"
 )
 
 // Server is a real crypto/tls server on loopback: it completes the handshake, writes
@@ -55,7 +56,7 @@ func StartServer(t testing.TB, cfg *tls.Config) *Server {
 
 // ServerConfig builds a server config for srv that requires client certificates from
 // clientCA when it is set.
-func ServerConfig(t testing.TB, srv *pki.Issued, clientCA *pki.Issued, min, max uint16) *tls.Config {
+func ServerConfig(t testing.TB, srv *devpki.Issued, clientCA *devpki.Issued, min, max uint16) *tls.Config {
 	t.Helper()
 	opts := pki.ServerOptions{Cert: pki.BytesSource(srv.CertPEM, "server.pem"), Key: pki.BytesSource(srv.KeyPEM, "server-key.pem"), MinVersion: min, MaxVersion: max}
 	if clientCA != nil {
@@ -70,8 +71,8 @@ func ServerConfig(t testing.TB, srv *pki.Issued, clientCA *pki.Issued, min, max 
 
 // ClientSetup says what ClientConfig puts in a client config.
 type ClientSetup struct {
-	CA     *pki.Issued
-	Client *pki.Issued
+	CA     *devpki.Issued
+	Client *devpki.Issued
 	Min    uint16
 	Max    uint16
 	Name   string

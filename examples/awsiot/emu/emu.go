@@ -16,6 +16,7 @@ import (
 	"github.com/fennec-mqtt/fennec/awsiot"
 	"github.com/fennec-mqtt/fennec/broker"
 	"github.com/fennec-mqtt/fennec/pki"
+	"github.com/fennec-mqtt/fennec/pki/devpki"
 )
 
 // Policy is the AWS IoT policy attached to every device certificate of the emulation.
@@ -28,14 +29,14 @@ const Policy = `{"Version": "2012-10-17", "Statement": [
 // Emulator is a running emulation.
 type Emulator struct {
 	*broker.Broker
-	Files    pki.DevPKIFiles // the PKI's files: CA, device certificates and keys
-	Endpoint string          // host:port of the TLS listener
+	Files    devpki.Files // the PKI's files: CA, device certificates and keys
+	Endpoint string       // host:port of the TLS listener
 }
 
 // Start starts an emulation on 127.0.0.1 (a free port) for things, with the PKI in dir.
 // Extra holds jobs and streams to serve.
 func Start(ctx context.Context, dir string, things []string, extra broker.AWS) (*Emulator, error) {
-	p, err := pki.GenerateDevPKI(pki.DevPKIOptions{Clients: things})
+	p, err := devpki.Generate(devpki.Options{Clients: things})
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package pki
+package devpki
 
 import (
 	"crypto"
@@ -18,6 +18,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/fennec-mqtt/fennec/pki"
 )
 
 // KeyType selects the key algorithm of a generated certificate. The zero value is ECDSA P-256.
@@ -51,7 +53,7 @@ func (k KeyType) generate() (crypto.Signer, error) {
 		_, priv, err := ed25519.GenerateKey(rand.Reader)
 		return priv, err
 	}
-	return nil, fmt.Errorf("pki: unknown key type %d", int(k))
+	return nil, fmt.Errorf("devpki: unknown key type %d", int(k))
 }
 
 // CertSpec describes a certificate to generate. Zero values: key ECDSA P-256, valid from one
@@ -83,7 +85,7 @@ type Issued struct {
 func Issue(spec CertSpec, parent *Issued) (*Issued, error) {
 	key, err := spec.KeyType.generate()
 	if err != nil {
-		return nil, fmt.Errorf("pki: generating %v key: %w", spec.KeyType, err)
+		return nil, fmt.Errorf("devpki: generating %v key: %w", spec.KeyType, err)
 	}
 	iss, err := issueFor(spec, key.Public(), key, parent)
 	if err != nil {
@@ -102,10 +104,10 @@ func Issue(spec CertSpec, parent *Issued) (*Issued, error) {
 // The request's signature is checked first. The Issued has no key: it stays with the requester.
 func IssueFromCSR(spec CertSpec, csr *x509.CertificateRequest, parent *Issued) (*Issued, error) {
 	if parent == nil {
-		return nil, errors.New("pki: a certificate from a CSR needs an issuer")
+		return nil, errors.New("devpki: a certificate from a CSR needs an issuer")
 	}
 	if err := csr.CheckSignature(); err != nil {
-		return nil, fmt.Errorf("pki: CSR signature: %w", err)
+		return nil, fmt.Errorf("devpki: CSR signature: %w", err)
 	}
 	return issueFor(spec, csr.PublicKey, nil, parent)
 }
@@ -161,11 +163,11 @@ func issueFor(spec CertSpec, pub crypto.PublicKey, key crypto.Signer, parent *Is
 		signer, parentCert = parent.Key, parent.Cert
 	}
 	if signer == nil {
-		return nil, errors.New("pki: a self-signed certificate needs its private key")
+		return nil, errors.New("devpki: a self-signed certificate needs its private key")
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parentCert, pub, signer)
 	if err != nil {
-		return nil, fmt.Errorf("pki: signing certificate %q: %w", spec.CommonName, err)
+		return nil, fmt.Errorf("devpki: signing certificate %q: %w", spec.CommonName, err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
@@ -174,18 +176,18 @@ func issueFor(spec CertSpec, pub crypto.PublicKey, key crypto.Signer, parent *Is
 	return &Issued{Cert: cert, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
 }
 
-// DevPKIOptions configures GenerateDevPKI. The zero value gives a CA, a server certificate for
+// Options configures Generate. The zero value gives a CA, a server certificate for
 // localhost, 127.0.0.1 and ::1, and one client certificate with the common name "fennec-client".
-type DevPKIOptions struct {
+type Options struct {
 	Hosts   []string // server DNS names; zero: "localhost"
 	IPs     []net.IP // server IP SANs; zero: 127.0.0.1 and ::1
 	Clients []string // client common names; zero: "fennec-client"
 	KeyType KeyType
 }
 
-// DevPKI is a development certificate authority with a server certificate and client
+// PKI is a development certificate authority with a server certificate and client
 // certificates, for brokers and tests. Never use it in production.
-type DevPKI struct {
+type PKI struct {
 	CA      *Issued
 	Server  *Issued
 	Clients map[string]*Issued // by common name
@@ -193,8 +195,8 @@ type DevPKI struct {
 	ClientNames []string
 }
 
-// GenerateDevPKI creates a fresh development PKI in memory.
-func GenerateDevPKI(opts DevPKIOptions) (*DevPKI, error) {
+// Generate creates a fresh development PKI in memory.
+func Generate(opts Options) (*PKI, error) {
 	hosts, ips, clients := opts.Hosts, opts.IPs, opts.Clients
 	if len(hosts) == 0 {
 		hosts = []string{"localhost"}
@@ -213,7 +215,7 @@ func GenerateDevPKI(opts DevPKIOptions) (*DevPKI, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &DevPKI{CA: ca, Server: srv, Clients: map[string]*Issued{}}
+	p := &PKI{CA: ca, Server: srv, Clients: map[string]*Issued{}}
 	for _, cn := range clients {
 		c, err := Issue(CertSpec{CommonName: cn, Client: true, KeyType: opts.KeyType}, ca)
 		if err != nil {
@@ -226,10 +228,10 @@ func GenerateDevPKI(opts DevPKIOptions) (*DevPKI, error) {
 }
 
 // Client returns the first client certificate.
-func (p *DevPKI) Client() *Issued { return p.Clients[p.ClientNames[0]] }
+func (p *PKI) Client() *Issued { return p.Clients[p.ClientNames[0]] }
 
-// DevPKIFiles names the files WriteDir writes.
-type DevPKIFiles struct {
+// Files names the files WriteDir writes.
+type Files struct {
 	Dir        string
 	CA         string // ca.pem
 	ServerCert string // server.pem
@@ -240,14 +242,14 @@ type DevPKIFiles struct {
 }
 
 // FirstClient returns the certificate and key file of the first client.
-func (f DevPKIFiles) FirstClient(p *DevPKI) (cert, key string) {
+func (f Files) FirstClient(p *PKI) (cert, key string) {
 	cn := p.ClientNames[0]
 	return f.ClientCert[cn], f.ClientKey[cn]
 }
 
 // Files returns the file names WriteDir uses in dir for p.
-func (p *DevPKI) Files(dir string) DevPKIFiles {
-	f := DevPKIFiles{
+func (p *PKI) Files(dir string) Files {
+	f := Files{
 		Dir:        dir,
 		CA:         filepath.Join(dir, "ca.pem"),
 		ServerCert: filepath.Join(dir, "server.pem"),
@@ -265,9 +267,9 @@ func (p *DevPKI) Files(dir string) DevPKIFiles {
 // WriteDir writes the PKI as PEM files into dir (created with mode 0700 when missing). Private
 // keys are written with mode 0600, certificates with 0644. The CA's private key is written as
 // ca-key.pem so that more certificates can be issued later.
-func (p *DevPKI) WriteDir(dir string) (DevPKIFiles, error) {
+func (p *PKI) WriteDir(dir string) (Files, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return DevPKIFiles{}, fmt.Errorf("pki: %w", err)
+		return Files{}, fmt.Errorf("devpki: %w", err)
 	}
 	f := p.Files(dir)
 	type file struct {
@@ -285,54 +287,19 @@ func (p *DevPKI) WriteDir(dir string) (DevPKIFiles, error) {
 		files = append(files, file{f.ClientCert[cn], p.Clients[cn].CertPEM, 0o644}, file{f.ClientKey[cn], p.Clients[cn].KeyPEM, 0o600})
 	}
 	for _, fl := range files {
-		if err := WriteFile(fl.name, fl.data, fl.mode); err != nil {
-			return DevPKIFiles{}, err
+		if err := pki.WriteFile(fl.name, fl.data, fl.mode); err != nil {
+			return Files{}, err
 		}
 	}
 	return f, nil
 }
 
-// WriteFile writes data to the file name with exactly the permission bits perm, whatever the
-// umask: it writes a temporary file in the same directory (created mode 0600, so that a private
-// key is never readable by others, not even for a moment), sets perm, syncs it and renames it
-// over name, so that a reader sees the old file or the new one, never a part.
-func WriteFile(name string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("pki: %w", err)
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("pki: %w", err)
-	}
-	if err := f.Chmod(perm); err != nil {
-		return fail(err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("pki: %w", err)
-	}
-	if err := os.Rename(tmp, name); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("pki: %w", err)
-	}
-	return nil
-}
+// ErrNotFound is returned by LoadDir when dir holds no development PKI.
+var ErrNotFound = errors.New("devpki: no development PKI in directory")
 
-// ErrNoDevPKI is returned by LoadDevPKIDir when dir holds no development PKI.
-var ErrNoDevPKI = errors.New("pki: no development PKI in directory")
-
-// LoadDevPKIDir reads a development PKI written by WriteDir. clients names the client common
+// LoadDir reads a development PKI written by WriteDir. clients names the client common
 // names to load; nil loads "fennec-client".
-func LoadDevPKIDir(dir string, clients []string) (*DevPKI, DevPKIFiles, error) {
+func LoadDir(dir string, clients []string) (*PKI, Files, error) {
 	if len(clients) == 0 {
 		clients = []string{"fennec-client"}
 	}
@@ -348,38 +315,38 @@ func LoadDevPKIDir(dir string, clients []string) (*DevPKI, DevPKIFiles, error) {
 		cb, _ := pem.Decode(cp)
 		kb, _ := pem.Decode(kp)
 		if cb == nil || kb == nil {
-			return nil, fmt.Errorf("pki: %s or %s is not PEM", certFile, keyFile)
+			return nil, fmt.Errorf("devpki: %s or %s is not PEM", certFile, keyFile)
 		}
 		cert, err := x509.ParseCertificate(cb.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("pki: %s: %w", certFile, err)
+			return nil, fmt.Errorf("devpki: %s: %w", certFile, err)
 		}
 		k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("pki: %s: %w", keyFile, err)
+			return nil, fmt.Errorf("devpki: %s: %w", keyFile, err)
 		}
 		signer, ok := k.(crypto.Signer)
 		if !ok {
-			return nil, fmt.Errorf("pki: %s: key cannot sign", keyFile)
+			return nil, fmt.Errorf("devpki: %s: key cannot sign", keyFile)
 		}
 		return &Issued{Cert: cert, Key: signer, CertPEM: cp, KeyPEM: kp}, nil
 	}
-	p := &DevPKI{Clients: map[string]*Issued{}, ClientNames: clients}
+	p := &PKI{Clients: map[string]*Issued{}, ClientNames: clients}
 	f := p.Files(dir)
 	if _, err := os.Stat(f.CA); errors.Is(err, os.ErrNotExist) {
-		return nil, DevPKIFiles{}, fmt.Errorf("%w %s", ErrNoDevPKI, dir)
+		return nil, Files{}, fmt.Errorf("%w %s", ErrNotFound, dir)
 	}
 	var err error
 	if p.CA, err = load(f.CA, filepath.Join(dir, "ca-key.pem")); err != nil {
-		return nil, DevPKIFiles{}, err
+		return nil, Files{}, err
 	}
 	if p.Server, err = load(f.ServerCert, f.ServerKey); err != nil {
-		return nil, DevPKIFiles{}, err
+		return nil, Files{}, err
 	}
 	for _, cn := range clients {
 		c, err := load(f.ClientCert[cn], f.ClientKey[cn])
 		if err != nil {
-			return nil, DevPKIFiles{}, err
+			return nil, Files{}, err
 		}
 		p.Clients[cn] = c
 	}

@@ -1,4 +1,4 @@
-package pki
+package certcheck
 
 import (
 	"crypto/x509"
@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/fennec-mqtt/fennec/pki"
 )
 
 // isAWSIoTDeviceCert reports whether cert was issued by AWS IoT's own device CA (what the AWS
@@ -45,7 +47,7 @@ type CheckReport struct {
 // ObjectReport is one object and whether it is usable.
 type ObjectReport struct {
 	Name        string   `json:"name"`
-	Kind        Kind     `json:"kind"`
+	Kind        pki.Kind `json:"kind"`
 	Container   string   `json:"container"`
 	Encoding    string   `json:"encoding,omitempty"`
 	Description string   `json:"description"`
@@ -79,23 +81,23 @@ type ChainReport struct {
 
 // Check examines every object: whether it parsed and is within its validity period, which key
 // matches which certificate, and whether the certificates that are not CAs chain to the CA.
-func Check(objs []Object, opts CheckOptions) CheckReport {
+func Check(objs []pki.Object, opts CheckOptions) CheckReport {
 	now := opts.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
 	r := CheckReport{OK: true}
-	var certs, leaves []*Object
-	var keys []*Object
+	var certs, leaves []*pki.Object
+	var keys []*pki.Object
 	var inputCAs []*x509.Certificate
-	var mismatched []*Object
+	var mismatched []*pki.Object
 	for i := range objs {
 		o := &objs[i]
 		or := ObjectReport{Name: o.Name, Kind: o.Kind, Container: string(o.Container), Encoding: o.Encoding, Description: o.Describe(), OK: true}
 		fail := func(err error) {
 			or.OK, r.OK = false, false
 			if or.Err == nil {
-				or.Err, or.Problem, or.Hint = err, trimPrefix(err), Hint(err)
+				or.Err, or.Problem, or.Hint = err, trimPrefix(err), pki.Hint(err)
 			}
 		}
 		if o.Err != nil {
@@ -105,15 +107,15 @@ func Check(objs []Object, opts CheckOptions) CheckReport {
 			or.Warnings = append(or.Warnings, trimPrefix(w))
 			fail(w)
 		}
-		if o.Container == ContainerBase64 && o.Err == nil {
-			fail(&UnarmouredBase64Error{Name: o.Name})
+		if o.Container == pki.ContainerBase64 && o.Err == nil {
+			fail(&pki.UnarmouredBase64Error{Name: o.Name})
 		}
 		if err := nameMismatch(o); err != nil {
 			fail(err)
 			mismatched = append(mismatched, o)
 		}
 		if o.Cert != nil {
-			if err := CheckValidity(o.Cert, now); err != nil {
+			if err := pki.CheckValidity(o.Cert, now); err != nil {
 				fail(err)
 			}
 			if o.Err == nil {
@@ -139,7 +141,7 @@ func Check(objs []Object, opts CheckOptions) CheckReport {
 	for _, k := range keys {
 		matched := false
 		for _, c := range certs {
-			if KeyMatches(c.Cert.PublicKey, k.Key) {
+			if pki.KeyMatches(c.Cert.PublicKey, k.Key) {
 				r.Pairs = append(r.Pairs, PairReport{Cert: c.Name, Key: k.Name, Match: true})
 				matched = true
 			}
@@ -147,10 +149,10 @@ func Check(objs []Object, opts CheckOptions) CheckReport {
 		if !matched && len(certs) > 0 {
 			r.OK = false
 			if len(leaves) == 1 {
-				err := CheckKeyPair(leaves[0].Cert, k.Key, leaves[0].Name, k.Name)
-				r.Pairs = append(r.Pairs, PairReport{Cert: leaves[0].Name, Key: k.Name, Problem: trimPrefix(err), Hint: Hint(err)})
+				err := pki.CheckKeyPair(leaves[0].Cert, k.Key, leaves[0].Name, k.Name)
+				r.Pairs = append(r.Pairs, PairReport{Cert: leaves[0].Name, Key: k.Name, Problem: trimPrefix(err), Hint: pki.Hint(err)})
 			} else {
-				r.Notes = append(r.Notes, "the private key "+k.Name+" ("+KeyDescription(k.Key.Public())+") matches none of the certificates")
+				r.Notes = append(r.Notes, "the private key "+k.Name+" ("+pki.KeyDescription(k.Key.Public())+") matches none of the certificates")
 			}
 		}
 	}
@@ -174,16 +176,16 @@ func Check(objs []Object, opts CheckOptions) CheckReport {
 				usage = UsageServer
 			}
 			err := Verify(l.Cert, VerifyOptions{Roots: cas, Intermediates: intermediatesExcept(inter, l.Cert), Host: opts.Host, Usage: usage, Now: now})
-			var ne *NotIssuedByError
+			var ne *pki.NotIssuedByError
 			switch {
 			case err == nil:
 			case errors.As(err, &ne) && isAWSIoTDeviceCert(l.Cert) && opts.Host == "":
 				// An AWS IoT device certificate is issued by the AWS IoT CA, which AWS keeps;
 				// the CA file a device holds (Amazon Root CA 1) verifies the server instead.
-				cr.Note = "issued by the AWS IoT device CA (" + NameString(l.Cert.Issuer) + "), which AWS IoT checks on its side; the CA given verifies the server, so no chain is expected here"
+				cr.Note = "issued by the AWS IoT device CA (" + pki.NameString(l.Cert.Issuer) + "), which AWS IoT checks on its side; the CA given verifies the server, so no chain is expected here"
 			default:
 				cr.OK, r.OK = false, false
-				cr.Err, cr.Problem, cr.Hint = err, trimPrefix(err), Hint(err)
+				cr.Err, cr.Problem, cr.Hint = err, trimPrefix(err), pki.Hint(err)
 			}
 			r.Chains = append(r.Chains, cr)
 		}
@@ -214,7 +216,7 @@ func subjects(certs []*x509.Certificate) string {
 		if i > 0 {
 			s += "; "
 		}
-		s += NameString(c.Subject)
+		s += pki.NameString(c.Subject)
 	}
 	return s
 }
@@ -223,8 +225,8 @@ func subjects(certs []*x509.Certificate) string {
 // whose bytes hold another: a firmware that loads it by its name gets the wrong thing.
 type NameMismatchError struct {
 	Name  string
-	Named Kind // what the name says
-	Holds Kind
+	Named pki.Kind // what the name says
+	Holds pki.Kind
 }
 
 func (e *NameMismatchError) Error() string {
@@ -238,11 +240,11 @@ func (e *NameMismatchError) Hint() string {
 
 // nameMismatch checks an array's name against its content: "key" in the name means a private
 // key, "cert", "crt" or "ca" a certificate.
-func nameMismatch(o *Object) error {
-	if o.Container != ContainerCArray && o.Container != ContainerCString && o.Container != ContainerGoSlice {
+func nameMismatch(o *pki.Object) error {
+	if o.Container != pki.ContainerCArray && o.Container != pki.ContainerCString && o.Container != pki.ContainerGoSlice {
 		return nil
 	}
-	if o.Kind != KindCertificate && o.Kind != KindPrivateKey {
+	if o.Kind != pki.KindCertificate && o.Kind != pki.KindPrivateKey {
 		return nil
 	}
 	words := strings.FieldsFunc(strings.ToLower(o.Name), func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9') })
@@ -256,10 +258,10 @@ func nameMismatch(o *Object) error {
 		}
 	}
 	switch {
-	case key && !cert && o.Kind == KindCertificate:
-		return &NameMismatchError{Name: o.Name, Named: KindPrivateKey, Holds: KindCertificate}
-	case cert && !key && o.Kind == KindPrivateKey:
-		return &NameMismatchError{Name: o.Name, Named: KindCertificate, Holds: KindPrivateKey}
+	case key && !cert && o.Kind == pki.KindCertificate:
+		return &NameMismatchError{Name: o.Name, Named: pki.KindPrivateKey, Holds: pki.KindCertificate}
+	case cert && !key && o.Kind == pki.KindPrivateKey:
+		return &NameMismatchError{Name: o.Name, Named: pki.KindCertificate, Holds: pki.KindPrivateKey}
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package pki_test
+package devpki_test
 
 import (
 	"crypto/tls"
@@ -8,13 +8,13 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/fennec-mqtt/fennec/pki"
+	"github.com/fennec-mqtt/fennec/pki/devpki"
 )
 
 func TestDevPKIHandshakeWithClientCert(t *testing.T) {
-	for _, kt := range []pki.KeyType{pki.KeyECDSAP256, pki.KeyRSA2048, pki.KeyEd25519} {
+	for _, kt := range []devpki.KeyType{devpki.KeyECDSAP256, devpki.KeyRSA2048, devpki.KeyEd25519} {
 		t.Run(kt.String(), func(t *testing.T) {
-			p, err := pki.GenerateDevPKI(pki.DevPKIOptions{KeyType: kt})
+			p, err := devpki.Generate(devpki.Options{KeyType: kt})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -26,7 +26,7 @@ func TestDevPKIHandshakeWithClientCert(t *testing.T) {
 			if err != nil || st.Mode().Perm() != 0o600 {
 				t.Fatalf("server key mode = %v, %v; want 0600", st.Mode().Perm(), err)
 			}
-			loaded, _, err := pki.LoadDevPKIDir(files.Dir, nil)
+			loaded, _, err := devpki.LoadDir(files.Dir, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

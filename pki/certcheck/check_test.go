@@ -1,4 +1,4 @@
-package pki_test
+package certcheck_test
 
 import (
 	"encoding/pem"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/fennec-mqtt/fennec/internal/tlstest"
 	"github.com/fennec-mqtt/fennec/pki"
+	"github.com/fennec-mqtt/fennec/pki/certcheck"
 )
 
 // A header whose "cert" array holds the key and whose "key" array holds the certificate was
@@ -20,12 +21,12 @@ func TestCheckArrayNamesAgainstContent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := pki.Check(objs, pki.CheckOptions{})
+	r := certcheck.Check(objs, certcheck.CheckOptions{})
 	if r.OK {
 		t.Fatalf("swapped arrays reported OK: %+v", r)
 	}
 	for _, o := range r.Objects {
-		var nm *pki.NameMismatchError
+		var nm *certcheck.NameMismatchError
 		if o.OK || !errors.As(o.Err, &nm) || nm.Name != o.Name {
 			t.Fatalf("%s: %+v", o.Name, o)
 		}
@@ -36,7 +37,7 @@ func TestCheckArrayNamesAgainstContent(t *testing.T) {
 
 	right := append(pki.EncodeC("client_cert_der", f.Client.Cert.Raw), pki.EncodeC("client_key_der", k.Bytes)...)
 	objs, _ = pki.BytesSource(right, "certs_test.h").Parse(pki.ParseOptions{})
-	if r := pki.Check(objs, pki.CheckOptions{}); !r.OK {
+	if r := certcheck.Check(objs, certcheck.CheckOptions{}); !r.OK {
 		t.Fatalf("right names: %+v", r)
 	}
 }
@@ -57,7 +58,7 @@ func TestCheckPEMStringWithoutNewlines(t *testing.T) {
 	if len(objs) != 1 || !errors.As(objs[0].Err, &ne) || ne.Name != "client_cert_pem" {
 		t.Fatalf("%+v", objs)
 	}
-	if r := pki.Check(objs, pki.CheckOptions{}); r.OK {
+	if r := certcheck.Check(objs, certcheck.CheckOptions{}); r.OK {
 		t.Fatal("reported OK")
 	}
 }
@@ -68,7 +69,7 @@ func TestCheckUnarmouredBase64(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(string(f.Client.CertPEM)), "\n")
 	b64 := strings.Join(lines[1:len(lines)-1], "") + "\n"
 	objs, _ := pki.BytesSource([]byte(b64), "cert.b64").Parse(pki.ParseOptions{})
-	r := pki.Check(objs, pki.CheckOptions{})
+	r := certcheck.Check(objs, certcheck.CheckOptions{})
 	var ue *pki.UnarmouredBase64Error
 	if r.OK || len(r.Objects) != 1 || !errors.As(r.Objects[0].Err, &ue) {
 		t.Fatalf("%+v", r)

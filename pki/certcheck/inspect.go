@@ -1,4 +1,4 @@
-package pki
+package certcheck
 
 import (
 	"bytes"
@@ -6,10 +6,11 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/fennec-mqtt/fennec/pki"
 )
 
 // CertInfo is what `fennec cert inspect` shows about a certificate; it marshals to JSON.
@@ -40,20 +41,20 @@ func Inspect(cert *x509.Certificate) CertInfo {
 	s256 := sha256.Sum256(cert.Raw)
 	s1 := sha1.Sum(cert.Raw)
 	ci := CertInfo{
-		Subject:            NameString(cert.Subject),
-		Issuer:             NameString(cert.Issuer),
+		Subject:            pki.NameString(cert.Subject),
+		Issuer:             pki.NameString(cert.Issuer),
 		Serial:             colonHex(cert.SerialNumber.Bytes()),
 		NotBefore:          cert.NotBefore.UTC(),
 		NotAfter:           cert.NotAfter.UTC(),
 		DNSNames:           cert.DNSNames,
 		EmailAddresses:     cert.EmailAddresses,
-		Key:                KeyDescription(cert.PublicKey),
+		Key:                pki.KeyDescription(cert.PublicKey),
 		SignatureAlgorithm: cert.SignatureAlgorithm.String(),
 		IsCA:               cert.IsCA,
 		SelfSigned:         isSelfSigned(cert),
 		SHA256:             colonHex(s256[:]),
 		SHA1:               colonHex(s1[:]),
-		SPKIPin:            SPKIPin(cert),
+		SPKIPin:            pki.SPKIPin(cert),
 	}
 	for _, ip := range cert.IPAddresses {
 		ci.IPAddresses = append(ci.IPAddresses, ip.String())
@@ -110,17 +111,10 @@ func ChainOrder(certs []*x509.Certificate) []string {
 			notes = append(notes, fmt.Sprintf("certificates %d and %d are in reverse order: a chain file lists the leaf first, then each issuer", i+1, i+2))
 			continue
 		}
-		notes = append(notes, fmt.Sprintf("certificate %d (%s) is not issued by certificate %d (%s)", i+1, NameString(c.Subject), i+2, NameString(next.Subject)))
+		notes = append(notes, fmt.Sprintf("certificate %d (%s) is not issued by certificate %d (%s)", i+1, pki.NameString(c.Subject), i+2, pki.NameString(next.Subject)))
 	}
 	return notes
 }
 
 // EncodePEM returns the object as PEM, keeping its PEM type (a decrypted key is written
 // unencrypted as "PRIVATE KEY").
-func (o *Object) EncodePEM() []byte {
-	typ := o.PEMType
-	if typ == "" {
-		typ = "CERTIFICATE"
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: o.DER})
-}
