@@ -101,10 +101,10 @@ func TestDoctorDNS(t *testing.T) {
 	}
 	// absolute names (final dot): the machine's search domains are not tried
 	expectCause(t, target("nosuch.test."), runs, diagnose.StepDNS, diagnose.CauseDNSNotFound, `"nosuch.test." does not exist`, "spelling")
-	expectCause(t, target("broken.test."), 5, diagnose.StepDNS, diagnose.CauseDNSFailure, `"broken.test."`, "failed", "resolv.conf")
+	expectCause(t, target("broken.test."), runs, diagnose.StepDNS, diagnose.CauseDNSFailure, `"broken.test."`, "failed", "resolv.conf")
 	silent := target("silent.test.")
-	silent.Timeout = 300 * time.Millisecond
-	expectCause(t, silent, 3, diagnose.StepDNS, diagnose.CauseDNSFailure, "did not answer", "port 53")
+	silent.Timeout = 200 * time.Millisecond
+	expectCause(t, silent, runs, diagnose.StepDNS, diagnose.CauseDNSFailure, "did not answer", "port 53")
 
 	r := diagnose.Run(context.Background(), target("broker.test."))
 	if !r.OK() || !strings.Contains(strings.Join(r.Steps[1].Facts, " ")+r.Steps[1].Summary, "127.0.0.1") {

@@ -40,7 +40,7 @@ func TestDoctorUseIdentityAsUsername(t *testing.T) {
 	expectCause(t, target(f.Client, "dev", packet.V5), runs, diagnose.StepRoundTrip, diagnose.CausePublishRefused,
 		"0x87", `checks the user "device-1"`, `"user device-1" then "topic readwrite fennec/doctor/`)
 	tg := target(f.Client, "dev", packet.V311)
-	tg.Timeout = 1500 * time.Millisecond
-	expectCause(t, tg, 3, diagnose.StepRoundTrip, diagnose.CauseNoEcho,
+	tg.Timeout = 700 * time.Millisecond
+	expectCause(t, tg, runs, diagnose.StepRoundTrip, diagnose.CauseNoEcho,
 		`checks the user "device-1"`, "acknowledges it", `"user device-1"`)
 }
