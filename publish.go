@@ -289,7 +289,7 @@ func (c *Client) Subscribe(ctx context.Context, h MessageHandler, subs ...packet
 	var subID uint32
 	if c.cfg.Version == packet.V5 && !(c.connack != nil && c.connack.Props.Has(packet.PropSubscriptionIdentifiersAvailable) &&
 		c.connack.Props.SubscriptionIdentifiersAvailable == 0) {
-		c.nextSubID = c.nextSubID%268435455 + 1 // 1 .. 268,435,455 [MQTT-3.8.2.1.2]
+		c.nextSubID = c.nextSubID%268435455 + 1 // 1 .. 268,435,455 (MQTT 5.0 section 3.8.2.1.2)
 		subID = c.nextSubID
 	}
 	prev := map[string]*subscription{}

@@ -356,7 +356,7 @@ func (c *conn) checkConnect(header byte, body []byte) (standIn []byte, err error
 			return nil, c.refuse("CONNECT with an Authentication Method, which this broker does not support [MQTT-4.12.0-1]", nil)
 		}
 		if cp.Will != nil && len(cp.Will.Payload) == 0 {
-			// A zero-length will payload is allowed [MQTT-3.1.3-10 ff.], mochi refuses it ("will
+			// A zero-length will payload is allowed [MQTT-3.1.3-10] and the following statements, mochi refuses it ("will
 			// flag no payload"): mochi gets the CONNECT with a one-byte stand-in, OnWill
 			// publishes the will empty.
 			cp.Will.Payload = []byte{0}

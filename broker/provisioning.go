@@ -243,7 +243,7 @@ func (b *Broker) answerOne(cl *mqtt.Client, topic string, payload []byte) {
 	}
 }
 
-// filterMatches reports whether the topic filter f matches topic [MQTT-4.7].
+// filterMatches reports whether the topic filter f matches topic (MQTT 5.0 section 4.7).
 func filterMatches(f, topic string) bool {
 	fl, tl := strings.Split(f, "/"), strings.Split(topic, "/")
 	if strings.HasPrefix(topic, "$") && len(fl) > 0 && (fl[0] == "+" || fl[0] == "#") {

@@ -209,7 +209,7 @@ func props(b []byte) (map[byte]any, []byte) {
 	return out, rest
 }
 
-// ackCode returns the reason code of an MQTT 5 PUBACK (0 when omitted [MQTT-3.4.2.1]).
+// ackCode returns the reason code of an MQTT 5 PUBACK (0 when omitted: MQTT 5.0 section 3.4.2.1).
 func ackCode(p rawPacket) byte {
 	if len(p.body) < 3 {
 		return 0

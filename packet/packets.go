@@ -542,7 +542,8 @@ func checkSubscription(t Type, v Version, s *Subscription, utf8Checked bool) *Er
 		return err
 	}
 	if !s.QoS.Valid() {
-		return malformed(t, rule(v, "[MQTT-3-8.3-4]", "[MQTT-3.8.3-5]"), "requested QoS 3 is not allowed")
+		// 3.1.1's statement is printed "MQTT-3-8.3-4" in its specification, a typo for this ID
+		return malformed(t, rule(v, "[MQTT-3.8.3-4]", "[MQTT-3.8.3-5]"), "requested QoS 3 is not allowed")
 	}
 	if v == V311 {
 		if s.NoLocal || s.RetainAsPublished || s.RetainHandling != 0 {
@@ -638,7 +639,7 @@ func (p *Subscribe) decode(v Version, _ byte, body []byte) *Error {
 			break
 		}
 		if v == V311 && o&0xFC != 0 {
-			return malformed(t, "[MQTT-3-8.3-4]", "reserved subscription option bits are set")
+			return malformed(t, "[MQTT-3.8.3-4]", "reserved subscription option bits are set")
 		}
 		if v == V5 && o&0xC0 != 0 {
 			return malformed(t, "[MQTT-3.8.3-5]", "reserved subscription option bits are set")
