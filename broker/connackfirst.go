@@ -35,6 +35,7 @@ func (h *hook) closeConnackGate(cl *mqtt.Client) {
 	if v, ok := h.connackGates.LoadAndDelete(cl); ok {
 		close(v.(chan struct{}))
 	}
+	h.unlockID(cl)
 }
 
 // waitConnack holds a packet for cl until cl's CONNACK has been written.

@@ -83,6 +83,11 @@ type hook struct {
 	// connackGates: *mqtt.Client → chan struct{}, open until its CONNACK is written
 	// (connackfirst.go).
 	connackGates sync.Map
+	// idMu and idLocks serialize the takeovers of one client ID (idlock.go); idHeld:
+	// *mqtt.Client → *idLock it holds
+	idMu    sync.Mutex
+	idLocks map[string]*idLock
+	idHeld  sync.Map
 }
 
 type parkedSession struct {

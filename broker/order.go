@@ -119,6 +119,7 @@ func (h *hook) firstDelivery(cl *mqtt.Client, pk *packets.Packet) {
 
 // OnSessionEstablish runs before mochi hands an existing session to a new connection.
 func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
+	h.lockID(cl)          // one takeover of this client ID at a time: see idlock.go
 	h.openConnackGate(cl) // before mochi registers cl: see connackfirst.go
 	old, ok := h.b.srv.Clients.Get(cl.ID)
 	if !ok || old == cl {
