@@ -9,8 +9,9 @@ test: deps vet unit bench-smoke
 # deps installs the real peers the interop tests run against, when they are missing and the
 # machine allows it (root or sudo): mosquitto and its clients, Eclipse Paho Python
 # (python3-paho-mqtt), the Paho C command-line clients (paho.mqtt.c-examples) and tshark
-# (Wireshark's reader, for the --pcap read-back). Without mosquitto the interop tests fail with
-# a clear message; without Paho or tshark they skip, saying why.
+# (Wireshark's reader, for the --pcap read-back), and with npm aedes 0.51 (a broker without
+# MQTT 5). Without mosquitto the interop tests fail with a clear message; without Paho, tshark or
+# aedes they skip, saying why.
 deps:
 	@need=""; \
 	{ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; } && command -v mosquitto_pub >/dev/null 2>&1 || need="$$need mosquitto mosquitto-clients"; \
@@ -24,6 +25,12 @@ deps:
 		else \
 			echo "missing$$need and this user cannot install them: the interop tests that need them fail or skip"; \
 		fi; \
+	fi
+	@# aedes 0.51 (Node.js, MQTT 3.1.1 only) for the version fallback test, in the user's cache
+	@peers="$${FENNEC_PEERS_DIR:-$${XDG_CACHE_HOME:-$$HOME/.cache}/fennec-peers}"; \
+	if [ ! -d "$$peers/node_modules/aedes" ] && command -v npm >/dev/null 2>&1; then \
+		echo "installing aedes@0.51.3 into $$peers with npm"; \
+		npm install --silent --no-audit --no-fund --prefix "$$peers" aedes@0.51.3 >/dev/null 2>&1 || echo "npm could not install aedes: its test skips"; \
 	fi
 
 vet:

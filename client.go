@@ -112,6 +112,17 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		return c, nil
 	}
 	conn, ack, err := c.dial(ctx)
+	if err != nil && cfg.VersionFallback && c.cfg.Version == packet.V5 && versionRefused(err) {
+		c.shutdownLocal()
+		if c.log != nil {
+			c.log.Warn("broker refused MQTT 5: connecting with MQTT 3.1.1", "server", c.url.String(), "error", err)
+		}
+		cfg.Version = packet.V311
+		if c, err = newClient(cfg); err != nil {
+			return nil, err
+		}
+		conn, ack, err = c.dial(ctx)
+	}
 	if err != nil {
 		c.shutdownLocal()
 		return nil, err
@@ -651,6 +662,19 @@ func (c *Client) IsConnected() bool {
 
 // ClientID returns the client identifier in use.
 func (c *Client) ClientID() string { return c.cfg.ClientID }
+
+// Version is the MQTT version the client speaks: Config.Version, or MQTT 3.1.1 after a
+// VersionFallback.
+func (c *Client) Version() packet.Version { return c.cfg.Version }
+
+// versionRefused reports whether err is a broker's refusal of MQTT 5 in CONNACK.
+func versionRefused(err error) bool {
+	var re *ReasonError
+	if !errors.As(err, &re) || re.Packet != packet.CONNACK {
+		return false
+	}
+	return re.Version == packet.V311 && re.Code == 1 || re.Version == packet.V5 && re.Code == 0x84
+}
 
 // AwaitConnection waits until the client is connected, within ctx.
 func (c *Client) AwaitConnection(ctx context.Context) error {

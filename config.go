@@ -33,9 +33,17 @@ type Config struct {
 	// Username and Password are sent in CONNECT when not empty. The password is never logged.
 	Username string
 	Password []byte
-	// Version is the protocol: packet.V5 or packet.V311. Zero: packet.V5. The client never
-	// falls back to another version: a broker that refuses it fails Connect.
+	// Version is the protocol: packet.V5 or packet.V311. Zero: packet.V5. A broker that
+	// refuses it fails Connect, unless VersionFallback is set.
 	Version packet.Version
+	// VersionFallback: when Version is MQTT 5 and the broker refuses it at Connect (CONNACK
+	// 0x84 Unsupported Protocol Version, or the MQTT 3.1.1 CONNACK with return code 1 that a
+	// broker without MQTT 5 answers), Connect connects again at once with MQTT 3.1.1, and the
+	// client keeps 3.1.1 (Client.Version says which). The MQTT 5 properties of the
+	// configuration are then not sent. It applies to Connect's own attempt, not to
+	// ConnectRetry's background attempts. Off by default: a program asks for the version it
+	// was written for.
+	VersionFallback bool
 	// KeepAlive is the keep alive interval. Zero: 60 s; negative: keep alive off. A dead
 	// connection is detected within 1.5 × KeepAlive even when TCP stays half-open.
 	KeepAlive time.Duration

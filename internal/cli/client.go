@@ -27,6 +27,7 @@ type fennecClient struct {
 // connect dials the broker described by spec.
 func connect(ctx context.Context, spec *connSpec) (mqttClient, error) {
 	cfg := fennec.Config{
+		VersionFallback:  spec.VersionFallback,
 		Server:           spec.Server,
 		ClientID:         spec.ClientID,
 		Username:         spec.Username,
@@ -119,6 +120,12 @@ func connect(ctx context.Context, spec *connSpec) (mqttClient, error) {
 	c, err := fennec.Connect(ctx, cfg)
 	if err != nil {
 		return nil, err
+	}
+	if spec.Version == 5 && c.Version() == packet.V311 {
+		spec.Version = 4 // hints and -D from here on are those of 3.1.1
+		if spec.notes != nil {
+			fmt.Fprintln(spec.notes, "fennec: note: the broker does not speak MQTT 5 (its CONNACK refused the version): connected with MQTT 3.1.1; -V 5 or -V 311 chooses the version and turns this off")
+		}
 	}
 	if _, ack := c.ConnectionState(); ack != nil {
 		for _, up := range ack.Props.UserProperties {
@@ -354,9 +361,9 @@ func reasonErrorExplained(err error, re *fennec.ReasonError, spec *connSpec) *ex
 	code := byte(re.Code)
 	switch {
 	case re.Packet == packet.CONNACK && v311 && code == 1 && spec != nil && spec.Version == 5:
-		cause, fix = "the broker does not speak MQTT 5: it answered the MQTT 5 CONNECT with an MQTT 3.1.1 CONNACK, return code 1 (unacceptable protocol version)", "connect with MQTT 3.1.1: -V 311 (fennec never switches by itself)"
+		cause, fix = "the broker does not speak MQTT 5: it answered the MQTT 5 CONNECT with an MQTT 3.1.1 CONNACK, return code 1 (unacceptable protocol version)", "connect with MQTT 3.1.1: -V 311 (or leave -V out: fennec then falls back to 3.1.1 by itself)"
 	case re.Packet == packet.CONNACK && (v311 && code == 1 || !v311 && code == 0x84):
-		cause, fix = "the broker does not accept this MQTT version", "try the other version: -V 311 or -V 5 (fennec never switches by itself)"
+		cause, fix = "the broker does not accept this MQTT version", "try the other version: -V 311 or -V 5 (without -V, fennec falls back from 5 to 3.1.1 by itself)"
 	case re.Packet == packet.CONNACK && (v311 && code == 2 || !v311 && code == 0x85):
 		cause, fix = "the broker rejected the client ID", "use another client ID (-i); some brokers limit its length or characters"
 	case re.Packet == packet.CONNACK && (v311 && code == 3 || !v311 && (code == 0x88 || code == 0x89)):

@@ -67,7 +67,7 @@ func (f *connFlags) register(cmd *cobra.Command) {
 	fs.IntVarP(&f.keepalive, "keepalive", "k", 60, "keepalive in seconds (0 disables)")
 	fs.StringVarP(&f.username, "username", "u", "", "user name")
 	fs.StringVarP(&f.password, "pw", "P", "", "password (prefer the FENNEC_PASSWORD environment variable: flags are visible in the process list)")
-	fs.StringVarP(&f.version, "protocol-version", "V", "5", "MQTT version: 5 (mqttv5) or 311 (mqttv311)")
+	fs.StringVarP(&f.version, "protocol-version", "V", "5", "MQTT version: 5 (mqttv5) or 311 (mqttv311); without -V, a broker that refuses 5 gets 3.1.1")
 	fs.BoolVarP(&f.persistent, "disable-clean-session", "c", false, "persistent session: keep subscriptions and queued messages across connections")
 	fs.StringVarP(&f.sessionExpiry, "session-expiry-interval", "x", "", "MQTT 5 session expiry in seconds (-1 or ∞: never); default -1 with -c, else 0")
 	fs.BoolVarP(&f.debug, "debug", "d", false, "print every MQTT packet both ways and the TLS facts to stderr")
@@ -296,6 +296,10 @@ func (f *connFlags) buildSpec(streams IO, qos *int) (*connSpec, error) {
 		Timeout:    f.connectTimeout,
 	}
 	spec.AWS = f.aws || awsiot.IsEndpoint(t.host)
+	spec.VersionFallback = version == 5 && len(f.props) == 0 && !f.changed("protocol-version") && (prof == nil || prof.Version == "")
+	if !f.quiet {
+		spec.notes = streams.Err
+	}
 	if spec.AWS && (f.keepalive != 0 && f.keepalive < int(awsiot.MinKeepAlive/time.Second) || f.keepalive > int(awsiot.MaxKeepAlive/time.Second) || f.keepalive == 0) && !f.quiet {
 		fmt.Fprintf(streams.Err, "fennec: note: AWS IoT Core takes a keep-alive of %d to %d s and uses the nearest (keep-alive %d s asked)\n",
 			int(awsiot.MinKeepAlive/time.Second), int(awsiot.MaxKeepAlive/time.Second), f.keepalive)

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"strconv"
 	"time"
@@ -34,9 +35,13 @@ type connSpec struct {
 	Trace         *tracer // nil: no --debug
 	ClientCert    bool    // a client certificate was configured
 	AWS           bool    // AWS IoT Core or its emulation: --aws, the profile, or an AWS IoT endpoint
-	Timeout       time.Duration
-	Reconnect     bool            // reconnect after a lost connection (sub); pub fails instead
-	OnLost        func(err error) // called when an established connection is lost
+	// VersionFallback: no version was chosen (-V, a profile): a broker that refuses MQTT 5
+	// gets MQTT 3.1.1, with a note on notes (nil: quiet).
+	VersionFallback bool
+	notes           io.Writer
+	Timeout         time.Duration
+	Reconnect       bool            // reconnect after a lost connection (sub); pub fails instead
+	OnLost          func(err error) // called when an established connection is lost
 	// OnConnectError is called when a reconnect attempt fails (sub).
 	OnConnectError func(err error)
 	OnMessage      func(*message) // receives messages that match no subscription of this run
