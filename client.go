@@ -40,6 +40,11 @@ type MessageHandler func(m *Message)
 // Client is an MQTT client that reconnects and keeps its session. Create it with Connect; its
 // methods are safe for concurrent use.
 type Client struct {
+	// aliasConn and aliases are the Topic Aliases the broker set on aliasConn, the connection
+	// being read; only the reading goroutine uses them.
+	aliasConn *mqttconn.Conn
+	aliases   map[uint16]string
+
 	cfg   Config
 	url   *ServerURL
 	opts  mqttconn.Options
@@ -217,6 +222,9 @@ func newClient(cfg Config) (*Client, error) {
 		// Topic aliases from the broker are not supported: announce none (zero) so the broker
 		// never sends one [MQTT-3.3.2-9].
 		conn.Props.Clear(packet.PropTopicAliasMaximum)
+		if cfg.TopicAliasMaximum > 0 {
+			conn.Props.SetTopicAliasMaximum(cfg.TopicAliasMaximum)
+		}
 		if cfg.SessionExpiry > 0 {
 			conn.Props.SetSessionExpiryInterval(uint32(min(cfg.SessionExpiry/time.Second, 0xFFFFFFFF)))
 		}

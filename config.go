@@ -111,6 +111,13 @@ type Config struct {
 	// ReceiveMaximum (MQTT 5) is how many unacknowledged QoS 1/2 messages the broker may send
 	// us at once; more is a protocol error. Zero: 256.
 	ReceiveMaximum uint16
+	// TopicAliasMaximum (MQTT 5) is how many Topic Aliases the broker may set on the messages
+	// it sends (each then names its topic by a number after the first message, saving the
+	// topic's bytes). Zero: none, and a broker that sets one anyway breaks the protocol. An
+	// alias above the maximum, or one used before it was set, ends the connection with
+	// DISCONNECT 0x94 Topic Alias invalid [MQTT-3.3.2-9]. The aliases live as long as the
+	// connection [MQTT-3.3.2-7].
+	TopicAliasMaximum uint16
 	// MaxPacketSize is the largest packet accepted from the broker; MQTT 5 brokers are told in
 	// CONNECT and do not send larger ones. Zero: packet.DefaultMaxPacketSize (1 MiB). A larger
 	// packet from a 3.1.1 broker ends the connection with a *packet.Error (PacketTooLarge).

@@ -557,9 +557,13 @@ func (c *Client) onPubrel(conn *mqttconn.Conn, p *packet.Pubrel) {
 
 func (c *Client) onPublish(conn *mqttconn.Conn, p *packet.Publish) {
 	if p.Props.Has(packet.PropTopicAlias) {
-		// We announce Topic Alias Maximum 0 [MQTT-3.3.2-9].
-		conn.Fail(&ProtocolError{Packet: packet.PUBLISH, Msg: "broker used a Topic Alias though we allow none [MQTT-3.3.2-9]"})
-		return
+		topic, err := c.resolveAlias(conn, p)
+		if err != nil {
+			conn.Fail(err)
+			return
+		}
+		p.Topic = topic
+		p.Props.Clear(packet.PropTopicAlias) // the application sees the topic, not the alias
 	}
 	msg := &Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, Dup: p.Dup, Props: p.Props, PacketID: p.PacketID}
 	d := delivery{msg: msg}
@@ -723,4 +727,31 @@ func (c *Client) route(hs []MessageHandler, m *Message) []MessageHandler {
 		hs = append(hs, c.cfg.DefaultHandler)
 	}
 	return hs
+}
+
+// resolveAlias maps a Topic Alias the broker set to its topic: a PUBLISH with a topic and an
+// alias sets the alias, one with an alias alone uses it [MQTT-3.3.2-12]. The aliases are those
+// of this connection only [MQTT-3.3.2-7].
+func (c *Client) resolveAlias(conn *mqttconn.Conn, p *packet.Publish) (string, error) {
+	a := p.Props.TopicAlias
+	if max := c.cfg.TopicAliasMaximum; max == 0 {
+		return "", &ProtocolError{Packet: packet.PUBLISH, Reason: packet.TopicAliasInvalid,
+			Msg: "broker used a Topic Alias though this client announced Topic Alias Maximum 0 [MQTT-3.3.2-9]"}
+	} else if a == 0 || a > max {
+		return "", &ProtocolError{Packet: packet.PUBLISH, Reason: packet.TopicAliasInvalid,
+			Msg: fmt.Sprintf("broker used Topic Alias %d; this client allows 1 to %d [MQTT-3.3.2-9]", a, max)}
+	}
+	if c.aliasConn != conn {
+		c.aliasConn, c.aliases = conn, map[uint16]string{}
+	}
+	if p.Topic != "" {
+		c.aliases[a] = p.Topic
+		return p.Topic, nil
+	}
+	t, ok := c.aliases[a]
+	if !ok {
+		return "", &ProtocolError{Packet: packet.PUBLISH, Reason: packet.TopicAliasInvalid,
+			Msg: fmt.Sprintf("broker used Topic Alias %d before it set it on this connection [MQTT-3.3.2-12]", a)}
+	}
+	return t, nil
 }

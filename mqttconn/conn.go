@@ -996,7 +996,9 @@ func (c *Conn) Fail(err error) {
 	if c.version == packet.V5 {
 		code := packet.ProtocolError
 		var pe *ProtocolError
-		if errors.As(err, &pe) && pe.Err != nil {
+		if errors.As(err, &pe) && pe.Reason != 0 {
+			code = pe.Reason
+		} else if errors.As(err, &pe) && pe.Err != nil {
 			switch {
 			case errors.Is(pe.Err, packet.ErrPacketTooLarge):
 				code = packet.PacketTooLarge

@@ -83,6 +83,9 @@ type ProtocolError struct {
 	Packet packet.Type // the offending packet's type; 0 when it could not be decoded
 	Msg    string      // what the broker did, in plain words
 	Err    error       // the codec error, when there is one (wraps packet.ErrMalformed …)
+	// Reason is the DISCONNECT reason code sent for it under MQTT 5 (zero: Protocol Error, or
+	// what Err implies).
+	Reason packet.ReasonCode
 }
 
 func (e *ProtocolError) Error() string {
