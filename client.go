@@ -44,6 +44,7 @@ type Client struct {
 	// being read; only the reading goroutine uses them.
 	aliasConn *mqttconn.Conn
 	aliases   map[uint16]string
+	req       requests // Request's response topic and waiting requests
 
 	cfg   Config
 	url   *ServerURL
@@ -242,7 +243,8 @@ func newClient(cfg Config) (*Client, error) {
 	c := &Client{cfg: cfg, url: u, log: cfg.Logger, store: cfg.Store,
 		closeCh: make(chan struct{}), doneCh: make(chan struct{}), stateCh: make(chan struct{}),
 		out: session.NewOutbound[Token](cfg.MaxInflight, cfg.MaxOfflineQueue), in: session.NewInbound(),
-		requests: map[uint16]chan packet.Packet{}, subs: map[string]*subscription{}, seed: maphash.MakeSeed()}
+		requests: map[uint16]chan packet.Packet{}, subs: map[string]*subscription{}, seed: maphash.MakeSeed(),
+		req: requests{waiting: map[string]chan *Message{}}}
 	c.out.OnDone = c.onDone
 	c.opts = mqttconn.Options{Scheme: u.Scheme, Addr: u.Addr(), Path: path, TLSConfig: cfg.TLSConfig,
 		Dial: cfg.Dial, Connect: conn, MaxPacketSize: cfg.MaxPacketSize, Logger: cfg.Logger}
