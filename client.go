@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,6 +47,8 @@ type Client struct {
 	aliasConn *mqttconn.Conn
 	aliases   map[uint16]string
 	req       requests // Request's response topic and waiting requests
+	// redirect is the Server Reference to connect to next (FollowServerReference), under mu.
+	redirect string
 
 	cfg   Config
 	url   *ServerURL
@@ -118,6 +122,9 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		return c, nil
 	}
 	conn, ack, err := c.dial(ctx)
+	if c.redirected() && referred(err) {
+		conn, ack, err = c.dial(ctx) // the CONNACK named the server to use
+	}
 	if err != nil && cfg.VersionFallback && c.cfg.Version == packet.V5 && versionRefused(err) {
 		c.shutdownLocal()
 		if c.log != nil {
@@ -302,17 +309,39 @@ func (c *Client) dial(ctx context.Context) (*mqttconn.Conn, *packet.Connack, err
 		}
 	}()
 	opts := &c.opts
+	c.mu.Lock()
+	redirect := c.redirect
+	c.mu.Unlock()
+	if redirect != "" {
+		o := c.opts
+		o.Addr = redirect
+		if c.url.TLS() {
+			var alpn []string
+			if c.url.Scheme == "wss" {
+				alpn = []string{"http/1.1"}
+			}
+			o.TLSConfig = preparedTLS(c.cfg.TLSConfig, redirect, alpn)
+		}
+		opts = &o
+		if c.log != nil {
+			c.log.Info("mqtt connecting to the server the broker referred to", "server", redirect)
+		}
+	}
 	if f := c.cfg.WebSocketPathFunc; f != nil && (c.url.Scheme == "ws" || c.url.Scheme == "wss") {
 		path, err := f(ctx)
 		if err != nil {
 			return nil, nil, wrapErr("websocket path", err)
 		}
-		o := c.opts
+		o := *opts
 		o.Path = path
 		opts = &o
 	}
 	conn, ack, err := mqttconn.Dial(ctx, opts)
 	if err != nil {
+		var re *ReasonError
+		if errors.As(err, &re) && re.Packet == packet.CONNACK {
+			c.noteServerReference(re)
+		}
 		return nil, ack, err
 	}
 	if c.log != nil {
@@ -676,6 +705,36 @@ func (c *Client) ClientID() string { return c.cfg.ClientID }
 // Version is the MQTT version the client speaks: Config.Version, or MQTT 3.1.1 after a
 // VersionFallback.
 func (c *Client) Version() packet.Version { return c.cfg.Version }
+
+// noteServerReference remembers the server a 0x9C or 0x9D refers to, for the next connection.
+func (c *Client) noteServerReference(re *ReasonError) {
+	if !c.cfg.FollowServerReference || re.ServerReference == "" || re.Code != 0x9C && re.Code != 0x9D {
+		return
+	}
+	ref, _, _ := strings.Cut(strings.TrimSpace(re.ServerReference), " ")
+	if _, _, err := net.SplitHostPort(ref); err != nil {
+		_, port, _ := net.SplitHostPort(c.url.Addr())
+		ref = net.JoinHostPort(strings.Trim(ref, "[]"), port)
+	}
+	c.mu.Lock()
+	c.redirect = ref
+	c.mu.Unlock()
+	if c.log != nil {
+		c.log.Info("mqtt broker referred to another server", "code", re.Code.String(), "server_reference", re.ServerReference, "next", ref)
+	}
+}
+
+func (c *Client) redirected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.redirect != ""
+}
+
+// referred reports whether err is a CONNACK that sends the client to another server.
+func referred(err error) bool {
+	var re *ReasonError
+	return errors.As(err, &re) && re.Packet == packet.CONNACK && (re.Code == 0x9C || re.Code == 0x9D) && re.ServerReference != ""
+}
 
 // versionRefused reports whether err is a broker's refusal of MQTT 5 in CONNACK.
 func versionRefused(err error) bool {

@@ -111,6 +111,13 @@ type Config struct {
 	// ReceiveMaximum (MQTT 5) is how many unacknowledged QoS 1/2 messages the broker may send
 	// us at once; more is a protocol error. Zero: 256.
 	ReceiveMaximum uint16
+	// FollowServerReference (MQTT 5): after a CONNACK or DISCONNECT with 0x9C Use another
+	// server or 0x9D Server moved and a Server Reference, the next connection goes to that
+	// server ("host" or "host:port"; a space-separated list: its first entry), with the same
+	// scheme, TLS configuration (the name verified is the new host unless TLSConfig names one)
+	// and session, until another reference or Close. Off: the reference is only reported
+	// (ReasonError.ServerReference) and the client reconnects where it was.
+	FollowServerReference bool
 	// TopicAliasMaximum (MQTT 5) is how many Topic Aliases the broker may set on the messages
 	// it sends (each then names its topic by a number after the first message, saving the
 	// topic's bytes). Zero: none, and a broker that sets one anyway breaks the protocol. An

@@ -480,7 +480,9 @@ func (c *Client) onPacket(conn *mqttconn.Conn, p packet.Packet) {
 	case *packet.Pingresp:
 	case *packet.Disconnect:
 		if c.cfg.Version == packet.V5 {
-			conn.Close(&ReasonError{Packet: packet.DISCONNECT, Code: p.ReasonCode, Version: packet.V5, Reason: p.Props.ReasonString})
+			re := &ReasonError{Packet: packet.DISCONNECT, Code: p.ReasonCode, Version: packet.V5, Reason: p.Props.ReasonString, ServerReference: p.Props.ServerReference}
+			c.noteServerReference(re)
+			conn.Close(re)
 			return
 		}
 		conn.Fail(&ProtocolError{Packet: packet.DISCONNECT, Msg: "broker sent DISCONNECT, which MQTT 3.1.1 does not allow"})

@@ -435,7 +435,7 @@ func (c *Conn) handshake(ctx context.Context) (*packet.Connack, error) {
 		return nil, &ProtocolError{Packet: p.Type(), Msg: fmt.Sprintf("broker sent %v before CONNACK [MQTT-3.2.0-1]", p.Type())}
 	}
 	if ack.ReasonCode != 0 {
-		return ack, &ReasonError{Packet: packet.CONNACK, Code: ack.ReasonCode, Version: c.version, Reason: ack.Props.ReasonString}
+		return ack, &ReasonError{Packet: packet.CONNACK, Code: ack.ReasonCode, Version: c.version, Reason: ack.Props.ReasonString, ServerReference: ack.Props.ServerReference}
 	}
 	return ack, nil
 }

@@ -45,6 +45,9 @@ type ReasonError struct {
 	Code    packet.ReasonCode // the reason code (3.1.1: return code)
 	Version packet.Version    // protocol version in use, which decides Code's meaning
 	Reason  string            // the MQTT 5 Reason String property, when the broker sent one
+	// ServerReference is the MQTT 5 Server Reference property: the server to use instead,
+	// with 0x9C Use another server and 0x9D Server moved.
+	ServerReference string
 }
 
 // Meaning returns the code's meaning as the specification words it.
@@ -72,6 +75,9 @@ func (e *ReasonError) Error() string {
 	fmt.Fprintf(&b, ": %s (0x%02X)", e.Meaning(), byte(e.Code))
 	if e.Reason != "" {
 		fmt.Fprintf(&b, ": %q", e.Reason)
+	}
+	if e.ServerReference != "" {
+		fmt.Fprintf(&b, " (server reference: %q)", e.ServerReference)
 	}
 	return b.String()
 }
