@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/fennec-mqtt/fennec/mqttconn"
@@ -283,6 +284,21 @@ func (c *Client) Subscribe(ctx context.Context, h MessageHandler, subs ...packet
 		}
 	}
 	c.mu.Lock()
+	if ack := c.connack; ack != nil && c.conn != nil && c.cfg.Version == packet.V5 {
+		// What the broker said in CONNACK it does not support fails here, not with a
+		// DISCONNECT (0xA2, 0x9E) that would end the connection (MQTT 5.0 section 3.2.2.3).
+		for _, s := range subs {
+			shared := strings.HasPrefix(s.Filter, "$share/")
+			if shared && ack.Props.Has(packet.PropSharedSubscriptionAvailable) && ack.Props.SharedSubscriptionAvailable == 0 {
+				c.mu.Unlock()
+				return nil, fmt.Errorf("%w: shared subscriptions (%q; Shared Subscription Available 0)", ErrNotSupported, s.Filter)
+			}
+			if strings.ContainsAny(s.Filter, "+#") && ack.Props.Has(packet.PropWildcardSubscriptionAvailable) && ack.Props.WildcardSubscriptionAvailable == 0 {
+				c.mu.Unlock()
+				return nil, fmt.Errorf("%w: wildcard subscriptions (%q; Wildcard Subscription Available 0)", ErrNotSupported, s.Filter)
+			}
+		}
+	}
 	// MQTT 5: each Subscribe call gets a Subscription Identifier, unless the broker said it has
 	// none, so that a message matching overlapping filters (a/# and a/+), which the broker sends
 	// once per subscription, reaches each subscription's handler once.

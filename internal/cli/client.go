@@ -326,6 +326,10 @@ func explainClientError(err error, spec *connSpec) *exitError {
 			h += "\nfix: publish with a lower QoS (-q 1 or -q 0)"
 		case strings.Contains(err.Error(), "retain"):
 			h += "; it keeps no retained messages\nfix: publish without -r"
+		case strings.Contains(err.Error(), "wildcard subscriptions"):
+			h = "step: MQTT SUBSCRIBE (refused before sending)\ncause: the broker said in its CONNACK that it takes no wildcard subscriptions (Wildcard Subscription Available 0)\nfix: subscribe to each topic by its name, without + or #"
+		case strings.Contains(err.Error(), "shared subscriptions"):
+			h = "step: MQTT SUBSCRIBE (refused before sending)\ncause: the broker said in its CONNACK that it has no shared subscriptions (Shared Subscription Available 0)\nfix: subscribe without $share/GROUP/, or use a broker that shares"
 		default:
 			h += "\nfix: run with -d to see the CONNACK's properties"
 		}

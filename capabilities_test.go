@@ -1,0 +1,43 @@
+package fennec_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/fennec-mqtt/fennec"
+	"github.com/fennec-mqtt/fennec/packet"
+)
+
+// A broker whose CONNACK says it has no wildcard and no shared subscriptions gets neither:
+// Subscribe fails locally with ErrNotSupported and sends nothing; a plain filter is subscribed.
+func TestConnackSubscriptionCapabilities(t *testing.T) {
+	fb := startFake(t, packet.V5)
+	c, fc := connectFake(t, fb, fastReconnect(fb.url(), packet.V5), false, func(p *packet.Properties) {
+		p.WildcardSubscriptionAvailable = 0
+		p.Set(packet.PropWildcardSubscriptionAvailable)
+		p.SharedSubscriptionAvailable = 0
+		p.Set(packet.PropSharedSubscriptionAvailable)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, f := range []string{"a/#", "a/+/b", "$share/g/a/b"} {
+		if _, err := c.Subscribe(ctx, func(*fennec.Message) {}, packet.Subscription{Filter: f, QoS: 1}); !errors.Is(err, fennec.ErrNotSupported) {
+			t.Fatalf("Subscribe %q: %v, want ErrNotSupported", f, err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Subscribe(ctx, func(*fennec.Message) {}, packet.Subscription{Filter: "a/b", QoS: 1})
+		done <- err
+	}()
+	s, ok := fc.read().(*packet.Subscribe) // the first packet after CONNACK: nothing was sent before
+	if !ok || len(s.Subscriptions) != 1 || s.Subscriptions[0].Filter != "a/b" {
+		t.Fatalf("first packet %+v, want the SUBSCRIBE of a/b", s)
+	}
+	fc.write(&packet.Suback{PacketID: s.PacketID, ReasonCodes: []packet.ReasonCode{1}})
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
