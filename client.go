@@ -610,6 +610,22 @@ func (c *Client) pump(queueOnly bool) *mqttconn.Conn {
 		case session.SendPubrel:
 			conn.SendAck(packet.PUBREL, m.Pub.PacketID)
 		case session.SendPublish:
+			if !m.Ext.queued.IsZero() && !m.Pub.Dup {
+				// A message that waited in the queue (offline, or behind the window) loses the
+				// time it waited from its Message Expiry Interval, and is not sent once that is
+				// used up: the broker would not deliver it anyway.
+				left := int64(m.Pub.Props.MessageExpiryInterval) - int64(time.Since(m.Ext.queued)/time.Second)
+				m.Ext.queued = time.Time{}
+				if left <= 0 {
+					if m.Pub.QoS == 0 {
+						c.out.Written0(m, gen, ErrMessageExpired, false)
+					} else {
+						c.out.Failed(m, gen, ErrMessageExpired)
+					}
+					continue
+				}
+				m.Pub.Props.MessageExpiryInterval = uint32(left)
+			}
 			if m.Pub.QoS == 0 {
 				send(m.Pub, func(err error) { c.written0(m, gen, err) })
 			} else {

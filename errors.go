@@ -42,6 +42,9 @@ var (
 	// one that forwards on PUBLISH has delivered it, so sending it again could deliver it twice.
 	// The client reports it rather than guess.
 	ErrDeliveryUnknown = session.ErrDeliveryUnknown
+	// ErrMessageExpired: the message's Message Expiry Interval ran out while it waited in the
+	// client's queue, before it was first sent; it was not sent.
+	ErrMessageExpired = errors.New("fennec: message expired in the queue before it was sent")
 	// ErrNotSupported: the broker announced in its CONNACK that it does not support what was
 	// asked (a QoS above its Maximum QoS, a retained message without Retain Available), so
 	// the client refused it without sending anything; the connection stays up.

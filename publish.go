@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/fennec-mqtt/fennec/mqttconn"
 	"github.com/fennec-mqtt/fennec/packet"
@@ -18,6 +19,7 @@ import (
 // Token tracks one PublishAsync.
 type Token struct {
 	disp     *dispatcher // nil for a token failed at once
+	queued   time.Time   // when a message with a Message Expiry Interval was queued
 	mu       sync.Mutex
 	ch       chan struct{} // made by the first Done or Wait before completion
 	finished bool
@@ -173,6 +175,9 @@ func (c *Client) enqueue(ctx context.Context, m *Message, inline bool) (*Token, 
 	pub, tok := om.Pub, &om.Ext
 	if c.cfg.Version == packet.V5 {
 		pub.Props = m.Props
+		if pub.Props.Has(packet.PropMessageExpiry) {
+			tok.queued = time.Now()
+		}
 	}
 	waiting := false
 	defer func() { c.disp.endWait(waiting) }()
