@@ -2,6 +2,7 @@ package fennec_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -151,4 +152,60 @@ func pubAliasAsPackets(ps []*packet.Publish) []packet.Packet {
 		out[i] = p
 	}
 	return out
+}
+
+// Outbound Topic Aliases against the embedded broker: with two aliases and three topics used in
+// turn, the client sends the alias alone for a topic it bound, rebinds the least recently used
+// alias to a new topic, and the subscriber gets every message on its topic.
+func TestTopicAliasesToBroker(t *testing.T) {
+	b := brokertest.Start(t, brokertest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sub, err := fennec.Connect(ctx, fennec.Config{Server: "mqtt://" + b.TCPAddr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	got := make(chan string, 100)
+	if _, err := sub.Subscribe(ctx, func(m *fennec.Message) { got <- m.Topic + "=" + string(m.Payload) }, packet.Subscription{Filter: "out/#", QoS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var wire []string
+	pub, err := fennec.Connect(ctx, fennec.Config{Server: "mqtt://" + b.TCPAddr, TopicAliases: 2,
+		Trace: func(e fennec.TraceEvent) {
+			if p, ok := e.Packet.(*packet.Publish); ok && e.Outbound {
+				mu.Lock()
+				wire = append(wire, fmt.Sprintf("%s#%d", p.Topic, p.Props.TopicAlias))
+				mu.Unlock()
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	topics := []string{"out/a", "out/a", "out/b", "out/a", "out/c", "out/a", "out/b"}
+	for i, tp := range topics {
+		if err := pub.Publish(ctx, &fennec.Message{Topic: tp, QoS: 1, Payload: []byte(fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, tp := range topics {
+		select {
+		case g := <-got:
+			if want := fmt.Sprintf("%s=%d", tp, i); g != want {
+				t.Fatalf("received %q, want %q", g, want)
+			}
+		case <-ctx.Done():
+			t.Fatalf("message %d not received", i)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// a binds 1; a by alias; b binds 2; a by alias; c takes the least recently used alias,
+	// b's 2; a by alias; b again takes the least recently used, now c's 2.
+	want := []string{"out/a#1", "#1", "out/b#2", "#1", "out/c#2", "#1", "out/b#2"}
+	if fmt.Sprint(wire) != fmt.Sprint(want) {
+		t.Fatalf("on the wire %q, want %q", wire, want)
+	}
 }

@@ -47,6 +47,7 @@ type Client struct {
 	aliasConn *mqttconn.Conn
 	aliases   map[uint16]string
 	req       requests // Request's response topic and waiting requests
+	outAlias  outAliases
 	// redirect is the Server Reference to connect to next (FollowServerReference), under mu.
 	redirect string
 
@@ -626,10 +627,14 @@ func (c *Client) pump(queueOnly bool) *mqttconn.Conn {
 				}
 				m.Pub.Props.MessageExpiryInterval = uint32(left)
 			}
+			pub := m.Pub
+			if c.cfg.TopicAliases > 0 && c.connack != nil && c.cfg.Version == packet.V5 {
+				pub = c.outAlias.apply(gen, c.cfg.TopicAliases, c.connack.Props.TopicAliasMaximum, pub)
+			}
 			if m.Pub.QoS == 0 {
-				send(m.Pub, func(err error) { c.written0(m, gen, err) })
+				send(pub, func(err error) { c.written0(m, gen, err) })
 			} else {
-				send(m.Pub, func(err error) { c.writtenQoS(m, gen, err) })
+				send(pub, func(err error) { c.writtenQoS(m, gen, err) })
 			}
 		}
 	}

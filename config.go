@@ -118,6 +118,12 @@ type Config struct {
 	// and session, until another reference or Close. Off: the reference is only reported
 	// (ReasonError.ServerReference) and the client reconnects where it was.
 	FollowServerReference bool
+	// TopicAliases (MQTT 5) is how many Topic Aliases the client may set on what it publishes,
+	// at most the broker's Topic Alias Maximum: the first message on a topic carries the topic
+	// and an alias, the next ones the alias alone, which saves the topic's bytes on a link
+	// where they count. When all are taken, the least recently used alias goes to the new
+	// topic. Zero (the default): none.
+	TopicAliases uint16
 	// TopicAliasMaximum (MQTT 5) is how many Topic Aliases the broker may set on the messages
 	// it sends (each then names its topic by a number after the first message, saving the
 	// topic's bytes). Zero: none, and a broker that sets one anyway breaks the protocol. An

@@ -190,6 +190,7 @@ func (a *AWS) capabilities(c *mqtt.Capabilities) {
 	c.MaximumQos = 1
 	c.MaximumSessionExpiryInterval = AWSSessionExpiry
 	c.MinimumProtocolVersion = 4 // AWS IoT Core speaks MQTT 3.1.1 and 5 only
+	c.TopicAliasMaximum = 8      // AWS IoT Core's Topic Alias Maximum (awsDocMQTTDifferences)
 }
 
 func (a *AWS) arn(kind, name string) string {

@@ -327,6 +327,9 @@ func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 	if pk.FixedHeader.Type == packets.Connack && cl.Properties.ProtocolVersion == 5 {
 		// mochi enforces its MaximumPacketSize but does not announce it [MQTT-3.2.2-15].
 		pk.Properties.MaximumPacketSize = h.b.opts.MaxPacketSize
+		// mochi resolves the Topic Aliases a client sets, up to its capability, but does not
+		// say so; without Topic Alias Maximum in CONNACK a client may set none [MQTT-3.2.2-17].
+		pk.Properties.TopicAliasMaximum = h.b.srv.Options.Capabilities.TopicAliasMaximum
 		if h.b.opts.AWS != nil {
 			// Not AWS's: the emulation says what it is, so that a client's hints can name AWS's
 			// causes for what follows (the Fennec CLI does).
