@@ -37,6 +37,9 @@ func TestAWSWithFennecClientV5(t *testing.T) {
 	if !ack.Props.Has(packet.PropServerKeepAlive) || ack.Props.ServerKeepAlive != 30 {
 		t.Errorf("CONNACK Server Keep Alive: %v, want 30 for a 10 s request", ack.Props.ServerKeepAlive)
 	}
+	if !ack.Props.Has(packet.PropTopicAliasMaximum) || ack.Props.TopicAliasMaximum != 8 {
+		t.Errorf("CONNACK Topic Alias Maximum: %v, want AWS IoT Core's 8", ack.Props.TopicAliasMaximum)
+	}
 	if err := c.Publish(ctx, &fennec.Message{Topic: "things/thing-1/ok", QoS: 1, Payload: []byte("m")}); err != nil {
 		t.Fatalf("authorized publish: %v", err)
 	}
