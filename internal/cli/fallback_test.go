@@ -54,3 +54,28 @@ func TestPubVersionFallback(t *testing.T) {
 		t.Fatalf("-V 5: exit %d\n%s%s", code, out, errout)
 	}
 }
+
+// mosquitto_pub/sub flags fennec does not have get an answer saying what to use instead.
+func TestMosquittoFlagsExplained(t *testing.T) {
+	isolate(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"sub", "-t", "x", "-A", "10.0.0.1"}, "bind to a local address"},
+		{[]string{"pub", "-t", "x", "-m", "y", "--psk", "00"}, "use certificates"},
+		{[]string{"pub", "-t", "x", "-m", "y", "--unix", "/run/m.sock"}, "mqtt://"},
+		{[]string{"sub", "-t", "x", "--pretty"}, "--json"},
+		{[]string{"sub", "-t", "x", "--tls-keylog", "k.log"}, "--keylog"},
+		{[]string{"pub", "-t", "x", "-m", "y", "-M", "10"}, "Receive Maximum"},
+		{[]string{"pub", "-t", "x", "-m", "y", "--keyform", "pem"}, "by their content"},
+	} {
+		code, out, errout := run(t, c.args...)
+		if code != ExitUsage || !strings.Contains(errout, c.want) {
+			t.Errorf("%q: exit %d, want usage naming %q\n%s%s", c.args, code, c.want, out, errout)
+		}
+	}
+	if code, _, errout := run(t, "pub", "-t", "x", "-m", "y", "--bogus"); code != ExitUsage || !strings.Contains(errout, "unknown flag: --bogus") {
+		t.Errorf("an unknown flag: exit %d %s", code, errout)
+	}
+}

@@ -64,7 +64,7 @@ connection does not work: which step (DNS, TCP, TLS, MQTT), why, and how to fix 
 	root.SetIn(streams.In)
 	root.SetOut(streams.Out)
 	root.SetErr(streams.Err)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return flagError(err) })
 	root.AddCommand(
 		newPubCmd(streams),
 		newSubCmd(streams),
