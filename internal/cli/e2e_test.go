@@ -193,14 +193,14 @@ func TestSubCountAndTimeout(t *testing.T) {
 	if code != 0 || len(strings.Split(strings.TrimSpace(out), "\n")) != 2 || !strings.HasPrefix(out, "cw/") {
 		t.Fatalf("-C 2: exit %d, stdout %q, stderr %s", code, out, errout)
 	}
-	// nothing is published to this filter: -W 1 with -C runs out → 5
+	// nothing is published to this filter: -W 1 with -C runs out → 27, as mosquitto_sub
 	code, out, errout = run(t, append([]string{"sub", "-t", "empty/#", "-C", "1", "-W", "1"}, conn...)...)
-	if code != ExitTimeout || out != "" || !strings.Contains(errout, "timed out") {
+	if code != ExitSubTimeout || out != "" || !strings.Contains(errout, "timed out") {
 		t.Fatalf("-W without enough messages: exit %d, stdout %q, stderr %s", code, out, errout)
 	}
-	// -W without -C is "listen this long": exit 0
+	// -W without -C runs out too: 27, as mosquitto_sub
 	code, _, errout = run(t, append([]string{"sub", "-t", "nothing/here", "-W", "1"}, conn...)...)
-	if code != 0 {
+	if code != ExitSubTimeout || !strings.Contains(errout, "timed out") {
 		t.Fatalf("-W alone: exit %d %s", code, errout)
 	}
 	// -F, with only the retained messages
@@ -216,7 +216,7 @@ func TestSubCountAndTimeout(t *testing.T) {
 	// (the broker may still forward a just-published message live, without the retain flag;
 	// --retained-only stops at such a message, so out stays empty either way)
 	code, out, _ = run(t, append([]string{"sub", "-t", "cw/#", "--retained-only", "-C", "1", "-W", "1"}, conn...)...)
-	if code != ExitTimeout && code != 0 || out != "" {
+	if code != ExitSubTimeout && code != 0 || out != "" {
 		t.Fatalf("retained messages still there after --remove-retained: exit %d %q", code, out)
 	}
 }

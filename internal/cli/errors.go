@@ -29,6 +29,8 @@ const (
 	ExitRefused     = 4
 	ExitTimeout     = 5
 	ExitInterrupted = 130
+	// ExitSubTimeout is sub's -W running out, mosquitto_sub's exit status for it.
+	ExitSubTimeout = 27
 )
 
 // usageError marks a command-line mistake (exit code 2).

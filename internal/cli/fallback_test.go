@@ -1,11 +1,16 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/fennec-mqtt/fennec/broker/brokertest"
+	"github.com/fennec-mqtt/fennec/internal/mosquittotest"
 )
 
 // pub without -V against a broker without MQTT 5 connects with MQTT 3.1.1 and says so; with
@@ -77,5 +82,27 @@ func TestMosquittoFlagsExplained(t *testing.T) {
 	}
 	if code, _, errout := run(t, "pub", "-t", "x", "-m", "y", "--bogus"); code != ExitUsage || !strings.Contains(errout, "unknown flag: --bogus") {
 		t.Errorf("an unknown flag: exit %d %s", code, errout)
+	}
+}
+
+// sub -W ends as mosquitto_sub -W does: exit status 27 when it runs out, with -C or without,
+// checked beside mosquitto_sub on the same broker.
+func TestSubTimeoutLikeMosquitto(t *testing.T) {
+	isolate(t)
+	mosquittotest.Require(t, "mosquitto_sub")
+	bin, _ := exec.LookPath("mosquitto_sub")
+	b := brokertest.Start(t, brokertest.Options{})
+	h, p := splitHostPort(b.TCPAddr)
+	for _, extra := range [][]string{nil, {"-C", "2"}} {
+		args := append([]string{"-h", h, "-p", fmt.Sprint(p), "-t", "quiet/topic", "-W", "1"}, extra...)
+		cmd := exec.Command(bin, args...)
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 27 {
+			t.Fatalf("mosquitto_sub %q: %v, want exit status 27", args, err)
+		}
+		if code, out, errout := run(t, append([]string{"sub"}, args...)...); code != 27 {
+			t.Fatalf("fennec sub %q: exit %d, mosquitto_sub's is 27\n%s%s", args, code, out, errout)
+		}
 	}
 }

@@ -66,7 +66,7 @@ func TestSubTimeoutWhileReconnecting(t *testing.T) {
 	host, port, n := scriptedBroker(t, 0)
 	start := time.Now()
 	code, out, errout := run(t, "sub", "-V", "311", "-h", host, "-p", fmt.Sprint(port), "-t", "x", "-C", "1", "-W", "2")
-	if code != ExitTimeout || out != "" || !strings.Contains(errout, "timed out") {
+	if code != ExitSubTimeout || out != "" || !strings.Contains(errout, "timed out") {
 		t.Fatalf("exit %d, stdout %q, stderr %s", code, out, errout)
 	}
 	if d := time.Since(start); d > 10*time.Second {

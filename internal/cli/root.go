@@ -149,8 +149,8 @@ const exitCodesHelp = `fennec's exit status tells a script what kind of failure 
        authorized, client ID rejected, ...), a SUBACK or PUBACK failure code, a DISCONNECT from
        the server, or a server that closes the connection right after CONNECT without any
        CONNACK (what AWS IoT Core does when the policy does not allow iot:Connect)
-  5    timeout: the connection or an acknowledgement did not come in time, or sub -W ran out
-       before -C messages arrived
+  5    timeout: the connection or an acknowledgement did not come in time
+  27   sub -W ran out (as mosquitto_sub: also when no -C was given)
   130  interrupted (Ctrl-C or SIGTERM)
 
 Every failure prints "fennec: error: ..." on stderr, followed by "hint:" lines: the step that

@@ -190,11 +190,12 @@ func (o *subOptions) run(ctx context.Context, streams IO) (err error) {
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case cause == errTimeout:
+			// mosquitto_sub ends a -W with "Timed out" and exit status 27, -C or not
 			if o.count > 0 {
-				return &exitError{code: ExitTimeout, err: fmt.Errorf("timed out after %d s with %d of %d messages", o.timeout, received, o.count),
+				return &exitError{code: ExitSubTimeout, err: fmt.Errorf("timed out after %d s with %d of %d messages", o.timeout, received, o.count),
 					hint: "cause: fewer messages arrived than -C asked for before -W ran out\nfix: check that something publishes to the filter (and that the broker lets this client receive it); raise -W"}
 			}
-			return nil
+			return &exitError{code: ExitSubTimeout, err: fmt.Errorf("timed out after %d s (%d messages)", o.timeout, received)}
 		case cause != nil: // a permanent refusal on a reconnect
 			return explain(cause, spec, "reconnecting to "+spec.Server)
 		}
