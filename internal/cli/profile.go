@@ -83,7 +83,12 @@ func loadProfile(explicitPath, name string) (*profile, error) {
 		}
 		return nil, fmt.Errorf("reading config file: %w", err)
 	}
-	var cf configFile
+	// Each profile is decoded on its own, when it is used: a mistake in one profile does not
+	// break the others.
+	var cf struct {
+		DefaultProfile string                    `toml:"default_profile"`
+		Profiles       map[string]map[string]any `toml:"profiles"`
+	}
 	dec := toml.NewDecoder(strings.NewReader(string(data)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&cf); err != nil {
@@ -111,7 +116,7 @@ func loadProfile(explicitPath, name string) (*profile, error) {
 	if name == "" {
 		return nil, nil
 	}
-	p, ok := cf.Profiles[name]
+	rawProfile, ok := cf.Profiles[name]
 	if !ok {
 		names := make([]string, 0, len(cf.Profiles))
 		for n := range cf.Profiles {
@@ -119,6 +124,10 @@ func loadProfile(explicitPath, name string) (*profile, error) {
 		}
 		sort.Strings(names)
 		return nil, usageErrorf("profile %q is not in %s (profiles there: %s)", name, path, strings.Join(names, ", "))
+	}
+	p, err := decodeProfile(data, path, name, rawProfile)
+	if err != nil {
+		return nil, err
 	}
 	if p.Password != "" {
 		if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
@@ -243,3 +252,61 @@ Secrets: FENNEC_PASSWORD, when set, is the password whenever a user name is give
 password_env names another variable for one profile. A password given with -P is visible to
 every user of the machine in the process list.
 `
+
+// decodeProfile decodes one profile's settings strictly, naming the file, the line and the
+// profile of a setting that is unknown or of the wrong type.
+func decodeProfile(file []byte, path, name string, raw map[string]any) (profile, error) {
+	var p profile
+	b, err := toml.Marshal(raw)
+	if err != nil {
+		return p, usageErrorf("config file %s, profile %q: %v", path, name, err)
+	}
+	dec := toml.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	err = dec.Decode(&p)
+	if err == nil {
+		return p, nil
+	}
+	var sm *toml.StrictMissingError
+	if errors.As(err, &sm) {
+		var unknown []string
+		for _, e := range sm.Errors {
+			key := strings.Join(e.Key(), ".")
+			unknown = append(unknown, fmt.Sprintf("%q (line %d)", key, settingLine(file, name, key)))
+		}
+		return p, usageErrorf("config file %s, profile %q: unknown setting %s; `fennec help profiles` lists the settings", path, name, strings.Join(unknown, ", "))
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		key := strings.Join(de.Key(), ".")
+		msg := strings.TrimPrefix(de.Error(), "toml: ")
+		if _, typ, ok := strings.Cut(msg, " of type "); ok {
+			want := map[string]string{"int": "a whole number", "*int": "a whole number", "bool": "true or false", "string": "a string in quotes", "[]string": "a list of strings"}[strings.TrimSpace(typ)]
+			if want != "" {
+				msg = "wants " + want
+			}
+		}
+		return p, usageErrorf("config file %s:%d, profile %q, setting %q: %s", path, settingLine(file, name, key), name, key, msg)
+	}
+	return p, usageErrorf("config file %s, profile %q: %v", path, name, err)
+}
+
+// settingLine finds the line of key in the table [profiles.NAME] of file (0: not found).
+func settingLine(file []byte, name, key string) int {
+	in := false
+	for i, line := range strings.Split(string(file), "\n") {
+		l := strings.TrimSpace(line)
+		if strings.HasPrefix(l, "[") {
+			h := strings.Trim(strings.TrimSpace(strings.Trim(l, "[]")), " ")
+			in = h == "profiles."+name || h == `profiles."`+name+`"`
+			continue
+		}
+		if in {
+			k, _, ok := strings.Cut(l, "=")
+			if ok && strings.Trim(strings.TrimSpace(k), `"`) == key {
+				return i + 1
+			}
+		}
+	}
+	return 0
+}

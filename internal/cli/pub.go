@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 )
@@ -94,6 +95,12 @@ func (o *pubOptions) run(ctx context.Context, streams IO) (err error) {
 	}
 	if strings.ContainsAny(topic, "+#") {
 		return usageErrorf("-t %q: a topic to publish to cannot hold the wildcards + or # [MQTT-3.3.2-2]", topic)
+	}
+	if !utf8.ValidString(topic) {
+		return usageErrorf("-t %q: the topic is not valid UTF-8, which MQTT requires of topic names [MQTT-1.5.4-1]", topic)
+	}
+	if strings.ContainsRune(topic, 0) {
+		return usageErrorf("-t %q: a topic cannot hold the character U+0000 [MQTT-1.5.4-2]", topic)
 	}
 	sources := 0
 	for _, set := range []bool{o.conn.changed("message") || o.message != "", o.file != "", o.lines, o.null, o.stdin} {

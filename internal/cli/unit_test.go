@@ -158,6 +158,8 @@ func TestUsageErrors(t *testing.T) {
 		{"pub", "-t", "a"},                        // no message source
 		{"pub", "-m", "x"},                        // no topic
 		{"pub", "-t", "a/#", "-m", "x"},           // wildcard in a topic name
+		{"pub", "-t", "a/\xff", "-m", "x"},        // not UTF-8, refused before connecting
+		{"pub", "-t", "a/\x00b", "-m", "x"},       // U+0000
 		{"pub", "-t", "a", "-m", "x", "-q", "3"},  // bad QoS
 		{"pub", "-t", "a", "-m", "x", "-V", "31"}, // MQTT 3.1
 		{"pub", "-t", "a", "-m", "x", "--bogus"},  // unknown flag
@@ -203,12 +205,21 @@ brokr = "x"
 		t.Fatal(err)
 	}
 	qos := 0
-	p, err := loadProfile("", "")
+	// a mistake in one profile breaks that profile only, named with its file, line and profile
+	p, err := loadProfile("", "typo")
 	if err == nil {
-		t.Fatalf("a profile file with an unknown setting loaded: %+v", p)
+		t.Fatalf("a profile with an unknown setting loaded: %+v", p)
 	}
-	if ExitCode(err) != ExitUsage || !strings.Contains(err.Error(), "brokr") {
+	if ExitCode(err) != ExitUsage || !strings.Contains(err.Error(), `"brokr" (line 11)`) || !strings.Contains(err.Error(), `profile "typo"`) {
 		t.Fatalf("unknown setting error = %v", err)
+	}
+	if p, err := loadProfile("", ""); err != nil || p == nil || p.Broker != "mqtt://broker.lab:1884" {
+		t.Fatalf("the good default profile beside a broken one: %+v %v", p, err)
+	}
+	bad := conf + "\n[profiles.types]\nqos = \"high\"\n"
+	os.WriteFile(filepath.Join(dir, "fennec", "config.toml"), []byte(bad), 0o600)
+	if _, err := loadProfile("", "types"); err == nil || !strings.Contains(err.Error(), `setting "qos": wants a whole number`) || !strings.Contains(err.Error(), "config.toml:14") {
+		t.Fatalf("a setting of the wrong type: %v", err)
 	}
 	conf = strings.Replace(conf, "brokr", "broker", 1)
 	os.WriteFile(filepath.Join(dir, "fennec", "config.toml"), []byte(conf), 0o600)
