@@ -1,13 +1,17 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fennec-mqtt/fennec/broker/brokertest"
 	"github.com/fennec-mqtt/fennec/internal/mosquittotest"
@@ -103,6 +107,55 @@ func TestSubTimeoutLikeMosquitto(t *testing.T) {
 		}
 		if code, out, errout := run(t, append([]string{"sub"}, args...)...); code != 27 {
 			t.Fatalf("fennec sub %q: exit %d, mosquitto_sub's is 27\n%s%s", args, code, out, errout)
+		}
+	}
+}
+
+// %j and %J print what mosquitto_sub prints (fields, order, payloadlen, properties; the time
+// aside), both subscribed to one mosquitto, for a message with every user-visible property.
+func TestFormatJSONLikeMosquitto(t *testing.T) {
+	isolate(t)
+	mosquittotest.Require(t, "mosquitto_sub", "mosquitto_pub")
+	m := mosquittotest.Start(t, mosquittotest.Options{Quiet: true})
+	h, p := splitHostPort(m.Addr)
+	tst := regexp.MustCompile(`"tst":"[^"]*",`)
+	for _, f := range []string{"%j", "%J"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		mq := exec.CommandContext(ctx, "mosquitto_sub", "-h", h, "-p", fmt.Sprint(p), "-V", "5", "-t", "j/#", "-C", "1", "-F", f)
+		var mout bytes.Buffer
+		mq.Stdout = &mout
+		if err := mq.Start(); err != nil {
+			t.Fatal(err)
+		}
+		type result struct {
+			code     int
+			out, err string
+		}
+		fres := make(chan result, 1)
+		go func() {
+			c, o, e := run(t, "sub", "-h", h, "-p", fmt.Sprint(p), "-t", "j/#", "-C", "1", "-F", f)
+			fres <- result{c, o, e}
+		}()
+		time.Sleep(500 * time.Millisecond) // both subscribed
+		pub := exec.CommandContext(ctx, "mosquitto_pub", "-h", h, "-p", fmt.Sprint(p), "-V", "5", "-t", "j/x", "-m", `{"a":[1,2]}`, "-q", "1",
+			"-D", "publish", "payload-format-indicator", "1", "-D", "publish", "message-expiry-interval", "100",
+			"-D", "publish", "response-topic", "r/t", "-D", "publish", "correlation-data", "abc",
+			"-D", "publish", "content-type", "application/json", "-D", "publish", "user-property", "k", "v")
+		if out, err := pub.CombinedOutput(); err != nil {
+			t.Fatalf("mosquitto_pub: %v %s", err, out)
+		}
+		if err := mq.Wait(); err != nil {
+			t.Fatalf("mosquitto_sub: %v", err)
+		}
+		r := <-fres
+		cancel()
+		want := tst.ReplaceAllString(strings.TrimSpace(mout.String()), "")
+		got := tst.ReplaceAllString(strings.TrimSpace(r.out), "")
+		if r.code != 0 || got != want {
+			t.Fatalf("%s:\nfennec    %s\nmosquitto %s\n%s", f, got, want, r.err)
+		}
+		if !tst.MatchString(r.out) || !strings.Contains(r.out, "Z+0000\"") && !strings.Contains(r.out, "Z-") && !strings.Contains(r.out, "Z+") {
+			t.Fatalf("%s: tst not in mosquitto's form: %s", f, r.out)
 		}
 	}
 }

@@ -200,8 +200,11 @@ func messageJSONMosquitto(m *message, rawPayload bool) (string, error) {
 	if m.Retain {
 		retain = 1
 	}
-	head := fmt.Sprintf(`{"tst":%q,"topic":%s,"qos":%d,"retain":%d,"payload":`,
-		m.Time.Format("2006-01-02T15:04:05.000000Z0700"), jsonString(m.Topic), m.QoS, retain)
+	// The fields, their order and formats are mosquitto_sub's (2.0): tst is its strftime
+	// "%Y-%m-%dT%H:%M:%S.uuuuuuZ%z", a literal Z followed by the zone offset; payloadlen; the
+	// MQTT 5 properties under "properties", in the order a mosquitto broker sends them.
+	head := fmt.Sprintf(`{"tst":%q,"topic":%s,"qos":%d,"retain":%d,"payloadlen":%d,%s"payload":`,
+		m.Time.Format("2006-01-02T15:04:05.000000")+"Z"+m.Time.Format("-0700"), jsonString(m.Topic), m.QoS, retain, len(m.Payload), mosquittoProps(m.Props))
 	if rawPayload {
 		if !json.Valid(m.Payload) {
 			return "", fmt.Errorf("message payload on topic %q is not valid JSON (%%J needs a JSON payload; %%j quotes it)", m.Topic)
@@ -373,3 +376,36 @@ Examples:
   fennec sub -t 'sensors/#' -F '@H:@M:@S %-30t %l bytes QoS %q'
   fennec sub -t 'sensors/#' -F '%j'
 `
+
+// mosquittoProps is the "properties" member of mosquitto_sub's %j, with its comma, or "" when
+// the message has none. The Subscription Identifier the fennec client adds to its own
+// subscriptions is left out: mosquitto_sub sends none, so it has none to print.
+func mosquittoProps(p msgProps) string {
+	var parts []string
+	if p.PayloadFormat != nil {
+		parts = append(parts, fmt.Sprintf(`"payload-format-indicator":%d`, *p.PayloadFormat))
+	}
+	if p.ResponseTopic != "" {
+		parts = append(parts, `"response-topic":`+jsonString(p.ResponseTopic))
+	}
+	if p.CorrelationData != nil {
+		parts = append(parts, `"correlation-data":`+jsonString(string(p.CorrelationData)))
+	}
+	if p.ContentType != "" {
+		parts = append(parts, `"content-type":`+jsonString(p.ContentType))
+	}
+	if len(p.User) > 0 {
+		var us []string
+		for _, u := range p.User {
+			us = append(us, jsonString(u[0])+":"+jsonString(u[1]))
+		}
+		parts = append(parts, `"user-properties":{`+strings.Join(us, ",")+"}")
+	}
+	if p.MessageExpiry != nil {
+		parts = append(parts, fmt.Sprintf(`"message-expiry-interval":%d`, *p.MessageExpiry))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return `"properties":{` + strings.Join(parts, ",") + "},"
+}

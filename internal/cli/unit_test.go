@@ -96,7 +96,7 @@ func TestFormatMessage(t *testing.T) {
 		"@Y-@m-@d @H:@M:@S @N": "2026-11-25 09:08:07 123456789",
 		`a\tb\\c%%`:            "a\tb\\c%",
 		"%U":                   "1795597687.123456789",
-		"%j":                   `{"tst":"2026-11-25T09:08:07.123456Z","topic":"a/b","qos":1,"retain":1,"payload":"hi"}`,
+		"%j":                   `{"tst":"2026-11-25T09:08:07.123456Z+0000","topic":"a/b","qos":1,"retain":1,"payloadlen":2,"properties":{"content-type":"text/plain","user-properties":{"k":"v"},"message-expiry-interval":30},"payload":"hi"}`,
 	} {
 		got, err := formatMessage(format, m)
 		if err != nil || got != want {
