@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -156,6 +158,30 @@ func TestFormatJSONLikeMosquitto(t *testing.T) {
 		}
 		if !tst.MatchString(r.out) || !strings.Contains(r.out, "Z+0000\"") && !strings.Contains(r.out, "Z-") && !strings.Contains(r.out, "Z+") {
 			t.Fatalf("%s: tst not in mosquitto's form: %s", f, r.out)
+		}
+	}
+}
+
+// Shell completion of flag values: profiles from the config file, QoS, versions, certificate
+// files by extension.
+func TestFlagValueCompletion(t *testing.T) {
+	isolate(t)
+	dir := filepath.Join(os.Getenv("XDG_CONFIG_HOME"), "fennec")
+	os.MkdirAll(dir, 0o700)
+	os.WriteFile(filepath.Join(dir, "config.toml"), []byte("[profiles.lab]\nbroker = \"mqtt://x\"\n[profiles.aws]\nqos = \"bad\"\n"), 0o600)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"pub", "--profile", ""}, "aws\nlab\n:4"},
+		{[]string{"sub", "-q", ""}, "0\n1\n2\n:4"},
+		{[]string{"pub", "-V", ""}, "5\n311\n:4"},
+		{[]string{"doctor", "--tls-version", ""}, "tlsv1.3\ntlsv1.2\n:4"},
+		{[]string{"sub", "--cert", ""}, "pem\ncrt\ncer\nder\nkey\nh\n:8"},
+	} {
+		code, out, _ := run(t, append([]string{"__complete"}, c.args...)...)
+		if code != 0 || !strings.HasPrefix(out, c.want) {
+			t.Errorf("completing %q: exit %d, %q, want %q", c.args, code, out, c.want)
 		}
 	}
 }

@@ -95,6 +95,31 @@ func (f *connFlags) register(cmd *cobra.Command) {
 	// mosquitto's --nodelay: Go's TCP connections already disable Nagle's algorithm.
 	fs.Bool("nodelay", true, "accepted for mosquitto compatibility; Nagle's algorithm is always off")
 	fs.MarkHidden("nodelay")
+	registerCompletions(cmd, f)
+}
+
+// registerCompletions completes the values of the connection flags in the shell: profiles from
+// the config file, the versions, certificate files by extension, directories for --capath.
+func registerCompletions(cmd *cobra.Command, f *connFlags) {
+	fixed := func(vals ...string) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+			return vals, cobra.ShellCompDirectiveNoFileComp
+		}
+	}
+	certFiles := func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{"pem", "crt", "cer", "der", "key", "h"}, cobra.ShellCompDirectiveFilterFileExt
+	}
+	cmd.RegisterFlagCompletionFunc("profile", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return profileNames(f.config), cobra.ShellCompDirectiveNoFileComp
+	})
+	cmd.RegisterFlagCompletionFunc("protocol-version", fixed("5", "311"))
+	cmd.RegisterFlagCompletionFunc("tls-version", fixed("tlsv1.3", "tlsv1.2"))
+	for _, name := range []string{"cafile", "cert", "key"} {
+		cmd.RegisterFlagCompletionFunc(name, certFiles)
+	}
+	cmd.RegisterFlagCompletionFunc("capath", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return nil, cobra.ShellCompDirectiveFilterDirs
+	})
 }
 
 func (f *connFlags) changed(name string) bool { return f.fs != nil && f.fs.Changed(name) }

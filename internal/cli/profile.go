@@ -310,3 +310,25 @@ func settingLine(file []byte, name, key string) int {
 	}
 	return 0
 }
+
+// profileNames lists the profiles of the config file, for shell completion (none when it cannot
+// be read).
+func profileNames(explicitPath string) []string {
+	path := configPath(explicitPath)
+	data, err := os.ReadFile(path)
+	if path == "" || err != nil {
+		return nil
+	}
+	var cf struct {
+		Profiles map[string]any `toml:"profiles"`
+	}
+	if toml.Unmarshal(data, &cf) != nil {
+		return nil
+	}
+	names := make([]string, 0, len(cf.Profiles))
+	for n := range cf.Profiles {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}

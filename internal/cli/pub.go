@@ -76,6 +76,7 @@ visible to every user of the machine in the process list.`,
 	fs.BoolVarP(&o.null, "null-message", "n", false, "send a zero-length message")
 	fs.BoolVarP(&o.stdin, "stdin-file", "s", false, "read stdin to its end and send it as one message")
 	fs.IntVarP(&o.qos, "qos", "q", 0, "QoS: 0, 1 or 2")
+	cmd.RegisterFlagCompletionFunc("qos", cobra.FixedCompletions([]string{"0", "1", "2"}, cobra.ShellCompDirectiveNoFileComp))
 	fs.BoolVarP(&o.retain, "retain", "r", false, "retain the message")
 	fs.IntVar(&o.repeat, "repeat", 1, "publish the message this many times")
 	fs.Float64Var(&o.repeatDelay, "repeat-delay", 0, "seconds to wait between repeated messages")

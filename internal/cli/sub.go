@@ -74,6 +74,7 @@ Exit codes: 0 when -C messages arrived (or the command was told to stop by -W wi
 	fs.StringArrayVarP(&o.filterOut, "filter-out", "T", nil, "do not print messages whose topic matches this filter (repeatable)")
 	fs.StringArrayVarP(&o.unsubscribe, "unsubscribe", "U", nil, "unsubscribe from this filter after connecting (repeatable; for persistent sessions)")
 	fs.IntVarP(&o.qos, "qos", "q", 0, "QoS of the subscriptions: 0, 1 or 2")
+	cmd.RegisterFlagCompletionFunc("qos", cobra.FixedCompletions([]string{"0", "1", "2"}, cobra.ShellCompDirectiveNoFileComp))
 	fs.IntVarP(&o.count, "count", "C", 0, "exit after this many messages")
 	fs.IntVarP(&o.timeout, "timeout", "W", 0, "exit after this many seconds (from the moment the connection is up)")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "print the topic before the payload")
