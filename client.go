@@ -48,6 +48,7 @@ type Client struct {
 	aliases   map[uint16]string
 	req       requests // Request's response topic and waiting requests
 	outAlias  outAliases
+	reauth    chan error // a Reauthenticate waiting for the broker's AUTH 0x00, under mu
 	// redirect is the Server Reference to connect to next (FollowServerReference), under mu.
 	redirect string
 
@@ -255,7 +256,7 @@ func newClient(cfg Config) (*Client, error) {
 		req: requests{waiting: map[string]chan *Message{}}}
 	c.out.OnDone = c.onDone
 	c.opts = mqttconn.Options{Scheme: u.Scheme, Addr: u.Addr(), Path: path, TLSConfig: cfg.TLSConfig,
-		Dial: cfg.Dial, Connect: conn, MaxPacketSize: cfg.MaxPacketSize, Logger: cfg.Logger}
+		Dial: cfg.Dial, Connect: conn, MaxPacketSize: cfg.MaxPacketSize, Logger: cfg.Logger, Auth: cfg.Authenticator}
 	c.opts.OnPacket = c.onPacket
 	// onPacket keeps nothing of a PUBLISH or PUBACK but its fields; a user's Trace might.
 	c.opts.ReusePackets = cfg.Trace == nil
@@ -894,3 +895,85 @@ func (c *Client) shutdownLocal() {
 // not wait for a handler that is running, since it may be the very handler that calls them:
 // wait on Done to know that the last one returned.
 func (c *Client) Done() <-chan struct{} { return c.doneCh }
+
+// Reauthenticate runs Config.Authenticator again on the live connection (AUTH 0x19, the broker's
+// challenges, AUTH 0x00) and returns when the broker has accepted, or with its refusal (the
+// broker then ends the connection). MQTT 5 only.
+func (c *Client) Reauthenticate(ctx context.Context) error {
+	a := c.cfg.Authenticator
+	if a == nil || c.cfg.Version != packet.V5 {
+		return errors.New("fennec: reauthenticate: no Authenticator (MQTT 5)")
+	}
+	data, err := a.Initial()
+	if err != nil {
+		return fmt.Errorf("fennec: reauthenticate %s: %w", a.Method(), err)
+	}
+	done := make(chan error, 1)
+	c.mu.Lock()
+	conn := c.conn
+	if conn == nil || c.reauth != nil {
+		c.mu.Unlock()
+		return errors.New("fennec: reauthenticate: not connected, or a re-authentication is running")
+	}
+	c.reauth = done
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		if c.reauth == done {
+			c.reauth = nil
+		}
+		c.mu.Unlock()
+	}()
+	p := &packet.Auth{ReasonCode: packet.ReAuthenticate}
+	p.Props.AuthenticationMethod = a.Method()
+	p.Props.Set(packet.PropAuthenticationMethod)
+	if data != nil {
+		p.Props.AuthenticationData = data
+		p.Props.Set(packet.PropAuthenticationData)
+	}
+	if err := conn.SendNow(p, nil); err != nil {
+		return fmt.Errorf("fennec: reauthenticate: %w", err)
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-conn.Done():
+		return fmt.Errorf("fennec: reauthenticate: %w", ErrConnectionLost)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// onAuth handles an AUTH from the broker on a live connection: part of a re-authentication.
+func (c *Client) onAuth(conn *mqttconn.Conn, p *packet.Auth) {
+	a := c.cfg.Authenticator
+	c.mu.Lock()
+	done := c.reauth
+	c.mu.Unlock()
+	if a == nil || done == nil || p.Props.AuthenticationMethod != a.Method() {
+		conn.Fail(&ProtocolError{Packet: packet.AUTH, Msg: "broker sent AUTH outside an authentication this client started [MQTT-4.12.0-6]"})
+		return
+	}
+	switch p.ReasonCode {
+	case packet.ContinueAuthentication:
+		data, err := a.Challenge(p.Props.AuthenticationData)
+		if err != nil {
+			done <- fmt.Errorf("fennec: reauthenticate %s: %w", a.Method(), err)
+			conn.Fail(&ProtocolError{Packet: packet.AUTH, Msg: "re-authentication failed on this side: " + err.Error(), Reason: packet.NotAuthorized})
+			return
+		}
+		r := &packet.Auth{ReasonCode: packet.ContinueAuthentication}
+		r.Props.AuthenticationMethod = a.Method()
+		r.Props.Set(packet.PropAuthenticationMethod)
+		r.Props.AuthenticationData = data
+		r.Props.Set(packet.PropAuthenticationData)
+		conn.SendNow(r, nil)
+	case packet.Success:
+		select {
+		case done <- a.Finish(p.Props.AuthenticationData):
+		default:
+		}
+	default:
+		conn.Fail(&ProtocolError{Packet: packet.AUTH, Msg: fmt.Sprintf("broker sent AUTH %s during a re-authentication", p.ReasonCode)})
+	}
+}

@@ -111,6 +111,10 @@ type Config struct {
 	// ReceiveMaximum (MQTT 5) is how many unacknowledged QoS 1/2 messages the broker may send
 	// us at once; more is a protocol error. Zero: 256.
 	ReceiveMaximum uint16
+	// Authenticator (MQTT 5) runs enhanced authentication on every connection: its method and
+	// initial data in CONNECT, its answers to the broker's AUTH challenges, its check of the
+	// CONNACK's data. Client.Reauthenticate runs it again on a live connection.
+	Authenticator Authenticator
 	// FollowServerReference (MQTT 5): after a CONNACK or DISCONNECT with 0x9C Use another
 	// server or 0x9D Server moved and a Server Reference, the next connection goes to that
 	// server ("host" or "host:port"; a space-separated list: its first entry), with the same

@@ -71,6 +71,9 @@ type ConnectError = mqttconn.ConnectError
 // a PUBACK/PUBREC error, a server DISCONNECT.
 type ReasonError = mqttconn.ReasonError
 
+// Authenticator is an MQTT 5 enhanced authentication method (Config.Authenticator).
+type Authenticator = mqttconn.Authenticator
+
 // ProtocolError reports what a misbehaving broker did (malformed packet, unknown packet ID,
 // second CONNACK, …).
 type ProtocolError = mqttconn.ProtocolError

@@ -508,7 +508,11 @@ func (c *Client) onPacket(conn *mqttconn.Conn, p packet.Packet) {
 		}
 		conn.Fail(&ProtocolError{Packet: packet.DISCONNECT, Msg: "broker sent DISCONNECT, which MQTT 3.1.1 does not allow"})
 	case *packet.Auth:
-		conn.Fail(&ProtocolError{Packet: packet.AUTH, Msg: "broker sent AUTH, but no authentication method was requested [MQTT-4.12.0-6]"})
+		if c.cfg.Authenticator == nil {
+			conn.Fail(&ProtocolError{Packet: packet.AUTH, Msg: "broker sent AUTH, but no authentication method was requested [MQTT-4.12.0-6]"})
+			return
+		}
+		c.onAuth(conn, p)
 	default:
 		conn.Fail(&ProtocolError{Packet: p.Type(), Msg: fmt.Sprintf("broker sent %v, which only a client may send", p.Type())})
 	}

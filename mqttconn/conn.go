@@ -45,6 +45,10 @@ type Options struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Connect is the CONNECT packet to send; its Version selects the protocol (zero: 5.0).
 	Connect packet.Connect
+	// Auth, with MQTT 5, runs enhanced authentication: its method and initial data go in
+	// CONNECT, the broker's AUTH challenges before CONNACK are answered by it, and it checks the
+	// data of the CONNACK (MQTT 5.0 section 4.12).
+	Auth Authenticator
 	// MaxPacketSize is the largest packet accepted from the broker; 0:
 	// packet.DefaultMaxPacketSize (1 MiB). Announce it in Connect's properties on MQTT 5.
 	MaxPacketSize uint32
@@ -382,6 +386,22 @@ func (c *Conn) handshake(ctx context.Context) (*packet.Connack, error) {
 	}()
 	conn := c.opts.Connect
 	conn.Version = c.version
+	auth := c.opts.Auth
+	if c.version != packet.V5 {
+		auth = nil
+	}
+	if auth != nil {
+		data, err := auth.Initial()
+		if err != nil {
+			return nil, fmt.Errorf("authentication %s: %w", auth.Method(), err)
+		}
+		conn.Props.AuthenticationMethod = auth.Method()
+		conn.Props.Set(packet.PropAuthenticationMethod)
+		if data != nil {
+			conn.Props.AuthenticationData = data
+			conn.Props.Set(packet.PropAuthenticationData)
+		}
+	}
 	buf, err := conn.Append(nil, c.version)
 	if err != nil {
 		return nil, err
@@ -412,6 +432,34 @@ func (c *Conn) handshake(ctx context.Context) (*packet.Connack, error) {
 	c.rd = packet.NewReader(deadlineReader{c}, maxIn)
 	c.rd.SetReuse(c.opts.ReusePackets)
 	p, err := c.readConnack()
+	for rounds := 0; err == nil && auth != nil && rounds < maxAuthRounds; rounds++ {
+		a, ok := p.(*packet.Auth)
+		if !ok {
+			break
+		}
+		c.trace(Event{Packet: p})
+		if a.ReasonCode != packet.ContinueAuthentication || a.Props.AuthenticationMethod != auth.Method() {
+			return nil, &ProtocolError{Packet: packet.AUTH, Msg: fmt.Sprintf("broker sent AUTH %s for method %q during the authentication of %q [MQTT-4.12.0-2]", a.ReasonCode, a.Props.AuthenticationMethod, auth.Method())}
+		}
+		data, aerr := auth.Challenge(a.Props.AuthenticationData)
+		if aerr != nil {
+			return nil, fmt.Errorf("authentication %s: %w", auth.Method(), aerr)
+		}
+		resp := &packet.Auth{ReasonCode: packet.ContinueAuthentication}
+		resp.Props.AuthenticationMethod = auth.Method()
+		resp.Props.Set(packet.PropAuthenticationMethod)
+		resp.Props.AuthenticationData = data
+		resp.Props.Set(packet.PropAuthenticationData)
+		out, eerr := resp.Append(nil, c.version)
+		if eerr != nil {
+			return nil, eerr
+		}
+		c.trace(Event{Outbound: true, Packet: resp})
+		if _, werr := c.nc.Write(out); werr != nil {
+			return nil, ctxOr(ctx, werr)
+		}
+		p, err = c.rd.ReadPacket(c.version)
+	}
 	if err != nil {
 		var re *ReasonError
 		if errors.As(err, &re) {
@@ -437,7 +485,30 @@ func (c *Conn) handshake(ctx context.Context) (*packet.Connack, error) {
 	if ack.ReasonCode != 0 {
 		return ack, &ReasonError{Packet: packet.CONNACK, Code: ack.ReasonCode, Version: c.version, Reason: ack.Props.ReasonString, ServerReference: ack.Props.ServerReference}
 	}
+	if auth != nil {
+		if err := auth.Finish(ack.Props.AuthenticationData); err != nil {
+			return ack, fmt.Errorf("authentication %s: the broker accepted, but its final data does not verify: %w", auth.Method(), err)
+		}
+	}
 	return ack, nil
+}
+
+// maxAuthRounds bounds the AUTH exchanges before CONNACK: a broker that challenges for ever
+// does not keep the client.
+const maxAuthRounds = 16
+
+// Authenticator is an MQTT 5 enhanced authentication method (MQTT 5.0 section 4.12).
+type Authenticator interface {
+	// Method is the Authentication Method, e.g. "SCRAM-SHA-256".
+	Method() string
+	// Initial is the Authentication Data of CONNECT (or of AUTH 0x19 when re-authenticating);
+	// nil for none.
+	Initial() ([]byte, error)
+	// Challenge answers the broker's AUTH 0x18 (Continue authentication) data.
+	Challenge(data []byte) ([]byte, error)
+	// Finish checks the Authentication Data of the CONNACK (or of AUTH 0x00 after
+	// re-authentication), e.g. the server's proof in SCRAM.
+	Finish(data []byte) error
 }
 
 // readConnack reads the first packet. A broker without MQTT 5 answers an MQTT 5 CONNECT with
