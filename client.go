@@ -48,6 +48,9 @@ type Client struct {
 	aliases   map[uint16]string
 	req       requests // Request's response topic and waiting requests
 	outAlias  outAliases
+	// servers are Server and Config.Servers; cur the one the next attempt goes to (under mu).
+	servers []*ServerURL
+	cur     int
 	reauth    chan error // a Reauthenticate waiting for the broker's AUTH 0x00, under mu
 	// redirect is the Server Reference to connect to next (FollowServerReference), under mu.
 	redirect string
@@ -124,6 +127,9 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		return c, nil
 	}
 	conn, ack, err := c.dial(ctx)
+	for i := 1; err != nil && i < len(c.servers) && !Permanent(err) && ctx.Err() == nil; i++ {
+		conn, ack, err = c.dial(ctx) // Servers: each gets one try before Connect gives up
+	}
 	if c.redirected() && referred(err) {
 		conn, ack, err = c.dial(ctx) // the CONNACK named the server to use
 	}
@@ -249,7 +255,15 @@ func newClient(cfg Config) (*Client, error) {
 	if path == "" {
 		path = u.Path
 	}
-	c := &Client{cfg: cfg, url: u, log: cfg.Logger, store: cfg.Store,
+	servers := []*ServerURL{u}
+	for _, s := range cfg.Servers {
+		su, err := ParseURL(s)
+		if err != nil {
+			return nil, fmt.Errorf("fennec: Servers: %w", err)
+		}
+		servers = append(servers, su)
+	}
+	c := &Client{cfg: cfg, url: u, log: cfg.Logger, store: cfg.Store, servers: servers,
 		closeCh: make(chan struct{}), doneCh: make(chan struct{}), stateCh: make(chan struct{}),
 		out: session.NewOutbound[Token](cfg.MaxInflight, cfg.MaxOfflineQueue), in: session.NewInbound(),
 		requests: map[uint16]chan packet.Packet{}, subs: map[string]*subscription{}, seed: maphash.MakeSeed(),
@@ -314,6 +328,25 @@ func (c *Client) dial(ctx context.Context) (*mqttconn.Conn, *packet.Connack, err
 	c.mu.Lock()
 	redirect := c.redirect
 	c.mu.Unlock()
+	c.mu.Lock()
+	srv := c.servers[c.cur]
+	c.mu.Unlock()
+	if redirect == "" && srv != c.url {
+		o := c.opts
+		o.Scheme, o.Addr = srv.Scheme, srv.Addr()
+		o.Path = c.cfg.WebSocketPath
+		if o.Path == "" {
+			o.Path = srv.Path
+		}
+		if srv.TLS() {
+			var alpn []string
+			if srv.Scheme == "wss" {
+				alpn = []string{"http/1.1"}
+			}
+			o.TLSConfig = preparedTLS(c.cfg.TLSConfig, srv.Addr(), alpn)
+		}
+		opts = &o
+	}
 	if redirect != "" {
 		o := c.opts
 		o.Addr = redirect
@@ -344,10 +377,19 @@ func (c *Client) dial(ctx context.Context) (*mqttconn.Conn, *packet.Connack, err
 		if errors.As(err, &re) && re.Packet == packet.CONNACK {
 			c.noteServerReference(re)
 		}
+		if len(c.servers) > 1 && redirect == "" {
+			c.mu.Lock()
+			c.cur = (c.cur + 1) % len(c.servers) // fail over: the next attempt goes to the next
+			next := c.servers[c.cur]
+			c.mu.Unlock()
+			if c.log != nil {
+				c.log.Info("mqtt connect failed; the next attempt goes to the next server", "server", srv.String(), "next", next.String(), "error", err)
+			}
+		}
 		return nil, ack, err
 	}
 	if c.log != nil {
-		c.log.Info("mqtt connected", "server", c.url.String(), "version", c.cfg.Version.String(),
+		c.log.Info("mqtt connected", "server", srv.String(), "version", c.cfg.Version.String(),
 			"client_id", c.cfg.ClientID, "session_present", ack.SessionPresent)
 	}
 	return conn, ack, nil
@@ -723,6 +765,14 @@ func (c *Client) IsConnected() bool {
 
 // ClientID returns the client identifier in use.
 func (c *Client) ClientID() string { return c.cfg.ClientID }
+
+// Server is the broker the client is connected to, or will try next: Config.Server or one of
+// Config.Servers.
+func (c *Client) Server() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.servers[c.cur].String()
+}
 
 // Version is the MQTT version the client speaks: Config.Version, or MQTT 3.1.1 after a
 // VersionFallback.

@@ -26,6 +26,13 @@ type Config struct {
 	// wss://host[:443][/path]. A bare host:port means mqtt://. Userinfo in the URL sets
 	// Username and Password when those fields are empty.
 	Server string
+	// Servers are more brokers to fail over to (URLs as Server): a connection attempt that
+	// fails moves on to the next, Server first, round and round; the session (ClientID, Store,
+	// queued messages) goes along, and resumes where the new broker has it (a cluster, or
+	// bridged brokers with a shared session store) — elsewhere the broker starts it afresh and
+	// the client sends what it had queued. The TLS configuration is shared: the name verified is
+	// each broker's host unless TLSConfig.ServerName is set.
+	Servers []string
 	// ClientID identifies the session. Zero: "fennec-" + 16 random hex digits, with a clean
 	// session that ends with the connection (CleanStart true, no Session Expiry), since nobody
 	// could resume it; a persistent session or a Store needs a stable ID, so set it then.
