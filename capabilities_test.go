@@ -41,3 +41,21 @@ func TestConnackSubscriptionCapabilities(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A message that says its payload is UTF-8 (Payload Format Indicator 1) and is not is refused
+// before it is sent.
+func TestPayloadFormatIndicatorChecked(t *testing.T) {
+	fb := startFake(t, packet.V5)
+	c, _ := connectFake(t, fb, fastReconnect(fb.url(), packet.V5), false)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	m := &fennec.Message{Topic: "t", Payload: []byte{0xff, 0xfe}}
+	m.Props.SetPayloadFormat(1)
+	if err := c.Publish(ctx, m); err == nil {
+		t.Fatal("a payload that is not UTF-8 was sent with Payload Format Indicator 1")
+	}
+	m.Props.SetPayloadFormat(0)
+	if err := c.Publish(ctx, m); err != nil {
+		t.Fatalf("the same bytes as binary: %v", err)
+	}
+}

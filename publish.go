@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fennec-mqtt/fennec/mqttconn"
 	"github.com/fennec-mqtt/fennec/packet"
@@ -167,6 +168,11 @@ func (c *Client) enqueue(ctx context.Context, m *Message, inline bool) (*Token, 
 	}
 	if m.QoS > 2 {
 		return nil, fmt.Errorf("fennec: QoS %d is not allowed [MQTT-3.3.1-4]", m.QoS)
+	}
+	if m.Props.Has(packet.PropPayloadFormat) && m.Props.PayloadFormat == 1 && !utf8.Valid(m.Payload) {
+		// Payload Format Indicator 1 says the payload is UTF-8 (MQTT 5.0 section 3.3.2.3.2); a
+		// receiver may refuse it as 0x99 Payload format invalid.
+		return nil, fmt.Errorf("fennec: publish to %q: Payload Format Indicator 1 (UTF-8), but the payload is not valid UTF-8", m.Topic)
 	}
 	// One allocation for the queue entry, its packet and its token.
 	om := &outMsg{P: packet.Publish{QoS: m.QoS, Retain: m.Retain, Topic: m.Topic, Payload: m.Payload}}
