@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fennec-mqtt/fennec"
+	"github.com/fennec-mqtt/fennec/broker/brokertest"
 	"github.com/fennec-mqtt/fennec/packet"
 )
 
@@ -192,5 +193,40 @@ func TestEnhancedAuthSCRAM(t *testing.T) {
 	}
 	if _, _, err := connect("s3cret", "s3cret", true); err == nil || !strings.Contains(err.Error(), "does not verify") {
 		t.Fatalf("a server that does not know the password: %v", err)
+	}
+}
+
+// SCRAM-SHA-256 against the embedded broker's server side, over TLS 1.3: the right password
+// connects (and the client checks the broker's signature), a wrong one is refused with 0x87, an
+// unknown user with 0x86, and messages flow under the SCRAM user's identity.
+func TestEnhancedAuthSCRAMEmbedded(t *testing.T) {
+	b := brokertest.Start(t, brokertest.Options{OptionalClientCert: true, SCRAM: map[string]string{"dev": "s3cret"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	connect := func(user, password string) (*fennec.Client, error) {
+		return fennec.Connect(ctx, fennec.Config{Server: "mqtts://" + b.TLSAddr, TLSConfig: b.ClientTLSConfig(""), DisableReconnect: true,
+			Authenticator: &scram{user: user, password: password}})
+	}
+	c, err := connect("dev", "s3cret")
+	if err != nil {
+		t.Fatalf("right password: %v", err)
+	}
+	defer c.Close()
+	got := make(chan string, 1)
+	if _, err := c.Subscribe(ctx, func(m *fennec.Message) { got <- string(m.Payload) }, packet.Subscription{Filter: "scram/t", QoS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Publish(ctx, &fennec.Message{Topic: "scram/t", QoS: 1, Payload: []byte("authenticated")}); err != nil {
+		t.Fatal(err)
+	}
+	if p := <-got; p != "authenticated" {
+		t.Fatal(p)
+	}
+	var re *fennec.ReasonError
+	if _, err := connect("dev", "wrong"); !errors.As(err, &re) || re.Code != packet.NotAuthorized {
+		t.Fatalf("wrong password: %v", err)
+	}
+	if _, err := connect("nobody", "x"); !errors.As(err, &re) || re.Code != packet.BadUserNameOrPassword {
+		t.Fatalf("unknown user: %v", err)
 	}
 }

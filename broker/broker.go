@@ -66,6 +66,11 @@ type Options struct {
 	// ACL controls authentication and authorization; nil allows everything to every client that
 	// passed the listener's TLS requirements.
 	ACL *ACL
+	// SCRAM are the users (name → password) of MQTT 5 enhanced authentication with
+	// SCRAM-SHA-256 (scram.go); a connection authenticated so has the user as its identity,
+	// and the ACL's rules for that user apply. Nil: the broker refuses every Authentication
+	// Method (0x8C).
+	SCRAM map[string]string
 	// AWS turns on the AWS IoT Core emulation (see AWS); it excludes ACL.
 	AWS *AWS
 	// MaxPacketSize is the largest packet a client may send, announced in the MQTT 5 CONNACK

@@ -168,7 +168,9 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		h.sessions.Store(cl, s)
 		return true
 	}
-	if c != nil && c.tls != nil && len(c.tls.VerifiedChains) > 0 {
+	if c != nil && c.scramUser != "" {
+		s.identity, s.method = c.scramUser, "scram"
+	} else if c != nil && c.tls != nil && len(c.tls.VerifiedChains) > 0 {
 		s.identity, s.method = certIdentity(c.tls.PeerCertificates), "certificate"
 	} else if pk.Connect.UsernameFlag {
 		s.identity, s.method = string(pk.Connect.Username), "password"
@@ -184,7 +186,7 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	}
 	switch {
 	case acl == nil:
-	case s.method == "certificate":
+	case s.method == "certificate", s.method == "scram":
 		if u := acl.user(s.identity); u != nil {
 			s.rules = &u.Rules
 		} else {
@@ -330,6 +332,10 @@ func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 		// mochi resolves the Topic Aliases a client sets, up to its capability, but does not
 		// say so; without Topic Alias Maximum in CONNACK a client may set none [MQTT-3.2.2-17].
 		pk.Properties.TopicAliasMaximum = h.b.srv.Options.Capabilities.TopicAliasMaximum
+		if c := connOf(cl); c != nil && c.scramFinal != "" {
+			pk.Properties.AuthenticationMethod = SCRAMMethod
+			pk.Properties.AuthenticationData = []byte(c.scramFinal)
+		}
 		if h.b.opts.AWS != nil {
 			// Not AWS's: the emulation says what it is, so that a client's hints can name AWS's
 			// causes for what follows (the Fennec CLI does).

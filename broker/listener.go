@@ -251,6 +251,9 @@ type conn struct {
 	// one-byte stand-in, and OnWill publishes the will empty again.
 	emptyWill bool
 	chunk     []byte
+	// scramUser and scramFinal: the connection authenticated with SCRAM-SHA-256 as scramUser;
+	// scramFinal is the server-final message its CONNACK carries (scram.go).
+	scramUser, scramFinal string
 }
 
 // errConnectRefused ends a connection whose first packet the broker refused (readFirst).
@@ -351,6 +354,9 @@ func (c *conn) checkConnect(header byte, body []byte) (standIn []byte, err error
 	p, err := packet.Decode(packet.V5, header, body)
 	if err == nil {
 		cp := p.(*packet.Connect)
+		if cp.Version == packet.V5 && cp.Props.Has(packet.PropAuthenticationMethod) && cp.Props.AuthenticationMethod == SCRAMMethod && len(c.l.b.opts.SCRAM) > 0 {
+			return c.scram(cp)
+		}
 		if cp.Version == packet.V5 && cp.Props.Has(packet.PropAuthenticationMethod) {
 			c.writeConnack(packet.V5, packet.BadAuthenticationMethod)
 			return nil, c.refuse("CONNECT with an Authentication Method, which this broker does not support [MQTT-4.12.0-1]", nil)

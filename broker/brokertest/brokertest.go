@@ -38,6 +38,8 @@ type Options struct {
 	// FleetProvisioning makes the test CA the issuer of Fleet Provisioning's certificates
 	// (AWS.Issuer), with AWS.
 	FleetProvisioning bool
+	// SCRAM are users of MQTT 5 enhanced authentication with SCRAM-SHA-256 (broker.Options.SCRAM).
+	SCRAM map[string]string
 	// Logger; nil: the broker's logs go to t.Log at debug level, and to LogCopy when set.
 	Logger *slog.Logger
 	// LogCopy, when set and Logger is nil, also receives every log line (text, debug level), so
@@ -104,7 +106,7 @@ func Start(t testing.TB, opts Options) *Broker {
 		}
 		opts.AWS = &aws
 	}
-	b, err := broker.New(broker.Options{Listeners: ls, Logger: log, ACL: opts.ACL, AWS: opts.AWS})
+	b, err := broker.New(broker.Options{Listeners: ls, Logger: log, ACL: opts.ACL, AWS: opts.AWS, SCRAM: opts.SCRAM})
 	if err != nil {
 		t.Fatalf("brokertest: %v", err)
 	}
