@@ -197,8 +197,9 @@ func TestEnhancedAuthSCRAM(t *testing.T) {
 }
 
 // SCRAM-SHA-256 against the embedded broker's server side, over TLS 1.3: the right password
-// connects (and the client checks the broker's signature), a wrong one is refused with 0x87, an
-// unknown user with 0x86, and messages flow under the SCRAM user's identity.
+// connects (and the client checks the broker's signature), a re-authentication on the live
+// connection passes, a wrong password is refused with 0x87, an unknown user with 0x86, and
+// messages flow under the SCRAM user's identity.
 func TestEnhancedAuthSCRAMEmbedded(t *testing.T) {
 	b := brokertest.Start(t, brokertest.Options{OptionalClientCert: true, SCRAM: map[string]string{"dev": "s3cret"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -220,6 +221,16 @@ func TestEnhancedAuthSCRAMEmbedded(t *testing.T) {
 		t.Fatal(err)
 	}
 	if p := <-got; p != "authenticated" {
+		t.Fatal(p)
+	}
+	// re-authentication on the live connection, served by the broker
+	if err := c.Reauthenticate(ctx); err != nil {
+		t.Fatalf("re-authentication: %v", err)
+	}
+	if err := c.Publish(ctx, &fennec.Message{Topic: "scram/t", QoS: 1, Payload: []byte("still here")}); err != nil {
+		t.Fatalf("after re-authentication: %v", err)
+	}
+	if p := <-got; p != "still here" {
 		t.Fatal(p)
 	}
 	var re *fennec.ReasonError

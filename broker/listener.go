@@ -254,6 +254,7 @@ type conn struct {
 	// scramUser and scramFinal: the connection authenticated with SCRAM-SHA-256 as scramUser;
 	// scramFinal is the server-final message its CONNACK carries (scram.go).
 	scramUser, scramFinal string
+	reauth                *scramState // a re-authentication between its AUTH 0x19 and final AUTH
 }
 
 // errConnectRefused ends a connection whose first packet the broker refused (readFirst).

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/fennec-mqtt/fennec/packet"
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // MQTT 5 enhanced authentication with SCRAM-SHA-256 (MQTT 5.0 section 4.12, the SCRAM exchange
@@ -19,8 +21,8 @@ import (
 // runs on the connection before mochi sees the CONNECT: client-first in CONNECT, server-first in
 // AUTH 0x18, client-final in AUTH 0x18, server-final in the CONNACK. mochi then gets the CONNECT
 // without the authentication properties and with the user as its user name, and the ACL's
-// rules for that user apply. Re-authentication (AUTH 0x19 on a live connection) is not served:
-// the broker answers it as mochi does.
+// rules for that user apply. Re-authentication (AUTH 0x19 on a live connection, as the same
+// user) runs the same exchange in AUTH packets (OnAuthPacket).
 
 // SCRAMMethod is the Authentication Method the broker serves.
 const SCRAMMethod = "SCRAM-SHA-256"
@@ -52,33 +54,80 @@ func scramFields(s string) map[string]string {
 	return f
 }
 
-// scram runs the exchange for cp; it returns the CONNECT to hand to mochi.
-func (c *conn) scram(cp *packet.Connect) ([]byte, error) {
-	refuse := func(code packet.ReasonCode, why string) ([]byte, error) {
-		c.writeConnack(packet.V5, code)
-		return nil, c.refuse("SCRAM-SHA-256: "+why, nil)
-	}
-	first := string(cp.Props.AuthenticationData)
+// scramState is one exchange between its first and final messages.
+type scramState struct {
+	user, bare, nonce, serverFirst string
+	salted                         []byte
+}
+
+// scramStart reads the client-first message and makes the server-first one; code is the
+// refusal when it fails.
+func (b *Broker) scramStart(first string) (*scramState, packet.ReasonCode, error) {
 	if !strings.HasPrefix(first, "n,,") {
-		return refuse(packet.BadAuthenticationMethod, "the client-first message has no gs2 header \"n,,\"")
+		return nil, packet.BadAuthenticationMethod, fmt.Errorf("the client-first message has no gs2 header \"n,,\"")
 	}
 	bare := first[3:]
 	f := scramFields(bare)
 	user, cnonce := f["n"], f["r"]
-	password, ok := c.l.b.opts.SCRAM[user]
+	password, ok := b.opts.SCRAM[user]
 	if user == "" || cnonce == "" || !ok {
-		return refuse(packet.BadUserNameOrPassword, fmt.Sprintf("unknown user %q", user))
+		return nil, packet.BadUserNameOrPassword, fmt.Errorf("unknown user %q", user)
 	}
 	nb := make([]byte, 18)
 	rand.Read(nb)
-	nonce := cnonce + base64.RawStdEncoding.EncodeToString(nb)
+	st := &scramState{user: user, bare: bare, nonce: cnonce + base64.RawStdEncoding.EncodeToString(nb)}
 	salt := scramSalt(user)
-	serverFirst := fmt.Sprintf("r=%s,s=%s,i=%d", nonce, base64.StdEncoding.EncodeToString(salt), scramIterations)
-	ch := &packet.Auth{ReasonCode: packet.ContinueAuthentication}
-	ch.Props.AuthenticationMethod, ch.Props.AuthenticationData = SCRAMMethod, []byte(serverFirst)
-	ch.Props.Set(packet.PropAuthenticationMethod)
-	ch.Props.Set(packet.PropAuthenticationData)
-	b, err := ch.Append(nil, packet.V5)
+	st.serverFirst = fmt.Sprintf("r=%s,s=%s,i=%d", st.nonce, base64.StdEncoding.EncodeToString(salt), scramIterations)
+	var err error
+	if st.salted, err = pbkdf2.Key(sha256.New, password, salt, scramIterations, 32); err != nil {
+		return nil, packet.UnspecifiedError, err
+	}
+	return st, 0, nil
+}
+
+// finish checks the client-final message and returns the server-final one.
+func (st *scramState) finish(final string) (string, packet.ReasonCode, error) {
+	withoutProof, proofB64, ok := strings.Cut(final, ",p=")
+	if !ok || withoutProof != "c=biws,r="+st.nonce {
+		return "", packet.ProtocolError, fmt.Errorf("the client-final message does not follow the exchange")
+	}
+	authMsg := st.bare + "," + st.serverFirst + "," + withoutProof
+	clientKey := scramMAC(st.salted, "Client Key")
+	stored := sha256.Sum256(clientKey)
+	sig := scramMAC(stored[:], authMsg)
+	proof, err := base64.StdEncoding.DecodeString(proofB64)
+	if err != nil || len(proof) != len(sig) {
+		return "", packet.NotAuthorized, fmt.Errorf("the proof is not a SHA-256 proof")
+	}
+	key := make([]byte, len(proof))
+	for i := range proof {
+		key[i] = proof[i] ^ sig[i]
+	}
+	if k := sha256.Sum256(key); !hmac.Equal(k[:], stored[:]) {
+		return "", packet.NotAuthorized, fmt.Errorf("wrong password for %q", st.user)
+	}
+	return "v=" + base64.StdEncoding.EncodeToString(scramMAC(scramMAC(st.salted, "Server Key"), authMsg)), 0, nil
+}
+
+func scramAuth(code packet.ReasonCode, data string) *packet.Auth {
+	a := &packet.Auth{ReasonCode: code}
+	a.Props.AuthenticationMethod, a.Props.AuthenticationData = SCRAMMethod, []byte(data)
+	a.Props.Set(packet.PropAuthenticationMethod)
+	a.Props.Set(packet.PropAuthenticationData)
+	return a
+}
+
+// scram runs the exchange for cp; it returns the CONNECT to hand to mochi.
+func (c *conn) scram(cp *packet.Connect) ([]byte, error) {
+	refuse := func(code packet.ReasonCode, err error) ([]byte, error) {
+		c.writeConnack(packet.V5, code)
+		return nil, c.refuse("SCRAM-SHA-256: "+err.Error(), nil)
+	}
+	st, code, err := c.l.b.scramStart(string(cp.Props.AuthenticationData))
+	if err != nil {
+		return refuse(code, err)
+	}
+	b, err := scramAuth(packet.ContinueAuthentication, st.serverFirst).Append(nil, packet.V5)
 	if err != nil {
 		return nil, err
 	}
@@ -89,35 +138,17 @@ func (c *conn) scram(cp *packet.Connect) ([]byte, error) {
 	if err != nil {
 		return nil, c.refuse("SCRAM-SHA-256: no client-final AUTH", err)
 	}
-	final := string(resp.Props.AuthenticationData)
-	withoutProof, proofB64, ok := strings.Cut(final, ",p=")
-	if !ok || resp.ReasonCode != packet.ContinueAuthentication || resp.Props.AuthenticationMethod != SCRAMMethod || withoutProof != "c=biws,r="+nonce {
-		return refuse(packet.ProtocolError, "the client-final message does not follow the exchange")
+	if resp.ReasonCode != packet.ContinueAuthentication || resp.Props.AuthenticationMethod != SCRAMMethod {
+		return refuse(packet.ProtocolError, fmt.Errorf("AUTH %s for method %q", resp.ReasonCode, resp.Props.AuthenticationMethod))
 	}
-	salted, err := pbkdf2.Key(sha256.New, password, salt, scramIterations, 32)
+	final, code, err := st.finish(string(resp.Props.AuthenticationData))
 	if err != nil {
-		return nil, err
+		return refuse(code, err)
 	}
-	authMsg := bare + "," + serverFirst + "," + withoutProof
-	clientKey := scramMAC(salted, "Client Key")
-	stored := sha256.Sum256(clientKey)
-	sig := scramMAC(stored[:], authMsg)
-	proof, err := base64.StdEncoding.DecodeString(proofB64)
-	if err != nil || len(proof) != len(sig) {
-		return refuse(packet.NotAuthorized, "the proof is not a SHA-256 proof")
-	}
-	key := make([]byte, len(proof))
-	for i := range proof {
-		key[i] = proof[i] ^ sig[i]
-	}
-	if k := sha256.Sum256(key); !hmac.Equal(k[:], stored[:]) {
-		return refuse(packet.NotAuthorized, fmt.Sprintf("wrong password for %q", user))
-	}
-	c.scramUser = user
-	c.scramFinal = "v=" + base64.StdEncoding.EncodeToString(scramMAC(scramMAC(salted, "Server Key"), authMsg))
+	c.scramUser, c.scramFinal = st.user, final
 	cp.Props.Clear(packet.PropAuthenticationMethod)
 	cp.Props.Clear(packet.PropAuthenticationData)
-	cp.Username, cp.HasUsername = user, true
+	cp.Username, cp.HasUsername = st.user, true
 	cp.Password, cp.HasPassword = nil, false
 	return cp.Append(nil, packet.V5)
 }
@@ -160,4 +191,47 @@ func (c *conn) readAuth() (*packet.Auth, error) {
 		return nil, fmt.Errorf("%v instead of AUTH", p.Type())
 	}
 	return a, nil
+}
+
+// OnAuthPacket serves re-authentication (AUTH 0x19, then the client-final AUTH 0x18) for a
+// connection that authenticated with SCRAM-SHA-256, as the same user. Anything else is refused
+// with the reason code mochi then sends in DISCONNECT.
+func (h *hook) OnAuthPacket(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	c := connOf(cl)
+	if c == nil || c.scramUser == "" || pk.Properties.AuthenticationMethod != SCRAMMethod {
+		return pk, packets.Code{Code: byte(packet.BadAuthenticationMethod), Reason: "bad authentication method"} // [MQTT-4.12.1-1]
+	}
+	fail := func(code packet.ReasonCode, err error) (packets.Packet, error) {
+		c.reauth = nil
+		h.b.log.Warn("re-authentication refused", "client", cl.ID, "user", c.scramUser, "reason", err)
+		return pk, packets.Code{Code: byte(code), Reason: err.Error()}
+	}
+	reply := func(code packet.ReasonCode, data string) error {
+		return cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Auth}, ReasonCode: byte(code),
+			Properties: packets.Properties{AuthenticationMethod: SCRAMMethod, AuthenticationData: []byte(data)}})
+	}
+	switch pk.ReasonCode {
+	case byte(packet.ReAuthenticate):
+		st, code, err := h.b.scramStart(string(pk.Properties.AuthenticationData))
+		if err != nil {
+			return fail(code, err)
+		}
+		if st.user != c.scramUser {
+			return fail(packet.NotAuthorized, fmt.Errorf("re-authentication as %q on a connection of %q", st.user, c.scramUser))
+		}
+		c.reauth = st
+		return pk, reply(packet.ContinueAuthentication, st.serverFirst)
+	case byte(packet.ContinueAuthentication):
+		if c.reauth == nil {
+			return fail(packet.ProtocolError, fmt.Errorf("AUTH 0x18 outside a re-authentication"))
+		}
+		final, code, err := c.reauth.finish(string(pk.Properties.AuthenticationData))
+		c.reauth = nil
+		if err != nil {
+			return fail(code, err)
+		}
+		h.b.log.Info("re-authenticated", "client", cl.ID, "user", c.scramUser)
+		return pk, reply(packet.Success, final)
+	}
+	return fail(packet.ProtocolError, fmt.Errorf("AUTH with reason code 0x%02x from a client", pk.ReasonCode))
 }
