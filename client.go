@@ -51,7 +51,7 @@ type Client struct {
 	// servers are Server and Config.Servers; cur the one the next attempt goes to (under mu).
 	servers []*ServerURL
 	cur     int
-	reauth    chan error // a Reauthenticate waiting for the broker's AUTH 0x00, under mu
+	reauth  chan error // a Reauthenticate waiting for the broker's AUTH 0x00, under mu
 	// redirect is the Server Reference to connect to next (FollowServerReference), under mu.
 	redirect string
 
