@@ -59,3 +59,21 @@ func TestPayloadFormatIndicatorChecked(t *testing.T) {
 		t.Fatalf("the same bytes as binary: %v", err)
 	}
 }
+
+// Server Keep Alive in CONNACK replaces the client's keep-alive [MQTT-3.2.2-21]: asked for 60 s,
+// told 1 s, the client pings within about a second.
+func TestServerKeepAliveHonoured(t *testing.T) {
+	fb := startFake(t, packet.V5)
+	cfg := fastReconnect(fb.url(), packet.V5)
+	cfg.KeepAlive = 60 * time.Second
+	_, fc := connectFake(t, fb, cfg, false, func(p *packet.Properties) { p.SetServerKeepAlive(1) })
+	start := time.Now()
+	p := fc.read()
+	if _, ok := p.(*packet.Pingreq); !ok {
+		t.Fatalf("first packet %v, want PINGREQ", p.Type())
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("PINGREQ after %s: the broker's 1 s keep-alive was not used", d)
+	}
+	fc.write(&packet.Pingresp{})
+}

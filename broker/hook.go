@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -347,6 +348,7 @@ func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 		return pk
 	}
 	h.firstDelivery(cl, &pk)
+	addSubscriptionIDs(cl, &pk)
 	stripStampedExpiry(&pk)
 	h.restoreID(cl, &pk)
 	h.b.faults.delayAck(pk)
@@ -448,4 +450,26 @@ func sendRefusal(srv *mqtt.Server, cl *mqtt.Client, code packets.Code) {
 		code = packets.Code{Code: rc}
 	}
 	_ = srv.SendConnack(cl, code, false, nil)
+}
+
+// addSubscriptionIDs gives a retained message sent to an MQTT 5 client the Subscription
+// Identifiers of its subscriptions that match it, which mochi (v2.7.9) leaves out of the
+// retained messages it sends at subscribe [MQTT-3.3.4-3]. Live messages carry them already.
+func addSubscriptionIDs(cl *mqtt.Client, pk *packets.Packet) {
+	if pk.FixedHeader.Type != packets.Publish || !pk.FixedHeader.Retain || cl.Properties.ProtocolVersion != 5 || len(pk.Properties.SubscriptionIdentifier) > 0 {
+		return
+	}
+	var ids []int
+	for f, sub := range cl.State.Subscriptions.GetAll() {
+		if !filterMatches(f, pk.TopicName) {
+			continue
+		}
+		if sub.Identifier > 0 && !slices.Contains(ids, sub.Identifier) {
+			ids = append(ids, sub.Identifier)
+		}
+	}
+	if len(ids) > 0 {
+		slices.Sort(ids)
+		pk.Properties.SubscriptionIdentifier = ids
+	}
 }
