@@ -20,7 +20,9 @@ import (
 func TestSubscriptionOptions(t *testing.T) {
 	for name, addr := range map[string]func(*testing.T) string{
 		"mosquitto": func(t *testing.T) string { return mosquittotest.Start(t, mosquittotest.Options{Quiet: true}).Addr },
-		"embedded":  func(t *testing.T) string { return brokertest.Start(t, brokertest.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}).TCPAddr },
+		"embedded": func(t *testing.T) string {
+			return brokertest.Start(t, brokertest.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}).TCPAddr
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			url := "mqtt://" + addr(t)
