@@ -17,6 +17,7 @@ import (
 
 	"github.com/fennec-mqtt/fennec/broker/brokertest"
 	"github.com/fennec-mqtt/fennec/internal/mosquittotest"
+	"github.com/fennec-mqtt/fennec/packet"
 )
 
 // pub without -V against a broker without MQTT 5 connects with MQTT 3.1.1 and says so; with
@@ -183,5 +184,61 @@ func TestFlagValueCompletion(t *testing.T) {
 		if code != 0 || !strings.HasPrefix(out, c.want) {
 			t.Errorf("completing %q: exit %d, %q, want %q", c.args, code, out, c.want)
 		}
+	}
+}
+
+// sub -C 1 -q 2 completes the QoS 2 handshake of its last message (PUBREC, PUBREL, PUBCOMP)
+// before it disconnects, as mosquitto_sub does, even when the broker is slow to send PUBREL.
+func TestSubCountCompletesQoS2(t *testing.T) {
+	isolate(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	seen := make(chan []packet.Type, 1)
+	go func() {
+		nc, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		nc.SetDeadline(time.Now().Add(15 * time.Second))
+		rd := packet.NewReader(nc, 0)
+		write := func(p packet.Packet) {
+			b, _ := p.Append(nil, packet.V5)
+			nc.Write(b)
+		}
+		rd.ReadPacket(packet.V5) // CONNECT
+		write(&packet.Connack{})
+		var got []packet.Type
+		for {
+			p, err := rd.ReadPacket(packet.V5)
+			if err != nil {
+				seen <- got
+				return
+			}
+			got = append(got, p.Type())
+			switch p := p.(type) {
+			case *packet.Subscribe:
+				write(&packet.Suback{PacketID: p.PacketID, ReasonCodes: []packet.ReasonCode{2}})
+				write(&packet.Publish{Topic: "q2/x", QoS: 2, PacketID: 7, Payload: []byte("once")})
+			case *packet.Pubrec:
+				time.Sleep(300 * time.Millisecond) // a slow PUBREL
+				write(&packet.Pubrel{PacketID: p.PacketID})
+			case *packet.Disconnect:
+				seen <- got
+				return
+			}
+		}
+	}()
+	h, p := splitHostPort(l.Addr().String())
+	code, out, errout := run(t, "sub", "-h", h, "-p", fmt.Sprint(p), "-V", "5", "-t", "q2/#", "-q", "2", "-C", "1")
+	if code != 0 || strings.TrimSpace(out) != "once" {
+		t.Fatalf("exit %d\n%s%s", code, out, errout)
+	}
+	got := <-seen
+	if fmt.Sprint(got) != fmt.Sprint([]packet.Type{packet.SUBSCRIBE, packet.PUBREC, packet.PUBCOMP, packet.DISCONNECT}) {
+		t.Fatalf("the client sent %v; want SUBSCRIBE, PUBREC, PUBCOMP, DISCONNECT", got)
 	}
 }
