@@ -43,20 +43,34 @@ func TestSimultaneousConnectsSameClientID(t *testing.T) {
 		}
 		close(start)
 		wg.Wait()
-		time.Sleep(150 * time.Millisecond) // every CONNECT answered, every takeover done
+		// every CONNECT answered and every takeover done: poll, since under load it takes a while
+		closed := make([]bool, len(conns))
 		open := 0
-		for _, c := range conns {
-			c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
-			buf := make([]byte, 64)
-			for {
-				if _, err := c.Read(buf); err != nil {
-					var ne net.Error
-					if errors.As(err, &ne) && ne.Timeout() {
-						open++
-					} // EOF or a reset: closed
-					break
+		for deadline := time.Now().Add(5 * time.Second); ; {
+			open = 0
+			for i, c := range conns {
+				if closed[i] {
+					continue
+				}
+				c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+				buf := make([]byte, 64)
+				for {
+					if _, err := c.Read(buf); err != nil {
+						var ne net.Error
+						if errors.As(err, &ne) && ne.Timeout() {
+							open++
+						} else {
+							closed[i] = true // EOF or a reset
+						}
+						break
+					}
 				}
 			}
+			if open <= 1 || time.Now().After(deadline) {
+				break
+			}
+		}
+		for _, c := range conns {
 			c.Close()
 		}
 		if open != 1 {
