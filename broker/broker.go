@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -142,6 +143,8 @@ type Broker struct {
 
 	dropMu  sync.Mutex
 	dropped map[string]uint64 // messages dropped at a session's bound, by client ID
+	dirty   map[string]bool   // clients whose count changed since it was last published
+	sysWG   sync.WaitGroup    // the $SYS publisher
 
 	specs []listenerSpec
 
@@ -224,8 +227,9 @@ func New(opts Options) (*Broker, error) {
 		// message the broker holds back for the client's Receive Maximum (flow.go) is such a
 		// write that does not happen.
 		ClientNetWriteBufferSize: 1,
-		// The AWS emulation's Device Shadow service publishes its answers as the broker.
-		InlineClient: opts.AWS != nil,
+		// The broker publishes as itself: the AWS emulation's services answer, drop counts go
+		// to $SYS.
+		InlineClient: true,
 	})
 	b.hook = &hook{b: b}
 	if err := b.srv.AddHook(b.hook, nil); err != nil {
@@ -405,6 +409,8 @@ func (b *Broker) Start(ctx context.Context) error {
 		return fail(fmt.Errorf("broker: %w", err))
 	}
 	b.started = true
+	b.sysWG.Add(1)
+	go b.publishDrops()
 	for _, l := range b.listeners {
 		b.log.Info("listening", "listener", l.spec.name, "scheme", l.spec.scheme, "addr", l.Address(),
 			"client_cert_required", l.spec.requireCert, "tls_min", tlsMin(l.spec.tls))
@@ -466,7 +472,42 @@ func (b *Broker) countDrop(clientID string) {
 		b.dropped = map[string]uint64{}
 	}
 	b.dropped[clientID]++
+	if b.dirty == nil {
+		b.dirty = map[string]bool{}
+	}
+	b.dirty[clientID] = true
 	b.dropMu.Unlock()
+}
+
+// DroppedTopic is where the broker publishes, retained, how many messages it dropped for a
+// client's session at its bound: DroppedTopic + CLIENT_ID, the count as decimal text, at most
+// once a second per client (subscribe to $SYS/broker/fennec/dropped/#).
+const DroppedTopic = "$SYS/broker/fennec/dropped/"
+
+// publishDrops publishes the changed drop counts every second until the broker closes.
+func (b *Broker) publishDrops() {
+	defer b.sysWG.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.done:
+			return
+		case <-t.C:
+		}
+		b.dropMu.Lock()
+		counts := make(map[string]uint64, len(b.dirty))
+		for id := range b.dirty {
+			counts[id] = b.dropped[id]
+		}
+		b.dirty = nil
+		b.dropMu.Unlock()
+		for id, n := range counts {
+			if err := b.srv.Publish(DroppedTopic+id, []byte(strconv.FormatUint(n, 10)), true, 0); err != nil {
+				b.log.Debug("drop count not published", "client", id, "error", err)
+			}
+		}
+	}
 }
 
 // Dropped returns how many QoS 1/2 messages were dropped for each client's session because it
@@ -501,6 +542,7 @@ func (b *Broker) Close() error {
 		}
 		return nil
 	}
+	b.sysWG.Wait()
 	err := b.srv.Close()
 	for _, l := range listeners {
 		l.wait()

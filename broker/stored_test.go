@@ -62,6 +62,27 @@ func TestStoredMessagesBound(t *testing.T) {
 			if d := b.Dropped()["limited"]; d != wantDropped {
 				t.Fatalf("Dropped()[limited] = %d, want %d", d, wantDropped)
 			}
+			// the count is also published in $SYS, retained, for a monitoring client
+			if wantDropped > 0 {
+				mon, err := fennec.Connect(ctx, fennec.Config{Server: url})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer mon.Close()
+				seen := make(chan string, 4)
+				if _, err := mon.Subscribe(ctx, func(m *fennec.Message) { seen <- m.Topic + "=" + string(m.Payload) },
+					packet.Subscription{Filter: "$SYS/broker/fennec/dropped/#", QoS: 0}); err != nil {
+					t.Fatal(err)
+				}
+				want := fmt.Sprintf("%slimited=%d", broker.DroppedTopic, wantDropped)
+				for got := ""; got != want; {
+					select {
+					case got = <-seen:
+					case <-time.After(3 * time.Second):
+						t.Fatalf("no %s in $SYS (last %q)", want, got)
+					}
+				}
+			}
 			sc2, err := fennec.Connect(ctx, subCfg)
 			if err != nil {
 				t.Fatal(err)
