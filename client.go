@@ -1,6 +1,7 @@
 package fennec
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -275,12 +276,8 @@ func newClient(cfg Config) (*Client, error) {
 	// onPacket keeps nothing of a PUBLISH or PUBACK but its fields; a user's Trace might.
 	c.opts.ReusePackets = cfg.Trace == nil
 	if u.TLS() {
-		// One prepared TLS config for all of this client's connections.
-		var alpn []string
-		if u.Scheme == "wss" {
-			alpn = []string{"http/1.1"}
-		}
-		c.opts.TLSConfig = preparedTLS(cfg.TLSConfig, u.Addr(), alpn)
+		// One prepared TLS config for all of this client's connections to Server.
+		c.opts.TLSConfig = c.tlsFor(u.Scheme, u.Addr())
 	}
 	if cfg.Trace != nil {
 		c.opts.Trace = cfg.Trace
@@ -324,41 +321,24 @@ func (c *Client) dial(ctx context.Context) (*mqttconn.Conn, *packet.Connack, err
 		case <-ctx.Done():
 		}
 	}()
+	// The broker this attempt goes to: a Server Reference to follow, else the current one of
+	// Server and Servers; c.opts is Server's.
+	c.mu.Lock()
+	redirect, srv := c.redirect, c.servers[c.cur]
+	c.mu.Unlock()
 	opts := &c.opts
-	c.mu.Lock()
-	redirect := c.redirect
-	c.mu.Unlock()
-	c.mu.Lock()
-	srv := c.servers[c.cur]
-	c.mu.Unlock()
-	if redirect == "" && srv != c.url {
+	if redirect != "" || srv != c.url {
 		o := c.opts
-		o.Scheme, o.Addr = srv.Scheme, srv.Addr()
-		o.Path = c.cfg.WebSocketPath
-		if o.Path == "" {
-			o.Path = srv.Path
+		if redirect != "" {
+			o.Addr = redirect
+		} else {
+			o.Scheme, o.Addr, o.Path = srv.Scheme, srv.Addr(), cmp.Or(c.cfg.WebSocketPath, srv.Path)
 		}
-		if srv.TLS() {
-			var alpn []string
-			if srv.Scheme == "wss" {
-				alpn = []string{"http/1.1"}
-			}
-			o.TLSConfig = preparedTLS(c.cfg.TLSConfig, srv.Addr(), alpn)
+		if o.Scheme == "mqtts" || o.Scheme == "wss" {
+			o.TLSConfig = c.tlsFor(o.Scheme, o.Addr)
 		}
 		opts = &o
-	}
-	if redirect != "" {
-		o := c.opts
-		o.Addr = redirect
-		if c.url.TLS() {
-			var alpn []string
-			if c.url.Scheme == "wss" {
-				alpn = []string{"http/1.1"}
-			}
-			o.TLSConfig = preparedTLS(c.cfg.TLSConfig, redirect, alpn)
-		}
-		opts = &o
-		if c.log != nil {
+		if redirect != "" && c.log != nil {
 			c.log.Info("mqtt connecting to the server the broker referred to", "server", redirect)
 		}
 	}
@@ -777,6 +757,16 @@ func (c *Client) Server() string {
 // Version is the MQTT version the client speaks: Config.Version, or MQTT 3.1.1 after a
 // VersionFallback.
 func (c *Client) Version() packet.Version { return c.cfg.Version }
+
+// tlsFor is the TLS configuration for a connection to addr over scheme (mqtts or wss): the
+// client's, with the name verified and the ALPN of WebSockets filled in.
+func (c *Client) tlsFor(scheme, addr string) *tls.Config {
+	var alpn []string
+	if scheme == "wss" {
+		alpn = []string{"http/1.1"}
+	}
+	return preparedTLS(c.cfg.TLSConfig, addr, alpn)
+}
 
 // noteServerReference remembers the server a 0x9C or 0x9D refers to, for the next connection.
 func (c *Client) noteServerReference(re *ReasonError) {

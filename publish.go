@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -299,12 +298,12 @@ func (c *Client) Subscribe(ctx context.Context, h MessageHandler, subs ...packet
 		// What the broker said in CONNACK it does not support fails here, not with a
 		// DISCONNECT (0xA2, 0x9E) that would end the connection (MQTT 5.0 section 3.2.2.3).
 		for _, s := range subs {
-			shared := strings.HasPrefix(s.Filter, "$share/")
+			shared := topic.IsShared(s.Filter)
 			if shared && ack.Props.Has(packet.PropSharedSubscriptionAvailable) && ack.Props.SharedSubscriptionAvailable == 0 {
 				c.mu.Unlock()
 				return nil, fmt.Errorf("%w: shared subscriptions (%q; Shared Subscription Available 0)", ErrNotSupported, s.Filter)
 			}
-			if strings.ContainsAny(s.Filter, "+#") && ack.Props.Has(packet.PropWildcardSubscriptionAvailable) && ack.Props.WildcardSubscriptionAvailable == 0 {
+			if topic.HasWildcard(s.Filter) && ack.Props.Has(packet.PropWildcardSubscriptionAvailable) && ack.Props.WildcardSubscriptionAvailable == 0 {
 				c.mu.Unlock()
 				return nil, fmt.Errorf("%w: wildcard subscriptions (%q; Wildcard Subscription Available 0)", ErrNotSupported, s.Filter)
 			}

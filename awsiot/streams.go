@@ -1,6 +1,7 @@
 package awsiot
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -118,10 +119,10 @@ func (s *FileStream) Download(ctx context.Context, fileID int, w io.Writer, o Do
 	if o.BlockSize < 256 || o.BlockSize > 128*1024 {
 		return 0, fmt.Errorf("awsiot: block size %d: 256 to 131072 bytes", o.BlockSize)
 	}
-	o.BlocksPerRequest = cmpOr(o.BlocksPerRequest, 8)
-	o.MaxSize = int64(cmpOr(int(o.MaxSize), 16<<20))
-	o.BlockTimeout = time.Duration(cmpOr(int(o.BlockTimeout), int(5*time.Second)))
-	o.Retries = cmpOr(o.Retries, 5)
+	o.BlocksPerRequest = cmp.Or(o.BlocksPerRequest, 8)
+	o.MaxSize = cmp.Or(o.MaxSize, 16<<20)
+	o.BlockTimeout = cmp.Or(o.BlockTimeout, 5*time.Second)
+	o.Retries = cmp.Or(o.Retries, 5)
 	d, err := s.Describe(ctx)
 	if err != nil {
 		return 0, err
@@ -217,13 +218,6 @@ func rejected(p []byte) error {
 		return fmt.Errorf("awsiot: file delivery rejected with an answer that is not JSON: %q", p)
 	}
 	return e
-}
-
-func cmpOr(v, d int) int {
-	if v == 0 {
-		return d
-	}
-	return v
 }
 
 // open subscribes the answer topics once and registers a token whose answers go to a channel

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"crypto"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -105,17 +106,10 @@ func (a *AWS) customAuthenticate(cl *mqtt.Client, c *conn, s *session, pk packet
 	if len(res.Policies) == 0 {
 		return errors.New("custom authorizer " + name + " returned no policy")
 	}
-	s.identity, s.method = cmpOrString(res.PrincipalID, user), "custom-authorizer:"+name
+	s.identity, s.method = cmp.Or(res.PrincipalID, user), "custom-authorizer:"+name
 	s.aws.policies = res.Policies
 	if !a.allowed(s, "iot:Connect", a.arn("client", cl.ID), a.vars(cl, s)) {
 		return fmt.Errorf("the policies of custom authorizer %q deny iot:Connect for client ID %q", name, cl.ID)
 	}
 	return nil
-}
-
-func cmpOrString(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

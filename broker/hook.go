@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/fennec-mqtt/fennec/topic"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
@@ -461,7 +462,7 @@ func addSubscriptionIDs(cl *mqtt.Client, pk *packets.Packet) {
 	}
 	var ids []int
 	for f, sub := range cl.State.Subscriptions.GetAll() {
-		if !filterMatches(f, pk.TopicName) {
+		if !topic.Match(f, pk.TopicName) {
 			continue
 		}
 		if sub.Identifier > 0 && !slices.Contains(ids, sub.Identifier) {

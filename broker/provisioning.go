@@ -9,11 +9,11 @@ import (
 	"encoding/pem"
 	"fmt"
 	"regexp"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/fennec-mqtt/fennec/pki/devpki"
+	"github.com/fennec-mqtt/fennec/topic"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
@@ -226,36 +226,19 @@ func (p *provisioning) register(name string, payload []byte) (string, map[string
 
 // answerOne publishes, at QoS 0, to one connection, when it holds a subscription that matches
 // topic and the policy lets it receive the topic.
-func (b *Broker) answerOne(cl *mqtt.Client, topic string, payload []byte) {
+func (b *Broker) answerOne(cl *mqtt.Client, topicName string, payload []byte) {
 	subscribed := false
 	for f := range cl.State.Subscriptions.GetAll() {
-		if filterMatches(f, topic) {
+		if topic.Match(f, topicName) {
 			subscribed = true
 			break
 		}
 	}
-	if !subscribed || !b.hook.OnACLCheck(cl, topic, false) {
-		b.log.Info("answer not delivered: the requester is not subscribed to it or may not receive it", "client", cl.ID, "topic", topic)
+	if !subscribed || !b.hook.OnACLCheck(cl, topicName, false) {
+		b.log.Info("answer not delivered: the requester is not subscribed to it or may not receive it", "client", cl.ID, "topic", topicName)
 		return
 	}
-	if err := cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: topic, Payload: payload}); err != nil {
-		b.log.Warn("answer not delivered", "client", cl.ID, "topic", topic, "error", err)
+	if err := cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: topicName, Payload: payload}); err != nil {
+		b.log.Warn("answer not delivered", "client", cl.ID, "topic", topicName, "error", err)
 	}
-}
-
-// filterMatches reports whether the topic filter f matches topic (MQTT 5.0 section 4.7).
-func filterMatches(f, topic string) bool {
-	fl, tl := strings.Split(f, "/"), strings.Split(topic, "/")
-	if strings.HasPrefix(topic, "$") && len(fl) > 0 && (fl[0] == "+" || fl[0] == "#") {
-		return false // [MQTT-4.7.2-1]
-	}
-	for i, l := range fl {
-		if l == "#" {
-			return true
-		}
-		if i >= len(tl) || l != "+" && l != tl[i] {
-			return false
-		}
-	}
-	return len(fl) == len(tl)
 }

@@ -142,7 +142,7 @@ func Run(ctx context.Context, t Target) *Report {
 	if t.Topic == "" {
 		t.Topic = "fennec/doctor/" + t.ClientID
 	}
-	if isAWSHost(t.Host) {
+	if awsiot.IsEndpoint(t.Host) {
 		t.AWS = true
 	}
 	if t.WebSocket && t.TLS && len(t.TLSOptions.NextProtos) == 0 {
@@ -590,8 +590,6 @@ func probeVersions(ctx context.Context, t *Target, addr, name string, timeout ti
 	}
 	return out
 }
-
-func isAWSHost(h string) bool { return awsiot.IsEndpoint(h) }
 
 // lateVerdictWait bounds how long Run waits after a TLS 1.3 handshake with a client
 // certificate for the server's verdict on it, before it sends CONNECT.

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/fennec-mqtt/fennec/awsiot"
 	"github.com/fennec-mqtt/fennec/mqttconn"
 	"github.com/fennec-mqtt/fennec/packet"
 	"github.com/fennec-mqtt/fennec/pki"
@@ -37,7 +38,7 @@ func Explain(err error, c Context) *Diagnosis {
 	if c.Version == 0 {
 		c.Version = packet.V5
 	}
-	d := &doctor{t: Target{Host: c.Host, Port: c.Port, TLS: c.TLS, AWS: c.AWS || isAWSHost(c.Host), ClientID: c.ClientID, Username: c.Username, Version: c.Version},
+	d := &doctor{t: Target{Host: c.Host, Port: c.Port, TLS: c.TLS, AWS: c.AWS || awsiot.IsEndpoint(c.Host), ClientID: c.ClientID, Username: c.Username, Version: c.Version},
 		rep: &Report{Target: net.JoinHostPort(c.Host, strconv.Itoa(c.Port))}, rec: c.Recorder}
 	if c.Recorder != nil {
 		info := c.Recorder.Info()
@@ -111,7 +112,7 @@ func Refine(ctx context.Context, c Context, cfg *tls.Config, diag *Diagnosis) {
 	if rec == nil {
 		rec = &pki.HandshakeRecorder{}
 	}
-	d := &doctor{t: Target{Host: c.Host, Port: c.Port, TLS: true, AWS: c.AWS || isAWSHost(c.Host), Timeout: 5 * time.Second},
+	d := &doctor{t: Target{Host: c.Host, Port: c.Port, TLS: true, AWS: c.AWS || awsiot.IsEndpoint(c.Host), Timeout: 5 * time.Second},
 		rep: &Report{}, rec: rec, cfg: cfg}
 	d.refineTLS(ctx, net.JoinHostPort(c.Host, strconv.Itoa(c.Port)), diag)
 }
@@ -123,7 +124,7 @@ func Refine(ctx context.Context, c Context, cfg *tls.Config, diag *Diagnosis) {
 // every run. It returns the TLS diagnosis when the server rejects the handshake or the
 // certificate, and nil when it accepts both.
 func Recheck(ctx context.Context, c Context, cfg *tls.Config) *Diagnosis {
-	d := &doctor{t: Target{Host: c.Host, Port: c.Port, TLS: true, AWS: c.AWS || isAWSHost(c.Host), Timeout: 10 * time.Second},
+	d := &doctor{t: Target{Host: c.Host, Port: c.Port, TLS: true, AWS: c.AWS || awsiot.IsEndpoint(c.Host), Timeout: 10 * time.Second},
 		rep: &Report{}, rec: c.Recorder, cfg: cfg}
 	if d.rec == nil {
 		return nil

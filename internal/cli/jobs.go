@@ -206,38 +206,19 @@ func (o *jobsOptions) update(ctx context.Context, streams IO, j *awsiot.Jobs, ar
 }
 
 func (o *jobsOptions) watch(ctx context.Context, streams IO, j *awsiot.Jobs, _ []string) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if o.conn.changed("wait") && o.wait > 0 {
-		var c2 context.CancelFunc
-		ctx, c2 = context.WithTimeout(ctx, o.wait)
-		defer c2()
+	wait := time.Duration(0)
+	if o.conn.changed("wait") {
+		wait = o.wait // only when given: its default of 10 s is the other subcommands'
 	}
-	lines := make(chan []byte, 16)
-	if err := j.OnNext(ctx, func(e *awsiot.JobExecution) {
-		b, _ := json.Marshal(e)
-		select {
-		case lines <- b:
-		case <-ctx.Done():
+	return watchLines(ctx, streams, o.count, wait, func(ctx context.Context, emit func([]byte)) error {
+		if err := j.OnNext(ctx, func(e *awsiot.JobExecution) {
+			b, _ := json.Marshal(e)
+			emit(b)
+		}); err != nil {
+			return jobsError("watch", j, err)
 		}
-	}); err != nil {
-		return jobsError("watch", j, err)
-	}
-	n := 0
-	for {
-		select {
-		case l := <-lines:
-			fmt.Fprintf(streams.Out, "%s\n", l)
-			if n++; o.count > 0 && n >= o.count {
-				return nil
-			}
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return nil
-			}
-			return ctx.Err()
-		}
-	}
+		return nil
+	})
 }
 
 func printJSON(streams IO, v any, compact bool) error {

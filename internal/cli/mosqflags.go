@@ -13,7 +13,6 @@ var mosquittoFlags = map[string]string{
 	"M":                     "-M (maximum in-flight messages) is not needed: fennec sizes its window from the broker's Receive Maximum (library: Config.MaxInflight)",
 	"unix":                  "--unix (a Unix socket) is not supported: connect over TCP (mqtt://) or TLS (mqtts://)",
 	"ciphers":               "--ciphers is not supported: Go's TLS chooses among secure cipher suites; choose the version with --tls-version",
-	"tls-use-os-certs-only": "use --tls-use-os-certs",
 	"psk":                   "--psk is not supported: Go's TLS has no pre-shared keys; use certificates (--cafile, --cert, --key)",
 	"psk-identity":          "--psk-identity is not supported: Go's TLS has no pre-shared keys; use certificates (--cafile, --cert, --key)",
 	"proxy":                 "--proxy is not supported: fennec connects directly",
@@ -22,7 +21,6 @@ var mosquittoFlags = map[string]string{
 	"tls-engine-kpass-sha1": "--tls-engine-kpass-sha1 is not supported: keys are read from files; an encrypted key's passphrase comes from FENNEC_KEY_PASSPHRASE",
 	"tls-keylog":            "use --keylog FILE (or --pcap FILE for a capture with the keys inside)",
 	"pretty":                "--pretty is not supported: use --json for machine-readable output, or -F with %J",
-	"nodelay":               "--nodelay is not needed: fennec always disables Nagle's algorithm",
 	"o":                     "-o (options file) is not supported: put the settings in a profile (fennec help profiles) and use --profile NAME",
 }
 

@@ -140,7 +140,7 @@ func (o *shadowOptions) get(ctx context.Context, streams IO, sh *awsiot.Shadow) 
 	if err != nil {
 		return shadowError("get", sh, err)
 	}
-	return printJSONDoc(streams, doc, o.conn.jsonOut)
+	return printJSON(streams, doc, o.conn.jsonOut)
 }
 
 func (o *shadowOptions) update(ctx context.Context, streams IO, sh *awsiot.Shadow) error {
@@ -170,7 +170,7 @@ func (o *shadowOptions) update(ctx context.Context, streams IO, sh *awsiot.Shado
 	if err != nil {
 		return shadowError("update", sh, err)
 	}
-	return printJSONDoc(streams, doc, o.conn.jsonOut)
+	return printJSON(streams, doc, o.conn.jsonOut)
 }
 
 func (o *shadowOptions) delete(ctx context.Context, streams IO, sh *awsiot.Shadow) error {
@@ -190,40 +190,56 @@ func (o *shadowOptions) delete(ctx context.Context, streams IO, sh *awsiot.Shado
 }
 
 func (o *shadowOptions) watch(ctx context.Context, streams IO, sh *awsiot.Shadow) error {
+	return watchLines(ctx, streams, o.count, o.watchWait(), func(ctx context.Context, emit func([]byte)) error {
+		var err error
+		if o.docs {
+			err = sh.OnDocuments(ctx, func(raw json.RawMessage) { emit(raw) })
+		} else {
+			err = sh.OnDelta(ctx, func(d awsiot.Delta) {
+				b, _ := json.Marshal(d)
+				emit(b)
+			})
+		}
+		if err != nil {
+			return shadowError("watch", sh, err)
+		}
+		return nil
+	})
+}
+
+// watchWait is watch's --wait: only when given (its default of 10 s is the other subcommands').
+func (o *shadowOptions) watchWait() time.Duration {
+	if o.conn.changed("wait") {
+		return o.wait
+	}
+	return 0
+}
+
+// watchLines runs subscribe, whose emit queues one output line, and prints the lines until
+// count of them (0: no limit), until wait has passed (0: no limit), or until ctx ends.
+func watchLines(ctx context.Context, streams IO, count int, wait time.Duration, subscribe func(ctx context.Context, emit func([]byte)) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if o.conn.changed("wait") && o.wait > 0 {
+	if wait > 0 {
 		var c2 context.CancelFunc
-		ctx, c2 = context.WithTimeout(ctx, o.wait)
+		ctx, c2 = context.WithTimeout(ctx, wait)
 		defer c2()
 	}
 	lines := make(chan []byte, 16)
-	var err error
-	if o.docs {
-		err = sh.OnDocuments(ctx, func(raw json.RawMessage) {
-			select {
-			case lines <- raw:
-			case <-ctx.Done():
-			}
-		})
-	} else {
-		err = sh.OnDelta(ctx, func(d awsiot.Delta) {
-			b, _ := json.Marshal(d)
-			select {
-			case lines <- b:
-			case <-ctx.Done():
-			}
-		})
+	emit := func(b []byte) {
+		select {
+		case lines <- b:
+		case <-ctx.Done():
+		}
 	}
-	if err != nil {
-		return shadowError("watch", sh, err)
+	if err := subscribe(ctx, emit); err != nil {
+		return err
 	}
-	n := 0
-	for {
+	for n := 0; ; {
 		select {
 		case l := <-lines:
 			fmt.Fprintf(streams.Out, "%s\n", l)
-			if n++; o.count > 0 && n >= o.count {
+			if n++; count > 0 && n >= count {
 				return nil
 			}
 		case <-ctx.Done():
@@ -233,10 +249,6 @@ func (o *shadowOptions) watch(ctx context.Context, streams IO, sh *awsiot.Shadow
 			return ctx.Err()
 		}
 	}
-}
-
-func printJSONDoc(streams IO, doc *awsiot.Document, compact bool) error {
-	return printJSON(streams, doc, compact)
 }
 
 // shadowError gives a shadow failure its exit code and hint.
