@@ -18,6 +18,7 @@ import (
 	"github.com/fennec-mqtt/fennec/broker/brokertest"
 	"github.com/fennec-mqtt/fennec/internal/mosquittotest"
 	"github.com/fennec-mqtt/fennec/packet"
+	"github.com/spf13/cobra"
 )
 
 // pub without -V against a broker without MQTT 5 connects with MQTT 3.1.1 and says so; with
@@ -240,5 +241,36 @@ func TestSubCountCompletesQoS2(t *testing.T) {
 	got := <-seen
 	if fmt.Sprint(got) != fmt.Sprint([]packet.Type{packet.SUBSCRIBE, packet.PUBREC, packet.PUBCOMP, packet.DISCONNECT}) {
 		t.Fatalf("the client sent %v; want SUBSCRIBE, PUBREC, PUBCOMP, DISCONNECT", got)
+	}
+}
+
+// As in mosquitto_pub: certificate flags turn TLS on, with port 8883 by default; -p 8883 alone
+// does not (mosquitto too connects in plain MQTT then).
+func TestCertificateFlagsTurnTLSOn(t *testing.T) {
+	isolate(t)
+	b := brokertest.Start(t, brokertest.Options{})
+	for _, c := range []struct {
+		args []string
+		tls  bool
+		port int
+	}{
+		{[]string{"-h", "127.0.0.1", "--cafile", b.CAFile}, true, 8883},
+		{[]string{"-h", "127.0.0.1", "-p", "8883", "--cafile", b.CAFile}, true, 8883},
+		{[]string{"-h", "127.0.0.1", "-p", "8883"}, false, 8883},
+		{[]string{"-h", "127.0.0.1"}, false, 1883},
+	} {
+		cmd := &cobra.Command{Use: "pub"}
+		f := &connFlags{}
+		f.register(cmd)
+		if err := cmd.ParseFlags(c.args); err != nil {
+			t.Fatal(err)
+		}
+		spec, err := f.buildSpec(IO{Out: io.Discard, Err: io.Discard}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (spec.TLS != nil) != c.tls || spec.Port != c.port || strings.HasPrefix(spec.Server, "mqtts://") != c.tls {
+			t.Errorf("%q: server %s, TLS %v, want TLS %v on %d", c.args, spec.Server, spec.TLS != nil, c.tls, c.port)
+		}
 	}
 }
