@@ -358,6 +358,12 @@ func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	h.closeConnackGate(cl) // a connection that ended before its CONNACK was written
+	if expire {
+		// mochi deletes the client ID's entry next, unless cl was taken over: hold the ID
+		// until the listener is done with cl (connectionEnded), so that a connection taking
+		// the ID meanwhile is not deleted in cl's place (idlock.go).
+		h.lockID(cl)
+	}
 	v, ok := h.sessions.Load(cl)
 	if !ok {
 		return
@@ -391,6 +397,7 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 // (the messages held back from the re-send and those routed during the takeover are stored in
 // the session), then the disconnection is handled as mochi's would have been.
 func (h *hook) connectionEnded(cl *mqtt.Client, err error) {
+	defer h.unlockID(cl) // taken in OnDisconnect for mochi's deletion of the client ID
 	s := h.session(cl)
 	if s == nil {
 		return // OnDisconnect ran, or the client was never authenticated
