@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -43,7 +44,7 @@ type Recorder struct {
 	w       *pcapgo.NgWriter
 	err     error
 	closed  bool
-	held    []frame
+	held    []*frame
 	heldN   int
 	secrets map[[32]byte]uint8 // client random → labels seen (bits below)
 	line    []byte             // partial key log line
@@ -57,10 +58,17 @@ const (
 	secServerTraffic
 )
 
+// frame is one queued segment, or the place of a write still in progress (pending): the
+// bytes a write hands the socket precede, in the file, whatever is read while it runs, so an
+// answer never appears before its question.
 type frame struct {
-	c    *conn
-	ts   time.Time
-	data []byte
+	c       *conn
+	ts      time.Time
+	data    []byte
+	pending bool
+	seq     uint32 // pending: the sequence number the write's bytes start at
+	ack     uint32 // pending: the acknowledgement its segments carry
+	dropped bool   // pending: removed from the queue (bound reached or capture closed)
 }
 
 // New starts a pcapng stream on w: the section header and one raw-IP interface are written
@@ -186,6 +194,9 @@ func (r *Recorder) Close() error {
 	}
 	for _, f := range r.held {
 		f.c.settled = true
+		if f.pending { // a write still blocked: its bytes are not recorded
+			f.dropped = true
+		}
 	}
 	r.flush()
 	r.closed = true
@@ -211,15 +222,34 @@ func (r *Recorder) segment(c *conn, ts time.Time, out bool, flags int, payload [
 	if r.closed || r.err != nil {
 		return
 	}
+	seq, ack := &c.seqL, c.seqR
+	if !out {
+		seq, ack = &c.seqR, c.ackedL // a segment read acknowledges the bytes written before it
+	}
+	data := r.build(c, out, flags, *seq, ack, payload)
+	if data == nil {
+		return
+	}
+	*seq += uint32(len(payload))
+	if flags&(flagSYN|flagFIN) != 0 {
+		*seq++
+	}
+	if out && c.writing == 0 {
+		c.ackedL = c.seqL
+	}
+	r.held = append(r.held, &frame{c: c, ts: ts, data: data})
+	r.heldN += len(data)
+}
+
+// build serialises one TCP segment of c. Called with r.mu held.
+func (r *Recorder) build(c *conn, out bool, flags int, seq, ack uint32, payload []byte) []byte {
 	src, dst, sport, dport := c.local, c.remote, c.lport, c.rport
-	seq, ack := &c.seqL, &c.seqR
 	if !out {
 		src, dst, sport, dport = c.remote, c.local, c.rport, c.lport
-		seq, ack = &c.seqR, &c.seqL
 	}
 	tcp := &layers.TCP{
 		SrcPort: layers.TCPPort(sport), DstPort: layers.TCPPort(dport),
-		Seq: *seq, Ack: *ack, Window: 65535,
+		Seq: seq, Ack: ack, Window: 65535,
 		SYN: flags&flagSYN != 0, FIN: flags&flagFIN != 0, RST: flags&flagRST != 0,
 		PSH: flags&flagPSH != 0, ACK: flags&flagACK != 0,
 	}
@@ -239,15 +269,10 @@ func (r *Recorder) segment(c *conn, ts time.Time, out bool, flags int, payload [
 	buf := gopacket.NewSerializeBuffer()
 	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, netLayer, tcp, gopacket.Payload(payload)); err != nil {
 		r.err = err
-		return
+		return nil
 	}
-	*seq += uint32(len(payload))
-	if flags&(flagSYN|flagFIN) != 0 {
-		*seq++
-	}
-	r.held = append(r.held, frame{c: c, ts: ts, data: bytes.Clone(buf.Bytes())})
-	r.heldN += len(buf.Bytes())
 	r.stats.Bytes += int64(len(payload))
+	return bytes.Clone(buf.Bytes())
 }
 
 // flush writes held frames in capture order up to the first one whose connection still
@@ -260,6 +285,15 @@ func (r *Recorder) flush() {
 	i := 0
 	for ; i < len(r.held) && r.err == nil; i++ {
 		f := r.held[i]
+		if f.pending {
+			if !f.dropped && r.heldN <= max {
+				break
+			}
+			// A write blocked while the bound filled: it gives up its place, and its
+			// bytes are queued when it returns.
+			f.dropped = true
+			continue
+		}
 		if !f.c.ready() {
 			if r.heldN <= max {
 				break
@@ -284,7 +318,10 @@ type conn struct {
 
 	local, remote net.IP
 	lport, rport  int
-	seqL, seqR    uint32
+	seqL, seqR    uint32 // next sequence number each way (seqL counts writes in progress)
+	ackedL        uint32 // seqL without the writes in progress: what segments read acknowledge
+	writing       int    // writes reserved and not yet returned
+	wmu           sync.Mutex
 	hello         bool // the first bytes the client wrote were looked at
 	tls           bool
 	random        [32]byte
@@ -309,18 +346,86 @@ func (c *conn) ready() bool {
 	return c.settled
 }
 
+// Write takes the bytes' place in the capture before handing them to the socket: what the
+// peer answers, read by another goroutine before this write returns, comes after them.
 func (c *conn) Write(b []byte) (int, error) {
+	c.wmu.Lock() // one write at a time, so that places and sequence numbers agree
+	defer c.wmu.Unlock()
+	f := c.reserve(b)
 	n, err := c.Conn.Write(b)
-	if n > 0 {
-		c.data(true, b[:n])
-	}
+	c.written(f, b[:n])
 	return n, err
+}
+
+// reserve queues the place of a write of b, or returns nil if the capture records no more of
+// this direction.
+func (c *conn) reserve(b []byte) *frame {
+	r := c.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !c.hello && len(b) > 0 {
+		c.hello = true
+		// A TLS record of type handshake carrying a ClientHello: its random names the
+		// key log lines of this connection.
+		if len(b) >= 43 && b[0] == 0x16 && b[5] == 0x01 {
+			c.tls = true
+			copy(c.random[:], b[11:43])
+		}
+	}
+	if c.finL || r.closed || r.err != nil || len(b) == 0 {
+		return nil
+	}
+	f := &frame{c: c, ts: time.Now(), pending: true, seq: c.seqL, ack: c.seqR}
+	c.seqL += uint32(len(b))
+	c.writing++
+	r.held = append(r.held, f)
+	return f
+}
+
+// written fills a reserved place with the n bytes the socket took. A short write (the
+// connection failed) leaves a gap in the sequence numbers where the rest would have been, as
+// a capture that missed a segment shows.
+func (c *conn) written(f *frame, b []byte) {
+	if f == nil {
+		return
+	}
+	r := c.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c.writing--
+	if r.closed || r.err != nil {
+		return
+	}
+	var segs [][]byte
+	seq, b0 := f.seq, b
+	for len(b) > 0 {
+		n := min(len(b), maxSegment)
+		data := r.build(c, true, flagPSH|flagACK, seq, f.ack, b[:n])
+		if data == nil {
+			return
+		}
+		segs = append(segs, data)
+		seq += uint32(n)
+		b = b[n:]
+	}
+	c.ackedL = f.seq + uint32(len(b0))
+	frames := make([]*frame, len(segs))
+	for i, d := range segs {
+		frames[i] = &frame{c: c, ts: f.ts, data: d}
+		r.heldN += len(d)
+	}
+	if f.dropped {
+		r.held = append(r.held, frames...)
+	} else if i := slices.Index(r.held, f); i >= 0 {
+		r.held = slices.Replace(r.held, i, i+1, frames...)
+	}
+	r.flush()
 }
 
 func (c *conn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if n > 0 {
-		c.data(false, b[:n])
+		c.read(b[:n])
 	}
 	if err != nil {
 		c.end(false, err)
@@ -334,26 +439,18 @@ func (c *conn) Close() error {
 	return err
 }
 
-func (c *conn) data(out bool, b []byte) {
+// read records bytes the client read.
+func (c *conn) read(b []byte) {
 	r := c.r
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if out && !c.hello {
-		c.hello = true
-		// A TLS record of type handshake carrying a ClientHello: its random names the
-		// key log lines of this connection.
-		if len(b) >= 43 && b[0] == 0x16 && b[5] == 0x01 {
-			c.tls = true
-			copy(c.random[:], b[11:43])
-		}
-	}
-	if (out && c.finL) || (!out && c.finR) {
+	if c.finR {
 		return
 	}
 	now := time.Now()
 	for len(b) > 0 {
 		n := min(len(b), maxSegment)
-		r.segment(c, now, out, flagPSH|flagACK, b[:n])
+		r.segment(c, now, false, flagPSH|flagACK, b[:n])
 		b = b[n:]
 	}
 	r.flush()

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"encoding/hex"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -86,6 +87,7 @@ func blocks(t *testing.T, b []byte) []block {
 type stream struct {
 	out, in       bytes.Buffer // payload client→server and server→client
 	syn, fin, rst int
+	order         []string // in file order: ">" bytes written, "<" bytes read, and FINs
 }
 
 // readBack decodes every packet with pcapgo and gopacket, checks TCP checksums and sequence
@@ -140,6 +142,17 @@ func readBack(t *testing.T, file []byte, serverPort int) map[int]*stream {
 			n++
 		}
 		next[key] = tl.Seq + n
+		// A segment acknowledges only bytes the other side has sent earlier in the file.
+		if other, ok := next[strconv.Itoa(port)+strconv.FormatBool(!out)]; ok && tl.ACK && int32(tl.Ack-other) > 0 {
+			t.Fatalf("port %d out=%v: ack %d for bytes not yet in the file (next %d)", port, out, tl.Ack, other)
+		}
+		dir := map[bool]string{true: ">", false: "<"}[out]
+		if len(tl.Payload) > 0 {
+			s.order = append(s.order, dir+string(tl.Payload))
+		}
+		if tl.FIN {
+			s.order = append(s.order, dir+"FIN")
+		}
 		switch {
 		case tl.SYN:
 			s.syn++
@@ -307,6 +320,99 @@ func tshark(t *testing.T, file []byte, serverPort int, overTLS bool) {
 	}
 	if !strings.Contains(text, "hello capture") && !strings.Contains(text, hex.EncodeToString([]byte("hello capture"))) {
 		t.Fatalf("tshark does not show the payload decrypted:\n%s", text)
+	}
+}
+
+// slowConn returns from Write only after its hook has run, as a preempted writer does.
+type slowConn struct {
+	net.Conn
+	hook func(written []byte)
+}
+
+func (s *slowConn) Write(b []byte) (int, error) {
+	n, err := s.Conn.Write(b)
+	if s.hook != nil {
+		s.hook(b[:n])
+	}
+	return n, err
+}
+
+// The bytes a write hands the socket come before what is read while the write has not yet
+// returned (the answer to them), and a write in progress when the connection is closed is
+// recorded before the FIN. Recorded when Write returned, the answer came first and a DISCONNECT
+// written just before Close was lost: Wireshark then did not show it.
+func TestWriteOrder(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	served := make(chan error, 1)
+	go func() {
+		sc, err := ln.Accept()
+		if err != nil {
+			served <- err
+			return
+		}
+		defer sc.Close()
+		b := make([]byte, 4)
+		if _, err := io.ReadFull(sc, b); err != nil {
+			served <- err
+			return
+		}
+		if _, err := sc.Write([]byte("pong")); err != nil {
+			served <- err
+			return
+		}
+		_, err = io.Copy(io.Discard, sc)
+		served <- err
+	}()
+	raw, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	rec, err := capture.New(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := &slowConn{Conn: raw}
+	c := rec.Wrap(sc)
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	answered := make(chan struct{})
+	go func() {
+		defer close(answered)
+		b := make([]byte, 4)
+		if _, err := io.ReadFull(c, b); err != nil {
+			t.Error(err)
+		}
+	}()
+	sc.hook = func([]byte) { <-answered } // "pong" is read and recorded before Write returns
+	if _, err := c.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	sc.hook = func([]byte) { // the connection is closed before Write returns
+		go func() { defer close(closed); c.Close() }()
+		<-closed
+	}
+	if _, err := c.Write([]byte("bye!")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	streams := readBack(t, buf.Bytes(), port(t, ln.Addr().String()))
+	if len(streams) != 1 {
+		t.Fatalf("%d streams", len(streams))
+	}
+	for _, s := range streams {
+		if got, want := strings.Join(s.order, " "), ">ping <pong >bye! >FIN"; got != want {
+			t.Fatalf("file order %q, want %q", got, want)
+		}
 	}
 }
 
