@@ -33,7 +33,21 @@ func TestSubscriptionOptions(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer other.Close()
+			// other receives its own message before c subscribes: mochi may forward a message
+			// after its PUBACK, and a subscription made in between would get it live
+			fanned := make(chan struct{}, 1)
+			if _, err := other.Subscribe(ctx, func(*fennec.Message) { fanned <- struct{}{} }, packet.Subscription{Filter: "opt/ret", QoS: 1}); err != nil {
+				t.Fatal(err)
+			}
 			if err := other.Publish(ctx, &fennec.Message{Topic: "opt/ret", QoS: 1, Retain: true, Payload: []byte("kept")}); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-fanned:
+			case <-ctx.Done():
+				t.Fatal("the retained message was not forwarded to its publisher's subscription")
+			}
+			if err := other.Unsubscribe(ctx, "opt/ret"); err != nil {
 				t.Fatal(err)
 			}
 			c, err := fennec.Connect(ctx, fennec.Config{Server: url})
