@@ -333,10 +333,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	start := time.Now()
 	stopSampler := r.sample(ctx, start, total, res)
-	defer stopSampler()
-	defer func() { // a failed connect cancels nothing: the sampler stops before the result is read
-		stopSampler()
-	}()
+	defer stopSampler() // idempotent: also called before the result is read
 
 	runtime.GC()
 	var ms runtime.MemStats
@@ -364,7 +361,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if s.c == nil {
 			continue
 		}
-		if _, err := s.c.Subscribe(ctx, r.handler(s), packet.Subscription{Filter: expand(cfg.Filter, i), QoS: cfg.QoS}); err != nil {
+		if _, err := s.c.Subscribe(ctx, s.h, packet.Subscription{Filter: expand(cfg.Filter, i), QoS: cfg.QoS}); err != nil {
 			r.noteErr(fmt.Errorf("subscribe: %w", err))
 			r.connectErrs.Add(1)
 			_ = s.c.Close()
@@ -512,8 +509,6 @@ type client struct {
 	tr *Tracker
 	h  fennec.MessageHandler
 }
-
-func (r *runner) handler(s client) fennec.MessageHandler { return s.h }
 
 func countLive(cs []client) int {
 	n := 0
