@@ -120,7 +120,8 @@ type Sample struct {
 const maxSamples = 86400
 
 // Result is what a run measured. Rates are over the measurement: from when every client
-// was connected to the last publish (sent) or the last message received.
+// was connected to the last publish (sent) or the last message received; in sub mode,
+// whose publishers start when they start, from the first message received to the last.
 type Result struct {
 	Mode        Mode       `json:"mode"`
 	Server      string     `json:"server"`
@@ -258,6 +259,19 @@ func expand(pattern string, i int) string {
 	return strings.ReplaceAll(pattern, "%i", strconv.Itoa(i))
 }
 
+// NoConnectionError is Run's error when no client connected: Err is the first connect
+// error (a *fennec.ConnectError or *fennec.ReasonError, say), for errors.As.
+type NoConnectionError struct {
+	Attempts int
+	Err      error
+}
+
+func (e *NoConnectionError) Error() string {
+	return fmt.Sprintf("bench: none of %d clients connected: %v", e.Attempts, e.Err)
+}
+
+func (e *NoConnectionError) Unwrap() error { return e.Err }
+
 // runner is one run's state.
 type runner struct {
 	cfg Config
@@ -265,11 +279,12 @@ type runner struct {
 
 	connected, connectErrs, dropped    atomic.Int64
 	sent, pubErrs, received, recvBytes atomic.Uint64
-	lastRecv                           atomic.Int64 // unix nanoseconds
+	firstRecv, lastRecv                atomic.Int64 // unix nanoseconds
 
 	mu         sync.Mutex
 	connectH   *hdrhistogram.Histogram
 	errs       []string
+	first      error // the first error noted, kept whole for errors.As
 	phase      string
 	measureEnd time.Time
 }
@@ -277,6 +292,9 @@ type runner struct {
 func (r *runner) noteErr(err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.first == nil {
+		r.first = err
+	}
 	if len(r.errs) >= 10 {
 		return
 	}
@@ -353,6 +371,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			tr.Observe(m.Payload, now)
 			r.received.Add(1)
 			r.recvBytes.Add(uint64(len(m.Payload)))
+			r.firstRecv.CompareAndSwap(0, now.UnixNano())
 			r.lastRecv.Store(now.UnixNano())
 		}
 		return tr
@@ -397,7 +416,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			res.Interrupted = true
 			return res, nil
 		}
-		return res, fmt.Errorf("bench: no client connected: %s", strings.Join(res.Errors, "; "))
+		r.mu.Lock()
+		first := r.first
+		r.mu.Unlock()
+		if first == nil {
+			first = errors.New("no connection was attempted")
+		}
+		return res, &NoConnectionError{Attempts: res.Publishers + res.Subscribers + res.Connections, Err: first}
 	}
 
 	cpu0 := cpuTime()
@@ -473,7 +498,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.Latency = percentiles(lat)
 	res.Received = r.received.Load()
 	if last := r.lastRecv.Load(); last > 0 {
-		if d := time.Unix(0, last).Sub(t0); d > 0 {
+		from := t0
+		if cfg.Mode == Sub { // the publishers are elsewhere and start when they start
+			from = time.Unix(0, r.firstRecv.Load())
+		}
+		if d := time.Unix(0, last).Sub(from); d > 0 {
 			res.ReceiveRate = float64(res.Received) / d.Seconds()
 			res.RecvBytesRate = float64(r.recvBytes.Load()) / d.Seconds()
 		}

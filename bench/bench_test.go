@@ -3,6 +3,7 @@ package bench_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -73,7 +74,9 @@ func TestNoBroker(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	res, err := bench.Run(ctx, bench.Config{Mode: bench.Pub, Client: fennec.Config{Server: "mqtt://127.0.0.1:1", ConnectTimeout: 2 * time.Second}, Publishers: 2})
-	if err == nil || !strings.Contains(err.Error(), "no client connected") || !strings.Contains(err.Error(), "refused") {
+	var nce *bench.NoConnectionError
+	var ce *fennec.ConnectError
+	if !errors.As(err, &nce) || nce.Attempts != 2 || !errors.As(err, &ce) || ce.Phase != fennec.PhaseTCP || !strings.Contains(err.Error(), "refused") {
 		t.Fatalf("err %v", err)
 	}
 	if res == nil || res.ConnectErrors != 2 {

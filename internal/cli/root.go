@@ -72,6 +72,7 @@ connection does not work: which step (DNS, TCP, TLS, MQTT), why, and how to fix 
 		newCertCmd(streams),
 		newBrokerCmd(streams),
 		newDoctorCmd(streams),
+		newBenchCmd(streams),
 		newShadowCmd(streams),
 		newJobsCmd(streams),
 		newProvisionCmd(streams),

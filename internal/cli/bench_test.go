@@ -1,0 +1,117 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vbauerster/mpb/v8"
+
+	"github.com/fennec-mqtt/fennec/bench"
+	"github.com/fennec-mqtt/fennec/broker/brokertest"
+)
+
+// pubsub over TLS 1.3 with mutual TLS at QoS 1: every message counted once by each
+// subscriber, progress lines on stderr, the JSON result and the HTML report.
+func TestBenchCommandPubSub(t *testing.T) {
+	isolate(t)
+	b := brokertest.Start(t, brokertest.Options{})
+	host, port := splitHostPort(b.TLSAddr)
+	report := filepath.Join(t.TempDir(), "run.html")
+	code, out, errout := run(t, "bench", "pubsub", "mqtts://"+host+":"+strconv.Itoa(port), "--cafile", b.CAFile, "--servername", "localhost",
+		"--cert", b.ClientCert, "--key", b.ClientKey, "-n", "3", "--subscribers", "2", "-q", "1", "-C", "300", "-s", "100",
+		"--json", "--report", report, "--interval", "20ms", "--progress", "lines")
+	if code != ExitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errout)
+	}
+	var res bench.Result
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if res.Connected != 5 || res.Sent != 900 || res.Received != 1800 || res.Receive.Unique != 1800 || res.Lost != 0 ||
+		res.Receive.Duplicates != 0 || res.PayloadSize != 100 || res.QoS != 1 || res.Latency.Count != 1800 || res.AckLatency.Count != 900 {
+		t.Fatalf("result %+v", res)
+	}
+	if !strings.Contains(errout, "fennec bench: ") || !strings.Contains(errout, "connected 5/5") {
+		t.Fatalf("no progress lines: %s", errout)
+	}
+	page, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(page, []byte("<svg")) || !bytes.Contains(page, []byte(`id="latency"`)) || !bytes.Contains(page, []byte(`id="throughput"`)) {
+		t.Fatalf("report without its charts: %.300s", page)
+	}
+}
+
+// pub prints the summary a person reads; conn measures memory per connection.
+func TestBenchCommandPubAndConn(t *testing.T) {
+	isolate(t)
+	b := brokertest.Start(t, brokertest.Options{})
+	host, port := splitHostPort(b.TCPAddr)
+	code, out, errout := run(t, "bench", "pub", "-h", host, "-p", strconv.Itoa(port), "-n", "2", "-C", "50", "-q", "2", "--progress", "none", "-V", "311")
+	if code != ExitOK || !strings.Contains(out, "fennec bench pub mqtt://") || !strings.Contains(out, "MQTT 3.1.1, QoS 2") ||
+		!strings.Contains(out, "100 messages in") || !strings.Contains(out, "acknowledged in") || errout != "" {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errout)
+	}
+	code, out, errout = run(t, "bench", "conn", "-h", host, "-p", strconv.Itoa(port), "-n", "20", "--connect-rate", "200", "--duration", "200ms", "--json", "--progress", "none")
+	var res bench.Result
+	if err := json.Unmarshal([]byte(out), &res); code != ExitOK || err != nil {
+		t.Fatalf("exit %d %v\n%s\n%s", code, err, out, errout)
+	}
+	if res.Connected != 20 || res.Connections != 20 || res.Memory.HeapPerConnection <= 0 || res.ConnectTime.Count != 20 {
+		t.Fatalf("result %+v", res)
+	}
+}
+
+// No broker: the first connect error explained, with the network's exit code; bad flags are
+// usage errors before anything connects.
+func TestBenchCommandErrors(t *testing.T) {
+	isolate(t)
+	code, out, errout := run(t, "bench", "pub", "-h", "127.0.0.1", "-p", "1", "-n", "2", "--progress", "none", "--connect-timeout", "2s")
+	if code != ExitNetwork || !strings.Contains(errout, "none of the 2 clients connected") || !strings.Contains(errout, "refused") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errout)
+	}
+	for _, args := range [][]string{
+		{"bench", "pub", "-s", "10"},
+		{"bench", "pub", "-q", "3"},
+		{"bench", "sub", "--progress", "fancy"},
+		{"bench", "conn", "-n", "-1"},
+		{"bench", "conn", "--qos", "1"}, // conn has no QoS
+		{"bench", "pub", "--interval", "0s"},
+	} {
+		if code, _, errout := run(t, args...); code != ExitUsage {
+			t.Errorf("%q: exit %d, want %d: %s", args, code, ExitUsage, errout)
+		}
+	}
+	dir := filepath.Join(t.TempDir(), "missing", "r.html")
+	if code, _, errout := run(t, "bench", "pub", "-p", "1", "--report", dir); code != ExitError || !strings.Contains(errout, "--report") {
+		t.Fatalf("unwritable report: exit %d: %s", code, errout)
+	}
+}
+
+// The bars a terminal shows: connections counted up and the phase with the rates.
+func TestBenchBars(t *testing.T) {
+	var buf bytes.Buffer
+	cfg := bench.Config{Mode: bench.PubSub, Publishers: 3, Subscribers: 2, Duration: time.Second}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	v := newBarView(ctx, &buf, &cfg, mpb.ForceAutoRefresh())
+	v.update(bench.Progress{Phase: "connect", Connected: 2, Clients: 5})
+	v.update(bench.Progress{Phase: "run", Connected: 5, Clients: 5, SendRate: 1234, RecvRate: 2468, Sent: 1234, Received: 2468,
+		Elapsed: time.Second, MeasureEnd: time.Now().Add(time.Second)})
+	time.Sleep(300 * time.Millisecond) // at least one refresh with the run sample
+	v.finish()
+	s := buf.String()
+	for _, want := range []string{"connections", "5 / 5", "run", "out 1234/s", "in 2468/s", "errors 0"} {
+		if !strings.Contains(s, want) {
+			t.Fatalf("bars without %q:\n%s", want, s)
+		}
+	}
+}
