@@ -2,9 +2,9 @@
 GO ?= go
 SUDO := $(shell [ "$$(id -u)" = 0 ] || { command -v sudo >/dev/null 2>&1 && echo sudo; })
 
-.PHONY: test deps vet unit bench-smoke bench build fuzz soak
+.PHONY: test deps vet lint unit bench-smoke bench build fuzz soak
 
-test: deps vet unit bench-smoke
+test: deps lint unit bench-smoke
 
 # deps installs the real peers the interop tests run against, when they are missing and the
 # machine allows it (root or sudo): mosquitto and its clients, Eclipse Paho Python
@@ -36,6 +36,13 @@ deps:
 vet:
 	$(GO) vet ./...
 	cd benchmarks && $(GO) vet ./...
+
+# lint is go vet and staticcheck (its default checks) over both modules; staticcheck is a tool
+# dependency of each go.mod (`go tool staticcheck`), so its version is pinned and nothing needs
+# installing first.
+lint: vet
+	$(GO) tool staticcheck ./...
+	cd benchmarks && $(GO) tool staticcheck ./...
 
 unit:
 	$(GO) test -race -count=1 ./...

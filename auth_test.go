@@ -22,10 +22,10 @@ import (
 // scram is the client side of SCRAM-SHA-256 (RFC 7677's mechanism) as an MQTT 5 enhanced
 // authentication method.
 type scram struct {
-	user, password      string
-	nonce, first, final string
-	salted              []byte
-	serverSig           []byte
+	user, password string
+	nonce, first   string
+	salted         []byte
+	serverSig      []byte
 }
 
 func (s *scram) Method() string { return "SCRAM-SHA-256" }

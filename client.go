@@ -64,7 +64,6 @@ type Client struct {
 
 	mu        sync.Mutex
 	conn      *mqttconn.Conn
-	gen       uint64
 	connack   *packet.Connack
 	closed    bool
 	closedErr error // why the client stopped (ErrClosed, or the lost connection without reconnect)

@@ -1,7 +1,6 @@
 package pki
 
 import (
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
@@ -351,10 +350,3 @@ func (e *ParseError) Hint() string {
 }
 
 func trimPrefix(err error) string { return strings.TrimPrefix(err.Error(), "pki: ") }
-
-// asCertInvalid returns x509's reason when err is a CertificateInvalidError.
-func asCertInvalid(err error) (x509.CertificateInvalidError, bool) {
-	var ci x509.CertificateInvalidError
-	ok := errors.As(err, &ci)
-	return ci, ok
-}

@@ -39,12 +39,6 @@ type profile struct {
 	warning string
 }
 
-type configFile struct {
-	// DefaultProfile is used when --profile is not given (FENNEC_PROFILE wins over it).
-	DefaultProfile string             `toml:"default_profile"`
-	Profiles       map[string]profile `toml:"profiles"`
-}
-
 // configPath returns the config file: --config, else $XDG_CONFIG_HOME/fennec/config.toml, else
 // ~/.config/fennec/config.toml.
 func configPath(explicit string) string {
