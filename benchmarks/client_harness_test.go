@@ -18,7 +18,7 @@ func TestClientsDeliverEveryMessage(t *testing.T) {
 	br := startTestBroker(t, p)
 	for _, transport := range []string{"tcp", "tls"} {
 		ep := br.Endpoint(transport == "tls", p)
-		for _, lib := range append(Libraries(), Ceiling()) {
+		for _, lib := range append(Libraries(), Ceiling(), Raw{Rate: 20000}) {
 			t.Run(transport+"/"+lib.Short(), func(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				defer cancel()
@@ -30,6 +30,13 @@ func TestClientsDeliverEveryMessage(t *testing.T) {
 				if r.Received != n || r.Dups != 0 {
 					t.Fatalf("received %d distinct messages of %d, %d duplicates", r.Received, n, r.Dups)
 				}
+				// a paced client keeps its pace: message i is not written before i/Rate (a
+				// lower bound, which a slow machine cannot break)
+				if raw, ok := lib.(Raw); ok && raw.Rate > 0 {
+					if earliest := time.Duration(float64(n-1) / raw.Rate * float64(time.Second)); r.PublishDone < earliest {
+						t.Fatalf("%d messages at %.0f/s published in %v, before %v", n, raw.Rate, r.PublishDone, earliest)
+					}
+				}
 				l, err := MeasureLatency(ctx, lib, ep, 20, 2)
 				if err != nil {
 					t.Fatal(err)
@@ -38,6 +45,30 @@ func TestClientsDeliverEveryMessage(t *testing.T) {
 					t.Fatalf("latency samples %v", l.Samples)
 				}
 			})
+		}
+	}
+}
+
+// A publisher of one library and a subscriber of another (compare -sub) deliver everything.
+func TestMixedPair(t *testing.T) {
+	p, err := NewPKI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	br := startTestBroker(t, p)
+	libs := Libraries()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const n = 2000
+	for i, pub := range libs {
+		sub := libs[(i+1)%len(libs)]
+		r, err := MeasureThroughputWith(ctx, pub, sub, br.Endpoint(false, p), 1, n)
+		if err != nil {
+			t.Fatalf("%s → %s: %v", pub.Short(), sub.Short(), err)
+		}
+		if r.Received != n || r.Dups != 0 {
+			t.Fatalf("%s → %s: received %d distinct of %d, %d duplicates", pub.Short(), sub.Short(), r.Received, n, r.Dups)
 		}
 	}
 }

@@ -194,17 +194,24 @@ var IdleTimeout = 2 * time.Second
 // MeasureThroughput connects a subscriber and a publisher of lib, publishes n messages of 64 bytes
 // at qos (the subscription has the same QoS) and counts what arrives.
 func MeasureThroughput(ctx context.Context, lib Library, ep Endpoint, qos byte, n int) (ThroughputResult, error) {
+	return MeasureThroughputWith(ctx, lib, lib, ep, qos, n)
+}
+
+// MeasureThroughputWith is MeasureThroughput with the subscriber from another library: with
+// the same subscriber for every publisher, a difference is the publisher's (and the other way
+// round).
+func MeasureThroughputWith(ctx context.Context, lib, subLib Library, ep Endpoint, qos byte, n int) (ThroughputResult, error) {
 	res := ThroughputResult{Sent: n}
 	id := randID()
 	topic := "bench/tput/" + id
-	sub, err := lib.Connect(ctx, ep, "s-"+id)
+	sub, err := subLib.Connect(ctx, ep, "s-"+id)
 	if err != nil {
-		return res, fmt.Errorf("benchmarks: %s subscriber: %w", lib.Short(), err)
+		return res, fmt.Errorf("benchmarks: %s subscriber: %w", subLib.Short(), err)
 	}
 	defer sub.Close()
 	arr := newArrivals(n)
 	if err := sub.Subscribe(ctx, topic, qos, arr.add); err != nil {
-		return res, fmt.Errorf("benchmarks: %s subscribe: %w", lib.Short(), err)
+		return res, fmt.Errorf("benchmarks: %s subscribe: %w", subLib.Short(), err)
 	}
 	pub, err := lib.Connect(ctx, ep, "p-"+id)
 	if err != nil {

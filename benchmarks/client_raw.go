@@ -21,12 +21,29 @@ import (
 // pre-encodes PUBLISH packets and writes them in 256 KiB chunks, reads through a 64 KiB buffer,
 // batches its PUBACKs, and has no session, reconnect, keepalive or flow control. Its figures are
 // a reference for the targets, not a competitor (and for QoS 0 not an upper bound).
-type Raw struct{}
+//
+// With Rate set, the raw client is paced: it writes its pre-encoded packets at Rate messages
+// per second, in a chunk per millisecond, instead of flooding. The limit row of the comparison
+// is the best received rate over a sweep of such rates: an unpaced flood costs a
+// single-threaded broker more CPU per message and is not the limit.
+type Raw struct{ Rate float64 }
 
-func (Raw) Name() string  { return "reference: raw pre-encoded packets" }
-func (Raw) Short() string { return "raw" }
+func (r Raw) Name() string {
+	if r.Rate > 0 {
+		return fmt.Sprintf("reference: raw packets paced at %.0f msg/s", r.Rate)
+	}
+	return "reference: raw pre-encoded packets"
+}
+
+func (r Raw) Short() string {
+	if r.Rate > 0 {
+		return fmt.Sprintf("raw@%.0f", r.Rate)
+	}
+	return "raw"
+}
 
 type rawConn struct {
+	rate    float64 // messages per second; 0: unpaced
 	nc      net.Conn
 	wmu     sync.Mutex
 	handler atomic.Pointer[func([]byte)]
@@ -42,7 +59,7 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-func (Raw) Connect(ctx context.Context, ep Endpoint, id string) (Conn, error) {
+func (r Raw) Connect(ctx context.Context, ep Endpoint, id string) (Conn, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", ep.Addr)
 	if err != nil {
@@ -76,7 +93,7 @@ func (Raw) Connect(ctx context.Context, ep Endpoint, id string) (Conn, error) {
 		return nil, fmt.Errorf("benchmarks: raw: CONNACK % x", ack)
 	}
 	nc.SetDeadline(time.Time{})
-	c := &rawConn{nc: nc, ackCh: make(chan struct{}, 1), subCh: make(chan struct{}, 1), done: make(chan struct{})}
+	c := &rawConn{rate: r.Rate, nc: nc, ackCh: make(chan struct{}, 1), subCh: make(chan struct{}, 1), done: make(chan struct{})}
 	go c.read()
 	return c, nil
 }
@@ -214,9 +231,15 @@ func (c *rawConn) PublishBurst(ctx context.Context, topic string, qos byte, n in
 	const chunk = 256 << 10
 	base := c.acks.Load()
 	buf := make([]byte, 0, chunk+512)
+	start := time.Now()
 	for i := 0; i < n; i++ {
 		buf = appendPublish(buf, topic, qos, uint16(i%65535+1), payload(i))
-		if len(buf) >= chunk || i == n-1 {
+		// paced: flush when the next message is not due yet, then wait until it is
+		var due time.Duration
+		if c.rate > 0 {
+			due = time.Duration(float64(i+1) / c.rate * float64(time.Second))
+		}
+		if len(buf) >= chunk || i == n-1 || due > time.Since(start) {
 			if qos > 0 {
 				// Packet identifiers must not be reused while in flight.
 				if err := c.waitAcks(ctx, base+int64(i+1-60000)); err != nil {
@@ -227,6 +250,9 @@ func (c *rawConn) PublishBurst(ctx context.Context, topic string, qos byte, n in
 				return err
 			}
 			buf = buf[:0]
+			if wait := due - time.Since(start); wait > 0 {
+				time.Sleep(max(wait, time.Millisecond))
+			}
 		}
 	}
 	if qos > 0 {

@@ -28,8 +28,9 @@ import (
 
 type options struct {
 	runs, n, rtt, warmup, idle, parallel, inflight int
-	nodelay, ceiling                               bool
+	nodelay, ceiling, sweep                        bool
 	transports, libs, profileLib, profileDir, only string
+	subLib                                         string
 }
 
 // figure names, in table order
@@ -85,6 +86,8 @@ func main() {
 	flag.StringVar(&o.transports, "transports", "tcp,tls", "transports: tcp, tls")
 	flag.StringVar(&o.libs, "libs", "", "comma-separated short library names (default: all)")
 	flag.BoolVar(&o.ceiling, "ceiling", true, "also measure the raw pre-encoded-packet reference client")
+	flag.StringVar(&o.subLib, "sub", "", "short name of the library every throughput subscriber uses (default: the publisher's), to tell a publisher's cost from a subscriber's")
+	flag.BoolVar(&o.sweep, "sweep", true, "measure the QoS 0 limit: the raw client paced at a sweep of rates around the best library's, the best received rate")
 	flag.StringVar(&o.only, "only", "tput,rtt,idle", "measurements to run: tput (QoS 0 and 1 throughput), rtt (round trip), idle")
 	flag.StringVar(&o.profileLib, "profile", "", "short name of a library to profile (CPU during throughput and latency, heap with the idle clients)")
 	flag.StringVar(&o.profileDir, "profile-dir", "profiles", "where -profile writes its pprof files")
@@ -152,7 +155,15 @@ func run(o options, out, log io.Writer) error {
 				}
 				conf = c
 			}
+			if o.sweep && slices.Contains(strings.Split(o.only, ","), "tput") {
+				if err := measureLimit(o, res, p, tr, r, log); err != nil {
+					return fmt.Errorf("run %d, %s, limit: %w", r+1, tr, err)
+				}
+			}
 		}
+	}
+	if o.sweep {
+		libs = append(libs, limitLib{})
 	}
 	fmt.Fprintf(log, "done in %v\n", time.Since(start).Round(time.Second))
 	printTable(out, o, res, libs, transports, conf)
@@ -214,7 +225,13 @@ func measureLib(o options, res *results, p *benchmarks.PKI, lib benchmarks.Libra
 		if !want("tput") {
 			break
 		}
-		t, err := benchmarks.MeasureThroughput(ctx, lib, ep, q, o.n)
+		subLib := lib
+		if o.subLib != "" {
+			if subLib = libByName(o.subLib); subLib == nil {
+				return "", fmt.Errorf("-sub %s: no such library", o.subLib)
+			}
+		}
+		t, err := benchmarks.MeasureThroughputWith(ctx, lib, subLib, ep, q, o.n)
 		if err != nil {
 			return "", fmt.Errorf("QoS %d throughput: %w (mosquitto log: %s)", q, err, b.Log())
 		}
@@ -275,6 +292,72 @@ func measureLib(o options, res *results, p *benchmarks.PKI, lib benchmarks.Libra
 	return b.Conf, nil
 }
 
+func libByName(short string) benchmarks.Library {
+	for _, l := range append(benchmarks.Libraries(), benchmarks.Ceiling()) {
+		if l.Short() == short {
+			return l
+		}
+	}
+	return nil
+}
+
+// limitLib is the column of the limit row: not a client, the best of a sweep (measureLimit).
+type limitLib struct{ benchmarks.Raw }
+
+func (limitLib) Name() string  { return "limit: best paced raw rate (sweep)" }
+func (limitLib) Short() string { return "limit" }
+
+// sweepFactors are the paced rates of the limit sweep, as multiples of the best QoS 0 rate a
+// library reached in the same run and transport.
+var sweepFactors = []float64{0.7, 0.85, 1.0, 1.1, 1.2, 1.35, 1.5}
+
+// measureLimit finds the QoS 0 limit of this broker on this machine: the raw client paced at
+// each rate of the sweep, on a fresh broker each, and the best rate received with nothing lost
+// (or, if every rate lost messages, the best rate received). A flood is not the limit: it
+// costs single-threaded mosquitto more CPU per message than a paced stream.
+func measureLimit(o options, res *results, p *benchmarks.PKI, tr string, run int, log io.Writer) error {
+	best := 0.0
+	for k, v := range res.vals {
+		if k.transport == tr && k.figure == fQoS0 && k.lib != "limit" && len(v) > run {
+			best = max(best, v[run])
+		}
+	}
+	if best == 0 {
+		return nil
+	}
+	var lossless, any float64
+	for _, f := range sweepFactors {
+		lib := benchmarks.Raw{Rate: best * f}
+		b, err := benchmarks.StartBroker(benchmarks.BrokerOptions{MaxInflight: o.inflight, NoDelay: o.nodelay, PKI: p})
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		subLib := benchmarks.Library(lib)
+		if o.subLib != "" {
+			subLib = libByName(o.subLib)
+		}
+		t, err := benchmarks.MeasureThroughputWith(ctx, lib, subLib, b.Endpoint(tr == "tls", p), 0, o.n)
+		cancel()
+		b.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", lib.Short(), err)
+		}
+		any = max(any, t.Rate())
+		if t.Lost() == 0 {
+			lossless = max(lossless, t.Rate())
+		}
+		fmt.Fprintf(log, "run %d %-4s %-14s QoS 0: %7.0f msg/s received, %d lost\n", run+1, tr, lib.Short(), t.Rate(), t.Lost())
+	}
+	v := lossless
+	if v == 0 {
+		v = any
+	}
+	k := key{tr, "limit", fQoS0}
+	res.vals[k] = append(res.vals[k], v)
+	return nil
+}
+
 // tlsFacts describes the TLS connection the clients negotiate with the broker.
 var tlsFacts string
 
@@ -306,9 +389,14 @@ func format(f string, v float64) string {
 func printTable(w io.Writer, o options, res *results, libs []benchmarks.Library, transports []string, conf string) {
 	base := libs[0]
 	var fennec []benchmarks.Library
+	var limitRatio []benchmarks.Library // Fennec ÷ limit, on the rows the limit has
+	hasLimit := slices.ContainsFunc(libs, func(l benchmarks.Library) bool { return l.Short() == "limit" })
 	for _, l := range libs[1:] {
 		if strings.HasPrefix(l.Short(), "fennec") || l.Short() == benchmarks.Ceiling().Short() {
 			fennec = append(fennec, l)
+		}
+		if hasLimit && strings.HasPrefix(l.Short(), "fennec") {
+			limitRatio = append(limitRatio, l)
 		}
 	}
 	fmt.Fprintf(w, "Medians of %d runs; %d messages of %d bytes per throughput burst, %d round trips, %d idle clients.\n\n",
@@ -320,8 +408,11 @@ func printTable(w io.Writer, o options, res *results, libs []benchmarks.Library,
 	for _, f := range fennec {
 		fmt.Fprintf(w, " %s ÷ %s |", f.Short(), base.Short())
 	}
+	for _, f := range limitRatio {
+		fmt.Fprintf(w, " %s ÷ limit |", f.Short())
+	}
 	fmt.Fprint(w, " target |\n|---|---|")
-	for range len(libs) + len(fennec) + 1 {
+	for range len(libs) + len(fennec) + len(limitRatio) + 1 {
 		fmt.Fprint(w, "---|")
 	}
 	fmt.Fprintln(w)
@@ -358,6 +449,20 @@ func printTable(w io.Writer, o options, res *results, libs []benchmarks.Library,
 						} else {
 							cell += " ✗"
 						}
+					}
+				}
+				fmt.Fprintf(w, " %s |", cell)
+			}
+			for _, l := range limitRatio {
+				lim := median(res.vals[key{tr, "limit", f}])
+				cell := "–"
+				if vs := res.vals[key{tr, l.Short(), f}]; lim > 0 && len(vs) > 0 {
+					ratio := median(vs) / lim
+					cell = fmt.Sprintf("%.2f×", ratio)
+					if ratio >= 0.9 {
+						cell += " ✓"
+					} else {
+						cell += " ✗"
 					}
 				}
 				fmt.Fprintf(w, " %s |", cell)
