@@ -2,7 +2,7 @@
 GO ?= go
 SUDO := $(shell [ "$$(id -u)" = 0 ] || { command -v sudo >/dev/null 2>&1 && echo sudo; })
 
-.PHONY: test deps vet lint unit bench-smoke bench build fuzz soak
+.PHONY: test deps vet lint unit bench-smoke bench bench-brokers build fuzz soak
 
 test: deps lint unit bench-smoke
 
@@ -57,6 +57,12 @@ bench-smoke:
 bench: deps
 	cd benchmarks && $(GO) run ./cmd/compare -runs 3
 	cd benchmarks && $(GO) test -run '^$$' -bench '^BenchmarkCodec$$' -count 6 .
+
+# bench-brokers puts the same fennec bench pubsub loads (unpaced and paced, QoS 0 and 1, MQTT
+# 3.1.1) on the embedded broker, mosquitto and aedes, interleaved, and prints their table
+# (docs/benchmarks.md). RUNS, DURATION, LOAD and RATE change the loads.
+bench-brokers: deps
+	bash benchmarks/brokers.sh
 
 # fuzz runs every fuzz target for FUZZTIME each (CI runs only their seed corpora, in unit).
 FUZZTIME ?= 10m

@@ -42,15 +42,15 @@ type stream struct {
 
 // TrackerStats are a Tracker's counts. Unique = Received - Duplicates.
 type TrackerStats struct {
-	Received   uint64 // benchmark messages received, duplicates included
-	Unique     uint64 // distinct (run, publisher, sequence number)s received
-	Duplicates uint64 // received again
-	Reordered  uint64 // arrived after a message its publisher sent later
-	Gaps       uint64 // sequence numbers below the highest received that have not arrived
-	Forgotten  uint64 // gaps beyond MaxGaps (see there)
-	NoHeader   uint64 // messages without a benchmark header: not counted otherwise
-	Untracked  uint64 // messages of streams beyond MaxStreams: not counted otherwise
-	ClockSkew  uint64 // send times after the receive time (clocks of two machines): no latency recorded
+	Received   uint64 `json:"received"`   // benchmark messages received, duplicates included
+	Unique     uint64 `json:"unique"`     // distinct (run, publisher, sequence number)s received
+	Duplicates uint64 `json:"duplicates"` // received again
+	Reordered  uint64 `json:"reordered"`  // arrived after a message its publisher sent later
+	Gaps       uint64 `json:"gaps"`       // sequence numbers below the highest received that have not arrived
+	Forgotten  uint64 `json:"forgotten"`  // gaps beyond MaxGaps (see there)
+	NoHeader   uint64 `json:"no_header"`  // messages without a benchmark header: not counted otherwise
+	Untracked  uint64 `json:"untracked"`  // messages of streams beyond MaxStreams: not counted otherwise
+	ClockSkew  uint64 `json:"clock_skew"` // send times after the receive time (clocks of two machines): no latency recorded
 }
 
 // Latency range recorded, in microseconds: 1 µs to 10 minutes, 3 significant digits.
