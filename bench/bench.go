@@ -146,12 +146,15 @@ type Result struct {
 	SendBytesRate float64     `json:"sent_bytes_per_s"`
 	AckLatency    Percentiles `json:"ack_latency"` // publish to PUBACK/PUBCOMP (QoS 0: written)
 
-	Received      uint64       `json:"received"`
-	Receive       TrackerStats `json:"receive"`
-	Lost          uint64       `json:"lost"`
-	ReceiveRate   float64      `json:"received_per_s"`
-	RecvBytesRate float64      `json:"received_bytes_per_s"`
-	Latency       Percentiles  `json:"latency"` // end to end, from the header's send time
+	Received uint64       `json:"received"`
+	Receive  TrackerStats `json:"receive"`
+	Lost     uint64       `json:"lost"`
+	// ClientDropped is how many of the lost QoS 0 messages the subscribers' own clients
+	// dropped (fennec.Stats.DroppedQoS0); the rest the broker or the network did not deliver.
+	ClientDropped uint64      `json:"client_dropped_qos0"`
+	ReceiveRate   float64     `json:"received_per_s"`
+	RecvBytesRate float64     `json:"received_bytes_per_s"`
+	Latency       Percentiles `json:"latency"` // end to end, from the header's send time
 
 	CPU    CPU      `json:"cpu"`
 	Memory Memory   `json:"memory"`
@@ -496,6 +499,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.latency = lat
 	res.Latency = percentiles(lat)
+	for _, s := range subs {
+		if s.c != nil {
+			res.ClientDropped += s.c.Stats().DroppedQoS0
+		}
+	}
 	res.Received = r.received.Load()
 	if last := r.lastRecv.Load(); last > 0 {
 		from := t0

@@ -167,7 +167,7 @@ func Summary(res *Result) []Row {
 	if res.Mode == Sub || res.Mode == PubSub {
 		st := res.Receive
 		add("received", "%d messages: %s msg/s, %s/s", res.Received, rate(res.ReceiveRate), bytesText(res.RecvBytesRate))
-		add("lost, duplicated, reordered", "%d, %d, %d", res.Lost, st.Duplicates, st.Reordered)
+		add("lost, duplicated, reordered", "%d (%d of them dropped by this process's clients), %d, %d", res.Lost, res.ClientDropped, st.Duplicates, st.Reordered)
 		if st.NoHeader > 0 || st.Untracked > 0 || st.ClockSkew > 0 {
 			add("not counted", "%d without a benchmark header, %d beyond %d streams, %d with a send time in the future (clock skew)", st.NoHeader, st.Untracked, MaxStreams, st.ClockSkew)
 		}

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -95,14 +96,9 @@ func (o *demoOptions) run(ctx context.Context, streams IO) (err error) {
 			fmt.Fprintf(streams.Out, "%s\n", b)
 		}
 	}
-	external := o.broker != "" || o.conn.url != "" || o.conn.changed("host") || o.conn.changed("port") || o.conn.profile != ""
-	if o.broker != "" {
-		if o.conn.url != "" {
-			return usageErrorf("give the broker once: --broker or -L")
-		}
-		o.conn.url = o.broker
+	if o.broker != "" && o.conn.url != "" {
+		return usageErrorf("give the broker once: --broker or -L")
 	}
-
 	nonce := make([]byte, 4)
 	rand.Read(nonce)
 	topic := o.topic
@@ -113,68 +109,23 @@ func (o *demoOptions) run(ctx context.Context, streams IO) (err error) {
 		return usageErrorf("--topic %q: a plain topic prefix without wildcards, e.g. things/dev1/demo", topic)
 	}
 
-	var spec *connSpec
-	var stop func()
 	fmt.Fprintln(out, "fennec demo: MQTT publish and subscribe, end to end")
 	fmt.Fprintln(out)
-	if external {
-		spec, err = o.conn.buildSpec(streams, nil)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "  broker     %s (MQTT %s", spec.Server, versionName(spec.Version))
-		if spec.TLS != nil {
-			if spec.ClientCert {
-				fmt.Fprint(out, ", TLS with client certificate")
-			} else {
-				fmt.Fprint(out, ", TLS without client certificate")
-			}
-		} else {
-			fmt.Fprint(out, ", plain TCP: not encrypted")
-		}
-		fmt.Fprintln(out, ")")
-		emit(map[string]any{"step": "broker", "server": spec.Server, "embedded": false})
-	} else {
-		// Only the client flags that make sense against the embedded broker apply.
-		o.conn.url, o.conn.noProfile = "", true
-		spec, err = o.conn.buildSpec(streams, nil)
-		if err != nil {
-			return err
-		}
-		var info string
-		spec, info, stop, err = startDemoBroker(ctx, spec)
-		if err != nil {
-			return &exitError{code: ExitError, err: fmt.Errorf("starting the embedded broker: %w", err)}
-		}
+	spec, stop, err := o.openBroker(ctx, streams, out, emit)
+	if err != nil {
+		return err
+	}
+	if stop != nil {
 		defer stop()
-		fmt.Fprint(out, info)
-		emit(map[string]any{"step": "broker", "server": spec.Server, "embedded": true, "tls": "1.3", "client_certificate": "required"})
 	}
 	if spec.ClientID == "" {
 		spec.ClientID = "fennec-demo-" + hex.EncodeToString(nonce)
 	}
-	levels := o.qos
-	if len(levels) == 0 {
-		levels = []int{0, 1, 2}
+	levels, err := o.levels(out, spec)
+	if err != nil {
+		return err
 	}
-	for _, q := range levels {
-		if q < 0 || q > 2 {
-			return usageErrorf("-q %d: QoS is 0, 1 or 2", q)
-		}
-	}
-	if isAWS(spec) {
-		levels = capLevels(out, levels, 1, "AWS IoT Core does not support QoS 2")
-	}
-
-	tr := newTracer(out)
-	tr.short = !o.conn.debug
-	if o.conn.debug {
-		tr = newTracer(streams.Err)
-	}
-	if jsonOut && !o.conn.debug {
-		tr = nil
-	}
-	spec.Trace = tr
+	spec.Trace = o.tracer(streams, out)
 	// Count the PUBCOMPs we send, so that the demo ends after the QoS 2 exchanges complete.
 	pubcomps := make(chan struct{}, 8)
 	spec.onPacket = func(outbound bool, typ byte) {
@@ -213,78 +164,31 @@ func (o *demoOptions) run(ctx context.Context, streams IO) (err error) {
 		fmt.Fprintf(out, "  connected  in %s\n", connectTime.Round(time.Millisecond))
 	}
 
-	type arrival struct {
-		m  *message
-		at time.Time
-	}
-	// MQTT 5: the broker's CONNACK may say Maximum QoS [MQTT-3.2.2-9]; a QoS above it would be
-	// refused, so the demo shows what the broker supports and says so.
-	if fc, ok := c.(*fennecClient); ok {
-		if _, ack := fc.c.ConnectionState(); ack != nil && ack.Props.Has(packet.PropMaximumQoS) {
-			levels = capLevels(out, levels, int(ack.Props.MaximumQoS), fmt.Sprintf("the broker's CONNACK says Maximum QoS %d", ack.Props.MaximumQoS))
-		}
-	}
-	maxQoS := 0
-	for _, q := range levels {
-		maxQoS = max(maxQoS, q)
-	}
-	arrivals := make(chan arrival, 16)
+	levels = brokerLevels(out, c, levels)
 	filter := topic + "/#"
-	subs := []subscription{{Filter: filter, QoS: byte(maxQoS)}}
-	granted, err := c.Subscribe(ctx, func(m *message) {
-		select {
-		case arrivals <- arrival{m, time.Now()}:
-		case <-ctx.Done():
-		}
-	}, subs)
+	arrivals, err := subscribeDemo(ctx, c, spec, filter, slices.Max(levels), emit)
 	if err != nil {
-		return explain(err, spec, "MQTT SUBSCRIBE")
-	}
-	if err := refusedSubscription(spec, subs, granted); err != nil {
 		return err
 	}
-	emit(map[string]any{"step": "subscribe", "filter": filter, "granted_qos": granted})
 
 	var results []demoResult
 	for _, q := range levels {
-		r := demoResult{QoS: q, Topic: fmt.Sprintf("%s/qos%d", topic, q)}
-		payload := fmt.Sprintf("hello from fennec at QoS %d (%s)", q, hex.EncodeToString(nonce))
-		sent := time.Now()
-		if err := c.Publish(ctx, &message{Topic: r.Topic, Payload: []byte(payload), QoS: byte(q)}); err != nil {
-			results = append(results, r)
+		r, err := o.exchange(ctx, c, q, topic, hex.EncodeToString(nonce), arrivals)
+		if r.Sent {
+			r.AckMS, r.RTTMS = ms(r.Ack), ms(r.RTT)
+		}
+		results = append(results, r)
+		if err != nil {
+			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				return err
+			}
 			o.summary(out, results, levels)
 			return explain(err, spec, fmt.Sprintf("MQTT PUBLISH at QoS %d", q))
 		}
-		r.Sent, r.Ack = true, time.Since(sent)
-		timer := time.NewTimer(o.wait)
-	wait:
-		for {
-			select {
-			case a := <-arrivals:
-				if a.m.Topic == r.Topic && string(a.m.Payload) == payload {
-					r.Received, r.RTT = true, a.at.Sub(sent)
-					break wait
-				}
-			case <-timer.C:
-				break wait
-			case <-ctx.Done():
-				timer.Stop()
-				return ctx.Err()
-			}
-		}
-		timer.Stop()
-		r.AckMS, r.RTTMS = ms(r.Ack), ms(r.RTT)
-		results = append(results, r)
 		emit(map[string]any{"step": "message", "qos": q, "topic": r.Topic, "sent": r.Sent, "received": r.Received, "ack_ms": r.AckMS, "round_trip_ms": r.RTTMS})
 		if !r.Received {
 			o.summary(out, results, levels)
-			hint := fmt.Sprintf("step: MQTT — the QoS %d message to %q was accepted but did not come back within %s\ncause: the broker did not deliver it to our own subscription to %q", q, r.Topic, o.wait, filter)
-			if isAWS(spec) {
-				hint += "\nfix: the AWS IoT policy needs iot:Receive on arn:aws:iot:REGION:ACCOUNT:topic/" + r.Topic + " as well as iot:Publish and iot:Subscribe"
-			} else {
-				hint += "\nfix: check the broker's ACL for receive/read rights on the topic; run with -d to see every packet"
-			}
-			return &exitError{code: ExitTimeout, step: "mqtt", err: fmt.Errorf("demo: message at QoS %d not received", q), hint: hint}
+			return o.notReceived(spec, r, filter)
 		}
 	}
 	// A received QoS 2 message is delivered on PUBLISH; wait for its PUBREL/PUBCOMP exchange to
@@ -297,14 +201,7 @@ func (o *demoOptions) run(ctx context.Context, streams IO) (err error) {
 			return ctx.Err()
 		}
 	}
-	tlsDesc := "plain TCP"
-	if st := c.TLSState(); st != nil {
-		requested, sent, _ := spec.tlsFacts.snapshot()
-		tlsDesc = "TLS " + tlsVersionName(st.Version)
-		if requested && sent {
-			tlsDesc += " with mutual TLS"
-		}
-	}
+	tlsDesc := transportText(c, spec)
 	if err := disconnectOnce(); err != nil {
 		return err
 	}
@@ -312,6 +209,167 @@ func (o *demoOptions) run(ctx context.Context, streams IO) (err error) {
 	emit(map[string]any{"step": "summary", "ok": true, "messages": len(results), "received": len(results), "transport": tlsDesc})
 	fmt.Fprintf(out, "\nresult: OK — %d of %d messages received over %s\n", len(results), len(levels), tlsDesc)
 	return nil
+}
+
+// levels are the QoS levels to show: -q, or 0, 1 and 2; AWS IoT Core has no QoS 2.
+func (o *demoOptions) levels(out io.Writer, spec *connSpec) ([]int, error) {
+	levels := o.qos
+	if len(levels) == 0 {
+		levels = []int{0, 1, 2}
+	}
+	for _, q := range levels {
+		if q < 0 || q > 2 {
+			return nil, usageErrorf("-q %d: QoS is 0, 1 or 2", q)
+		}
+	}
+	if isAWS(spec) {
+		levels = capLevels(out, levels, 1, "AWS IoT Core does not support QoS 2")
+	}
+	return levels, nil
+}
+
+// tracer shows the packets: short lines on out, every detail on stderr with -d, none with --json.
+func (o *demoOptions) tracer(streams IO, out io.Writer) *tracer {
+	switch {
+	case o.conn.debug:
+		return newTracer(streams.Err)
+	case o.conn.jsonOut:
+		return nil
+	}
+	tr := newTracer(out)
+	tr.short = true
+	return tr
+}
+
+// transportText says how the connection went: plain TCP, or TLS with its version and whether
+// the broker asked for and got our certificate.
+func transportText(c mqttClient, spec *connSpec) string {
+	st := c.TLSState()
+	if st == nil {
+		return "plain TCP"
+	}
+	requested, sent, _ := spec.tlsFacts.snapshot()
+	s := "TLS " + tlsVersionName(st.Version)
+	if requested && sent {
+		s += " with mutual TLS"
+	}
+	return s
+}
+
+// brokerLevels drops the levels above the Maximum QoS an MQTT 5 broker's CONNACK may give
+// [MQTT-3.2.2-9]: a QoS above it would be refused, so the demo shows what the broker supports
+// and says so.
+func brokerLevels(out io.Writer, c mqttClient, levels []int) []int {
+	if fc, ok := c.(*fennecClient); ok {
+		if _, ack := fc.c.ConnectionState(); ack != nil && ack.Props.Has(packet.PropMaximumQoS) {
+			levels = capLevels(out, levels, int(ack.Props.MaximumQoS), fmt.Sprintf("the broker's CONNACK says Maximum QoS %d", ack.Props.MaximumQoS))
+		}
+	}
+	return levels
+}
+
+// subscribeDemo subscribes to filter at qos; the messages arrive on the channel it returns.
+func subscribeDemo(ctx context.Context, c mqttClient, spec *connSpec, filter string, qos int, emit func(map[string]any)) (<-chan arrival, error) {
+	arrivals := make(chan arrival, 16)
+	subs := []subscription{{Filter: filter, QoS: byte(qos)}}
+	granted, err := c.Subscribe(ctx, func(m *message) {
+		select {
+		case arrivals <- arrival{m, time.Now()}:
+		case <-ctx.Done():
+		}
+	}, subs)
+	if err != nil {
+		return nil, explain(err, spec, "MQTT SUBSCRIBE")
+	}
+	if err := refusedSubscription(spec, subs, granted); err != nil {
+		return nil, err
+	}
+	emit(map[string]any{"step": "subscribe", "filter": filter, "granted_qos": granted})
+	return arrivals, nil
+}
+
+// arrival is a message our subscription received, and when.
+type arrival struct {
+	m  *message
+	at time.Time
+}
+
+// exchange publishes one demo message at QoS q and waits up to --wait for it to come back
+// through the subscription. An error is the publish's, or the context's.
+func (o *demoOptions) exchange(ctx context.Context, c mqttClient, q int, topic, nonce string, arrivals <-chan arrival) (demoResult, error) {
+	r := demoResult{QoS: q, Topic: fmt.Sprintf("%s/qos%d", topic, q)}
+	payload := fmt.Sprintf("hello from fennec at QoS %d (%s)", q, nonce)
+	sent := time.Now()
+	if err := c.Publish(ctx, &message{Topic: r.Topic, Payload: []byte(payload), QoS: byte(q)}); err != nil {
+		return r, err
+	}
+	r.Sent, r.Ack = true, time.Since(sent)
+	timer := time.NewTimer(o.wait)
+	defer timer.Stop()
+	for {
+		select {
+		case a := <-arrivals:
+			if a.m.Topic == r.Topic && string(a.m.Payload) == payload {
+				r.Received, r.RTT = true, a.at.Sub(sent)
+				return r, nil
+			}
+		case <-timer.C:
+			return r, nil
+		case <-ctx.Done():
+			return r, ctx.Err()
+		}
+	}
+}
+
+// notReceived explains a message that was accepted but did not come back.
+func (o *demoOptions) notReceived(spec *connSpec, r demoResult, filter string) error {
+	hint := fmt.Sprintf("step: MQTT — the QoS %d message to %q was accepted but did not come back within %s\ncause: the broker did not deliver it to our own subscription to %q", r.QoS, r.Topic, o.wait, filter)
+	if isAWS(spec) {
+		hint += "\nfix: the AWS IoT policy needs iot:Receive on arn:aws:iot:REGION:ACCOUNT:topic/" + r.Topic + " as well as iot:Publish and iot:Subscribe"
+	} else {
+		hint += "\nfix: check the broker's ACL for receive/read rights on the topic; run with -d to see every packet"
+	}
+	return &exitError{code: ExitTimeout, step: "mqtt", err: fmt.Errorf("demo: message at QoS %d not received", r.QoS), hint: hint}
+}
+
+// openBroker starts the embedded broker, or describes the external one the flags name, and
+// returns the connection to make; stop, when not nil, stops the embedded broker.
+func (o *demoOptions) openBroker(ctx context.Context, streams IO, out io.Writer, emit func(map[string]any)) (spec *connSpec, stop func(), err error) {
+	external := o.broker != "" || o.conn.url != "" || o.conn.changed("host") || o.conn.changed("port") || o.conn.profile != ""
+	if o.broker != "" {
+		o.conn.url = o.broker
+	}
+	if external {
+		spec, err = o.conn.buildSpec(streams, nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		fmt.Fprintf(out, "  broker     %s (MQTT %s", spec.Server, versionName(spec.Version))
+		switch {
+		case spec.TLS == nil:
+			fmt.Fprint(out, ", plain TCP: not encrypted")
+		case spec.ClientCert:
+			fmt.Fprint(out, ", TLS with client certificate")
+		default:
+			fmt.Fprint(out, ", TLS without client certificate")
+		}
+		fmt.Fprintln(out, ")")
+		emit(map[string]any{"step": "broker", "server": spec.Server, "embedded": false})
+		return spec, nil, nil
+	}
+	// Only the client flags that make sense against the embedded broker apply.
+	o.conn.url, o.conn.noProfile = "", true
+	spec, err = o.conn.buildSpec(streams, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	spec, info, stop, err := startDemoBroker(ctx, spec)
+	if err != nil {
+		return nil, nil, &exitError{code: ExitError, err: fmt.Errorf("starting the embedded broker: %w", err)}
+	}
+	fmt.Fprint(out, info)
+	emit(map[string]any{"step": "broker", "server": spec.Server, "embedded": true, "tls": "1.3", "client_certificate": "required"})
+	return spec, stop, nil
 }
 
 func (o *demoOptions) summary(out io.Writer, results []demoResult, levels []int) {
