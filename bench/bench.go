@@ -323,6 +323,39 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
+	r := newRunner(cfg)
+	res := r.newResult()
+	total := res.Publishers + res.Subscribers + res.Connections
+	if err := raiseFileLimit(total + 64); err != nil {
+		return nil, err
+	}
+	stopSampler := r.sample(ctx, time.Now(), total, res)
+	defer stopSampler() // idempotent: also called before the result is read
+
+	subs, pubs, all := r.connectPhase(ctx, res)
+	defer r.closeAll(all)
+	if res.Connected == 0 {
+		stopSampler()
+		r.finish(res, 0)
+		if ctx.Err() != nil {
+			res.Interrupted = true
+			return res, nil
+		}
+		r.mu.Lock()
+		first := r.first
+		r.mu.Unlock()
+		if first == nil {
+			first = errors.New("no connection was attempted")
+		}
+		return res, &NoConnectionError{Attempts: total, Err: first}
+	}
+	measured := r.measurePhase(ctx, res, subs, pubs)
+	stopSampler()
+	r.finish(res, measured)
+	return res, nil
+}
+
+func newRunner(cfg Config) *runner {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	r := &runner{cfg: cfg, run: binary.BigEndian.Uint32(b[:]), connectH: hdrhistogram.New(1, maxLatencyMicros, 3), phase: "connect"}
@@ -336,7 +369,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.QoS > 0 && r.cfg.Client.MaxInflight == 0 {
 		r.cfg.Client.MaxInflight = cfg.Inflight
 	}
-	res := &Result{Mode: cfg.Mode, Server: cfg.Client.Server, Version: r.cfg.Client.Version.String(), QoS: cfg.QoS,
+	return r
+}
+
+// newResult is the result before anything ran: what the run is, and the clients of its mode.
+func (r *runner) newResult() *Result {
+	cfg := r.cfg
+	res := &Result{Mode: cfg.Mode, Server: cfg.Client.Server, Version: cfg.Client.Version.String(), QoS: cfg.QoS,
 		PayloadSize: cfg.PayloadSize, Run: r.run}
 	switch cfg.Mode {
 	case Pub:
@@ -348,28 +387,25 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	case Conn:
 		res.Connections = cfg.Connections
 	}
-	total := res.Publishers + res.Subscribers + res.Connections
-	if err := raiseFileLimit(total + 64); err != nil {
-		return nil, err
-	}
-	start := time.Now()
-	stopSampler := r.sample(ctx, start, total, res)
-	defer stopSampler() // idempotent: also called before the result is read
+	return res
+}
 
+// connectPhase connects the subscribers first, so that they miss nothing, and subscribes
+// them; then the publishers or the idle connections, all through one connect limiter. It
+// records the connect figures and the memory the connections cost.
+func (r *runner) connectPhase(ctx context.Context, res *Result) (subs, pubs, all []client) {
+	cfg := r.cfg
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	res.Memory.HeapBefore = ms.HeapInuse
 	goBefore := runtime.NumGoroutine()
 
-	// Subscribers first, so that they miss nothing; then the publishers or the idle
-	// connections, all through one connect limiter.
 	lim := newLimiter(cfg.ConnectRate, cfg.ConnectParallel)
 	connectStart := time.Now()
-	subs := r.connectAll(ctx, lim, "s", res.Subscribers, func(i int, c *fennec.Config) *Tracker {
+	subs = r.connectAll(ctx, lim, "s", res.Subscribers, func(i int, c *fennec.Config) *Tracker {
 		tr := &Tracker{FromFirst: cfg.Mode == Sub}
 		c.DefaultHandler = func(m *fennec.Message) { // also the subscription's handler
-
 			now := time.Now()
 			tr.Observe(m.Payload, now)
 			r.received.Add(1)
@@ -391,43 +427,31 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			r.connected.Add(-1)
 		}
 	}
-	pubs := r.connectAll(ctx, lim, "p", res.Publishers, func(int, *fennec.Config) *Tracker { return nil })
+	pubs = r.connectAll(ctx, lim, "p", res.Publishers, func(int, *fennec.Config) *Tracker { return nil })
 	conns := r.connectAll(ctx, lim, "c", res.Connections, func(int, *fennec.Config) *Tracker { return nil })
 	connectElapsed := time.Since(connectStart)
-	all := append(append(append([]client(nil), subs...), pubs...), conns...)
-	defer r.closeAll(all)
+	all = append(append(append([]client(nil), subs...), pubs...), conns...)
 
 	res.Connected = int(r.connected.Load())
 	res.ConnectErrors = uint64(r.connectErrs.Load())
 	r.mu.Lock()
 	res.ConnectTime = percentiles(r.connectH)
 	r.mu.Unlock()
-	if res.Connected > 0 {
-		res.ConnectsPerSec = float64(res.Connected) / connectElapsed.Seconds()
-	}
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
 	res.Memory.HeapConnected = ms.HeapInuse
 	if res.Connected > 0 {
+		res.ConnectsPerSec = float64(res.Connected) / connectElapsed.Seconds()
 		res.Memory.HeapPerConnection = (float64(ms.HeapInuse) - float64(res.Memory.HeapBefore)) / float64(res.Connected)
 		res.Memory.GoroutinesPerConnect = float64(runtime.NumGoroutine()-goBefore) / float64(res.Connected)
 	}
-	if res.Connected == 0 {
-		stopSampler()
-		r.finish(res, 0)
-		if ctx.Err() != nil {
-			res.Interrupted = true
-			return res, nil
-		}
-		r.mu.Lock()
-		first := r.first
-		r.mu.Unlock()
-		if first == nil {
-			first = errors.New("no connection was attempted")
-		}
-		return res, &NoConnectionError{Attempts: res.Publishers + res.Subscribers + res.Connections, Err: first}
-	}
+	return subs, pubs, all
+}
 
+// measurePhase runs the mode's measurement and fills in what it measured; it returns how long
+// the measurement took.
+func (r *runner) measurePhase(ctx context.Context, res *Result, subs, pubs []client) time.Duration {
+	cfg := r.cfg
 	cpu0 := cpuTime()
 	t0 := time.Now()
 	var end time.Time
@@ -485,29 +509,32 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.SendBytesRate = res.SendRate * float64(cfg.PayloadSize)
 	}
 	res.AckLatency = percentiles(res.ack)
+	r.collectReceived(res, subs, t0)
+	return measured
+}
+
+// collectReceived adds up what the subscribers counted.
+func (r *runner) collectReceived(res *Result, subs []client, t0 time.Time) {
 	lat := newLatencyHistogram()
 	for _, s := range subs {
 		if s.tr == nil {
 			continue
 		}
-		st := s.tr.Stats()
-		res.Receive.add(st)
+		res.Receive.add(s.tr.Stats())
 		lat.Merge(s.tr.Latency())
-	}
-	if cfg.Mode == Sub {
-		res.Lost = res.Receive.Gaps
-	}
-	res.latency = lat
-	res.Latency = percentiles(lat)
-	for _, s := range subs {
 		if s.c != nil {
 			res.ClientDropped += s.c.Stats().DroppedQoS0
 		}
 	}
+	if r.cfg.Mode == Sub {
+		res.Lost = res.Receive.Gaps
+	}
+	res.latency = lat
+	res.Latency = percentiles(lat)
 	res.Received = r.received.Load()
 	if last := r.lastRecv.Load(); last > 0 {
 		from := t0
-		if cfg.Mode == Sub { // the publishers are elsewhere and start when they start
+		if r.cfg.Mode == Sub { // the publishers are elsewhere and start when they start
 			from = time.Unix(0, r.firstRecv.Load())
 		}
 		if d := time.Unix(0, last).Sub(from); d > 0 {
@@ -515,9 +542,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			res.RecvBytesRate = float64(r.recvBytes.Load()) / d.Seconds()
 		}
 	}
-	stopSampler()
-	r.finish(res, measured)
-	return res, nil
 }
 
 func (r *runner) finish(res *Result, measured time.Duration) {
