@@ -241,6 +241,146 @@ func (t target) defaultPort() int {
 
 func (t target) addr() string { return net.JoinHostPort(t.host, strconv.Itoa(t.defaultPort())) }
 
+// tlsFor sets up TLS for a TLS scheme: the warning of --insecure, AWS's ALPN on 443, and the
+// configuration, or with deferTLS (the doctor) the options left unloaded (deferred true).
+func (f *connFlags) tlsFor(streams IO, spec *connSpec, t target) (deferred bool, err error) {
+	if f.insecure { // every time, --quiet or not
+		fmt.Fprintln(streams.Err, "fennec: WARNING: --insecure: the broker's certificate is NOT verified; anyone on the path can read and change this connection. Never use this in production.")
+	}
+	if t.scheme == "mqtts" && awsiot.IsEndpoint(t.host) && t.defaultPort() == 443 && len(f.alpn) == 0 {
+		// AWS IoT Core serves MQTT with client certificates on 443 only with this ALPN
+		// protocol (AWS IoT Core Developer Guide, "Device communication protocols": protocols,
+		// port mappings and authentication).
+		f.alpn = []string{awsiot.ALPN}
+	}
+	if f.deferTLS {
+		opts, err := tlsOptions(f, t.host)
+		if err != nil {
+			return false, err
+		}
+		spec.tlsOptions = &opts
+		spec.ClientCert = f.cert != ""
+		return true, nil
+	}
+	facts := &tlsFacts{}
+	cfg, err := buildTLSConfig(f, t.host, facts)
+	if err != nil {
+		return false, err
+	}
+	spec.TLS = cfg
+	spec.tlsFacts = facts
+	spec.ClientCert = f.cert != ""
+	return false, nil
+}
+
+// target is the broker the flags name: -L, -h and -p, --aws-endpoint, and TLS when a TLS flag
+// is given with a plain scheme.
+func (f *connFlags) target() (target, error) {
+	if f.awsEndpoint != "" {
+		if f.changed("url") || f.changed("host") {
+			return target{}, usageErrorf("--aws-endpoint names the broker: drop -L/-h")
+		}
+		f.url, f.aws = "mqtts://"+f.awsEndpoint, true
+	}
+	t := target{scheme: "mqtt", host: f.host}
+	if f.url != "" {
+		u, err := parseBrokerURL(f.url)
+		if err != nil {
+			return target{}, err
+		}
+		t = u
+		if f.changed("host") {
+			t.host = f.host
+		}
+	}
+	if f.changed("port") || (f.url == "" && f.port != 0) {
+		t.port = f.port
+	}
+	if f.port < 0 || f.port > 65535 {
+		return target{}, usageErrorf("-p %d: not a port", f.port)
+	}
+	wantTLS := f.header != "" || f.cafile != "" || f.capath != "" || f.osCerts || f.cert != "" || f.tlsVersion != "" || len(f.alpn) > 0 || f.insecure || f.keylog != "" || f.servername != ""
+	if wantTLS {
+		switch t.scheme {
+		case "mqtt":
+			t.scheme = "mqtts"
+		case "ws":
+			t.scheme = "wss"
+		}
+	}
+	return t, nil
+}
+
+// credentials sets the user name and password: the flags, else the URL's, else (with a user
+// name only) FENNEC_PASSWORD.
+func (f *connFlags) credentials(spec *connSpec, t target, version int) error {
+	spec.Username = t.user
+	if f.changed("username") || f.username != "" {
+		spec.Username = f.username
+	}
+	switch {
+	case f.changed("pw") || f.password != "":
+		spec.Password, spec.HasPassword = []byte(f.password), true
+	case t.hasPw:
+		spec.Password, spec.HasPassword = []byte(t.pass), true
+	case spec.Username != "":
+		// only with a user name: a password nobody asked for is not sent to any broker
+		if pw, ok := os.LookupEnv("FENNEC_PASSWORD"); ok {
+			spec.Password, spec.HasPassword = []byte(pw), true
+		}
+	}
+	if spec.HasPassword && spec.Username == "" && version == 4 {
+		return usageErrorf("MQTT 3.1.1 allows a password only with a user name: add -u USER")
+	}
+	return nil
+}
+
+// sessionExpiryFor sets the MQTT 5 session expiry: -x, -1 with -c, or -D connect
+// session-expiry-interval.
+func (f *connFlags) sessionExpiryFor(spec *connSpec, version int, props propSet) error {
+	switch strings.ToLower(f.sessionExpiry) {
+	case "":
+		if f.persistent && version == 5 {
+			v := uint32(0xFFFFFFFF)
+			spec.SessionExpiry = &v
+		}
+	case "-1", "∞", "inf", "never", "4294967295":
+		v := uint32(0xFFFFFFFF)
+		spec.SessionExpiry = &v
+	default:
+		n, err := strconv.ParseUint(f.sessionExpiry, 10, 32)
+		if err != nil {
+			return usageErrorf("-x %q: seconds from 0 to 4294967294, or -1 for never", f.sessionExpiry)
+		}
+		v := uint32(n)
+		spec.SessionExpiry = &v
+	}
+	if spec.SessionExpiry != nil && version != 5 {
+		if f.changed("session-expiry-interval") {
+			return usageErrorf("-x (session expiry) is an MQTT 5 feature; use -V 5")
+		}
+		spec.SessionExpiry = nil
+	}
+	if se := props.u32("connect", "session-expiry-interval"); se != nil && spec.SessionExpiry == nil {
+		spec.SessionExpiry = se
+	}
+	return nil
+}
+
+// will sets the will message of --will-topic and its companions.
+func (f *connFlags) will(spec *connSpec, props propSet) error {
+	if f.willTopic != "" {
+		if f.willQoS < 0 || f.willQoS > 2 {
+			return usageErrorf("--will-qos %d: QoS is 0, 1 or 2", f.willQoS)
+		}
+		spec.Will = &message{Topic: f.willTopic, Payload: []byte(f.willPayload), QoS: byte(f.willQoS), Retain: f.willRetain, Props: props.msgProps("will")}
+		spec.WillDelay = props.u32("will", "will-delay-interval")
+	} else if f.willPayload != "" || f.changed("will-qos") || f.willRetain {
+		return usageErrorf("--will-payload, --will-qos and --will-retain need --will-topic")
+	}
+	return nil
+}
+
 // buildSpec resolves flags, URL, profile and environment into a connSpec. Precedence: flags given
 // on the command line, then -L, then the profile, then defaults. It checks *qos (from -q or the
 // profile), turns on the -d trace, and sets f.topic to the topic of -L or of the profile.
@@ -261,37 +401,9 @@ func (f *connFlags) buildSpec(streams IO, qos *int) (*connSpec, error) {
 			return nil, err
 		}
 	}
-	if f.awsEndpoint != "" {
-		if f.changed("url") || f.changed("host") {
-			return nil, usageErrorf("--aws-endpoint names the broker: drop -L/-h")
-		}
-		f.url, f.aws = "mqtts://"+f.awsEndpoint, true
-	}
-	t := target{scheme: "mqtt", host: f.host}
-	if f.url != "" {
-		u, err := parseBrokerURL(f.url)
-		if err != nil {
-			return nil, err
-		}
-		t = u
-		if f.changed("host") {
-			t.host = f.host
-		}
-	}
-	if f.changed("port") || (f.url == "" && f.port != 0) {
-		t.port = f.port
-	}
-	if f.port < 0 || f.port > 65535 {
-		return nil, usageErrorf("-p %d: not a port", f.port)
-	}
-	wantTLS := f.header != "" || f.cafile != "" || f.capath != "" || f.osCerts || f.cert != "" || f.tlsVersion != "" || len(f.alpn) > 0 || f.insecure || f.keylog != "" || f.servername != ""
-	if wantTLS {
-		switch t.scheme {
-		case "mqtt":
-			t.scheme = "mqtts"
-		case "ws":
-			t.scheme = "wss"
-		}
+	t, err := f.target()
+	if err != nil {
+		return nil, err
 	}
 	useTLS := t.scheme == "mqtts" || t.scheme == "wss"
 	version, err := parseVersion(f.version)
@@ -340,58 +452,14 @@ func (f *connFlags) buildSpec(streams IO, qos *int) (*connSpec, error) {
 	if f.persistent && spec.ClientID == "" {
 		return nil, usageErrorf("-c (persistent session) needs a client ID: add -i ID")
 	}
-	spec.Username = t.user
-	if f.changed("username") || f.username != "" {
-		spec.Username = f.username
+	if err := f.credentials(spec, t, version); err != nil {
+		return nil, err
 	}
-	switch {
-	case f.changed("pw") || f.password != "":
-		spec.Password, spec.HasPassword = []byte(f.password), true
-	case t.hasPw:
-		spec.Password, spec.HasPassword = []byte(t.pass), true
-	case spec.Username != "":
-		// only with a user name: a password nobody asked for is not sent to any broker
-		if pw, ok := os.LookupEnv("FENNEC_PASSWORD"); ok {
-			spec.Password, spec.HasPassword = []byte(pw), true
-		}
+	if err := f.sessionExpiryFor(spec, version, props); err != nil {
+		return nil, err
 	}
-	if spec.HasPassword && spec.Username == "" && version == 4 {
-		return nil, usageErrorf("MQTT 3.1.1 allows a password only with a user name: add -u USER")
-	}
-	switch strings.ToLower(f.sessionExpiry) {
-	case "":
-		if f.persistent && version == 5 {
-			v := uint32(0xFFFFFFFF)
-			spec.SessionExpiry = &v
-		}
-	case "-1", "∞", "inf", "never", "4294967295":
-		v := uint32(0xFFFFFFFF)
-		spec.SessionExpiry = &v
-	default:
-		n, err := strconv.ParseUint(f.sessionExpiry, 10, 32)
-		if err != nil {
-			return nil, usageErrorf("-x %q: seconds from 0 to 4294967294, or -1 for never", f.sessionExpiry)
-		}
-		v := uint32(n)
-		spec.SessionExpiry = &v
-	}
-	if spec.SessionExpiry != nil && version != 5 {
-		if f.changed("session-expiry-interval") {
-			return nil, usageErrorf("-x (session expiry) is an MQTT 5 feature; use -V 5")
-		}
-		spec.SessionExpiry = nil
-	}
-	if se := props.u32("connect", "session-expiry-interval"); se != nil && spec.SessionExpiry == nil {
-		spec.SessionExpiry = se
-	}
-	if f.willTopic != "" {
-		if f.willQoS < 0 || f.willQoS > 2 {
-			return nil, usageErrorf("--will-qos %d: QoS is 0, 1 or 2", f.willQoS)
-		}
-		spec.Will = &message{Topic: f.willTopic, Payload: []byte(f.willPayload), QoS: byte(f.willQoS), Retain: f.willRetain, Props: props.msgProps("will")}
-		spec.WillDelay = props.u32("will", "will-delay-interval")
-	} else if f.willPayload != "" || f.changed("will-qos") || f.willRetain {
-		return nil, usageErrorf("--will-payload, --will-qos and --will-retain need --will-topic")
+	if err := f.will(spec, props); err != nil {
+		return nil, err
 	}
 	if f.cert != "" && f.key == "" || f.key != "" && f.cert == "" {
 		return nil, usageErrorf("--cert and --key go together: give both")
@@ -405,33 +473,14 @@ func (f *connFlags) buildSpec(streams IO, qos *int) (*connSpec, error) {
 	}
 	spec.capture = f.capture
 	if useTLS {
-		if f.insecure { // every time, --quiet or not
-			fmt.Fprintln(streams.Err, "fennec: WARNING: --insecure: the broker's certificate is NOT verified; anyone on the path can read and change this connection. Never use this in production.")
-		}
-		if t.scheme == "mqtts" && awsiot.IsEndpoint(t.host) && t.defaultPort() == 443 && len(f.alpn) == 0 {
-			// AWS IoT Core serves MQTT with client certificates on 443 only with this ALPN
-			// protocol (AWS IoT Core Developer Guide, "Device communication protocols": protocols,
-			// port mappings and authentication).
-			f.alpn = []string{awsiot.ALPN}
-		}
-		if f.deferTLS {
-			opts, err := tlsOptions(f, t.host)
-			if err != nil {
-				return nil, err
-			}
-			spec.tlsOptions = &opts
-			spec.ClientCert = f.cert != ""
-			f.topic = cmp.Or(t.topic, f.profileTopic)
-			return spec, nil
-		}
-		facts := &tlsFacts{}
-		cfg, err := buildTLSConfig(f, t.host, facts)
+		deferred, err := f.tlsFor(streams, spec, t)
 		if err != nil {
 			return nil, err
 		}
-		spec.TLS = cfg
-		spec.tlsFacts = facts
-		spec.ClientCert = f.cert != ""
+		if deferred {
+			f.topic = cmp.Or(t.topic, f.profileTopic)
+			return spec, nil
+		}
 	}
 	if qos != nil && (*qos < 0 || *qos > 2) {
 		return nil, usageErrorf("-q %d: QoS is 0, 1 or 2", *qos)
