@@ -95,34 +95,9 @@ func (o *subOptions) run(ctx context.Context, streams IO) (err error) {
 	if err != nil {
 		return err
 	}
-	topics := o.topics
-	if len(topics) == 0 && o.conn.topic != "" {
-		topics = []string{o.conn.topic}
-	}
-	if len(topics) == 0 && len(o.unsubscribe) == 0 {
-		return usageErrorf("no topic: give -t FILTER (or a topic in the -L URL)")
-	}
-	for _, t := range append(append(append([]string{}, topics...), o.filterOut...), o.unsubscribe...) {
-		if err := validFilter(t); err != nil {
-			return usageErrorf("%v", err)
-		}
-	}
-	if o.count < 0 || o.timeout < 0 {
-		return usageErrorf("-C and -W take positive numbers")
-	}
-	if o.format != "" && o.conn.jsonOut {
-		return usageErrorf("-F and --json are two output formats: give one")
-	}
-	if o.format != "" {
-		if err := checkFormat(o.format); err != nil {
-			return usageError{err}
-		}
-	}
-	if o.asPublished && spec.Version != 5 {
-		return usageErrorf("--retain-as-published is an MQTT 5 subscription option; use -V 5")
-	}
-	if o.noRetained && o.retainedOnly {
-		return usageErrorf("-R (skip retained) and --retained-only exclude each other")
+	topics, err := o.check(spec)
+	if err != nil {
+		return err
 	}
 	// Like mosquitto_sub, stay subscribed across a lost connection: the client reconnects and
 	// resubscribes. The first connection attempt still fails the command.
@@ -208,21 +183,11 @@ func (o *subOptions) run(ctx context.Context, streams IO) (err error) {
 		}
 	}
 	if len(topics) > 0 {
-		subs := make([]subscription, len(topics))
-		for i, t := range topics {
-			subs[i] = subscription{Filter: t, QoS: byte(qos), RetainAsPublished: o.asPublished}
-		}
-		granted, err := c.Subscribe(wctx, handler, subs)
-		if err != nil {
-			return ended(err, "MQTT SUBSCRIBE")
-		}
-		if err := refusedSubscription(spec, subs, granted); err != nil {
-			return err
-		}
-		for i, g := range granted {
-			if i < len(subs) && g < subs[i].QoS && !o.conn.quiet && !o.conn.jsonOut {
-				fmt.Fprintf(streams.Err, "fennec: note: the broker granted QoS %d for %q (asked for %d)\n", g, subs[i].Filter, subs[i].QoS)
+		if err := o.subscribe(wctx, streams, c, spec, topics, qos, handler); err != nil {
+			if r, ok := err.(explainedRefusal); ok {
+				return r.error
 			}
+			return ended(err, "MQTT SUBSCRIBE")
 		}
 	}
 	if o.exitAfterSub {
@@ -233,32 +198,101 @@ func (o *subOptions) run(ctx context.Context, streams IO) (err error) {
 		case <-wctx.Done():
 			return ended(wctx.Err(), "waiting for messages")
 		case m := <-msgs:
-			if o.retainedOnly && !m.Retain {
-				return nil
+			stop, err := o.handle(wctx, streams, c, m, &received)
+			if err != nil {
+				return ended(err, "clearing a retained message")
 			}
-			if matchesAny(o.filterOut, m.Topic) {
-				continue
-			}
-			if o.removeRetained && m.Retain {
-				// QoS 1, so that the broker has it before we disconnect
-				clear := &message{Topic: m.Topic, Payload: nil, QoS: 1, Retain: true}
-				if err := c.Publish(wctx, clear); err != nil {
-					return ended(err, "clearing a retained message")
-				}
-			}
-			if o.noRetained && m.Retain {
-				continue
-			}
-			if err := o.print(streams, m); err != nil {
-				fmt.Fprintf(streams.Err, "fennec: %v\n", err)
-			} else {
-				received++
-			}
-			if o.count > 0 && received >= o.count {
+			if stop {
 				return nil
 			}
 		}
 	}
+}
+
+// check validates the options against the connection and returns the filters to subscribe to.
+func (o *subOptions) check(spec *connSpec) ([]string, error) {
+	topics := o.topics
+	if len(topics) == 0 && o.conn.topic != "" {
+		topics = []string{o.conn.topic}
+	}
+	if len(topics) == 0 && len(o.unsubscribe) == 0 {
+		return nil, usageErrorf("no topic: give -t FILTER (or a topic in the -L URL)")
+	}
+	for _, t := range append(append(append([]string{}, topics...), o.filterOut...), o.unsubscribe...) {
+		if err := validFilter(t); err != nil {
+			return nil, usageErrorf("%v", err)
+		}
+	}
+	if o.count < 0 || o.timeout < 0 {
+		return nil, usageErrorf("-C and -W take positive numbers")
+	}
+	if o.format != "" && o.conn.jsonOut {
+		return nil, usageErrorf("-F and --json are two output formats: give one")
+	}
+	if o.format != "" {
+		if err := checkFormat(o.format); err != nil {
+			return nil, usageError{err}
+		}
+	}
+	if o.asPublished && spec.Version != 5 {
+		return nil, usageErrorf("--retain-as-published is an MQTT 5 subscription option; use -V 5")
+	}
+	if o.noRetained && o.retainedOnly {
+		return nil, usageErrorf("-R (skip retained) and --retained-only exclude each other")
+	}
+	return topics, nil
+}
+
+// subscribe subscribes to topics; a refusal is explained here, other errors are the caller's.
+func (o *subOptions) subscribe(ctx context.Context, streams IO, c mqttClient, spec *connSpec, topics []string, qos int, handler func(*message)) error {
+	subs := make([]subscription, len(topics))
+	for i, t := range topics {
+		subs[i] = subscription{Filter: t, QoS: byte(qos), RetainAsPublished: o.asPublished}
+	}
+	granted, err := c.Subscribe(ctx, handler, subs)
+	if err != nil {
+		return err
+	}
+	if err := refusedSubscription(spec, subs, granted); err != nil {
+		return explainedRefusal{err}
+	}
+	for i, g := range granted {
+		if i < len(subs) && g < subs[i].QoS && !o.conn.quiet && !o.conn.jsonOut {
+			fmt.Fprintf(streams.Err, "fennec: note: the broker granted QoS %d for %q (asked for %d)\n", g, subs[i].Filter, subs[i].QoS)
+		}
+	}
+	return nil
+}
+
+// explainedRefusal is a refused subscription, already explained: the caller returns it as is.
+type explainedRefusal struct{ error }
+
+// handle prints one message as the options say, counting it in received; stop ends the run
+// (-C reached, or --retained-only past the retained messages). An error is the publish that
+// clears a retained message (--remove-retained).
+func (o *subOptions) handle(ctx context.Context, streams IO, c mqttClient, m *message, received *int) (stop bool, err error) {
+	if o.retainedOnly && !m.Retain {
+		return true, nil
+	}
+	if matchesAny(o.filterOut, m.Topic) {
+		return false, nil
+	}
+	if o.removeRetained && m.Retain {
+		// QoS 1, so that the broker has it before we disconnect
+		clear := &message{Topic: m.Topic, Payload: nil, QoS: 1, Retain: true}
+		if err := c.Publish(ctx, clear); err != nil {
+			return false, err
+		}
+	}
+	if o.noRetained && m.Retain {
+		return false, nil
+	}
+	if err := o.print(streams, m); err != nil {
+		fmt.Fprintf(streams.Err, "fennec: %v\n", err)
+	} else {
+		*received++
+	}
+	return o.count > 0 && *received >= o.count, nil
 }
 
 func (o *subOptions) print(streams IO, m *message) error {
