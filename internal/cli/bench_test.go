@@ -115,3 +115,26 @@ func TestBenchBars(t *testing.T) {
 		}
 	}
 }
+
+// Against mosquitto over TLS with client certificates (MQTT 5, QoS 2, and the idle
+// connections of conn): the counts are exact and the connections all come up.
+func TestBenchCommandMosquitto(t *testing.T) {
+	isolate(t)
+	m, files := mosquittoMTLS(t)
+	cert, key := files.FirstClient(m.pki)
+	host, port := splitHostPort(m.TLSAddr)
+	tlsArgs := []string{"-h", host, "-p", strconv.Itoa(port), "--cafile", files.CA, "--cert", cert, "--key", key, "--servername", "localhost"}
+	code, out, errout := run(t, append([]string{"bench", "pubsub", "-n", "2", "--subscribers", "2", "-q", "2", "-C", "100", "--json", "--progress", "none"}, tlsArgs...)...)
+	var res bench.Result
+	if err := json.Unmarshal([]byte(out), &res); code != ExitOK || err != nil {
+		t.Fatalf("exit %d %v\n%s\n%s", code, err, out, errout)
+	}
+	if res.Sent != 200 || res.Received != 400 || res.Receive.Unique != 400 || res.Lost != 0 || res.Receive.Duplicates != 0 || res.Version != "5.0" {
+		t.Fatalf("result %+v", res)
+	}
+	code, out, errout = run(t, append([]string{"bench", "conn", "-n", "50", "--duration", "100ms", "--json", "--progress", "none"}, tlsArgs...)...)
+	res = bench.Result{}
+	if err := json.Unmarshal([]byte(out), &res); code != ExitOK || err != nil || res.Connected != 50 || res.ConnectErrors != 0 {
+		t.Fatalf("exit %d %v %+v\n%s", code, err, res, errout)
+	}
+}
