@@ -18,7 +18,7 @@ func TestClientsDeliverEveryMessage(t *testing.T) {
 	br := startTestBroker(t, p)
 	for _, transport := range []string{"tcp", "tls"} {
 		ep := br.Endpoint(transport == "tls", p)
-		for _, lib := range append(Libraries(), Ceiling(), Raw{Rate: 20000}) {
+		for _, lib := range append(Libraries(), Ceiling(), Raw{Rate: 20000}, Raw{Window: 20}) {
 			t.Run(transport+"/"+lib.Short(), func(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				defer cancel()
@@ -70,6 +70,31 @@ func TestMixedPair(t *testing.T) {
 		if r.Received != n || r.Dups != 0 {
 			t.Fatalf("%s → %s: received %d distinct of %d, %d duplicates", pub.Short(), sub.Short(), r.Received, n, r.Dups)
 		}
+	}
+}
+
+// A windowed raw client never has more QoS 1 publishes outstanding than its window, and
+// still delivers everything.
+func TestRawWindow(t *testing.T) {
+	p, err := NewPKI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	br := startTestBroker(t, p)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := Raw{Window: 20}.Connect(ctx, br.Endpoint(false, p), "w-"+randID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.PublishBurst(ctx, "bench/window", 1, 3000, Payload); err != nil {
+		t.Fatal(err)
+	}
+	rc := c.(*rawConn)
+	if rc.maxOut > 20 || rc.maxOut < 1 || rc.acks.Load() != 3000 {
+		t.Fatalf("at most %d outstanding (window 20), %d acknowledged of 3000", rc.maxOut, rc.acks.Load())
 	}
 }
 

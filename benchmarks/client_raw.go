@@ -26,24 +26,40 @@ import (
 // per second, in a chunk per millisecond, instead of flooding. The limit row of the comparison
 // is the best received rate over a sweep of such rates: an unpaced flood costs a
 // single-threaded broker more CPU per message and is not the limit.
-type Raw struct{ Rate float64 }
+//
+// With Window set, at most Window QoS 1 publishes are unacknowledged at once: a pipelined
+// stream with the window of a broker's in-flight limit, reading PUBACKs as they come.
+type Raw struct {
+	Rate   float64
+	Window int
+}
 
 func (r Raw) Name() string {
 	if r.Rate > 0 {
 		return fmt.Sprintf("reference: raw packets paced at %.0f msg/s", r.Rate)
 	}
+	if r.Window > 0 {
+		return fmt.Sprintf("reference: raw packets, %d in flight", r.Window)
+	}
 	return "reference: raw pre-encoded packets"
 }
 
 func (r Raw) Short() string {
-	if r.Rate > 0 {
+	switch {
+	case r.Rate > 0:
 		return fmt.Sprintf("raw@%.0f", r.Rate)
+	case r.Window > 0:
+		return fmt.Sprintf("raw-window%d", r.Window)
 	}
 	return "raw"
 }
 
 type rawConn struct {
 	rate    float64 // messages per second; 0: unpaced
+	window  int     // QoS 1 publishes unacknowledged at most; 0: up to the packet IDs
+	// maxOut is the most QoS 1 publishes that were written and not yet acknowledged (an upper
+	// estimate: acknowledgements read after the count are not subtracted)
+	maxOut int64
 	nc      net.Conn
 	wmu     sync.Mutex
 	handler atomic.Pointer[func([]byte)]
@@ -93,7 +109,7 @@ func (r Raw) Connect(ctx context.Context, ep Endpoint, id string) (Conn, error) 
 		return nil, fmt.Errorf("benchmarks: raw: CONNACK % x", ack)
 	}
 	nc.SetDeadline(time.Time{})
-	c := &rawConn{rate: r.Rate, nc: nc, ackCh: make(chan struct{}, 1), subCh: make(chan struct{}, 1), done: make(chan struct{})}
+	c := &rawConn{rate: r.Rate, window: r.Window, nc: nc, ackCh: make(chan struct{}, 1), subCh: make(chan struct{}, 1), done: make(chan struct{})}
 	go c.read()
 	return c, nil
 }
@@ -233,6 +249,22 @@ func (c *rawConn) PublishBurst(ctx context.Context, topic string, qos byte, n in
 	buf := make([]byte, 0, chunk+512)
 	start := time.Now()
 	for i := 0; i < n; i++ {
+		if qos > 0 && c.window > 0 && i >= c.window {
+			// the window is full until message i-window is acknowledged: send what is
+			// buffered, then wait for that PUBACK
+			if need := base + int64(i-c.window+1); c.acks.Load() < need {
+				if len(buf) > 0 {
+					if err := c.write(buf); err != nil {
+						return err
+					}
+					buf = buf[:0]
+					c.noteOut(int64(i), base)
+				}
+				if err := c.waitAcks(ctx, need); err != nil {
+					return err
+				}
+			}
+		}
 		buf = appendPublish(buf, topic, qos, uint16(i%65535+1), payload(i))
 		// paced: flush when the next message is not due yet, then wait until it is
 		var due time.Duration
@@ -250,6 +282,9 @@ func (c *rawConn) PublishBurst(ctx context.Context, topic string, qos byte, n in
 				return err
 			}
 			buf = buf[:0]
+			if qos > 0 {
+				c.noteOut(int64(i+1), base)
+			}
 			if wait := due - time.Since(start); wait > 0 {
 				time.Sleep(max(wait, time.Millisecond))
 			}
@@ -259,6 +294,11 @@ func (c *rawConn) PublishBurst(ctx context.Context, topic string, qos byte, n in
 		return c.waitAcks(ctx, base+int64(n))
 	}
 	return nil
+}
+
+// noteOut records the publishes outstanding after written of this burst were written.
+func (c *rawConn) noteOut(written, base int64) {
+	c.maxOut = max(c.maxOut, written-(c.acks.Load()-base))
 }
 
 func (c *rawConn) Publish(ctx context.Context, topic string, qos byte, payload []byte) error {

@@ -224,6 +224,13 @@ func (f *fennecClient) Unsubscribe(ctx context.Context, filters []string) error 
 
 func (f *fennecClient) Disconnect(ctx context.Context) error {
 	err := f.c.Disconnect(ctx)
+	// Disconnect does not wait for a handler or callback that is running (it could be the
+	// caller); the commands never disconnect from one, so they wait: a callback still printing
+	// (a lost connection's note) would otherwise write beside the command's last words.
+	select {
+	case <-f.c.Done():
+	case <-ctx.Done():
+	}
 	if tr := f.spec.Trace; tr != nil {
 		st := f.c.Stats()
 		tr.note("stats: %d connection(s), %d QoS 0 message(s) dropped (handler queue full), %d QoS 2 message(s) the broker resent after their PUBREL",

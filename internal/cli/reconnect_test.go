@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fennec-mqtt/fennec/broker/brokertest"
 	"github.com/fennec-mqtt/fennec/packet"
 )
 
@@ -93,5 +94,51 @@ func TestSubPermanentRefusalOnReconnect(t *testing.T) {
 	}
 	if got := n.Load(); got != 2 {
 		t.Fatalf("%d connections, want 2 (the first, then the refused reconnect)", got)
+	}
+}
+
+// TestDisconnectWaitsForCallbacks: a command's Disconnect returns only after a callback that
+// is running (here the lost-connection note, blocked) has returned, so nothing a callback
+// prints comes after the command's own last words. It used to return at once (a data race on
+// stderr seen in CI: TestSubTimeoutWhileReconnecting's note beside the final error).
+func TestDisconnectWaitsForCallbacks(t *testing.T) {
+	isolate(t)
+	b := brokertest.Start(t, brokertest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	inLost, release := make(chan struct{}), make(chan struct{})
+	var returned atomic.Bool
+	spec := &connSpec{Server: "mqtt://" + b.TCPAddr, ClientID: "cb-wait", Version: 5, KeepAlive: 30 * time.Second, Timeout: 5 * time.Second, Reconnect: true}
+	spec.OnLost = func(error) {
+		select {
+		case <-inLost:
+			return // a later loss
+		default:
+		}
+		close(inLost)
+		<-release
+		returned.Store(true)
+	}
+	c, err := connect(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a second client with the same ID takes the session over: the first loses its connection
+	other, err := connect(ctx, &connSpec{Server: "mqtt://" + b.TCPAddr, ClientID: "cb-wait", Version: 5, KeepAlive: 30 * time.Second, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Disconnect(ctx)
+	select {
+	case <-inLost:
+	case <-ctx.Done():
+		t.Fatal("the connection was not lost")
+	}
+	time.AfterFunc(200*time.Millisecond, func() { close(release) })
+	if err := c.Disconnect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !returned.Load() {
+		t.Fatal("Disconnect returned while the lost-connection callback was still running")
 	}
 }
