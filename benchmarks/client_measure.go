@@ -284,6 +284,24 @@ wait:
 	return res, nil
 }
 
+// MeasureConnects connects and closes n clients one after the other (CONNECT, CONNACK,
+// DISCONNECT; over TLS a full handshake each, no session resumption) and returns connects per
+// second.
+func MeasureConnects(ctx context.Context, lib Library, ep Endpoint, n int) (float64, error) {
+	id := randID()
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		c, err := lib.Connect(ctx, ep, fmt.Sprintf("c-%s-%d", id, i))
+		if err != nil {
+			return 0, fmt.Errorf("benchmarks: %s connect %d: %w", lib.Short(), i, err)
+		}
+		if err := c.Close(); err != nil {
+			return 0, fmt.Errorf("benchmarks: %s close %d: %w", lib.Short(), i, err)
+		}
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
 // LatencyResult holds QoS 1 publish → arrival round trips, one message at a time.
 type LatencyResult struct {
 	Samples []time.Duration // sorted

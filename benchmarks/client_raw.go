@@ -55,11 +55,11 @@ func (r Raw) Short() string {
 }
 
 type rawConn struct {
-	rate    float64 // messages per second; 0: unpaced
-	window  int     // QoS 1 publishes unacknowledged at most; 0: up to the packet IDs
+	rate   float64 // messages per second; 0: unpaced
+	window int     // QoS 1 publishes unacknowledged at most; 0: up to the packet IDs
 	// maxOut is the most QoS 1 publishes that were written and not yet acknowledged (an upper
 	// estimate: acknowledgements read after the count are not subtracted)
-	maxOut int64
+	maxOut  int64
 	nc      net.Conn
 	wmu     sync.Mutex
 	handler atomic.Pointer[func([]byte)]

@@ -28,6 +28,7 @@ import (
 
 type options struct {
 	runs, n, rtt, warmup, idle, parallel, inflight int
+	connects                                       int
 	nodelay, ceiling, sweep                        bool
 	transports, libs, profileLib, profileDir, only string
 	subLib                                         string
@@ -47,9 +48,10 @@ const (
 	fLive = "live heap objects per idle connection (KiB)"
 	fGo   = "goroutines per idle connection"
 	fStk  = "goroutine stacks per idle connection (KiB)"
+	fConn = "sequential connects per second (connect, CONNACK, disconnect)"
 )
 
-var figures = []string{fQoS0, fQoS1, fP50, fP99, fHeap, fLive, fGo, fStk, fCPU0, fCPU1, fBrk0, fBrk1}
+var figures = []string{fQoS0, fQoS1, fP50, fP99, fConn, fHeap, fLive, fGo, fStk, fCPU0, fCPU1, fBrk0, fBrk1}
 
 // targets: Fennec ÷ paho.mqtt.golang must be ≥ (higher) or ≤ (!higher) the value.
 var targets = map[string]struct {
@@ -88,7 +90,8 @@ func main() {
 	flag.BoolVar(&o.ceiling, "ceiling", true, "also measure the raw pre-encoded-packet reference client")
 	flag.StringVar(&o.subLib, "sub", "", "short name of the library every throughput subscriber uses (default: the publisher's), to tell a publisher's cost from a subscriber's")
 	flag.BoolVar(&o.sweep, "sweep", true, "measure the QoS 0 limit: the raw client paced at a sweep of rates around the best library's, the best received rate")
-	flag.StringVar(&o.only, "only", "tput,rtt,idle", "measurements to run: tput (QoS 0 and 1 throughput), rtt (round trip), idle")
+	flag.StringVar(&o.only, "only", "tput,rtt,connect,idle", "measurements to run: tput (QoS 0 and 1 throughput), rtt (round trip), connect (sequential connects), idle")
+	flag.IntVar(&o.connects, "connects", 200, "sequential connects per connect run")
 	flag.StringVar(&o.profileLib, "profile", "", "short name of a library to profile (CPU during throughput and latency, heap with the idle clients)")
 	flag.StringVar(&o.profileDir, "profile-dir", "profiles", "where -profile writes its pprof files")
 	var child childOptions
@@ -259,6 +262,14 @@ func measureLib(o options, res *results, p *benchmarks.PKI, lib benchmarks.Libra
 		add(fP99, us(l.Quantile(0.99)))
 		fmt.Fprintf(log, "run %d %-4s %-14s round trip p50 %v p90 %v p99 %v max %v\n", run+1, tr, lib.Short(),
 			l.Quantile(0.5), l.Quantile(0.9), l.Quantile(0.99), l.Quantile(1))
+	}
+	if want("connect") && lib.Short() != benchmarks.Ceiling().Short() {
+		rate, err := benchmarks.MeasureConnects(ctx, lib, ep, o.connects)
+		if err != nil {
+			return "", fmt.Errorf("connects: %w", err)
+		}
+		add(fConn, rate)
+		fmt.Fprintf(log, "run %d %-4s %-14s %d sequential connects: %.0f per second\n", run+1, tr, lib.Short(), o.connects, rate)
 	}
 	if profiling {
 		pprof.StopCPUProfile()
