@@ -76,6 +76,18 @@ func appendString(b []byte, s string) []byte {
 }
 
 func (r Raw) Connect(ctx context.Context, ep Endpoint, id string) (Conn, error) {
+	nc, err := dialConnect(ctx, ep, id)
+	if err != nil {
+		return nil, err
+	}
+	c := &rawConn{rate: r.Rate, window: r.Window, nc: nc, ackCh: make(chan struct{}, 1), subCh: make(chan struct{}, 1), done: make(chan struct{})}
+	go c.read()
+	return c, nil
+}
+
+// dialConnect dials ep (TLS when ep.TLS is set) and makes an MQTT 3.1.1 connection with a
+// clean session and a 60 s keepalive: CONNECT, and a CONNACK that accepts it.
+func dialConnect(ctx context.Context, ep Endpoint, id string) (net.Conn, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", ep.Addr)
 	if err != nil {
@@ -109,9 +121,7 @@ func (r Raw) Connect(ctx context.Context, ep Endpoint, id string) (Conn, error) 
 		return nil, fmt.Errorf("benchmarks: raw: CONNACK % x", ack)
 	}
 	nc.SetDeadline(time.Time{})
-	c := &rawConn{rate: r.Rate, window: r.Window, nc: nc, ackCh: make(chan struct{}, 1), subCh: make(chan struct{}, 1), done: make(chan struct{})}
-	go c.read()
-	return c, nil
+	return nc, nil
 }
 
 func (c *rawConn) write(b []byte) error {
@@ -314,6 +324,52 @@ func (c *rawConn) Publish(ctx context.Context, topic string, qos byte, payload [
 
 func (c *rawConn) Close() error {
 	c.write([]byte{0xe0, 0})
+	err := c.nc.Close()
+	<-c.done
+	return err
+}
+
+// Floor is not a client either: the least an idle MQTT connection can cost in this process, for
+// the idle-memory figures — the (TLS) connection after CONNACK, one 256-byte read buffer and one
+// goroutine blocked reading it. It only connects and closes.
+type Floor struct{}
+
+func (Floor) Name() string  { return "floor: TLS conn, one buffer, one goroutine" }
+func (Floor) Short() string { return "floor" }
+
+type floorConn struct {
+	nc   net.Conn
+	done chan struct{}
+}
+
+func (Floor) Connect(ctx context.Context, ep Endpoint, id string) (Conn, error) {
+	nc, err := dialConnect(ctx, ep, id)
+	if err != nil {
+		return nil, err
+	}
+	c := &floorConn{nc: nc, done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		buf := make([]byte, 256)
+		for {
+			if _, err := nc.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	return c, nil
+}
+
+var errFloor = errors.New("benchmarks: the floor connection only connects")
+
+func (c *floorConn) Subscribe(context.Context, string, byte, func([]byte)) error { return errFloor }
+func (c *floorConn) PublishBurst(context.Context, string, byte, int, func(int) []byte) error {
+	return errFloor
+}
+func (c *floorConn) Publish(context.Context, string, byte, []byte) error { return errFloor }
+
+func (c *floorConn) Close() error {
+	c.nc.Write([]byte{0xe0, 0})
 	err := c.nc.Close()
 	<-c.done
 	return err

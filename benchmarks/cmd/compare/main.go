@@ -158,6 +158,11 @@ func run(o options, out, log io.Writer) error {
 				}
 				conf = c
 			}
+			if o.ceiling && slices.Contains(strings.Split(o.only, ","), "idle") {
+				if err := measureFloor(o, res, p, tr, r, log); err != nil {
+					return fmt.Errorf("run %d, %s, floor: %w", r+1, tr, err)
+				}
+			}
 			if o.sweep && slices.Contains(strings.Split(o.only, ","), "tput") {
 				if err := measureLimit(o, res, p, tr, r, log); err != nil {
 					return fmt.Errorf("run %d, %s, limit: %w", r+1, tr, err)
@@ -167,6 +172,9 @@ func run(o options, out, log io.Writer) error {
 	}
 	if o.sweep {
 		libs = append(libs, limitLib{})
+	}
+	if o.ceiling && slices.Contains(strings.Split(o.only, ","), "idle") {
+		libs = append(libs, benchmarks.Floor{})
 	}
 	fmt.Fprintf(log, "done in %v\n", time.Since(start).Round(time.Second))
 	printTable(out, o, res, libs, transports, conf)
@@ -303,6 +311,34 @@ func measureLib(o options, res *results, p *benchmarks.PKI, lib benchmarks.Libra
 	return b.Conf, nil
 }
 
+// measureFloor measures the idle cost of the floor connection (benchmarks.Floor) in a child
+// process, as the libraries' idle figures are measured.
+func measureFloor(o options, res *results, p *benchmarks.PKI, tr string, run int, log io.Writer) error {
+	b, err := benchmarks.StartBroker(benchmarks.BrokerOptions{MaxInflight: o.inflight, NoDelay: o.nodelay, PKI: p})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	ep := b.Endpoint(tr == "tls", p)
+	c := childOptions{lib: benchmarks.Floor{}.Short(), addr: ep.Addr}
+	if ep.TLS != nil {
+		c.pkiDir = p.Files.Dir
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	id, err := idleInChild(ctx, c, o)
+	if err != nil {
+		return err
+	}
+	for f, v := range map[string]float64{fHeap: id.HeapPerConn / 1024, fLive: id.LivePerConn / 1024, fGo: id.GoroutinesPerConn, fStk: id.StackPerConn / 1024} {
+		k := key{tr, "floor", f}
+		res.vals[k] = append(res.vals[k], v)
+	}
+	fmt.Fprintf(log, "run %d %-4s %-14s %d idle: %.1f KiB heap (%.1f KiB live), %.1f KiB stack, %.1f goroutines per connection\n",
+		run+1, tr, "floor", o.idle, id.HeapPerConn/1024, id.LivePerConn/1024, id.StackPerConn/1024, id.GoroutinesPerConn)
+	return nil
+}
+
 func libByName(short string) benchmarks.Library {
 	for _, l := range append(benchmarks.Libraries(), benchmarks.Ceiling()) {
 		if l.Short() == short {
@@ -433,7 +469,7 @@ func printTable(w io.Writer, o options, res *results, libs []benchmarks.Library,
 	base := libs[0]
 	var fennec []benchmarks.Library
 	var limitRatio []benchmarks.Library // Fennec ÷ limit, on the rows the limit has
-	hasLimit := slices.ContainsFunc(libs, func(l benchmarks.Library) bool { return l.Short() == "limit" })
+	hasLimit := slices.ContainsFunc(libs, func(l benchmarks.Library) bool { return l.Short() == "limit" || l.Short() == "floor" })
 	for _, l := range libs[1:] {
 		if strings.HasPrefix(l.Short(), "fennec") || l.Short() == benchmarks.Ceiling().Short() {
 			fennec = append(fennec, l)
@@ -452,7 +488,7 @@ func printTable(w io.Writer, o options, res *results, libs []benchmarks.Library,
 		fmt.Fprintf(w, " %s ÷ %s |", f.Short(), base.Short())
 	}
 	for _, f := range limitRatio {
-		fmt.Fprintf(w, " %s ÷ limit |", f.Short())
+		fmt.Fprintf(w, " %s ÷ limit (idle rows: ÷ floor) |", f.Short())
 	}
 	fmt.Fprint(w, " target |\n|---|---|")
 	for range len(libs) + len(fennec) + len(limitRatio) + 1 {
@@ -497,12 +533,18 @@ func printTable(w io.Writer, o options, res *results, libs []benchmarks.Library,
 				fmt.Fprintf(w, " %s |", cell)
 			}
 			for _, l := range limitRatio {
-				lim := median(res.vals[key{tr, "limit", f}])
+				ref, idleRow := "limit", f == fHeap || f == fLive || f == fGo || f == fStk
+				if idleRow {
+					ref = "floor" // a lower bound: the ratio says how far above it, no mark
+				}
+				lim := median(res.vals[key{tr, ref, f}])
 				cell := "–"
 				if vs := res.vals[key{tr, l.Short(), f}]; lim > 0 && len(vs) > 0 {
 					ratio := median(vs) / lim
 					cell = fmt.Sprintf("%.2f×", ratio)
-					if ratio >= 0.9 {
+					if idleRow {
+						// no mark
+					} else if ratio >= 0.9 {
 						cell += " ✓"
 					} else {
 						cell += " ✗"
@@ -592,7 +634,7 @@ func runIdleChild(c childOptions, o options) error {
 	if _, err := benchmarks.RaiseFileLimit(); err != nil {
 		return err
 	}
-	libs := append(benchmarks.Libraries(), benchmarks.Ceiling())
+	libs := append(benchmarks.Libraries(), benchmarks.Ceiling(), benchmarks.Floor{})
 	i := slices.IndexFunc(libs, func(l benchmarks.Library) bool { return l.Short() == c.lib })
 	if i < 0 {
 		return fmt.Errorf("unknown library %q", c.lib)
@@ -607,6 +649,7 @@ func runIdleChild(c childOptions, o options) error {
 	}
 	var during func()
 	if c.heapProfile != "" {
+		runtime.MemProfileRate = 1 // every allocation: a per-connection figure of a few KiB needs it
 		during = func() {
 			if f, err := os.Create(c.heapProfile); err == nil {
 				pprof.Lookup("heap").WriteTo(f, 0)
