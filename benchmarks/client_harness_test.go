@@ -122,3 +122,35 @@ func TestPayloadSequence(t *testing.T) {
 		}
 	}
 }
+
+// The floor connection connects over TCP and TLS, holds one goroutine per connection, refuses
+// to publish, and closes.
+func TestFloor(t *testing.T) {
+	p, err := NewPKI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	br := startTestBroker(t, p)
+	for _, useTLS := range []bool{false, true} {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		r, err := MeasureIdle(ctx, Floor{}, br.Endpoint(useTLS, p), 20, 4, nil)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.GoroutinesPerConn < 0.5 || r.GoroutinesPerConn > 1.5 || r.HeapPerConn <= 0 {
+			t.Fatalf("TLS %v: %+v", useTLS, r)
+		}
+	}
+	c, err := Floor{}.Connect(context.Background(), br.Endpoint(false, p), "f-"+randID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Publish(context.Background(), "x", 0, nil); err == nil {
+		t.Fatal("the floor published")
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
