@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -250,6 +251,9 @@ func runBench(ctx context.Context, streams IO, f *connFlags, o *benchOptions) er
 				e = &exitError{code: ExitError, err: nce.Err}
 			}
 			e.hint = strings.TrimSpace(fmt.Sprintf("none of the %d clients connected; the first one's failure:\n%s", nce.Attempts, e.hint))
+			if errors.Is(nce.Err, syscall.ECONNREFUSED) && (spec.Host == "localhost" || strings.HasPrefix(spec.Host, "127.") || spec.Host == "::1") {
+				e.hint += "\nor start a broker here to measure: fennec broker (MQTT on 127.0.0.1:1883, MQTT over TLS 1.3 with mutual TLS on 8883)"
+			}
 			return e
 		}
 		return usageError{err}

@@ -75,7 +75,7 @@ func TestBenchCommandPubAndConn(t *testing.T) {
 func TestBenchCommandErrors(t *testing.T) {
 	isolate(t)
 	code, out, errout := run(t, "bench", "pub", "-h", "127.0.0.1", "-p", "1", "-n", "2", "--progress", "none", "--connect-timeout", "2s")
-	if code != ExitNetwork || !strings.Contains(errout, "none of the 2 clients connected") || !strings.Contains(errout, "refused") {
+	if code != ExitNetwork || !strings.Contains(errout, "none of the 2 clients connected") || !strings.Contains(errout, "refused") || !strings.Contains(errout, "fennec broker") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errout)
 	}
 	for _, args := range [][]string{
