@@ -192,11 +192,16 @@ func TestResubscribeAfterBrokerCrash(t *testing.T) {
 		t.Run(fmt.Sprintf("%s/policy=%d", vname(tc.v), tc.policy), func(t *testing.T) {
 			b := startMosquitto(t, "persistence true", "persistence_file mosquitto.db", "autosave_interval 1", "autosave_on_changes true")
 			ctx := testCtx(t)
-			var got atomic.Int64
+			var got, subscribes atomic.Int64 // messages received; SUBSCRIBEs sent
 			var present []bool
 			var mu sync.Mutex
 			sc, err := fennec.Connect(ctx, fennec.Config{Server: "mqtt://" + b.Addr, Version: tc.v, ClientID: "resub", SessionExpiry: time.Hour,
 				Resubscribe: tc.policy, Backoff: func(int) time.Duration { return 20 * time.Millisecond },
+				Trace: func(e fennec.TraceEvent) {
+					if e.Outbound && e.Packet != nil && e.Packet.Type() == packet.SUBSCRIBE {
+						subscribes.Add(1)
+					}
+				},
 				OnConnectionUp: func(_ *fennec.Client, ack *packet.Connack) {
 					mu.Lock()
 					present = append(present, ack.SessionPresent)
@@ -238,6 +243,11 @@ func TestResubscribeAfterBrokerCrash(t *testing.T) {
 			mu.Unlock()
 			if !kept {
 				t.Skip("mosquitto reported the session lost this time: the case under test did not arise")
+			}
+			if tc.want == 0 && got.Load() > 0 && subscribes.Load() == 1 {
+				// the client did not subscribe again (its one SUBSCRIBE was the first), yet received: mosquitto's snapshot held the
+				// subscription too (a loaded machine delayed the kill past it)
+				t.Skip("mosquitto's snapshot kept the subscription this time: the case under test did not arise")
 			}
 			if got.Load() != tc.want {
 				t.Fatalf("received %d, want %d", got.Load(), tc.want)
