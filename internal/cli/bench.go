@@ -18,7 +18,6 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 	"golang.org/x/term"
 
-	"github.com/fennec-mqtt/fennec"
 	"github.com/fennec-mqtt/fennec/bench"
 	"github.com/fennec-mqtt/fennec/packet"
 )
@@ -151,33 +150,8 @@ func benchConfig(spec *connSpec, f *connFlags, o *benchOptions) (bench.Config, e
 	if o.interval <= 0 {
 		return bench.Config{}, usageErrorf("--interval %v: must be positive", o.interval)
 	}
-	cc := fennec.Config{
-		Server:          spec.Server,
-		ClientID:        spec.ClientID,
-		Username:        spec.Username,
-		KeepAlive:       spec.KeepAlive,
-		CleanStart:      spec.CleanStart,
-		TLSConfig:       spec.TLS,
-		ConnectTimeout:  spec.Timeout,
-		VersionFallback: spec.VersionFallback,
-		Version:         packet.V5,
-	}
-	if spec.Version == 4 {
-		cc.Version = packet.V311
-	}
-	if spec.HasPassword {
-		cc.Password = spec.Password
-		if cc.Password == nil {
-			cc.Password = []byte{}
-		}
-	}
-	if spec.SessionExpiry != nil {
-		cc.SessionExpiry = time.Duration(*spec.SessionExpiry) * time.Second
-	}
-	if spec.capture != nil {
-		cc.Dial = spec.capture.rec.Dial(nil)
-	}
-	cfg := bench.Config{Mode: o.mode, Client: cc, ConnectRate: o.connectRate, ConnectParallel: o.connectParallel,
+	// bench.Run turns reconnecting off itself: a dropped connection is counted, not retried
+	cfg := bench.Config{Mode: o.mode, Client: clientConfig(spec), ConnectRate: o.connectRate, ConnectParallel: o.connectParallel,
 		Rate: o.rate, QoS: packet.QoS(o.qos), PayloadSize: o.size, Topic: cmp.Or(o.topic, f.topic), Filter: o.filter,
 		Duration: o.duration, Count: o.count, Inflight: o.inflight, Drain: o.drain, Interval: o.interval}
 	switch o.mode {
@@ -346,18 +320,7 @@ const barScale = 1000 // the run bar counts thousandths
 func newBarView(ctx context.Context, w io.Writer, cfg *bench.Config, opts ...mpb.ContainerOption) *barView {
 	v := &barView{cfg: cfg}
 	v.p = mpb.NewWithContext(ctx, append([]mpb.ContainerOption{mpb.WithOutput(w), mpb.WithWidth(80), mpb.WithRefreshRate(200 * time.Millisecond)}, opts...)...)
-	clients := cfg.Publishers + cfg.Subscribers + cfg.Connections
-	switch cfg.Mode { // the counts Run will use, defaults included
-	case bench.Pub:
-		clients = max(cfg.Publishers, 1)
-	case bench.Sub:
-		clients = max(cfg.Subscribers, 1)
-	case bench.PubSub:
-		clients = max(cfg.Publishers, 1) + max(cfg.Subscribers, 1)
-	case bench.Conn:
-		clients = cmp.Or(cfg.Connections, 100)
-	}
-	v.conns = v.p.AddBar(int64(clients),
+	v.conns = v.p.AddBar(0, // its total comes with the first sample (Progress.Clients)
 		mpb.PrependDecorators(decor.Name("connections", decor.WC{W: 12, C: decor.DindentRight})),
 		mpb.AppendDecorators(decor.CountersNoUnit("%d / %d"), decor.Any(func(decor.Statistics) string {
 			v.mu.Lock()
@@ -391,6 +354,9 @@ func (v *barView) update(p bench.Progress) {
 	start, done := v.runStart, v.connsDone
 	v.connsDone = v.connsDone || p.Phase != "connect"
 	v.mu.Unlock()
+	if !done {
+		v.conns.SetTotal(int64(p.Clients), false)
+	}
 	v.conns.SetCurrent(int64(p.Connected))
 	if p.Phase != "connect" && !done {
 		v.conns.SetTotal(-1, true) // every connect ended, up or failed

@@ -24,8 +24,9 @@ type fennecClient struct {
 	spec *connSpec
 }
 
-// connect dials the broker described by spec.
-func connect(ctx context.Context, spec *connSpec) (mqttClient, error) {
+// clientConfig is the part of the client configuration every command takes from spec: the
+// broker, identity, credentials, keep alive, session, TLS, version and capture.
+func clientConfig(spec *connSpec) fennec.Config {
 	cfg := fennec.Config{
 		VersionFallback:  spec.VersionFallback,
 		Server:           spec.Server,
@@ -53,6 +54,12 @@ func connect(ctx context.Context, spec *connSpec) (mqttClient, error) {
 	if spec.SessionExpiry != nil {
 		cfg.SessionExpiry = time.Duration(*spec.SessionExpiry) * time.Second
 	}
+	return cfg
+}
+
+// connect dials the broker described by spec.
+func connect(ctx context.Context, spec *connSpec) (mqttClient, error) {
+	cfg := clientConfig(spec)
 	if spec.Will != nil {
 		w := toFennecMessage(spec.Will)
 		if spec.WillDelay != nil {

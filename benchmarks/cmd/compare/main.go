@@ -339,8 +339,26 @@ func measureFloor(o options, res *results, p *benchmarks.PKI, tr string, run int
 	return nil
 }
 
+// measureOnFreshBroker measures lib's throughput at qos on a broker of its own (the subscriber
+// is -sub's library when given).
+func measureOnFreshBroker(o options, p *benchmarks.PKI, tr string, lib benchmarks.Library, qos byte) (benchmarks.ThroughputResult, error) {
+	b, err := benchmarks.StartBroker(benchmarks.BrokerOptions{MaxInflight: o.inflight, NoDelay: o.nodelay, PKI: p})
+	if err != nil {
+		return benchmarks.ThroughputResult{}, err
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	subLib := lib
+	if o.subLib != "" {
+		subLib = libByName(o.subLib)
+	}
+	return benchmarks.MeasureThroughputWith(ctx, lib, subLib, b.Endpoint(tr == "tls", p), qos, o.n)
+}
+
+// libByName is the library, reference client or floor of a short name, nil if none.
 func libByName(short string) benchmarks.Library {
-	for _, l := range append(benchmarks.Libraries(), benchmarks.Ceiling()) {
+	for _, l := range append(benchmarks.Libraries(), benchmarks.Ceiling(), benchmarks.Floor{}) {
 		if l.Short() == short {
 			return l
 		}
@@ -372,25 +390,14 @@ func measureLimit(o options, res *results, p *benchmarks.PKI, tr string, run int
 	if best == 0 {
 		return nil
 	}
-	var lossless, any float64
+	var lossless, anyRate float64
 	for _, f := range sweepFactors {
 		lib := benchmarks.Raw{Rate: best * f}
-		b, err := benchmarks.StartBroker(benchmarks.BrokerOptions{MaxInflight: o.inflight, NoDelay: o.nodelay, PKI: p})
-		if err != nil {
-			return err
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		subLib := benchmarks.Library(lib)
-		if o.subLib != "" {
-			subLib = libByName(o.subLib)
-		}
-		t, err := benchmarks.MeasureThroughputWith(ctx, lib, subLib, b.Endpoint(tr == "tls", p), 0, o.n)
-		cancel()
-		b.Close()
+		t, err := measureOnFreshBroker(o, p, tr, lib, 0)
 		if err != nil {
 			return fmt.Errorf("%s: %w", lib.Short(), err)
 		}
-		any = max(any, t.Rate())
+		anyRate = max(anyRate, t.Rate())
 		if t.Lost() == 0 {
 			lossless = max(lossless, t.Rate())
 		}
@@ -398,7 +405,7 @@ func measureLimit(o options, res *results, p *benchmarks.PKI, tr string, run int
 	}
 	v := lossless
 	if v == 0 {
-		v = any
+		v = anyRate
 	}
 	k := key{tr, "limit", fQoS0}
 	res.vals[k] = append(res.vals[k], v)
@@ -412,18 +419,7 @@ func measureLimitQoS1(o options, res *results, p *benchmarks.PKI, tr string, run
 	best := 0.0
 	for _, w := range []int{o.inflight, 0} {
 		lib := benchmarks.Raw{Window: w}
-		b, err := benchmarks.StartBroker(benchmarks.BrokerOptions{MaxInflight: o.inflight, NoDelay: o.nodelay, PKI: p})
-		if err != nil {
-			return err
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		subLib := benchmarks.Library(lib)
-		if o.subLib != "" {
-			subLib = libByName(o.subLib)
-		}
-		t, err := benchmarks.MeasureThroughputWith(ctx, lib, subLib, b.Endpoint(tr == "tls", p), 1, o.n)
-		cancel()
-		b.Close()
+		t, err := measureOnFreshBroker(o, p, tr, lib, 1)
 		if err != nil {
 			return fmt.Errorf("%s: %w", lib.Short(), err)
 		}
@@ -634,9 +630,8 @@ func runIdleChild(c childOptions, o options) error {
 	if _, err := benchmarks.RaiseFileLimit(); err != nil {
 		return err
 	}
-	libs := append(benchmarks.Libraries(), benchmarks.Ceiling(), benchmarks.Floor{})
-	i := slices.IndexFunc(libs, func(l benchmarks.Library) bool { return l.Short() == c.lib })
-	if i < 0 {
+	lib := libByName(c.lib)
+	if lib == nil {
 		return fmt.Errorf("unknown library %q", c.lib)
 	}
 	ep := benchmarks.Endpoint{Addr: c.addr}
@@ -659,7 +654,7 @@ func runIdleChild(c childOptions, o options) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	r, err := benchmarks.MeasureIdle(ctx, libs[i], ep, o.idle, o.parallel, during)
+	r, err := benchmarks.MeasureIdle(ctx, lib, ep, o.idle, o.parallel, during)
 	if err != nil {
 		return err
 	}
