@@ -72,18 +72,20 @@ func holdBeyond(types []byte, max int) []int {
 	return held
 }
 
-// restoreHeld puts messages held back from a re-send that never completed (the connection
-// failed before mochi finished it) into cl's table again.
+// restoreHeld puts the stored messages held back from mochi's re-send that the broker has not
+// sent yet into cl's table again: when the connection ends (OnDisconnect, connectionEnded) and
+// before a new connection takes cl's session over. Once it returns, every held message is in the
+// table (heldMu: the sender stores each message it takes under the same lock).
 func (h *hook) restoreHeld(cl *mqtt.Client) {
 	s := h.session(cl)
 	if s == nil {
 		return
 	}
-	s.mu.Lock()
+	s.heldMu.Lock()
+	defer s.heldMu.Unlock()
 	held := s.held
 	s.held = nil
-	s.mu.Unlock()
-	h.putBack(cl, held, false)
+	h.putBack(cl, held)
 }
 
 // heldMsg is a stored message held back from mochi's re-send, with its place in the order
@@ -94,53 +96,54 @@ type heldMsg struct {
 	fresh bool // never sent: put back under a new identifier (see prepareResend)
 }
 
-// putBack stores held messages in cl's table, marked to be sent when the Receive Maximum
-// allows when mark is set. A packet identifier taken meanwhile (a message routed to the new
-// connection before its re-send ended) is replaced by a free one.
-func (h *hook) putBack(cl *mqtt.Client, held []heldMsg, mark bool) []flowEntry {
+// putBack stores held messages in cl's table.
+func (h *hook) putBack(cl *mqtt.Client, held []heldMsg) {
 	if len(held) == 0 {
-		return nil
+		return
 	}
-	var put []flowEntry
 	o := h.orderOf(cl.ID, true)
 	for _, m := range held {
-		pk := m.pk
-		if m.fresh {
-			// mochi's allocator hands out identifiers in turn under the client's lock, so a
-			// message routed at the same moment gets another one
-			id, err := cl.NextPacketID()
-			if err != nil {
-				atomic.AddInt64(&h.b.srv.Info.Inflight, -1)
-				h.b.log.Warn("stored message dropped: no free packet identifier", "client", cl.ID, "topic", pk.TopicName)
-				continue
-			}
-			o.mu.Lock()
-			if m.seq != 0 && o.seq[pk.PacketID] == m.seq {
-				delete(o.seq, pk.PacketID) // the old identifier's place in the order
-			}
-			o.mu.Unlock()
-			pk.PacketID = uint16(id)
-		} else if cur, taken := cl.State.Inflight.Get(pk.PacketID); taken && !sameMessage(cur, pk) {
-			id, err := cl.NextPacketID()
-			if err != nil {
-				atomic.AddInt64(&h.b.srv.Info.Inflight, -1)
-				h.b.log.Warn("stored message dropped: no free packet identifier", "client", cl.ID, "topic", pk.TopicName)
-				continue
-			}
-			pk.PacketID = uint16(id)
-		}
-		if mark {
-			pk.Expiry = -1
+		h.storeHeld(cl, o, m)
+	}
+}
+
+// storeHeld stores one held message in cl's table and returns it as stored. A packet identifier
+// taken meanwhile (a message routed to the new connection before its re-send ended) is replaced
+// by a free one; so is the identifier of a message the client was never sent. ok is false when
+// no identifier is free: the message is dropped, and logged.
+func (h *hook) storeHeld(cl *mqtt.Client, o *sendOrder, m heldMsg) (pk packets.Packet, ok bool) {
+	pk = m.pk
+	if m.fresh {
+		// mochi's allocator hands out identifiers in turn under the client's lock, so a
+		// message routed at the same moment gets another one
+		id, err := cl.NextPacketID()
+		if err != nil {
+			atomic.AddInt64(&h.b.srv.Info.Inflight, -1)
+			h.b.log.Warn("stored message dropped: no free packet identifier", "client", cl.ID, "topic", pk.TopicName)
+			return pk, false
 		}
 		o.mu.Lock()
-		if m.seq != 0 {
-			o.seq[pk.PacketID] = m.seq
+		if m.seq != 0 && o.seq[pk.PacketID] == m.seq {
+			delete(o.seq, pk.PacketID) // the old identifier's place in the order
 		}
 		o.mu.Unlock()
-		cl.State.Inflight.Set(pk)
-		put = append(put, flowEntry{pk.PacketID, pk.Created})
+		pk.PacketID = uint16(id)
+	} else if cur, taken := cl.State.Inflight.Get(pk.PacketID); taken && !sameMessage(cur, pk) {
+		id, err := cl.NextPacketID()
+		if err != nil {
+			atomic.AddInt64(&h.b.srv.Info.Inflight, -1)
+			h.b.log.Warn("stored message dropped: no free packet identifier", "client", cl.ID, "topic", pk.TopicName)
+			return pk, false
+		}
+		pk.PacketID = uint16(id)
 	}
-	return put
+	o.mu.Lock()
+	if m.seq != 0 {
+		o.seq[pk.PacketID] = m.seq
+	}
+	o.mu.Unlock()
+	cl.State.Inflight.Set(pk)
+	return pk, true
 }
 
 // flowEntry is a message waiting in a session's queue: its packet identifier, and the second it
@@ -159,9 +162,10 @@ type flow struct {
 	allow map[uint16]int  // writes of a PUBLISH that gateWrite lets through
 }
 
-// startFlow runs once the session is established: the held messages first, then what was routed
-// meanwhile; what mochi re-sent counts as sent. mochi's send quota goes to zero for good.
-func (h *hook) startFlow(cl *mqtt.Client, s *session, held []flowEntry) {
+// startFlow runs once the session is established: the held messages (s.held) go first, then
+// what was routed meanwhile; what mochi re-sent counts as sent. mochi's send quota goes to zero
+// for good.
+func (h *hook) startFlow(cl *mqtt.Client, s *session) {
 	max := receiveMaximum(cl)
 	if max <= 0 {
 		return
@@ -169,7 +173,7 @@ func (h *hook) startFlow(cl *mqtt.Client, s *session, held []flowEntry) {
 	cl.State.Inflight.ResetSendQuota(0)
 	s.mu.Lock()
 	f := &s.flow
-	f.q = append(held, f.q[f.head:]...)
+	f.q = f.q[f.head:]
 	f.head = 0
 	waiting := make(map[uint16]bool, len(f.q))
 	for _, e := range f.q {
@@ -226,7 +230,10 @@ func (h *hook) flowDone(cl *mqtt.Client, id uint16) {
 	}
 }
 
-// pump writes queued messages, in order, while cl's Receive Maximum allows.
+// pump writes queued messages, in order, while cl's Receive Maximum allows: first the stored
+// messages held back from mochi's re-send (s.held, out of mochi's table until they are sent,
+// so that mochi's per-second sweep and its copies of the table stay small during a drain), then
+// the queue.
 func (h *hook) pump(cl *mqtt.Client) {
 	max := receiveMaximum(cl)
 	if max <= 0 || cl.IsTakenOver() || cl.Closed() {
@@ -239,25 +246,36 @@ func (h *hook) pump(cl *mqtt.Client) {
 	s.drainMu.Lock()
 	defer s.drainMu.Unlock()
 	now := time.Now().Unix()
+	var o *sendOrder
 	for {
 		s.mu.Lock()
 		f := &s.flow
-		if !f.on || len(f.sent) >= max || f.head == len(f.q) {
-			if f.head == len(f.q) {
-				f.q, f.head = f.q[:0], 0
-			} else if f.head > 1024 && f.head*2 > len(f.q) {
+		if !f.on || len(f.sent) >= max {
+			if f.head > 1024 && f.head*2 > len(f.q) {
 				n := copy(f.q, f.q[f.head:])
 				f.q, f.head = f.q[:n], 0
 			}
 			s.mu.Unlock()
 			return
 		}
-		e := f.q[f.head]
-		f.head++
 		s.mu.Unlock()
-		pk, ok := cl.State.Inflight.Get(e.id)
-		if !ok || pk.FixedHeader.Type != packets.Publish || pk.Created != e.created {
-			continue // acknowledged or dropped meanwhile, or its identifier reused
+		pk, ok, more := h.nextHeld(cl, s, &o)
+		if !more {
+			s.mu.Lock()
+			if f.head == len(f.q) {
+				f.q, f.head = f.q[:0], 0
+				s.mu.Unlock()
+				return
+			}
+			e := f.q[f.head]
+			f.head++
+			s.mu.Unlock()
+			pk, ok = cl.State.Inflight.Get(e.id)
+			// else acknowledged or dropped meanwhile, or its identifier reused
+			ok = ok && pk.FixedHeader.Type == packets.Publish && pk.Created == e.created
+		}
+		if !ok {
+			continue
 		}
 		was := pk
 		if pk.Expiry < 0 {
@@ -271,14 +289,17 @@ func (h *hook) pump(cl *mqtt.Client) {
 			continue
 		}
 		s.mu.Lock()
-		f.sent[e.id] = true
-		f.allow[e.id]++
+		f.sent[pk.PacketID] = true
+		f.allow[pk.PacketID]++
 		s.mu.Unlock()
 		if err := cl.WritePacket(pk); err != nil {
+			// still stored: sent at the next connection, like any stored message
 			s.mu.Lock()
-			delete(f.sent, e.id)
-			delete(f.allow, e.id)
-			f.head-- // still first: sent at the next connection, like any stored message
+			delete(f.sent, pk.PacketID)
+			delete(f.allow, pk.PacketID)
+			if !more {
+				f.head-- // still first in the queue
+			}
 			s.mu.Unlock()
 			return
 		}
@@ -286,6 +307,25 @@ func (h *hook) pump(cl *mqtt.Client) {
 			replace(cl, was, pk) // unmarked, awaiting its acknowledgement
 		}
 	}
+}
+
+// nextHeld takes the first held message of s and stores it in cl's table to be sent; more is
+// false when none is held. ok is false when it could not be stored (no free identifier).
+func (h *hook) nextHeld(cl *mqtt.Client, s *session, o **sendOrder) (pk packets.Packet, ok, more bool) {
+	s.heldMu.Lock()
+	defer s.heldMu.Unlock()
+	if len(s.held) == 0 {
+		s.held = nil
+		return pk, false, false
+	}
+	m := s.held[0]
+	s.held[0] = heldMsg{} // a packets.Packet holds the payload: let it go once sent
+	s.held = s.held[1:]
+	if *o == nil {
+		*o = h.orderOf(cl.ID, true)
+	}
+	pk, ok = h.storeHeld(cl, *o, m)
+	return pk, ok, true
 }
 
 // OnPacketProcessed runs after each packet the client sent, before mochi's own check for marked

@@ -30,7 +30,9 @@ type session struct {
 	// switch may still reach it (see takeover.go).
 	inherited []*mqtt.Client
 	late      []packets.Packet // messages routed to it during the takeover (see takeover.go)
-	held      []heldMsg        // stored messages beyond its Receive Maximum, during the re-send (see flow.go)
+
+	heldMu sync.Mutex
+	held   []heldMsg // stored messages beyond its Receive Maximum, not yet sent (see flow.go)
 
 	drainMu sync.Mutex // one pump at a time (see flow.go)
 	flow    flow       // under mu
@@ -216,11 +218,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	// offline client mochi delivered to is gone, once the messages routed to it are handed on.
 	s := h.session(cl)
 	if s != nil {
-		s.mu.Lock()
-		held := s.held
-		s.held = nil
-		s.mu.Unlock()
-		h.startFlow(cl, s, h.putBack(cl, held, true))
+		h.startFlow(cl, s)
 		h.deliverLate(cl, s)
 	}
 	h.parked.Delete(cl.ID)
@@ -368,6 +366,7 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	if !ok {
 		return
 	}
+	h.restoreHeld(cl) // the held messages not sent are stored with the session
 	// Parked before it leaves the connected sessions: a message routed meanwhile finds it.
 	defer h.sessions.Delete(cl)
 	// The session outlives the connection unless it ends with it. mochi routes messages to cl

@@ -225,6 +225,7 @@ func (l *listener) Close(listeners.CloseFn) {
 // the fault-injection switches.
 type conn struct {
 	net.Conn
+	wq   *writeQueue // every write goes through it (writeq.go)
 	l    *listener
 	tls  *tls.ConnectionState
 	v311 atomic.Bool // the client speaks MQTT 3.1 or 3.1.1
@@ -347,7 +348,7 @@ func (c *conn) checkConnect(header byte, body []byte) (standIn []byte, err error
 	if len(body) >= 12 && string(body[2:8]) == "MQIsdp" && body[8] == 3 {
 		// name (2+6), level, flags, keep alive (2), then the client identifier's length
 		if len(body) >= 14 && body[12] == 0 && body[13] == 0 {
-			c.Conn.Write([]byte{0x20, 0x02, 0x00, 0x02})
+			c.wq.Write([]byte{0x20, 0x02, 0x00, 0x02})
 			return nil, c.refuse("MQTT 3.1 CONNECT with an empty client identifier", nil)
 		}
 		return nil, nil
@@ -384,7 +385,7 @@ func (c *conn) checkConnect(header byte, body []byte) (standIn []byte, err error
 	}
 	switch {
 	case pe.Reason == packet.UnsupportedProtocolVersion && level < 5:
-		c.Conn.Write([]byte{0x20, 0x02, 0x00, 0x01}) // 3.1.1 CONNACK 0x01 [MQTT-3.1.2-2]
+		c.wq.Write([]byte{0x20, 0x02, 0x00, 0x01}) // 3.1.1 CONNACK 0x01 [MQTT-3.1.2-2]
 	case pe.Reason == packet.UnsupportedProtocolVersion:
 		c.writeConnack(packet.V5, packet.UnsupportedProtocolVersion)
 	case level == 5:
@@ -395,7 +396,7 @@ func (c *conn) checkConnect(header byte, body []byte) (standIn []byte, err error
 
 func (c *conn) writeConnack(v packet.Version, code packet.ReasonCode) {
 	if b, err := (&packet.Connack{ReasonCode: code}).Append(nil, v); err == nil {
-		c.Conn.Write(b)
+		c.wq.Write(b)
 	}
 }
 
@@ -405,7 +406,7 @@ func (c *conn) refuse(why string, err error) error {
 }
 
 func newConn(nc net.Conn, l *listener, st *tls.ConnectionState) *conn {
-	return &conn{Conn: nc, l: l, tls: st, gate: l.b.faults.gate, close: make(chan struct{})}
+	return &conn{Conn: nc, wq: newWriteQueue(nc), l: l, tls: st, gate: l.b.faults.gate, close: make(chan struct{})}
 }
 
 func (c *conn) Read(p []byte) (int, error) {
@@ -545,7 +546,7 @@ func (c *conn) refuseSubscribe(sp *packet.Subscribe) error {
 		ack.ReasonCodes[i] = code
 	}
 	if b, err := ack.Append(nil, c.ver); err == nil {
-		c.Conn.Write(b)
+		c.wq.Write(b)
 	}
 	c.l.log.Warn("SUBSCRIBE refused: more filters than MaxSubscribeFilters", "remote", c.RemoteAddr().String(),
 		"filters", len(sp.Subscriptions), "max", c.l.b.opts.MaxSubscribeFilters)
@@ -555,7 +556,7 @@ func (c *conn) refuseSubscribe(sp *packet.Subscribe) error {
 func (c *conn) violation(code packet.ReasonCode, why string, err error) error {
 	if c.ver == packet.V5 {
 		if b, e := (&packet.Disconnect{ReasonCode: code}).Append(nil, packet.V5); e == nil {
-			c.Conn.Write(b)
+			c.wq.Write(b)
 		}
 	}
 	return c.refuse(why, err)
@@ -571,12 +572,12 @@ func (c *conn) Write(p []byte) (int, error) {
 	if c.v311.Load() && len(p) == 2 && p[0] == disconnect311[0] && p[1] == disconnect311[1] {
 		return len(p), nil
 	}
-	return c.Conn.Write(p)
+	return c.wq.Write(p)
 }
 
 func (c *conn) Close() error {
 	c.once.Do(func() { close(c.close) })
-	return c.Conn.Close()
+	return c.wq.Close()
 }
 
 // disconnectClients ends the connections of this listener's clients as mochi's server shutdown

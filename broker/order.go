@@ -145,11 +145,11 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	h.restoreHeld(old)
 	held := h.prepareResend(old, receiveMaximum(cl))
 	if s := h.session(cl); s != nil {
-		s.mu.Lock()
+		s.heldMu.Lock()
 		s.held = held
-		s.mu.Unlock()
+		s.heldMu.Unlock()
 	} else {
-		h.putBack(old, held, false)
+		h.putBack(old, held)
 	}
 }
 
@@ -170,12 +170,9 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 // beyond it are taken out of cl's table and returned, in their order, for the broker to send
 // as acknowledgements free places.
 func (h *hook) prepareResend(cl *mqtt.Client, max int) []heldMsg {
-	type entry struct {
-		pk  packets.Packet
-		seq uint64
-	}
-	all := cl.State.Inflight.GetAll(false)
-	es := make([]entry, 0, len(all)) // a packets.Packet is large: no regrowth for a big backlog
+	all := storedPackets(cl)
+	es := all[:0] // the PUBLISH and PUBREL packets, in place
+	var seqs []uint64
 	o := h.orderOf(cl.ID, true)
 	o.mu.Lock()
 	for _, pk := range all {
@@ -187,30 +184,29 @@ func (h *hook) prepareResend(cl *mqtt.Client, max int) []heldMsg {
 			pk.Expiry = h.expiry(pk)
 			replace(cl, was, pk)
 		}
-		es = append(es, entry{pk, o.seq[pk.PacketID]})
+		es = append(es, pk)
+		seqs = append(seqs, o.seq[pk.PacketID])
 	}
 	o.mu.Unlock()
 	if len(es) == 0 {
 		return nil
 	}
-	sort.Slice(es, func(i, j int) bool {
-		if es[i].seq != es[j].seq {
-			return es[i].seq < es[j].seq
-		}
-		return es[i].pk.Created < es[j].pk.Created // unrecorded: stored before this broker's hook saw them
-	})
-	created := orderedSeconds(es[0].pk.Created, len(es), func(i int) int64 { return es[i].pk.Created })
-	for i, e := range es {
-		if e.pk.Created != created[i] {
-			was := e.pk
-			e.pk.Created = created[i]
-			replace(cl, was, e.pk)
-			es[i] = e
-		}
+	// sorted through an index: a packets.Packet is 800 bytes, and a backlog may hold 65,535
+	order := make([]int32, len(es))
+	for i := range order {
+		order[i] = int32(i)
 	}
+	sort.Slice(order, func(i, j int) bool {
+		a, b := order[i], order[j]
+		if seqs[a] != seqs[b] {
+			return seqs[a] < seqs[b]
+		}
+		return es[a].Created < es[b].Created // unrecorded: stored before this broker's hook saw them
+	})
+	created := orderedSeconds(es[order[0]].Created, len(es), func(i int) int64 { return es[order[i]].Created })
 	types := make([]byte, len(es))
-	for i, e := range es {
-		types[i] = e.pk.FixedHeader.Type
+	for i, k := range order {
+		types[i] = es[k].FixedHeader.Type
 	}
 	beyond := holdBeyond(types, max)
 	// The PUBLISH packets beyond the old connection's own Receive Maximum were never written to
@@ -225,16 +221,48 @@ func (h *hook) prepareResend(cl *mqtt.Client, max int) []heldMsg {
 			neverSent[i] = true
 		}
 	}
-	held := make([]heldMsg, 0, len(beyond))
+	isHeld := make(map[int]bool, len(beyond))
 	for _, i := range beyond {
-		pk := es[i].pk
-		if cur, ok := cl.State.Inflight.Get(pk.PacketID); ok && sameMessage(cur, pk) && cl.State.Inflight.Delete(pk.PacketID) {
-			fresh := neverSent[i]
-			pk.FixedHeader.Dup = !fresh // a stored message, re-sent [MQTT-3.3.1-1]
-			held = append(held, heldMsg{pk: pk, seq: es[i].seq, fresh: fresh})
+		isHeld[i] = true
+	}
+	held := make([]heldMsg, 0, len(beyond))
+	for i, k := range order {
+		pk := es[k]
+		if isHeld[i] {
+			// taken out of the table; its stored second is rewritten too, for the order
+			// should it be stored again
+			if cur, ok := cl.State.Inflight.Get(pk.PacketID); ok && sameMessage(cur, pk) && cl.State.Inflight.Delete(pk.PacketID) {
+				fresh := neverSent[i]
+				pk.Created = created[i]
+				pk.FixedHeader.Dup = !fresh // a stored message, re-sent [MQTT-3.3.1-1]
+				held = append(held, heldMsg{pk: pk, seq: seqs[k], fresh: fresh})
+			}
+			continue
+		}
+		if pk.Created != created[i] {
+			was := pk
+			pk.Created = created[i]
+			replace(cl, was, pk)
 		}
 	}
 	return held
+}
+
+// storedPackets returns the packets in cl's table, in no particular order. mochi's GetAll
+// appends them one by one to a slice it then sorts, which for a large table (a packets.Packet
+// is 800 bytes) costs far more than reading each packet identifier in turn.
+func storedPackets(cl *mqtt.Client) []packets.Packet {
+	n := cl.State.Inflight.Len()
+	if n < 4096 {
+		return cl.State.Inflight.GetAll(false)
+	}
+	out := make([]packets.Packet, 0, n+n/8)
+	for id := 1; id <= 65535; id++ {
+		if pk, ok := cl.State.Inflight.Get(uint16(id)); ok {
+			out = append(out, pk)
+		}
+	}
+	return out
 }
 
 // replace stores pk in cl's table in place of was, unless the entry changed meanwhile: a client

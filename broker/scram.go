@@ -131,7 +131,7 @@ func (c *conn) scram(cp *packet.Connect) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.Conn.Write(b); err != nil {
+	if _, err := c.wq.Write(b); err != nil {
 		return nil, c.refuse("SCRAM-SHA-256: writing AUTH", err)
 	}
 	resp, err := c.readAuth()
