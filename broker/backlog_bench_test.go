@@ -17,10 +17,9 @@ import (
 )
 
 // backlogBrokers returns the two brokers of a comparison: the embedded one (its session bound
-// raised to mochi's maximum, 65,535: every stored message holds a packet identifier) and a
-// mosquitto that keeps every queued message (max_queued_messages 0).
+// raised to 100,000) and a mosquitto that keeps every queued message (max_queued_messages 0).
 func backlogBrokers(b *testing.B) map[string]string {
-	eb, err := broker.New(broker.Options{MaxStoredMessages: 65535, Logger: slog.New(slog.DiscardHandler)})
+	eb, err := broker.New(broker.Options{MaxStoredMessages: 100000, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -32,12 +31,12 @@ func backlogBrokers(b *testing.B) map[string]string {
 	return map[string]string{"fennec": "mqtt://" + eb.Addr(), "mosquitto": "mqtt://" + m.Addr}
 }
 
-// BenchmarkBacklog: 50,000 QoS 1 messages queued for an offline MQTT 5 persistent session are
+// BenchmarkBacklog: 100,000 QoS 1 messages queued for an offline MQTT 5 persistent session are
 // drained when it reconnects (Receive Maximum 256, Fennec's default), on the embedded broker and
 // on mosquitto in the same run. msgs/s is the figure; the embedded broker must not be slower.
 // Each iteration drains one backlog.
 func BenchmarkBacklog(b *testing.B) {
-	const n = 50000
+	const n = 100000
 	for _, name := range []string{"fennec", "mosquitto"} {
 		b.Run("broker="+name, func(b *testing.B) {
 			url := backlogBrokers(b)[name]

@@ -48,8 +48,9 @@
 // A client that connects with clean session 0 (3.1.1) or a Session Expiry Interval (MQTT 5)
 // keeps its subscriptions while it is away, and the QoS 1 and 2 messages published to them are
 // stored for it [MQTT-3.1.2-5] — authorized with the identity it had — and re-sent in the order
-// they were stored when it reconnects [MQTT-4.6.0-1]. Sessions live in memory; at most 8192
-// messages are stored per session, later ones are dropped for that session; a stored message is
+// they were stored when it reconnects [MQTT-4.6.0-1]. Sessions live in memory; at most 100,000
+// messages are stored per session (Options.MaxStoredMessages), later ones are dropped for that
+// session and counted; a stored message is
 // dropped 24 h after it arrived. With the AWS emulation a session expires one hour after the
 // disconnection (AWSSessionExpiry). docs/broker.md has the details, including the mochi
 // behaviours the broker works around.

@@ -19,3 +19,10 @@ func (b *Broker) SessionRecords(clientID string) (parked, order, ids bool) {
 	_, ids = b.hook.ids.Load(clientID)
 	return parked, order, ids
 }
+
+// SetShelveAfter sets the table size from which an offline session's messages are kept on its
+// own list (flow.go), and returns a function that restores it.
+func SetShelveAfter(n int) (restore func()) {
+	old := shelveAfter.Swap(int32(n))
+	return func() { shelveAfter.Store(old) }
+}

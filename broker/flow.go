@@ -72,20 +72,74 @@ func holdBeyond(types []byte, max int) []int {
 	return held
 }
 
-// restoreHeld puts the stored messages held back from mochi's re-send that the broker has not
-// sent yet into cl's table again: when the connection ends (OnDisconnect, connectionEnded) and
-// before a new connection takes cl's session over. Once it returns, every held message is in the
-// table (heldMu: the sender stores each message it takes under the same lock).
-func (h *hook) restoreHeld(cl *mqtt.Client) {
-	s := h.session(cl)
+// shelveAfter is the number of messages in an offline session's table (mochi's) from which
+// further messages routed to it are kept on the session's own list (s.held) instead: mochi
+// copies and sorts a session's whole table for each sweep of expired messages, once a second,
+// and gives each stored message a packet identifier (at most 65,535); a message on the list
+// costs neither, and gets an identifier when it is sent.
+var shelveAfter atomic.Int32 // 256; tests set it low to make every offline queue use the list
+
+func init() { shelveAfter.Store(256) }
+
+// shelve moves pk, just stored by mochi for the offline client cl, from mochi's table to its
+// session's list, once the table holds shelveAfter messages or the list is in use (so that the
+// list always holds the newest messages). The session's bound (Options.MaxStoredMessages)
+// counts both: past it the message is dropped, logged and counted (Dropped). It applies only
+// to a client whose broker-side queue was in charge (a Receive Maximum): for the others mochi
+// would put a message back into its table after the hook returns.
+func (h *hook) shelve(cl *mqtt.Client, o *sendOrder, pk packets.Packet, seq uint64) bool {
+	if !cl.Closed() || receiveMaximum(cl) <= 0 || h.session(cl) != nil {
+		return false
+	}
+	s := h.sessionOrParked(cl)
 	if s == nil {
-		return
+		return false
+	}
+	s.heldMu.Lock()
+	defer s.heldMu.Unlock()
+	if s.heldGone || (len(s.held) == 0 && cl.State.Inflight.Len() <= int(shelveAfter.Load())) {
+		return false
+	}
+	if cur, ok := cl.State.Inflight.Get(pk.PacketID); !ok || !sameMessage(cur, pk) || !cl.State.Inflight.Delete(pk.PacketID) {
+		return false
+	}
+	o.mu.Lock()
+	if o.seq[pk.PacketID] == seq {
+		delete(o.seq, pk.PacketID) // the identifier is free again; seq stays with the message
+	}
+	o.mu.Unlock()
+	if len(s.held)+cl.State.Inflight.Len() >= h.b.opts.MaxStoredMessages {
+		atomic.AddInt64(&h.b.srv.Info.Inflight, -1)
+		h.b.countDrop(cl.ID)
+		h.b.log.Warn("stored message dropped: the session holds MaxStoredMessages", "client", cl.ID, "topic", pk.TopicName,
+			"max_stored", h.b.opts.MaxStoredMessages)
+		return true
+	}
+	s.held = append(s.held, heldMsg{pk: pk, seq: seq, fresh: true})
+	return true
+}
+
+// takeShelf takes the messages on the list of cl's session (connected or offline) for a new
+// connection taking the session over; nothing is shelved for cl after it.
+func (h *hook) takeShelf(cl *mqtt.Client) []heldMsg {
+	s := h.sessionOrParked(cl)
+	if s == nil {
+		return nil
 	}
 	s.heldMu.Lock()
 	defer s.heldMu.Unlock()
 	held := s.held
-	s.held = nil
-	h.putBack(cl, held)
+	s.held, s.heldGone = nil, true
+	return held
+}
+
+// dropShelf forgets the list of a session that ends (expired, discarded).
+func (h *hook) dropShelf(s *session) {
+	s.heldMu.Lock()
+	n := len(s.held)
+	s.held, s.heldGone = nil, true
+	s.heldMu.Unlock()
+	atomic.AddInt64(&h.b.srv.Info.Inflight, -int64(n))
 }
 
 // heldMsg is a stored message held back from mochi's re-send, with its place in the order
@@ -119,6 +173,7 @@ func (h *hook) storeHeld(cl *mqtt.Client, o *sendOrder, m heldMsg) (pk packets.P
 		id, err := cl.NextPacketID()
 		if err != nil {
 			atomic.AddInt64(&h.b.srv.Info.Inflight, -1)
+			h.b.countDrop(cl.ID)
 			h.b.log.Warn("stored message dropped: no free packet identifier", "client", cl.ID, "topic", pk.TopicName)
 			return pk, false
 		}
@@ -132,6 +187,7 @@ func (h *hook) storeHeld(cl *mqtt.Client, o *sendOrder, m heldMsg) (pk packets.P
 		id, err := cl.NextPacketID()
 		if err != nil {
 			atomic.AddInt64(&h.b.srv.Info.Inflight, -1)
+			h.b.countDrop(cl.ID)
 			h.b.log.Warn("stored message dropped: no free packet identifier", "client", cl.ID, "topic", pk.TopicName)
 			return pk, false
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fennec-mqtt/fennec"
+	"github.com/fennec-mqtt/fennec/broker"
 	"github.com/fennec-mqtt/fennec/broker/brokertest"
 	"github.com/fennec-mqtt/fennec/packet"
 )
@@ -101,7 +102,7 @@ func TestOfflineQueueFennecReceiveMaximum(t *testing.T) {
 			publish(stored)
 			waitFor(t, "30 stored messages", func() bool {
 				cl, ok := b.Server().Clients.Get(id)
-				return ok && cl.Closed() && cl.State.Inflight.Len() >= len(stored)
+				return ok && cl.Closed() && b.Stored(id) >= len(stored)
 			})
 			connect(func(m *fennec.Message) { got <- string(m.Payload) })
 			// Published once the first stored message is here, so after mochi has listed what
@@ -313,4 +314,26 @@ func TestNoStampedMessageExpiry(t *testing.T) {
 		t.Fatalf("%s: not the retained message", m.Topic)
 	}
 	check(m, 0)
+}
+
+// TestShelved runs the offline-queue tests again with the broker keeping every offline
+// session's messages past the second on the session's own list instead of mochi's table (as it
+// does past 256 messages): order, Receive Maximum, interrupted drains, expiry, bounds and
+// session expiry must hold the same.
+func TestShelved(t *testing.T) {
+	defer broker.SetShelveAfter(2)()
+	for name, test := range map[string]func(*testing.T){
+		"BeyondReceiveMaximum":          TestOfflineQueueBeyondReceiveMaximum,
+		"FennecReceiveMaximum":          TestOfflineQueueFennecReceiveMaximum,
+		"ReceiveMaximumInterrupted":     TestOfflineQueueReceiveMaximumInterrupted,
+		"NoStampedMessageExpiry":        TestNoStampedMessageExpiry,
+		"StoredMessagesBound":           TestStoredMessagesBound,
+		"OfflineQueueMosquitto":         TestOfflineQueueMosquitto,
+		"OfflineQueueFennecClient":      TestOfflineQueueFennecClient,
+		"OfflineQueueLimit":             TestOfflineQueueLimit,
+		"SessionExpiryForgets":          TestSessionExpiryForgets,
+		"OfflineQueueResubscribeSameID": TestOfflineQueueResubscribeSameID,
+	} {
+		t.Run(name, test)
+	}
 }

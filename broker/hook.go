@@ -31,8 +31,9 @@ type session struct {
 	inherited []*mqtt.Client
 	late      []packets.Packet // messages routed to it during the takeover (see takeover.go)
 
-	heldMu sync.Mutex
-	held   []heldMsg // stored messages beyond its Receive Maximum, not yet sent (see flow.go)
+	heldMu   sync.Mutex
+	held     []heldMsg // stored messages kept out of mochi's table, not yet sent (see flow.go)
+	heldGone bool      // taken by a new connection, or the session ended
 
 	drainMu sync.Mutex // one pump at a time (see flow.go)
 	flow    flow       // under mu
@@ -366,7 +367,6 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	if !ok {
 		return
 	}
-	h.restoreHeld(cl) // the held messages not sent are stored with the session
 	// Parked before it leaves the connected sessions: a message routed meanwhile finds it.
 	defer h.sessions.Delete(cl)
 	// The session outlives the connection unless it ends with it. mochi routes messages to cl
@@ -401,7 +401,6 @@ func (h *hook) connectionEnded(cl *mqtt.Client, err error) {
 	if s == nil {
 		return // OnDisconnect ran, or the client was never authenticated
 	}
-	h.restoreHeld(cl)
 	h.deliverLate(cl, s) // cl is closed: stored, sent at the next connection
 	expire := (cl.Properties.ProtocolVersion == 5 && cl.Properties.Props.SessionExpiryInterval == 0) ||
 		(cl.Properties.ProtocolVersion < 5 && cl.Properties.Clean)
@@ -424,6 +423,9 @@ func (h *hook) OnClientExpired(cl *mqtt.Client) {
 		s.mu.Unlock()
 	}
 	h.sessions.Delete(cl) // a connection that ended before OnDisconnect (failed CONNACK write)
+	if s := h.sessionOrParked(cl); s != nil {
+		h.dropShelf(s)
+	}
 	if v, ok := h.parked.Load(cl.ID); ok && v.(parkedSession).cl == cl {
 		h.parked.Delete(cl.ID)
 	}

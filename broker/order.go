@@ -60,9 +60,13 @@ func (h *hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, rese
 		return
 	}
 	o := h.orderOf(cl.ID, true)
+	seq := sendSeq.Add(1)
 	o.mu.Lock()
-	o.seq[pk.PacketID] = sendSeq.Add(1)
+	o.seq[pk.PacketID] = seq
 	o.mu.Unlock()
+	if h.shelve(cl, o, pk, seq) {
+		return
+	}
 	h.enqueueFlow(cl, pk)
 }
 
@@ -125,7 +129,9 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	if !ok || old == cl {
 		return
 	}
+	shelf := h.takeShelf(old)
 	if pk.Connect.Clean || (old.Properties.Clean && old.Properties.ProtocolVersion < 5) {
+		atomic.AddInt64(&h.b.srv.Info.Inflight, -int64(len(shelf)))
 		h.order.Delete(cl.ID) // the session is discarded [MQTT-3.1.2-4]
 		h.ids.Delete(cl.ID)
 		return
@@ -142,8 +148,7 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 		s.mu.Unlock()
 		h.takeovers.Store(old, takeover{cl: cl, s: s})
 	}
-	h.restoreHeld(old)
-	held := h.prepareResend(old, receiveMaximum(cl))
+	held := h.prepareResend(old, receiveMaximum(cl), shelf)
 	if s := h.session(cl); s != nil {
 		s.heldMu.Lock()
 		s.held = held
@@ -156,7 +161,8 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 // prepareResend readies cl's unacknowledged outgoing messages (PUBLISH, and PUBREL of QoS 2
 // messages past PUBREC) for mochi's re-send to the new connection: it rewrites their stored
 // seconds so that mochi sends them in the order it stored them, and clears mochi's "send when
-// the Receive Maximum allows" mark.
+// the Receive Maximum allows" mark. shelf holds the session's messages kept out of the table
+// (s.held: see shelve), in their order; they are merged in by that order.
 //
 // mochi marks a message stored while the client's Receive Maximum is used up (for an offline
 // client: every message after the first Receive Maximum ones) to be sent as soon as an
@@ -167,9 +173,12 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 // mochi had overwritten with it.
 //
 // With max above zero (the new connection's Receive Maximum, see flow.go), the PUBLISH packets
-// beyond it are taken out of cl's table and returned, in their order, for the broker to send
-// as acknowledgements free places.
-func (h *hook) prepareResend(cl *mqtt.Client, max int) []heldMsg {
+// beyond it are out of cl's table once it returns (taken out, or left on the shelf), and
+// returned in their order for the broker to send as acknowledgements free places; shelved
+// messages within it are stored in the table for mochi's re-send. With max zero every message
+// is stored in the table (each needs a packet identifier: past 65,535 the rest are dropped,
+// counted).
+func (h *hook) prepareResend(cl *mqtt.Client, max int, shelf []heldMsg) []heldMsg {
 	all := storedPackets(cl)
 	es := all[:0] // the PUBLISH and PUBREL packets, in place
 	var seqs []uint64
@@ -188,14 +197,12 @@ func (h *hook) prepareResend(cl *mqtt.Client, max int) []heldMsg {
 		seqs = append(seqs, o.seq[pk.PacketID])
 	}
 	o.mu.Unlock()
-	if len(es) == 0 {
-		return nil
-	}
-	// sorted through an index: a packets.Packet is 800 bytes, and a backlog may hold 65,535
+	// The merged order: table entries are 0..len(es)-1, shelved ones len(es)+k.
 	order := make([]int32, len(es))
 	for i := range order {
 		order[i] = int32(i)
 	}
+	// sorted through an index: a packets.Packet is 800 bytes, and a backlog may be large
 	sort.Slice(order, func(i, j int) bool {
 		a, b := order[i], order[j]
 		if seqs[a] != seqs[b] {
@@ -203,10 +210,20 @@ func (h *hook) prepareResend(cl *mqtt.Client, max int) []heldMsg {
 		}
 		return es[a].Created < es[b].Created // unrecorded: stored before this broker's hook saw them
 	})
-	created := orderedSeconds(es[order[0]].Created, len(es), func(i int) int64 { return es[order[i]].Created })
-	types := make([]byte, len(es))
+	order = mergeShelf(order, seqs, shelf)
+	if len(order) == 0 {
+		return nil
+	}
+	pkAt := func(k int32) *packets.Packet {
+		if int(k) < len(es) {
+			return &es[k]
+		}
+		return &shelf[int(k)-len(es)].pk
+	}
+	created := orderedSeconds(pkAt(order[0]).Created, len(order), func(i int) int64 { return pkAt(order[i]).Created })
+	types := make([]byte, len(order))
 	for i, k := range order {
-		types[i] = es[k].FixedHeader.Type
+		types[i] = pkAt(k).FixedHeader.Type
 	}
 	beyond := holdBeyond(types, max)
 	// The PUBLISH packets beyond the old connection's own Receive Maximum were never written to
@@ -227,6 +244,18 @@ func (h *hook) prepareResend(cl *mqtt.Client, max int) []heldMsg {
 	}
 	held := make([]heldMsg, 0, len(beyond))
 	for i, k := range order {
+		if int(k) >= len(es) { // shelved
+			m := shelf[int(k)-len(es)]
+			m.pk.Created = created[i]
+			if isHeld[i] {
+				held = append(held, m)
+			} else {
+				// in the table for mochi's re-send, DUP set as mochi sets it; firstDelivery
+				// clears it for a message no connection got
+				h.storeHeld(cl, o, m)
+			}
+			continue
+		}
 		pk := es[k]
 		if isHeld[i] {
 			// taken out of the table; its stored second is rewritten too, for the order
@@ -246,6 +275,25 @@ func (h *hook) prepareResend(cl *mqtt.Client, max int) []heldMsg {
 		}
 	}
 	return held
+}
+
+// mergeShelf merges the shelved messages (in their order already; index len(seqs)+k) into the
+// sorted table order by their recorded positions.
+func mergeShelf(order []int32, seqs []uint64, shelf []heldMsg) []int32 {
+	if len(shelf) == 0 {
+		return order
+	}
+	n := int32(len(seqs))
+	out := make([]int32, 0, len(order)+len(shelf))
+	i := 0
+	for k, m := range shelf {
+		for i < len(order) && seqs[order[i]] <= m.seq {
+			out = append(out, order[i])
+			i++
+		}
+		out = append(out, n+int32(k))
+	}
+	return append(out, order[i:]...)
 }
 
 // storedPackets returns the packets in cl's table, in no particular order. mochi's GetAll

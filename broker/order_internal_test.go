@@ -61,7 +61,7 @@ func TestPrepareResend(t *testing.T) {
 		cl.State.Inflight.Set(pk)
 		b.hook.OnQosPublish(cl, pk, pk.Created, 0)
 	}
-	b.hook.prepareResend(cl, 0) // no Receive Maximum: nothing held back
+	b.hook.prepareResend(cl, 0, nil) // no Receive Maximum: nothing held back
 	all := cl.State.Inflight.GetAll(false)
 	if len(all) != n {
 		t.Fatalf("%d messages, want %d", len(all), n)

@@ -63,7 +63,7 @@ func stored(t *testing.T, b *brokertest.Broker, id string, n int) {
 	t.Helper()
 	waitFor(t, fmt.Sprintf("%d messages stored for %s", n, id), func() bool {
 		cl, ok := b.Server().Clients.Get(id)
-		return ok && cl.Closed() && cl.State.Inflight.Len() >= n
+		return ok && cl.Closed() && b.Stored(id) >= n
 	})
 }
 
@@ -267,7 +267,7 @@ func TestNoSessionExpiryStoresNothing(t *testing.T) {
 	}
 }
 
-// At the limit of stored messages (mochi's Capabilities.MaximumInflight, 8192 by default; 5
+// At the limit of stored messages (Options.MaxStoredMessages; mochi's Capabilities.MaximumInflight; 5
 // here), further messages for the offline session are dropped for it alone: the publisher still
 // succeeds, the first five arrive after the reconnect, and the next message is a new one.
 func TestOfflineQueueLimit(t *testing.T) {
