@@ -70,7 +70,7 @@ The connection flags are those of pub and sub (TLS, mutual TLS, -V, -u/-P, -k).`
 }
 
 func newBenchModeCmd(streams IO, mode bench.Mode, short string) *cobra.Command {
-	var f connFlags
+	var f ConnFlags
 	o := benchOptions{mode: mode}
 	examples := map[bench.Mode]string{
 		bench.Pub: `  fennec bench pub -h broker.local -n 10 -q 1 --duration 30s
@@ -89,18 +89,18 @@ func newBenchModeCmd(streams IO, mode bench.Mode, short string) *cobra.Command {
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
-				if f.url != "" {
-					return usageErrorf("give the broker either as an argument or with -L, not both")
+				if f.URL != "" {
+					return UsageErrorf("give the broker either as an argument or with -L, not both")
 				}
-				f.url = args[0]
-				if !strings.Contains(f.url, "://") {
-					f.url = "mqtt://" + f.url
+				f.URL = args[0]
+				if !strings.Contains(f.URL, "://") {
+					f.URL = "mqtt://" + f.URL
 				}
 			}
 			return runBench(cmd.Context(), streams, &f, &o)
 		},
 	}
-	f.register(cmd)
+	f.Register(cmd)
 	fs := cmd.Flags()
 	what := map[bench.Mode]string{bench.Pub: "publishers (default 1)", bench.Sub: "subscribers (default 1)",
 		bench.PubSub: "publishers (default 1)", bench.Conn: "connections (default 100)"}[mode]
@@ -132,27 +132,27 @@ func newBenchModeCmd(streams IO, mode bench.Mode, short string) *cobra.Command {
 }
 
 // benchConfig turns the flags into a bench configuration.
-func benchConfig(spec *connSpec, f *connFlags, o *benchOptions) (bench.Config, error) {
+func benchConfig(spec *ConnSpec, f *ConnFlags, o *benchOptions) (bench.Config, error) {
 	if o.qos < 0 || o.qos > 2 {
-		return bench.Config{}, usageErrorf("-q %d: QoS is 0, 1 or 2", o.qos)
+		return bench.Config{}, UsageErrorf("-q %d: QoS is 0, 1 or 2", o.qos)
 	}
 	if o.clients < 0 || o.subscribers < 0 || o.count < 0 || o.rate < 0 || o.connectRate < 0 || o.inflight < 0 {
-		return bench.Config{}, usageErrorf("clients, counts and rates cannot be negative")
+		return bench.Config{}, UsageErrorf("clients, counts and rates cannot be negative")
 	}
 	if o.size != 0 && o.size < bench.HeaderSize {
-		return bench.Config{}, usageErrorf("-s %d: the payload holds a %d-byte header (sequence number and send time); use -s %d or more", o.size, bench.HeaderSize, bench.HeaderSize)
+		return bench.Config{}, UsageErrorf("-s %d: the payload holds a %d-byte header (sequence number and send time); use -s %d or more", o.size, bench.HeaderSize, bench.HeaderSize)
 	}
 	switch o.progress {
 	case "auto", "bars", "lines", "none":
 	default:
-		return bench.Config{}, usageErrorf("--progress %q: auto, bars, lines or none", o.progress)
+		return bench.Config{}, UsageErrorf("--progress %q: auto, bars, lines or none", o.progress)
 	}
 	if o.interval <= 0 {
-		return bench.Config{}, usageErrorf("--interval %v: must be positive", o.interval)
+		return bench.Config{}, UsageErrorf("--interval %v: must be positive", o.interval)
 	}
 	// bench.Run turns reconnecting off itself: a dropped connection is counted, not retried
-	cfg := bench.Config{Mode: o.mode, Client: clientConfig(spec), ConnectRate: o.connectRate, ConnectParallel: o.connectParallel,
-		Rate: o.rate, QoS: packet.QoS(o.qos), PayloadSize: o.size, Topic: cmp.Or(o.topic, f.topic), Filter: o.filter,
+	cfg := bench.Config{Mode: o.mode, Client: ClientConfig(spec), ConnectRate: o.connectRate, ConnectParallel: o.connectParallel,
+		Rate: o.rate, QoS: packet.QoS(o.qos), PayloadSize: o.size, Topic: cmp.Or(o.topic, f.Topic), Filter: o.filter,
 		Duration: o.duration, Count: o.count, Inflight: o.inflight, Drain: o.drain, Interval: o.interval}
 	switch o.mode {
 	case bench.Pub:
@@ -167,14 +167,14 @@ func benchConfig(spec *connSpec, f *connFlags, o *benchOptions) (bench.Config, e
 	return cfg, nil
 }
 
-func runBench(ctx context.Context, streams IO, f *connFlags, o *benchOptions) error {
+func runBench(ctx context.Context, streams IO, f *ConnFlags, o *benchOptions) error {
 	defer func() {
-		if f.capture != nil {
-			f.capture.finish(streams, f.quiet)
-			f.capture = nil
+		if f.Capture != nil {
+			f.Capture.finish(streams, f.Quiet)
+			f.Capture = nil
 		}
 	}()
-	spec, err := f.buildSpec(streams, nil)
+	spec, err := f.BuildSpec(streams, nil)
 	if err != nil {
 		return err
 	}
@@ -185,7 +185,7 @@ func runBench(ctx context.Context, streams IO, f *connFlags, o *benchOptions) er
 	var report *os.File
 	if o.report != "" { // before the run: a path that cannot be written fails now, not after it
 		if report, err = os.Create(o.report); err != nil {
-			return &exitError{code: ExitError, err: fmt.Errorf("--report: %w", err)}
+			return &Failure{Code: ExitError, Err: fmt.Errorf("--report: %w", err)}
 		}
 		defer report.Close()
 	}
@@ -196,7 +196,7 @@ func runBench(ctx context.Context, streams IO, f *connFlags, o *benchOptions) er
 			mode = "bars"
 		}
 	}
-	if f.quiet {
+	if f.Quiet {
 		mode = "none"
 	}
 	var view progressView
@@ -218,50 +218,50 @@ func runBench(ctx context.Context, streams IO, f *connFlags, o *benchOptions) er
 		var fle *bench.FileLimitError
 		switch {
 		case errors.As(err, &fle):
-			return &exitError{code: ExitError, err: err}
+			return &Failure{Code: ExitError, Err: err}
 		case errors.As(err, &nce):
-			e := explainClientError(nce.Err, spec)
+			e := ExplainClientError(nce.Err, spec)
 			if e == nil {
-				e = &exitError{code: ExitError, err: nce.Err}
+				e = &Failure{Code: ExitError, Err: nce.Err}
 			}
-			e.hint = strings.TrimSpace(fmt.Sprintf("none of the %d clients connected; the first one's failure:\n%s", nce.Attempts, e.hint))
+			e.Hint = strings.TrimSpace(fmt.Sprintf("none of the %d clients connected; the first one's failure:\n%s", nce.Attempts, e.Hint))
 			if errors.Is(nce.Err, syscall.ECONNREFUSED) && (spec.Host == "localhost" || strings.HasPrefix(spec.Host, "127.") || spec.Host == "::1") {
-				e.hint += "\nor start a broker here to measure: fennec broker (MQTT on 127.0.0.1:1883, MQTT over TLS 1.3 with mutual TLS on 8883)"
+				e.Hint += "\nor start a broker here to measure: fennec broker (MQTT on 127.0.0.1:1883, MQTT over TLS 1.3 with mutual TLS on 8883)"
 			}
 			return e
 		}
-		return usageError{err}
+		return UsageError{err}
 	}
-	if f.jsonOut {
+	if f.JSONOut {
 		b, _ := json.Marshal(res)
 		fmt.Fprintf(streams.Out, "%s\n", b)
 	} else {
 		writeBenchSummary(streams.Out, res)
 	}
-	if res.ConnectErrors > 0 && !f.quiet {
+	if res.ConnectErrors > 0 && !f.Quiet {
 		fmt.Fprintf(streams.Err, "fennec: hint: %d connections failed. A broker needs a file descriptor per connection: "+
 			"mosquitto takes at most its open-file limit (raise it with LimitNOFILE= in its systemd unit, or ulimit -n before starting it) "+
 			"and max_connections (-1: no limit); a TLS broker also needs the CPU for the handshakes (lower --connect-rate)\n", res.ConnectErrors)
 	}
 	if report != nil {
 		if err := bench.WriteReport(report, res); err != nil {
-			return &exitError{code: ExitError, err: fmt.Errorf("--report: %w", err)}
+			return &Failure{Code: ExitError, Err: fmt.Errorf("--report: %w", err)}
 		}
 		if err := report.Close(); err != nil {
-			return &exitError{code: ExitError, err: fmt.Errorf("--report: %w", err)}
+			return &Failure{Code: ExitError, Err: fmt.Errorf("--report: %w", err)}
 		}
-		if !f.quiet {
+		if !f.Quiet {
 			fmt.Fprintf(streams.Err, "fennec: report written to %s\n", o.report)
 		}
 	}
 	if res.Interrupted {
-		return quietError{context.Canceled}
+		return QuietError{context.Canceled}
 	}
 	return nil
 }
 
 func writeBenchSummary(w io.Writer, res *bench.Result) {
-	fmt.Fprintf(w, "fennec bench %s %s (MQTT %s, QoS %d, %d-byte payloads)\n", res.Mode, redactURL(res.Server), res.Version, res.QoS, res.PayloadSize)
+	fmt.Fprintf(w, "fennec bench %s %s (MQTT %s, QoS %d, %d-byte payloads)\n", res.Mode, RedactURL(res.Server), res.Version, res.QoS, res.PayloadSize)
 	rows := bench.Summary(res)
 	width := 0
 	for _, r := range rows {

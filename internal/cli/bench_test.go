@@ -22,7 +22,7 @@ import (
 func TestBenchCommandPubSub(t *testing.T) {
 	isolate(t)
 	b := brokertest.Start(t, brokertest.Options{})
-	host, port := splitHostPort(b.TLSAddr)
+	host, port := SplitHostPort(b.TLSAddr)
 	report := filepath.Join(t.TempDir(), "run.html")
 	code, out, errout := run(t, "bench", "pubsub", "mqtts://"+host+":"+strconv.Itoa(port), "--cafile", b.CAFile, "--servername", "localhost",
 		"--cert", b.ClientCert, "--key", b.ClientKey, "-n", "3", "--subscribers", "2", "-q", "1", "-C", "300", "-s", "100",
@@ -54,7 +54,7 @@ func TestBenchCommandPubSub(t *testing.T) {
 func TestBenchCommandPubAndConn(t *testing.T) {
 	isolate(t)
 	b := brokertest.Start(t, brokertest.Options{})
-	host, port := splitHostPort(b.TCPAddr)
+	host, port := SplitHostPort(b.TCPAddr)
 	code, out, errout := run(t, "bench", "pub", "-h", host, "-p", strconv.Itoa(port), "-n", "2", "-C", "50", "-q", "2", "--progress", "none", "-V", "311")
 	if code != ExitOK || !strings.Contains(out, "fennec bench pub mqtt://") || !strings.Contains(out, "MQTT 3.1.1, QoS 2") ||
 		!strings.Contains(out, "100 messages in") || !strings.Contains(out, "acknowledged in") || errout != "" {
@@ -122,7 +122,7 @@ func TestBenchCommandMosquitto(t *testing.T) {
 	isolate(t)
 	m, files := mosquittoMTLS(t)
 	cert, key := files.FirstClient(m.pki)
-	host, port := splitHostPort(m.TLSAddr)
+	host, port := SplitHostPort(m.TLSAddr)
 	tlsArgs := []string{"-h", host, "-p", strconv.Itoa(port), "--cafile", files.CA, "--cert", cert, "--key", key, "--servername", "localhost"}
 	code, out, errout := run(t, append([]string{"bench", "pubsub", "-n", "2", "--subscribers", "2", "-q", "2", "-C", "100", "--json", "--progress", "none"}, tlsArgs...)...)
 	var res bench.Result

@@ -125,13 +125,13 @@ func loadOrCreateDevPKI(dir string) (*devpki.PKI, devpki.Files, bool, error) {
 }
 
 func runBroker(cmd *cobra.Command, streams IO, o *brokerOptions) error {
-	usage := func(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+	usage := func(format string, a ...any) error { return UsageError{fmt.Errorf(format, a...)} }
 	if len(o.listen) == 0 {
 		o.listen = []string{"tcp://127.0.0.1:1883", "tls://127.0.0.1:8883"}
 	}
 	minVersion, err := pki.ParseVersion(o.tlsVersion)
 	if err != nil {
-		return usage("--tls-version: %s", trimPKI(err.Error()))
+		return usage("--tls-version: %s", TrimPKI(err.Error()))
 	}
 	if (o.cert == "") != (o.key == "") {
 		return usage("--cert and --key go together")
@@ -174,7 +174,7 @@ func runBroker(cmd *cobra.Command, streams IO, o *brokerOptions) error {
 		var err error
 		dev, devFiles, created, err = loadOrCreateDevPKI(dir)
 		if err != nil {
-			return &exitError{code: ExitError, err: err}
+			return &Failure{Code: ExitError, Err: err}
 		}
 	}
 	tlsOpts := &broker.TLS{MinVersion: minVersion, RequireClientCert: !o.optCert && !o.aws}
@@ -195,18 +195,18 @@ func runBroker(cmd *cobra.Command, streams IO, o *brokerOptions) error {
 	if o.aclFile != "" {
 		acl, err := broker.LoadACL(o.aclFile)
 		if err != nil {
-			return &exitError{code: ExitError, err: err, hint: "see docs/broker.md for the ACL file format"}
+			return &Failure{Code: ExitError, Err: err, Hint: "see docs/broker.md for the ACL file format"}
 		}
 		opts.ACL = acl
 	}
 	if o.aws {
 		devices, err := broker.LoadDevices(o.awsDevices)
 		if err != nil {
-			return &exitError{code: ExitError, err: err}
+			return &Failure{Code: ExitError, Err: err}
 		}
 		policy, err := broker.LoadPolicy(o.awsPolicy)
 		if err != nil {
-			return &exitError{code: ExitError, err: err, hint: "see docs/aws-emulation.md for what the emulation evaluates"}
+			return &Failure{Code: ExitError, Err: err, Hint: "see docs/aws-emulation.md for what the emulation evaluates"}
 		}
 		opts.AWS = &broker.AWS{Devices: devices, Policy: policy, Region: o.awsRegion, Account: o.awsAccount}
 		for _, spec := range o.awsJobs {
@@ -232,7 +232,7 @@ func runBroker(cmd *cobra.Command, streams IO, o *brokerOptions) error {
 	}
 	b, err := broker.New(opts)
 	if err != nil {
-		return usageError{err}
+		return UsageError{err}
 	}
 	ctx := cmd.Context()
 	if err := b.Start(ctx); err != nil {
@@ -241,7 +241,7 @@ func runBroker(cmd *cobra.Command, streams IO, o *brokerOptions) error {
 		if errors.As(err, &oe) {
 			hint = "another program (a mosquitto service?) may already use the port; choose another with --listen, e.g. --listen tcp://127.0.0.1:0"
 		}
-		return &exitError{code: ExitNetwork, err: err, hint: hint}
+		return &Failure{Code: ExitNetwork, Err: err, Hint: hint}
 	}
 	defer b.Close()
 	var things []string
@@ -254,13 +254,6 @@ func runBroker(cmd *cobra.Command, streams IO, o *brokerOptions) error {
 	<-ctx.Done()
 	log.Info("shutting down")
 	return b.Close()
-}
-
-func shellQuote(s string) string {
-	if s != "" && !strings.ContainsAny(s, " \t\n'\"\\$`#*?[]{}()<>|&;!~") {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func printBrokerBanner(w io.Writer, b *broker.Broker, o *brokerOptions, dev *devpki.PKI, files devpki.Files, created bool, t *broker.TLS, things []string) {
@@ -304,14 +297,14 @@ func printBrokerBanner(w io.Writer, b *broker.Broker, o *brokerOptions, dev *dev
 				ca = files.CA
 			}
 			fmt.Fprintf(w, "  mosquitto_pub -h %s -p %s --cafile %s --cert DEVICE.pem --key DEVICE-key.pem -i THING -t TOPIC -m hello -q 1\n",
-				host, port, shellQuote(ca))
+				host, port, ShellQuote(ca))
 			fmt.Fprintf(w, "  fennec pub --aws -h %s -p %s --cafile %s --cert DEVICE.pem --key DEVICE-key.pem -i THING -t TOPIC -m hello -q 1\n",
-				host, port, shellQuote(ca))
+				host, port, ShellQuote(ca))
 			fmt.Fprintf(w, "  fennec shadow get --aws -h %s -p %s --cafile %s --cert DEVICE.pem --key DEVICE-key.pem --thing THING\n",
-				host, port, shellQuote(ca))
+				host, port, ShellQuote(ca))
 			if len(o.awsJobs) > 0 {
 				fmt.Fprintf(w, "  fennec jobs list --aws -h %s -p %s --cafile %s --cert DEVICE.pem --key DEVICE-key.pem --thing THING\n",
-					host, port, shellQuote(ca))
+					host, port, ShellQuote(ca))
 			}
 		}
 		return
@@ -354,7 +347,7 @@ func printBrokerBanner(w io.Writer, b *broker.Broker, o *brokerOptions, dev *dev
 func quoteAll(a []string) []string {
 	out := make([]string, len(a))
 	for i, s := range a {
-		out[i] = shellQuote(s)
+		out[i] = ShellQuote(s)
 	}
 	return out
 }
@@ -374,16 +367,16 @@ hashed by salted PBKDF2-HMAC-SHA256. Add "publish" and "subscribe" filters to th
 			if !ok {
 				line, err := bufio.NewReader(streams.In).ReadString('\n')
 				if err != nil && !errors.Is(err, io.EOF) {
-					return &exitError{code: ExitError, err: err}
+					return &Failure{Code: ExitError, Err: err}
 				}
 				pw = strings.TrimRight(line, "\r\n")
 			}
 			if pw == "" {
-				return usageError{errors.New("empty password (give it on stdin or in FENNEC_PASSWORD)")}
+				return UsageError{errors.New("empty password (give it on stdin or in FENNEC_PASSWORD)")}
 			}
 			h, err := broker.HashPassword(pw, iterations)
 			if err != nil {
-				return &exitError{code: ExitError, err: err}
+				return &Failure{Code: ExitError, Err: err}
 			}
 			out, _ := json.Marshal(struct {
 				Name      string   `json:"name"`

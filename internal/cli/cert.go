@@ -109,11 +109,11 @@ func certError(err error) error {
 	if err == nil {
 		return nil
 	}
-	var ee *exitError
+	var ee *Failure
 	if errors.As(err, &ee) {
 		return err
 	}
-	return &exitError{code: ExitError, err: trimmedError{err}, hint: pki.Hint(err)}
+	return &Failure{Code: ExitError, Err: trimmedError{err}, Hint: pki.Hint(err)}
 }
 
 // trimmedError drops the "pki: " prefix from the message of the error it wraps.
@@ -122,18 +122,16 @@ type trimmedError struct{ err error }
 func (e trimmedError) Error() string { return strings.TrimPrefix(e.err.Error(), "pki: ") }
 func (e trimmedError) Unwrap() error { return e.err }
 
-func trimPKI(s string) string { return strings.TrimPrefix(s, "pki: ") }
-
 // parseCertFile reads and parses one file for the cert commands.
 func parseCertFile(file string, pass pki.PassphraseFunc) ([]pki.Object, error) {
 	var data []byte
 	var err error
 	if file == "-" {
-		return nil, usageErrorf("reading from standard input is not supported; give a file name")
+		return nil, UsageErrorf("reading from standard input is not supported; give a file name")
 	}
 	data, err = os.ReadFile(file)
 	if err != nil {
-		return nil, &exitError{code: ExitError, err: err}
+		return nil, &Failure{Code: ExitError, Err: err}
 	}
 	objs, err := pki.ParseWith(data, file, pki.ParseOptions{Passphrase: pass})
 	if err != nil {

@@ -62,7 +62,7 @@ func (o *certConvertOptions) run(streams IO, in string) error {
 	switch o.to {
 	case "pem", "der", "c", "go":
 	default:
-		return usageErrorf("--to %q: use pem, der, c or go", o.to)
+		return UsageErrorf("--to %q: use pem, der, c or go", o.to)
 	}
 	objs, err := parseCertFile(in, o.pass.source(streams))
 	if err != nil {
@@ -99,8 +99,8 @@ func (o *certConvertOptions) run(streams IO, in string) error {
 			for i, u := range usable {
 				names[i] = u.Name
 			}
-			return &exitError{code: ExitError, err: fmt.Errorf("%s holds %d objects (%s) and DER holds exactly one", in, len(usable), strings.Join(names, ", ")),
-				hint: "convert to pem first and split the blocks into files, or use --to c, which writes one array per object"}
+			return &Failure{Code: ExitError, Err: fmt.Errorf("%s holds %d objects (%s) and DER holds exactly one", in, len(usable), strings.Join(names, ", ")),
+				Hint: "convert to pem first and split the blocks into files, or use --to c, which writes one array per object"}
 		}
 		buf.Write(usable[0].DER)
 	case "c", "go":
@@ -188,7 +188,7 @@ Never use a development PKI in production.`,
 
 func (o *certGenOptions) run(streams IO) error {
 	if o.rsa && o.ed25519 {
-		return usageErrorf("--rsa and --ed25519 exclude each other")
+		return UsageErrorf("--rsa and --ed25519 exclude each other")
 	}
 	opts := devpki.Options{Hosts: o.hosts, Clients: o.clients}
 	switch {
@@ -200,18 +200,18 @@ func (o *certGenOptions) run(streams IO) error {
 	for _, s := range o.ips {
 		ip := net.ParseIP(s)
 		if ip == nil {
-			return usageErrorf("--ip %q is not an IP address", s)
+			return UsageErrorf("--ip %q is not an IP address", s)
 		}
 		opts.IPs = append(opts.IPs, ip)
 	}
 	for _, cn := range o.clients {
 		if cn == "" || strings.ContainsAny(cn, `/\`) || cn == "ca" || cn == "server" || cn == "ca-key" || cn == "server-key" {
-			return usageErrorf("--client %q cannot be used as a file name", cn)
+			return UsageErrorf("--client %q cannot be used as a file name", cn)
 		}
 	}
 	if !o.force {
 		if _, err := os.Stat(filepath.Join(o.out, "ca.pem")); err == nil {
-			return &exitError{code: ExitError, err: fmt.Errorf("%s already holds a PKI (ca.pem)", o.out), hint: "use another directory, or --force to replace it"}
+			return &Failure{Code: ExitError, Err: fmt.Errorf("%s already holds a PKI (ca.pem)", o.out), Hint: "use another directory, or --force to replace it"}
 		}
 	}
 	p, err := devpki.Generate(opts)
@@ -283,7 +283,7 @@ func (o *certVerifyOptions) run(streams IO) error {
 		usage = certcheck.UsageClient
 	case "any":
 	default:
-		return usageErrorf("--usage %q: use server, client or any", o.usage)
+		return UsageErrorf("--usage %q: use server, client or any", o.usage)
 	}
 	cas, err := pki.LoadCAs(pki.FileSource(o.ca))
 	if err != nil {

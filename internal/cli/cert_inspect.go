@@ -77,7 +77,7 @@ func (o *certInspectOptions) run(streams IO, files []string) error {
 			out = append(out, fj)
 			if !o.json {
 				fmt.Fprintf(streams.Out, "%s: %v\n", file, err)
-				if h := hintLines(err); len(h) > 0 {
+				if h := HintLines(err); len(h) > 0 {
 					fmt.Fprintf(streams.Out, "  hint: %s\n", strings.Join(h, "\n  hint: "))
 				}
 			}
@@ -88,10 +88,10 @@ func (o *certInspectOptions) run(streams IO, files []string) error {
 			obj := &objs[i]
 			oj := inspectObjectJSON{Name: obj.Name, Kind: obj.Kind, Container: string(obj.Container), Encoding: obj.Encoding, OK: obj.OK()}
 			if obj.Err != nil {
-				oj.Problem, oj.Hint = trimPKI(obj.Err.Error()), pki.Hint(obj.Err)
+				oj.Problem, oj.Hint = TrimPKI(obj.Err.Error()), pki.Hint(obj.Err)
 			}
 			for _, w := range obj.Warnings {
-				oj.Warnings = append(oj.Warnings, trimPKI(w.Error()))
+				oj.Warnings = append(oj.Warnings, TrimPKI(w.Error()))
 			}
 			if obj.Cert != nil {
 				ci := certcheck.Inspect(obj.Cert)
@@ -128,7 +128,7 @@ func (o *certInspectOptions) run(streams IO, files []string) error {
 		}
 	}
 	if firstErr != nil {
-		return quietError{firstErr} // already reported with its file
+		return QuietError{firstErr} // already reported with its file
 	}
 	return nil
 }
@@ -301,7 +301,7 @@ func (o *certCheckOptions) run(streams IO, files []string) error {
 		printCheck(streams.Out, rep)
 	}
 	if !rep.OK {
-		return quietError{&exitError{code: ExitError, err: fmt.Errorf("%s: problems found", strings.Join(files, ", "))}}
+		return QuietError{&Failure{Code: ExitError, Err: fmt.Errorf("%s: problems found", strings.Join(files, ", "))}}
 	}
 	return nil
 }

@@ -19,14 +19,14 @@ import (
 
 // This file adapts the fennec client library to the commands (see mqtt.go for the seam).
 
-type fennecClient struct {
-	c    *fennec.Client
-	spec *connSpec
+type FennecClient struct {
+	Client *fennec.Client
+	spec   *ConnSpec
 }
 
-// clientConfig is the part of the client configuration every command takes from spec: the
+// ClientConfig is the part of the client configuration every command takes from spec: the
 // broker, identity, credentials, keep alive, session, TLS, version and capture.
-func clientConfig(spec *connSpec) fennec.Config {
+func ClientConfig(spec *ConnSpec) fennec.Config {
 	cfg := fennec.Config{
 		VersionFallback:  spec.VersionFallback,
 		Server:           spec.Server,
@@ -57,9 +57,9 @@ func clientConfig(spec *connSpec) fennec.Config {
 	return cfg
 }
 
-// connect dials the broker described by spec.
-func connect(ctx context.Context, spec *connSpec) (mqttClient, error) {
-	cfg := clientConfig(spec)
+// Connect dials the broker described by spec.
+func Connect(ctx context.Context, spec *ConnSpec) (MQTTClient, error) {
+	cfg := ClientConfig(spec)
 	if spec.Will != nil {
 		w := toFennecMessage(spec.Will)
 		if spec.WillDelay != nil {
@@ -86,9 +86,9 @@ func connect(ctx context.Context, spec *connSpec) (mqttClient, error) {
 			cp.AddUserProperty(p.Key, p.Value)
 		}
 	}
-	if tr, hook := spec.Trace, spec.onPacket; tr != nil || hook != nil {
+	if tr, hook := spec.Trace, spec.OnPacket; tr != nil || hook != nil {
 		v := cfg.Version
-		facts := spec.tlsFacts
+		facts := spec.TLSFacts
 		cfg.Trace = func(e fennec.TraceEvent) {
 			if hook != nil && e.Packet != nil {
 				hook(e.Outbound, byte(e.Packet.Type()))
@@ -106,7 +106,7 @@ func connect(ctx context.Context, spec *connSpec) (mqttClient, error) {
 			}
 		}
 		if tr != nil {
-			cfg.OnConnectionLost = func(_ *fennec.Client, err error) { tr.note("%s", lostText(err)) }
+			cfg.OnConnectionLost = func(_ *fennec.Client, err error) { tr.note("%s", LostText(err)) }
 		}
 	}
 	if h := spec.OnMessage; h != nil {
@@ -141,10 +141,10 @@ func connect(ctx context.Context, spec *connSpec) (mqttClient, error) {
 			}
 		}
 	}
-	return &fennecClient{c: c, spec: spec}, nil
+	return &FennecClient{Client: c, spec: spec}, nil
 }
 
-func toFennecMessage(m *message) *fennec.Message {
+func toFennecMessage(m *Message) *fennec.Message {
 	fm := &fennec.Message{Topic: m.Topic, Payload: m.Payload, QoS: packet.QoS(m.QoS), Retain: m.Retain}
 	p := &fm.Props
 	mp := m.Props
@@ -169,8 +169,8 @@ func toFennecMessage(m *message) *fennec.Message {
 	return fm
 }
 
-func fromFennecMessage(fm *fennec.Message) *message {
-	m := &message{Topic: fm.Topic, Payload: fm.Payload, QoS: byte(fm.QoS), Retain: fm.Retain, Dup: fm.Dup, PacketID: fm.PacketID, Time: time.Now()}
+func fromFennecMessage(fm *fennec.Message) *Message {
+	m := &Message{Topic: fm.Topic, Payload: fm.Payload, QoS: byte(fm.QoS), Retain: fm.Retain, Dup: fm.Dup, PacketID: fm.PacketID, Time: time.Now()}
 	p := &fm.Props
 	mp := &m.Props
 	if p.Has(packet.PropPayloadFormat) {
@@ -197,16 +197,16 @@ func fromFennecMessage(fm *fennec.Message) *message {
 	return m
 }
 
-func (f *fennecClient) Publish(ctx context.Context, m *message) error {
-	return f.c.Publish(ctx, toFennecMessage(m))
+func (f *FennecClient) Publish(ctx context.Context, m *Message) error {
+	return f.Client.Publish(ctx, toFennecMessage(m))
 }
 
-func (f *fennecClient) Subscribe(ctx context.Context, h func(*message), subs []subscription) ([]byte, error) {
+func (f *FennecClient) Subscribe(ctx context.Context, h func(*Message), subs []Subscription) ([]byte, error) {
 	ps := make([]packet.Subscription, len(subs))
 	for i, s := range subs {
 		ps[i] = packet.Subscription{Filter: s.Filter, QoS: packet.QoS(s.QoS), RetainAsPublished: s.RetainAsPublished}
 	}
-	ack, err := f.c.Subscribe(ctx, func(fm *fennec.Message) { h(fromFennecMessage(fm)) }, ps...)
+	ack, err := f.Client.Subscribe(ctx, func(fm *fennec.Message) { h(fromFennecMessage(fm)) }, ps...)
 	if ack == nil {
 		if err == nil {
 			err = errors.New("no SUBACK")
@@ -225,21 +225,21 @@ func (f *fennecClient) Subscribe(ctx context.Context, h func(*message), subs []s
 	return granted, nil
 }
 
-func (f *fennecClient) Unsubscribe(ctx context.Context, filters []string) error {
-	return f.c.Unsubscribe(ctx, filters...)
+func (f *FennecClient) Unsubscribe(ctx context.Context, filters []string) error {
+	return f.Client.Unsubscribe(ctx, filters...)
 }
 
-func (f *fennecClient) Disconnect(ctx context.Context) error {
-	err := f.c.Disconnect(ctx)
+func (f *FennecClient) Disconnect(ctx context.Context) error {
+	err := f.Client.Disconnect(ctx)
 	// Disconnect does not wait for a handler or callback that is running (it could be the
 	// caller); the commands never disconnect from one, so they wait: a callback still printing
 	// (a lost connection's note) would otherwise write beside the command's last words.
 	select {
-	case <-f.c.Done():
+	case <-f.Client.Done():
 	case <-ctx.Done():
 	}
 	if tr := f.spec.Trace; tr != nil {
-		st := f.c.Stats()
+		st := f.Client.Stats()
 		tr.note("stats: %d connection(s), %d QoS 0 message(s) dropped (handler queue full), %d QoS 2 message(s) the broker resent after their PUBREL",
 			st.Connections, st.DroppedQoS0, st.QoS2ResentAfterRelease)
 	}
@@ -249,14 +249,14 @@ func (f *fennecClient) Disconnect(ctx context.Context) error {
 	return err
 }
 
-func (f *fennecClient) TLSState() *tls.ConnectionState {
-	st, _ := f.c.ConnectionState()
+func (f *FennecClient) TLSState() *tls.ConnectionState {
+	st, _ := f.Client.ConnectionState()
 	return st
 }
 
-// explainClientError classifies the client library's typed errors: the phase of a failed
+// ExplainClientError classifies the client library's typed errors: the phase of a failed
 // connection attempt, a reason code from the broker, a protocol violation.
-func explainClientError(err error, spec *connSpec) *exitError {
+func ExplainClientError(err error, spec *ConnSpec) *Failure {
 	addr := "the broker"
 	if spec != nil {
 		addr = net.JoinHostPort(spec.Host, fmt.Sprint(spec.Port))
@@ -271,30 +271,30 @@ func explainClientError(err error, spec *connSpec) *exitError {
 		switch ce.Phase {
 		case fennec.PhaseDNS, fennec.PhaseTCP:
 			if e := explainNet(err, spec, "connecting"); e != nil {
-				e.step = string(ce.Phase)
+				e.Step = string(ce.Phase)
 				return e
 			}
-			return &exitError{code: ExitNetwork, err: err, step: string(ce.Phase), hint: fmt.Sprintf("step: %s — connecting to %s\ncause: %v\nfix: check the host name and port", strings.ToUpper(string(ce.Phase)), addr, ce.Err)}
+			return &Failure{Code: ExitNetwork, Err: err, Step: string(ce.Phase), Hint: fmt.Sprintf("step: %s — connecting to %s\ncause: %v\nfix: check the host name and port", strings.ToUpper(string(ce.Phase)), addr, ce.Err)}
 		case fennec.PhaseTLS:
 			if e := explainTLS(err, spec); e != nil {
 				return e
 			}
 			if e := explainNet(err, spec, "the TLS handshake"); e != nil {
-				e.step = "tls"
-				if e.code == ExitError {
-					e.code = ExitNetwork
+				e.Step = "tls"
+				if e.Code == ExitError {
+					e.Code = ExitNetwork
 				}
 				return e
 			}
-			return &exitError{code: ExitNetwork, err: err, step: "tls", hint: fmt.Sprintf("step: TLS — the handshake with %s\ncause: %v\nfix: run with -d to see the TLS facts", addr, ce.Err)}
+			return &Failure{Code: ExitNetwork, Err: err, Step: "tls", Hint: fmt.Sprintf("step: TLS — the handshake with %s\ncause: %v\nfix: run with -d to see the TLS facts", addr, ce.Err)}
 		case fennec.PhaseWebSocket:
-			return &exitError{code: ExitNetwork, err: err, step: "websocket", hint: fmt.Sprintf("step: WebSocket upgrade at %s\ncause: %v\nfix: check the path (usually /mqtt) and that the port serves MQTT over WebSockets", addr, ce.Err)}
+			return &Failure{Code: ExitNetwork, Err: err, Step: "websocket", Hint: fmt.Sprintf("step: WebSocket upgrade at %s\ncause: %v\nfix: check the path (usually /mqtt) and that the port serves MQTT over WebSockets", addr, ce.Err)}
 		case fennec.PhaseMQTT:
 			closed := errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, fennec.ErrConnectionLost) || errors.Is(err, syscall.EPIPE)
 			if spec != nil && spec.TLS != nil {
 				// Under TLS 1.3 the server judges the client certificate after the client's
 				// side of the handshake is done: its verdict arrives with the first read.
-				requested, sent, _ := spec.tlsFacts.snapshot()
+				requested, sent, _ := spec.TLSFacts.snapshot()
 				if _, alert := diagnose.RemoteAlert(err); alert || closed && requested && !sent {
 					if e := explainTLS(err, spec); e != nil {
 						return e
@@ -307,11 +307,11 @@ func explainClientError(err error, spec *connSpec) *exitError {
 				}
 			}
 			if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
-				return &exitError{code: ExitTimeout, err: err, step: "mqtt", hint: fmt.Sprintf("step: MQTT — waiting for CONNACK from %s\ncause: the connection is up but the server did not answer CONNECT in time\nfix: check that the port speaks MQTT (not HTTP or another protocol); raise --connect-timeout on a slow link", addr)}
+				return &Failure{Code: ExitTimeout, Err: err, Step: "mqtt", Hint: fmt.Sprintf("step: MQTT — waiting for CONNACK from %s\ncause: the connection is up but the server did not answer CONNECT in time\nfix: check that the port speaks MQTT (not HTTP or another protocol); raise --connect-timeout on a slow link", addr)}
 			}
 			if closed {
 				h := fmt.Sprintf("step: MQTT — CONNECT to %s\ncause: the server closed the connection right after CONNECT, without a CONNACK", addr)
-				if isAWS(spec) {
+				if IsAWS(spec) {
 					h += "\ncause: AWS IoT Core does this when the policy attached to the certificate does not allow iot:Connect for this client ID, when the certificate is not ACTIVE or not attached to the policy, or when another connection uses the same client ID\nfix: allow iot:Connect on arn:aws:iot:REGION:ACCOUNT:client/" + clientIDOr(spec) + " in the policy attached to this certificate, activate the certificate, and use a client ID the policy names (usually the thing name, -i)"
 				} else {
 					h += "\ncause: brokers do this when they refuse the client without saying why: an ACL or policy that forbids this client ID or certificate, a duplicate client ID, or a protocol version they do not accept"
@@ -320,21 +320,21 @@ func explainClientError(err error, spec *connSpec) *exitError {
 					}
 					h += "\nfix: check the broker's log; try -V 311 if it is an old broker; use another client ID (-i)"
 				}
-				return &exitError{code: ExitRefused, err: err, step: "mqtt", hint: h}
+				return &Failure{Code: ExitRefused, Err: err, Step: "mqtt", Hint: h}
 			}
 			var pe2 *fennec.ProtocolError
 			if errors.As(err, &pe2) {
-				return &exitError{code: ExitError, err: err, step: "mqtt", hint: "step: MQTT — CONNECT\ncause: the server answered something that is not a valid CONNACK (" + pe2.Msg + ")\nfix: check that the port speaks MQTT; run with -d to see the packets"}
+				return &Failure{Code: ExitError, Err: err, Step: "mqtt", Hint: "step: MQTT — CONNECT\ncause: the server answered something that is not a valid CONNACK (" + pe2.Msg + ")\nfix: check that the port speaks MQTT; run with -d to see the packets"}
 			}
 		}
 	case errors.As(err, &pe):
-		return &exitError{code: ExitError, err: err, step: "mqtt", hint: "step: MQTT\ncause: the broker broke the protocol: " + pe.Msg + "\nfix: run with -d to see the packets; report it to the broker's maintainers"}
+		return &Failure{Code: ExitError, Err: err, Step: "mqtt", Hint: "step: MQTT\ncause: the broker broke the protocol: " + pe.Msg + "\nfix: run with -d to see the packets; report it to the broker's maintainers"}
 	case errors.Is(err, fennec.ErrNotSupported):
 		h := "step: MQTT PUBLISH (refused before sending)\ncause: the broker said in its CONNACK that it does not support this"
 		switch {
 		case strings.Contains(err.Error(), "QoS"):
 			h += " QoS"
-			if isAWS(spec) {
+			if IsAWS(spec) {
 				h += "; AWS IoT Core supports QoS 0 and 1 only"
 			}
 			h += "\nfix: publish with a lower QoS (-q 1 or -q 0)"
@@ -347,32 +347,32 @@ func explainClientError(err error, spec *connSpec) *exitError {
 		default:
 			h += "\nfix: run with -d to see the CONNACK's properties"
 		}
-		return &exitError{code: ExitRefused, err: err, step: "mqtt", hint: h}
+		return &Failure{Code: ExitRefused, Err: err, Step: "mqtt", Hint: h}
 	case errors.Is(err, fennec.ErrDeliveryUnknown):
-		return &exitError{code: ExitNetwork, err: err, step: "mqtt", hint: "step: MQTT PUBLISH (QoS 2, between PUBREC and PUBCOMP)\ncause: the connection dropped and the broker came back without the session, so it forgot the message it had acknowledged; a broker that forwards QoS 2 messages on PUBREL (mosquitto) has dropped it\nfix: publish again if a duplicate is acceptable; keep the session (-c with a fixed -i) so that the handshake can finish after a reconnect"}
+		return &Failure{Code: ExitNetwork, Err: err, Step: "mqtt", Hint: "step: MQTT PUBLISH (QoS 2, between PUBREC and PUBCOMP)\ncause: the connection dropped and the broker came back without the session, so it forgot the message it had acknowledged; a broker that forwards QoS 2 messages on PUBREL (mosquitto) has dropped it\nfix: publish again if a duplicate is acceptable; keep the session (-c with a fixed -i) so that the handshake can finish after a reconnect"}
 	case errors.Is(err, fennec.ErrKeepAliveTimeout), errors.Is(err, fennec.ErrWriteTimeout):
-		return &exitError{code: ExitTimeout, err: err, step: "mqtt", hint: "cause: the broker stopped answering\nfix: check the network; run with -d to see the last packets"}
+		return &Failure{Code: ExitTimeout, Err: err, Step: "mqtt", Hint: "cause: the broker stopped answering\nfix: check the network; run with -d to see the last packets"}
 	case errors.Is(err, fennec.ErrConnectionLost):
 		h := "step: MQTT\ncause: the connection ended before the broker acknowledged the operation"
-		if isAWS(spec) {
+		if IsAWS(spec) {
 			h += "\ncause: AWS IoT Core disconnects an MQTT 3.1.1 client that publishes or subscribes where its policy does not allow it (iot:Publish / iot:Subscribe), and drops QoS 2\nfix: check the policy's topic/ and topicfilter/ resources; use -q 0 or 1"
 		} else {
 			h += "\nfix: run with -d to see the last packets; the broker's log tells why it closed the connection"
 		}
-		return &exitError{code: ExitNetwork, err: err, step: "mqtt", hint: h}
+		return &Failure{Code: ExitNetwork, Err: err, Step: "mqtt", Hint: h}
 	}
 	return nil
 }
 
-func clientIDOr(spec *connSpec) string {
+func clientIDOr(spec *ConnSpec) string {
 	if spec != nil && spec.ClientID != "" {
 		return spec.ClientID
 	}
 	return "CLIENT_ID"
 }
 
-func reasonErrorExplained(err error, re *fennec.ReasonError, spec *connSpec) *exitError {
-	e := &exitError{code: ExitRefused, err: err, step: "mqtt"}
+func reasonErrorExplained(err error, re *fennec.ReasonError, spec *ConnSpec) *Failure {
+	e := &Failure{Code: ExitRefused, Err: err, Step: "mqtt"}
 	step := "step: MQTT " + re.Packet.String()
 	var cause, fix string
 	v311 := re.Version == packet.V311
@@ -406,9 +406,67 @@ func reasonErrorExplained(err error, re *fennec.ReasonError, spec *connSpec) *ex
 	if re.Reason != "" {
 		cause += " (broker says: " + re.Reason + ")"
 	}
-	if spec != nil && isAWS(spec) && re.Packet != packet.CONNACK {
+	if spec != nil && IsAWS(spec) && re.Packet != packet.CONNACK {
 		fix += "; on AWS IoT Core check the policy attached to the certificate"
 	}
-	e.hint = step + "\ncause: " + cause + "\nfix: " + fix
+	e.Hint = step + "\ncause: " + cause + "\nfix: " + fix
 	return e
+}
+
+// DialClient connects with the connect timeout and turns a failure into an explained error.
+func DialClient(ctx context.Context, spec *ConnSpec) (MQTTClient, error) {
+	cctx := ctx
+	if spec.Timeout > 0 {
+		var cancel context.CancelFunc
+		cctx, cancel = context.WithTimeout(ctx, spec.Timeout)
+		defer cancel()
+	}
+	spec.Trace.note("connecting to %s (MQTT %s)", spec.Server, VersionName(spec.Version))
+	c, err := Connect(cctx, spec)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, Explain(err, spec, "connecting to "+spec.Server)
+	}
+	return c, nil
+}
+
+// Disconnect ends the session with DISCONNECT. It is bounded by 5 s and runs even when ctx is
+// cancelled, so that Ctrl-C still leaves the broker a clean Disconnect (no will message).
+func Disconnect(ctx context.Context, c MQTTClient, spec *ConnSpec) error {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := c.Disconnect(dctx); err != nil {
+		return Explain(err, spec, "MQTT DISCONNECT")
+	}
+	return nil
+}
+
+func VersionName(v int) string {
+	if v == 4 {
+		return "3.1.1"
+	}
+	return "5.0"
+}
+
+// RefusedSubscription is the error for the first filter the broker refused in its SUBACK, or nil.
+func RefusedSubscription(spec *ConnSpec, subs []Subscription, granted []byte) error {
+	for i, g := range granted {
+		if g >= 0x80 && i < len(subs) {
+			return &Failure{Code: ExitRefused, Step: "mqtt", Err: fmt.Errorf("the broker refused the subscription to %q (%s)", subs[i].Filter, subackReason(g)),
+				Hint: subscribeRefusedHint(spec, subs[i].Filter)}
+		}
+	}
+	return nil
+}
+
+func subscribeRefusedHint(spec *ConnSpec, filter string) string {
+	h := "step: MQTT SUBSCRIBE\ncause: the broker's access rules do not let this client subscribe to the filter"
+	if spec != nil && IsAWS(spec) {
+		h += "\nfix: the AWS IoT policy of the certificate needs iot:Subscribe on arn:aws:iot:REGION:ACCOUNT:topicfilter/" + filter + " and iot:Receive on the matching topic/ resources"
+	} else {
+		h += "\nfix: check the broker's ACL for this user or certificate"
+	}
+	return h
 }

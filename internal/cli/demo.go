@@ -21,7 +21,7 @@ import (
 )
 
 type demoOptions struct {
-	conn   connFlags
+	conn   ConnFlags
 	broker string
 	topic  string
 	qos    []int
@@ -62,7 +62,7 @@ server's certificate chain.`,
 			return o.run(cmd.Context(), streams)
 		},
 	}
-	o.conn.register(cmd)
+	o.conn.Register(cmd)
 	fs := cmd.Flags()
 	fs.StringVar(&o.broker, "broker", "", "run against this broker instead of the embedded one: mqtt[s]://host[:port]")
 	fs.StringVar(&o.topic, "topic", "", "topic prefix for the demo messages (default fennec/demo/<random>)")
@@ -84,9 +84,9 @@ type demoResult struct {
 }
 
 func (o *demoOptions) run(ctx context.Context, streams IO) (err error) {
-	defer func() { err = o.conn.report(streams, err) }()
+	defer func() { err = o.conn.Report(streams, err) }()
 	out := streams.Out
-	jsonOut := o.conn.jsonOut
+	jsonOut := o.conn.JSONOut
 	if jsonOut {
 		out = io.Discard
 	}
@@ -96,8 +96,8 @@ func (o *demoOptions) run(ctx context.Context, streams IO) (err error) {
 			fmt.Fprintf(streams.Out, "%s\n", b)
 		}
 	}
-	if o.broker != "" && o.conn.url != "" {
-		return usageErrorf("give the broker once: --broker or -L")
+	if o.broker != "" && o.conn.URL != "" {
+		return UsageErrorf("give the broker once: --broker or -L")
 	}
 	nonce := make([]byte, 4)
 	rand.Read(nonce)
@@ -105,8 +105,8 @@ func (o *demoOptions) run(ctx context.Context, streams IO) (err error) {
 	if topic == "" {
 		topic = "fennec/demo/" + hex.EncodeToString(nonce)
 	}
-	if err := validFilter(topic); err != nil || strings.ContainsAny(topic, "+#") {
-		return usageErrorf("--topic %q: a plain topic prefix without wildcards, e.g. things/dev1/demo", topic)
+	if err := ValidFilter(topic); err != nil || strings.ContainsAny(topic, "+#") {
+		return UsageErrorf("--topic %q: a plain topic prefix without wildcards, e.g. things/dev1/demo", topic)
 	}
 
 	fmt.Fprintln(out, "fennec demo: MQTT publish and subscribe, end to end")
@@ -128,7 +128,7 @@ func (o *demoOptions) run(ctx context.Context, streams IO) (err error) {
 	spec.Trace = o.tracer(streams, out)
 	// Count the PUBCOMPs we send, so that the demo ends after the QoS 2 exchanges complete.
 	pubcomps := make(chan struct{}, 8)
-	spec.onPacket = func(outbound bool, typ byte) {
+	spec.OnPacket = func(outbound bool, typ byte) {
 		if outbound && typ == byte(packet.PUBCOMP) {
 			select {
 			case pubcomps <- struct{}{}:
@@ -138,7 +138,7 @@ func (o *demoOptions) run(ctx context.Context, streams IO) (err error) {
 	}
 	fmt.Fprintf(out, "  client     %s connects as %q\n", spec.Server, spec.ClientID)
 	start := time.Now()
-	c, err := dialClient(ctx, spec)
+	c, err := DialClient(ctx, spec)
 	if err != nil {
 		emit(map[string]any{"step": "connect", "ok": false})
 		fmt.Fprintln(out, "\nresult: FAILED at connect (details on stderr)")
@@ -152,7 +152,7 @@ func (o *demoOptions) run(ctx context.Context, streams IO) (err error) {
 			return nil
 		}
 		disconnected = true
-		return disconnect(ctx, c, spec)
+		return Disconnect(ctx, c, spec)
 	}
 	defer func() {
 		if derr := disconnectOnce(); derr != nil && err == nil {
@@ -183,7 +183,7 @@ func (o *demoOptions) run(ctx context.Context, streams IO) (err error) {
 				return err
 			}
 			o.summary(out, results, levels)
-			return explain(err, spec, fmt.Sprintf("MQTT PUBLISH at QoS %d", q))
+			return Explain(err, spec, fmt.Sprintf("MQTT PUBLISH at QoS %d", q))
 		}
 		emit(map[string]any{"step": "message", "qos": q, "topic": r.Topic, "sent": r.Sent, "received": r.Received, "ack_ms": r.AckMS, "round_trip_ms": r.RTTMS})
 		if !r.Received {
@@ -212,44 +212,44 @@ func (o *demoOptions) run(ctx context.Context, streams IO) (err error) {
 }
 
 // levels are the QoS levels to show: -q, or 0, 1 and 2; AWS IoT Core has no QoS 2.
-func (o *demoOptions) levels(out io.Writer, spec *connSpec) ([]int, error) {
+func (o *demoOptions) levels(out io.Writer, spec *ConnSpec) ([]int, error) {
 	levels := o.qos
 	if len(levels) == 0 {
 		levels = []int{0, 1, 2}
 	}
 	for _, q := range levels {
 		if q < 0 || q > 2 {
-			return nil, usageErrorf("-q %d: QoS is 0, 1 or 2", q)
+			return nil, UsageErrorf("-q %d: QoS is 0, 1 or 2", q)
 		}
 	}
-	if isAWS(spec) {
+	if IsAWS(spec) {
 		levels = capLevels(out, levels, 1, "AWS IoT Core does not support QoS 2")
 	}
 	return levels, nil
 }
 
 // tracer shows the packets: short lines on out, every detail on stderr with -d, none with --json.
-func (o *demoOptions) tracer(streams IO, out io.Writer) *tracer {
+func (o *demoOptions) tracer(streams IO, out io.Writer) *Tracer {
 	switch {
-	case o.conn.debug:
-		return newTracer(streams.Err)
-	case o.conn.jsonOut:
+	case o.conn.Debug:
+		return NewTracer(streams.Err)
+	case o.conn.JSONOut:
 		return nil
 	}
-	tr := newTracer(out)
-	tr.short = true
+	tr := NewTracer(out)
+	tr.Short = true
 	return tr
 }
 
 // transportText says how the connection went: plain TCP, or TLS with its version and whether
 // the broker asked for and got our certificate.
-func transportText(c mqttClient, spec *connSpec) string {
+func transportText(c MQTTClient, spec *ConnSpec) string {
 	st := c.TLSState()
 	if st == nil {
 		return "plain TCP"
 	}
-	requested, sent, _ := spec.tlsFacts.snapshot()
-	s := "TLS " + tlsVersionName(st.Version)
+	requested, sent, _ := spec.TLSFacts.snapshot()
+	s := "TLS " + TLSVersionName(st.Version)
 	if requested && sent {
 		s += " with mutual TLS"
 	}
@@ -259,9 +259,9 @@ func transportText(c mqttClient, spec *connSpec) string {
 // brokerLevels drops the levels above the Maximum QoS an MQTT 5 broker's CONNACK may give
 // [MQTT-3.2.2-9]: a QoS above it would be refused, so the demo shows what the broker supports
 // and says so.
-func brokerLevels(out io.Writer, c mqttClient, levels []int) []int {
-	if fc, ok := c.(*fennecClient); ok {
-		if _, ack := fc.c.ConnectionState(); ack != nil && ack.Props.Has(packet.PropMaximumQoS) {
+func brokerLevels(out io.Writer, c MQTTClient, levels []int) []int {
+	if fc, ok := c.(*FennecClient); ok {
+		if _, ack := fc.Client.ConnectionState(); ack != nil && ack.Props.Has(packet.PropMaximumQoS) {
 			levels = capLevels(out, levels, int(ack.Props.MaximumQoS), fmt.Sprintf("the broker's CONNACK says Maximum QoS %d", ack.Props.MaximumQoS))
 		}
 	}
@@ -269,19 +269,19 @@ func brokerLevels(out io.Writer, c mqttClient, levels []int) []int {
 }
 
 // subscribeDemo subscribes to filter at qos; the messages arrive on the channel it returns.
-func subscribeDemo(ctx context.Context, c mqttClient, spec *connSpec, filter string, qos int, emit func(map[string]any)) (<-chan arrival, error) {
+func subscribeDemo(ctx context.Context, c MQTTClient, spec *ConnSpec, filter string, qos int, emit func(map[string]any)) (<-chan arrival, error) {
 	arrivals := make(chan arrival, 16)
-	subs := []subscription{{Filter: filter, QoS: byte(qos)}}
-	granted, err := c.Subscribe(ctx, func(m *message) {
+	subs := []Subscription{{Filter: filter, QoS: byte(qos)}}
+	granted, err := c.Subscribe(ctx, func(m *Message) {
 		select {
 		case arrivals <- arrival{m, time.Now()}:
 		case <-ctx.Done():
 		}
 	}, subs)
 	if err != nil {
-		return nil, explain(err, spec, "MQTT SUBSCRIBE")
+		return nil, Explain(err, spec, "MQTT SUBSCRIBE")
 	}
-	if err := refusedSubscription(spec, subs, granted); err != nil {
+	if err := RefusedSubscription(spec, subs, granted); err != nil {
 		return nil, err
 	}
 	emit(map[string]any{"step": "subscribe", "filter": filter, "granted_qos": granted})
@@ -290,17 +290,17 @@ func subscribeDemo(ctx context.Context, c mqttClient, spec *connSpec, filter str
 
 // arrival is a message our subscription received, and when.
 type arrival struct {
-	m  *message
+	m  *Message
 	at time.Time
 }
 
 // exchange publishes one demo message at QoS q and waits up to --wait for it to come back
 // through the subscription. An error is the publish's, or the context's.
-func (o *demoOptions) exchange(ctx context.Context, c mqttClient, q int, topic, nonce string, arrivals <-chan arrival) (demoResult, error) {
+func (o *demoOptions) exchange(ctx context.Context, c MQTTClient, q int, topic, nonce string, arrivals <-chan arrival) (demoResult, error) {
 	r := demoResult{QoS: q, Topic: fmt.Sprintf("%s/qos%d", topic, q)}
 	payload := fmt.Sprintf("hello from fennec at QoS %d (%s)", q, nonce)
 	sent := time.Now()
-	if err := c.Publish(ctx, &message{Topic: r.Topic, Payload: []byte(payload), QoS: byte(q)}); err != nil {
+	if err := c.Publish(ctx, &Message{Topic: r.Topic, Payload: []byte(payload), QoS: byte(q)}); err != nil {
 		return r, err
 	}
 	r.Sent, r.Ack = true, time.Since(sent)
@@ -322,29 +322,29 @@ func (o *demoOptions) exchange(ctx context.Context, c mqttClient, q int, topic, 
 }
 
 // notReceived explains a message that was accepted but did not come back.
-func (o *demoOptions) notReceived(spec *connSpec, r demoResult, filter string) error {
+func (o *demoOptions) notReceived(spec *ConnSpec, r demoResult, filter string) error {
 	hint := fmt.Sprintf("step: MQTT — the QoS %d message to %q was accepted but did not come back within %s\ncause: the broker did not deliver it to our own subscription to %q", r.QoS, r.Topic, o.wait, filter)
-	if isAWS(spec) {
+	if IsAWS(spec) {
 		hint += "\nfix: the AWS IoT policy needs iot:Receive on arn:aws:iot:REGION:ACCOUNT:topic/" + r.Topic + " as well as iot:Publish and iot:Subscribe"
 	} else {
 		hint += "\nfix: check the broker's ACL for receive/read rights on the topic; run with -d to see every packet"
 	}
-	return &exitError{code: ExitTimeout, step: "mqtt", err: fmt.Errorf("demo: message at QoS %d not received", r.QoS), hint: hint}
+	return &Failure{Code: ExitTimeout, Step: "mqtt", Err: fmt.Errorf("demo: message at QoS %d not received", r.QoS), Hint: hint}
 }
 
 // openBroker starts the embedded broker, or describes the external one the flags name, and
 // returns the connection to make; stop, when not nil, stops the embedded broker.
-func (o *demoOptions) openBroker(ctx context.Context, streams IO, out io.Writer, emit func(map[string]any)) (spec *connSpec, stop func(), err error) {
-	external := o.broker != "" || o.conn.url != "" || o.conn.changed("host") || o.conn.changed("port") || o.conn.profile != ""
+func (o *demoOptions) openBroker(ctx context.Context, streams IO, out io.Writer, emit func(map[string]any)) (spec *ConnSpec, stop func(), err error) {
+	external := o.broker != "" || o.conn.URL != "" || o.conn.Changed("host") || o.conn.Changed("port") || o.conn.Profile != ""
 	if o.broker != "" {
-		o.conn.url = o.broker
+		o.conn.URL = o.broker
 	}
 	if external {
-		spec, err = o.conn.buildSpec(streams, nil)
+		spec, err = o.conn.BuildSpec(streams, nil)
 		if err != nil {
 			return nil, nil, err
 		}
-		fmt.Fprintf(out, "  broker     %s (MQTT %s", spec.Server, versionName(spec.Version))
+		fmt.Fprintf(out, "  broker     %s (MQTT %s", spec.Server, VersionName(spec.Version))
 		switch {
 		case spec.TLS == nil:
 			fmt.Fprint(out, ", plain TCP: not encrypted")
@@ -358,14 +358,14 @@ func (o *demoOptions) openBroker(ctx context.Context, streams IO, out io.Writer,
 		return spec, nil, nil
 	}
 	// Only the client flags that make sense against the embedded broker apply.
-	o.conn.url, o.conn.noProfile = "", true
-	spec, err = o.conn.buildSpec(streams, nil)
+	o.conn.URL, o.conn.NoProfile = "", true
+	spec, err = o.conn.BuildSpec(streams, nil)
 	if err != nil {
 		return nil, nil, err
 	}
 	spec, info, stop, err := startDemoBroker(ctx, spec)
 	if err != nil {
-		return nil, nil, &exitError{code: ExitError, err: fmt.Errorf("starting the embedded broker: %w", err)}
+		return nil, nil, &Failure{Code: ExitError, Err: fmt.Errorf("starting the embedded broker: %w", err)}
 	}
 	fmt.Fprint(out, info)
 	emit(map[string]any{"step": "broker", "server": spec.Server, "embedded": true, "tls": "1.3", "client_certificate": "required"})
@@ -401,25 +401,25 @@ func yesNo(b bool) string {
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // demoPKI creates the throwaway PKI and the client's TLS configuration for the embedded broker.
-func demoPKI(spec *connSpec) (*devpki.PKI, *tls.Config, error) {
+func demoPKI(spec *ConnSpec) (*devpki.PKI, *tls.Config, error) {
 	p, err := devpki.Generate(devpki.Options{Clients: []string{"fennec-demo-client"}})
 	if err != nil {
 		return nil, nil, err
 	}
 	cl := p.Client()
-	facts := &tlsFacts{rec: &pki.HandshakeRecorder{}}
+	facts := &TLSFacts{Rec: &pki.HandshakeRecorder{}}
 	cfg, err := pki.ClientConfig(pki.ClientOptions{
 		CAs:        []pki.Source{pki.BytesSource(p.CA.CertPEM, "demo CA")},
 		Cert:       pki.BytesSource(cl.CertPEM, "demo client certificate"),
 		Key:        pki.BytesSource(cl.KeyPEM, "demo client key"),
 		ServerName: "localhost",
 		MinVersion: tls.VersionTLS13,
-		Recorder:   facts.rec,
+		Recorder:   facts.Rec,
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	spec.tlsFacts = facts
+	spec.TLSFacts = facts
 	spec.ClientCert = true
 	return p, cfg, nil
 }

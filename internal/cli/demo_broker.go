@@ -12,7 +12,7 @@ import (
 
 // startDemoBroker starts the embedded broker with TLS 1.3 and mutual TLS on a free loopback port
 // and a throwaway PKI, and points spec at it. It returns a description for the demo's output.
-func startDemoBroker(ctx context.Context, spec *connSpec) (*connSpec, string, func(), error) {
+func startDemoBroker(ctx context.Context, spec *ConnSpec) (*ConnSpec, string, func(), error) {
 	p, clientTLS, err := demoPKI(spec)
 	if err != nil {
 		return nil, "", nil, err
@@ -36,7 +36,7 @@ func startDemoBroker(ctx context.Context, spec *connSpec) (*connSpec, string, fu
 	}
 	addr := b.Addr()
 	spec.Server = "mqtts://" + addr
-	spec.Host, spec.Port = splitHostPort(addr)
+	spec.Host, spec.Port = SplitHostPort(addr)
 	spec.TLS = clientTLS
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "  pki        throwaway CA %q, server certificate for localhost and 127.0.0.1,\n", p.CA.Cert.Subject.CommonName)

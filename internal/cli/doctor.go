@@ -18,7 +18,7 @@ import (
 )
 
 func newDoctorCmd(streams IO) *cobra.Command {
-	var f connFlags
+	var f ConnFlags
 	var noPublish bool
 	var hold time.Duration
 	var topic, hdrCA, hdrCert, hdrKey string
@@ -51,75 +51,75 @@ client ID, topic permissions.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
-				if f.url != "" {
-					return usageErrorf("give the broker either as an argument or with -L, not both")
+				if f.URL != "" {
+					return UsageErrorf("give the broker either as an argument or with -L, not both")
 				}
-				f.url = args[0]
-				if !strings.Contains(f.url, "://") {
-					f.url = "mqtt://" + f.url
+				f.URL = args[0]
+				if !strings.Contains(f.URL, "://") {
+					f.URL = "mqtt://" + f.URL
 				}
 			}
-			f.deferTLS = true
+			f.DeferTLS = true
 			defer func() {
-				if f.capture != nil {
-					f.capture.finish(streams, f.quiet)
-					f.capture = nil
+				if f.Capture != nil {
+					f.Capture.finish(streams, f.Quiet)
+					f.Capture = nil
 				}
 			}()
-			spec, err := f.buildSpec(streams, nil)
+			spec, err := f.BuildSpec(streams, nil)
 			if err != nil {
 				return err
 			}
 			tg := diagnose.Target{Host: spec.Host, Port: spec.Port, TLS: spec.tlsOptions != nil, Version: packet.Version(spec.Version),
 				ClientID: spec.ClientID, Username: spec.Username, Password: spec.Password, HasPassword: spec.HasPassword,
-				AWS: spec.AWS, NoPublish: noPublish, Topic: cmp.Or(topic, f.topic), Timeout: f.connectTimeout, Linger: hold}
+				AWS: spec.AWS, NoPublish: noPublish, Topic: cmp.Or(topic, f.Topic), Timeout: f.ConnectTimeout, Linger: hold}
 			if u, err := url.Parse(spec.Server); err == nil && (u.Scheme == "ws" || u.Scheme == "wss") {
 				tg.WebSocket, tg.Path = true, u.EscapedPath()
 			}
-			if !cmd.Flags().Changed("hold") && f.clientID != "" {
+			if !cmd.Flags().Changed("hold") && f.ClientID != "" {
 				// a client ID of the user's may be a device's: hold the connection long enough
 				// for the device's reconnect to take it over, so the takeover is named
 				tg.Linger = 2 * time.Second
 			}
-			if f.capture != nil {
-				tg.Dial = f.capture.rec.Dial(nil)
+			if f.Capture != nil {
+				tg.Dial = f.Capture.rec.Dial(nil)
 			}
 			if spec.tlsOptions != nil {
 				tg.TLSOptions = *spec.tlsOptions
 				tg.TLSOptions.Recorder = nil
 			}
-			if f.header != "" {
-				note, material, err := headerMaterial(f.header, hdrCA, hdrCert, hdrKey, &tg.TLSOptions)
+			if f.Header != "" {
+				note, material, err := HeaderMaterial(f.Header, hdrCA, hdrCert, hdrKey, &tg.TLSOptions)
 				if err != nil {
 					return err
 				}
 				tg.Material, tg.MaterialNote = material, note
 				if material != nil {
-					tg.MaterialNote = "in " + f.header
+					tg.MaterialNote = "in " + f.Header
 				}
 			}
 			r := diagnose.Run(cmd.Context(), tg)
 			code := doctorExit(r)
-			if f.jsonOut {
+			if f.JSONOut {
 				writeDoctorJSON(streams.Out, r, code)
-			} else if !f.quiet || r.OK() {
+			} else if !f.Quiet || r.OK() {
 				writeDoctor(streams.Out, spec.Server, r)
 			}
 			if code == ExitOK {
 				return nil
 			}
 			if r.Failed != nil && errors.Is(r.Failed.Err, context.Canceled) {
-				return quietError{context.Canceled}
+				return QuietError{context.Canceled}
 			}
-			return quietError{&exitError{code: code, err: fmt.Errorf("%s: %s", r.Failed.Step, r.Failed.Kind)}}
+			return QuietError{&Failure{Code: code, Err: fmt.Errorf("%s: %s", r.Failed.Step, r.Failed.Kind)}}
 		},
 	}
-	f.register(cmd)
+	f.Register(cmd)
 	fs := cmd.Flags()
 	fs.DurationVar(&hold, "hold", 0, "keep the connection open this long after the round trip (default 2s with -i: a client with the same ID would take it over)")
 	fs.BoolVar(&noPublish, "no-publish", false, "stop after CONNACK: no subscribe and publish round trip")
 	fs.StringVarP(&topic, "topic", "t", "", "topic of the round trip (default fennec/doctor/CLIENT_ID)")
-	fs.StringVar(&f.header, "header", "", "take the CA, client certificate and key from a firmware's C header (certs_test.h), byte for byte; arrays are chosen by content when unambiguous")
+	fs.StringVar(&f.Header, "header", "", "take the CA, client certificate and key from a firmware's C header (certs_test.h), byte for byte; arrays are chosen by content when unambiguous")
 	fs.StringVar(&hdrCA, "header-ca", "", "the `ARRAY` of --header that holds the CA certificate")
 	fs.StringVar(&hdrCert, "header-cert", "", "the `ARRAY` of --header that holds the client certificate")
 	fs.StringVar(&hdrKey, "header-key", "", "the `ARRAY` of --header that holds the client key")
@@ -197,7 +197,7 @@ func writeDoctorJSON(w io.Writer, r *diagnose.Report, code int) {
 	fmt.Fprintf(w, "%s\n", b)
 }
 
-func diagnosisHelp() string {
+func DiagnosisHelp() string {
 	return "fennec doctor, and --json of pub and sub, name the cause of a failure with one of these stable\n" +
 		"IDs; docs/diagnosis.md gives the evidence and the fix of each:\n\n  " +
 		strings.Join(diagnose.Causes(), "\n  ") + "\n"

@@ -19,7 +19,7 @@ import (
 func TestDoctorCommand(t *testing.T) {
 	isolate(t)
 	b := brokertest.Start(t, brokertest.Options{})
-	host, port := splitHostPort(b.TLSAddr)
+	host, port := SplitHostPort(b.TLSAddr)
 	url := "mqtts://" + host + ":" + strconv.Itoa(port)
 	tlsArgs := []string{"--cafile", b.CAFile, "--servername", "localhost"}
 
@@ -85,7 +85,7 @@ func TestPubRejectedClientCertificateTLS13(t *testing.T) {
 		t.Fatal(err)
 	}
 	check := func(t *testing.T, addr, ca string) {
-		host, port := splitHostPort(addr)
+		host, port := SplitHostPort(addr)
 		for i := range 20 {
 			code, out, errout := run(t, "pub", "-h", host, "-p", strconv.Itoa(port), "--cafile", ca, "--servername", "localhost", "--tls-version", "tlsv1.3",
 				"--cert", files.ClientCert["stranger"], "--key", files.ClientKey["stranger"], "-t", "t", "-m", "x", "--json")
@@ -141,7 +141,7 @@ func TestPubBrokerWithoutMQTT5(t *testing.T) {
 			c.Close()
 		}
 	}()
-	host, port := splitHostPort(l.Addr().String())
+	host, port := SplitHostPort(l.Addr().String())
 	code, out, errout := run(t, "pub", "-h", host, "-p", strconv.Itoa(port), "-t", "t", "-m", "x", "--json")
 	var obj map[string]any
 	json.Unmarshal([]byte(out), &obj)
@@ -154,7 +154,7 @@ func TestPubBrokerWithoutMQTT5(t *testing.T) {
 func TestDoctorHeader(t *testing.T) {
 	isolate(t)
 	b := brokertest.Start(t, brokertest.Options{})
-	host, port := splitHostPort(b.TLSAddr)
+	host, port := SplitHostPort(b.TLSAddr)
 	url := "mqtts://" + host + ":" + strconv.Itoa(port)
 	cl := b.PKI.Clients["fennec-client"]
 	kb, _ := pem.Decode(cl.KeyPEM)

@@ -102,12 +102,12 @@ func TestPubSubRoundTrip(t *testing.T) {
 	for _, v := range []string{"5", "311"} {
 		for _, tr := range []string{"tcp", "mtls", "ws", "wss"} {
 			t.Run("v"+v+"/"+tr, func(t *testing.T) {
-				host, port := splitHostPort(b.TCPAddr)
+				host, port := SplitHostPort(b.TCPAddr)
 				conn := []string{"-h", host, "-p", fmt.Sprint(port), "-V", v}
 				certs := []string{"--cafile", b.CAFile, "--cert", b.ClientCert, "--key", b.ClientKey}
 				switch tr {
 				case "mtls":
-					host, port = splitHostPort(b.TLSAddr)
+					host, port = SplitHostPort(b.TLSAddr)
 					conn = append([]string{"-h", host, "-p", fmt.Sprint(port), "-V", v}, certs...)
 				case "ws":
 					conn = []string{"-L", "ws://" + b.WSAddr + "/mqtt", "-V", v}
@@ -181,7 +181,7 @@ func TestPubSubRoundTrip(t *testing.T) {
 func TestSubCountAndTimeout(t *testing.T) {
 	isolate(t)
 	b := brokertest.Start(t, brokertest.Options{})
-	host, port := splitHostPort(b.TCPAddr)
+	host, port := SplitHostPort(b.TCPAddr)
 	conn := []string{"-h", host, "-p", fmt.Sprint(port)}
 	// three retained messages are there before the subscription; -C 2 prints exactly two
 	for i := 1; i <= 3; i++ {
@@ -236,8 +236,8 @@ func TestExitCodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tlsHost, tlsPort := splitHostPort(b.TLSAddr)
-	tcpHost, tcpPort := splitHostPort(b.TCPAddr)
+	tlsHost, tlsPort := SplitHostPort(b.TLSAddr)
+	tcpHost, tcpPort := SplitHostPort(b.TCPAddr)
 	free := mosquittotest.FreePort(t)
 	for _, tc := range []struct {
 		name string
@@ -298,7 +298,7 @@ func TestExitCodes(t *testing.T) {
 			t.Fatal(err)
 		}
 		ab := brokertest.Start(t, brokertest.Options{ACL: &broker.ACL{Users: []broker.User{{Name: "alice", Password: pw, Rules: broker.Rules{Publish: []string{"#"}, Subscribe: []string{"open/#"}}}}}})
-		h, p := splitHostPort(ab.TCPAddr)
+		h, p := SplitHostPort(ab.TCPAddr)
 		for _, v := range []string{"5", "311"} {
 			t.Setenv("FENNEC_PASSWORD", "wrong")
 			code, out, errout := run(t, "pub", "-t", "x", "-m", "y", "-h", h, "-p", fmt.Sprint(p), "-u", "alice", "-V", v, "--json")
@@ -323,7 +323,7 @@ func TestExitCodes(t *testing.T) {
 
 	t.Run("interrupted", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
-		h, p := splitHostPort(b.TCPAddr)
+		h, p := SplitHostPort(b.TCPAddr)
 		sub, subErr := start(t, ctx, "<- SUBACK", "sub", "-t", "never/#", "-h", h, "-p", fmt.Sprint(p), "-d")
 		waitSeen(t, subErr, sub, "sub")
 		cancel()
@@ -407,7 +407,7 @@ func TestMosquittoInterop(t *testing.T) {
 	isolate(t)
 	m, files := mosquittoMTLS(t)
 	cert, key := files.FirstClient(m.pki)
-	host, port := splitHostPort(m.TLSAddr)
+	host, port := SplitHostPort(m.TLSAddr)
 	tlsArgs := []string{"-h", host, "-p", fmt.Sprint(port), "--cafile", files.CA, "--cert", cert, "--key", key}
 	for _, v := range []struct{ fennec, mosq string }{{"5", "mqttv5"}, {"311", "mqttv311"}} {
 		t.Run("fennec pub to mosquitto_sub "+v.mosq, func(t *testing.T) {
@@ -502,7 +502,7 @@ func TestRefusedAndTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := brokertest.Start(t, brokertest.Options{Clients: []string{"dev1"}, AWS: &broker.AWS{Policy: pol}})
-	h, p := splitHostPort(b.TLSAddr)
+	h, p := SplitHostPort(b.TLSAddr)
 	tlsArgs := []string{"-h", h, "-p", fmt.Sprint(p), "--cafile", b.CAFile, "--cert", b.ClientCert, "--key", b.ClientKey}
 	for _, v := range []string{"5", "311"} {
 		code, out, errout := run(t, append([]string{"pub", "-V", v, "-i", "not-dev1", "-t", "things/dev1/x", "-m", "hi", "-q", "1"}, tlsArgs...)...)
@@ -537,7 +537,7 @@ func TestRefusedAndTimeout(t *testing.T) {
 			defer c.Close()
 		}
 	}()
-	h, p = splitHostPort(ln.Addr().String())
+	h, p = SplitHostPort(ln.Addr().String())
 	code, out, errout = run(t, "pub", "-h", h, "-p", fmt.Sprint(p), "-t", "x", "-m", "y", "--connect-timeout", "300ms", "--json")
 	if code != ExitTimeout || !strings.Contains(errout, "hint:") || !strings.Contains(out, `"exit_code":5`) {
 		t.Fatalf("silent server: exit %d\n%s%s", code, out, errout)
@@ -549,7 +549,7 @@ func TestRefusedAndTimeout(t *testing.T) {
 func TestTLSOptionsAndProfile(t *testing.T) {
 	isolate(t)
 	b := brokertest.Start(t, brokertest.Options{})
-	h, p := splitHostPort(b.TLSAddr)
+	h, p := SplitHostPort(b.TLSAddr)
 	keylog := filepath.Join(t.TempDir(), "keys.log")
 	code, _, errout := run(t, "pub", "-h", h, "-p", fmt.Sprint(p), "--cafile", b.CAFile, "--cert", b.ClientCert, "--key", b.ClientKey,
 		"--keylog", keylog, "-t", "k", "-m", "v")
@@ -586,7 +586,7 @@ func TestTLSOptionsAndProfile(t *testing.T) {
 func TestPubLinesAndFile(t *testing.T) {
 	isolate(t)
 	b := brokertest.Start(t, brokertest.Options{})
-	h, p := splitHostPort(b.TCPAddr)
+	h, p := SplitHostPort(b.TCPAddr)
 	conn := []string{"-h", h, "-p", fmt.Sprint(p)}
 	sub, subErr := start(t, context.Background(), "<- SUBACK", append([]string{"sub", "-t", "lines", "-C", "5", "-W", "20", "-F", `%p|`, "-N", "-d"}, conn...)...)
 	waitSeen(t, subErr, sub, "sub")
@@ -633,7 +633,7 @@ func TestPubLinesAndFile(t *testing.T) {
 func TestProperties(t *testing.T) {
 	isolate(t)
 	b := brokertest.Start(t, brokertest.Options{})
-	h, p := splitHostPort(b.TCPAddr)
+	h, p := SplitHostPort(b.TCPAddr)
 	conn := []string{"-h", h, "-p", fmt.Sprint(p)}
 	pub := append([]string{"pub", "-t", "props/x", "-m", `{"a":1}`, "-q", "1", "-r",
 		"-D", "publish", "content-type", "application/json", "-D", "publish", "user-property", "src", "cli",
@@ -689,7 +689,7 @@ func waitText(t *testing.T, w *watchBuf, done <-chan result, s string) {
 func TestSubConnectionLost(t *testing.T) {
 	isolate(t)
 	b := brokertest.Start(t, brokertest.Options{})
-	h, p := splitHostPort(b.TCPAddr)
+	h, p := SplitHostPort(b.TCPAddr)
 	conn := []string{"-h", h, "-p", fmt.Sprint(p)}
 	sub, subErr := start(t, context.Background(), "<- SUBACK", append([]string{"sub", "-i", "lost1", "-t", "lost/#", "-C", "1", "-W", "60", "-v", "-d"}, conn...)...)
 	waitSeen(t, subErr, sub, "sub")
@@ -727,7 +727,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	isolate(t)
 	const secret = "hunter2-s3cret"
 	b := brokertest.Start(t, brokertest.Options{})
-	h, p := splitHostPort(b.TCPAddr)
+	h, p := SplitHostPort(b.TCPAddr)
 	free := mosquittotest.FreePort(t)
 	dir := os.Getenv("XDG_CONFIG_HOME")
 	os.MkdirAll(filepath.Join(dir, "fennec"), 0o700)
@@ -768,7 +768,7 @@ func TestSubOutputLikeMosquittoSub(t *testing.T) {
 	isolate(t)
 	mosquittotest.Require(t, "mosquitto_pub", "mosquitto_sub")
 	m := mosquittotest.Start(t, mosquittotest.Options{})
-	h, p := splitHostPort(m.Addr)
+	h, p := SplitHostPort(m.Addr)
 	conn := []string{"-h", h, "-p", fmt.Sprint(p)}
 	for _, r := range [][2]string{{"v/a", "hello"}, {"f/skip/1", "no"}, {"f/keep", "yes"}, {"g/old", "stale"}} {
 		if code, _, errout := run(t, append([]string{"pub", "-t", r[0], "-m", r[1], "-r", "-q", "1"}, conn...)...); code != 0 {
@@ -845,7 +845,7 @@ func TestPersistentSessionAndWill(t *testing.T) {
 	isolate(t)
 	mosquittotest.Require(t, "mosquitto")
 	m := mosquittotest.Start(t, mosquittotest.Options{})
-	h, p := splitHostPort(m.Addr)
+	h, p := SplitHostPort(m.Addr)
 	conn := []string{"-h", h, "-p", fmt.Sprint(p)}
 	for _, v := range []string{"5", "311"} {
 		id, topic := "persist-"+v, "persist/"+v
@@ -866,7 +866,7 @@ func TestPersistentSessionAndWill(t *testing.T) {
 	}
 
 	b := brokertest.Start(t, brokertest.Options{})
-	h, p = splitHostPort(b.TCPAddr)
+	h, p = SplitHostPort(b.TCPAddr)
 	conn = []string{"-h", h, "-p", fmt.Sprint(p)}
 	watcher, wErr := start(t, context.Background(), "<- SUBACK", append([]string{"sub", "-t", "status/#", "-C", "1", "-W", "30", "-v", "-d"}, conn...)...)
 	waitSeen(t, wErr, watcher, "watcher")
@@ -893,7 +893,7 @@ func TestConnectionFlags(t *testing.T) {
 	isolate(t)
 	m, files := mosquittoMTLS(t) // TLS 1.2 or newer, client certificate required
 	cert, key := files.FirstClient(m.pki)
-	host, port := splitHostPort(m.TLSAddr)
+	host, port := SplitHostPort(m.TLSAddr)
 	capath := t.TempDir()
 	ca, err := os.ReadFile(files.CA)
 	if err != nil {
@@ -946,7 +946,7 @@ func TestDemoHonoursMaximumQoS(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := brokertest.Start(t, brokertest.Options{Clients: []string{"dev1"}, AWS: &broker.AWS{Policy: pol}})
-	h, p := splitHostPort(b.TLSAddr)
+	h, p := SplitHostPort(b.TLSAddr)
 	tlsArgs := []string{"-h", h, "-p", fmt.Sprint(p), "--cafile", b.CAFile, "--cert", b.ClientCert, "--key", b.ClientKey}
 	code, out, errout := run(t, append([]string{"demo", "-i", "dev1", "--topic", "things/dev1/demo"}, tlsArgs...)...)
 	if code != 0 || !strings.Contains(out, "the broker's CONNACK says Maximum QoS 1: QoS 2 skipped, demonstrating QoS 0,1") || !strings.Contains(out, "2 of 2 messages received") {

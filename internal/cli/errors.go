@@ -33,34 +33,34 @@ const (
 	ExitSubTimeout = 27
 )
 
-// usageError marks a command-line mistake (exit code 2).
-type usageError struct{ err error }
+// UsageError marks a command-line mistake (exit code 2).
+type UsageError struct{ Err error }
 
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
+func (e UsageError) Error() string { return e.Err.Error() }
+func (e UsageError) Unwrap() error { return e.Err }
 
-// exitError carries an explicit exit code and hint lines (step, cause, fix).
-type exitError struct {
-	code int
-	err  error
-	hint string
-	step string // dns, tcp, tls, mqtt, setup
-	// diagnosis is a stable name of the cause for scripts (--json), e.g. "unknown-authority"
-	diagnosis string
+// Failure carries an explicit exit code and hint lines (step, cause, fix).
+type Failure struct {
+	Code int
+	Err  error
+	Hint string
+	Step string // dns, tcp, tls, mqtt, setup
+	// Diagnosis is a stable name of the cause for scripts (--json), e.g. "unknown-authority"
+	Diagnosis string
 }
 
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
+func (e *Failure) Error() string { return e.Err.Error() }
+func (e *Failure) Unwrap() error { return e.Err }
 
 // ExitCode maps an error to the process exit code.
 func ExitCode(err error) int {
-	var ee *exitError
-	var ue usageError
+	var ee *Failure
+	var ue UsageError
 	switch {
 	case err == nil:
 		return ExitOK
 	case errors.As(err, &ee):
-		return ee.code
+		return ee.Code
 	case errors.As(err, &ue):
 		return ExitUsage
 	case errors.Is(err, context.Canceled):
@@ -105,10 +105,10 @@ func headline(err error) string {
 	return errorText(err)
 }
 
-// lostText says why an established connection was lost, once: the client's error is
+// LostText says why an established connection was lost, once: the client's error is
 // "fennec: connection lost: CAUSE", which the CLI would otherwise print after its own
 // "connection lost: ".
-func lostText(err error) string {
+func LostText(err error) string {
 	s := errorText(err)
 	if !strings.HasPrefix(s, "connection lost") {
 		s = "connection lost: " + s
@@ -116,9 +116,9 @@ func lostText(err error) string {
 	return s
 }
 
-func printError(w io.Writer, err error) {
+func PrintError(w io.Writer, err error) {
 	fmt.Fprintf(w, "fennec: error: %s\n", headline(err))
-	for _, h := range hintLines(err) {
+	for _, h := range HintLines(err) {
 		fmt.Fprintf(w, "hint: %s\n", h)
 	}
 	if ExitCode(err) == ExitUsage {
@@ -126,70 +126,70 @@ func printError(w io.Writer, err error) {
 	}
 }
 
-func hintLines(err error) []string {
-	var ee *exitError
-	if errors.As(err, &ee) && ee.hint != "" {
-		return strings.Split(ee.hint, "\n")
+func HintLines(err error) []string {
+	var ee *Failure
+	if errors.As(err, &ee) && ee.Hint != "" {
+		return strings.Split(ee.Hint, "\n")
 	}
 	return nil
 }
 
-// printJSONError writes the failure as one JSON object, for --json.
-func printJSONError(w io.Writer, err error) {
+// PrintJSONError writes the failure as one JSON object, for --json.
+func PrintJSONError(w io.Writer, err error) {
 	obj := map[string]any{"error": errorText(err), "exit_code": ExitCode(err)}
-	var ee *exitError
-	if errors.As(err, &ee) && ee.step != "" {
-		obj["step"] = ee.step
+	var ee *Failure
+	if errors.As(err, &ee) && ee.Step != "" {
+		obj["step"] = ee.Step
 	}
-	if ee != nil && ee.diagnosis != "" {
-		obj["diagnosis"] = ee.diagnosis
+	if ee != nil && ee.Diagnosis != "" {
+		obj["diagnosis"] = ee.Diagnosis
 	}
-	if h := hintLines(err); len(h) > 0 {
+	if h := HintLines(err); len(h) > 0 {
 		obj["hints"] = h
 	}
 	b, _ := json.Marshal(obj)
 	fmt.Fprintf(w, "%s\n", b)
 }
 
-// explain turns a failure while talking to the broker into an error with an exit code and hint
+// Explain turns a failure while talking to the broker into an error with an exit code and hint
 // lines naming the step that failed (DNS, TCP, TLS, MQTT), the cause in plain words and the fix.
-func explain(err error, spec *connSpec, during string) error {
+func Explain(err error, spec *ConnSpec, during string) error {
 	if err == nil {
 		return nil
 	}
-	var ee *exitError
-	var ue usageError
+	var ee *Failure
+	var ue UsageError
 	if errors.As(err, &ee) || errors.As(err, &ue) {
 		return err
 	}
-	e := explainClientError(err, spec)
+	e := ExplainClientError(err, spec)
 	if e == nil {
 		e = explainNet(err, spec, during)
 	}
 	if e == nil {
-		e = &exitError{code: ExitError, err: err}
+		e = &Failure{Code: ExitError, Err: err}
 	}
-	if e.diagnosis == "" && spec != nil {
+	if e.Diagnosis == "" && spec != nil {
 		// the cause ID fennec doctor would give (--json "diagnosis")
 		c := diagnose.Context{Host: spec.Host, Port: spec.Port, TLS: spec.TLS != nil, ClientID: spec.ClientID, Username: spec.Username, Version: packet.Version(spec.Version)}
-		if spec.tlsFacts != nil {
-			c.Recorder = spec.tlsFacts.rec
+		if spec.TLSFacts != nil {
+			c.Recorder = spec.TLSFacts.Rec
 		}
-		if d := diagnose.Explain(err, c); d != nil && d.Kind != diagnose.CauseUnknown && (e.step == "" || e.step == d.Step) {
-			e.diagnosis = d.Kind
+		if d := diagnose.Explain(err, c); d != nil && d.Kind != diagnose.CauseUnknown && (e.Step == "" || e.Step == d.Step) {
+			e.Diagnosis = d.Kind
 		}
 	}
 	return e
 }
 
 // explainNet classifies standard-library network and TLS errors.
-func explainNet(err error, spec *connSpec, during string) *exitError {
+func explainNet(err error, spec *ConnSpec, during string) *Failure {
 	addr := "the broker"
 	if spec != nil {
 		addr = net.JoinHostPort(spec.Host, fmt.Sprint(spec.Port))
 	}
-	mk := func(code int, step, hint string) *exitError {
-		return &exitError{code: code, err: err, step: step, hint: hint}
+	mk := func(code int, step, hint string) *Failure {
+		return &Failure{Code: code, Err: err, Step: step, Hint: hint}
 	}
 	var dnsErr *net.DNSError
 	var uaErr x509.UnknownAuthorityError
@@ -200,7 +200,7 @@ func explainNet(err error, spec *connSpec, during string) *exitError {
 	var verr *tls.CertificateVerificationError
 	switch {
 	case errors.Is(err, context.Canceled):
-		return &exitError{code: ExitInterrupted, err: err}
+		return &Failure{Code: ExitInterrupted, Err: err}
 	case errors.As(err, &dnsErr):
 		h := fmt.Sprintf("step: DNS — looking up %q failed", dnsErr.Name)
 		if dnsErr.IsNotFound {
@@ -228,7 +228,7 @@ func explainNet(err error, spec *connSpec, during string) *exitError {
 		}
 		h := fmt.Sprintf("step: TLS — verifying the server's certificate\ncause: it is signed by a CA you did not give (issuer: %q)", issuer)
 		h += "\nfix: pass that CA with --cafile"
-		if isAWS(spec) {
+		if IsAWS(spec) {
 			h += " (AWS IoT Core: AmazonRootCA1.pem from https://www.amazontrust.com/repository/)"
 		}
 		return mk(ExitNetwork, "tls", h)
@@ -252,11 +252,11 @@ func explainNet(err error, spec *connSpec, during string) *exitError {
 	return nil
 }
 
-func tlsAlertHint(alert uint8, spec *connSpec) string {
+func tlsAlertHint(alert uint8, spec *ConnSpec) string {
 	certGiven := spec != nil && spec.ClientCert
 	requested, sent, cas := false, false, []string(nil)
 	if spec != nil {
-		requested, sent, cas = spec.tlsFacts.snapshot()
+		requested, sent, cas = spec.TLSFacts.snapshot()
 	}
 	h := "step: TLS — the server refused the handshake (alert " + tls.AlertError(alert).Error() + ")\n"
 	switch alert {
@@ -293,9 +293,9 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// isAWS reports whether the connection is to AWS IoT Core or its emulation: --aws, a profile
+// IsAWS reports whether the connection is to AWS IoT Core or its emulation: --aws, a profile
 // with aws = true, or an AWS IoT endpoint (awsiot.IsEndpoint).
-func isAWS(spec *connSpec) bool { return spec != nil && (spec.AWS || awsiot.IsEndpoint(spec.Host)) }
+func IsAWS(spec *ConnSpec) bool { return spec != nil && (spec.AWS || awsiot.IsEndpoint(spec.Host)) }
 
 func ipStrings(c *x509.Certificate) []string {
 	var out []string
@@ -304,3 +304,12 @@ func ipStrings(c *x509.Certificate) []string {
 	}
 	return out
 }
+
+func TrimPKI(s string) string { return strings.TrimPrefix(s, "pki: ") }
+
+// QuietError keeps the exit code of err but prints nothing.
+type QuietError struct{ Err error }
+
+func (q QuietError) Error() string { return q.Err.Error() }
+
+func (q QuietError) Unwrap() error { return q.Err }

@@ -57,7 +57,7 @@ func TestPubVersionFallback(t *testing.T) {
 			}()
 		}
 	}()
-	h, p := splitHostPort(l.Addr().String())
+	h, p := SplitHostPort(l.Addr().String())
 	code, out, errout := run(t, "pub", "-h", h, "-p", fmt.Sprint(p), "-t", "a", "-m", "b")
 	if code != 0 || !strings.Contains(errout, "connected with MQTT 3.1.1") {
 		t.Fatalf("without -V: exit %d\n%s%s", code, out, errout)
@@ -100,7 +100,7 @@ func TestSubTimeoutLikeMosquitto(t *testing.T) {
 	mosquittotest.Require(t, "mosquitto_sub")
 	bin, _ := exec.LookPath("mosquitto_sub")
 	b := brokertest.Start(t, brokertest.Options{})
-	h, p := splitHostPort(b.TCPAddr)
+	h, p := SplitHostPort(b.TCPAddr)
 	for _, extra := range [][]string{nil, {"-C", "2"}} {
 		args := append([]string{"-h", h, "-p", fmt.Sprint(p), "-t", "quiet/topic", "-W", "1"}, extra...)
 		cmd := exec.Command(bin, args...)
@@ -121,7 +121,7 @@ func TestFormatJSONLikeMosquitto(t *testing.T) {
 	isolate(t)
 	mosquittotest.Require(t, "mosquitto_sub", "mosquitto_pub")
 	m := mosquittotest.Start(t, mosquittotest.Options{Quiet: true})
-	h, p := splitHostPort(m.Addr)
+	h, p := SplitHostPort(m.Addr)
 	tst := regexp.MustCompile(`"tst":"[^"]*",`)
 	for _, f := range []string{"%j", "%J"} {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -233,7 +233,7 @@ func TestSubCountCompletesQoS2(t *testing.T) {
 			}
 		}
 	}()
-	h, p := splitHostPort(l.Addr().String())
+	h, p := SplitHostPort(l.Addr().String())
 	code, out, errout := run(t, "sub", "-h", h, "-p", fmt.Sprint(p), "-V", "5", "-t", "q2/#", "-q", "2", "-C", "1")
 	if code != 0 || strings.TrimSpace(out) != "once" {
 		t.Fatalf("exit %d\n%s%s", code, out, errout)
@@ -260,12 +260,12 @@ func TestCertificateFlagsTurnTLSOn(t *testing.T) {
 		{[]string{"-h", "127.0.0.1"}, false, 1883},
 	} {
 		cmd := &cobra.Command{Use: "pub"}
-		f := &connFlags{}
-		f.register(cmd)
+		f := &ConnFlags{}
+		f.Register(cmd)
 		if err := cmd.ParseFlags(c.args); err != nil {
 			t.Fatal(err)
 		}
-		spec, err := f.buildSpec(IO{Out: io.Discard, Err: io.Discard}, nil)
+		spec, err := f.BuildSpec(IO{Out: io.Discard, Err: io.Discard}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,15 +16,15 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// connFlags are the connection flags pub, sub and demo share. Their names and meanings follow
+// ConnFlags are the connection flags pub, sub and demo share. Their names and meanings follow
 // mosquitto_pub and mosquitto_sub wherever the meaning is the same.
-type connFlags struct {
-	host, url, clientID, idPrefix, username, password string
+type ConnFlags struct {
+	host, URL, ClientID, idPrefix, username, password string
 	port, keepalive                                   int
 	version                                           string
 	persistent                                        bool
 	sessionExpiry                                     string
-	debug, quiet, jsonOut                             bool
+	Debug, Quiet, JSONOut                             bool
 	props                                             []string
 	willTopic, willPayload                            string
 	willQoS                                           int
@@ -35,32 +35,32 @@ type connFlags struct {
 	awsEndpoint                                       string
 	alpn                                              []string
 	insecure, osCerts                                 bool
-	profile, config                                   string
-	connectTimeout                                    time.Duration
+	Profile, config                                   string
+	ConnectTimeout                                    time.Duration
 	profileTopic                                      string // the profile's topic
-	topic                                             string // set by buildSpec: the topic of -L, else the profile's
-	noProfile                                         bool   // the embedded demo: no profile applies
-	// deferTLS makes buildSpec leave the TLS material unloaded (spec.tlsOptions): the doctor
+	Topic                                             string // set by buildSpec: the topic of -L, else the profile's
+	NoProfile                                         bool   // the embedded demo: no profile applies
+	// DeferTLS makes buildSpec leave the TLS material unloaded (spec.tlsOptions): the doctor
 	// loads it as its first step.
-	deferTLS bool
-	header   string // doctor --header: the TLS material comes from a C header
+	DeferTLS bool
+	Header   string // doctor --header: the TLS material comes from a C header
 	// pcap is --pcap FILE; capture records the connections into it (set by buildSpec, ended
 	// by report).
 	pcap    string
-	capture *pcapFile
+	Capture *pcapFile
 
 	fs *pflag.FlagSet
 }
 
-func (f *connFlags) register(cmd *cobra.Command) {
+func (f *ConnFlags) Register(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	f.fs = fs
 	// -h is the host, as in mosquitto; help stays on --help.
 	fs.Bool("help", false, "help for "+cmd.Name())
 	fs.StringVarP(&f.host, "host", "h", "localhost", "broker host name or address")
 	fs.IntVarP(&f.port, "port", "p", 0, "broker port (default 1883, or 8883 with TLS)")
-	fs.StringVarP(&f.url, "url", "L", "", "broker and topic as a URL: mqtt[s]://[user[:password]@]host[:port]/topic, or ws[s]://host[:port]/path")
-	fs.StringVarP(&f.clientID, "id", "i", "", "client ID (default: generated)")
+	fs.StringVarP(&f.URL, "url", "L", "", "broker and topic as a URL: mqtt[s]://[user[:password]@]host[:port]/topic, or ws[s]://host[:port]/path")
+	fs.StringVarP(&f.ClientID, "id", "i", "", "client ID (default: generated)")
 	fs.StringVar(&f.awsEndpoint, "aws-endpoint", "", "AWS IoT Core device data endpoint (PREFIX-ats.iot.REGION.amazonaws.com[:443]): MQTT over TLS on 8883, the Amazon roots, --aws")
 	fs.BoolVar(&f.aws, "aws", false, "the broker is AWS IoT Core or its emulation (fennec broker --aws): AWS defaults and AWS causes in hints (implied by an AWS IoT endpoint)")
 	fs.StringVarP(&f.idPrefix, "id-prefix", "I", "", "client ID prefix; the process ID is appended")
@@ -70,9 +70,9 @@ func (f *connFlags) register(cmd *cobra.Command) {
 	fs.StringVarP(&f.version, "protocol-version", "V", "5", "MQTT version: 5 (mqttv5) or 311 (mqttv311); without -V, a broker that refuses 5 gets 3.1.1")
 	fs.BoolVarP(&f.persistent, "disable-clean-session", "c", false, "persistent session: keep subscriptions and queued messages across connections")
 	fs.StringVarP(&f.sessionExpiry, "session-expiry-interval", "x", "", "MQTT 5 session expiry in seconds (-1 or ∞: never); default -1 with -c, else 0")
-	fs.BoolVarP(&f.debug, "debug", "d", false, "print every MQTT packet both ways and the TLS facts to stderr")
-	fs.BoolVar(&f.quiet, "quiet", false, "do not print error messages")
-	fs.BoolVar(&f.jsonOut, "json", false, "machine-readable output: one JSON object per line")
+	fs.BoolVarP(&f.Debug, "debug", "d", false, "print every MQTT packet both ways and the TLS facts to stderr")
+	fs.BoolVar(&f.Quiet, "quiet", false, "do not print error messages")
+	fs.BoolVar(&f.JSONOut, "json", false, "machine-readable output: one JSON object per line")
 	fs.StringArrayVarP(&f.props, "property", "D", nil, "MQTT 5 property `COMMAND IDENTIFIER VALUE`, e.g. -D publish content-type text/plain (see 'fennec help properties')")
 	fs.StringVar(&f.willTopic, "will-topic", "", "topic of the will message")
 	fs.StringVar(&f.willPayload, "will-payload", "", "payload of the will message")
@@ -89,9 +89,9 @@ func (f *connFlags) register(cmd *cobra.Command) {
 	fs.BoolVar(&f.insecure, "insecure", false, "do not verify the broker's certificate (prints a warning; never in production)")
 	fs.StringVar(&f.keylog, "keylog", "", "append TLS session keys to this file (NSS key log format) to decrypt a capture in Wireshark")
 	fs.StringVar(&f.pcap, "pcap", "", "write the connection as this client saw it to `FILE` (pcapng with the TLS secrets inside: Wireshark shows the MQTT packets decrypted)")
-	fs.StringVar(&f.profile, "profile", "", "use the profile `NAME` from the config file (see 'fennec help profiles')")
+	fs.StringVar(&f.Profile, "profile", "", "use the profile `NAME` from the config file (see 'fennec help profiles')")
 	fs.StringVar(&f.config, "config", "", "config file (default $XDG_CONFIG_HOME/fennec/config.toml)")
-	fs.DurationVar(&f.connectTimeout, "connect-timeout", 30*time.Second, "give up connecting after this long")
+	fs.DurationVar(&f.ConnectTimeout, "connect-timeout", 30*time.Second, "give up connecting after this long")
 	// mosquitto's --nodelay: Go's TCP connections already disable Nagle's algorithm.
 	fs.Bool("nodelay", true, "accepted for mosquitto compatibility; Nagle's algorithm is always off")
 	fs.MarkHidden("nodelay")
@@ -100,7 +100,7 @@ func (f *connFlags) register(cmd *cobra.Command) {
 
 // registerCompletions completes the values of the connection flags in the shell: profiles from
 // the config file, the versions, certificate files by extension, directories for --capath.
-func registerCompletions(cmd *cobra.Command, f *connFlags) {
+func registerCompletions(cmd *cobra.Command, f *ConnFlags) {
 	fixed := func(vals ...string) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 			return vals, cobra.ShellCompDirectiveNoFileComp
@@ -122,7 +122,7 @@ func registerCompletions(cmd *cobra.Command, f *connFlags) {
 	})
 }
 
-func (f *connFlags) changed(name string) bool { return f.fs != nil && f.fs.Changed(name) }
+func (f *ConnFlags) Changed(name string) bool { return f.fs != nil && f.fs.Changed(name) }
 
 // parseVersion accepts mosquitto's spellings as well as the plain numbers.
 func parseVersion(s string) (int, error) {
@@ -132,9 +132,9 @@ func parseVersion(s string) (int, error) {
 	case "311", "3.1.1", "4", "mqttv311", "v311":
 		return 4, nil
 	case "31", "3.1", "mqttv31":
-		return 0, usageErrorf("MQTT 3.1 is not supported; use -V 311 or -V 5")
+		return 0, UsageErrorf("MQTT 3.1 is not supported; use -V 311 or -V 5")
 	}
-	return 0, usageErrorf("-V %q: use 5 (mqttv5) or 311 (mqttv311)", s)
+	return 0, UsageErrorf("-V %q: use 5 (mqttv5) or 311 (mqttv311)", s)
 }
 
 // target is the resolved broker address and topic of an invocation.
@@ -152,9 +152,9 @@ type target struct {
 // parseBrokerURL parses mqtt://, mqtts:// (and the tcp://, ssl://, tls:// aliases) URLs. Its
 // errors show the URL without its password.
 func parseBrokerURL(raw string) (target, error) {
-	shown := redactURL(raw)
+	shown := RedactURL(raw)
 	if !strings.Contains(raw, "://") {
-		return target{}, usageErrorf("%q is not a broker URL; write mqtt://host[:port] or mqtts://host[:port]", shown)
+		return target{}, UsageErrorf("%q is not a broker URL; write mqtt://host[:port] or mqtts://host[:port]", shown)
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -162,7 +162,7 @@ func parseBrokerURL(raw string) (target, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err // url.Error repeats the URL, password included
 		}
-		return target{}, usageErrorf("broker URL %q: %v", shown, err)
+		return target{}, UsageErrorf("broker URL %q: %v", shown, err)
 	}
 	t := target{host: u.Hostname()}
 	switch strings.ToLower(u.Scheme) {
@@ -173,15 +173,15 @@ func parseBrokerURL(raw string) (target, error) {
 	case "ws", "wss":
 		t.scheme = strings.ToLower(u.Scheme)
 	default:
-		return target{}, usageErrorf("broker URL %q: unknown scheme %q; use mqtt:// or mqtts://", shown, u.Scheme)
+		return target{}, UsageErrorf("broker URL %q: unknown scheme %q; use mqtt:// or mqtts://", shown, u.Scheme)
 	}
 	if t.host == "" {
-		return target{}, usageErrorf("broker URL %q has no host", shown)
+		return target{}, UsageErrorf("broker URL %q has no host", shown)
 	}
 	if p := u.Port(); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 || n > 65535 {
-			return target{}, usageErrorf("broker URL %q: bad port %q", shown, p)
+			return target{}, UsageErrorf("broker URL %q: bad port %q", shown, p)
 		}
 		t.port = n
 	}
@@ -202,8 +202,8 @@ func parseBrokerURL(raw string) (target, error) {
 	return t, nil
 }
 
-// redactURL replaces the password in a URL's user information with "xxxxx", for messages.
-func redactURL(raw string) string {
+// RedactURL replaces the password in a URL's user information with "xxxxx", for messages.
+func RedactURL(raw string) string {
 	i := strings.Index(raw, "://")
 	if i < 0 {
 		return raw
@@ -243,7 +243,7 @@ func (t target) addr() string { return net.JoinHostPort(t.host, strconv.Itoa(t.d
 
 // tlsFor sets up TLS for a TLS scheme: the warning of --insecure, AWS's ALPN on 443, and the
 // configuration, or with deferTLS (the doctor) the options left unloaded (deferred true).
-func (f *connFlags) tlsFor(streams IO, spec *connSpec, t target) (deferred bool, err error) {
+func (f *ConnFlags) tlsFor(streams IO, spec *ConnSpec, t target) (deferred bool, err error) {
 	if f.insecure { // every time, --quiet or not
 		fmt.Fprintln(streams.Err, "fennec: WARNING: --insecure: the broker's certificate is NOT verified; anyone on the path can read and change this connection. Never use this in production.")
 	}
@@ -253,7 +253,7 @@ func (f *connFlags) tlsFor(streams IO, spec *connSpec, t target) (deferred bool,
 		// port mappings and authentication).
 		f.alpn = []string{awsiot.ALPN}
 	}
-	if f.deferTLS {
+	if f.DeferTLS {
 		opts, err := tlsOptions(f, t.host)
 		if err != nil {
 			return false, err
@@ -262,44 +262,44 @@ func (f *connFlags) tlsFor(streams IO, spec *connSpec, t target) (deferred bool,
 		spec.ClientCert = f.cert != ""
 		return true, nil
 	}
-	facts := &tlsFacts{}
+	facts := &TLSFacts{}
 	cfg, err := buildTLSConfig(f, t.host, facts)
 	if err != nil {
 		return false, err
 	}
 	spec.TLS = cfg
-	spec.tlsFacts = facts
+	spec.TLSFacts = facts
 	spec.ClientCert = f.cert != ""
 	return false, nil
 }
 
 // target is the broker the flags name: -L, -h and -p, --aws-endpoint, and TLS when a TLS flag
 // is given with a plain scheme.
-func (f *connFlags) target() (target, error) {
+func (f *ConnFlags) target() (target, error) {
 	if f.awsEndpoint != "" {
-		if f.changed("url") || f.changed("host") {
-			return target{}, usageErrorf("--aws-endpoint names the broker: drop -L/-h")
+		if f.Changed("url") || f.Changed("host") {
+			return target{}, UsageErrorf("--aws-endpoint names the broker: drop -L/-h")
 		}
-		f.url, f.aws = "mqtts://"+f.awsEndpoint, true
+		f.URL, f.aws = "mqtts://"+f.awsEndpoint, true
 	}
 	t := target{scheme: "mqtt", host: f.host}
-	if f.url != "" {
-		u, err := parseBrokerURL(f.url)
+	if f.URL != "" {
+		u, err := parseBrokerURL(f.URL)
 		if err != nil {
 			return target{}, err
 		}
 		t = u
-		if f.changed("host") {
+		if f.Changed("host") {
 			t.host = f.host
 		}
 	}
-	if f.changed("port") || (f.url == "" && f.port != 0) {
+	if f.Changed("port") || (f.URL == "" && f.port != 0) {
 		t.port = f.port
 	}
 	if f.port < 0 || f.port > 65535 {
-		return target{}, usageErrorf("-p %d: not a port", f.port)
+		return target{}, UsageErrorf("-p %d: not a port", f.port)
 	}
-	wantTLS := f.header != "" || f.cafile != "" || f.capath != "" || f.osCerts || f.cert != "" || f.tlsVersion != "" || len(f.alpn) > 0 || f.insecure || f.keylog != "" || f.servername != ""
+	wantTLS := f.Header != "" || f.cafile != "" || f.capath != "" || f.osCerts || f.cert != "" || f.tlsVersion != "" || len(f.alpn) > 0 || f.insecure || f.keylog != "" || f.servername != ""
 	if wantTLS {
 		switch t.scheme {
 		case "mqtt":
@@ -313,13 +313,13 @@ func (f *connFlags) target() (target, error) {
 
 // credentials sets the user name and password: the flags, else the URL's, else (with a user
 // name only) FENNEC_PASSWORD.
-func (f *connFlags) credentials(spec *connSpec, t target, version int) error {
+func (f *ConnFlags) credentials(spec *ConnSpec, t target, version int) error {
 	spec.Username = t.user
-	if f.changed("username") || f.username != "" {
+	if f.Changed("username") || f.username != "" {
 		spec.Username = f.username
 	}
 	switch {
-	case f.changed("pw") || f.password != "":
+	case f.Changed("pw") || f.password != "":
 		spec.Password, spec.HasPassword = []byte(f.password), true
 	case t.hasPw:
 		spec.Password, spec.HasPassword = []byte(t.pass), true
@@ -330,14 +330,14 @@ func (f *connFlags) credentials(spec *connSpec, t target, version int) error {
 		}
 	}
 	if spec.HasPassword && spec.Username == "" && version == 4 {
-		return usageErrorf("MQTT 3.1.1 allows a password only with a user name: add -u USER")
+		return UsageErrorf("MQTT 3.1.1 allows a password only with a user name: add -u USER")
 	}
 	return nil
 }
 
 // sessionExpiryFor sets the MQTT 5 session expiry: -x, -1 with -c, or -D connect
 // session-expiry-interval.
-func (f *connFlags) sessionExpiryFor(spec *connSpec, version int, props propSet) error {
+func (f *ConnFlags) sessionExpiryFor(spec *ConnSpec, version int, props propSet) error {
 	switch strings.ToLower(f.sessionExpiry) {
 	case "":
 		if f.persistent && version == 5 {
@@ -350,14 +350,14 @@ func (f *connFlags) sessionExpiryFor(spec *connSpec, version int, props propSet)
 	default:
 		n, err := strconv.ParseUint(f.sessionExpiry, 10, 32)
 		if err != nil {
-			return usageErrorf("-x %q: seconds from 0 to 4294967294, or -1 for never", f.sessionExpiry)
+			return UsageErrorf("-x %q: seconds from 0 to 4294967294, or -1 for never", f.sessionExpiry)
 		}
 		v := uint32(n)
 		spec.SessionExpiry = &v
 	}
 	if spec.SessionExpiry != nil && version != 5 {
-		if f.changed("session-expiry-interval") {
-			return usageErrorf("-x (session expiry) is an MQTT 5 feature; use -V 5")
+		if f.Changed("session-expiry-interval") {
+			return UsageErrorf("-x (session expiry) is an MQTT 5 feature; use -V 5")
 		}
 		spec.SessionExpiry = nil
 	}
@@ -368,26 +368,26 @@ func (f *connFlags) sessionExpiryFor(spec *connSpec, version int, props propSet)
 }
 
 // will sets the will message of --will-topic and its companions.
-func (f *connFlags) will(spec *connSpec, props propSet) error {
+func (f *ConnFlags) will(spec *ConnSpec, props propSet) error {
 	if f.willTopic != "" {
 		if f.willQoS < 0 || f.willQoS > 2 {
-			return usageErrorf("--will-qos %d: QoS is 0, 1 or 2", f.willQoS)
+			return UsageErrorf("--will-qos %d: QoS is 0, 1 or 2", f.willQoS)
 		}
-		spec.Will = &message{Topic: f.willTopic, Payload: []byte(f.willPayload), QoS: byte(f.willQoS), Retain: f.willRetain, Props: props.msgProps("will")}
+		spec.Will = &Message{Topic: f.willTopic, Payload: []byte(f.willPayload), QoS: byte(f.willQoS), Retain: f.willRetain, Props: props.msgProps("will")}
 		spec.WillDelay = props.u32("will", "will-delay-interval")
-	} else if f.willPayload != "" || f.changed("will-qos") || f.willRetain {
-		return usageErrorf("--will-payload, --will-qos and --will-retain need --will-topic")
+	} else if f.willPayload != "" || f.Changed("will-qos") || f.willRetain {
+		return UsageErrorf("--will-payload, --will-qos and --will-retain need --will-topic")
 	}
 	return nil
 }
 
-// buildSpec resolves flags, URL, profile and environment into a connSpec. Precedence: flags given
+// BuildSpec resolves flags, URL, profile and environment into a connSpec. Precedence: flags given
 // on the command line, then -L, then the profile, then defaults. It checks *qos (from -q or the
 // profile), turns on the -d trace, and sets f.topic to the topic of -L or of the profile.
-func (f *connFlags) buildSpec(streams IO, qos *int) (*connSpec, error) {
+func (f *ConnFlags) BuildSpec(streams IO, qos *int) (*ConnSpec, error) {
 	var prof *profile
-	if !f.noProfile {
-		p, err := loadProfile(f.config, f.profile)
+	if !f.NoProfile {
+		p, err := loadProfile(f.config, f.Profile)
 		if err != nil {
 			return nil, err
 		}
@@ -411,8 +411,8 @@ func (f *connFlags) buildSpec(streams IO, qos *int) (*connSpec, error) {
 		return nil, err
 	}
 	if len(f.props) > 0 && version != 5 {
-		if f.changed("protocol-version") {
-			return nil, usageErrorf("-D sets MQTT 5 properties; it cannot be used with -V %s", f.version)
+		if f.Changed("protocol-version") {
+			return nil, UsageErrorf("-D sets MQTT 5 properties; it cannot be used with -V %s", f.version)
 		}
 		version = 5
 	}
@@ -421,23 +421,23 @@ func (f *connFlags) buildSpec(streams IO, qos *int) (*connSpec, error) {
 		return nil, err
 	}
 	if f.keepalive < 0 || f.keepalive > 65535 {
-		return nil, usageErrorf("-k %d: keepalive is 0 to 65535 seconds", f.keepalive)
+		return nil, UsageErrorf("-k %d: keepalive is 0 to 65535 seconds", f.keepalive)
 	}
-	spec := &connSpec{
+	spec := &ConnSpec{
 		Host:       t.host,
 		Port:       t.defaultPort(),
 		Version:    version,
 		KeepAlive:  time.Duration(f.keepalive) * time.Second,
 		CleanStart: !f.persistent,
 		Props:      props,
-		Timeout:    f.connectTimeout,
+		Timeout:    f.ConnectTimeout,
 	}
 	spec.AWS = f.aws || awsiot.IsEndpoint(t.host)
-	spec.VersionFallback = version == 5 && len(f.props) == 0 && !f.changed("protocol-version") && (prof == nil || prof.Version == "")
-	if !f.quiet {
+	spec.VersionFallback = version == 5 && len(f.props) == 0 && !f.Changed("protocol-version") && (prof == nil || prof.Version == "")
+	if !f.Quiet {
 		spec.notes = streams.Err
 	}
-	if spec.AWS && (f.keepalive != 0 && f.keepalive < int(awsiot.MinKeepAlive/time.Second) || f.keepalive > int(awsiot.MaxKeepAlive/time.Second) || f.keepalive == 0) && !f.quiet {
+	if spec.AWS && (f.keepalive != 0 && f.keepalive < int(awsiot.MinKeepAlive/time.Second) || f.keepalive > int(awsiot.MaxKeepAlive/time.Second) || f.keepalive == 0) && !f.Quiet {
 		fmt.Fprintf(streams.Err, "fennec: note: AWS IoT Core takes a keep-alive of %d to %d s and uses the nearest (keep-alive %d s asked)\n",
 			int(awsiot.MinKeepAlive/time.Second), int(awsiot.MaxKeepAlive/time.Second), f.keepalive)
 	}
@@ -445,12 +445,12 @@ func (f *connFlags) buildSpec(streams IO, qos *int) (*connSpec, error) {
 		spec.KeepAlive = -1
 	}
 	spec.Server = t.scheme + "://" + t.addr() + t.path
-	spec.ClientID = f.clientID
+	spec.ClientID = f.ClientID
 	if spec.ClientID == "" && f.idPrefix != "" {
 		spec.ClientID = fmt.Sprintf("%s%d", f.idPrefix, os.Getpid())
 	}
 	if f.persistent && spec.ClientID == "" {
-		return nil, usageErrorf("-c (persistent session) needs a client ID: add -i ID")
+		return nil, UsageErrorf("-c (persistent session) needs a client ID: add -i ID")
 	}
 	if err := f.credentials(spec, t, version); err != nil {
 		return nil, err
@@ -462,32 +462,51 @@ func (f *connFlags) buildSpec(streams IO, qos *int) (*connSpec, error) {
 		return nil, err
 	}
 	if f.cert != "" && f.key == "" || f.key != "" && f.cert == "" {
-		return nil, usageErrorf("--cert and --key go together: give both")
+		return nil, UsageErrorf("--cert and --key go together: give both")
 	}
-	if f.pcap != "" && f.capture == nil {
+	if f.pcap != "" && f.Capture == nil {
 		pc, err := openPcap(f.pcap)
 		if err != nil {
 			return nil, err
 		}
-		f.capture = pc
+		f.Capture = pc
 	}
-	spec.capture = f.capture
+	spec.capture = f.Capture
 	if useTLS {
 		deferred, err := f.tlsFor(streams, spec, t)
 		if err != nil {
 			return nil, err
 		}
 		if deferred {
-			f.topic = cmp.Or(t.topic, f.profileTopic)
+			f.Topic = cmp.Or(t.topic, f.profileTopic)
 			return spec, nil
 		}
 	}
 	if qos != nil && (*qos < 0 || *qos > 2) {
-		return nil, usageErrorf("-q %d: QoS is 0, 1 or 2", *qos)
+		return nil, UsageErrorf("-q %d: QoS is 0, 1 or 2", *qos)
 	}
-	if f.debug {
-		spec.Trace = newTracer(streams.Err)
+	if f.Debug {
+		spec.Trace = NewTracer(streams.Err)
 	}
-	f.topic = cmp.Or(t.topic, f.profileTopic)
+	f.Topic = cmp.Or(t.topic, f.profileTopic)
 	return spec, nil
+}
+
+// Report prints a failure as JSON too when --json is on, and silences it with --quiet. The
+// returned error still decides the exit code.
+func (f *ConnFlags) Report(streams IO, err error) error {
+	if f.Capture != nil {
+		f.Capture.finish(streams, f.Quiet)
+		f.Capture = nil
+	}
+	if err == nil {
+		return nil
+	}
+	if f.JSONOut {
+		PrintJSONError(streams.Out, err)
+	}
+	if f.Quiet {
+		return QuietError{err}
+	}
+	return err
 }

@@ -10,10 +10,10 @@ import (
 	"unicode/utf8"
 )
 
-// formatMessage renders m with a mosquitto_sub -F format string: %-sequences for the message,
+// FormatMessage renders m with a mosquitto_sub -F format string: %-sequences for the message,
 // @-sequences for the time (strftime), and \-escapes. An unknown %-parameter is an error, as in
 // mosquitto_sub; other unknown sequences are printed as given. See `fennec help format`.
-func formatMessage(format string, m *message) (string, error) {
+func FormatMessage(format string, m *Message) (string, error) {
 	var b strings.Builder
 	for i := 0; i < len(format); i++ {
 		c := format[i]
@@ -118,15 +118,15 @@ func pad(v string, width int, left, zero bool) string {
 	return fill + v
 }
 
-// checkFormat reports an unknown %-parameter in a -F format before anything is received.
-func checkFormat(format string) error {
-	_, err := formatMessage(format, &message{Payload: []byte("{}"), Time: time.Now()})
+// CheckFormat reports an unknown %-parameter in a -F format before anything is received.
+func CheckFormat(format string) error {
+	_, err := FormatMessage(format, &Message{Payload: []byte("{}"), Time: time.Now()})
 	return err
 }
 
 // formatParam returns the value of one %-parameter, whether it is numeric (for 0 padding) and
 // whether the parameter is known.
-func formatParam(c byte, m *message) (v string, numeric, ok bool, err error) {
+func formatParam(c byte, m *Message) (v string, numeric, ok bool, err error) {
 	p := m.Props
 	switch c {
 	case '%':
@@ -195,7 +195,7 @@ func formatParam(c byte, m *message) (v string, numeric, ok bool, err error) {
 }
 
 // messageJSONMosquitto is the %j / %J object of mosquitto_sub.
-func messageJSONMosquitto(m *message, rawPayload bool) (string, error) {
+func messageJSONMosquitto(m *Message, rawPayload bool) (string, error) {
 	retain := 0
 	if m.Retain {
 		retain = 1
@@ -291,8 +291,8 @@ func strftime(c byte, t time.Time) string {
 	return "@" + string(c)
 }
 
-// messageJSON is the --json object for one received message.
-func messageJSON(m *message) []byte {
+// MessageJSON is the --json object for one received message.
+func MessageJSON(m *Message) []byte {
 	obj := map[string]any{
 		"time":        m.Time.UTC().Format(time.RFC3339Nano),
 		"topic":       m.Topic,
@@ -346,7 +346,7 @@ func messageJSON(m *message) []byte {
 	return b
 }
 
-const formatHelp = `fennec sub -F FORMAT prints each message with a format string, as mosquitto_sub does. A
+const FormatHelp = `fennec sub -F FORMAT prints each message with a format string, as mosquitto_sub does. A
 newline is added after each message unless -N is given.
 
 Message parameters (%):

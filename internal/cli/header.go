@@ -8,15 +8,15 @@ import (
 	"github.com/fennec-mqtt/fennec/pki"
 )
 
-// headerMaterial picks the CA, client certificate and key arrays of a firmware's C header
+// HeaderMaterial picks the CA, client certificate and key arrays of a firmware's C header
 // (certs_test.h): by name when given, else by content when exactly one array fits each role.
 // It returns the TLS options with the exact bytes of those arrays, a line naming them, and the
 // error of a selected array that firmware could not load (PEM text in an array, a truncated
 // array), which the doctor reports as its local step.
-func headerMaterial(file, caName, certName, keyName string, opts *pki.ClientOptions) (string, error, error) {
+func HeaderMaterial(file, caName, certName, keyName string, opts *pki.ClientOptions) (string, error, error) {
 	objs, err := pki.FileSource(file).Parse(pki.ParseOptions{})
 	if err != nil {
-		return "", nil, &exitError{code: ExitError, step: "setup", err: fmt.Errorf("--header: %w", err)}
+		return "", nil, &Failure{Code: ExitError, Step: "setup", Err: fmt.Errorf("--header: %w", err)}
 	}
 	var names []string
 	for _, o := range objs {
@@ -29,7 +29,7 @@ func headerMaterial(file, caName, certName, keyName string, opts *pki.ClientOpti
 					return &objs[i], nil
 				}
 			}
-			return nil, usageErrorf("--header %s: no array named %q (arrays: %s)", file, name, strings.Join(names, ", "))
+			return nil, UsageErrorf("--header %s: no array named %q (arrays: %s)", file, name, strings.Join(names, ", "))
 		}
 		var found []*pki.Object
 		for i := range objs {
@@ -47,7 +47,7 @@ func headerMaterial(file, caName, certName, keyName string, opts *pki.ClientOpti
 		for _, o := range found {
 			fn = append(fn, o.Name)
 		}
-		return nil, usageErrorf("--header %s: several arrays could be the %s (%s): choose one with --header-%s NAME", file, role, strings.Join(fn, ", "), role)
+		return nil, UsageErrorf("--header %s: several arrays could be the %s (%s): choose one with --header-%s NAME", file, role, strings.Join(fn, ", "), role)
 	}
 	isCA := func(o pki.Object) bool { return o.Kind == pki.KindCertificate && o.Cert != nil && o.Cert.IsCA }
 	isLeaf := func(o pki.Object) bool { return o.Kind == pki.KindCertificate && o.Cert != nil && !o.Cert.IsCA }
@@ -98,7 +98,7 @@ func headerMaterial(file, caName, certName, keyName string, opts *pki.ClientOpti
 		opts.Key = enc(key)
 	}
 	if cert != nil && key == nil || key != nil && cert == nil {
-		return "", nil, usageErrorf("--header %s: a client certificate and its key go together; found only %s", file, strings.Join(used, ", "))
+		return "", nil, UsageErrorf("--header %s: a client certificate and its key go together; found only %s", file, strings.Join(used, ", "))
 	}
 	return "from " + file + ": " + strings.Join(used, ", "), nil, nil
 }

@@ -33,12 +33,12 @@ func TestHeadline(t *testing.T) {
 
 // TestHints: the typed errors of the client become the exit code and hint lines a user needs.
 func TestHints(t *testing.T) {
-	aws := &connSpec{Host: "a1b2c3-ats.iot.us-east-2.amazonaws.com", Port: 8883, ClientID: "dev1", Server: "mqtts://a1b2c3-ats.iot.us-east-2.amazonaws.com:8883"}
-	local := &connSpec{Host: "127.0.0.1", Port: 1883, Server: "mqtt://127.0.0.1:1883"}
+	aws := &ConnSpec{Host: "a1b2c3-ats.iot.us-east-2.amazonaws.com", Port: 8883, ClientID: "dev1", Server: "mqtts://a1b2c3-ats.iot.us-east-2.amazonaws.com:8883"}
+	local := &ConnSpec{Host: "127.0.0.1", Port: 1883, Server: "mqtt://127.0.0.1:1883"}
 	for _, tc := range []struct {
 		name string
 		err  error
-		spec *connSpec
+		spec *ConnSpec
 		code int
 		want []string
 	}{
@@ -69,11 +69,11 @@ func TestHints(t *testing.T) {
 			[]string{"describe-endpoint"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := explain(tc.err, tc.spec, "test")
+			err := Explain(tc.err, tc.spec, "test")
 			if c := ExitCode(err); c != tc.code {
 				t.Fatalf("exit %d, want %d (%v)", c, tc.code, err)
 			}
-			h := strings.Join(hintLines(err), "\n")
+			h := strings.Join(HintLines(err), "\n")
 			for _, w := range tc.want {
 				if !strings.Contains(h, w) {
 					t.Errorf("hints lack %q:\n%s", w, h)

@@ -16,7 +16,7 @@ import (
 
 // jobsOptions are the flags of fennec jobs and its subcommands.
 type jobsOptions struct {
-	conn     connFlags
+	conn     ConnFlags
 	thing    string
 	wait     time.Duration
 	peek     bool
@@ -61,7 +61,7 @@ AWS's code and message and exits 4.`,
 				return o.run(c.Context(), streams, func(ctx context.Context, j *awsiot.Jobs) error { return run(o, ctx, streams, j, args) })
 			},
 		}
-		o.conn.register(c)
+		o.conn.Register(c)
 		c.Flags().StringVar(&o.thing, "thing", "", "the thing whose jobs these are (default: the client ID)")
 		c.Flags().DurationVar(&o.wait, "wait", 10*time.Second, "how long to wait for the answer")
 		return c, o
@@ -85,9 +85,9 @@ AWS's code and message and exits 4.`,
 
 func (o *jobsOptions) run(ctx context.Context, streams IO, op func(context.Context, *awsiot.Jobs) error) error {
 	if o.wait < 0 || o.count < 0 {
-		return o.conn.report(streams, usageErrorf("--wait and -C take positive values"))
+		return o.conn.Report(streams, UsageErrorf("--wait and -C take positive values"))
 	}
-	return withThing(ctx, streams, &o.conn, o.thing, func(ctx context.Context, c *fennec.Client, thing string) error {
+	return WithThing(ctx, streams, &o.conn, o.thing, func(ctx context.Context, c *fennec.Client, thing string) error {
 		return op(ctx, awsiot.NewJobs(c, thing))
 	})
 }
@@ -107,7 +107,7 @@ func (o *jobsOptions) detailMap() (map[string]string, error) {
 	for _, d := range o.details {
 		k, v, ok := strings.Cut(d, "=")
 		if !ok || k == "" {
-			return nil, usageErrorf("--detail %q: KEY=VALUE", d)
+			return nil, UsageErrorf("--detail %q: KEY=VALUE", d)
 		}
 		m[k] = v
 	}
@@ -121,8 +121,8 @@ func (o *jobsOptions) list(ctx context.Context, streams IO, j *awsiot.Jobs, _ []
 	if err != nil {
 		return jobsError("list", j, err)
 	}
-	if o.conn.jsonOut {
-		return printJSON(streams, p, true)
+	if o.conn.JSONOut {
+		return PrintJSON(streams, p, true)
 	}
 	if len(p.InProgress)+len(p.Queued) == 0 {
 		fmt.Fprintln(streams.Out, "no pending jobs")
@@ -156,14 +156,14 @@ func (o *jobsOptions) next(ctx context.Context, streams IO, j *awsiot.Jobs, _ []
 		return jobsError("next", j, err)
 	}
 	if e == nil {
-		if o.conn.jsonOut {
+		if o.conn.JSONOut {
 			fmt.Fprintln(streams.Out, "null")
 		} else {
 			fmt.Fprintln(streams.Out, "no pending jobs")
 		}
 		return nil
 	}
-	return printJSON(streams, e, o.conn.jsonOut)
+	return PrintJSON(streams, e, o.conn.JSONOut)
 }
 
 func (o *jobsOptions) describe(ctx context.Context, streams IO, j *awsiot.Jobs, args []string) error {
@@ -177,16 +177,16 @@ func (o *jobsOptions) describe(ctx context.Context, streams IO, j *awsiot.Jobs, 
 		fmt.Fprintln(streams.Out, "no pending jobs")
 		return nil
 	}
-	return printJSON(streams, e, o.conn.jsonOut)
+	return PrintJSON(streams, e, o.conn.JSONOut)
 }
 
 func (o *jobsOptions) update(ctx context.Context, streams IO, j *awsiot.Jobs, args []string) error {
 	switch o.status {
 	case awsiot.StatusInProgress, awsiot.StatusSucceeded, awsiot.StatusFailed, awsiot.StatusRejected:
 	case "":
-		return usageErrorf("--status is required: IN_PROGRESS, SUCCEEDED, FAILED or REJECTED")
+		return UsageErrorf("--status is required: IN_PROGRESS, SUCCEEDED, FAILED or REJECTED")
 	default:
-		return usageErrorf("--status %s: a device sets IN_PROGRESS, SUCCEEDED, FAILED or REJECTED", o.status)
+		return UsageErrorf("--status %s: a device sets IN_PROGRESS, SUCCEEDED, FAILED or REJECTED", o.status)
 	}
 	details, err := o.detailMap()
 	if err != nil {
@@ -198,8 +198,8 @@ func (o *jobsOptions) update(ctx context.Context, streams IO, j *awsiot.Jobs, ar
 	if err != nil {
 		return jobsError("update", j, err)
 	}
-	if o.conn.jsonOut {
-		return printJSON(streams, st, true)
+	if o.conn.JSONOut {
+		return PrintJSON(streams, st, true)
 	}
 	fmt.Fprintf(streams.Out, "%s: %s (version %d)\n", args[0], st.Status, st.VersionNumber)
 	return nil
@@ -207,10 +207,10 @@ func (o *jobsOptions) update(ctx context.Context, streams IO, j *awsiot.Jobs, ar
 
 func (o *jobsOptions) watch(ctx context.Context, streams IO, j *awsiot.Jobs, _ []string) error {
 	wait := time.Duration(0)
-	if o.conn.changed("wait") {
+	if o.conn.Changed("wait") {
 		wait = o.wait // only when given: its default of 10 s is the other subcommands'
 	}
-	return watchLines(ctx, streams, o.count, wait, func(ctx context.Context, emit func([]byte)) error {
+	return WatchLines(ctx, streams, o.count, wait, func(ctx context.Context, emit func([]byte)) error {
 		if err := j.OnNext(ctx, func(e *awsiot.JobExecution) {
 			b, _ := json.Marshal(e)
 			emit(b)
@@ -219,17 +219,6 @@ func (o *jobsOptions) watch(ctx context.Context, streams IO, j *awsiot.Jobs, _ [
 		}
 		return nil
 	})
-}
-
-func printJSON(streams IO, v any, compact bool) error {
-	var b []byte
-	if compact {
-		b, _ = json.Marshal(v)
-	} else {
-		b, _ = json.MarshalIndent(v, "", "  ")
-	}
-	fmt.Fprintf(streams.Out, "%s\n", b)
-	return nil
 }
 
 // jobsError gives a Jobs failure its exit code and hint.
@@ -250,9 +239,9 @@ func jobsError(op string, j *awsiot.Jobs, err error) error {
 		case "InvalidJson", "InvalidRequest", "InvalidTopic":
 			hint = "cause: AWS refused the request as malformed"
 		}
-		return &exitError{code: ExitRefused, err: err, step: "jobs", hint: hint}
+		return &Failure{Code: ExitRefused, Err: err, Step: "jobs", Hint: hint}
 	case errors.Is(err, context.DeadlineExceeded):
-		return &exitError{code: ExitTimeout, err: err, step: "jobs", hint: "cause: no accepted or rejected answer in time\nfix: on AWS, the policy must allow iot:Publish on " + j.Topic("*") + " and iot:Subscribe/iot:Receive on their accepted and rejected topics; --wait raises the limit"}
+		return &Failure{Code: ExitTimeout, Err: err, Step: "jobs", Hint: "cause: no accepted or rejected answer in time\nfix: on AWS, the policy must allow iot:Publish on " + j.Topic("*") + " and iot:Subscribe/iot:Receive on their accepted and rejected topics; --wait raises the limit"}
 	}
-	return explain(err, nil, "jobs "+op)
+	return Explain(err, nil, "jobs "+op)
 }

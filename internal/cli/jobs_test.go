@@ -31,7 +31,7 @@ func TestJobsCommands(t *testing.T) {
 		{ID: "fw-1", Document: json.RawMessage(`{"operation":"update","url":"fw/1.2.bin"}`), Things: []string{"dev1"}},
 		{ID: "cfg-2", Document: json.RawMessage(`{"operation":"config"}`), Things: []string{"dev1"}},
 	}}})
-	h, p := splitHostPort(b.TLSAddr)
+	h, p := SplitHostPort(b.TLSAddr)
 	jobs := func(args ...string) []string {
 		return append(append([]string{"jobs"}, args...), "-h", h, "-p", fmt.Sprint(p), "--servername", "localhost",
 			"--cafile", b.CAFile, "--cert", b.Files.ClientCert["dev1"], "--key", b.Files.ClientKey["dev1"], "-i", "dev1")
@@ -151,12 +151,12 @@ func TestAWSEndpointFlag(t *testing.T) {
 		alpn     string
 	}{{"a1b2c3d4e5f6g7-ats.iot.eu-west-1.amazonaws.com", 8883, ""}, {"a1b2c3d4e5f6g7-ats.iot.eu-west-1.amazonaws.com:443", 443, "x-amzn-mqtt-ca"}} {
 		c2 := &cobra.Command{Use: "x"}
-		f := &connFlags{}
-		f.register(c2)
+		f := &ConnFlags{}
+		f.Register(c2)
 		if err := c2.ParseFlags([]string{"--aws-endpoint", c.endpoint, "-i", "dev1"}); err != nil {
 			t.Fatal(err)
 		}
-		spec, err := f.buildSpec(IO{Out: io.Discard, Err: io.Discard}, nil)
+		spec, err := f.BuildSpec(IO{Out: io.Discard, Err: io.Discard}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -26,13 +26,13 @@ var mosquittoFlags = map[string]string{
 
 var unknownFlag = regexp.MustCompile(`unknown (?:shorthand )?flag: (?:'(.)' in -.*|--([a-zA-Z0-9-]+))`)
 
-// flagError explains an unknown flag that is a mosquitto flag.
-func flagError(err error) error {
+// FlagError explains an unknown flag that is a mosquitto flag.
+func FlagError(err error) error {
 	if m := unknownFlag.FindStringSubmatch(err.Error()); m != nil {
 		name := m[1] + m[2]
 		if hint := mosquittoFlags[name]; hint != "" {
-			return usageError{fmt.Errorf("%s", hint)}
+			return UsageError{fmt.Errorf("%s", hint)}
 		}
 	}
-	return usageError{err}
+	return UsageError{err}
 }

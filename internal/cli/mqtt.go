@@ -15,8 +15,8 @@ import (
 // terms of connSpec, message and mqttClient, and client.go adapts them to the fennec package.
 // Keeping the seam small keeps the commands testable and the adapter obvious.
 
-// connSpec is everything a command knows about how to reach the broker.
-type connSpec struct {
+// ConnSpec is everything a command knows about how to reach the broker.
+type ConnSpec struct {
 	Server        string // mqtt://host:port or mqtts://host:port
 	Host          string // host name or address, for hints
 	Port          int
@@ -29,10 +29,10 @@ type connSpec struct {
 	KeepAlive     time.Duration
 	CleanStart    bool
 	SessionExpiry *uint32
-	Will          *message
+	Will          *Message
 	WillDelay     *uint32
 	Props         propSet // -D, by command
-	Trace         *tracer // nil: no --debug
+	Trace         *Tracer // nil: no --debug
 	ClientCert    bool    // a client certificate was configured
 	AWS           bool    // AWS IoT Core or its emulation: --aws, the profile, or an AWS IoT endpoint
 	// VersionFallback: no version was chosen (-V, a profile): a broker that refuses MQTT 5
@@ -44,17 +44,17 @@ type connSpec struct {
 	OnLost          func(err error) // called when an established connection is lost
 	// OnConnectError is called when a reconnect attempt fails (sub).
 	OnConnectError func(err error)
-	OnMessage      func(*message) // receives messages that match no subscription of this run
-	// onPacket, when set, sees the type of every packet sent (outbound) and received.
-	onPacket func(outbound bool, packetType byte)
-	tlsFacts *tlsFacts
+	OnMessage      func(*Message) // receives messages that match no subscription of this run
+	// OnPacket, when set, sees the type of every packet sent (outbound) and received.
+	OnPacket func(outbound bool, packetType byte)
+	TLSFacts *TLSFacts
 	capture  *pcapFile // --pcap: record the connections
-	// tlsOptions holds the TLS flags unloaded, for the doctor (connFlags.deferTLS).
+	// tlsOptions holds the TLS flags unloaded, for the doctor (ConnFlags.DeferTLS).
 	tlsOptions *pki.ClientOptions
 }
 
-// message is one application message, either sent or received.
-type message struct {
+// Message is one application Message, either sent or received.
+type Message struct {
 	Topic    string
 	Payload  []byte
 	QoS      byte
@@ -77,24 +77,24 @@ type msgProps struct {
 	User            [][2]string
 }
 
-// subscription is one topic filter with its options.
-type subscription struct {
+// Subscription is one topic filter with its options.
+type Subscription struct {
 	Filter            string
 	QoS               byte
 	RetainAsPublished bool // MQTT 5
 }
 
-// mqttClient is what the commands need from a connected client.
-type mqttClient interface {
-	Publish(ctx context.Context, m *message) error
+// MQTTClient is what the commands need from a connected client.
+type MQTTClient interface {
+	Publish(ctx context.Context, m *Message) error
 	// Subscribe returns one granted QoS (or failure reason code ≥ 0x80) per subscription.
-	Subscribe(ctx context.Context, h func(*message), subs []subscription) ([]byte, error)
+	Subscribe(ctx context.Context, h func(*Message), subs []Subscription) ([]byte, error)
 	Unsubscribe(ctx context.Context, filters []string) error
 	Disconnect(ctx context.Context) error
 	TLSState() *tls.ConnectionState
 }
 
-func splitHostPort(addr string) (string, int) {
+func SplitHostPort(addr string) (string, int) {
 	h, p, err := net.SplitHostPort(addr)
 	if err != nil {
 		return addr, 0

@@ -193,3 +193,27 @@ func propsString(p *packet.Properties) string {
 	}
 	return " {" + strings.Join(parts, ", ") + "}"
 }
+
+func subackReason(code byte) string {
+	switch code {
+	case 0x80:
+		return "0x80 unspecified error / failure"
+	case 0x83:
+		return "0x83 implementation specific error"
+	case 0x87:
+		return "0x87 not authorized"
+	case 0x8F:
+		return "0x8F topic filter invalid"
+	case 0x91:
+		return "0x91 packet identifier in use"
+	case 0x97:
+		return "0x97 quota exceeded"
+	case 0x9E:
+		return "0x9E shared subscriptions not supported"
+	case 0xA1:
+		return "0xA1 subscription identifiers not supported"
+	case 0xA2:
+		return "0xA2 wildcard subscriptions not supported"
+	}
+	return fmt.Sprintf("0x%02X", code)
+}

@@ -18,12 +18,12 @@ type pcapFile struct {
 func openPcap(path string) (*pcapFile, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return nil, &exitError{code: ExitError, err: fmt.Errorf("--pcap: %w", err)}
+		return nil, &Failure{Code: ExitError, Err: fmt.Errorf("--pcap: %w", err)}
 	}
 	rec, err := capture.New(f)
 	if err != nil {
 		f.Close()
-		return nil, &exitError{code: ExitError, err: fmt.Errorf("--pcap %s: %w", path, err)}
+		return nil, &Failure{Code: ExitError, Err: fmt.Errorf("--pcap %s: %w", path, err)}
 	}
 	return &pcapFile{path: path, f: f, rec: rec}, nil
 }

@@ -50,7 +50,7 @@ func pcapSummary(t *testing.T, path string) (packets int, secrets []string) {
 func TestPcapFlag(t *testing.T) {
 	isolate(t)
 	b := brokertest.Start(t, brokertest.Options{})
-	host, port := splitHostPort(b.TLSAddr)
+	host, port := SplitHostPort(b.TLSAddr)
 	url := "mqtts://" + host + ":" + strconv.Itoa(port)
 	tlsArgs := []string{"--servername", "localhost", "--cafile", b.CAFile, "--cert", b.ClientCert, "--key", b.ClientKey}
 	dir := t.TempDir()
@@ -78,7 +78,7 @@ func TestPcapFlag(t *testing.T) {
 		}
 	}
 	// The doctor's probes of a failure are in the capture too: TLS to the plain port.
-	host, port = splitHostPort(b.TCPAddr)
+	host, port = SplitHostPort(b.TCPAddr)
 	p := filepath.Join(dir, "fail.pcapng")
 	code, _, errout := run(t, append([]string{"doctor", "mqtts://" + host + ":" + strconv.Itoa(port), "--pcap", p}, tlsArgs...)...)
 	if code == ExitOK {

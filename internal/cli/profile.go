@@ -63,7 +63,7 @@ func loadProfile(explicitPath, name string) (*profile, error) {
 	path := configPath(explicitPath)
 	if path == "" {
 		if name != "" {
-			return nil, usageErrorf("--profile %s: cannot locate the config file (no home directory); use --config FILE", name)
+			return nil, UsageErrorf("--profile %s: cannot locate the config file (no home directory); use --config FILE", name)
 		}
 		return nil, nil
 	}
@@ -73,7 +73,7 @@ func loadProfile(explicitPath, name string) (*profile, error) {
 			return nil, nil
 		}
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, usageErrorf("config file %s does not exist; `fennec help profiles` shows its format", path)
+			return nil, UsageErrorf("config file %s does not exist; `fennec help profiles` shows its format", path)
 		}
 		return nil, fmt.Errorf("reading config file: %w", err)
 	}
@@ -95,14 +95,14 @@ func loadProfile(explicitPath, name string) (*profile, error) {
 				row, _ := e.Position()
 				unknown = append(unknown, fmt.Sprintf("%q (line %d)", strings.Join(e.Key(), "."), row))
 			}
-			return nil, usageErrorf("config file %s: unknown setting %s; `fennec help profiles` lists the settings", path, strings.Join(unknown, ", "))
+			return nil, UsageErrorf("config file %s: unknown setting %s; `fennec help profiles` lists the settings", path, strings.Join(unknown, ", "))
 		}
 		var de *toml.DecodeError
 		if errors.As(err, &de) {
 			row, col := de.Position()
-			return nil, usageErrorf("config file %s:%d:%d: %s", path, row, col, de.Error())
+			return nil, UsageErrorf("config file %s:%d:%d: %s", path, row, col, de.Error())
 		}
-		return nil, usageErrorf("config file %s: %v", path, err)
+		return nil, UsageErrorf("config file %s: %v", path, err)
 	}
 	if name == "" {
 		name = cf.DefaultProfile
@@ -117,7 +117,7 @@ func loadProfile(explicitPath, name string) (*profile, error) {
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		return nil, usageErrorf("profile %q is not in %s (profiles there: %s)", name, path, strings.Join(names, ", "))
+		return nil, UsageErrorf("profile %q is not in %s (profiles there: %s)", name, path, strings.Join(names, ", "))
 	}
 	p, err := decodeProfile(data, path, name, rawProfile)
 	if err != nil {
@@ -152,24 +152,24 @@ func expandPath(p, base string) string {
 }
 
 // applyProfile copies the profile's settings into flags the user did not give.
-func (f *connFlags) applyProfile(p *profile, qos *int) error {
+func (f *ConnFlags) applyProfile(p *profile, qos *int) error {
 	set := func(name string, dst *string, v string) {
-		if v != "" && !f.changed(name) {
+		if v != "" && !f.Changed(name) {
 			*dst = v
 		}
 	}
-	if p.Broker != "" && !f.changed("url") && !f.changed("host") && !f.changed("port") {
-		f.url = p.Broker
+	if p.Broker != "" && !f.Changed("url") && !f.Changed("host") && !f.Changed("port") {
+		f.URL = p.Broker
 	}
 	f.profileTopic = p.Topic
-	set("id", &f.clientID, p.ClientID)
+	set("id", &f.ClientID, p.ClientID)
 	set("username", &f.username, p.Username)
-	if !f.changed("pw") && os.Getenv("FENNEC_PASSWORD") == "" {
+	if !f.Changed("pw") && os.Getenv("FENNEC_PASSWORD") == "" {
 		switch {
 		case p.PasswordEnv != "":
 			v, ok := os.LookupEnv(p.PasswordEnv)
 			if !ok {
-				return usageErrorf("the profile takes its password from $%s, which is not set", p.PasswordEnv)
+				return UsageErrorf("the profile takes its password from $%s, which is not set", p.PasswordEnv)
 			}
 			f.password = v
 		case p.Password != "":
@@ -183,28 +183,28 @@ func (f *connFlags) applyProfile(p *profile, qos *int) error {
 	set("tls-version", &f.tlsVersion, p.TLSVersion)
 	set("servername", &f.servername, p.ServerName)
 	set("protocol-version", &f.version, p.Version)
-	if len(p.ALPN) > 0 && !f.changed("tls-alpn") {
+	if len(p.ALPN) > 0 && !f.Changed("tls-alpn") {
 		f.alpn = p.ALPN
 	}
-	if p.AWS && !f.changed("aws") {
+	if p.AWS && !f.Changed("aws") {
 		f.aws = true
 	}
-	if p.Insecure && !f.changed("insecure") {
+	if p.Insecure && !f.Changed("insecure") {
 		f.insecure = true
 	}
-	if p.KeepAlive != nil && !f.changed("keepalive") {
+	if p.KeepAlive != nil && !f.Changed("keepalive") {
 		f.keepalive = *p.KeepAlive
 	}
-	if p.QoS != nil && qos != nil && !f.changed("qos") {
+	if p.QoS != nil && qos != nil && !f.Changed("qos") {
 		if *p.QoS < 0 || *p.QoS > 2 {
-			return usageErrorf("profile: qos = %s; QoS is 0, 1 or 2", strconv.Itoa(*p.QoS))
+			return UsageErrorf("profile: qos = %s; QoS is 0, 1 or 2", strconv.Itoa(*p.QoS))
 		}
 		*qos = *p.QoS
 	}
 	return nil
 }
 
-const profilesHelp = `Profiles keep the settings for a broker in one place, so that
+const ProfilesHelp = `Profiles keep the settings for a broker in one place, so that
 
     fennec pub --profile aws -t 'things/dev1/hello' -m hi
 
@@ -253,7 +253,7 @@ func decodeProfile(file []byte, path, name string, raw map[string]any) (profile,
 	var p profile
 	b, err := toml.Marshal(raw)
 	if err != nil {
-		return p, usageErrorf("config file %s, profile %q: %v", path, name, err)
+		return p, UsageErrorf("config file %s, profile %q: %v", path, name, err)
 	}
 	dec := toml.NewDecoder(strings.NewReader(string(b)))
 	dec.DisallowUnknownFields()
@@ -268,7 +268,7 @@ func decodeProfile(file []byte, path, name string, raw map[string]any) (profile,
 			key := strings.Join(e.Key(), ".")
 			unknown = append(unknown, fmt.Sprintf("%q (line %d)", key, settingLine(file, name, key)))
 		}
-		return p, usageErrorf("config file %s, profile %q: unknown setting %s; `fennec help profiles` lists the settings", path, name, strings.Join(unknown, ", "))
+		return p, UsageErrorf("config file %s, profile %q: unknown setting %s; `fennec help profiles` lists the settings", path, name, strings.Join(unknown, ", "))
 	}
 	var de *toml.DecodeError
 	if errors.As(err, &de) {
@@ -280,9 +280,9 @@ func decodeProfile(file []byte, path, name string, raw map[string]any) (profile,
 				msg = "wants " + want
 			}
 		}
-		return p, usageErrorf("config file %s:%d, profile %q, setting %q: %s", path, settingLine(file, name, key), name, key, msg)
+		return p, UsageErrorf("config file %s:%d, profile %q, setting %q: %s", path, settingLine(file, name, key), name, key, msg)
 	}
-	return p, usageErrorf("config file %s, profile %q: %v", path, name, err)
+	return p, UsageErrorf("config file %s, profile %q: %v", path, name, err)
 }
 
 // settingLine finds the line of key in the table [profiles.NAME] of file (0: not found).

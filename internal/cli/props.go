@@ -134,37 +134,37 @@ func parseProps(raw []string) (propSet, error) {
 	for _, r := range raw {
 		words := strings.Split(r, propArgSep)
 		if len(words) < 3 {
-			return nil, usageErrorf("-D needs a command, a property and a value: -D connect session-expiry-interval 60 (got %q)", strings.Join(words, " "))
+			return nil, UsageErrorf("-D needs a command, a property and a value: -D connect session-expiry-interval 60 (got %q)", strings.Join(words, " "))
 		}
 		cmd, name := strings.ToLower(words[0]), strings.ToLower(words[1])
 		if why, ok := propNotYet[cmd]; ok {
-			return nil, usageErrorf("-D %s: %s", words[0], why)
+			return nil, UsageErrorf("-D %s: %s", words[0], why)
 		}
 		if why, ok := propNotYet[name]; ok {
-			return nil, usageErrorf("-D %s %s: %s", cmd, name, why)
+			return nil, UsageErrorf("-D %s %s: %s", cmd, name, why)
 		}
 		allowed, ok := propAllowed[cmd]
 		if !ok {
-			return nil, usageErrorf("-D %s: unknown command; use one of %s", words[0], strings.Join(sortedKeys(propAllowed), ", "))
+			return nil, UsageErrorf("-D %s: unknown command; use one of %s", words[0], strings.Join(sortedKeys(propAllowed), ", "))
 		}
 		kind, ok := propKinds[name]
 		if !ok || !contains(allowed, name) {
-			return nil, usageErrorf("-D %s %s: not a property a client can send in %s; allowed: %s", cmd, words[1], strings.ToUpper(cmd), strings.Join(allowed, ", "))
+			return nil, UsageErrorf("-D %s %s: not a property a client can send in %s; allowed: %s", cmd, words[1], strings.ToUpper(cmd), strings.Join(allowed, ", "))
 		}
 		p := prop{Name: name}
 		switch {
 		case kind == propPair:
 			if len(words) != 4 {
-				return nil, usageErrorf("-D %s user-property needs a name and a value", cmd)
+				return nil, UsageErrorf("-D %s user-property needs a name and a value", cmd)
 			}
 			p.Key, p.Value = words[2], words[3]
 		case len(words) != 3:
-			return nil, usageErrorf("-D %s %s takes one value", cmd, name)
+			return nil, UsageErrorf("-D %s %s takes one value", cmd, name)
 		default:
 			p.Value = words[2]
 		}
 		if _, dup := ps.get(cmd, name); dup && kind != propPair && kind != propVarInt {
-			return nil, usageErrorf("-D %s %s given twice; it may appear only once", cmd, name)
+			return nil, UsageErrorf("-D %s %s given twice; it may appear only once", cmd, name)
 		}
 		var max uint64
 		switch kind {
@@ -180,10 +180,10 @@ func parseProps(raw []string) (propSet, error) {
 		if max > 0 {
 			n, err := strconv.ParseUint(p.Value, 10, 64)
 			if err != nil || n > max {
-				return nil, usageErrorf("-D %s %s: %q is not a number from 0 to %d", cmd, name, p.Value, max)
+				return nil, UsageErrorf("-D %s %s: %q is not a number from 0 to %d", cmd, name, p.Value, max)
 			}
 			if (name == "receive-maximum" || name == "maximum-packet-size" || name == "subscription-identifier" || name == "topic-alias") && n == 0 {
-				return nil, usageErrorf("-D %s %s: 0 is not allowed (MQTT 5.0 section 3)", cmd, name)
+				return nil, UsageErrorf("-D %s %s: 0 is not allowed (MQTT 5.0 section 3)", cmd, name)
 			}
 			p.Num = uint32(n)
 		}
@@ -192,9 +192,9 @@ func parseProps(raw []string) (propSet, error) {
 	return ps, nil
 }
 
-// joinPropertyArgs rewrites "-D cmd id value" (and "-D cmd user-property name value") into a single
+// JoinPropertyArgs rewrites "-D cmd id value" (and "-D cmd user-property name value") into a single
 // argument so that the flag parser, which takes one value per flag, sees the whole property.
-func joinPropertyArgs(args []string) []string {
+func JoinPropertyArgs(args []string) []string {
 	out := make([]string, 0, len(args))
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -238,6 +238,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-func usageErrorf(format string, args ...any) error {
-	return usageError{fmt.Errorf(format, args...)}
+func UsageErrorf(format string, args ...any) error {
+	return UsageError{fmt.Errorf(format, args...)}
 }

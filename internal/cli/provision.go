@@ -19,7 +19,7 @@ import (
 )
 
 type provisionOptions struct {
-	conn     connFlags
+	conn     ConnFlags
 	template string
 	params   []string
 	outDir   string
@@ -48,7 +48,7 @@ An existing key is not replaced without --force.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return o.run(c.Context(), streams) },
 	}
-	o.conn.register(cmd)
+	o.conn.Register(cmd)
 	fs := cmd.Flags()
 	fs.StringVar(&o.template, "template", "", "the provisioning template's name")
 	fs.StringArrayVar(&o.params, "param", nil, "KEY=VALUE template parameter (repeatable)")
@@ -61,22 +61,22 @@ An existing key is not replaced without --force.`,
 
 func (o *provisionOptions) run(ctx context.Context, streams IO) (err error) {
 	if o.template == "" {
-		return o.conn.report(streams, usageErrorf("--template NAME is required"))
+		return o.conn.Report(streams, UsageErrorf("--template NAME is required"))
 	}
 	params := map[string]string{}
 	for _, p := range o.params {
 		k, v, ok := strings.Cut(p, "=")
 		if !ok || k == "" {
-			return o.conn.report(streams, usageErrorf("--param %q: KEY=VALUE", p))
+			return o.conn.Report(streams, UsageErrorf("--param %q: KEY=VALUE", p))
 		}
 		params[k] = v
 	}
-	if o.conn.clientID == "" {
+	if o.conn.ClientID == "" {
 		var b [4]byte
 		rand.Read(b[:])
-		o.conn.clientID = "provision-" + hex.EncodeToString(b[:])
+		o.conn.ClientID = "provision-" + hex.EncodeToString(b[:])
 	}
-	return withThing(ctx, streams, &o.conn, "claim", func(ctx context.Context, c *fennec.Client, _ string) error {
+	return WithThing(ctx, streams, &o.conn, "claim", func(ctx context.Context, c *fennec.Client, _ string) error {
 		ctx, cancel := context.WithTimeout(ctx, o.wait)
 		defer cancel()
 		res, err := awsiot.NewProvisioner(c).Provision(ctx, o.template, params, o.awsKeys)
@@ -88,8 +88,8 @@ func (o *provisionOptions) run(ctx context.Context, streams IO) (err error) {
 		if !o.force {
 			for _, f := range []string{certFile, keyFile} {
 				if _, err := os.Stat(f); err == nil {
-					return &exitError{code: ExitError, err: fmt.Errorf("%s exists; the thing %s was registered, but its new certificate is not written", f, res.ThingName),
-						hint: "fix: run again with --force to replace it, or with another --out-dir"}
+					return &Failure{Code: ExitError, Err: fmt.Errorf("%s exists; the thing %s was registered, but its new certificate is not written", f, res.ThingName),
+						Hint: "fix: run again with --force to replace it, or with another --out-dir"}
 				}
 			}
 		}
@@ -102,8 +102,8 @@ func (o *provisionOptions) run(ctx context.Context, streams IO) (err error) {
 		if err := pki.WriteFile(certFile, res.CertificatePEM, 0o644); err != nil {
 			return err
 		}
-		if o.conn.jsonOut {
-			return printJSON(streams, map[string]any{"thing": res.ThingName, "certificate_id": res.CertificateID, "certificate": certFile, "key": keyFile,
+		if o.conn.JSONOut {
+			return PrintJSON(streams, map[string]any{"thing": res.ThingName, "certificate_id": res.CertificateID, "certificate": certFile, "key": keyFile,
 				"device_configuration": res.DeviceConfiguration, "key_made_by": map[bool]string{true: "aws", false: "device"}[o.awsKeys]}, true)
 		}
 		fmt.Fprintf(streams.Out, "thing        %s\ncertificate  %s (id %s)\nkey          %s (mode 0600, made %s)\n", res.ThingName, certFile, res.CertificateID, keyFile,
@@ -111,7 +111,7 @@ func (o *provisionOptions) run(ctx context.Context, streams IO) (err error) {
 		for k, v := range res.DeviceConfiguration {
 			fmt.Fprintf(streams.Out, "config       %s = %s\n", k, v)
 		}
-		fmt.Fprintf(streams.Out, "connect as the thing with: --cert %s --key %s -i %s\n", shellQuote(certFile), shellQuote(keyFile), res.ThingName)
+		fmt.Fprintf(streams.Out, "connect as the thing with: --cert %s --key %s -i %s\n", ShellQuote(certFile), ShellQuote(keyFile), res.ThingName)
 		return nil
 	})
 }
@@ -131,9 +131,9 @@ func provisionError(err error) error {
 		case "InvalidCsr":
 			hint = "cause: the certificate signing request was refused"
 		}
-		return &exitError{code: ExitRefused, err: err, step: "provision", hint: hint}
+		return &Failure{Code: ExitRefused, Err: err, Step: "provision", Hint: hint}
 	case errors.Is(err, context.DeadlineExceeded):
-		return &exitError{code: ExitTimeout, err: err, step: "provision", hint: "cause: no answer in time\nfix: the claim certificate's policy must allow iot:Publish, iot:Subscribe and iot:Receive on $aws/certificates/create/* (or create-from-csr/*) and $aws/provisioning-templates/TEMPLATE/provision/*"}
+		return &Failure{Code: ExitTimeout, Err: err, Step: "provision", Hint: "cause: no answer in time\nfix: the claim certificate's policy must allow iot:Publish, iot:Subscribe and iot:Receive on $aws/certificates/create/* (or create-from-csr/*) and $aws/provisioning-templates/TEMPLATE/provision/*"}
 	}
-	return explain(err, nil, "provision")
+	return Explain(err, nil, "provision")
 }

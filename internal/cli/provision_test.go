@@ -29,7 +29,7 @@ func TestProvisionCommand(t *testing.T) {
 	}
 	b := brokertest.Start(t, brokertest.Options{Clients: []string{"claim"}, FleetProvisioning: true, AWS: &broker.AWS{Policy: pol,
 		Templates: []broker.ProvisioningTemplate{{Name: "fleet", ThingName: "sensor-{SerialNumber}", Parameters: []string{"SerialNumber"}}}}})
-	h, p := splitHostPort(b.TLSAddr)
+	h, p := SplitHostPort(b.TLSAddr)
 	conn := []string{"-h", h, "-p", fmt.Sprint(p), "--servername", "localhost", "--cafile", b.CAFile, "--aws"}
 	claim := append([]string{"--cert", b.Files.ClientCert["claim"], "--key", b.Files.ClientKey["claim"]}, conn...)
 	dir := filepath.Join(t.TempDir(), "device")

@@ -17,7 +17,7 @@ import (
 )
 
 type pubOptions struct {
-	conn        connFlags
+	conn        ConnFlags
 	topic       string
 	message     string
 	file        string
@@ -67,7 +67,7 @@ visible to every user of the machine in the process list.`,
 			return o.run(cmd.Context(), streams)
 		},
 	}
-	o.conn.register(cmd)
+	o.conn.Register(cmd)
 	fs := cmd.Flags()
 	fs.StringVarP(&o.topic, "topic", "t", "", "topic to publish to")
 	fs.StringVarP(&o.message, "message", "m", "", "message payload")
@@ -84,71 +84,71 @@ visible to every user of the machine in the process list.`,
 }
 
 func (o *pubOptions) run(ctx context.Context, streams IO) (err error) {
-	defer func() { err = o.conn.report(streams, err) }()
+	defer func() { err = o.conn.Report(streams, err) }()
 	qos := o.qos
-	spec, err := o.conn.buildSpec(streams, &qos)
+	spec, err := o.conn.BuildSpec(streams, &qos)
 	if err != nil {
 		return err
 	}
-	topic := cmp.Or(o.topic, o.conn.topic)
+	topic := cmp.Or(o.topic, o.conn.Topic)
 	if topic == "" {
-		return usageErrorf("no topic: give -t TOPIC (or a topic in the -L URL)")
+		return UsageErrorf("no topic: give -t TOPIC (or a topic in the -L URL)")
 	}
 	if strings.ContainsAny(topic, "+#") {
-		return usageErrorf("-t %q: a topic to publish to cannot hold the wildcards + or # [MQTT-3.3.2-2]", topic)
+		return UsageErrorf("-t %q: a topic to publish to cannot hold the wildcards + or # [MQTT-3.3.2-2]", topic)
 	}
 	if !utf8.ValidString(topic) {
-		return usageErrorf("-t %q: the topic is not valid UTF-8, which MQTT requires of topic names [MQTT-1.5.4-1]", topic)
+		return UsageErrorf("-t %q: the topic is not valid UTF-8, which MQTT requires of topic names [MQTT-1.5.4-1]", topic)
 	}
 	if strings.ContainsRune(topic, 0) {
-		return usageErrorf("-t %q: a topic cannot hold the character U+0000 [MQTT-1.5.4-2]", topic)
+		return UsageErrorf("-t %q: a topic cannot hold the character U+0000 [MQTT-1.5.4-2]", topic)
 	}
 	sources := 0
-	for _, set := range []bool{o.conn.changed("message") || o.message != "", o.file != "", o.lines, o.null, o.stdin} {
+	for _, set := range []bool{o.conn.Changed("message") || o.message != "", o.file != "", o.lines, o.null, o.stdin} {
 		if set {
 			sources++
 		}
 	}
 	if sources != 1 {
-		return usageErrorf("give exactly one message source: -m MSG, -f FILE, -l (lines of stdin), -s (all of stdin) or -n (empty)")
+		return UsageErrorf("give exactly one message source: -m MSG, -f FILE, -l (lines of stdin), -s (all of stdin) or -n (empty)")
 	}
 	if o.repeat < 1 {
-		return usageErrorf("--repeat %d: at least 1", o.repeat)
+		return UsageErrorf("--repeat %d: at least 1", o.repeat)
 	}
 	var payload []byte
 	switch {
 	case o.file != "":
 		payload, err = os.ReadFile(o.file)
 		if err != nil {
-			return &exitError{code: ExitError, err: fmt.Errorf("-f: %w", err), hint: "fix: check the path and the permissions of the file given with -f"}
+			return &Failure{Code: ExitError, Err: fmt.Errorf("-f: %w", err), Hint: "fix: check the path and the permissions of the file given with -f"}
 		}
 	case o.stdin:
 		payload, err = io.ReadAll(streams.In)
 		if err != nil {
-			return &exitError{code: ExitError, err: fmt.Errorf("reading stdin: %w", err)}
+			return &Failure{Code: ExitError, Err: fmt.Errorf("reading stdin: %w", err)}
 		}
 	case o.null:
 		payload = []byte{}
 	default:
 		payload = []byte(o.message)
 	}
-	c, err := dialClient(ctx, spec)
+	c, err := DialClient(ctx, spec)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if derr := disconnect(ctx, c, spec); err == nil {
+		if derr := Disconnect(ctx, c, spec); err == nil {
 			err = derr
 		}
 	}()
 	props := spec.Props.msgProps("publish")
 	send := func(p []byte) error {
-		m := &message{Topic: topic, Payload: p, QoS: byte(qos), Retain: o.retain, Props: props}
+		m := &Message{Topic: topic, Payload: p, QoS: byte(qos), Retain: o.retain, Props: props}
 		start := time.Now()
 		if err := c.Publish(ctx, m); err != nil {
-			return explain(err, spec, fmt.Sprintf("MQTT PUBLISH at QoS %d", qos))
+			return Explain(err, spec, fmt.Sprintf("MQTT PUBLISH at QoS %d", qos))
 		}
-		if o.conn.jsonOut {
+		if o.conn.JSONOut {
 			obj := map[string]any{"result": "ok", "topic": topic, "qos": qos, "retain": o.retain, "payload_len": len(p),
 				"time": start.UTC().Format(time.RFC3339Nano), "elapsed_ms": float64(time.Since(start).Microseconds()) / 1000}
 			b, _ := json.Marshal(obj)
@@ -166,7 +166,7 @@ func (o *pubOptions) run(ctx context.Context, streams IO) (err error) {
 			}
 		}
 		if err := sc.Err(); err != nil {
-			return &exitError{code: ExitError, err: fmt.Errorf("reading stdin: %w", err)}
+			return &Failure{Code: ExitError, Err: fmt.Errorf("reading stdin: %w", err)}
 		}
 		return nil
 	}
@@ -185,25 +185,6 @@ func (o *pubOptions) run(ctx context.Context, streams IO) (err error) {
 	return nil
 }
 
-// dialClient connects with the connect timeout and turns a failure into an explained error.
-func dialClient(ctx context.Context, spec *connSpec) (mqttClient, error) {
-	cctx := ctx
-	if spec.Timeout > 0 {
-		var cancel context.CancelFunc
-		cctx, cancel = context.WithTimeout(ctx, spec.Timeout)
-		defer cancel()
-	}
-	spec.Trace.note("connecting to %s (MQTT %s)", spec.Server, versionName(spec.Version))
-	c, err := connect(cctx, spec)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, explain(err, spec, "connecting to "+spec.Server)
-	}
-	return c, nil
-}
-
 // splitLines splits stdin for -l at '\n' only, as mosquitto_pub does: a '\r' before it is part
 // of the payload (bufio.ScanLines would drop it).
 func splitLines(data []byte, atEOF bool) (advance int, token []byte, err error) {
@@ -215,45 +196,3 @@ func splitLines(data []byte, atEOF bool) (advance int, token []byte, err error) 
 	}
 	return 0, nil, nil
 }
-
-// disconnect ends the session with DISCONNECT. It is bounded by 5 s and runs even when ctx is
-// cancelled, so that Ctrl-C still leaves the broker a clean disconnect (no will message).
-func disconnect(ctx context.Context, c mqttClient, spec *connSpec) error {
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := c.Disconnect(dctx); err != nil {
-		return explain(err, spec, "MQTT DISCONNECT")
-	}
-	return nil
-}
-
-func versionName(v int) string {
-	if v == 4 {
-		return "3.1.1"
-	}
-	return "5.0"
-}
-
-// report prints a failure as JSON too when --json is on, and silences it with --quiet. The
-// returned error still decides the exit code.
-func (f *connFlags) report(streams IO, err error) error {
-	if f.capture != nil {
-		f.capture.finish(streams, f.quiet)
-		f.capture = nil
-	}
-	if err == nil {
-		return nil
-	}
-	if f.jsonOut {
-		printJSONError(streams.Out, err)
-	}
-	if f.quiet {
-		return quietError{err}
-	}
-	return err
-}
-
-// quietError keeps the exit code of err but prints nothing.
-type quietError struct{ error }
-
-func (q quietError) Unwrap() error { return q.error }

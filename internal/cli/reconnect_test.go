@@ -108,7 +108,7 @@ func TestDisconnectWaitsForCallbacks(t *testing.T) {
 	defer cancel()
 	inLost, release := make(chan struct{}), make(chan struct{})
 	var returned atomic.Bool
-	spec := &connSpec{Server: "mqtt://" + b.TCPAddr, ClientID: "cb-wait", Version: 5, KeepAlive: 30 * time.Second, Timeout: 5 * time.Second, Reconnect: true}
+	spec := &ConnSpec{Server: "mqtt://" + b.TCPAddr, ClientID: "cb-wait", Version: 5, KeepAlive: 30 * time.Second, Timeout: 5 * time.Second, Reconnect: true}
 	spec.OnLost = func(error) {
 		select {
 		case <-inLost:
@@ -119,12 +119,12 @@ func TestDisconnectWaitsForCallbacks(t *testing.T) {
 		<-release
 		returned.Store(true)
 	}
-	c, err := connect(ctx, spec)
+	c, err := Connect(ctx, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// a second client with the same ID takes the session over: the first loses its connection
-	other, err := connect(ctx, &connSpec{Server: "mqtt://" + b.TCPAddr, ClientID: "cb-wait", Version: 5, KeepAlive: 30 * time.Second, Timeout: 5 * time.Second})
+	other, err := Connect(ctx, &ConnSpec{Server: "mqtt://" + b.TCPAddr, ClientID: "cb-wait", Version: 5, KeepAlive: 30 * time.Second, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,12 +14,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// IO is the standard streams of one invocation.
-type IO struct {
-	In       io.Reader
-	Out, Err io.Writer
-}
-
 // Main runs the fennec command with args and returns the process exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -30,7 +24,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // Run is Main with a caller's context; tests use it. Cancelling ctx is an interruption (exit 130).
 func Run(ctx context.Context, args []string, streams IO) int {
 	root := NewRootCmd(streams)
-	root.SetArgs(joinPropertyArgs(args))
+	root.SetArgs(JoinPropertyArgs(args))
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return ExitOK
@@ -38,9 +32,9 @@ func Run(ctx context.Context, args []string, streams IO) int {
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		return ExitInterrupted
 	}
-	var q quietError
+	var q QuietError
 	if !errors.As(err, &q) {
-		printError(streams.Err, err)
+		PrintError(streams.Err, err)
 	}
 	return ExitCode(err)
 }
@@ -64,7 +58,7 @@ connection does not work: which step (DNS, TCP, TLS, MQTT), why, and how to fix 
 	root.SetIn(streams.In)
 	root.SetOut(streams.Out)
 	root.SetErr(streams.Err)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return flagError(err) })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return FlagError(err) })
 	root.AddCommand(
 		newPubCmd(streams),
 		newSubCmd(streams),
@@ -77,10 +71,10 @@ connection does not work: which step (DNS, TCP, TLS, MQTT), why, and how to fix 
 		newJobsCmd(streams),
 		newProvisionCmd(streams),
 		newVersionCmd(streams),
-		newHelpTopic("diagnosis", "The cause IDs of fennec doctor and --json", diagnosisHelp()),
+		newHelpTopic("diagnosis", "The cause IDs of fennec doctor and --json", DiagnosisHelp()),
 		newHelpTopic("exit-codes", "What fennec's exit codes mean", exitCodesHelp),
-		newHelpTopic("profiles", "Named connection profiles in the config file", profilesHelp),
-		newHelpTopic("format", "The -F output format of fennec sub", formatHelp),
+		newHelpTopic("profiles", "Named connection profiles in the config file", ProfilesHelp),
+		newHelpTopic("format", "The -F output format of fennec sub", FormatHelp),
 		newHelpTopic("properties", "MQTT 5 properties with -D", propertiesHelp),
 	)
 	root.InitDefaultCompletionCmd()

@@ -16,7 +16,7 @@ import (
 
 // shadowOptions are the flags of fennec shadow and its subcommands.
 type shadowOptions struct {
-	conn     connFlags
+	conn     ConnFlags
 	thing    string
 	name     string
 	desired  string
@@ -44,7 +44,7 @@ message and exits 4.`,
   fennec shadow watch --profile aws --thing dev1          # one JSON line per delta
   fennec shadow delete --profile aws --thing dev1 --name config`,
 	}
-	// Each subcommand has its own options: connFlags remembers the flag set it was registered on.
+	// Each subcommand has its own options: ConnFlags remembers the flag set it was registered on.
 	examples := map[string]string{
 		"get":    "  fennec shadow get --profile aws --thing dev1\n  fennec shadow get --profile aws --thing dev1 --name config --json",
 		"update": "  fennec shadow update --profile aws --thing dev1 --desired '{\"led\":\"on\"}'\n  fennec shadow update --profile aws --thing dev1 --reported '{\"led\":\"on\"}' --version 7\n  fennec shadow update --profile aws --thing dev1 --desired null",
@@ -62,7 +62,7 @@ message and exits 4.`,
 				return o.run(c.Context(), streams, func(ctx context.Context, streams IO, sh *awsiot.Shadow) error { return run(o, ctx, streams, sh) })
 			},
 		}
-		o.conn.register(c)
+		o.conn.Register(c)
 		fs := c.Flags()
 		fs.StringVar(&o.thing, "thing", "", "the thing whose shadow this is (default: the client ID)")
 		fs.StringVar(&o.name, "name", "", "a named shadow (default: the classic shadow)")
@@ -86,44 +86,11 @@ message and exits 4.`,
 
 func (o *shadowOptions) run(ctx context.Context, streams IO, op func(context.Context, IO, *awsiot.Shadow) error) error {
 	if o.wait < 0 || o.count < 0 {
-		return o.conn.report(streams, usageErrorf("--wait and -C take positive values"))
+		return o.conn.Report(streams, UsageErrorf("--wait and -C take positive values"))
 	}
-	return withThing(ctx, streams, &o.conn, o.thing, func(ctx context.Context, c *fennec.Client, thing string) error {
+	return WithThing(ctx, streams, &o.conn, o.thing, func(ctx context.Context, c *fennec.Client, thing string) error {
 		return op(ctx, streams, awsiot.NewShadow(c, thing, o.name))
 	})
-}
-
-// withThing connects as the connection flags say and runs op for the thing --thing names
-// (default: the client ID; the client ID defaults to the thing, as AWS policies name it).
-func withThing(ctx context.Context, streams IO, conn *connFlags, thing string, op func(context.Context, *fennec.Client, string) error) (err error) {
-	defer func() { err = conn.report(streams, err) }()
-	spec, err := conn.buildSpec(streams, nil)
-	if err != nil {
-		return err
-	}
-	if thing == "" {
-		thing = spec.ClientID
-	}
-	if thing == "" {
-		return usageErrorf("no thing: give --thing NAME (or -i CLIENT_ID, which names it by default)")
-	}
-	if spec.ClientID == "" {
-		spec.ClientID = thing
-	}
-	c, err := dialClient(ctx, spec)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if derr := disconnect(ctx, c, spec); err == nil {
-			err = derr
-		}
-	}()
-	fc, ok := c.(*fennecClient)
-	if !ok {
-		return fmt.Errorf("unexpected client %T", c)
-	}
-	return op(ctx, fc.c, thing)
 }
 
 func (o *shadowOptions) timed(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -140,7 +107,7 @@ func (o *shadowOptions) get(ctx context.Context, streams IO, sh *awsiot.Shadow) 
 	if err != nil {
 		return shadowError("get", sh, err)
 	}
-	return printJSON(streams, doc, o.conn.jsonOut)
+	return PrintJSON(streams, doc, o.conn.JSONOut)
 }
 
 func (o *shadowOptions) update(ctx context.Context, streams IO, sh *awsiot.Shadow) error {
@@ -156,12 +123,12 @@ func (o *shadowOptions) update(ctx context.Context, streams IO, sh *awsiot.Shado
 			*f.clear = true
 		default:
 			if err := json.Unmarshal([]byte(f.val), f.dst); err != nil {
-				return usageErrorf("%s %q: a JSON object, e.g. '{\"led\":\"on\"}' (%v)", f.flag, f.val, err)
+				return UsageErrorf("%s %q: a JSON object, e.g. '{\"led\":\"on\"}' (%v)", f.flag, f.val, err)
 			}
 		}
 	}
 	if u.Desired == nil && u.Reported == nil && !u.ClearDesired && !u.ClearReported {
-		return usageErrorf("nothing to update: give --desired JSON and/or --reported JSON")
+		return UsageErrorf("nothing to update: give --desired JSON and/or --reported JSON")
 	}
 	u.Version = o.version
 	ctx, cancel := o.timed(ctx)
@@ -170,7 +137,7 @@ func (o *shadowOptions) update(ctx context.Context, streams IO, sh *awsiot.Shado
 	if err != nil {
 		return shadowError("update", sh, err)
 	}
-	return printJSON(streams, doc, o.conn.jsonOut)
+	return PrintJSON(streams, doc, o.conn.JSONOut)
 }
 
 func (o *shadowOptions) delete(ctx context.Context, streams IO, sh *awsiot.Shadow) error {
@@ -180,7 +147,7 @@ func (o *shadowOptions) delete(ctx context.Context, streams IO, sh *awsiot.Shado
 	if err != nil {
 		return shadowError("delete", sh, err)
 	}
-	if o.conn.jsonOut {
+	if o.conn.JSONOut {
 		b, _ := json.Marshal(map[string]any{"deleted": true, "version": v})
 		fmt.Fprintf(streams.Out, "%s\n", b)
 	} else {
@@ -190,7 +157,7 @@ func (o *shadowOptions) delete(ctx context.Context, streams IO, sh *awsiot.Shado
 }
 
 func (o *shadowOptions) watch(ctx context.Context, streams IO, sh *awsiot.Shadow) error {
-	return watchLines(ctx, streams, o.count, o.watchWait(), func(ctx context.Context, emit func([]byte)) error {
+	return WatchLines(ctx, streams, o.count, o.watchWait(), func(ctx context.Context, emit func([]byte)) error {
 		var err error
 		if o.docs {
 			err = sh.OnDocuments(ctx, func(raw json.RawMessage) { emit(raw) })
@@ -209,46 +176,10 @@ func (o *shadowOptions) watch(ctx context.Context, streams IO, sh *awsiot.Shadow
 
 // watchWait is watch's --wait: only when given (its default of 10 s is the other subcommands').
 func (o *shadowOptions) watchWait() time.Duration {
-	if o.conn.changed("wait") {
+	if o.conn.Changed("wait") {
 		return o.wait
 	}
 	return 0
-}
-
-// watchLines runs subscribe, whose emit queues one output line, and prints the lines until
-// count of them (0: no limit), until wait has passed (0: no limit), or until ctx ends.
-func watchLines(ctx context.Context, streams IO, count int, wait time.Duration, subscribe func(ctx context.Context, emit func([]byte)) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if wait > 0 {
-		var c2 context.CancelFunc
-		ctx, c2 = context.WithTimeout(ctx, wait)
-		defer c2()
-	}
-	lines := make(chan []byte, 16)
-	emit := func(b []byte) {
-		select {
-		case lines <- b:
-		case <-ctx.Done():
-		}
-	}
-	if err := subscribe(ctx, emit); err != nil {
-		return err
-	}
-	for n := 0; ; {
-		select {
-		case l := <-lines:
-			fmt.Fprintf(streams.Out, "%s\n", l)
-			if n++; count > 0 && n >= count {
-				return nil
-			}
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return nil
-			}
-			return ctx.Err()
-		}
-	}
 }
 
 // shadowError gives a shadow failure its exit code and hint.
@@ -269,9 +200,9 @@ func shadowError(op string, sh *awsiot.Shadow, err error) error {
 		case 401, 403:
 			hint = "cause: the policy does not allow this shadow operation\nfix: allow iot:Publish on " + sh.Topic(op) + " and iot:Subscribe/iot:Receive on its accepted and rejected topics"
 		}
-		return &exitError{code: ExitRefused, err: err, step: "shadow", hint: hint}
+		return &Failure{Code: ExitRefused, Err: err, Step: "shadow", Hint: hint}
 	case errors.Is(err, context.DeadlineExceeded):
-		return &exitError{code: ExitTimeout, err: err, step: "shadow", hint: "cause: no accepted or rejected answer in time\nfix: on AWS, the policy must allow iot:Subscribe and iot:Receive on " + sh.Topic(op) + "/accepted and /rejected (a denied subscription on MQTT 3.1.1 closes the connection, on MQTT 5 is refused with 0x87); --wait raises the limit"}
+		return &Failure{Code: ExitTimeout, Err: err, Step: "shadow", Hint: "cause: no accepted or rejected answer in time\nfix: on AWS, the policy must allow iot:Subscribe and iot:Receive on " + sh.Topic(op) + "/accepted and /rejected (a denied subscription on MQTT 3.1.1 closes the connection, on MQTT 5 is refused with 0x87); --wait raises the limit"}
 	}
-	return explain(err, nil, "shadow "+op)
+	return Explain(err, nil, "shadow "+op)
 }

@@ -28,7 +28,7 @@ func TestShadowCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := brokertest.Start(t, brokertest.Options{Clients: []string{"dev1", "app"}, AWS: &broker.AWS{Policy: pol}})
-	h, p := splitHostPort(b.TLSAddr)
+	h, p := SplitHostPort(b.TLSAddr)
 	as := func(cn string, args ...string) []string {
 		return append(append([]string{"shadow"}, args...), "-h", h, "-p", fmt.Sprint(p), "--servername", "localhost",
 			"--cafile", b.CAFile, "--cert", b.Files.ClientCert[cn], "--key", b.Files.ClientKey[cn], "-i", cn)

@@ -13,7 +13,7 @@ import (
 )
 
 type subOptions struct {
-	conn           connFlags
+	conn           ConnFlags
 	topics         []string
 	filterOut      []string
 	unsubscribe    []string
@@ -68,7 +68,7 @@ Exit codes: 0 when -C messages arrived (or the command was told to stop by -W wi
 			return o.run(cmd.Context(), streams)
 		},
 	}
-	o.conn.register(cmd)
+	o.conn.Register(cmd)
 	fs := cmd.Flags()
 	fs.StringArrayVarP(&o.topics, "topic", "t", nil, "topic filter to subscribe to (repeatable)")
 	fs.StringArrayVarP(&o.filterOut, "filter-out", "T", nil, "do not print messages whose topic matches this filter (repeatable)")
@@ -89,9 +89,9 @@ Exit codes: 0 when -C messages arrived (or the command was told to stop by -W wi
 }
 
 func (o *subOptions) run(ctx context.Context, streams IO) (err error) {
-	defer func() { err = o.conn.report(streams, err) }()
+	defer func() { err = o.conn.Report(streams, err) }()
 	qos := o.qos
-	spec, err := o.conn.buildSpec(streams, &qos)
+	spec, err := o.conn.BuildSpec(streams, &qos)
 	if err != nil {
 		return err
 	}
@@ -103,8 +103,8 @@ func (o *subOptions) run(ctx context.Context, streams IO) (err error) {
 	// resubscribes. The first connection attempt still fails the command.
 	spec.Reconnect = true
 	spec.OnLost = func(err error) {
-		if !o.conn.quiet {
-			fmt.Fprintf(streams.Err, "fennec: %s (reconnecting)\n", lostText(err))
+		if !o.conn.Quiet {
+			fmt.Fprintf(streams.Err, "fennec: %s (reconnecting)\n", LostText(err))
 		}
 	}
 	// A reconnect the broker refuses for good (credentials, authorization, client ID, protocol
@@ -120,9 +120,9 @@ func (o *subOptions) run(ctx context.Context, streams IO) (err error) {
 	}
 	// The handler hands each message to this goroutine; a full channel holds the client back,
 	// which holds the broker back: back-pressure, not an unbounded queue.
-	msgs := make(chan *message, 64)
+	msgs := make(chan *Message, 64)
 	done := make(chan struct{})
-	handler := func(m *message) {
+	handler := func(m *Message) {
 		select {
 		case msgs <- m:
 		case <-done:
@@ -131,12 +131,12 @@ func (o *subOptions) run(ctx context.Context, streams IO) (err error) {
 	// A persistent session (-c) delivers what was queued for it right after CONNACK, before
 	// any SUBSCRIBE of this run: those messages go to the same handler.
 	spec.OnMessage = handler
-	c, err := dialClient(ctx, spec)
+	c, err := DialClient(ctx, spec)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if derr := disconnect(ctx, c, spec); err == nil {
+		if derr := Disconnect(ctx, c, spec); err == nil {
 			err = derr
 		}
 	}()
@@ -168,14 +168,14 @@ func (o *subOptions) run(ctx context.Context, streams IO) (err error) {
 		case cause == errTimeout:
 			// mosquitto_sub ends a -W with "Timed out" and exit status 27, -C or not
 			if o.count > 0 {
-				return &exitError{code: ExitSubTimeout, err: fmt.Errorf("timed out after %d s with %d of %d messages", o.timeout, received, o.count),
-					hint: "cause: fewer messages arrived than -C asked for before -W ran out\nfix: check that something publishes to the filter (and that the broker lets this client receive it); raise -W"}
+				return &Failure{Code: ExitSubTimeout, Err: fmt.Errorf("timed out after %d s with %d of %d messages", o.timeout, received, o.count),
+					Hint: "cause: fewer messages arrived than -C asked for before -W ran out\nfix: check that something publishes to the filter (and that the broker lets this client receive it); raise -W"}
 			}
-			return &exitError{code: ExitSubTimeout, err: fmt.Errorf("timed out after %d s (%d messages)", o.timeout, received)}
+			return &Failure{Code: ExitSubTimeout, Err: fmt.Errorf("timed out after %d s (%d messages)", o.timeout, received)}
 		case cause != nil: // a permanent refusal on a reconnect
-			return explain(cause, spec, "reconnecting to "+spec.Server)
+			return Explain(cause, spec, "reconnecting to "+spec.Server)
 		}
-		return explain(err, spec, during)
+		return Explain(err, spec, during)
 	}
 	if len(o.unsubscribe) > 0 {
 		if err := c.Unsubscribe(wctx, o.unsubscribe); err != nil {
@@ -210,54 +210,54 @@ func (o *subOptions) run(ctx context.Context, streams IO) (err error) {
 }
 
 // check validates the options against the connection and returns the filters to subscribe to.
-func (o *subOptions) check(spec *connSpec) ([]string, error) {
+func (o *subOptions) check(spec *ConnSpec) ([]string, error) {
 	topics := o.topics
-	if len(topics) == 0 && o.conn.topic != "" {
-		topics = []string{o.conn.topic}
+	if len(topics) == 0 && o.conn.Topic != "" {
+		topics = []string{o.conn.Topic}
 	}
 	if len(topics) == 0 && len(o.unsubscribe) == 0 {
-		return nil, usageErrorf("no topic: give -t FILTER (or a topic in the -L URL)")
+		return nil, UsageErrorf("no topic: give -t FILTER (or a topic in the -L URL)")
 	}
 	for _, t := range append(append(append([]string{}, topics...), o.filterOut...), o.unsubscribe...) {
-		if err := validFilter(t); err != nil {
-			return nil, usageErrorf("%v", err)
+		if err := ValidFilter(t); err != nil {
+			return nil, UsageErrorf("%v", err)
 		}
 	}
 	if o.count < 0 || o.timeout < 0 {
-		return nil, usageErrorf("-C and -W take positive numbers")
+		return nil, UsageErrorf("-C and -W take positive numbers")
 	}
-	if o.format != "" && o.conn.jsonOut {
-		return nil, usageErrorf("-F and --json are two output formats: give one")
+	if o.format != "" && o.conn.JSONOut {
+		return nil, UsageErrorf("-F and --json are two output formats: give one")
 	}
 	if o.format != "" {
-		if err := checkFormat(o.format); err != nil {
-			return nil, usageError{err}
+		if err := CheckFormat(o.format); err != nil {
+			return nil, UsageError{err}
 		}
 	}
 	if o.asPublished && spec.Version != 5 {
-		return nil, usageErrorf("--retain-as-published is an MQTT 5 subscription option; use -V 5")
+		return nil, UsageErrorf("--retain-as-published is an MQTT 5 subscription option; use -V 5")
 	}
 	if o.noRetained && o.retainedOnly {
-		return nil, usageErrorf("-R (skip retained) and --retained-only exclude each other")
+		return nil, UsageErrorf("-R (skip retained) and --retained-only exclude each other")
 	}
 	return topics, nil
 }
 
 // subscribe subscribes to topics; a refusal is explained here, other errors are the caller's.
-func (o *subOptions) subscribe(ctx context.Context, streams IO, c mqttClient, spec *connSpec, topics []string, qos int, handler func(*message)) error {
-	subs := make([]subscription, len(topics))
+func (o *subOptions) subscribe(ctx context.Context, streams IO, c MQTTClient, spec *ConnSpec, topics []string, qos int, handler func(*Message)) error {
+	subs := make([]Subscription, len(topics))
 	for i, t := range topics {
-		subs[i] = subscription{Filter: t, QoS: byte(qos), RetainAsPublished: o.asPublished}
+		subs[i] = Subscription{Filter: t, QoS: byte(qos), RetainAsPublished: o.asPublished}
 	}
 	granted, err := c.Subscribe(ctx, handler, subs)
 	if err != nil {
 		return err
 	}
-	if err := refusedSubscription(spec, subs, granted); err != nil {
+	if err := RefusedSubscription(spec, subs, granted); err != nil {
 		return explainedRefusal{err}
 	}
 	for i, g := range granted {
-		if i < len(subs) && g < subs[i].QoS && !o.conn.quiet && !o.conn.jsonOut {
+		if i < len(subs) && g < subs[i].QoS && !o.conn.Quiet && !o.conn.JSONOut {
 			fmt.Fprintf(streams.Err, "fennec: note: the broker granted QoS %d for %q (asked for %d)\n", g, subs[i].Filter, subs[i].QoS)
 		}
 	}
@@ -270,7 +270,7 @@ type explainedRefusal struct{ error }
 // handle prints one message as the options say, counting it in received; stop ends the run
 // (-C reached, or --retained-only past the retained messages). An error is the publish that
 // clears a retained message (--remove-retained).
-func (o *subOptions) handle(ctx context.Context, streams IO, c mqttClient, m *message, received *int) (stop bool, err error) {
+func (o *subOptions) handle(ctx context.Context, streams IO, c MQTTClient, m *Message, received *int) (stop bool, err error) {
 	if o.retainedOnly && !m.Retain {
 		return true, nil
 	}
@@ -279,7 +279,7 @@ func (o *subOptions) handle(ctx context.Context, streams IO, c mqttClient, m *me
 	}
 	if o.removeRetained && m.Retain {
 		// QoS 1, so that the broker has it before we disconnect
-		clear := &message{Topic: m.Topic, Payload: nil, QoS: 1, Retain: true}
+		clear := &Message{Topic: m.Topic, Payload: nil, QoS: 1, Retain: true}
 		if err := c.Publish(ctx, clear); err != nil {
 			return false, err
 		}
@@ -295,13 +295,13 @@ func (o *subOptions) handle(ctx context.Context, streams IO, c mqttClient, m *me
 	return o.count > 0 && *received >= o.count, nil
 }
 
-func (o *subOptions) print(streams IO, m *message) error {
+func (o *subOptions) print(streams IO, m *Message) error {
 	var out []byte
 	switch {
-	case o.conn.jsonOut:
-		out = messageJSON(m)
+	case o.conn.JSONOut:
+		out = MessageJSON(m)
 	case o.format != "":
-		s, err := formatMessage(o.format, m)
+		s, err := FormatMessage(o.format, m)
 		if err != nil {
 			return err
 		}
@@ -317,15 +317,12 @@ func (o *subOptions) print(streams IO, m *message) error {
 	default:
 		out = m.Payload
 	}
-	if !o.noEOL || o.conn.jsonOut {
+	if !o.noEOL || o.conn.JSONOut {
 		out = append(out, '\n')
 	}
 	_, err := streams.Out.Write(out)
 	return err
 }
-
-// validFilter checks a topic filter the way a broker will [MQTT-4.7.1-1], [MQTT-4.7.1-2], [MQTT-4.7.3-1].
-func validFilter(f string) error { return topic.ValidateFilter(f) }
 
 // matchTopic reports whether the topic name matches filter, $-topics included [MQTT-4.7.2-1].
 func matchTopic(filter, name string) bool { return topic.Match(filter, name) }
@@ -337,49 +334,4 @@ func matchesAny(filters []string, topic string) bool {
 		}
 	}
 	return false
-}
-
-func subackReason(code byte) string {
-	switch code {
-	case 0x80:
-		return "0x80 unspecified error / failure"
-	case 0x83:
-		return "0x83 implementation specific error"
-	case 0x87:
-		return "0x87 not authorized"
-	case 0x8F:
-		return "0x8F topic filter invalid"
-	case 0x91:
-		return "0x91 packet identifier in use"
-	case 0x97:
-		return "0x97 quota exceeded"
-	case 0x9E:
-		return "0x9E shared subscriptions not supported"
-	case 0xA1:
-		return "0xA1 subscription identifiers not supported"
-	case 0xA2:
-		return "0xA2 wildcard subscriptions not supported"
-	}
-	return fmt.Sprintf("0x%02X", code)
-}
-
-// refusedSubscription is the error for the first filter the broker refused in its SUBACK, or nil.
-func refusedSubscription(spec *connSpec, subs []subscription, granted []byte) error {
-	for i, g := range granted {
-		if g >= 0x80 && i < len(subs) {
-			return &exitError{code: ExitRefused, step: "mqtt", err: fmt.Errorf("the broker refused the subscription to %q (%s)", subs[i].Filter, subackReason(g)),
-				hint: subscribeRefusedHint(spec, subs[i].Filter)}
-		}
-	}
-	return nil
-}
-
-func subscribeRefusedHint(spec *connSpec, filter string) string {
-	h := "step: MQTT SUBSCRIBE\ncause: the broker's access rules do not let this client subscribe to the filter"
-	if spec != nil && isAWS(spec) {
-		h += "\nfix: the AWS IoT policy of the certificate needs iot:Subscribe on arn:aws:iot:REGION:ACCOUNT:topicfilter/" + filter + " and iot:Receive on the matching topic/ resources"
-	} else {
-		h += "\nfix: check the broker's ACL for this user or certificate"
-	}
-	return h
 }

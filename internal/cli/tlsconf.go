@@ -12,31 +12,31 @@ import (
 	"github.com/fennec-mqtt/fennec/pki"
 )
 
-// tlsFacts gives access to what the TLS layer saw during the handshake that the connection
+// TLSFacts gives access to what the TLS layer saw during the handshake that the connection
 // state does not show: whether the server asked for a client certificate, which CAs it
 // accepts, and whether we sent one. --debug prints them; the hints use them.
-type tlsFacts struct {
-	rec      *pki.HandshakeRecorder
+type TLSFacts struct {
+	Rec      *pki.HandshakeRecorder
 	insecure bool
 }
 
-func (f *tlsFacts) snapshot() (requested, sent bool, cas []string) {
-	if f == nil || f.rec == nil {
+func (f *TLSFacts) snapshot() (requested, sent bool, cas []string) {
+	if f == nil || f.Rec == nil {
 		return false, false, nil
 	}
-	info := f.rec.Info()
+	info := f.Rec.Info()
 	return info.CertificateRequested, info.CertificateSent, info.AcceptableCAs
 }
 
 // buildTLSConfig turns the TLS flags into a *tls.Config for a client connecting to host, with
 // the pki package: certificates and keys are recognised by content (PEM, DER, C arrays, ...),
 // and every loading error names its cause.
-func buildTLSConfig(f *connFlags, host string, facts *tlsFacts) (*tls.Config, error) {
+func buildTLSConfig(f *ConnFlags, host string, facts *TLSFacts) (*tls.Config, error) {
 	opts, err := tlsOptions(f, host)
 	if err != nil {
 		return nil, err
 	}
-	facts.rec, facts.insecure = opts.Recorder, f.insecure
+	facts.Rec, facts.insecure = opts.Recorder, f.insecure
 	cfg, err := pki.ClientConfig(opts)
 	if err != nil {
 		return nil, tlsSetupError(err)
@@ -45,7 +45,7 @@ func buildTLSConfig(f *connFlags, host string, facts *tlsFacts) (*tls.Config, er
 }
 
 // tlsOptions turns the TLS flags into the options of pki.ClientConfig, without loading anything.
-func tlsOptions(f *connFlags, host string) (pki.ClientOptions, error) {
+func tlsOptions(f *ConnFlags, host string) (pki.ClientOptions, error) {
 	opts := pki.ClientOptions{
 		ServerName:         host,
 		NextProtos:         f.alpn,
@@ -58,8 +58,8 @@ func tlsOptions(f *connFlags, host string) (pki.ClientOptions, error) {
 	if f.servername != "" {
 		opts.ServerName = f.servername
 	}
-	if f.capture != nil {
-		opts.KeyLogWriter = f.capture.rec.KeyLog()
+	if f.Capture != nil {
+		opts.KeyLogWriter = f.Capture.rec.KeyLog()
 	}
 	switch strings.ToLower(f.tlsVersion) {
 	case "":
@@ -68,9 +68,9 @@ func tlsOptions(f *connFlags, host string) (pki.ClientOptions, error) {
 	case "tlsv1.2", "1.2", "tls1.2":
 		opts.MinVersion, opts.MaxVersion = tls.VersionTLS12, tls.VersionTLS12
 	case "tlsv1.1", "tlsv1", "tlsv1.0", "1.1", "1.0":
-		return opts, usageErrorf("--tls-version %s: TLS below 1.2 is broken and refused; use tlsv1.2 or tlsv1.3", f.tlsVersion)
+		return opts, UsageErrorf("--tls-version %s: TLS below 1.2 is broken and refused; use tlsv1.2 or tlsv1.3", f.tlsVersion)
 	default:
-		return opts, usageErrorf("--tls-version %q: use tlsv1.3 or tlsv1.2", f.tlsVersion)
+		return opts, UsageErrorf("--tls-version %q: use tlsv1.3 or tlsv1.2", f.tlsVersion)
 	}
 	if f.cafile != "" {
 		opts.CAs = append(opts.CAs, pki.FileSource(f.cafile))
@@ -78,7 +78,7 @@ func tlsOptions(f *connFlags, host string) (pki.ClientOptions, error) {
 	if f.capath != "" {
 		entries, err := os.ReadDir(f.capath)
 		if err != nil {
-			return opts, &exitError{code: ExitError, err: fmt.Errorf("--capath: %w", err)}
+			return opts, &Failure{Code: ExitError, Err: fmt.Errorf("--capath: %w", err)}
 		}
 		n := 0
 		for _, e := range entries {
@@ -92,8 +92,8 @@ func tlsOptions(f *connFlags, host string) (pki.ClientOptions, error) {
 			}
 		}
 		if n == 0 {
-			return opts, &exitError{code: ExitError, step: "setup", err: fmt.Errorf("--capath %s: no CA certificate in the directory", f.capath),
-				hint: "step: TLS setup (before connecting)\ncause: none of the files in the directory holds a CA certificate\nfix: put the CA certificate(s) there, or use --cafile FILE"}
+			return opts, &Failure{Code: ExitError, Step: "setup", Err: fmt.Errorf("--capath %s: no CA certificate in the directory", f.capath),
+				Hint: "step: TLS setup (before connecting)\ncause: none of the files in the directory holds a CA certificate\nfix: put the CA certificate(s) there, or use --cafile FILE"}
 		}
 	}
 	if len(opts.CAs) == 0 && !f.osCerts && awsiot.IsEndpoint(host) {
@@ -125,5 +125,5 @@ func tlsSetupError(err error) error {
 	}
 	lines := strings.Split(fix, "\n")
 	hint += "\nfix: " + strings.Join(lines, "\nfix: ")
-	return &exitError{code: ExitError, step: "setup", err: fmt.Errorf("loading TLS certificates: %w", err), hint: hint}
+	return &Failure{Code: ExitError, Step: "setup", Err: fmt.Errorf("loading TLS certificates: %w", err), Hint: hint}
 }

@@ -13,10 +13,10 @@ import (
 // explainTLS explains a failed TLS handshake (or a connection the server dropped right after
 // it, which is how TLS 1.3 servers reject a client certificate) with the pki package's
 // diagnosis. It returns nil when the pki package has no diagnosis.
-func explainTLS(err error, spec *connSpec) *exitError {
+func explainTLS(err error, spec *ConnSpec) *Failure {
 	var rec *pki.HandshakeRecorder
-	if spec != nil && spec.tlsFacts != nil {
-		rec = spec.tlsFacts.rec
+	if spec != nil && spec.TLSFacts != nil {
+		rec = spec.TLSFacts.Rec
 	}
 	d := diagnose.ExplainHandshake(err, rec)
 	if d == nil {
@@ -29,14 +29,14 @@ func explainTLS(err error, spec *connSpec) *exitError {
 			d.Step = diagnose.StepTLS
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		diagnose.Refine(ctx, diagnose.Context{Host: spec.Host, Port: spec.Port, TLS: true, AWS: isAWS(spec), Recorder: rec}, spec.TLS, d)
+		diagnose.Refine(ctx, diagnose.Context{Host: spec.Host, Port: spec.Port, TLS: true, AWS: IsAWS(spec), Recorder: rec}, spec.TLS, d)
 		cancel()
 	}
 	return tlsExit(err, d, spec)
 }
 
 // tlsExit is the CLI's error for a TLS diagnosis.
-func tlsExit(err error, d *diagnose.Diagnosis, spec *connSpec) *exitError {
+func tlsExit(err error, d *diagnose.Diagnosis, spec *ConnSpec) *Failure {
 	addr := "the broker"
 	if spec != nil {
 		addr = spec.Server
@@ -48,23 +48,23 @@ func tlsExit(err error, d *diagnose.Diagnosis, spec *connSpec) *exitError {
 	for _, f := range strings.Split(d.Fix, "\n") {
 		hint += "\nfix: " + f
 	}
-	return &exitError{code: ExitNetwork, step: "tls", diagnosis: d.Kind, err: err, hint: hint}
+	return &Failure{Code: ExitNetwork, Step: "tls", Diagnosis: d.Kind, Err: err, Hint: hint}
 }
 
 // recheckTLS connects again and waits for the server's verdict on the client certificate
 // (diagnose.Recheck), for a TLS 1.3 connection that was closed without an alert after CONNECT:
 // the rejection of a client certificate races the CONNECT and shows as a reset at random.
-func recheckTLS(err error, spec *connSpec) *exitError {
-	if spec == nil || spec.TLS == nil || spec.tlsFacts == nil || spec.tlsFacts.rec == nil {
+func recheckTLS(err error, spec *ConnSpec) *Failure {
+	if spec == nil || spec.TLS == nil || spec.TLSFacts == nil || spec.TLSFacts.Rec == nil {
 		return nil
 	}
-	info := spec.tlsFacts.rec.Info()
+	info := spec.TLSFacts.Rec.Info()
 	if info.Version != tls.VersionTLS13 || !info.CertificateSent {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	d := diagnose.Recheck(ctx, diagnose.Context{Host: spec.Host, Port: spec.Port, TLS: true, Recorder: spec.tlsFacts.rec}, spec.TLS)
+	d := diagnose.Recheck(ctx, diagnose.Context{Host: spec.Host, Port: spec.Port, TLS: true, Recorder: spec.TLSFacts.Rec}, spec.TLS)
 	if d == nil {
 		return nil
 	}

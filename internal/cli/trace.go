@@ -11,23 +11,23 @@ import (
 	"time"
 )
 
-// tracer prints the --debug trace: every MQTT packet both ways and the TLS facts, one line per
+// Tracer prints the --debug trace: every MQTT packet both ways and the TLS facts, one line per
 // event, to stderr so that stdout keeps only the messages.
-type tracer struct {
+type Tracer struct {
 	mu    sync.Mutex
 	w     io.Writer
 	start time.Time
-	short bool // the demo's short form: packet lines only, no TLS chain
+	Short bool // the demo's short form: packet lines only, no TLS chain
 }
 
-func newTracer(w io.Writer) *tracer { return &tracer{w: w, start: time.Now()} }
+func NewTracer(w io.Writer) *Tracer { return &Tracer{w: w, start: time.Now()} }
 
-func (t *tracer) stamp() string {
+func (t *Tracer) stamp() string {
 	return fmt.Sprintf("%8.3fms", float64(time.Since(t.start).Microseconds())/1000)
 }
 
 // packet prints one packet line: direction arrow, type and fields.
-func (t *tracer) packet(outbound bool, desc string) {
+func (t *Tracer) packet(outbound bool, desc string) {
 	if t == nil {
 		return
 	}
@@ -41,7 +41,7 @@ func (t *tracer) packet(outbound bool, desc string) {
 }
 
 // note prints a line that is not a packet: dialing, TLS, reconnects.
-func (t *tracer) note(format string, args ...any) {
+func (t *Tracer) note(format string, args ...any) {
 	if t == nil {
 		return
 	}
@@ -51,7 +51,7 @@ func (t *tracer) note(format string, args ...any) {
 }
 
 // tls prints the facts of a finished handshake.
-func (t *tracer) tls(cs *tls.ConnectionState, facts *tlsFacts) {
+func (t *Tracer) tls(cs *tls.ConnectionState, facts *TLSFacts) {
 	if t == nil || cs == nil {
 		return
 	}
@@ -67,7 +67,7 @@ func (t *tracer) tls(cs *tls.ConnectionState, facts *tlsFacts) {
 	if cs.ServerName != "" {
 		sni = fmt.Sprintf(", server name %q", cs.ServerName)
 	}
-	t.note("TLS %s, cipher %s, ALPN %s%s%s", tlsVersionName(cs.Version), tls.CipherSuiteName(cs.CipherSuite), alpn, sni, resumed)
+	t.note("TLS %s, cipher %s, ALPN %s%s%s", TLSVersionName(cs.Version), tls.CipherSuiteName(cs.CipherSuite), alpn, sni, resumed)
 	requested, sent, cas := facts.snapshot()
 	switch {
 	case requested && sent:
@@ -77,13 +77,13 @@ func (t *tracer) tls(cs *tls.ConnectionState, facts *tlsFacts) {
 	default:
 		t.note("TLS client certificate: not requested by the server")
 	}
-	if requested && len(cas) > 0 && !t.short {
+	if requested && len(cas) > 0 && !t.Short {
 		t.note("TLS server accepts client certificates from: %s", strings.Join(cas, "; "))
 	}
 	if facts != nil && facts.insecure {
 		t.note("TLS server certificate NOT verified (--insecure)")
 	}
-	if t.short {
+	if t.Short {
 		if len(cs.PeerCertificates) > 0 {
 			t.note("TLS server certificate %q issued by %q", cs.PeerCertificates[0].Subject.CommonName, cs.PeerCertificates[0].Issuer.CommonName)
 		}
@@ -101,7 +101,7 @@ func (t *tracer) tls(cs *tls.ConnectionState, facts *tlsFacts) {
 	}
 }
 
-func tlsVersionName(v uint16) string {
+func TLSVersionName(v uint16) string {
 	switch v {
 	case tls.VersionTLS13:
 		return "1.3"

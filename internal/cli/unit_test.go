@@ -16,7 +16,7 @@ import (
 
 func TestJoinPropertyArgs(t *testing.T) {
 	in := []string{"pub", "-D", "connect", "user-property", "k", "v", "-t", "x", "-D", "publish", "content-type", "text/plain", "-m", "hi"}
-	got := joinPropertyArgs(in)
+	got := JoinPropertyArgs(in)
 	want := []string{"pub", "-D", "connect\x1fuser-property\x1fk\x1fv", "-t", "x", "-D", "publish\x1fcontent-type\x1ftext/plain", "-m", "hi"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("got %q\nwant %q", got, want)
@@ -84,7 +84,7 @@ func TestParseBrokerURL(t *testing.T) {
 
 func TestFormatMessage(t *testing.T) {
 	exp := uint32(30)
-	m := &message{Topic: "a/b", Payload: []byte("hi"), QoS: 1, Retain: true, PacketID: 7,
+	m := &Message{Topic: "a/b", Payload: []byte("hi"), QoS: 1, Retain: true, PacketID: 7,
 		Time: time.Date(2026, 11, 25, 9, 8, 7, 123456789, time.UTC), Props: msgProps{ContentType: "text/plain", MessageExpiry: &exp, User: [][2]string{{"k", "v"}}}}
 	for format, want := range map[string]string{
 		"%t %p":                "a/b hi",
@@ -98,12 +98,12 @@ func TestFormatMessage(t *testing.T) {
 		"%U":                   "1795597687.123456789",
 		"%j":                   `{"tst":"2026-11-25T09:08:07.123456Z+0000","topic":"a/b","qos":1,"retain":1,"payloadlen":2,"properties":{"content-type":"text/plain","user-properties":{"k":"v"},"message-expiry-interval":30},"payload":"hi"}`,
 	} {
-		got, err := formatMessage(format, m)
+		got, err := FormatMessage(format, m)
 		if err != nil || got != want {
 			t.Errorf("%q: got %q, %v; want %q", format, got, err, want)
 		}
 	}
-	if _, err := formatMessage("%J", m); err == nil {
+	if _, err := FormatMessage("%J", m); err == nil {
 		t.Error("%J with a non-JSON payload: no error")
 	}
 	// an unknown parameter is refused before connecting, as mosquitto_sub does
@@ -125,16 +125,16 @@ func TestMatchTopic(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", "a/#/b", "a/b#", "a+/b"} {
-		if validFilter(bad) == nil {
+		if ValidFilter(bad) == nil {
 			t.Errorf("validFilter(%q) = nil", bad)
 		}
 	}
 }
 
 func TestMessageJSON(t *testing.T) {
-	m := &message{Topic: "t", Payload: []byte{0xff, 0x00}, QoS: 2, Time: time.Unix(0, 0)}
+	m := &Message{Topic: "t", Payload: []byte{0xff, 0x00}, QoS: 2, Time: time.Unix(0, 0)}
 	var obj map[string]any
-	if err := json.Unmarshal(messageJSON(m), &obj); err != nil {
+	if err := json.Unmarshal(MessageJSON(m), &obj); err != nil {
 		t.Fatal(err)
 	}
 	if obj["topic"] != "t" || obj["qos"] != float64(2) || obj["payload_base64"] != "/wA=" || obj["payload_len"] != float64(2) {
@@ -225,16 +225,16 @@ brokr = "x"
 	os.WriteFile(filepath.Join(dir, "fennec", "config.toml"), []byte(conf), 0o600)
 	sub := &subOptions{}
 	c := &cobra.Command{Use: "sub"}
-	sub.conn.register(c)
+	sub.conn.Register(c)
 	if err := c.Flags().Parse([]string{"-k", "45"}); err != nil {
 		t.Fatal(err)
 	}
-	spec, err := sub.conn.buildSpec(IO{Err: &bytes.Buffer{}}, &qos)
+	spec, err := sub.conn.BuildSpec(IO{Err: &bytes.Buffer{}}, &qos)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if spec.Host != "broker.lab" || spec.Port != 1884 || spec.Username != "lab" || string(spec.Password) != "s3cret" || qos != 1 || spec.KeepAlive != 45*time.Second || sub.conn.topic != "lab/#" {
-		t.Fatalf("spec %+v qos %d topic %q", spec, qos, sub.conn.topic)
+	if spec.Host != "broker.lab" || spec.Port != 1884 || spec.Username != "lab" || string(spec.Password) != "s3cret" || qos != 1 || spec.KeepAlive != 45*time.Second || sub.conn.Topic != "lab/#" {
+		t.Fatalf("spec %+v qos %d topic %q", spec, qos, sub.conn.Topic)
 	}
 }
 
@@ -242,11 +242,11 @@ func TestAWSPort443ALPN(t *testing.T) {
 	isolate(t)
 	o := &pubOptions{}
 	c := &cobra.Command{Use: "pub"}
-	o.conn.register(c)
+	o.conn.Register(c)
 	if err := c.Flags().Parse([]string{"-L", "mqtts://a1b2c3-ats.iot.us-east-2.amazonaws.com:443/t"}); err != nil {
 		t.Fatal(err)
 	}
-	spec, err := o.conn.buildSpec(IO{Err: &bytes.Buffer{}}, nil)
+	spec, err := o.conn.BuildSpec(IO{Err: &bytes.Buffer{}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
