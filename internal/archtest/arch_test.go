@@ -42,10 +42,12 @@ func TestCheckCatchesViolations(t *testing.T) {
 		{ImportPath: m + "/packet", Imports: []string{"bytes", "github.com/some/dep"}},
 		{ImportPath: m + "/session", Imports: []string{m + "/packet", m}},
 		{ImportPath: m + "/newpkg", Imports: nil},
-		{ImportPath: m + "/internal/cli", Imports: []string{m, m + "/broker"}},
+		{ImportPath: m + "/internal/cli/pubcmd", Imports: []string{m, m + "/broker"}},
+		{ImportPath: m + "/internal/cli/subcmd", Imports: []string{m + "/internal/cli/pubcmd"}},
 	}
 	got := archtest.Check(pkgs)
 	want := []string{
+		"internal/cli/subcmd imports internal/cli/pubcmd, which the layering does not allow",
 		"newpkg: package has no place in the layering (add it to archtest.Allowed)",
 		"packet imports github.com/some/dep, but it may use the standard library only",
 		"session imports ., which the layering does not allow",

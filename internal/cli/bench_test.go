@@ -2,19 +2,16 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/vbauerster/mpb/v8"
 
 	"github.com/fennec-mqtt/fennec/bench"
 	"github.com/fennec-mqtt/fennec/broker/brokertest"
+	"github.com/fennec-mqtt/fennec/internal/cli/cmdutil"
 )
 
 // pubsub over TLS 1.3 with mutual TLS at QoS 1: every message counted once by each
@@ -22,12 +19,12 @@ import (
 func TestBenchCommandPubSub(t *testing.T) {
 	isolate(t)
 	b := brokertest.Start(t, brokertest.Options{})
-	host, port := SplitHostPort(b.TLSAddr)
+	host, port := cmdutil.SplitHostPort(b.TLSAddr)
 	report := filepath.Join(t.TempDir(), "run.html")
 	code, out, errout := run(t, "bench", "pubsub", "mqtts://"+host+":"+strconv.Itoa(port), "--cafile", b.CAFile, "--servername", "localhost",
 		"--cert", b.ClientCert, "--key", b.ClientKey, "-n", "3", "--subscribers", "2", "-q", "1", "-C", "300", "-s", "100",
 		"--json", "--report", report, "--interval", "20ms", "--progress", "lines")
-	if code != ExitOK {
+	if code != cmdutil.ExitOK {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errout)
 	}
 	var res bench.Result
@@ -54,15 +51,15 @@ func TestBenchCommandPubSub(t *testing.T) {
 func TestBenchCommandPubAndConn(t *testing.T) {
 	isolate(t)
 	b := brokertest.Start(t, brokertest.Options{})
-	host, port := SplitHostPort(b.TCPAddr)
+	host, port := cmdutil.SplitHostPort(b.TCPAddr)
 	code, out, errout := run(t, "bench", "pub", "-h", host, "-p", strconv.Itoa(port), "-n", "2", "-C", "50", "-q", "2", "--progress", "none", "-V", "311")
-	if code != ExitOK || !strings.Contains(out, "fennec bench pub mqtt://") || !strings.Contains(out, "MQTT 3.1.1, QoS 2") ||
+	if code != cmdutil.ExitOK || !strings.Contains(out, "fennec bench pub mqtt://") || !strings.Contains(out, "MQTT 3.1.1, QoS 2") ||
 		!strings.Contains(out, "100 messages in") || !strings.Contains(out, "acknowledged in") || errout != "" {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errout)
 	}
 	code, out, errout = run(t, "bench", "conn", "-h", host, "-p", strconv.Itoa(port), "-n", "20", "--connect-rate", "200", "--duration", "200ms", "--json", "--progress", "none")
 	var res bench.Result
-	if err := json.Unmarshal([]byte(out), &res); code != ExitOK || err != nil {
+	if err := json.Unmarshal([]byte(out), &res); code != cmdutil.ExitOK || err != nil {
 		t.Fatalf("exit %d %v\n%s\n%s", code, err, out, errout)
 	}
 	if res.Connected != 20 || res.Connections != 20 || res.Memory.HeapPerConnection <= 0 || res.ConnectTime.Count != 20 {
@@ -75,7 +72,7 @@ func TestBenchCommandPubAndConn(t *testing.T) {
 func TestBenchCommandErrors(t *testing.T) {
 	isolate(t)
 	code, out, errout := run(t, "bench", "pub", "-h", "127.0.0.1", "-p", "1", "-n", "2", "--progress", "none", "--connect-timeout", "2s")
-	if code != ExitNetwork || !strings.Contains(errout, "none of the 2 clients connected") || !strings.Contains(errout, "refused") || !strings.Contains(errout, "fennec broker") {
+	if code != cmdutil.ExitNetwork || !strings.Contains(errout, "none of the 2 clients connected") || !strings.Contains(errout, "refused") || !strings.Contains(errout, "fennec broker") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errout)
 	}
 	for _, args := range [][]string{
@@ -86,33 +83,13 @@ func TestBenchCommandErrors(t *testing.T) {
 		{"bench", "conn", "--qos", "1"}, // conn has no QoS
 		{"bench", "pub", "--interval", "0s"},
 	} {
-		if code, _, errout := run(t, args...); code != ExitUsage {
-			t.Errorf("%q: exit %d, want %d: %s", args, code, ExitUsage, errout)
+		if code, _, errout := run(t, args...); code != cmdutil.ExitUsage {
+			t.Errorf("%q: exit %d, want %d: %s", args, code, cmdutil.ExitUsage, errout)
 		}
 	}
 	dir := filepath.Join(t.TempDir(), "missing", "r.html")
-	if code, _, errout := run(t, "bench", "pub", "-p", "1", "--report", dir); code != ExitError || !strings.Contains(errout, "--report") {
+	if code, _, errout := run(t, "bench", "pub", "-p", "1", "--report", dir); code != cmdutil.ExitError || !strings.Contains(errout, "--report") {
 		t.Fatalf("unwritable report: exit %d: %s", code, errout)
-	}
-}
-
-// The bars a terminal shows: connections counted up and the phase with the rates.
-func TestBenchBars(t *testing.T) {
-	var buf bytes.Buffer
-	cfg := bench.Config{Mode: bench.PubSub, Publishers: 3, Subscribers: 2, Duration: time.Second}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	v := newBarView(ctx, &buf, &cfg, mpb.ForceAutoRefresh())
-	v.update(bench.Progress{Phase: "connect", Connected: 2, Clients: 5})
-	v.update(bench.Progress{Phase: "run", Connected: 5, Clients: 5, SendRate: 1234, RecvRate: 2468, Sent: 1234, Received: 2468,
-		Elapsed: time.Second, MeasureEnd: time.Now().Add(time.Second)})
-	time.Sleep(300 * time.Millisecond) // at least one refresh with the run sample
-	v.finish()
-	s := buf.String()
-	for _, want := range []string{"connections", "5 / 5", "run", "out 1234/s", "in 2468/s", "errors 0"} {
-		if !strings.Contains(s, want) {
-			t.Fatalf("bars without %q:\n%s", want, s)
-		}
 	}
 }
 
@@ -122,11 +99,11 @@ func TestBenchCommandMosquitto(t *testing.T) {
 	isolate(t)
 	m, files := mosquittoMTLS(t)
 	cert, key := files.FirstClient(m.pki)
-	host, port := SplitHostPort(m.TLSAddr)
+	host, port := cmdutil.SplitHostPort(m.TLSAddr)
 	tlsArgs := []string{"-h", host, "-p", strconv.Itoa(port), "--cafile", files.CA, "--cert", cert, "--key", key, "--servername", "localhost"}
 	code, out, errout := run(t, append([]string{"bench", "pubsub", "-n", "2", "--subscribers", "2", "-q", "2", "-C", "100", "--json", "--progress", "none"}, tlsArgs...)...)
 	var res bench.Result
-	if err := json.Unmarshal([]byte(out), &res); code != ExitOK || err != nil {
+	if err := json.Unmarshal([]byte(out), &res); code != cmdutil.ExitOK || err != nil {
 		t.Fatalf("exit %d %v\n%s\n%s", code, err, out, errout)
 	}
 	if res.Sent != 200 || res.Received != 400 || res.Receive.Unique != 400 || res.Lost != 0 || res.Receive.Duplicates != 0 || res.Version != "5.0" {
@@ -134,7 +111,7 @@ func TestBenchCommandMosquitto(t *testing.T) {
 	}
 	code, out, errout = run(t, append([]string{"bench", "conn", "-n", "50", "--duration", "100ms", "--json", "--progress", "none"}, tlsArgs...)...)
 	res = bench.Result{}
-	if err := json.Unmarshal([]byte(out), &res); code != ExitOK || err != nil || res.Connected != 50 || res.ConnectErrors != 0 {
+	if err := json.Unmarshal([]byte(out), &res); code != cmdutil.ExitOK || err != nil || res.Connected != 50 || res.ConnectErrors != 0 {
 		t.Fatalf("exit %d %v %+v\n%s", code, err, res, errout)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/fennec-mqtt/fennec/broker"
+	"github.com/fennec-mqtt/fennec/internal/cli/cmdutil"
 	"github.com/fennec-mqtt/fennec/pki/devpki"
 )
 
@@ -58,7 +59,7 @@ func startBrokerCmdLogs(t *testing.T, args ...string) (string, *brokerOut) {
 		}
 		select {
 		case code := <-done:
-			if code != ExitOK {
+			if code != cmdutil.ExitOK {
 				t.Errorf("fennec broker exited %d after interrupt; stderr:\n%s", code, errOut)
 			}
 		case <-time.After(20 * time.Second):
@@ -215,13 +216,13 @@ func TestBrokerCommandMosquittoTLS13(t *testing.T) {
 	fpub := append(bannerCommand(t, banner, tlsURL, "fennec pub"), "-r", "-q", "1")
 	fsub := append(bannerCommand(t, banner, tlsURL, "fennec sub"), "-C", "1", "-W", "30")
 	var fout, ferr bytes.Buffer
-	if code := Run(context.Background(), fpub[1:], IO{In: strings.NewReader(""), Out: &fout, Err: &ferr}); code != ExitOK {
+	if code := Run(context.Background(), fpub[1:], IO{In: strings.NewReader(""), Out: &fout, Err: &ferr}); code != cmdutil.ExitOK {
 		if strings.Contains(ferr.String(), "no MQTT client library wired in") {
 			t.Skip("this build's fennec pub has no client yet; the mosquitto checks above passed")
 		}
 		t.Fatalf("%v: exit %d: %s", fpub, code, ferr.String())
 	}
-	if code := Run(context.Background(), fsub[1:], IO{In: strings.NewReader(""), Out: &fout, Err: &ferr}); code != ExitOK ||
+	if code := Run(context.Background(), fsub[1:], IO{In: strings.NewReader(""), Out: &fout, Err: &ferr}); code != cmdutil.ExitOK ||
 		!strings.Contains(fout.String(), "test/hello hello from fennec") {
 		t.Fatalf("%v: exit %d: %s%s", fsub, code, fout.String(), ferr.String())
 	}
@@ -245,8 +246,8 @@ func TestBrokerCommandUsage(t *testing.T) {
 		{"broker", "--listen", "http://127.0.0.1:0"},
 	} {
 		var out, errOut bytes.Buffer
-		if code := Run(context.Background(), args, IO{In: strings.NewReader(""), Out: &out, Err: &errOut}); code != ExitUsage {
-			t.Errorf("%v: exit %d, want %d; %s", args, code, ExitUsage, errOut.String())
+		if code := Run(context.Background(), args, IO{In: strings.NewReader(""), Out: &out, Err: &errOut}); code != cmdutil.ExitUsage {
+			t.Errorf("%v: exit %d, want %d; %s", args, code, cmdutil.ExitUsage, errOut.String())
 		}
 	}
 }
@@ -255,7 +256,7 @@ func TestBrokerPasswd(t *testing.T) {
 	var out, errOut bytes.Buffer
 	code := Run(context.Background(), []string{"broker", "passwd", "--iterations", "1000", "alice"},
 		IO{In: strings.NewReader("s3cret\n"), Out: &out, Err: &errOut})
-	if code != ExitOK {
+	if code != cmdutil.ExitOK {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
 	var u broker.User

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fennec-mqtt/fennec/broker/brokertest"
+	"github.com/fennec-mqtt/fennec/internal/cli/cmdutil"
 	"github.com/fennec-mqtt/fennec/pki"
 	"github.com/fennec-mqtt/fennec/pki/devpki"
 )
@@ -19,12 +20,12 @@ import (
 func TestDoctorCommand(t *testing.T) {
 	isolate(t)
 	b := brokertest.Start(t, brokertest.Options{})
-	host, port := SplitHostPort(b.TLSAddr)
+	host, port := cmdutil.SplitHostPort(b.TLSAddr)
 	url := "mqtts://" + host + ":" + strconv.Itoa(port)
 	tlsArgs := []string{"--cafile", b.CAFile, "--servername", "localhost"}
 
 	code, out, errout := run(t, append([]string{"doctor", url, "--cert", b.ClientCert, "--key", b.ClientKey}, tlsArgs...)...)
-	if code != ExitOK || !strings.Contains(out, "✔ roundtrip") || !strings.Contains(out, "all steps passed") || !strings.Contains(out, "TLS 1.3") {
+	if code != cmdutil.ExitOK || !strings.Contains(out, "✔ roundtrip") || !strings.Contains(out, "all steps passed") || !strings.Contains(out, "TLS 1.3") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errout)
 	}
 
@@ -54,18 +55,18 @@ func TestDoctorCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	if code != ExitNetwork || rep.ExitCode != ExitNetwork || rep.OK || rep.Failed != "tls" || rep.Diagnosis.Cause != "client-certificate-rejected" ||
+	if code != cmdutil.ExitNetwork || rep.ExitCode != cmdutil.ExitNetwork || rep.OK || rep.Failed != "tls" || rep.Diagnosis.Cause != "client-certificate-rejected" ||
 		!strings.Contains(rep.Diagnosis.Explanation, "CN=stranger") || len(rep.Steps) != 4 ||
 		!strings.Contains(strings.Join(rep.Diagnosis.Evidence, " "), "different CA with the same name") {
 		t.Fatalf("exit %d: %s", code, out)
 	}
 
 	code, out, _ = run(t, "doctor", "mqtt://"+b.TCPAddr, "--no-publish")
-	if code != ExitOK || strings.Contains(out, "roundtrip") {
+	if code != cmdutil.ExitOK || strings.Contains(out, "roundtrip") {
 		t.Fatalf("--no-publish: exit %d\n%s", code, out)
 	}
 	code, out, _ = run(t, "help", "diagnosis")
-	if code != ExitOK || !strings.Contains(out, "client-certificate-rejected") || !strings.Contains(out, "closed-after-connect") {
+	if code != cmdutil.ExitOK || !strings.Contains(out, "client-certificate-rejected") || !strings.Contains(out, "closed-after-connect") {
 		t.Fatalf("help diagnosis: %s", out)
 	}
 }
@@ -85,13 +86,13 @@ func TestPubRejectedClientCertificateTLS13(t *testing.T) {
 		t.Fatal(err)
 	}
 	check := func(t *testing.T, addr, ca string) {
-		host, port := SplitHostPort(addr)
+		host, port := cmdutil.SplitHostPort(addr)
 		for i := range 20 {
 			code, out, errout := run(t, "pub", "-h", host, "-p", strconv.Itoa(port), "--cafile", ca, "--servername", "localhost", "--tls-version", "tlsv1.3",
 				"--cert", files.ClientCert["stranger"], "--key", files.ClientKey["stranger"], "-t", "t", "-m", "x", "--json")
 			var obj map[string]any
 			json.Unmarshal([]byte(out), &obj)
-			if code != ExitNetwork || obj["diagnosis"] != "client-certificate-rejected" || obj["step"] != "tls" || !strings.Contains(errout, "CN=stranger") {
+			if code != cmdutil.ExitNetwork || obj["diagnosis"] != "client-certificate-rejected" || obj["step"] != "tls" || !strings.Contains(errout, "CN=stranger") {
 				t.Fatalf("run %d: exit %d\n%s\n%s", i+1, code, out, errout)
 			}
 		}
@@ -112,7 +113,7 @@ func TestPubJSONCauseID(t *testing.T) {
 	code, out, _ := run(t, "pub", "-h", "127.0.0.1", "-p", "1", "-t", "t", "-m", "x", "--json")
 	var obj map[string]any
 	json.Unmarshal([]byte(out), &obj)
-	if code != ExitNetwork || obj["diagnosis"] != "tcp-refused" || obj["step"] != "tcp" {
+	if code != cmdutil.ExitNetwork || obj["diagnosis"] != "tcp-refused" || obj["step"] != "tcp" {
 		t.Fatalf("exit %d: %s", code, out)
 	}
 }
@@ -141,11 +142,11 @@ func TestPubBrokerWithoutMQTT5(t *testing.T) {
 			c.Close()
 		}
 	}()
-	host, port := SplitHostPort(l.Addr().String())
+	host, port := cmdutil.SplitHostPort(l.Addr().String())
 	code, out, errout := run(t, "pub", "-h", host, "-p", strconv.Itoa(port), "-t", "t", "-m", "x", "--json")
 	var obj map[string]any
 	json.Unmarshal([]byte(out), &obj)
-	if code != ExitRefused || obj["diagnosis"] != "mqtt-version-unsupported" || !strings.Contains(errout, "-V 311") || !strings.Contains(errout, "does not speak MQTT 5") || strings.Contains(errout, "Granted QoS") {
+	if code != cmdutil.ExitRefused || obj["diagnosis"] != "mqtt-version-unsupported" || !strings.Contains(errout, "-V 311") || !strings.Contains(errout, "does not speak MQTT 5") || strings.Contains(errout, "Granted QoS") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errout)
 	}
 }
@@ -154,7 +155,7 @@ func TestPubBrokerWithoutMQTT5(t *testing.T) {
 func TestDoctorHeader(t *testing.T) {
 	isolate(t)
 	b := brokertest.Start(t, brokertest.Options{})
-	host, port := SplitHostPort(b.TLSAddr)
+	host, port := cmdutil.SplitHostPort(b.TLSAddr)
 	url := "mqtts://" + host + ":" + strconv.Itoa(port)
 	cl := b.PKI.Clients["fennec-client"]
 	kb, _ := pem.Decode(cl.KeyPEM)
@@ -169,25 +170,25 @@ func TestDoctorHeader(t *testing.T) {
 	}
 	h := write("certs_test.h", good)
 	code, out, errout := run(t, "doctor", url, "--servername", "localhost", "--header", h)
-	if code != ExitOK || !strings.Contains(out, "CA ca_cert_der, certificate client_cert_der, key client_key_der") {
+	if code != cmdutil.ExitOK || !strings.Contains(out, "CA ca_cert_der, certificate client_cert_der, key client_key_der") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errout)
 	}
 
 	// The client certificate array holds the PEM text, as a hand conversion leaves it.
 	pemArray := append(append(pki.EncodeC("ca_cert_der", b.PKI.CA.Cert.Raw), pki.EncodeC("client_cert_der", cl.CertPEM)...), pki.EncodeC("client_key_der", kb.Bytes)...)
 	code, out, _ = run(t, "doctor", url, "--servername", "localhost", "--header", write("pem.h", pemArray), "--header-cert", "client_cert_der", "--json")
-	if code != ExitError || !strings.Contains(out, `"cause":"pem-in-array"`) || !strings.Contains(out, "client_cert_der") {
+	if code != cmdutil.ExitError || !strings.Contains(out, `"cause":"pem-in-array"`) || !strings.Contains(out, "client_cert_der") {
 		t.Fatalf("PEM in an array: exit %d\n%s", code, out)
 	}
 
 	// Two CA arrays: the choice is the user's.
 	two := append(append([]byte{}, good...), pki.EncodeC("other_ca_der", b.PKI.CA.Cert.Raw)...)
 	code, _, errout = run(t, "doctor", url, "--header", write("two.h", two))
-	if code != ExitUsage || !strings.Contains(errout, "--header-ca") {
+	if code != cmdutil.ExitUsage || !strings.Contains(errout, "--header-ca") {
 		t.Fatalf("ambiguous: exit %d\n%s", code, errout)
 	}
 	code, _, _ = run(t, "doctor", url, "--servername", "localhost", "--header", write("two2.h", two), "--header-ca", "other_ca_der")
-	if code != ExitOK {
+	if code != cmdutil.ExitOK {
 		t.Fatalf("chosen CA: exit %d", code)
 	}
 }
@@ -207,7 +208,7 @@ func TestConfigWithPasswordReadableByOthers(t *testing.T) {
 		os.Chmod(p, mode)
 		code, _, errout := run(t, "pub", "--profile", "lab", "-t", "t", "-m", "x")
 		warned := strings.Contains(errout, "holds a password and other users can read it")
-		if code != ExitOK || warned != (mode == 0o644) || strings.Contains(errout, "s3cret") {
+		if code != cmdutil.ExitOK || warned != (mode == 0o644) || strings.Contains(errout, "s3cret") {
 			t.Fatalf("mode %o: exit %d, stderr %s", mode, code, errout)
 		}
 	}
@@ -270,7 +271,7 @@ func TestSameCauseInEveryCommand(t *testing.T) {
 				{"demo", "--broker", c.url, "--json"},
 			} {
 				code, out, errout := run(t, append(cmd, c.args...)...)
-				if got := cause(out); got != c.cause || code != ExitNetwork {
+				if got := cause(out); got != c.cause || code != cmdutil.ExitNetwork {
 					t.Errorf("%s: exit %d, cause %q, want %q\n%s\n%s", cmd[0], code, got, c.cause, out, errout)
 				}
 			}
@@ -284,15 +285,15 @@ func TestDoctorWebSocketCommand(t *testing.T) {
 	isolate(t)
 	b := brokertest.Start(t, brokertest.Options{WebSockets: true})
 	code, out, errout := run(t, "doctor", "ws://"+b.WSAddr+"/mqtt")
-	if code != ExitOK || !strings.Contains(out, "✔ websocket") || !strings.Contains(out, "✔ roundtrip") {
+	if code != cmdutil.ExitOK || !strings.Contains(out, "✔ websocket") || !strings.Contains(out, "✔ roundtrip") {
 		t.Fatalf("ws: exit %d\n%s%s", code, out, errout)
 	}
 	code, out, errout = run(t, "doctor", "wss://"+b.WSSAddr+"/mqtt", "--cafile", b.CAFile, "--servername", "localhost", "--cert", b.ClientCert, "--key", b.ClientKey)
-	if code != ExitOK || !strings.Contains(out, "✔ tls") || !strings.Contains(out, "✔ websocket") {
+	if code != cmdutil.ExitOK || !strings.Contains(out, "✔ tls") || !strings.Contains(out, "✔ websocket") {
 		t.Fatalf("wss: exit %d\n%s%s", code, out, errout)
 	}
 	code, out, errout = run(t, "doctor", "ws://"+b.TCPAddr+"/mqtt", "--json")
-	if code != ExitNetwork || !strings.Contains(out, `"cause":"websocket-not-http"`) {
+	if code != cmdutil.ExitNetwork || !strings.Contains(out, `"cause":"websocket-not-http"`) {
 		t.Fatalf("ws to the plain port: exit %d\n%s%s", code, out, errout)
 	}
 }

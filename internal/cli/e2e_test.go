@@ -18,6 +18,7 @@ import (
 
 	"github.com/fennec-mqtt/fennec/broker"
 	"github.com/fennec-mqtt/fennec/broker/brokertest"
+	"github.com/fennec-mqtt/fennec/internal/cli/cmdutil"
 	"github.com/fennec-mqtt/fennec/internal/mosquittotest"
 	"github.com/fennec-mqtt/fennec/pki/devpki"
 )
@@ -102,12 +103,12 @@ func TestPubSubRoundTrip(t *testing.T) {
 	for _, v := range []string{"5", "311"} {
 		for _, tr := range []string{"tcp", "mtls", "ws", "wss"} {
 			t.Run("v"+v+"/"+tr, func(t *testing.T) {
-				host, port := SplitHostPort(b.TCPAddr)
+				host, port := cmdutil.SplitHostPort(b.TCPAddr)
 				conn := []string{"-h", host, "-p", fmt.Sprint(port), "-V", v}
 				certs := []string{"--cafile", b.CAFile, "--cert", b.ClientCert, "--key", b.ClientKey}
 				switch tr {
 				case "mtls":
-					host, port = SplitHostPort(b.TLSAddr)
+					host, port = cmdutil.SplitHostPort(b.TLSAddr)
 					conn = append([]string{"-h", host, "-p", fmt.Sprint(port), "-V", v}, certs...)
 				case "ws":
 					conn = []string{"-L", "ws://" + b.WSAddr + "/mqtt", "-V", v}
@@ -181,7 +182,7 @@ func TestPubSubRoundTrip(t *testing.T) {
 func TestSubCountAndTimeout(t *testing.T) {
 	isolate(t)
 	b := brokertest.Start(t, brokertest.Options{})
-	host, port := SplitHostPort(b.TCPAddr)
+	host, port := cmdutil.SplitHostPort(b.TCPAddr)
 	conn := []string{"-h", host, "-p", fmt.Sprint(port)}
 	// three retained messages are there before the subscription; -C 2 prints exactly two
 	for i := 1; i <= 3; i++ {
@@ -195,12 +196,12 @@ func TestSubCountAndTimeout(t *testing.T) {
 	}
 	// nothing is published to this filter: -W 1 with -C runs out → 27, as mosquitto_sub
 	code, out, errout = run(t, append([]string{"sub", "-t", "empty/#", "-C", "1", "-W", "1"}, conn...)...)
-	if code != ExitSubTimeout || out != "" || !strings.Contains(errout, "timed out") {
+	if code != cmdutil.ExitSubTimeout || out != "" || !strings.Contains(errout, "timed out") {
 		t.Fatalf("-W without enough messages: exit %d, stdout %q, stderr %s", code, out, errout)
 	}
 	// -W without -C runs out too: 27, as mosquitto_sub
 	code, _, errout = run(t, append([]string{"sub", "-t", "nothing/here", "-W", "1"}, conn...)...)
-	if code != ExitSubTimeout || !strings.Contains(errout, "timed out") {
+	if code != cmdutil.ExitSubTimeout || !strings.Contains(errout, "timed out") {
 		t.Fatalf("-W alone: exit %d %s", code, errout)
 	}
 	// -F, with only the retained messages
@@ -216,7 +217,7 @@ func TestSubCountAndTimeout(t *testing.T) {
 	// (the broker may still forward a just-published message live, without the retain flag;
 	// --retained-only stops at such a message, so out stays empty either way)
 	code, out, _ = run(t, append([]string{"sub", "-t", "cw/#", "--retained-only", "-C", "1", "-W", "1"}, conn...)...)
-	if code != ExitSubTimeout && code != 0 || out != "" {
+	if code != cmdutil.ExitSubTimeout && code != 0 || out != "" {
 		t.Fatalf("retained messages still there after --remove-retained: exit %d %q", code, out)
 	}
 }
@@ -236,8 +237,8 @@ func TestExitCodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tlsHost, tlsPort := SplitHostPort(b.TLSAddr)
-	tcpHost, tcpPort := SplitHostPort(b.TCPAddr)
+	tlsHost, tlsPort := cmdutil.SplitHostPort(b.TLSAddr)
+	tcpHost, tcpPort := cmdutil.SplitHostPort(b.TCPAddr)
 	free := mosquittotest.FreePort(t)
 	for _, tc := range []struct {
 		name string
@@ -245,12 +246,12 @@ func TestExitCodes(t *testing.T) {
 		code int
 		step string // expected in the hints
 	}{
-		{"usage", []string{"pub", "-t", "x"}, ExitUsage, ""},
-		{"tcp refused", []string{"pub", "-t", "x", "-m", "y", "-h", "127.0.0.1", "-p", fmt.Sprint(free)}, ExitNetwork, "step: TCP"},
-		{"tls unknown CA", []string{"pub", "-t", "x", "-m", "y", "-h", tlsHost, "-p", fmt.Sprint(tlsPort), "--cafile", otherFiles.CA, "--cert", b.ClientCert, "--key", b.ClientKey}, ExitNetwork, "step: TLS"},
-		{"tls no client cert", []string{"pub", "-t", "x", "-m", "y", "-h", tlsHost, "-p", fmt.Sprint(tlsPort), "--cafile", b.CAFile}, ExitNetwork, "step: TLS"},
-		{"tls to a plain port", []string{"pub", "-t", "x", "-m", "y", "-h", tcpHost, "-p", fmt.Sprint(tcpPort), "--cafile", b.CAFile}, ExitNetwork, "step: TLS"},
-		{"missing cert file", []string{"pub", "-t", "x", "-m", "y", "-h", tlsHost, "-p", fmt.Sprint(tlsPort), "--cafile", b.CAFile, "--cert", "/nonexistent.pem", "--key", "/nonexistent-key.pem"}, ExitError, "step: TLS setup"},
+		{"usage", []string{"pub", "-t", "x"}, cmdutil.ExitUsage, ""},
+		{"tcp refused", []string{"pub", "-t", "x", "-m", "y", "-h", "127.0.0.1", "-p", fmt.Sprint(free)}, cmdutil.ExitNetwork, "step: TCP"},
+		{"tls unknown CA", []string{"pub", "-t", "x", "-m", "y", "-h", tlsHost, "-p", fmt.Sprint(tlsPort), "--cafile", otherFiles.CA, "--cert", b.ClientCert, "--key", b.ClientKey}, cmdutil.ExitNetwork, "step: TLS"},
+		{"tls no client cert", []string{"pub", "-t", "x", "-m", "y", "-h", tlsHost, "-p", fmt.Sprint(tlsPort), "--cafile", b.CAFile}, cmdutil.ExitNetwork, "step: TLS"},
+		{"tls to a plain port", []string{"pub", "-t", "x", "-m", "y", "-h", tcpHost, "-p", fmt.Sprint(tcpPort), "--cafile", b.CAFile}, cmdutil.ExitNetwork, "step: TLS"},
+		{"missing cert file", []string{"pub", "-t", "x", "-m", "y", "-h", tlsHost, "-p", fmt.Sprint(tlsPort), "--cafile", b.CAFile, "--cert", "/nonexistent.pem", "--key", "/nonexistent-key.pem"}, cmdutil.ExitError, "step: TLS setup"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errout := run(t, tc.args...)
@@ -263,7 +264,7 @@ func TestExitCodes(t *testing.T) {
 			if want := fmt.Sprintf("fennec: error: cannot connect to 127.0.0.1:%d: connection refused\n", free); tc.name == "tcp refused" && !strings.HasPrefix(errout, want) {
 				t.Errorf("first line of a refused connection: want %q\n%s", want, errout)
 			}
-			if tc.code != ExitUsage && !strings.Contains(errout, "hint: fix: ") {
+			if tc.code != cmdutil.ExitUsage && !strings.Contains(errout, "hint: fix: ") {
 				t.Fatalf("no fix in the hints:\n%s", errout)
 			}
 			// plain words: one "fennec: " prefix, no library prefixes, no internal cause codes
@@ -287,7 +288,7 @@ func TestExitCodes(t *testing.T) {
 
 	t.Run("quiet", func(t *testing.T) {
 		code, out, errout := run(t, "pub", "-t", "x", "-m", "y", "-h", "127.0.0.1", "-p", fmt.Sprint(free), "--quiet")
-		if code != ExitNetwork || out != "" || errout != "" {
+		if code != cmdutil.ExitNetwork || out != "" || errout != "" {
 			t.Fatalf("--quiet: exit %d, stdout %q, stderr %q", code, out, errout)
 		}
 	})
@@ -298,15 +299,15 @@ func TestExitCodes(t *testing.T) {
 			t.Fatal(err)
 		}
 		ab := brokertest.Start(t, brokertest.Options{ACL: &broker.ACL{Users: []broker.User{{Name: "alice", Password: pw, Rules: broker.Rules{Publish: []string{"#"}, Subscribe: []string{"open/#"}}}}}})
-		h, p := SplitHostPort(ab.TCPAddr)
+		h, p := cmdutil.SplitHostPort(ab.TCPAddr)
 		for _, v := range []string{"5", "311"} {
 			t.Setenv("FENNEC_PASSWORD", "wrong")
 			code, out, errout := run(t, "pub", "-t", "x", "-m", "y", "-h", h, "-p", fmt.Sprint(p), "-u", "alice", "-V", v, "--json")
-			if code != ExitRefused || !strings.Contains(errout, "step: MQTT") {
+			if code != cmdutil.ExitRefused || !strings.Contains(errout, "step: MQTT") {
 				t.Fatalf("-V %s bad password: exit %d\nstdout: %s\nstderr: %s", v, code, out, errout)
 			}
 			var obj map[string]any
-			if err := json.Unmarshal([]byte(out), &obj); err != nil || obj["exit_code"] != float64(ExitRefused) || obj["step"] != "mqtt" {
+			if err := json.Unmarshal([]byte(out), &obj); err != nil || obj["exit_code"] != float64(cmdutil.ExitRefused) || obj["step"] != "mqtt" {
 				t.Fatalf("--json error object = %q (%v)", out, err)
 			}
 			t.Setenv("FENNEC_PASSWORD", "right")
@@ -315,7 +316,7 @@ func TestExitCodes(t *testing.T) {
 			}
 			// a SUBACK failure code for a filter the ACL does not allow
 			code, out, errout = run(t, "sub", "-t", "open/x", "-t", "closed/#", "-h", h, "-p", fmt.Sprint(p), "-u", "alice", "-V", v, "-C", "1", "--json")
-			if code != ExitRefused || !strings.Contains(errout, `refused the subscription to "closed/#"`) || !strings.Contains(errout, "hint: step: MQTT SUBSCRIBE") || !strings.Contains(out, `"exit_code":4`) {
+			if code != cmdutil.ExitRefused || !strings.Contains(errout, `refused the subscription to "closed/#"`) || !strings.Contains(errout, "hint: step: MQTT SUBSCRIBE") || !strings.Contains(out, `"exit_code":4`) {
 				t.Fatalf("-V %s refused subscription: exit %d\nstdout: %s\nstderr: %s", v, code, out, errout)
 			}
 		}
@@ -323,11 +324,11 @@ func TestExitCodes(t *testing.T) {
 
 	t.Run("interrupted", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
-		h, p := SplitHostPort(b.TCPAddr)
+		h, p := cmdutil.SplitHostPort(b.TCPAddr)
 		sub, subErr := start(t, ctx, "<- SUBACK", "sub", "-t", "never/#", "-h", h, "-p", fmt.Sprint(p), "-d")
 		waitSeen(t, subErr, sub, "sub")
 		cancel()
-		if r := wait(t, sub, "sub"); r.code != ExitInterrupted {
+		if r := wait(t, sub, "sub"); r.code != cmdutil.ExitInterrupted {
 			t.Fatalf("exit %d, want 130; %s", r.code, r.errout)
 		}
 	})
@@ -376,7 +377,7 @@ func TestDemoAgainstBroker(t *testing.T) {
 		t.Fatalf("demo against mosquitto: exit %d\n%s\n%s", code, out, errout)
 	}
 	code, out, errout = run(t, "demo", "--broker", "mqtts://"+m.TLSAddr, "--cafile", files.CA)
-	if code != ExitNetwork || !strings.Contains(errout, "step: TLS") {
+	if code != cmdutil.ExitNetwork || !strings.Contains(errout, "step: TLS") {
 		t.Fatalf("demo without a client certificate: exit %d\n%s\n%s", code, out, errout)
 	}
 }
@@ -407,7 +408,7 @@ func TestMosquittoInterop(t *testing.T) {
 	isolate(t)
 	m, files := mosquittoMTLS(t)
 	cert, key := files.FirstClient(m.pki)
-	host, port := SplitHostPort(m.TLSAddr)
+	host, port := cmdutil.SplitHostPort(m.TLSAddr)
 	tlsArgs := []string{"-h", host, "-p", fmt.Sprint(port), "--cafile", files.CA, "--cert", cert, "--key", key}
 	for _, v := range []struct{ fennec, mosq string }{{"5", "mqttv5"}, {"311", "mqttv311"}} {
 		t.Run("fennec pub to mosquitto_sub "+v.mosq, func(t *testing.T) {
@@ -476,7 +477,7 @@ func TestBinary(t *testing.T) {
 	}
 	cmd := exec.Command(bin, "pub", "-h", "127.0.0.1", "-p", fmt.Sprint(mosquittotest.FreePort(t)), "-t", "x", "-m", "y")
 	out, _ = cmd.CombinedOutput()
-	if cmd.ProcessState.ExitCode() != ExitNetwork || !strings.Contains(string(out), "hint: step: TCP") {
+	if cmd.ProcessState.ExitCode() != cmdutil.ExitNetwork || !strings.Contains(string(out), "hint: step: TCP") {
 		t.Fatalf("refused connection: exit %d\n%s", cmd.ProcessState.ExitCode(), out)
 	}
 	out, err = exec.Command(bin, "pub", "--help").CombinedOutput()
@@ -502,11 +503,11 @@ func TestRefusedAndTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := brokertest.Start(t, brokertest.Options{Clients: []string{"dev1"}, AWS: &broker.AWS{Policy: pol}})
-	h, p := SplitHostPort(b.TLSAddr)
+	h, p := cmdutil.SplitHostPort(b.TLSAddr)
 	tlsArgs := []string{"-h", h, "-p", fmt.Sprint(p), "--cafile", b.CAFile, "--cert", b.ClientCert, "--key", b.ClientKey}
 	for _, v := range []string{"5", "311"} {
 		code, out, errout := run(t, append([]string{"pub", "-V", v, "-i", "not-dev1", "-t", "things/dev1/x", "-m", "hi", "-q", "1"}, tlsArgs...)...)
-		if code != ExitRefused || !strings.Contains(errout, "hint: step: MQTT — CONNECT") || !strings.Contains(errout, "without a CONNACK") {
+		if code != cmdutil.ExitRefused || !strings.Contains(errout, "hint: step: MQTT — CONNECT") || !strings.Contains(errout, "without a CONNACK") {
 			t.Fatalf("-V %s denied connect: exit %d\n%s%s", v, code, out, errout)
 		}
 		// the same certificate with the client ID the policy allows: the demo works, at QoS 0 and 1
@@ -518,7 +519,7 @@ func TestRefusedAndTimeout(t *testing.T) {
 	// QoS 2: MQTT 5 learns from CONNACK (Maximum QoS 1) and refuses before sending; the
 	// connection is not lost, so the exit says refused, with the QoS to use
 	code, out, errout := run(t, append([]string{"pub", "-V", "5", "-i", "dev1", "-t", "things/dev1/x", "-m", "hi", "-q", "2"}, tlsArgs...)...)
-	if code != ExitRefused || !strings.Contains(errout, "not supported by the broker: QoS 2 (its Maximum QoS is 1)") || !strings.Contains(errout, "hint: fix: publish with a lower QoS") {
+	if code != cmdutil.ExitRefused || !strings.Contains(errout, "not supported by the broker: QoS 2 (its Maximum QoS is 1)") || !strings.Contains(errout, "hint: fix: publish with a lower QoS") {
 		t.Fatalf("-V 5 -q 2 against Maximum QoS 1: exit %d\n%s%s", code, out, errout)
 	}
 
@@ -537,9 +538,9 @@ func TestRefusedAndTimeout(t *testing.T) {
 			defer c.Close()
 		}
 	}()
-	h, p = SplitHostPort(ln.Addr().String())
+	h, p = cmdutil.SplitHostPort(ln.Addr().String())
 	code, out, errout = run(t, "pub", "-h", h, "-p", fmt.Sprint(p), "-t", "x", "-m", "y", "--connect-timeout", "300ms", "--json")
-	if code != ExitTimeout || !strings.Contains(errout, "hint:") || !strings.Contains(out, `"exit_code":5`) {
+	if code != cmdutil.ExitTimeout || !strings.Contains(errout, "hint:") || !strings.Contains(out, `"exit_code":5`) {
 		t.Fatalf("silent server: exit %d\n%s%s", code, out, errout)
 	}
 }
@@ -549,7 +550,7 @@ func TestRefusedAndTimeout(t *testing.T) {
 func TestTLSOptionsAndProfile(t *testing.T) {
 	isolate(t)
 	b := brokertest.Start(t, brokertest.Options{})
-	h, p := SplitHostPort(b.TLSAddr)
+	h, p := cmdutil.SplitHostPort(b.TLSAddr)
 	keylog := filepath.Join(t.TempDir(), "keys.log")
 	code, _, errout := run(t, "pub", "-h", h, "-p", fmt.Sprint(p), "--cafile", b.CAFile, "--cert", b.ClientCert, "--key", b.ClientKey,
 		"--keylog", keylog, "-t", "k", "-m", "v")
@@ -586,7 +587,7 @@ func TestTLSOptionsAndProfile(t *testing.T) {
 func TestPubLinesAndFile(t *testing.T) {
 	isolate(t)
 	b := brokertest.Start(t, brokertest.Options{})
-	h, p := SplitHostPort(b.TCPAddr)
+	h, p := cmdutil.SplitHostPort(b.TCPAddr)
 	conn := []string{"-h", h, "-p", fmt.Sprint(p)}
 	sub, subErr := start(t, context.Background(), "<- SUBACK", append([]string{"sub", "-t", "lines", "-C", "5", "-W", "20", "-F", `%p|`, "-N", "-d"}, conn...)...)
 	waitSeen(t, subErr, sub, "sub")
@@ -633,7 +634,7 @@ func TestPubLinesAndFile(t *testing.T) {
 func TestProperties(t *testing.T) {
 	isolate(t)
 	b := brokertest.Start(t, brokertest.Options{})
-	h, p := SplitHostPort(b.TCPAddr)
+	h, p := cmdutil.SplitHostPort(b.TCPAddr)
 	conn := []string{"-h", h, "-p", fmt.Sprint(p)}
 	pub := append([]string{"pub", "-t", "props/x", "-m", `{"a":1}`, "-q", "1", "-r",
 		"-D", "publish", "content-type", "application/json", "-D", "publish", "user-property", "src", "cli",
@@ -689,7 +690,7 @@ func waitText(t *testing.T, w *watchBuf, done <-chan result, s string) {
 func TestSubConnectionLost(t *testing.T) {
 	isolate(t)
 	b := brokertest.Start(t, brokertest.Options{})
-	h, p := SplitHostPort(b.TCPAddr)
+	h, p := cmdutil.SplitHostPort(b.TCPAddr)
 	conn := []string{"-h", h, "-p", fmt.Sprint(p)}
 	sub, subErr := start(t, context.Background(), "<- SUBACK", append([]string{"sub", "-i", "lost1", "-t", "lost/#", "-C", "1", "-W", "60", "-v", "-d"}, conn...)...)
 	waitSeen(t, subErr, sub, "sub")
@@ -727,7 +728,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	isolate(t)
 	const secret = "hunter2-s3cret"
 	b := brokertest.Start(t, brokertest.Options{})
-	h, p := SplitHostPort(b.TCPAddr)
+	h, p := cmdutil.SplitHostPort(b.TCPAddr)
 	free := mosquittotest.FreePort(t)
 	dir := os.Getenv("XDG_CONFIG_HOME")
 	os.MkdirAll(filepath.Join(dir, "fennec"), 0o700)
@@ -768,7 +769,7 @@ func TestSubOutputLikeMosquittoSub(t *testing.T) {
 	isolate(t)
 	mosquittotest.Require(t, "mosquitto_pub", "mosquitto_sub")
 	m := mosquittotest.Start(t, mosquittotest.Options{})
-	h, p := SplitHostPort(m.Addr)
+	h, p := cmdutil.SplitHostPort(m.Addr)
 	conn := []string{"-h", h, "-p", fmt.Sprint(p)}
 	for _, r := range [][2]string{{"v/a", "hello"}, {"f/skip/1", "no"}, {"f/keep", "yes"}, {"g/old", "stale"}} {
 		if code, _, errout := run(t, append([]string{"pub", "-t", r[0], "-m", r[1], "-r", "-q", "1"}, conn...)...); code != 0 {
@@ -816,8 +817,8 @@ func TestSubOutputLikeMosquittoSub(t *testing.T) {
 			t.Errorf("sub %s: exit %d, retain printed %q, want %q", flag, r.code, r.out, want)
 		}
 	}
-	if code, _, _ := run(t, append([]string{"sub", "-t", "rap/x", "-V", "311", "--retain-as-published"}, conn...)...); code != ExitUsage {
-		t.Errorf("--retain-as-published -V 311: exit %d, want %d", code, ExitUsage)
+	if code, _, _ := run(t, append([]string{"sub", "-t", "rap/x", "-V", "311", "--retain-as-published"}, conn...)...); code != cmdutil.ExitUsage {
+		t.Errorf("--retain-as-published -V 311: exit %d, want %d", code, cmdutil.ExitUsage)
 	}
 
 	// empty messages: "TOPIC (null)" with -v; nothing at all without -v (but they count for -C)
@@ -845,7 +846,7 @@ func TestPersistentSessionAndWill(t *testing.T) {
 	isolate(t)
 	mosquittotest.Require(t, "mosquitto")
 	m := mosquittotest.Start(t, mosquittotest.Options{})
-	h, p := SplitHostPort(m.Addr)
+	h, p := cmdutil.SplitHostPort(m.Addr)
 	conn := []string{"-h", h, "-p", fmt.Sprint(p)}
 	for _, v := range []string{"5", "311"} {
 		id, topic := "persist-"+v, "persist/"+v
@@ -861,12 +862,12 @@ func TestPersistentSessionAndWill(t *testing.T) {
 			t.Fatalf("-V %s sub -c again: exit %d %q %s", v, code, out, errout)
 		}
 	}
-	if code, _, errout := run(t, "sub", "-c", "-t", "x", "-E", "-h", h, "-p", fmt.Sprint(p)); code != ExitUsage || !strings.Contains(errout, "-i") {
+	if code, _, errout := run(t, "sub", "-c", "-t", "x", "-E", "-h", h, "-p", fmt.Sprint(p)); code != cmdutil.ExitUsage || !strings.Contains(errout, "-i") {
 		t.Fatalf("-c without -i: exit %d %s", code, errout)
 	}
 
 	b := brokertest.Start(t, brokertest.Options{})
-	h, p = SplitHostPort(b.TCPAddr)
+	h, p = cmdutil.SplitHostPort(b.TCPAddr)
 	conn = []string{"-h", h, "-p", fmt.Sprint(p)}
 	watcher, wErr := start(t, context.Background(), "<- SUBACK", append([]string{"sub", "-t", "status/#", "-C", "1", "-W", "30", "-v", "-d"}, conn...)...)
 	waitSeen(t, wErr, watcher, "watcher")
@@ -882,7 +883,7 @@ func TestPersistentSessionAndWill(t *testing.T) {
 		t.Fatalf("will: exit %d %q %s", r.code, r.out, r.errout)
 	}
 	stopDev()
-	if r := wait(t, dev, "device"); r.code != ExitInterrupted {
+	if r := wait(t, dev, "device"); r.code != cmdutil.ExitInterrupted {
 		t.Fatalf("device: exit %d %s", r.code, r.errout)
 	}
 }
@@ -893,7 +894,7 @@ func TestConnectionFlags(t *testing.T) {
 	isolate(t)
 	m, files := mosquittoMTLS(t) // TLS 1.2 or newer, client certificate required
 	cert, key := files.FirstClient(m.pki)
-	host, port := SplitHostPort(m.TLSAddr)
+	host, port := cmdutil.SplitHostPort(m.TLSAddr)
 	capath := t.TempDir()
 	ca, err := os.ReadFile(files.CA)
 	if err != nil {
@@ -927,7 +928,7 @@ func TestConnectionFlags(t *testing.T) {
 	}
 	// a name the server certificate does not hold: exit 3, the TLS step, the names it holds
 	code, _, errout := run(t, append(append([]string{}, base...), "--servername", "broker.example")...)
-	if code != ExitNetwork || !strings.Contains(errout, "hint: step: TLS") || !strings.Contains(errout, "localhost") {
+	if code != cmdutil.ExitNetwork || !strings.Contains(errout, "hint: step: TLS") || !strings.Contains(errout, "localhost") {
 		t.Fatalf("--servername broker.example: exit %d\n%s", code, errout)
 	}
 }
@@ -946,7 +947,7 @@ func TestDemoHonoursMaximumQoS(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := brokertest.Start(t, brokertest.Options{Clients: []string{"dev1"}, AWS: &broker.AWS{Policy: pol}})
-	h, p := SplitHostPort(b.TLSAddr)
+	h, p := cmdutil.SplitHostPort(b.TLSAddr)
 	tlsArgs := []string{"-h", h, "-p", fmt.Sprint(p), "--cafile", b.CAFile, "--cert", b.ClientCert, "--key", b.ClientKey}
 	code, out, errout := run(t, append([]string{"demo", "-i", "dev1", "--topic", "things/dev1/demo"}, tlsArgs...)...)
 	if code != 0 || !strings.Contains(out, "the broker's CONNACK says Maximum QoS 1: QoS 2 skipped, demonstrating QoS 0,1") || !strings.Contains(out, "2 of 2 messages received") {
@@ -969,14 +970,14 @@ func TestDemoHonoursMaximumQoS(t *testing.T) {
 			args = append(args, "--aws")
 		}
 		code, out, errout = run(t, args...)
-		if code != ExitRefused || strings.Contains(errout, "does it speak") || strings.Contains(errout, "iot:Connect") != aws {
+		if code != cmdutil.ExitRefused || strings.Contains(errout, "does it speak") || strings.Contains(errout, "iot:Connect") != aws {
 			t.Fatalf("demo -i not-dev1, --aws %v: exit %d\n%s%s", aws, code, out, errout)
 		}
 	}
 	// MQTT 5: the emulation names itself in CONNACK, so a refusal after connecting has AWS's
 	// causes without --aws
 	code, out, errout = run(t, append([]string{"sub", "-i", "dev1", "-t", "elsewhere/x", "-C", "1", "-W", "5"}, tlsArgs...)...)
-	if code != ExitRefused || !strings.Contains(errout, "topicfilter/elsewhere/x") {
+	if code != cmdutil.ExitRefused || !strings.Contains(errout, "topicfilter/elsewhere/x") {
 		t.Fatalf("sub outside the policy: exit %d\n%s%s", code, out, errout)
 	}
 	// a profile with aws = true does what --aws does
@@ -989,7 +990,7 @@ func TestDemoHonoursMaximumQoS(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out, errout = run(t, "pub", "--profile", "emu", "-i", "not-dev1", "-t", "things/dev1/x", "-m", "hi")
-	if code != ExitRefused || !strings.Contains(errout, "iot:Connect on arn:aws:iot:REGION:ACCOUNT:client/not-dev1") {
+	if code != cmdutil.ExitRefused || !strings.Contains(errout, "iot:Connect on arn:aws:iot:REGION:ACCOUNT:client/not-dev1") {
 		t.Fatalf("pub with an aws profile: exit %d\n%s%s", code, out, errout)
 	}
 }

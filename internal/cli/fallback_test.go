@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fennec-mqtt/fennec/broker/brokertest"
+	"github.com/fennec-mqtt/fennec/internal/cli/cmdutil"
 	"github.com/fennec-mqtt/fennec/internal/mosquittotest"
 	"github.com/fennec-mqtt/fennec/packet"
 	"github.com/spf13/cobra"
@@ -57,13 +58,13 @@ func TestPubVersionFallback(t *testing.T) {
 			}()
 		}
 	}()
-	h, p := SplitHostPort(l.Addr().String())
+	h, p := cmdutil.SplitHostPort(l.Addr().String())
 	code, out, errout := run(t, "pub", "-h", h, "-p", fmt.Sprint(p), "-t", "a", "-m", "b")
 	if code != 0 || !strings.Contains(errout, "connected with MQTT 3.1.1") {
 		t.Fatalf("without -V: exit %d\n%s%s", code, out, errout)
 	}
 	code, out, errout = run(t, "pub", "-h", h, "-p", fmt.Sprint(p), "-t", "a", "-m", "b", "-V", "5")
-	if code != ExitRefused || !strings.Contains(errout, "-V 311") {
+	if code != cmdutil.ExitRefused || !strings.Contains(errout, "-V 311") {
 		t.Fatalf("-V 5: exit %d\n%s%s", code, out, errout)
 	}
 }
@@ -84,11 +85,11 @@ func TestMosquittoFlagsExplained(t *testing.T) {
 		{[]string{"pub", "-t", "x", "-m", "y", "--keyform", "pem"}, "by their content"},
 	} {
 		code, out, errout := run(t, c.args...)
-		if code != ExitUsage || !strings.Contains(errout, c.want) {
+		if code != cmdutil.ExitUsage || !strings.Contains(errout, c.want) {
 			t.Errorf("%q: exit %d, want usage naming %q\n%s%s", c.args, code, c.want, out, errout)
 		}
 	}
-	if code, _, errout := run(t, "pub", "-t", "x", "-m", "y", "--bogus"); code != ExitUsage || !strings.Contains(errout, "unknown flag: --bogus") {
+	if code, _, errout := run(t, "pub", "-t", "x", "-m", "y", "--bogus"); code != cmdutil.ExitUsage || !strings.Contains(errout, "unknown flag: --bogus") {
 		t.Errorf("an unknown flag: exit %d %s", code, errout)
 	}
 }
@@ -100,7 +101,7 @@ func TestSubTimeoutLikeMosquitto(t *testing.T) {
 	mosquittotest.Require(t, "mosquitto_sub")
 	bin, _ := exec.LookPath("mosquitto_sub")
 	b := brokertest.Start(t, brokertest.Options{})
-	h, p := SplitHostPort(b.TCPAddr)
+	h, p := cmdutil.SplitHostPort(b.TCPAddr)
 	for _, extra := range [][]string{nil, {"-C", "2"}} {
 		args := append([]string{"-h", h, "-p", fmt.Sprint(p), "-t", "quiet/topic", "-W", "1"}, extra...)
 		cmd := exec.Command(bin, args...)
@@ -121,7 +122,7 @@ func TestFormatJSONLikeMosquitto(t *testing.T) {
 	isolate(t)
 	mosquittotest.Require(t, "mosquitto_sub", "mosquitto_pub")
 	m := mosquittotest.Start(t, mosquittotest.Options{Quiet: true})
-	h, p := SplitHostPort(m.Addr)
+	h, p := cmdutil.SplitHostPort(m.Addr)
 	tst := regexp.MustCompile(`"tst":"[^"]*",`)
 	for _, f := range []string{"%j", "%J"} {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -233,7 +234,7 @@ func TestSubCountCompletesQoS2(t *testing.T) {
 			}
 		}
 	}()
-	h, p := SplitHostPort(l.Addr().String())
+	h, p := cmdutil.SplitHostPort(l.Addr().String())
 	code, out, errout := run(t, "sub", "-h", h, "-p", fmt.Sprint(p), "-V", "5", "-t", "q2/#", "-q", "2", "-C", "1")
 	if code != 0 || strings.TrimSpace(out) != "once" {
 		t.Fatalf("exit %d\n%s%s", code, out, errout)
@@ -260,7 +261,7 @@ func TestCertificateFlagsTurnTLSOn(t *testing.T) {
 		{[]string{"-h", "127.0.0.1"}, false, 1883},
 	} {
 		cmd := &cobra.Command{Use: "pub"}
-		f := &ConnFlags{}
+		f := &cmdutil.ConnFlags{}
 		f.Register(cmd)
 		if err := cmd.ParseFlags(c.args); err != nil {
 			t.Fatal(err)

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +12,7 @@ import (
 	"github.com/fennec-mqtt/fennec/awsiot"
 	"github.com/fennec-mqtt/fennec/broker"
 	"github.com/fennec-mqtt/fennec/broker/brokertest"
+	"github.com/fennec-mqtt/fennec/internal/cli/cmdutil"
 	"github.com/spf13/cobra"
 )
 
@@ -31,7 +30,7 @@ func TestJobsCommands(t *testing.T) {
 		{ID: "fw-1", Document: json.RawMessage(`{"operation":"update","url":"fw/1.2.bin"}`), Things: []string{"dev1"}},
 		{ID: "cfg-2", Document: json.RawMessage(`{"operation":"config"}`), Things: []string{"dev1"}},
 	}}})
-	h, p := SplitHostPort(b.TLSAddr)
+	h, p := cmdutil.SplitHostPort(b.TLSAddr)
 	jobs := func(args ...string) []string {
 		return append(append([]string{"jobs"}, args...), "-h", h, "-p", fmt.Sprint(p), "--servername", "localhost",
 			"--cafile", b.CAFile, "--cert", b.Files.ClientCert["dev1"], "--key", b.Files.ClientKey["dev1"], "-i", "dev1")
@@ -54,7 +53,7 @@ func TestJobsCommands(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &e) != nil || e.JobID != "fw-1" || e.Status != "IN_PROGRESS" || e.StatusDetails["step"] != "download" || e.JobDocument["url"] != "fw/1.2.bin" {
 		t.Fatalf("next: exit %d\n%s%s", code, out, errout)
 	}
-	if code, out, errout = run(t, jobs("update", "fw-1", "--status", "IN_PROGRESS", "--detail", "progress=50%", "--expected-version", "1")...); code != ExitRefused || !strings.Contains(errout, "VersionMismatch") || !strings.Contains(errout, "fennec jobs describe") {
+	if code, out, errout = run(t, jobs("update", "fw-1", "--status", "IN_PROGRESS", "--detail", "progress=50%", "--expected-version", "1")...); code != cmdutil.ExitRefused || !strings.Contains(errout, "VersionMismatch") || !strings.Contains(errout, "fennec jobs describe") {
 		t.Fatalf("update at a stale version: exit %d\n%s%s", code, out, errout)
 	}
 	if code, out, errout = run(t, jobs("update", "fw-1", "--status", "IN_PROGRESS", "--detail", "progress=50%", "--expected-version", fmt.Sprint(e.VersionNumber))...); code != 0 || !strings.Contains(out, "fw-1: IN_PROGRESS (version 3)") {
@@ -93,47 +92,16 @@ func TestJobsCommands(t *testing.T) {
 	if w.code != 0 || !strings.Contains(w.out, `"jobId":`) {
 		t.Fatalf("watch: exit %d\n%s%s", w.code, w.out, w.err)
 	}
-	if code, out, errout = run(t, jobs("update", "fw-1", "--status", "FAILED")...); code != ExitRefused || !strings.Contains(errout, "InvalidStateTransition") || !strings.Contains(errout, "already done") {
+	if code, out, errout = run(t, jobs("update", "fw-1", "--status", "FAILED")...); code != cmdutil.ExitRefused || !strings.Contains(errout, "InvalidStateTransition") || !strings.Contains(errout, "already done") {
 		t.Fatalf("update of a finished execution: exit %d\n%s%s", code, out, errout)
 	}
 	if st, _, _ := b.JobExecution("dev1", "fw-1"); st != broker.JobSucceeded {
 		t.Fatalf("fw-1 is %s", st)
 	}
 	for _, args := range [][]string{{"update", "fw-1"}, {"update", "fw-1", "--status", "CANCELED"}, {"update", "fw-1", "--status", "FAILED", "--detail", "novalue"}, {"describe"}} {
-		if code, out, errout = run(t, jobs(args...)...); code != ExitUsage {
+		if code, out, errout = run(t, jobs(args...)...); code != cmdutil.ExitUsage {
 			t.Errorf("%q: exit %d, want usage\n%s%s", args, code, out, errout)
 		}
-	}
-}
-
-func TestParseJobFlag(t *testing.T) {
-	doc := filepath.Join(t.TempDir(), "job.json")
-	if err := os.WriteFile(doc, []byte(`{"operation":"x"}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	j, err := parseJobFlag("fw-1=" + doc + ":dev1,dev2")
-	if err != nil || j.ID != "fw-1" || string(j.Document) != `{"operation":"x"}` || strings.Join(j.Things, " ") != "dev1 dev2" {
-		t.Fatalf("%+v %v", j, err)
-	}
-	for _, bad := range []string{"fw-1", "=" + doc + ":dev1", "fw-1=" + doc, "fw-1=" + doc + ":", "fw-1=/nonexistent.json:dev1"} {
-		if _, err := parseJobFlag(bad); err == nil {
-			t.Errorf("%q taken", bad)
-		}
-	}
-}
-
-func TestParseTemplateFlag(t *testing.T) {
-	tp, err := parseTemplateFlag("fleet=sensor-{SerialNumber}-{Site}")
-	if err != nil || tp.Name != "fleet" || tp.ThingName != "sensor-{SerialNumber}-{Site}" || strings.Join(tp.Parameters, ",") != "SerialNumber,Site" {
-		t.Fatalf("%+v %v", tp, err)
-	}
-	for _, bad := range []string{"fleet", "=x", "fleet="} {
-		if _, err := parseTemplateFlag(bad); err == nil {
-			t.Errorf("%q taken", bad)
-		}
-	}
-	if code, _, errout := run(t, "broker", "--aws-template", "fleet=x-{S}"); code != ExitUsage || !strings.Contains(errout, "need --aws") {
-		t.Fatalf("--aws-template without --aws: exit %d %s", code, errout)
 	}
 }
 
@@ -151,7 +119,7 @@ func TestAWSEndpointFlag(t *testing.T) {
 		alpn     string
 	}{{"a1b2c3d4e5f6g7-ats.iot.eu-west-1.amazonaws.com", 8883, ""}, {"a1b2c3d4e5f6g7-ats.iot.eu-west-1.amazonaws.com:443", 443, "x-amzn-mqtt-ca"}} {
 		c2 := &cobra.Command{Use: "x"}
-		f := &ConnFlags{}
+		f := &cmdutil.ConnFlags{}
 		f.Register(c2)
 		if err := c2.ParseFlags([]string{"--aws-endpoint", c.endpoint, "-i", "dev1"}); err != nil {
 			t.Fatal(err)
@@ -167,7 +135,7 @@ func TestAWSEndpointFlag(t *testing.T) {
 			t.Fatalf("%s: the trust is not the embedded Amazon roots", c.endpoint)
 		}
 	}
-	if code, _, errout := run(t, "pub", "--aws-endpoint", "x-ats.iot.eu-west-1.amazonaws.com", "-h", "localhost", "-t", "a", "-m", "b"); code != ExitUsage || !strings.Contains(errout, "drop -L/-h") {
+	if code, _, errout := run(t, "pub", "--aws-endpoint", "x-ats.iot.eu-west-1.amazonaws.com", "-h", "localhost", "-t", "a", "-m", "b"); code != cmdutil.ExitUsage || !strings.Contains(errout, "drop -L/-h") {
 		t.Fatalf("--aws-endpoint with -h: %d %s", code, errout)
 	}
 }

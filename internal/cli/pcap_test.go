@@ -12,6 +12,7 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/fennec-mqtt/fennec/broker/brokertest"
+	"github.com/fennec-mqtt/fennec/internal/cli/cmdutil"
 )
 
 // pcapSummary reads a capture back: packets (with pcapgo) and the key log lines of its
@@ -50,7 +51,7 @@ func pcapSummary(t *testing.T, path string) (packets int, secrets []string) {
 func TestPcapFlag(t *testing.T) {
 	isolate(t)
 	b := brokertest.Start(t, brokertest.Options{})
-	host, port := SplitHostPort(b.TLSAddr)
+	host, port := cmdutil.SplitHostPort(b.TLSAddr)
 	url := "mqtts://" + host + ":" + strconv.Itoa(port)
 	tlsArgs := []string{"--servername", "localhost", "--cafile", b.CAFile, "--cert", b.ClientCert, "--key", b.ClientKey}
 	dir := t.TempDir()
@@ -60,7 +61,7 @@ func TestPcapFlag(t *testing.T) {
 	} {
 		p := filepath.Join(dir, cmd[0]+".pcapng")
 		code, _, errout := run(t, append(append(cmd, tlsArgs...), "--pcap", p)...)
-		if code != ExitOK {
+		if code != cmdutil.ExitOK {
 			t.Fatalf("%s: exit %d\n%s", cmd[0], code, errout)
 		}
 		st, err := os.Stat(p)
@@ -78,10 +79,10 @@ func TestPcapFlag(t *testing.T) {
 		}
 	}
 	// The doctor's probes of a failure are in the capture too: TLS to the plain port.
-	host, port = SplitHostPort(b.TCPAddr)
+	host, port = cmdutil.SplitHostPort(b.TCPAddr)
 	p := filepath.Join(dir, "fail.pcapng")
 	code, _, errout := run(t, append([]string{"doctor", "mqtts://" + host + ":" + strconv.Itoa(port), "--pcap", p}, tlsArgs...)...)
-	if code == ExitOK {
+	if code == cmdutil.ExitOK {
 		t.Fatalf("TLS to the plain port passed: %s", errout)
 	}
 	if n, _ := pcapSummary(t, p); n < 6 {

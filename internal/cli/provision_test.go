@@ -10,6 +10,7 @@ import (
 
 	"github.com/fennec-mqtt/fennec/broker"
 	"github.com/fennec-mqtt/fennec/broker/brokertest"
+	"github.com/fennec-mqtt/fennec/internal/cli/cmdutil"
 )
 
 // TestProvisionCommand: fennec provision with a claim certificate gets a device certificate
@@ -29,7 +30,7 @@ func TestProvisionCommand(t *testing.T) {
 	}
 	b := brokertest.Start(t, brokertest.Options{Clients: []string{"claim"}, FleetProvisioning: true, AWS: &broker.AWS{Policy: pol,
 		Templates: []broker.ProvisioningTemplate{{Name: "fleet", ThingName: "sensor-{SerialNumber}", Parameters: []string{"SerialNumber"}}}}})
-	h, p := SplitHostPort(b.TLSAddr)
+	h, p := cmdutil.SplitHostPort(b.TLSAddr)
 	conn := []string{"-h", h, "-p", fmt.Sprint(p), "--servername", "localhost", "--cafile", b.CAFile, "--aws"}
 	claim := append([]string{"--cert", b.Files.ClientCert["claim"], "--key", b.Files.ClientKey["claim"]}, conn...)
 	dir := filepath.Join(t.TempDir(), "device")
@@ -49,15 +50,15 @@ func TestProvisionCommand(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("pub as the provisioned thing: exit %d\n%s%s", code, out, errout)
 		}
-		if code, out, errout = run(t, args...); code != ExitError || !strings.Contains(errout, "--force") {
+		if code, out, errout = run(t, args...); code != cmdutil.ExitError || !strings.Contains(errout, "--force") {
 			t.Fatalf("provision over an existing key: exit %d\n%s%s", code, out, errout)
 		}
 	}
 	code, out, errout := run(t, append([]string{"provision", "--template", "fleet", "--out-dir", dir}, claim...)...)
-	if code != ExitRefused || !strings.Contains(errout, "InvalidParameters") || !strings.Contains(errout, "--param KEY=VALUE") {
+	if code != cmdutil.ExitRefused || !strings.Contains(errout, "InvalidParameters") || !strings.Contains(errout, "--param KEY=VALUE") {
 		t.Fatalf("provision without the parameter: exit %d\n%s%s", code, out, errout)
 	}
-	if code, _, errout = run(t, append([]string{"provision"}, claim...)...); code != ExitUsage {
+	if code, _, errout = run(t, append([]string{"provision"}, claim...)...); code != cmdutil.ExitUsage {
 		t.Fatalf("provision without --template: exit %d %s", code, errout)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fennec-mqtt/fennec/broker/brokertest"
+	"github.com/fennec-mqtt/fennec/internal/cli/cmdutil"
 	"github.com/fennec-mqtt/fennec/packet"
 )
 
@@ -67,7 +68,7 @@ func TestSubTimeoutWhileReconnecting(t *testing.T) {
 	host, port, n := scriptedBroker(t, 0)
 	start := time.Now()
 	code, out, errout := run(t, "sub", "-V", "311", "-h", host, "-p", fmt.Sprint(port), "-t", "x", "-C", "1", "-W", "2")
-	if code != ExitSubTimeout || out != "" || !strings.Contains(errout, "timed out") {
+	if code != cmdutil.ExitSubTimeout || out != "" || !strings.Contains(errout, "timed out") {
 		t.Fatalf("exit %d, stdout %q, stderr %s", code, out, errout)
 	}
 	if d := time.Since(start); d > 10*time.Second {
@@ -89,7 +90,7 @@ func TestSubPermanentRefusalOnReconnect(t *testing.T) {
 	defer cancel()
 	done, _ := start(t, ctx, "", "sub", "-V", "311", "-h", host, "-p", fmt.Sprint(port), "-t", "x")
 	r := wait(t, done, "sub")
-	if r.code != ExitRefused || !strings.Contains(strings.ToLower(r.errout), "not authori") {
+	if r.code != cmdutil.ExitRefused || !strings.Contains(strings.ToLower(r.errout), "not authori") {
 		t.Fatalf("exit %d, stderr %s", r.code, r.errout)
 	}
 	if got := n.Load(); got != 2 {
@@ -108,7 +109,7 @@ func TestDisconnectWaitsForCallbacks(t *testing.T) {
 	defer cancel()
 	inLost, release := make(chan struct{}), make(chan struct{})
 	var returned atomic.Bool
-	spec := &ConnSpec{Server: "mqtt://" + b.TCPAddr, ClientID: "cb-wait", Version: 5, KeepAlive: 30 * time.Second, Timeout: 5 * time.Second, Reconnect: true}
+	spec := &cmdutil.ConnSpec{Server: "mqtt://" + b.TCPAddr, ClientID: "cb-wait", Version: 5, KeepAlive: 30 * time.Second, Timeout: 5 * time.Second, Reconnect: true}
 	spec.OnLost = func(error) {
 		select {
 		case <-inLost:
@@ -119,12 +120,12 @@ func TestDisconnectWaitsForCallbacks(t *testing.T) {
 		<-release
 		returned.Store(true)
 	}
-	c, err := Connect(ctx, spec)
+	c, err := cmdutil.Connect(ctx, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// a second client with the same ID takes the session over: the first loses its connection
-	other, err := Connect(ctx, &ConnSpec{Server: "mqtt://" + b.TCPAddr, ClientID: "cb-wait", Version: 5, KeepAlive: 30 * time.Second, Timeout: 5 * time.Second})
+	other, err := cmdutil.Connect(ctx, &cmdutil.ConnSpec{Server: "mqtt://" + b.TCPAddr, ClientID: "cb-wait", Version: 5, KeepAlive: 30 * time.Second, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,9 @@
-// Package cli implements the fennec command. It is the only package that prints or exits: each
-// command is an options struct plus a run function with its I/O injected, so tests drive it.
+// Package cli implements the fennec command: the command tree, help topics and exit. Each
+// command lives in a package of its own (pubcmd, subcmd, democmd, certcmd, brokercmd,
+// doctorcmd, benchcmd, shadowcmd, jobscmd, provisioncmd): an options struct plus a run function
+// with its I/O injected, so tests drive it, over the shared cmdutil (connection flags, the
+// client, output, errors and exit codes). Commands never import one another (archtest).
+// These packages are the only ones that print or exit.
 package cli
 
 import (
@@ -11,36 +15,50 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"github.com/fennec-mqtt/fennec/internal/cli/benchcmd"
+	"github.com/fennec-mqtt/fennec/internal/cli/brokercmd"
+	"github.com/fennec-mqtt/fennec/internal/cli/certcmd"
+	"github.com/fennec-mqtt/fennec/internal/cli/cmdutil"
+	"github.com/fennec-mqtt/fennec/internal/cli/democmd"
+	"github.com/fennec-mqtt/fennec/internal/cli/doctorcmd"
+	"github.com/fennec-mqtt/fennec/internal/cli/jobscmd"
+	"github.com/fennec-mqtt/fennec/internal/cli/provisioncmd"
+	"github.com/fennec-mqtt/fennec/internal/cli/pubcmd"
+	"github.com/fennec-mqtt/fennec/internal/cli/shadowcmd"
+	"github.com/fennec-mqtt/fennec/internal/cli/subcmd"
 	"github.com/spf13/cobra"
 )
+
+// IO is the standard streams of one invocation.
+type IO = cmdutil.IO
 
 // Main runs the fennec command with args and returns the process exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return Run(ctx, args, IO{In: stdin, Out: stdout, Err: stderr})
+	return Run(ctx, args, cmdutil.IO{In: stdin, Out: stdout, Err: stderr})
 }
 
 // Run is Main with a caller's context; tests use it. Cancelling ctx is an interruption (exit 130).
-func Run(ctx context.Context, args []string, streams IO) int {
+func Run(ctx context.Context, args []string, streams cmdutil.IO) int {
 	root := NewRootCmd(streams)
-	root.SetArgs(JoinPropertyArgs(args))
+	root.SetArgs(cmdutil.JoinPropertyArgs(args))
 	err := root.ExecuteContext(ctx)
 	if err == nil {
-		return ExitOK
+		return cmdutil.ExitOK
 	}
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
-		return ExitInterrupted
+		return cmdutil.ExitInterrupted
 	}
-	var q QuietError
+	var q cmdutil.QuietError
 	if !errors.As(err, &q) {
-		PrintError(streams.Err, err)
+		cmdutil.PrintError(streams.Err, err)
 	}
-	return ExitCode(err)
+	return cmdutil.ExitCode(err)
 }
 
 // NewRootCmd builds the command tree.
-func NewRootCmd(streams IO) *cobra.Command {
+func NewRootCmd(streams cmdutil.IO) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "fennec",
 		Short: "MQTT toolkit for devices: pub, sub, demo, certificates, broker",
@@ -58,23 +76,23 @@ connection does not work: which step (DNS, TCP, TLS, MQTT), why, and how to fix 
 	root.SetIn(streams.In)
 	root.SetOut(streams.Out)
 	root.SetErr(streams.Err)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return FlagError(err) })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cmdutil.FlagError(err) })
 	root.AddCommand(
-		newPubCmd(streams),
-		newSubCmd(streams),
-		newDemoCmd(streams),
-		newCertCmd(streams),
-		newBrokerCmd(streams),
-		newDoctorCmd(streams),
-		newBenchCmd(streams),
-		newShadowCmd(streams),
-		newJobsCmd(streams),
-		newProvisionCmd(streams),
+		pubcmd.New(streams),
+		subcmd.New(streams),
+		democmd.New(streams),
+		certcmd.New(streams),
+		brokercmd.New(streams),
+		doctorcmd.New(streams),
+		benchcmd.New(streams),
+		shadowcmd.New(streams),
+		jobscmd.New(streams),
+		provisioncmd.New(streams),
 		newVersionCmd(streams),
-		newHelpTopic("diagnosis", "The cause IDs of fennec doctor and --json", DiagnosisHelp()),
+		newHelpTopic("diagnosis", "The cause IDs of fennec doctor and --json", doctorcmd.DiagnosisHelp()),
 		newHelpTopic("exit-codes", "What fennec's exit codes mean", exitCodesHelp),
-		newHelpTopic("profiles", "Named connection profiles in the config file", ProfilesHelp),
-		newHelpTopic("format", "The -F output format of fennec sub", FormatHelp),
+		newHelpTopic("profiles", "Named connection profiles in the config file", cmdutil.ProfilesHelp),
+		newHelpTopic("format", "The -F output format of fennec sub", cmdutil.FormatHelp),
 		newHelpTopic("properties", "MQTT 5 properties with -D", propertiesHelp),
 	)
 	root.InitDefaultCompletionCmd()
@@ -96,7 +114,7 @@ func newHelpTopic(name, short, text string) *cobra.Command {
 	return &cobra.Command{Use: name, Short: short, Long: text}
 }
 
-func newVersionCmd(streams IO) *cobra.Command {
+func newVersionCmd(streams cmdutil.IO) *cobra.Command {
 	return &cobra.Command{
 		Use:     "version",
 		Short:   "Print the version of fennec",

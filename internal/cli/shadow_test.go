@@ -9,6 +9,7 @@ import (
 
 	"github.com/fennec-mqtt/fennec/broker"
 	"github.com/fennec-mqtt/fennec/broker/brokertest"
+	"github.com/fennec-mqtt/fennec/internal/cli/cmdutil"
 )
 
 // cliShadowPolicy lets each thing connect as itself and use its own shadows, and "app" use
@@ -28,14 +29,14 @@ func TestShadowCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := brokertest.Start(t, brokertest.Options{Clients: []string{"dev1", "app"}, AWS: &broker.AWS{Policy: pol}})
-	h, p := SplitHostPort(b.TLSAddr)
+	h, p := cmdutil.SplitHostPort(b.TLSAddr)
 	as := func(cn string, args ...string) []string {
 		return append(append([]string{"shadow"}, args...), "-h", h, "-p", fmt.Sprint(p), "--servername", "localhost",
 			"--cafile", b.CAFile, "--cert", b.Files.ClientCert[cn], "--key", b.Files.ClientKey[cn], "-i", cn)
 	}
 
 	code, out, errout := run(t, as("dev1", "get")...)
-	if code != ExitRefused || !strings.Contains(errout, "404") || !strings.Contains(errout, "no such shadow") {
+	if code != cmdutil.ExitRefused || !strings.Contains(errout, "404") || !strings.Contains(errout, "no such shadow") {
 		t.Fatalf("get of a missing shadow: exit %d\n%s%s", code, out, errout)
 	}
 	code, out, errout = run(t, as("dev1", "update", "--reported", `{"led":"off","temp":21}`, "--json")...)
@@ -49,10 +50,10 @@ func TestShadowCommands(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &doc) != nil || doc.State.Reported["led"] != "off" || doc.Version != 1 {
 		t.Fatalf("update --reported: exit %d\n%s%s", code, out, errout)
 	}
-	if code, out, errout = run(t, as("dev1", "update")...); code != ExitUsage || !strings.Contains(errout, "nothing to update") {
+	if code, out, errout = run(t, as("dev1", "update")...); code != cmdutil.ExitUsage || !strings.Contains(errout, "nothing to update") {
 		t.Fatalf("update without a state: exit %d\n%s%s", code, out, errout)
 	}
-	if code, out, errout = run(t, as("dev1", "update", "--desired", "{led")...); code != ExitUsage || !strings.Contains(errout, "a JSON object") {
+	if code, out, errout = run(t, as("dev1", "update", "--desired", "{led")...); code != cmdutil.ExitUsage || !strings.Contains(errout, "a JSON object") {
 		t.Fatalf("update with bad JSON: exit %d\n%s%s", code, out, errout)
 	}
 
@@ -92,7 +93,7 @@ wait:
 
 	// a stale version is refused with the fix
 	code, out, errout = run(t, as("dev1", "update", "--reported", `{"led":"on"}`, "--version", "1")...)
-	if code != ExitRefused || !strings.Contains(errout, "409") || !strings.Contains(errout, "fennec shadow get") {
+	if code != cmdutil.ExitRefused || !strings.Contains(errout, "409") || !strings.Contains(errout, "fennec shadow get") {
 		t.Fatalf("update at a stale version: exit %d\n%s%s", code, out, errout)
 	}
 	// the current one is taken, and get shows the merged state with no delta left
@@ -106,13 +107,13 @@ wait:
 	}
 
 	// a named shadow is separate from the classic one
-	if code, out, errout = run(t, as("dev1", "get", "--name", "config")...); code != ExitRefused || !strings.Contains(errout, "404") {
+	if code, out, errout = run(t, as("dev1", "get", "--name", "config")...); code != cmdutil.ExitRefused || !strings.Contains(errout, "404") {
 		t.Fatalf("get of a missing named shadow: exit %d\n%s%s", code, out, errout)
 	}
 	if code, out, errout = run(t, as("dev1", "delete")...); code != 0 || !strings.Contains(out, "deleted $aws/things/dev1/shadow") {
 		t.Fatalf("delete: exit %d\n%s%s", code, out, errout)
 	}
-	if code, out, errout = run(t, as("dev1", "get")...); code != ExitRefused || !strings.Contains(errout, "404") {
+	if code, out, errout = run(t, as("dev1", "get")...); code != cmdutil.ExitRefused || !strings.Contains(errout, "404") {
 		t.Fatalf("get after delete: exit %d\n%s%s", code, out, errout)
 	}
 }

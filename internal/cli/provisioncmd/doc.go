@@ -1,0 +1,3 @@
+// Package provisioncmd is `fennec provision`: AWS IoT fleet provisioning by claim, saving the
+// certificate and key it is given.
+package provisioncmd
