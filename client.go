@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fennec-mqtt/fennec/internal/connfast"
 	"github.com/fennec-mqtt/fennec/mqttconn"
 	"github.com/fennec-mqtt/fennec/packet"
 	"github.com/fennec-mqtt/fennec/session"
@@ -273,7 +274,7 @@ func newClient(cfg Config) (*Client, error) {
 		Dial: cfg.Dial, Connect: conn, MaxPacketSize: cfg.MaxPacketSize, Logger: cfg.Logger, Auth: cfg.Authenticator}
 	c.opts.OnPacket = c.onPacket
 	// onPacket keeps nothing of a PUBLISH or PUBACK but its fields; a user's Trace might.
-	c.opts.ReusePackets = cfg.Trace == nil
+	connfast.SetReusePackets(&c.opts, cfg.Trace == nil)
 	if u.TLS() {
 		// One prepared TLS config for all of this client's connections to Server.
 		c.opts.TLSConfig = c.tlsFor(u.Scheme, u.Addr())
@@ -622,7 +623,7 @@ func (c *Client) pump(queueOnly bool) *mqttconn.Conn {
 	}
 	send := conn.SendNow
 	if queueOnly {
-		send = conn.Queue
+		send = func(p packet.Packet, done func(error)) error { return connfast.Queue(conn, p, done) }
 	}
 	gen := c.out.Gen()
 	for {

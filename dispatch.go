@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fennec-mqtt/fennec/internal/connfast"
 	"github.com/fennec-mqtt/fennec/mqttconn"
 	"github.com/fennec-mqtt/fennec/topic"
 )
@@ -136,7 +137,7 @@ func (d *dispatcher) deliverInline(it delivery, conn *mqttconn.Conn) bool {
 func (d *dispatcher) handOffReader() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if conn := d.inline; conn != nil && conn.HandOff() {
+	if conn := d.inline; conn != nil && connfast.HandOff(conn) {
 		d.inline = nil
 		go d.c.run(conn)
 	}

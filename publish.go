@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/fennec-mqtt/fennec/internal/connfast"
 	"github.com/fennec-mqtt/fennec/mqttconn"
 	"github.com/fennec-mqtt/fennec/packet"
 	"github.com/fennec-mqtt/fennec/session"
@@ -265,7 +266,7 @@ func (c *Client) enqueue(ctx context.Context, m *Message, inline bool) (*Token, 
 	}
 	c.mu.Unlock()
 	if flush != nil {
-		flush.Flush()
+		connfast.Flush(flush)
 	}
 	return tok, nil
 }
@@ -654,7 +655,7 @@ func (c *Client) onPublish(conn *mqttconn.Conn, p *packet.Publish) {
 	// A lone message runs its handler here, on the reading goroutine (no hand-off on the round
 	// trip); during a burst (more packets already buffered) the handler goroutine takes it, so
 	// that reading and handling run in parallel.
-	if conn.Buffered() == 0 && c.disp.deliverInline(d, conn) {
+	if connfast.Buffered(conn) == 0 && c.disp.deliverInline(d, conn) {
 		return
 	}
 	bounded := p.QoS == 0 || c.cfg.Version != packet.V5 || overrun

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/fennec-mqtt/fennec/internal/connfast"
 	"github.com/fennec-mqtt/fennec/packet"
 )
 
@@ -64,13 +65,24 @@ type Options struct {
 	OnPacket func(c *Conn, p packet.Packet)
 	// Trace, when set, observes every packet in both directions and connection facts.
 	Trace func(Event)
-	// ReusePackets lets the connection decode each received PUBLISH and PUBACK into a value it
-	// reuses for the next one, which saves an allocation per message: OnPacket and Trace must
-	// then not keep the *packet.Publish or *packet.Puback after they return. What the packet
-	// refers to (topic, payload, property values) is never reused and may be kept.
-	ReusePackets bool
 	// Logger receives debug records; nil: silent.
 	Logger *slog.Logger
+
+	// reusePackets lets the connection decode each received PUBLISH and PUBACK into a value it
+	// reuses for the next one, which saves an allocation per message: OnPacket and Trace must
+	// then not keep the *packet.Publish or *packet.Puback after they return. What the packet
+	// refers to (topic, payload, property values) is never reused and may be kept. The managed
+	// client sets it (internal/connfast).
+	reusePackets bool
+}
+
+// The managed client's fast paths (internal/connfast): not part of a connection's API.
+func init() {
+	connfast.HandOff = func(c any) bool { return c.(*Conn).handOff() }
+	connfast.Buffered = func(c any) int { return c.(*Conn).buffered() }
+	connfast.Queue = func(c any, p packet.Packet, done func(error)) error { return c.(*Conn).queuePacket(p, done) }
+	connfast.Flush = func(c any) { c.(*Conn).flush() }
+	connfast.SetReusePackets = func(o any, on bool) { o.(*Options).reusePackets = on }
 }
 
 // Conn is one established MQTT connection: CONNECT has been accepted. Call Run on one
@@ -99,8 +111,8 @@ type Conn struct {
 	closed   bool
 	ending   bool // a DISCONNECT is queued: nothing may follow it
 	closeErr error
-	writing  bool          // a writer is running (the goroutine, or Flush inline)
-	deferred int           // Queue calls not yet followed by Flush
+	writing  bool          // a writer is running (the goroutine, or flush inline)
+	deferred int           // queuePacket calls not yet followed by flush
 	sock     sockInfo      // the TCP socket under TLS or plain TCP; zero for WebSocket
 	done     chan struct{} // closed on Close
 	writers  sync.WaitGroup
@@ -430,7 +442,7 @@ func (c *Conn) handshake(ctx context.Context) (*packet.Connack, error) {
 		maxIn = packet.DefaultMaxPacketSize
 	}
 	c.rd = packet.NewReader(deadlineReader{c}, maxIn)
-	c.rd.SetReuse(c.opts.ReusePackets)
+	c.rd.SetReuse(c.opts.reusePackets)
 	p, err := c.readConnack()
 	for rounds := 0; err == nil && auth != nil && rounds < maxAuthRounds; rounds++ {
 		a, ok := p.(*packet.Auth)
@@ -591,7 +603,7 @@ func (c *Conn) Err() error {
 	return c.closeErr
 }
 
-// ErrHandedOff is returned by Run when HandOff moved reading to another goroutine.
+// ErrHandedOff is returned by Run when the managed client's hand-off (internal/connfast) moved reading to another goroutine.
 var ErrHandedOff = errors.New("mqttconn: reading was handed off to another goroutine")
 
 // readLoop is the state of one Run call.
@@ -600,23 +612,23 @@ type readLoop struct{ state atomic.Int32 }
 const (
 	loopReading   = iota // reading or decoding
 	loopCallback         // inside Options.OnPacket
-	loopHandedOff        // HandOff was called during OnPacket
+	loopHandedOff        // handOff was called during OnPacket
 )
 
-// HandOff lets OnPacket keep the reading goroutine (to run a long task on it) while reading
+// handOff lets OnPacket keep the reading goroutine (to run a long task on it) while reading
 // goes on elsewhere: called while OnPacket runs, from any goroutine, it makes Run return
 // ErrHandedOff as soon as OnPacket returns, without reading further; the caller must then call
 // Run on another goroutine, which continues with the next packet. It reports false, changing
 // nothing, when OnPacket is not running or reading was already handed off.
-func (c *Conn) HandOff() bool {
+func (c *Conn) handOff() bool {
 	l := c.loop.Load()
 	return l != nil && l.state.CompareAndSwap(loopCallback, loopHandedOff)
 }
 
-// Buffered reports how many bytes of further packets were already read from the network and
+// buffered reports how many bytes of further packets were already read from the network and
 // wait in the connection's read buffer: more packets follow at once. Call it only from
 // OnPacket, on the reading goroutine.
-func (c *Conn) Buffered() int { return c.rd.Buffered() }
+func (c *Conn) buffered() int { return c.rd.Buffered() }
 
 // Run reads packets and hands them to Options.OnPacket until the connection fails or is
 // closed; it returns the cause. Call it once, and again only after it returned ErrHandedOff.
@@ -824,23 +836,23 @@ func (c *Conn) SendAck(t packet.Type, id uint16) error {
 	return c.enqueueItemLocked(item{ack: t, ackID: id}, 16)
 }
 
-// Queue queues p like SendNow but does not start the writing goroutine: the caller must call
-// Flush afterwards. It lets a caller that holds its own lock queue packets and have them
+// queuePacket queues p like SendNow but does not start the writing goroutine: the caller must call
+// flush afterwards. It lets a caller that holds its own lock queue packets and have them
 // written once that lock is released.
-func (c *Conn) Queue(p packet.Packet, done func(error)) error {
+func (c *Conn) queuePacket(p packet.Packet, done func(error)) error {
 	c.mu.Lock()
 	c.deferred++
 	return c.enqueueLocked(p, done, size(p))
 }
 
-// inlineMax is the most queued bytes Flush writes on the calling goroutine.
+// inlineMax is the most queued bytes flush writes on the calling goroutine.
 const inlineMax = 8 << 10
 
-// Flush follows Queue. When no writer is running, at most a few KiB are queued and the
+// flush follows queuePacket. When no writer is running, at most a few KiB are queued and the
 // socket's send buffer is empty, it writes on the calling goroutine: such a write cannot block,
 // and it saves the hand-off to the writing goroutine on the path of a one-at-a-time Publish.
-// Otherwise the writing goroutine writes. Flush never waits for the broker.
-func (c *Conn) Flush() {
+// Otherwise the writing goroutine writes. flush never waits for the broker.
+func (c *Conn) flush() {
 	c.mu.Lock()
 	if c.deferred > 0 {
 		c.deferred--

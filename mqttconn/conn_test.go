@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fennec-mqtt/fennec/internal/connfast"
 	"github.com/fennec-mqtt/fennec/mqttconn"
 	"github.com/fennec-mqtt/fennec/packet"
 )
@@ -262,7 +263,7 @@ func TestHandOff(t *testing.T) {
 				return
 			}
 			if pub.Topic == "a" {
-				first, second = conn.HandOff(), conn.HandOff()
+				first, second = connfast.HandOff(conn), connfast.HandOff(conn)
 				got <- pub.Topic
 				<-release // held: the next Run call reads on meanwhile
 				return
@@ -273,7 +274,7 @@ func TestHandOff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.HandOff() {
+	if connfast.HandOff(c) {
 		t.Error("HandOff outside OnPacket reported true")
 	}
 	runErr := make(chan error, 1)
@@ -340,14 +341,14 @@ func TestQueueFlush(t *testing.T) {
 			}
 			go c.Run()
 			written := make(chan error, 2)
-			c.Queue(&packet.Publish{Topic: "a"}, func(err error) { written <- err })
+			connfast.Queue(c, &packet.Publish{Topic: "a"}, func(err error) { written <- err })
 			c.SendNow(&packet.Publish{Topic: "b"}, func(err error) { written <- err })
 			select {
 			case p := <-out:
 				t.Fatalf("%v left before Flush", p)
 			case <-time.After(20 * time.Millisecond):
 			}
-			c.Flush()
+			connfast.Flush(c)
 			for _, want := range []string{"a", "b"} {
 				if err := <-written; err != nil {
 					t.Fatal(err)
@@ -356,8 +357,8 @@ func TestQueueFlush(t *testing.T) {
 					t.Fatalf("got %q, want %q", p.Topic, want)
 				}
 			}
-			c.Queue(&packet.Publish{Topic: "c"}, nil)
-			c.Flush()
+			connfast.Queue(c, &packet.Publish{Topic: "c"}, nil)
+			connfast.Flush(c)
 			if p := (<-out).(*packet.Publish); p.Topic != "c" {
 				t.Fatalf("got %q, want c", p.Topic)
 			}
@@ -379,7 +380,7 @@ func TestBuffered(t *testing.T) {
 		Connect: packet.Connect{ClientID: "b", CleanStart: true},
 		OnPacket: func(conn *mqttconn.Conn, p packet.Packet) {
 			if pub, ok := p.(*packet.Publish); ok {
-				buffered[pub.Topic] = conn.Buffered()
+				buffered[pub.Topic] = connfast.Buffered(conn)
 				if pub.Topic == "c" {
 					close(done)
 				}

@@ -16,15 +16,19 @@
 // # Running
 //
 // After Dial, call Run on one goroutine: it reads packets and hands each one to
-// Options.OnPacket until the connection ends, then returns the cause. OnPacket may keep the
-// reading goroutine for a long task by calling HandOff: Run then returns ErrHandedOff when
-// OnPacket returns, and the caller continues reading by calling Run on another goroutine.
-// Send and SendNow queue
-// packets for the writing goroutine (started on demand), which encodes everything queued into one buffer and writes
-// it with a single Write: many small packets cost one system call (and one TLS record). Payloads of
-// 16 KiB and more are written from the caller's slice rather than copied. Send
-// waits while Options.QueueBytes are queued; SendNow does not (for acknowledgements, whose number
-// the protocol bounds).
+// Options.OnPacket until the connection ends, then returns the cause. Send and SendNow queue
+// packets for the writing goroutine (started on demand), which encodes everything queued into
+// one buffer and writes it with a single Write: many small packets cost one system call (and
+// one TLS record). Payloads of 16 KiB and more are written from the caller's slice rather than
+// copied. Send waits while Options.QueueBytes are queued; SendNow does not (for
+// acknowledgements, whose number the protocol bounds). Disconnect sends DISCONNECT after what
+// is queued and closes.
+//
+// The managed client (the root package) uses four more paths that are not part of this API and
+// reaches them through internal/connfast: handing the reading goroutine to a handler that runs
+// inline (Run then returns ErrHandedOff and reading continues on another goroutine), the bytes
+// already buffered, queueing under its own lock with one flush after, and decoding into reused
+// packet values. A connection's API stays dial, read (Run with OnPacket), write, close.
 //
 // Reads go through an adaptive buffer: 256 bytes while idle, growing to 32 KiB under load. On
 // Linux, TCP_QUICKACK is re-armed before a read while the broker owes us a reply (CONNACK, PUBACK,
