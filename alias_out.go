@@ -1,3 +1,5 @@
+// Outgoing topic aliases (MQTT 5), per connection.
+
 package fennec
 
 import (

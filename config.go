@@ -1,3 +1,5 @@
+// Configuration: Config, its defaults and checks, server URLs, backoff policies.
+
 package fennec
 
 import (

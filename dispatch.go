@@ -1,3 +1,5 @@
+// Delivery to handlers: the bounded handler queue, inline delivery and back-pressure.
+
 package fennec
 
 import (

@@ -1,3 +1,5 @@
+// Errors: the typed errors the client returns, and which of them retrying can fix.
+
 package fennec
 
 import (

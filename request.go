@@ -1,3 +1,5 @@
+// Request/response over MQTT 5 Response Topic and Correlation Data.
+
 package fennec
 
 import (

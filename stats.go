@@ -1,3 +1,5 @@
+// Counters a user may need to see.
+
 package fennec
 
 // Stats are counters of what the client did that a user may need to see: figures that say a

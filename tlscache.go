@@ -1,3 +1,5 @@
+// A prepared TLS configuration per server, shared by a client's connections.
+
 package fennec
 
 import (
