@@ -108,7 +108,7 @@ func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 	if c, ok := cl.Net.Conn.(*conn); ok && c.emptyWill {
 		will.Payload = []byte{}
 	}
-	return will, nil
+	return carryWillProps(cl, will), nil
 }
 
 func (h *hook) Provides(b byte) bool {
@@ -350,6 +350,7 @@ func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 	h.firstDelivery(cl, &pk)
 	addSubscriptionIDs(cl, &pk)
 	stripStampedExpiry(&pk)
+	restoreWillProps(cl, &pk)
 	h.restoreID(cl, &pk)
 	h.b.faults.delayAck(pk)
 	return pk

@@ -251,6 +251,8 @@ type conn struct {
 	// emptyWill: the CONNECT's will had a zero-length payload, which mochi refuses; mochi got a
 	// one-byte stand-in, and OnWill publishes the will empty again.
 	emptyWill bool
+	// willProps: the will's properties mochi drops, encoded (will.go); "" for none.
+	willProps string
 	chunk     []byte
 	// scramUser and scramFinal: the connection authenticated with SCRAM-SHA-256 as scramUser;
 	// scramFinal is the server-final message its CONNACK carries (scram.go).
@@ -356,6 +358,9 @@ func (c *conn) checkConnect(header byte, body []byte) (standIn []byte, err error
 	p, err := packet.Decode(packet.V5, header, body)
 	if err == nil {
 		cp := p.(*packet.Connect)
+		if cp.Version == packet.V5 {
+			c.willProps = willPropsOf(cp.Will) // mochi drops them: see will.go
+		}
 		if cp.Version == packet.V5 && cp.Props.Has(packet.PropAuthenticationMethod) && cp.Props.AuthenticationMethod == SCRAMMethod && len(c.l.b.opts.SCRAM) > 0 {
 			return c.scram(cp)
 		}
