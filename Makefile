@@ -26,11 +26,16 @@ deps:
 			echo "missing$$need and this user cannot install them: the interop tests that need them fail or skip"; \
 		fi; \
 	fi
-	@# aedes 0.51 (Node.js, MQTT 3.1.1 only) for the version fallback test, in the user's cache
+	@# aedes 0.51 (Node.js, MQTT 3.1.1 only) for the version fallback test and MQTT.js 5.16 for the
+	@# broker's interop test, in the user's cache
 	@peers="$${FENNEC_PEERS_DIR:-$${XDG_CACHE_HOME:-$$HOME/.cache}/fennec-peers}"; \
 	if [ ! -d "$$peers/node_modules/aedes" ] && command -v npm >/dev/null 2>&1; then \
 		echo "installing aedes@0.51.3 into $$peers with npm"; \
 		npm install --silent --no-audit --no-fund --prefix "$$peers" aedes@0.51.3 >/dev/null 2>&1 || echo "npm could not install aedes: its test skips"; \
+	fi; \
+	if [ ! -d "$$peers/node_modules/mqtt" ] && command -v npm >/dev/null 2>&1; then \
+		echo "installing mqtt@5.16.0 (MQTT.js) into $$peers with npm"; \
+		npm install --silent --no-audit --no-fund --prefix "$$peers" mqtt@5.16.0 >/dev/null 2>&1 || echo "npm could not install MQTT.js: its test skips"; \
 	fi
 
 vet:
