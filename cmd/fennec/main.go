@@ -1,5 +1,3 @@
-// Command fennec is the Fennec MQTT toolkit: pub, sub, demo, cert, broker and more.
-// Run `fennec --help` for the commands.
 package main
 
 import (

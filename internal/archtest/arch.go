@@ -1,5 +1,3 @@
-// Package archtest keeps Fennec's layering visible: it lists each package's imports with
-// `go list` and fails when a package imports one that sits above it (see docs/architecture.md).
 package archtest
 
 import (

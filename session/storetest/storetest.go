@@ -1,5 +1,3 @@
-// Package storetest checks that a session.Store behaves as the client relies on: for the
-// stores of this module and for a store of your own.
 package storetest
 
 import (

@@ -32,6 +32,7 @@ type options struct {
 	nodelay, ceiling, sweep                        bool
 	transports, libs, profileLib, profileDir, only string
 	subLib                                         string
+	chart                                          string
 }
 
 // figure names, in table order
@@ -92,6 +93,7 @@ func main() {
 	flag.BoolVar(&o.sweep, "sweep", true, "measure the QoS 0 limit: the raw client paced at a sweep of rates around the best library's, the best received rate")
 	flag.StringVar(&o.only, "only", "tput,rtt,connect,idle", "measurements to run: tput (QoS 0 and 1 throughput), rtt (round trip), connect (sequential connects), idle")
 	flag.IntVar(&o.connects, "connects", 200, "sequential connects per connect run")
+	flag.StringVar(&o.chart, "chart", "", "also draw the medians of throughput and round trip per client into this SVG file (gonum/plot)")
 	flag.StringVar(&o.profileLib, "profile", "", "short name of a library to profile (CPU during throughput and latency, heap with the idle clients)")
 	flag.StringVar(&o.profileDir, "profile-dir", "profiles", "where -profile writes its pprof files")
 	var child childOptions
@@ -178,6 +180,12 @@ func run(o options, out, log io.Writer) error {
 	}
 	fmt.Fprintf(log, "done in %v\n", time.Since(start).Round(time.Second))
 	printTable(out, o, res, libs, transports, conf)
+	if o.chart != "" {
+		if err := writeChart(o.chart, res, libs, transports, o.runs); err != nil {
+			return fmt.Errorf("chart: %w", err)
+		}
+		fmt.Fprintf(log, "chart written to %s\n", o.chart)
+	}
 	fmt.Fprintf(out, "\nLoad average (1, 5, 15 min) before: %s; after: %s (the machine may be shared).\n", load0, loadavg())
 	return nil
 }
