@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"image/color"
 	"os"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 	"gonum.org/v1/plot/vg/vgsvg"
 
 	"github.com/fennec-mqtt/fennec/benchmarks"
@@ -29,11 +31,16 @@ var palette = []color.Color{
 	color.RGBA{0xc0, 0x3d, 0x3e, 0xff},
 }
 
-// writeChart draws the medians of res as an SVG file: one panel per figure of chartFigures,
+// writeChart draws the medians of res as an SVG file (PNG when path ends in .png): one panel per figure of chartFigures,
 // bars per client, grouped by transport.
 func writeChart(path string, res *results, libs []benchmarks.Library, transports []string, runs int) error {
 	const w, h = 11 * vg.Inch, 8 * vg.Inch
-	img := vgsvg.New(w, h)
+	var img vg.CanvasWriterTo
+	if strings.HasSuffix(path, ".png") {
+		img = vgimg.PngCanvas{Canvas: vgimg.New(w, h)}
+	} else {
+		img = vgsvg.New(w, h)
+	}
 	dc := draw.New(img)
 	tiles := draw.Tiles{Rows: 2, Cols: 2, PadX: vg.Millimeter * 6, PadY: vg.Millimeter * 6, PadTop: vg.Millimeter * 4,
 		PadBottom: vg.Millimeter * 4, PadLeft: vg.Millimeter * 4, PadRight: vg.Millimeter * 4}
@@ -42,11 +49,7 @@ func writeChart(path string, res *results, libs []benchmarks.Library, transports
 		p.Title.Text = fmt.Sprintf("%s (medians of %d runs)", cf.title, runs)
 		p.Y.Label.Text = cf.unit
 		p.Y.Min = 0
-		names := make([]string, len(transports))
-		for j, tr := range transports {
-			names[j] = tr
-		}
-		p.NominalX(names...)
+		p.NominalX(transports...)
 		var shown []benchmarks.Library
 		for _, l := range libs {
 			for _, tr := range transports {
@@ -56,6 +59,13 @@ func writeChart(path string, res *results, libs []benchmarks.Library, transports
 				}
 			}
 		}
+		top := 0.0
+		for _, l := range shown {
+			for _, tr := range transports {
+				top = max(top, median(res.vals[key{tr, l.Short(), cf.figure}]))
+			}
+		}
+		p.Y.Max = top * 1.45 // room for the legend above the bars
 		barW := vg.Points(min(18, 220/float64(max(len(shown), 1))))
 		for k, l := range shown {
 			vals := make(plotter.Values, len(transports))
@@ -70,12 +80,11 @@ func writeChart(path string, res *results, libs []benchmarks.Library, transports
 			bars.LineStyle.Width = 0
 			bars.Offset = barW * vg.Length(float64(k)-float64(len(shown)-1)/2)
 			p.Add(bars)
-			if i == 0 {
-				p.Legend.Add(l.Short(), bars)
-			}
+			p.Legend.Add(l.Short(), bars)
 		}
 		p.Legend.Top = true
 		p.Legend.Left = true
+		p.Legend.Padding = vg.Points(1)
 		p.Add(plotter.NewGrid())
 		p.Draw(tiles.At(dc, i%2, i/2))
 	}
