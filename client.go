@@ -159,98 +159,10 @@ func newClient(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Version == 0 {
-		cfg.Version = packet.V5
+	if err := cfg.applyDefaults(u); err != nil {
+		return nil, err
 	}
-	if cfg.Version != packet.V5 && cfg.Version != packet.V311 {
-		return nil, fmt.Errorf("fennec: unsupported protocol version %d (use packet.V5 or packet.V311)", cfg.Version)
-	}
-	if cfg.ClientID == "" {
-		// Nobody can resume a session under an ID made up here: ask for a clean one that ends
-		// with the connection, so that the broker keeps nothing for it.
-		if cfg.Store != nil {
-			return nil, errors.New("fennec: a session Store needs a ClientID: a generated ID cannot resume the session")
-		}
-		cfg.ClientID = randomClientID()
-		cfg.CleanStart, cfg.SessionExpiry = true, 0
-	}
-	if cfg.Username == "" && u.Username != "" {
-		cfg.Username = u.Username
-	}
-	if cfg.Password == nil && u.HasPassword {
-		cfg.Password = []byte(u.Password)
-	}
-	if cfg.KeepAlive == 0 {
-		cfg.KeepAlive = 60 * time.Second
-	}
-	if cfg.ConnectTimeout <= 0 {
-		cfg.ConnectTimeout = 30 * time.Second
-	}
-	if cfg.Backoff == nil {
-		cfg.Backoff = DefaultBackoff
-	}
-	if cfg.BackoffResetAfter <= 0 {
-		cfg.BackoffResetAfter = 30 * time.Second
-	}
-	if cfg.ReceiveMaximum == 0 {
-		cfg.ReceiveMaximum = 256
-	}
-	if cfg.MaxInflight <= 0 {
-		cfg.MaxInflight = 1000
-		if cfg.Version == packet.V311 {
-			// 3.1.1 has no Receive Maximum to learn the broker's limit from; stock brokers
-			// refuse or drop beyond theirs (mosquitto 2.0.11 lost QoS 2 messages with 1000).
-			cfg.MaxInflight = DefaultMaxInflight311
-		}
-	}
-	if cfg.MaxInflight > 65535 {
-		cfg.MaxInflight = 65535
-	}
-	if cfg.MaxPacketSize == 0 {
-		cfg.MaxPacketSize = packet.DefaultMaxPacketSize
-	}
-	if cfg.MaxOfflineQueue <= 0 {
-		cfg.MaxOfflineQueue = 1000
-	}
-	if cfg.MaxOfflineQueue > 65535-cfg.MaxInflight {
-		cfg.MaxOfflineQueue = 65535 - cfg.MaxInflight // packet IDs are taken at Publish
-	}
-	ka := cfg.KeepAlive
-	if ka < 0 {
-		ka = 0
-	}
-	keepAlive := int64((ka + time.Second - 1) / time.Second) // whole seconds, rounded up
-	if keepAlive > 65535 {
-		keepAlive = 65535
-	}
-	conn := packet.Connect{Version: cfg.Version, CleanStart: cfg.CleanStart, KeepAlive: uint16(keepAlive),
-		ClientID: cfg.ClientID, Username: cfg.Username, HasUsername: cfg.Username != "",
-		Password: cfg.Password, HasPassword: cfg.Password != nil}
-	if cfg.Will != nil {
-		conn.Will = &packet.Will{Topic: cfg.Will.Topic, Payload: cfg.Will.Payload, QoS: cfg.Will.QoS,
-			Retain: cfg.Will.Retain}
-		if cfg.Version == packet.V5 {
-			conn.Will.Props = cfg.Will.Props
-		}
-	}
-	if cfg.Version == packet.V5 {
-		conn.Props = cfg.ConnectProperties
-		// Topic aliases from the broker are not supported: announce none (zero) so the broker
-		// never sends one [MQTT-3.3.2-9].
-		conn.Props.Clear(packet.PropTopicAliasMaximum)
-		if cfg.TopicAliasMaximum > 0 {
-			conn.Props.SetTopicAliasMaximum(cfg.TopicAliasMaximum)
-		}
-		if cfg.SessionExpiry > 0 {
-			conn.Props.SetSessionExpiryInterval(uint32(min(cfg.SessionExpiry/time.Second, 0xFFFFFFFF)))
-		}
-		if cfg.ReceiveMaximum != 65535 {
-			conn.Props.SetReceiveMaximum(cfg.ReceiveMaximum)
-		}
-		if cfg.MaxPacketSize > 0 {
-			conn.Props.SetMaximumPacketSize(cfg.MaxPacketSize)
-		}
-	}
+	conn := connectPacket(&cfg)
 	path := cfg.WebSocketPath
 	if path == "" {
 		path = u.Path

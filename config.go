@@ -7,6 +7,7 @@ import (
 	crand "crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -320,4 +321,67 @@ func randomClientID() string {
 	var b [8]byte
 	_, _ = crand.Read(b[:])
 	return "fennec-" + hex.EncodeToString(b[:])
+}
+
+// applyDefaults fills in what cfg leaves zero and checks what cannot work: the protocol
+// version, a Store without a ClientID, credentials from the server URL, and the bounds of the
+// keep alive, in-flight window, packet size and offline queue.
+func (cfg *Config) applyDefaults(u *ServerURL) error {
+	if cfg.Version == 0 {
+		cfg.Version = packet.V5
+	}
+	if cfg.Version != packet.V5 && cfg.Version != packet.V311 {
+		return fmt.Errorf("fennec: unsupported protocol version %d (use packet.V5 or packet.V311)", cfg.Version)
+	}
+	if cfg.ClientID == "" {
+		// Nobody can resume a session under an ID made up here: ask for a clean one that ends
+		// with the connection, so that the broker keeps nothing for it.
+		if cfg.Store != nil {
+			return errors.New("fennec: a session Store needs a ClientID: a generated ID cannot resume the session")
+		}
+		cfg.ClientID = randomClientID()
+		cfg.CleanStart, cfg.SessionExpiry = true, 0
+	}
+	if cfg.Username == "" && u.Username != "" {
+		cfg.Username = u.Username
+	}
+	if cfg.Password == nil && u.HasPassword {
+		cfg.Password = []byte(u.Password)
+	}
+	if cfg.KeepAlive == 0 {
+		cfg.KeepAlive = 60 * time.Second
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 30 * time.Second
+	}
+	if cfg.Backoff == nil {
+		cfg.Backoff = DefaultBackoff
+	}
+	if cfg.BackoffResetAfter <= 0 {
+		cfg.BackoffResetAfter = 30 * time.Second
+	}
+	if cfg.ReceiveMaximum == 0 {
+		cfg.ReceiveMaximum = 256
+	}
+	if cfg.MaxInflight <= 0 {
+		cfg.MaxInflight = 1000
+		if cfg.Version == packet.V311 {
+			// 3.1.1 has no Receive Maximum to learn the broker's limit from; stock brokers
+			// refuse or drop beyond theirs (mosquitto 2.0.11 lost QoS 2 messages with 1000).
+			cfg.MaxInflight = DefaultMaxInflight311
+		}
+	}
+	if cfg.MaxInflight > 65535 {
+		cfg.MaxInflight = 65535
+	}
+	if cfg.MaxPacketSize == 0 {
+		cfg.MaxPacketSize = packet.DefaultMaxPacketSize
+	}
+	if cfg.MaxOfflineQueue <= 0 {
+		cfg.MaxOfflineQueue = 1000
+	}
+	if cfg.MaxOfflineQueue > 65535-cfg.MaxInflight {
+		cfg.MaxOfflineQueue = 65535 - cfg.MaxInflight // packet IDs are taken at Publish
+	}
+	return nil
 }

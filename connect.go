@@ -449,3 +449,44 @@ func (c *Client) onAuth(conn *mqttconn.Conn, p *packet.Auth) {
 		conn.Fail(&ProtocolError{Packet: packet.AUTH, Msg: fmt.Sprintf("broker sent AUTH %s during a re-authentication", p.ReasonCode)})
 	}
 }
+
+// connectPacket is the CONNECT that cfg asks for (MQTT 5: with its properties).
+func connectPacket(cfg *Config) packet.Connect {
+	ka := cfg.KeepAlive
+	if ka < 0 {
+		ka = 0
+	}
+	keepAlive := int64((ka + time.Second - 1) / time.Second) // whole seconds, rounded up
+	if keepAlive > 65535 {
+		keepAlive = 65535
+	}
+	conn := packet.Connect{Version: cfg.Version, CleanStart: cfg.CleanStart, KeepAlive: uint16(keepAlive),
+		ClientID: cfg.ClientID, Username: cfg.Username, HasUsername: cfg.Username != "",
+		Password: cfg.Password, HasPassword: cfg.Password != nil}
+	if cfg.Will != nil {
+		conn.Will = &packet.Will{Topic: cfg.Will.Topic, Payload: cfg.Will.Payload, QoS: cfg.Will.QoS,
+			Retain: cfg.Will.Retain}
+		if cfg.Version == packet.V5 {
+			conn.Will.Props = cfg.Will.Props
+		}
+	}
+	if cfg.Version == packet.V5 {
+		conn.Props = cfg.ConnectProperties
+		// Topic aliases from the broker are not supported: announce none (zero) so the broker
+		// never sends one [MQTT-3.3.2-9].
+		conn.Props.Clear(packet.PropTopicAliasMaximum)
+		if cfg.TopicAliasMaximum > 0 {
+			conn.Props.SetTopicAliasMaximum(cfg.TopicAliasMaximum)
+		}
+		if cfg.SessionExpiry > 0 {
+			conn.Props.SetSessionExpiryInterval(uint32(min(cfg.SessionExpiry/time.Second, 0xFFFFFFFF)))
+		}
+		if cfg.ReceiveMaximum != 65535 {
+			conn.Props.SetReceiveMaximum(cfg.ReceiveMaximum)
+		}
+		if cfg.MaxPacketSize > 0 {
+			conn.Props.SetMaximumPacketSize(cfg.MaxPacketSize)
+		}
+	}
+	return conn
+}

@@ -188,118 +188,148 @@ type jobRequest struct {
 func (j *jobs) serve(thing, jobID, op, topic string, payload []byte) []jobOut {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	ts := j.now().Unix()
-	var req jobRequest
-	token := func(v map[string]any) map[string]any {
-		if req.ClientToken != nil {
-			v["clientToken"] = *req.ClientToken
-		}
-		v["timestamp"] = ts
-		return v
-	}
-	reject := func(code, msg string, e *execution) []jobOut {
-		j.b.log.Info("jobs request rejected", "thing", thing, "job", jobID, "op", op, "code", code, "message", msg, "aws_doc", awsDocJobs)
-		v := map[string]any{"code": code, "message": msg}
-		if e != nil {
-			v["executionState"] = e.state()
-		}
-		return []jobOut{{topic + "/rejected", mustJSON(token(v))}}
-	}
-	accept := func(v map[string]any) []jobOut { return []jobOut{{topic + "/accepted", mustJSON(token(v))}} }
+	c := &jobCall{j: j, thing: thing, jobID: jobID, op: op, topic: topic, ts: j.now().Unix()}
 	if len(payload) > JobMaxRequest {
-		return reject("InvalidRequest", "The request is larger than the service takes", nil)
+		return c.reject("InvalidRequest", "The request is larger than the service takes", nil)
 	}
 	if len(bytes.TrimSpace(payload)) > 0 {
-		if err := json.Unmarshal(payload, &req); err != nil {
-			req = jobRequest{}
-			return reject("InvalidJson", "The request is not valid JSON: "+err.Error(), nil)
+		if err := json.Unmarshal(payload, &c.req); err != nil {
+			c.req = jobRequest{}
+			return c.reject("InvalidJson", "The request is not valid JSON: "+err.Error(), nil)
 		}
 	}
-	if req.ClientToken != nil && len(*req.ClientToken) > 64 {
-		req.ClientToken = nil
-		return reject("InvalidRequest", "clientToken is longer than 64 characters", nil)
+	if c.req.ClientToken != nil && len(*c.req.ClientToken) > 64 {
+		c.req.ClientToken = nil
+		return c.reject("InvalidRequest", "clientToken is longer than 64 characters", nil)
 	}
 	switch op {
 	case "get":
-		if jobID == "" { // GetPendingJobExecutions
-			var inProgress, queued []map[string]any
-			for _, e := range j.pending(thing) {
-				if e.status == JobInProgress {
-					inProgress = append(inProgress, e.summary())
-				} else {
-					queued = append(queued, e.summary())
-				}
-			}
-			return accept(map[string]any{"inProgressJobs": orEmpty(inProgress), "queuedJobs": orEmpty(queued)})
-		}
-		// DescribeJobExecution
-		e := j.lookup(thing, jobID)
-		if e == nil {
-			if jobID == "$next" {
-				return accept(map[string]any{})
-			}
-			return reject("ResourceNotFound", "No job execution of "+jobID+" for thing "+thing, nil)
-		}
-		if req.ExecutionNumber != nil && *req.ExecutionNumber != e.number {
-			return reject("ResourceNotFound", fmt.Sprintf("No execution number %d of %s for thing %s", *req.ExecutionNumber, jobID, thing), nil)
-		}
-		withDoc := req.IncludeJobDocument == nil || *req.IncludeJobDocument
-		return accept(map[string]any{"execution": j.full(thing, e, withDoc)})
+		return c.get()
 	case "start-next": // StartNextPendingJobExecution
-		before := j.next(thing)
-		e := before
-		if e == nil {
-			return accept(map[string]any{})
-		}
-		if e.status == JobQueued {
-			e.status, e.startedAt, e.lastUpdated = JobInProgress, ts, ts
-			e.version++
-			if req.StatusDetails != nil {
-				e.details = req.StatusDetails
-			}
-		}
-		out := accept(map[string]any{"execution": j.full(thing, e, true)})
-		return append(out, j.notifyList(thing, ts)...)
+		return c.startNext()
 	case "update": // UpdateJobExecution
-		e := j.lookup(thing, jobID)
-		if e == nil {
-			return reject("ResourceNotFound", "No job execution of "+jobID+" for thing "+thing, nil)
-		}
-		switch req.Status {
-		case JobInProgress, JobSucceeded, JobFailed, JobRejected:
-		case "":
-			return reject("InvalidRequest", "status is required: IN_PROGRESS, SUCCEEDED, FAILED or REJECTED", nil)
-		default:
-			return reject("InvalidRequest", "a device cannot set the status "+req.Status+": IN_PROGRESS, SUCCEEDED, FAILED or REJECTED", nil)
-		}
-		if req.ExpectedVersion != nil && *req.ExpectedVersion != e.version {
-			return reject("VersionMismatch", fmt.Sprintf("The expected version %d is not the execution's version %d", *req.ExpectedVersion, e.version), e)
-		}
-		if req.ExecutionNumber != nil && *req.ExecutionNumber != e.number {
-			return reject("ResourceNotFound", fmt.Sprintf("No execution number %d of %s", *req.ExecutionNumber, jobID), nil)
-		}
-		if e.terminal() {
-			return reject("InvalidStateTransition", "The execution is "+e.status+", a terminal status: it cannot become "+req.Status, e)
-		}
-		before := j.next(thing)
-		if e.status == JobQueued && req.Status == JobInProgress {
-			e.startedAt = ts
-		}
-		e.status, e.lastUpdated = req.Status, ts
-		if req.StatusDetails != nil {
-			e.details = req.StatusDetails
-		}
-		e.version++
-		v := map[string]any{}
-		if req.IncludeJobExecutionState {
-			v["executionState"] = e.state()
-		}
-		if req.IncludeJobDocument != nil && *req.IncludeJobDocument {
-			v["jobDocument"] = j.doc[e.jobID]
-		}
-		return append(accept(v), j.notify(thing, before, ts)...)
+		return c.update()
 	}
 	return nil
+}
+
+// jobCall is one Jobs request of a thing: what the answers need to name.
+type jobCall struct {
+	j                       *jobs
+	thing, jobID, op, topic string
+	ts                      int64
+	req                     jobRequest
+}
+
+// token adds the client token and the time to an answer.
+func (c *jobCall) token(v map[string]any) map[string]any {
+	if c.req.ClientToken != nil {
+		v["clientToken"] = *c.req.ClientToken
+	}
+	v["timestamp"] = c.ts
+	return v
+}
+
+// reject is the /rejected answer with an AWS error code, and the execution's state when known.
+func (c *jobCall) reject(code, msg string, e *execution) []jobOut {
+	c.j.b.log.Info("jobs request rejected", "thing", c.thing, "job", c.jobID, "op", c.op, "code", code, "message", msg, "aws_doc", awsDocJobs)
+	v := map[string]any{"code": code, "message": msg}
+	if e != nil {
+		v["executionState"] = e.state()
+	}
+	return []jobOut{{c.topic + "/rejected", mustJSON(c.token(v))}}
+}
+
+// accept is the /accepted answer.
+func (c *jobCall) accept(v map[string]any) []jobOut {
+	return []jobOut{{c.topic + "/accepted", mustJSON(c.token(v))}}
+}
+
+// get is GetPendingJobExecutions (no job ID) or DescribeJobExecution.
+func (c *jobCall) get() []jobOut {
+	if c.jobID == "" { // GetPendingJobExecutions
+		var inProgress, queued []map[string]any
+		for _, e := range c.j.pending(c.thing) {
+			if e.status == JobInProgress {
+				inProgress = append(inProgress, e.summary())
+			} else {
+				queued = append(queued, e.summary())
+			}
+		}
+		return c.accept(map[string]any{"inProgressJobs": orEmpty(inProgress), "queuedJobs": orEmpty(queued)})
+	}
+	// DescribeJobExecution
+	e := c.j.lookup(c.thing, c.jobID)
+	if e == nil {
+		if c.jobID == "$next" {
+			return c.accept(map[string]any{})
+		}
+		return c.reject("ResourceNotFound", "No job execution of "+c.jobID+" for thing "+c.thing, nil)
+	}
+	if c.req.ExecutionNumber != nil && *c.req.ExecutionNumber != e.number {
+		return c.reject("ResourceNotFound", fmt.Sprintf("No execution number %d of %s for thing %s", *c.req.ExecutionNumber, c.jobID, c.thing), nil)
+	}
+	withDoc := c.req.IncludeJobDocument == nil || *c.req.IncludeJobDocument
+	return c.accept(map[string]any{"execution": c.j.full(c.thing, e, withDoc)})
+}
+
+// startNext is StartNextPendingJobExecution.
+func (c *jobCall) startNext() []jobOut {
+	before := c.j.next(c.thing)
+	e := before
+	if e == nil {
+		return c.accept(map[string]any{})
+	}
+	if e.status == JobQueued {
+		e.status, e.startedAt, e.lastUpdated = JobInProgress, c.ts, c.ts
+		e.version++
+		if c.req.StatusDetails != nil {
+			e.details = c.req.StatusDetails
+		}
+	}
+	out := c.accept(map[string]any{"execution": c.j.full(c.thing, e, true)})
+	return append(out, c.j.notifyList(c.thing, c.ts)...)
+}
+
+// update is UpdateJobExecution.
+func (c *jobCall) update() []jobOut {
+	e := c.j.lookup(c.thing, c.jobID)
+	if e == nil {
+		return c.reject("ResourceNotFound", "No job execution of "+c.jobID+" for thing "+c.thing, nil)
+	}
+	switch c.req.Status {
+	case JobInProgress, JobSucceeded, JobFailed, JobRejected:
+	case "":
+		return c.reject("InvalidRequest", "status is required: IN_PROGRESS, SUCCEEDED, FAILED or REJECTED", nil)
+	default:
+		return c.reject("InvalidRequest", "a device cannot set the status "+c.req.Status+": IN_PROGRESS, SUCCEEDED, FAILED or REJECTED", nil)
+	}
+	if c.req.ExpectedVersion != nil && *c.req.ExpectedVersion != e.version {
+		return c.reject("VersionMismatch", fmt.Sprintf("The expected version %d is not the execution's version %d", *c.req.ExpectedVersion, e.version), e)
+	}
+	if c.req.ExecutionNumber != nil && *c.req.ExecutionNumber != e.number {
+		return c.reject("ResourceNotFound", fmt.Sprintf("No execution number %d of %s", *c.req.ExecutionNumber, c.jobID), nil)
+	}
+	if e.terminal() {
+		return c.reject("InvalidStateTransition", "The execution is "+e.status+", a terminal status: it cannot become "+c.req.Status, e)
+	}
+	before := c.j.next(c.thing)
+	if e.status == JobQueued && c.req.Status == JobInProgress {
+		e.startedAt = c.ts
+	}
+	e.status, e.lastUpdated = c.req.Status, c.ts
+	if c.req.StatusDetails != nil {
+		e.details = c.req.StatusDetails
+	}
+	e.version++
+	v := map[string]any{}
+	if c.req.IncludeJobExecutionState {
+		v["executionState"] = e.state()
+	}
+	if c.req.IncludeJobDocument != nil && *c.req.IncludeJobDocument {
+		v["jobDocument"] = c.j.doc[e.jobID]
+	}
+	return append(c.accept(v), c.j.notify(c.thing, before, c.ts)...)
 }
 
 // lookup finds thing's execution of jobID ("$next": the next pending).

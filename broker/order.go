@@ -179,37 +179,9 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 // is stored in the table (each needs a packet identifier: past 65,535 the rest are dropped,
 // counted).
 func (h *hook) prepareResend(cl *mqtt.Client, max int, shelf []heldMsg) []heldMsg {
-	all := storedPackets(cl)
-	es := all[:0] // the PUBLISH and PUBREL packets, in place
-	var seqs []uint64
 	o := h.orderOf(cl.ID, true)
-	o.mu.Lock()
-	for _, pk := range all {
-		if pk.FixedHeader.Type != packets.Publish && pk.FixedHeader.Type != packets.Pubrel {
-			continue // acknowledgements of the client's own QoS 2 messages
-		}
-		if pk.Expiry < 0 {
-			was := pk
-			pk.Expiry = h.expiry(pk)
-			replace(cl, was, pk)
-		}
-		es = append(es, pk)
-		seqs = append(seqs, o.seq[pk.PacketID])
-	}
-	o.mu.Unlock()
+	es, seqs, order := h.storedInOrder(cl, o)
 	// The merged order: table entries are 0..len(es)-1, shelved ones len(es)+k.
-	order := make([]int32, len(es))
-	for i := range order {
-		order[i] = int32(i)
-	}
-	// sorted through an index: a packets.Packet is 800 bytes, and a backlog may be large
-	sort.Slice(order, func(i, j int) bool {
-		a, b := order[i], order[j]
-		if seqs[a] != seqs[b] {
-			return seqs[a] < seqs[b]
-		}
-		return es[a].Created < es[b].Created // unrecorded: stored before this broker's hook saw them
-	})
 	order = mergeShelf(order, seqs, shelf)
 	if len(order) == 0 {
 		return nil
@@ -275,6 +247,41 @@ func (h *hook) prepareResend(cl *mqtt.Client, max int, shelf []heldMsg) []heldMs
 		}
 	}
 	return held
+}
+
+// storedInOrder returns cl's stored PUBLISH and PUBREL packets (mochi's "send when the Receive
+// Maximum allows" mark cleared), their positions in the order they were stored, and the indexes
+// of es in that order.
+func (h *hook) storedInOrder(cl *mqtt.Client, o *sendOrder) (es []packets.Packet, seqs []uint64, order []int32) {
+	all := storedPackets(cl)
+	es = all[:0] // the PUBLISH and PUBREL packets, in place
+	o.mu.Lock()
+	for _, pk := range all {
+		if pk.FixedHeader.Type != packets.Publish && pk.FixedHeader.Type != packets.Pubrel {
+			continue // acknowledgements of the client's own QoS 2 messages
+		}
+		if pk.Expiry < 0 {
+			was := pk
+			pk.Expiry = h.expiry(pk)
+			replace(cl, was, pk)
+		}
+		es = append(es, pk)
+		seqs = append(seqs, o.seq[pk.PacketID])
+	}
+	o.mu.Unlock()
+	order = make([]int32, len(es))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	// sorted through an index: a packets.Packet is 800 bytes, and a backlog may be large
+	sort.Slice(order, func(i, j int) bool {
+		a, b := order[i], order[j]
+		if seqs[a] != seqs[b] {
+			return seqs[a] < seqs[b]
+		}
+		return es[a].Created < es[b].Created // unrecorded: stored before this broker's hook saw them
+	})
+	return es, seqs, order
 }
 
 // mergeShelf merges the shelved messages (in their order already; index len(seqs)+k) into the

@@ -92,28 +92,17 @@ type shadowOut struct {
 func (s *shadows) serve(thing, name, op string, payload []byte) []shadowOut {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ts := s.now().Unix()
-	var req shadowRequest
-	token := func(v map[string]any) map[string]any {
-		if req.ClientToken != nil {
-			v["clientToken"] = *req.ClientToken
-		}
-		return v
-	}
-	reject := func(code int, msg string) []shadowOut {
-		s.b.log.Info("shadow request rejected", "thing", thing, "shadow", name, "op", op, "code", code, "message", msg, "aws_doc", awsDocShadowTopics)
-		return []shadowOut{{"/rejected", mustJSON(token(map[string]any{"code": code, "message": msg, "timestamp": ts}))}}
-	}
+	c := &shadowCall{s: s, thing: thing, name: name, op: op, ts: s.now().Unix()}
 	if len(bytes.TrimSpace(payload)) > 0 || op == "update" {
 		if len(payload) > ShadowMaxDocument {
-			return reject(413, "The payload exceeds the maximum size allowed")
+			return c.reject(413, "The payload exceeds the maximum size allowed")
 		}
-		if err := json.Unmarshal(payload, &req); err != nil {
-			return reject(400, "Invalid JSON")
+		if err := json.Unmarshal(payload, &c.req); err != nil {
+			return c.reject(400, "Invalid JSON")
 		}
 	}
-	if req.ClientToken != nil && len(*req.ClientToken) > ShadowMaxClientToken {
-		return reject(400, "Invalid clientToken: longer than 64 bytes")
+	if c.req.ClientToken != nil && len(*c.req.ClientToken) > ShadowMaxClientToken {
+		return c.reject(400, "Invalid clientToken: longer than 64 bytes")
 	}
 	key := thing + "\x00" + name
 	d := s.docs[key]
@@ -128,39 +117,93 @@ func (s *shadows) serve(thing, name, op string, payload []byte) []shadowOut {
 	switch op {
 	case "get":
 		if !d.exists {
-			return reject(404, missing)
+			return c.reject(404, missing)
 		}
 		state := d.state()
 		if delta := shadowDelta(d.desired, d.reported); len(delta) > 0 {
 			state["delta"] = delta
 		}
-		return []shadowOut{{"/accepted", mustJSON(token(map[string]any{"state": state, "metadata": d.metadata(), "version": d.version, "timestamp": ts}))}}
+		return []shadowOut{{"/accepted", mustJSON(c.token(map[string]any{"state": state, "metadata": d.metadata(), "version": d.version, "timestamp": c.ts}))}}
 	case "delete":
 		if !d.exists {
-			return reject(404, missing)
+			return c.reject(404, missing)
 		}
 		v := d.version
 		// The version survives the deletion: a shadow made again goes on counting.
 		*d = shadowDoc{version: v}
-		return []shadowOut{{"/accepted", mustJSON(token(map[string]any{"version": v, "timestamp": ts}))}}
+		return []shadowOut{{"/accepted", mustJSON(c.token(map[string]any{"version": v, "timestamp": c.ts}))}}
 	}
-	// update
-	if req.State == nil || string(req.State) == "null" {
-		return reject(400, "Missing required node: state")
+	return c.update(d)
+}
+
+// shadowCall is one request to a shadow: what the answers need to name.
+type shadowCall struct {
+	s               *shadows
+	thing, name, op string
+	ts              int64
+	req             shadowRequest
+}
+
+// token adds the request's client token to an answer.
+func (c *shadowCall) token(v map[string]any) map[string]any {
+	if c.req.ClientToken != nil {
+		v["clientToken"] = *c.req.ClientToken
+	}
+	return v
+}
+
+// reject is the /rejected answer with an AWS error code and message.
+func (c *shadowCall) reject(code int, msg string) []shadowOut {
+	c.s.b.log.Info("shadow request rejected", "thing", c.thing, "shadow", c.name, "op", c.op, "code", code, "message", msg, "aws_doc", awsDocShadowTopics)
+	return []shadowOut{{"/rejected", mustJSON(c.token(map[string]any{"code": code, "message": msg, "timestamp": c.ts}))}}
+}
+
+// update applies an update request to d: /accepted, /delta when desired and reported differ
+// after a change of desired, and /documents with the previous and current documents.
+func (c *shadowCall) update(d *shadowDoc) []shadowOut {
+	sections, nulled, rejected := c.updateSections(d)
+	if rejected != nil {
+		return rejected
+	}
+	var previous map[string]any
+	if d.exists {
+		previous = map[string]any{"state": d.state(), "metadata": d.metadata(), "version": d.version}
+	}
+	md := d.apply(sections, nulled, c.ts)
+	d.exists = true
+	d.version++
+	var reqState map[string]any
+	json.Unmarshal(c.req.State, &reqState)
+	out := []shadowOut{{"/accepted", mustJSON(c.token(map[string]any{"state": reqState, "metadata": md, "version": d.version, "timestamp": c.ts}))}}
+	if sections[0] != nil {
+		if delta := shadowDelta(d.desired, d.reported); len(delta) > 0 {
+			out = append(out, shadowOut{"/delta", mustJSON(c.token(map[string]any{"state": delta, "metadata": pick(d.mdDesired, delta), "version": d.version, "timestamp": c.ts}))})
+		}
+	}
+	docs := map[string]any{"current": map[string]any{"state": d.state(), "metadata": d.metadata(), "version": d.version}, "timestamp": c.ts}
+	if previous != nil {
+		docs["previous"] = previous
+	}
+	return append(out, shadowOut{"/documents", mustJSON(c.token(docs))})
+}
+
+// updateSections checks an update's state node and returns its desired and reported sections
+// (index 0 and 1) and which of them it sets to null; rejected is the answer to an invalid one.
+func (c *shadowCall) updateSections(d *shadowDoc) (sections [2]map[string]any, nulled [2]bool, rejected []shadowOut) {
+	if c.req.State == nil || string(c.req.State) == "null" {
+		return sections, nulled, c.reject(400, "Missing required node: state")
 	}
 	var state map[string]json.RawMessage
-	if err := json.Unmarshal(req.State, &state); err != nil {
-		return reject(400, "State node must be an object")
+	if err := json.Unmarshal(c.req.State, &state); err != nil {
+		return sections, nulled, c.reject(400, "State node must be an object")
 	}
-	if req.Version != nil && d.exists && *req.Version != d.version {
-		return reject(409, "Version conflict")
+	if c.req.Version != nil && d.exists && *c.req.Version != d.version {
+		return sections, nulled, c.reject(409, "Version conflict")
 	}
-	var sections [2]map[string]any
-	var nulled [2]bool
 	for k, raw := range state {
 		i := map[string]int{"desired": 0, "reported": 1}[k]
 		if k != "desired" && k != "reported" {
-			return reject(400, "State contains an invalid node: '"+k+"'")
+			return sections, nulled, c.reject(400, "State contains an invalid node: '"+k+"'")
 		}
 		if string(raw) == "null" {
 			nulled[i] = true
@@ -168,17 +211,19 @@ func (s *shadows) serve(thing, name, op string, payload []byte) []shadowOut {
 		}
 		var obj map[string]any
 		if err := json.Unmarshal(raw, &obj); err != nil {
-			return reject(400, "Invalid JSON: "+k+" must be an object")
+			return sections, nulled, c.reject(400, "Invalid JSON: "+k+" must be an object")
 		}
 		if depth(obj) > ShadowMaxDepth {
-			return reject(400, "JSON contains too many levels of nesting; maximum is 6")
+			return sections, nulled, c.reject(400, "JSON contains too many levels of nesting; maximum is 6")
 		}
 		sections[i] = obj
 	}
-	var previous map[string]any
-	if d.exists {
-		previous = map[string]any{"state": d.state(), "metadata": d.metadata(), "version": d.version}
-	}
+	return sections, nulled, nil
+}
+
+// apply merges an update's sections into d (a null section clears it) and returns the
+// metadata of what the update set.
+func (d *shadowDoc) apply(sections [2]map[string]any, nulled [2]bool, ts int64) map[string]any {
 	md := map[string]any{}
 	for i, sec := range []*map[string]any{&d.desired, &d.reported} {
 		mdSec := []*map[string]any{&d.mdDesired, &d.mdReported}[i]
@@ -197,22 +242,7 @@ func (s *shadows) serve(thing, name, op string, payload []byte) []shadowOut {
 			}
 		}
 	}
-	d.exists = true
-	d.version++
-	var reqState map[string]any
-	json.Unmarshal(req.State, &reqState)
-	out := []shadowOut{{"/accepted", mustJSON(token(map[string]any{"state": reqState, "metadata": md, "version": d.version, "timestamp": ts}))}}
-	if sections[0] != nil {
-		if delta := shadowDelta(d.desired, d.reported); len(delta) > 0 {
-			out = append(out, shadowOut{"/delta", mustJSON(token(map[string]any{"state": delta, "metadata": pick(d.mdDesired, delta), "version": d.version, "timestamp": ts}))})
-		}
-	}
-	docs := map[string]any{"current": map[string]any{"state": d.state(), "metadata": d.metadata(), "version": d.version}, "timestamp": ts}
-	if previous != nil {
-		docs["previous"] = previous
-	}
-	out = append(out, shadowOut{"/documents", mustJSON(token(docs))})
-	return out
+	return md
 }
 
 func (d *shadowDoc) state() map[string]any {

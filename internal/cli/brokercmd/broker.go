@@ -126,68 +126,14 @@ func loadOrCreateDevPKI(dir string) (*devpki.PKI, devpki.Files, bool, error) {
 }
 
 func runBroker(cmd *cobra.Command, streams cmdutil.IO, o *brokerOptions) error {
-	usage := func(format string, a ...any) error { return cmdutil.UsageError{Err: fmt.Errorf(format, a...)} }
-	if len(o.listen) == 0 {
-		o.listen = []string{"tcp://127.0.0.1:1883", "tls://127.0.0.1:8883"}
-	}
-	minVersion, err := pki.ParseVersion(o.tlsVersion)
+	minVersion, err := o.check()
 	if err != nil {
-		return usage("--tls-version: %s", cmdutil.TrimPKI(err.Error()))
+		return err
 	}
-	if (o.cert == "") != (o.key == "") {
-		return usage("--cert and --key go together")
-	}
-	if o.aws && (o.awsDevices == "" || o.awsPolicy == "") {
-		return usage("--aws needs --aws-devices DIR and --aws-policy FILE")
-	}
-	if !o.aws && (o.awsDevices != "" || o.awsPolicy != "" || len(o.awsJobs) > 0 || len(o.awsTmpls) > 0) {
-		return usage("--aws-devices, --aws-policy, --aws-job and --aws-template need --aws")
-	}
-
-	level := slog.LevelInfo
-	switch {
-	case o.quiet:
-		level = slog.LevelWarn
-	case o.verbose > 0:
-		level = slog.LevelDebug
-	}
-	var handler slog.Handler = slog.NewTextHandler(streams.Err, &slog.HandlerOptions{Level: level})
-	if o.logJSON {
-		handler = slog.NewJSONHandler(streams.Err, &slog.HandlerOptions{Level: level})
-	}
-	log := slog.New(handler)
-
-	needTLS := false
-	for _, l := range o.listen {
-		if strings.HasPrefix(l, "tls://") || strings.HasPrefix(l, "wss://") || strings.HasPrefix(l, "mqtts://") {
-			needTLS = true
-		}
-	}
-	// The development PKI serves whatever --cert/--key/--cafile leave open.
-	var dev *devpki.PKI
-	var devFiles devpki.Files
-	created := false
-	if needTLS && (o.cert == "" || (o.cafile == "" && !o.aws)) {
-		dir := o.pkiDir
-		if dir == "" {
-			dir = defaultPKIDir()
-		}
-		var err error
-		dev, devFiles, created, err = loadOrCreateDevPKI(dir)
-		if err != nil {
-			return &cmdutil.Failure{Code: cmdutil.ExitError, Err: err}
-		}
-	}
-	tlsOpts := &broker.TLS{MinVersion: minVersion, RequireClientCert: !o.optCert && !o.aws}
-	if o.cert != "" {
-		tlsOpts.CertFile, tlsOpts.KeyFile = o.cert, o.key
-	} else if dev != nil {
-		tlsOpts.CertFile, tlsOpts.KeyFile = devFiles.ServerCert, devFiles.ServerKey
-	}
-	if o.cafile != "" {
-		tlsOpts.ClientCAFile = o.cafile
-	} else if dev != nil {
-		tlsOpts.ClientCAFile = devFiles.CA
+	log := brokerLogger(streams.Err, o)
+	dev, devFiles, created, tlsOpts, err := o.tlsOptions(minVersion)
+	if err != nil {
+		return err
 	}
 	opts := broker.Options{Logger: log, MaxStoredMessages: o.maxStored, MaxPacketSize: o.maxPacket}
 	for _, l := range o.listen {
@@ -201,34 +147,8 @@ func runBroker(cmd *cobra.Command, streams cmdutil.IO, o *brokerOptions) error {
 		opts.ACL = acl
 	}
 	if o.aws {
-		devices, err := broker.LoadDevices(o.awsDevices)
-		if err != nil {
-			return &cmdutil.Failure{Code: cmdutil.ExitError, Err: err}
-		}
-		policy, err := broker.LoadPolicy(o.awsPolicy)
-		if err != nil {
-			return &cmdutil.Failure{Code: cmdutil.ExitError, Err: err, Hint: "see docs/aws-emulation.md for what the emulation evaluates"}
-		}
-		opts.AWS = &broker.AWS{Devices: devices, Policy: policy, Region: o.awsRegion, Account: o.awsAccount}
-		for _, spec := range o.awsJobs {
-			job, err := parseJobFlag(spec)
-			if err != nil {
-				return usage("%v", err)
-			}
-			opts.AWS.Jobs = append(opts.AWS.Jobs, job)
-		}
-		for _, spec := range o.awsTmpls {
-			t, err := parseTemplateFlag(spec)
-			if err != nil {
-				return usage("%v", err)
-			}
-			opts.AWS.Templates = append(opts.AWS.Templates, t)
-		}
-		if len(opts.AWS.Templates) > 0 {
-			if dev == nil {
-				return usage("--aws-template issues certificates with the development CA: drop --cert/--key (the development PKI is used)")
-			}
-			opts.AWS.Issuer = dev.CA
+		if opts.AWS, err = o.awsOptions(dev); err != nil {
+			return err
 		}
 	}
 	b, err := broker.New(opts)
@@ -255,6 +175,115 @@ func runBroker(cmd *cobra.Command, streams cmdutil.IO, o *brokerOptions) error {
 	<-ctx.Done()
 	log.Info("shutting down")
 	return b.Close()
+}
+
+// usage is a usage error (exit 2) with a formatted message.
+func usage(format string, a ...any) error { return cmdutil.UsageError{Err: fmt.Errorf(format, a...)} }
+
+// check applies the default listeners and checks the flags that go together; it returns the
+// minimum TLS version asked for.
+func (o *brokerOptions) check() (uint16, error) {
+	if len(o.listen) == 0 {
+		o.listen = []string{"tcp://127.0.0.1:1883", "tls://127.0.0.1:8883"}
+	}
+	minVersion, err := pki.ParseVersion(o.tlsVersion)
+	if err != nil {
+		return 0, usage("--tls-version: %s", cmdutil.TrimPKI(err.Error()))
+	}
+	if (o.cert == "") != (o.key == "") {
+		return 0, usage("--cert and --key go together")
+	}
+	if o.aws && (o.awsDevices == "" || o.awsPolicy == "") {
+		return 0, usage("--aws needs --aws-devices DIR and --aws-policy FILE")
+	}
+	if !o.aws && (o.awsDevices != "" || o.awsPolicy != "" || len(o.awsJobs) > 0 || len(o.awsTmpls) > 0) {
+		return 0, usage("--aws-devices, --aws-policy, --aws-job and --aws-template need --aws")
+	}
+	return minVersion, nil
+}
+
+// brokerLogger is the broker's log on w: text or JSON, at the level -q or -v ask for.
+func brokerLogger(w io.Writer, o *brokerOptions) *slog.Logger {
+	level := slog.LevelInfo
+	switch {
+	case o.quiet:
+		level = slog.LevelWarn
+	case o.verbose > 0:
+		level = slog.LevelDebug
+	}
+	var handler slog.Handler = slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})
+	if o.logJSON {
+		handler = slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})
+	}
+	return slog.New(handler)
+}
+
+// tlsOptions is the TLS of the listeners: --cert/--key/--cafile, and the development PKI
+// (created on first use) for whatever they leave open.
+func (o *brokerOptions) tlsOptions(minVersion uint16) (dev *devpki.PKI, devFiles devpki.Files, created bool, t *broker.TLS, err error) {
+	needTLS := false
+	for _, l := range o.listen {
+		if strings.HasPrefix(l, "tls://") || strings.HasPrefix(l, "wss://") || strings.HasPrefix(l, "mqtts://") {
+			needTLS = true
+		}
+	}
+	if needTLS && (o.cert == "" || (o.cafile == "" && !o.aws)) {
+		dir := o.pkiDir
+		if dir == "" {
+			dir = defaultPKIDir()
+		}
+		dev, devFiles, created, err = loadOrCreateDevPKI(dir)
+		if err != nil {
+			return nil, devpki.Files{}, false, nil, &cmdutil.Failure{Code: cmdutil.ExitError, Err: err}
+		}
+	}
+	t = &broker.TLS{MinVersion: minVersion, RequireClientCert: !o.optCert && !o.aws}
+	if o.cert != "" {
+		t.CertFile, t.KeyFile = o.cert, o.key
+	} else if dev != nil {
+		t.CertFile, t.KeyFile = devFiles.ServerCert, devFiles.ServerKey
+	}
+	if o.cafile != "" {
+		t.ClientCAFile = o.cafile
+	} else if dev != nil {
+		t.ClientCAFile = devFiles.CA
+	}
+	return dev, devFiles, created, t, nil
+}
+
+// awsOptions is the AWS IoT Core emulation of --aws: devices, policy, jobs and provisioning
+// templates (whose certificates the development CA dev issues).
+func (o *brokerOptions) awsOptions(dev *devpki.PKI) (*broker.AWS, error) {
+	devices, err := broker.LoadDevices(o.awsDevices)
+	if err != nil {
+		return nil, &cmdutil.Failure{Code: cmdutil.ExitError, Err: err}
+	}
+	policy, err := broker.LoadPolicy(o.awsPolicy)
+	if err != nil {
+		return nil, &cmdutil.Failure{Code: cmdutil.ExitError, Err: err, Hint: "see docs/aws-emulation.md for what the emulation evaluates"}
+	}
+	aws := &broker.AWS{Devices: devices, Policy: policy, Region: o.awsRegion, Account: o.awsAccount}
+	for _, spec := range o.awsJobs {
+		job, err := parseJobFlag(spec)
+		if err != nil {
+			return nil, usage("%v", err)
+		}
+		aws.Jobs = append(aws.Jobs, job)
+	}
+	for _, spec := range o.awsTmpls {
+		t, err := parseTemplateFlag(spec)
+		if err != nil {
+			return nil, usage("%v", err)
+		}
+		aws.Templates = append(aws.Templates, t)
+	}
+	if len(aws.Templates) > 0 {
+		if dev == nil {
+			return nil, usage("--aws-template issues certificates with the development CA: drop --cert/--key (the development PKI is used)")
+		}
+		aws.Issuer = dev.CA
+	}
+	return aws, nil
 }
 
 func printBrokerBanner(w io.Writer, b *broker.Broker, o *brokerOptions, dev *devpki.PKI, files devpki.Files, created bool, t *broker.TLS, things []string) {
