@@ -176,21 +176,8 @@ func New(opts Options) (*Broker, error) {
 	}
 	b := &Broker{opts: opts, log: log, faults: newFaults(), done: make(chan struct{})}
 	b.faults.b = b
-	names := map[string]bool{}
-	for _, l := range opts.Listeners {
-		spec, err := parseListener(l, opts.AWS != nil, opts.AWS != nil && len(opts.AWS.Authorizers) > 0)
-		if err != nil {
-			return nil, err
-		}
-		if names[spec.name] && l.Name == "" {
-			// A second listener of a scheme is named after its position: "tls-2".
-			spec.name = fmt.Sprintf("%s-%d", spec.scheme, len(b.specs)+1)
-		}
-		if names[spec.name] {
-			return nil, fmt.Errorf("broker: two listeners named %q", spec.name)
-		}
-		names[spec.name] = true
-		b.specs = append(b.specs, spec)
+	if err := b.parseListeners(); err != nil {
+		return nil, err
 	}
 	if opts.AWS != nil && opts.ACL != nil {
 		return nil, errors.New("broker: an ACL and the AWS emulation exclude each other (the AWS policy authorizes)")
@@ -200,6 +187,46 @@ func New(opts Options) (*Broker, error) {
 			return nil, err
 		}
 	}
+	opts.applyDefaults()
+	b.opts = opts
+	b.srv = newMochi(opts, log, b)
+	b.hook = &hook{b: b}
+	if err := b.srv.AddHook(b.hook, nil); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	if opts.AWS != nil {
+		if err := b.startAWS(); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// parseListeners checks the listeners of b.opts and names them ("tls-2" for a second one of
+// a scheme).
+func (b *Broker) parseListeners() error {
+	opts := b.opts
+	names := map[string]bool{}
+	for _, l := range opts.Listeners {
+		spec, err := parseListener(l, opts.AWS != nil, opts.AWS != nil && len(opts.AWS.Authorizers) > 0)
+		if err != nil {
+			return err
+		}
+		if names[spec.name] && l.Name == "" {
+			// A second listener of a scheme is named after its position: "tls-2".
+			spec.name = fmt.Sprintf("%s-%d", spec.scheme, len(b.specs)+1)
+		}
+		if names[spec.name] {
+			return fmt.Errorf("broker: two listeners named %q", spec.name)
+		}
+		names[spec.name] = true
+		b.specs = append(b.specs, spec)
+	}
+	return nil
+}
+
+// applyDefaults fills in the limits left zero.
+func (opts *Options) applyDefaults() {
 	if opts.MaxPacketSize == 0 {
 		opts.MaxPacketSize = DefaultMaxPacketSize
 	}
@@ -210,19 +237,22 @@ func New(opts Options) (*Broker, error) {
 	if opts.MaxSubscribeFilters <= 0 {
 		opts.MaxSubscribeFilters = 1024
 	}
-	b.opts = opts
+	if opts.MaxStoredMessages <= 0 {
+		opts.MaxStoredMessages = DefaultMaxStoredMessages
+	}
+}
+
+// newMochi is the mochi server under the broker, with its capabilities from opts.
+func newMochi(opts Options, log *slog.Logger, b *Broker) *mqtt.Server {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = opts.MaxPacketSize
-	if b.opts.MaxStoredMessages <= 0 {
-		b.opts.MaxStoredMessages = DefaultMaxStoredMessages
-	}
-	caps.MaximumInflight = uint16(min(b.opts.MaxStoredMessages, 65535))
+	caps.MaximumInflight = uint16(min(opts.MaxStoredMessages, 65535))
 	// Acknowledgements carry their own properties, not copies of the PUBLISH's user properties.
 	caps.Compatibilities.NoInheritedPropertiesOnAck = true
 	if opts.AWS != nil {
 		opts.AWS.capabilities(caps)
 	}
-	b.srv = mqtt.New(&mqtt.Options{
+	return mqtt.New(&mqtt.Options{
 		Logger:       slog.New(quieter{Handler: log.Handler(), b: b}).With("component", "mochi"),
 		Capabilities: caps,
 		// $SYS topics once a minute, not every second: a development broker's logs stay quiet.
@@ -236,45 +266,45 @@ func New(opts Options) (*Broker, error) {
 		// to $SYS.
 		InlineClient: true,
 	})
-	b.hook = &hook{b: b}
-	if err := b.srv.AddHook(b.hook, nil); err != nil {
-		return nil, fmt.Errorf("broker: %w", err)
+}
+
+// startAWS starts the AWS IoT Core emulation's services: Device Shadow, Jobs, file streams and
+// Fleet Provisioning.
+func (b *Broker) startAWS() error {
+	opts := b.opts
+	b.shadows = &shadows{b: b, docs: map[string]*shadowDoc{}, now: time.Now}
+	if err := b.shadows.start(b.srv); err != nil {
+		return err
 	}
-	if opts.AWS != nil {
-		b.shadows = &shadows{b: b, docs: map[string]*shadowDoc{}, now: time.Now}
-		if err := b.shadows.start(b.srv); err != nil {
-			return nil, err
-		}
-		b.jobs = newJobs(b)
-		if err := b.jobs.start(b.srv); err != nil {
-			return nil, err
-		}
-		b.streams = newStreams(b)
-		if err := b.streams.start(b.srv); err != nil {
-			return nil, err
-		}
-		for _, st := range opts.AWS.Streams {
-			if err := b.streams.create(st); err != nil {
-				return nil, err
-			}
-		}
-		if opts.AWS.Issuer != nil {
-			prov, err := newProvisioning(b, opts.AWS)
-			if err != nil {
-				return nil, err
-			}
-			b.prov = prov
-			if err := b.prov.start(b.srv); err != nil {
-				return nil, err
-			}
-		}
-		for _, job := range opts.AWS.Jobs {
-			if err := b.jobs.create(job); err != nil {
-				return nil, err
-			}
+	b.jobs = newJobs(b)
+	if err := b.jobs.start(b.srv); err != nil {
+		return err
+	}
+	b.streams = newStreams(b)
+	if err := b.streams.start(b.srv); err != nil {
+		return err
+	}
+	for _, st := range opts.AWS.Streams {
+		if err := b.streams.create(st); err != nil {
+			return err
 		}
 	}
-	return b, nil
+	if opts.AWS.Issuer != nil {
+		prov, err := newProvisioning(b, opts.AWS)
+		if err != nil {
+			return err
+		}
+		b.prov = prov
+		if err := b.prov.start(b.srv); err != nil {
+			return err
+		}
+	}
+	for _, job := range opts.AWS.Jobs {
+		if err := b.jobs.create(job); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func parseListener(l Listener, aws, awsCustomAuth bool) (listenerSpec, error) {
