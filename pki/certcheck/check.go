@@ -87,10 +87,33 @@ func Check(objs []pki.Object, opts CheckOptions) CheckReport {
 		now = time.Now()
 	}
 	r := CheckReport{OK: true}
-	var certs, leaves []*pki.Object
-	var keys []*pki.Object
-	var inputCAs []*x509.Certificate
-	var mismatched []*pki.Object
+	in := r.checkObjects(objs, now)
+	if len(in.mismatched) == 2 && in.mismatched[0].Kind != in.mismatched[1].Kind {
+		r.Notes = append(r.Notes, fmt.Sprintf("the arrays %s and %s are swapped: each holds what the other's name says", in.mismatched[0].Name, in.mismatched[1].Name))
+	}
+	r.checkPairs(in)
+	r.checkChains(in, opts, now)
+	var chain []*x509.Certificate
+	for _, c := range in.certs {
+		chain = append(chain, c.Cert)
+	}
+	if len(chain) > 1 && !chain[0].IsCA {
+		r.Notes = append(r.Notes, ChainOrder(chain)...)
+	}
+	return r
+}
+
+// checkedSet is what checkObjects sorted out of the input.
+type checkedSet struct {
+	certs, leaves, keys []*pki.Object
+	mismatched          []*pki.Object // arrays whose names disagree with their contents
+	inputCAs            []*x509.Certificate
+}
+
+// checkObjects reports on each object by itself (parse errors, warnings, validity, names) and
+// sorts them into certificates, leaves, keys and CAs.
+func (r *CheckReport) checkObjects(objs []pki.Object, now time.Time) checkedSet {
+	var in checkedSet
 	for i := range objs {
 		o := &objs[i]
 		or := ObjectReport{Name: o.Name, Kind: o.Kind, Container: string(o.Container), Encoding: o.Encoding, Description: o.Describe(), OK: true}
@@ -112,64 +135,67 @@ func Check(objs []pki.Object, opts CheckOptions) CheckReport {
 		}
 		if err := nameMismatch(o); err != nil {
 			fail(err)
-			mismatched = append(mismatched, o)
+			in.mismatched = append(in.mismatched, o)
 		}
 		if o.Cert != nil {
 			if err := pki.CheckValidity(o.Cert, now); err != nil {
 				fail(err)
 			}
 			if o.Err == nil {
-				certs = append(certs, o)
+				in.certs = append(in.certs, o)
 				if o.Cert.IsCA {
-					inputCAs = append(inputCAs, o.Cert)
+					in.inputCAs = append(in.inputCAs, o.Cert)
 				} else {
-					leaves = append(leaves, o)
+					in.leaves = append(in.leaves, o)
 				}
 			}
 		}
 		if o.Key != nil {
-			keys = append(keys, o)
+			in.keys = append(in.keys, o)
 		}
 		r.Objects = append(r.Objects, or)
 	}
 
-	if len(mismatched) == 2 && mismatched[0].Kind != mismatched[1].Kind {
-		r.Notes = append(r.Notes, fmt.Sprintf("the arrays %s and %s are swapped: each holds what the other's name says", mismatched[0].Name, mismatched[1].Name))
-	}
+	return in
+}
 
-	// Keys and certificates.
-	for _, k := range keys {
+// checkPairs reports which key matches which certificate.
+func (r *CheckReport) checkPairs(in checkedSet) {
+	for _, k := range in.keys {
 		matched := false
-		for _, c := range certs {
+		for _, c := range in.certs {
 			if pki.KeyMatches(c.Cert.PublicKey, k.Key) {
 				r.Pairs = append(r.Pairs, PairReport{Cert: c.Name, Key: k.Name, Match: true})
 				matched = true
 			}
 		}
-		if !matched && len(certs) > 0 {
+		if !matched && len(in.certs) > 0 {
 			r.OK = false
-			if len(leaves) == 1 {
-				err := pki.CheckKeyPair(leaves[0].Cert, k.Key, leaves[0].Name, k.Name)
-				r.Pairs = append(r.Pairs, PairReport{Cert: leaves[0].Name, Key: k.Name, Problem: trimPrefix(err), Hint: pki.Hint(err)})
+			if len(in.leaves) == 1 {
+				err := pki.CheckKeyPair(in.leaves[0].Cert, k.Key, in.leaves[0].Name, k.Name)
+				r.Pairs = append(r.Pairs, PairReport{Cert: in.leaves[0].Name, Key: k.Name, Problem: trimPrefix(err), Hint: pki.Hint(err)})
 			} else {
 				r.Notes = append(r.Notes, "the private key "+k.Name+" ("+pki.KeyDescription(k.Key.Public())+") matches none of the certificates")
 			}
 		}
 	}
 
-	// Chains.
+}
+
+// checkChains verifies each leaf against the CAs given, or the CAs of the input.
+func (r *CheckReport) checkChains(in checkedSet, opts CheckOptions, now time.Time) {
 	cas := opts.CAs
 	if len(cas) == 0 {
-		cas = inputCAs
+		cas = in.inputCAs
 	}
 	if len(cas) > 0 {
 		var inter []*x509.Certificate // with --ca, CA certificates in the input may be intermediates
 		if len(opts.CAs) > 0 {
-			for _, c := range certs {
+			for _, c := range in.certs {
 				inter = append(inter, c.Cert)
 			}
 		}
-		for _, l := range leaves {
+		for _, l := range in.leaves {
 			cr := ChainReport{Cert: l.Name, CA: subjects(cas), OK: true}
 			usage := UsageAny
 			if opts.Host != "" {
@@ -190,14 +216,6 @@ func Check(objs []pki.Object, opts CheckOptions) CheckReport {
 			r.Chains = append(r.Chains, cr)
 		}
 	}
-	var chain []*x509.Certificate
-	for _, c := range certs {
-		chain = append(chain, c.Cert)
-	}
-	if len(chain) > 1 && !chain[0].IsCA {
-		r.Notes = append(r.Notes, ChainOrder(chain)...)
-	}
-	return r
 }
 
 func intermediatesExcept(all []*x509.Certificate, leaf *x509.Certificate) []*x509.Certificate {
