@@ -88,30 +88,12 @@ func ClientConfig(opts ClientOptions) (*tls.Config, error) {
 		return nil, err
 	}
 	var caSubjects []string
-	if len(opts.CAs) > 0 {
-		pool := x509.NewCertPool()
-		if opts.SystemRoots {
-			if pool, err = x509.SystemCertPool(); err != nil {
-				return nil, fmt.Errorf("pki: system roots: %w", err)
-			}
-		}
-		if caSubjects, err = addCAs(pool, opts.CAs); err != nil {
-			return nil, err
-		}
-		cfg.RootCAs = pool
-	} else {
-		caSubjects = []string{"the system roots"}
+	if cfg.RootCAs, caSubjects, err = roots(opts); err != nil {
+		return nil, err
 	}
-
-	var cert *tls.Certificate
-	if !opts.Cert.IsZero() {
-		c, err := LoadKeyPair(opts.Cert, opts.Key, opts.Passphrase)
-		if err != nil {
-			return nil, err
-		}
-		cert = &c
-	} else if !opts.Key.IsZero() {
-		return nil, errors.New("pki: a client key was given without its certificate")
+	cert, err := clientCert(opts)
+	if err != nil {
+		return nil, err
 	}
 
 	if !opts.DisableSessionCache {
@@ -138,18 +120,7 @@ func ClientConfig(opts ClientOptions) (*tls.Config, error) {
 
 	rec := opts.Recorder
 	if rec != nil {
-		rec.mu.Lock()
-		rec.trusted = caSubjects
-		rec.insecure = opts.InsecureSkipVerify
-		rec.now = opts.Time
-		rec.minVersion, rec.maxVersion = cfg.MinVersion, cfg.MaxVersion
-		if cert != nil {
-			rec.clientSubject = NameString(cert.Leaf.Subject)
-			rec.clientIssuer = NameString(cert.Leaf.Issuer)
-			rec.clientLeaf = cert.Leaf
-			rec.hasClientCert = true
-		}
-		rec.mu.Unlock()
+		rec.configure(caSubjects, opts, cfg, cert)
 	}
 	switch {
 	case rec != nil:
@@ -177,6 +148,56 @@ func ClientConfig(opts ClientOptions) (*tls.Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// roots is the pool of CAs that verify the server (nil: the system roots) and how a report
+// names them.
+func roots(opts ClientOptions) (*x509.CertPool, []string, error) {
+	if len(opts.CAs) == 0 {
+		return nil, []string{"the system roots"}, nil
+	}
+	pool := x509.NewCertPool()
+	if opts.SystemRoots {
+		var err error
+		if pool, err = x509.SystemCertPool(); err != nil {
+			return nil, nil, fmt.Errorf("pki: system roots: %w", err)
+		}
+	}
+	subjects, err := addCAs(pool, opts.CAs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pool, subjects, nil
+}
+
+// clientCert is the client's certificate and key, or nil without one.
+func clientCert(opts ClientOptions) (*tls.Certificate, error) {
+	if !opts.Cert.IsZero() {
+		c, err := LoadKeyPair(opts.Cert, opts.Key, opts.Passphrase)
+		if err != nil {
+			return nil, err
+		}
+		return &c, nil
+	} else if !opts.Key.IsZero() {
+		return nil, errors.New("pki: a client key was given without its certificate")
+	}
+	return nil, nil
+}
+
+// configure records what a handshake with cfg is set up to do, for the report after it.
+func (rec *HandshakeRecorder) configure(trusted []string, opts ClientOptions, cfg *tls.Config, cert *tls.Certificate) {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	rec.trusted = trusted
+	rec.insecure = opts.InsecureSkipVerify
+	rec.now = opts.Time
+	rec.minVersion, rec.maxVersion = cfg.MinVersion, cfg.MaxVersion
+	if cert != nil {
+		rec.clientSubject = NameString(cert.Leaf.Subject)
+		rec.clientIssuer = NameString(cert.Leaf.Issuer)
+		rec.clientLeaf = cert.Leaf
+		rec.hasClientCert = true
+	}
 }
 
 // addCAs loads the CA certificates of every source into pool and returns their subjects.
