@@ -2,6 +2,7 @@ package awsiot
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -188,74 +189,19 @@ func (c *Config) ClientConfig() (fennec.Config, error) {
 		return fennec.Config{}, &LimitError{Limit: "keep-alive", Value: int(ka / time.Second), Max: int(MaxKeepAlive / time.Second),
 			Msg: fmt.Sprintf("keep-alive %s is outside AWS IoT Core's range of 30 s to 1200 s", ka)}
 	}
-	if c.WebSocket {
-		if c.Credentials == nil {
-			return fennec.Config{}, &ConfigError{"Credentials", "WebSocket connections are signed with IAM credentials: StaticCredentials, EnvCredentials or SharedCredentials"}
-		}
-		if c.Cert.File != "" || c.Cert.Data != nil {
-			return fennec.Config{}, &ConfigError{"Cert", "WebSocket connections authenticate with SigV4, not a device certificate: leave WebSocket false to use the certificate on 8883 or 443"}
-		}
-	} else if c.CustomAuth != nil {
-		if c.Cert.File != "" || c.Cert.Data != nil {
-			return fennec.Config{}, &ConfigError{"Cert", "a custom authorizer authenticates the connection, not a device certificate: give one or the other"}
-		}
-		if c.CustomAuth.Authorizer == "" {
-			return fennec.Config{}, &ConfigError{"CustomAuth.Authorizer", "empty: the custom authorizer's name"}
-		}
-	} else if c.Cert.File == "" && c.Cert.Data == nil {
-		return fennec.Config{}, &ConfigError{"Cert", "no device certificate: AWS IoT Core authenticates MQTT on 8883 and 443 with one (or set WebSocket and Credentials for SigV4)"}
+	if err := c.checkAuth(); err != nil {
+		return fennec.Config{}, err
 	}
-	cas := c.RootCAs
-	if len(cas) == 0 {
-		cas = []pki.Source{pki.BytesSource(RootCA1PEM, "Amazon Root CA 1"), pki.BytesSource(RootCA3PEM, "Amazon Root CA 3")}
-	}
-	opts := pki.ClientOptions{CAs: cas, Cert: c.Cert, Key: c.Key, Passphrase: c.Passphrase, ServerName: host, MinVersion: 0}
-	if c.ServerName != "" {
-		opts.ServerName = c.ServerName
-	}
-	switch {
-	case port == 443 && c.CustomAuth != nil:
-		opts.NextProtos = []string{CustomAuthALPN}
-	case port == 443 && !c.WebSocket:
-		opts.NextProtos = []string{ALPN}
-	}
-	tc, err := pki.ClientConfig(opts)
+	tc, err := c.tlsConfig(host, port)
 	if err != nil {
 		return fennec.Config{}, err
 	}
 	cfg := c.Base
 	cfg.Server = "mqtts://" + net.JoinHostPort(host, strconv.Itoa(port))
 	if c.WebSocket {
-		region := c.Region
-		if region == "" {
-			region = Region(host)
-		}
-		if region == "" {
-			return fennec.Config{}, &ConfigError{"Region", "cannot read it from " + host + ": set Region (it is part of the signature)"}
-		}
 		cfg.Server = "wss://" + net.JoinHostPort(host, strconv.Itoa(port))
-		hostHeader := host
-		if port != 443 {
-			hostHeader = net.JoinHostPort(host, strconv.Itoa(port))
-		}
-		creds, clock := c.Credentials, c.SignTime
-		if clock == nil {
-			clock = time.Now
-		}
-		cfg.WebSocketPathFunc = func(ctx context.Context) (string, error) {
-			cr, err := creds.Retrieve(ctx)
-			if err != nil {
-				return "", fmt.Errorf("awsiot: credentials: %w", err)
-			}
-			signed, err := PresignWebSocketURL(ctx, hostHeader, region, cr, clock())
-			if err != nil {
-				return "", err
-			}
-			u, err := url.Parse(signed)
-			if err != nil {
-				return "", err
-			}
-			return u.RequestURI(), nil
+		if cfg.WebSocketPathFunc, err = c.signedPath(host, port); err != nil {
+			return fennec.Config{}, err
 		}
 	}
 	cfg.ClientID, cfg.TLSConfig, cfg.KeepAlive = id, tc, ka
@@ -272,6 +218,84 @@ func (c *Config) ClientConfig() (fennec.Config, error) {
 		cfg.Username, cfg.Password = user, ca.Password
 	}
 	return cfg, nil
+}
+
+// checkAuth checks that one way of authenticating is configured: SigV4 over WebSocket, a
+// custom authorizer, or a device certificate.
+func (c *Config) checkAuth() error {
+	if c.WebSocket {
+		if c.Credentials == nil {
+			return &ConfigError{"Credentials", "WebSocket connections are signed with IAM credentials: StaticCredentials, EnvCredentials or SharedCredentials"}
+		}
+		if c.Cert.File != "" || c.Cert.Data != nil {
+			return &ConfigError{"Cert", "WebSocket connections authenticate with SigV4, not a device certificate: leave WebSocket false to use the certificate on 8883 or 443"}
+		}
+	} else if c.CustomAuth != nil {
+		if c.Cert.File != "" || c.Cert.Data != nil {
+			return &ConfigError{"Cert", "a custom authorizer authenticates the connection, not a device certificate: give one or the other"}
+		}
+		if c.CustomAuth.Authorizer == "" {
+			return &ConfigError{"CustomAuth.Authorizer", "empty: the custom authorizer's name"}
+		}
+	} else if c.Cert.File == "" && c.Cert.Data == nil {
+		return &ConfigError{"Cert", "no device certificate: AWS IoT Core authenticates MQTT on 8883 and 443 with one (or set WebSocket and Credentials for SigV4)"}
+	}
+	return nil
+}
+
+// tlsConfig verifies AWS IoT Core's server with the Amazon roots (or RootCAs) and presents
+// the device certificate; on port 443 it asks for the ALPN protocol AWS routes MQTT by.
+func (c *Config) tlsConfig(host string, port int) (*tls.Config, error) {
+	cas := c.RootCAs
+	if len(cas) == 0 {
+		cas = []pki.Source{pki.BytesSource(RootCA1PEM, "Amazon Root CA 1"), pki.BytesSource(RootCA3PEM, "Amazon Root CA 3")}
+	}
+	opts := pki.ClientOptions{CAs: cas, Cert: c.Cert, Key: c.Key, Passphrase: c.Passphrase, ServerName: host, MinVersion: 0}
+	if c.ServerName != "" {
+		opts.ServerName = c.ServerName
+	}
+	switch {
+	case port == 443 && c.CustomAuth != nil:
+		opts.NextProtos = []string{CustomAuthALPN}
+	case port == 443 && !c.WebSocket:
+		opts.NextProtos = []string{ALPN}
+	}
+	return pki.ClientConfig(opts)
+}
+
+// signedPath returns the function that signs each WebSocket connection's request path with
+// SigV4, with the credentials of the moment.
+func (c *Config) signedPath(host string, port int) (func(context.Context) (string, error), error) {
+	region := c.Region
+	if region == "" {
+		region = Region(host)
+	}
+	if region == "" {
+		return nil, &ConfigError{"Region", "cannot read it from " + host + ": set Region (it is part of the signature)"}
+	}
+	hostHeader := host
+	if port != 443 {
+		hostHeader = net.JoinHostPort(host, strconv.Itoa(port))
+	}
+	creds, clock := c.Credentials, c.SignTime
+	if clock == nil {
+		clock = time.Now
+	}
+	return func(ctx context.Context) (string, error) {
+		cr, err := creds.Retrieve(ctx)
+		if err != nil {
+			return "", fmt.Errorf("awsiot: credentials: %w", err)
+		}
+		signed, err := PresignWebSocketURL(ctx, hostHeader, region, cr, clock())
+		if err != nil {
+			return "", err
+		}
+		u, err := url.Parse(signed)
+		if err != nil {
+			return "", err
+		}
+		return u.RequestURI(), nil
+	}, nil
 }
 
 func (c *Config) limits() Limits {
