@@ -26,3 +26,6 @@ func SetShelveAfter(n int) (restore func()) {
 	old := shelveAfter.Swap(int32(n))
 	return func() { shelveAfter.Store(old) }
 }
+
+// Shelved returns how many messages all brokers of this process moved to a session's list.
+func Shelved() int64 { return shelvedTotal.Load() }

@@ -31,10 +31,13 @@ import (
 //     sends the next. Each step costs O(1): no table is copied or sorted per packet;
 //   - at a takeover, the stored PUBLISH packets beyond the Receive Maximum (in the order they
 //     were stored, PUBREL packets counting first) are taken out of the table mochi is about to
-//     re-send, and put back at the head of the queue once mochi's re-send is done.
+//     re-send and kept on the session's own list (s.held), which the sender writes first, each
+//     put into mochi's table just before it is written; an offline session's backlog past
+//     shelveAfter messages waits on that list too (shelve).
 //
-// A message waiting in the queue stays in mochi's table: if the client leaves again, the next
-// reconnect re-sends it like any other stored message.
+// A message waiting in the queue stays in mochi's table, and one on the list stays with the
+// session: if the client leaves again, the next reconnect re-sends it like any other stored
+// message.
 
 // receiveMaximum is the number of unacknowledged QoS 1 and 2 messages cl accepts when the
 // broker limits them, or 0 (MQTT 3.1.1, or no Receive Maximum in CONNECT: mochi does not limit
@@ -109,12 +112,10 @@ func (h *hook) shelve(cl *mqtt.Client, o *sendOrder, pk packets.Packet, seq uint
 	}
 	o.mu.Unlock()
 	if len(s.held)+cl.State.Inflight.Len() >= h.b.opts.MaxStoredMessages {
-		atomic.AddInt64(&h.b.srv.Info.Inflight, -1)
-		h.b.countDrop(cl.ID)
-		h.b.log.Warn("stored message dropped: the session holds MaxStoredMessages", "client", cl.ID, "topic", pk.TopicName,
-			"max_stored", h.b.opts.MaxStoredMessages)
+		h.dropStored(cl, pk, "the session holds MaxStoredMessages")
 		return true
 	}
+	shelvedTotal.Add(1)
 	s.held = append(s.held, heldMsg{pk: pk, seq: seq, fresh: true})
 	return true
 }
@@ -139,8 +140,23 @@ func (h *hook) dropShelf(s *session) {
 	n := len(s.held)
 	s.held, s.heldGone = nil, true
 	s.heldMu.Unlock()
-	atomic.AddInt64(&h.b.srv.Info.Inflight, -int64(n))
+	h.forgetStored(n)
 }
+
+// forgetStored takes n messages that end with their session off mochi's count of stored ones.
+func (h *hook) forgetStored(n int) { atomic.AddInt64(&h.b.srv.Info.Inflight, -int64(n)) }
+
+// dropStored drops one stored message for cl at a bound: counted per client (Dropped) and
+// logged.
+func (h *hook) dropStored(cl *mqtt.Client, pk packets.Packet, why string) {
+	h.forgetStored(1)
+	h.b.countDrop(cl.ID)
+	h.b.log.Warn("stored message dropped: "+why, "client", cl.ID, "topic", pk.TopicName, "max_stored", h.b.opts.MaxStoredMessages)
+}
+
+// shelvedTotal counts the messages shelve moved to a session's list, for the tests that check
+// the list is in use.
+var shelvedTotal atomic.Int64
 
 // heldMsg is a stored message held back from mochi's re-send, with its place in the order
 // (recorded apart: a message routed to the new connection meanwhile may get its identifier).
@@ -167,29 +183,25 @@ func (h *hook) putBack(cl *mqtt.Client, held []heldMsg) {
 // no identifier is free: the message is dropped, and logged.
 func (h *hook) storeHeld(cl *mqtt.Client, o *sendOrder, m heldMsg) (pk packets.Packet, ok bool) {
 	pk = m.pk
-	if m.fresh {
+	reassign := m.fresh
+	if !reassign {
+		cur, taken := cl.State.Inflight.Get(pk.PacketID)
+		reassign = taken && !sameMessage(cur, pk)
+	}
+	if reassign {
 		// mochi's allocator hands out identifiers in turn under the client's lock, so a
 		// message routed at the same moment gets another one
 		id, err := cl.NextPacketID()
 		if err != nil {
-			atomic.AddInt64(&h.b.srv.Info.Inflight, -1)
-			h.b.countDrop(cl.ID)
-			h.b.log.Warn("stored message dropped: no free packet identifier", "client", cl.ID, "topic", pk.TopicName)
+			h.dropStored(cl, pk, "no free packet identifier")
 			return pk, false
 		}
-		o.mu.Lock()
-		if m.seq != 0 && o.seq[pk.PacketID] == m.seq {
-			delete(o.seq, pk.PacketID) // the old identifier's place in the order
-		}
-		o.mu.Unlock()
-		pk.PacketID = uint16(id)
-	} else if cur, taken := cl.State.Inflight.Get(pk.PacketID); taken && !sameMessage(cur, pk) {
-		id, err := cl.NextPacketID()
-		if err != nil {
-			atomic.AddInt64(&h.b.srv.Info.Inflight, -1)
-			h.b.countDrop(cl.ID)
-			h.b.log.Warn("stored message dropped: no free packet identifier", "client", cl.ID, "topic", pk.TopicName)
-			return pk, false
+		if m.fresh {
+			o.mu.Lock()
+			if m.seq != 0 && o.seq[pk.PacketID] == m.seq {
+				delete(o.seq, pk.PacketID) // the old identifier's place in the order
+			}
+			o.mu.Unlock()
 		}
 		pk.PacketID = uint16(id)
 	}
@@ -302,7 +314,6 @@ func (h *hook) pump(cl *mqtt.Client) {
 	s.drainMu.Lock()
 	defer s.drainMu.Unlock()
 	now := time.Now().Unix()
-	var o *sendOrder
 	for {
 		s.mu.Lock()
 		f := &s.flow
@@ -315,7 +326,7 @@ func (h *hook) pump(cl *mqtt.Client) {
 			return
 		}
 		s.mu.Unlock()
-		pk, ok, more := h.nextHeld(cl, s, &o)
+		pk, ok, more := h.nextHeld(cl, s)
 		if !more {
 			s.mu.Lock()
 			if f.head == len(f.q) {
@@ -367,7 +378,7 @@ func (h *hook) pump(cl *mqtt.Client) {
 
 // nextHeld takes the first held message of s and stores it in cl's table to be sent; more is
 // false when none is held. ok is false when it could not be stored (no free identifier).
-func (h *hook) nextHeld(cl *mqtt.Client, s *session, o **sendOrder) (pk packets.Packet, ok, more bool) {
+func (h *hook) nextHeld(cl *mqtt.Client, s *session) (pk packets.Packet, ok, more bool) {
 	s.heldMu.Lock()
 	defer s.heldMu.Unlock()
 	if len(s.held) == 0 {
@@ -377,10 +388,7 @@ func (h *hook) nextHeld(cl *mqtt.Client, s *session, o **sendOrder) (pk packets.
 	m := s.held[0]
 	s.held[0] = heldMsg{} // a packets.Packet holds the payload: let it go once sent
 	s.held = s.held[1:]
-	if *o == nil {
-		*o = h.orderOf(cl.ID, true)
-	}
-	pk, ok = h.storeHeld(cl, *o, m)
+	pk, ok = h.storeHeld(cl, h.orderOf(cl.ID, true), m)
 	return pk, ok, true
 }
 

@@ -394,8 +394,8 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 // re-sending the stored messages, and when either write fails (a client that left at once)
 // returns without OnSessionEstablished or OnDisconnect: the client stays registered as an
 // offline session, but the broker's own records never learn it. The takeover is finished here
-// (the messages held back from the re-send and those routed during the takeover are stored in
-// the session), then the disconnection is handled as mochi's would have been.
+// (the messages routed during the takeover are stored in the session; those held back from
+// the re-send stay on its list), then the disconnection is handled as mochi's would have been.
 func (h *hook) connectionEnded(cl *mqtt.Client, err error) {
 	defer h.unlockID(cl) // taken in OnDisconnect for mochi's deletion of the client ID
 	s := h.session(cl)

@@ -131,7 +131,7 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	}
 	shelf := h.takeShelf(old)
 	if pk.Connect.Clean || (old.Properties.Clean && old.Properties.ProtocolVersion < 5) {
-		atomic.AddInt64(&h.b.srv.Info.Inflight, -int64(len(shelf)))
+		h.forgetStored(len(shelf))
 		h.order.Delete(cl.ID) // the session is discarded [MQTT-3.1.2-4]
 		h.ids.Delete(cl.ID)
 		return
