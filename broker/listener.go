@@ -358,9 +358,7 @@ func (c *conn) checkConnect(header byte, body []byte) (standIn []byte, err error
 	p, err := packet.Decode(packet.V5, header, body)
 	if err == nil {
 		cp := p.(*packet.Connect)
-		if cp.Version == packet.V5 {
-			c.willProps = willPropsOf(cp.Will) // mochi drops them: see will.go
-		}
+		c.willProps = willPropsOf(cp.Will) // mochi drops them: see will.go
 		if cp.Version == packet.V5 && cp.Props.Has(packet.PropAuthenticationMethod) && cp.Props.AuthenticationMethod == SCRAMMethod && len(c.l.b.opts.SCRAM) > 0 {
 			return c.scram(cp)
 		}

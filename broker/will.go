@@ -20,7 +20,8 @@ import (
 // its own (willPropsKey), which mochi copies with the message into every delivery, every stored
 // copy and the retained message. When such a message is encoded for a client (OnPacketEncode)
 // the user property is removed and the properties are put back; the Message Expiry Interval is
-// the will's own, counted down from when the will was published [MQTT-3.3.2-6], or none.
+// the will's own, counted down from when the will was published [MQTT-3.3.2-6], or none. Every
+// will carries it, of both versions, so that none arrives with mochi's stamp.
 
 // willPropsKey names the broker's own user property; a client cannot send it (it begins with
 // a NUL byte, which the codec refuses in a UTF-8 string [MQTT-1.5.4-2]).
@@ -35,8 +36,8 @@ type willProps struct {
 	Correlation   []byte `json:"cd,omitempty"`
 }
 
-// willPropsOf returns the encoded properties mochi would drop of an MQTT 5 will, or "" when
-// there are none.
+// willPropsOf returns the encoded properties mochi would drop of a will ("{}" for none, which
+// still tells the encoder to remove mochi's stamped expiry), or "" without a will.
 func willPropsOf(w *packet.Will) string {
 	if w == nil {
 		return ""
@@ -50,9 +51,6 @@ func willPropsOf(w *packet.Will) string {
 	wp.ContentType = w.Props.ContentType
 	wp.ResponseTopic = w.Props.ResponseTopic
 	wp.Correlation = w.Props.CorrelationData
-	if wp.PayloadFormat == nil && wp.Expiry == 0 && wp.ContentType == "" && wp.ResponseTopic == "" && wp.Correlation == nil {
-		return ""
-	}
 	b, _ := json.Marshal(wp)
 	return string(b)
 }

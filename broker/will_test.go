@@ -129,3 +129,39 @@ func TestWillProperties(t *testing.T) {
 		}
 	}
 }
+
+// TestWillWithoutProperties: a will with no properties, of either version, reaches an MQTT 5
+// subscriber without a Message Expiry Interval; mochi stamped its 24 hours on it.
+func TestWillWithoutProperties(t *testing.T) {
+	b := brokertest.Start(t, brokertest.Options{})
+	for _, v := range []packet.Version{packet.V311, packet.V5} {
+		t.Run(v.String(), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			topic := "will/plain/" + v.String()
+			got := make(chan *fennec.Message, 1)
+			sub, err := fennec.Connect(ctx, fennec.Config{Server: "mqtt://" + b.TCPAddr, Version: packet.V5, CleanStart: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Close()
+			if _, err := sub.Subscribe(ctx, func(m *fennec.Message) { got <- m }, packet.Subscription{Filter: topic, QoS: 1}); err != nil {
+				t.Fatal(err)
+			}
+			dev, err := fennec.Connect(ctx, fennec.Config{Server: "mqtt://" + b.TCPAddr, Version: v, CleanStart: true,
+				Will: &fennec.Message{Topic: topic, QoS: 1, Payload: []byte("gone")}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dev.Close() // no DISCONNECT: the broker publishes the will
+			select {
+			case m := <-got:
+				if string(m.Payload) != "gone" || m.Props.MessageExpiryInterval != 0 || len(m.Props.UserProperties) != 0 {
+					t.Fatalf("will %q with Message Expiry Interval %d, user properties %v", m.Payload, m.Props.MessageExpiryInterval, m.Props.UserProperties)
+				}
+			case <-ctx.Done():
+				t.Fatal("no will")
+			}
+		})
+	}
+}
