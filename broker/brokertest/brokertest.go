@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 
 	"github.com/fennec-mqtt/fennec/broker"
@@ -75,7 +76,9 @@ func Start(t testing.TB, opts Options) *Broker {
 	}
 	log := opts.Logger
 	if log == nil {
-		var w io.Writer = tWriter{t}
+		tw := &tWriter{t: t}
+		t.Cleanup(tw.stop) // registered before the broker's Close: runs after it
+		var w io.Writer = tw
 		if opts.LogCopy != nil {
 			w = io.MultiWriter(w, opts.LogCopy)
 		}
@@ -144,12 +147,27 @@ func (b *Broker) ClientTLSConfig(cn string) *tls.Config {
 	return cfg
 }
 
-// tWriter sends log lines to t.Log; lines after the test ended are dropped.
-type tWriter struct{ t testing.TB }
+// tWriter sends log lines to t.Log until the test's cleanup stops it; later lines (from a
+// goroutine of the broker that outlives Close) are dropped. Calling t.Log after the test has
+// completed is a data race with its completion, and a panic.
+type tWriter struct {
+	t       testing.TB
+	mu      sync.Mutex
+	stopped bool
+}
 
-func (w tWriter) Write(p []byte) (int, error) {
-	defer func() { _ = recover() }() // t.Log panics after the test has completed
-	w.t.Helper()
-	w.t.Log(string(p[:len(p)-1]))
+func (w *tWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.stopped {
+		w.t.Helper()
+		w.t.Log(string(p[:len(p)-1]))
+	}
 	return len(p), nil
+}
+
+func (w *tWriter) stop() {
+	w.mu.Lock()
+	w.stopped = true
+	w.mu.Unlock()
 }
