@@ -396,12 +396,35 @@ func (c *Conn) handshake(ctx context.Context) (*packet.Connack, error) {
 		stop()
 		c.nc.SetDeadline(time.Time{})
 	}()
-	conn := c.opts.Connect
-	conn.Version = c.version
 	auth := c.opts.Auth
 	if c.version != packet.V5 {
 		auth = nil
 	}
+	conn, err := c.connectPacket(auth)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.sendConnect(ctx, conn); err != nil {
+		return nil, err
+	}
+	c.startReading()
+	p, err := c.readConnack()
+	if err == nil && auth != nil {
+		p, err = c.authExchange(ctx, auth, p)
+	}
+	if err != nil {
+		return nil, connackError(ctx, err, c.version)
+	}
+	c.awaiting.Store(0)
+	c.trace(Event{Packet: p})
+	return checkConnack(p, auth, c.version)
+}
+
+// connectPacket is the CONNECT of the options, with the first data of an MQTT 5 enhanced
+// authentication method (auth, nil for none).
+func (c *Conn) connectPacket(auth Authenticator) (*packet.Connect, error) {
+	conn := c.opts.Connect
+	conn.Version = c.version
 	if auth != nil {
 		data, err := auth.Initial()
 		if err != nil {
@@ -414,13 +437,18 @@ func (c *Conn) handshake(ctx context.Context) (*packet.Connack, error) {
 			conn.Props.Set(packet.PropAuthenticationData)
 		}
 	}
+	return &conn, nil
+}
+
+// sendConnect writes CONNECT, tracing it without the password.
+func (c *Conn) sendConnect(ctx context.Context, conn *packet.Connect) error {
 	buf, err := conn.Append(nil, c.version)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if c.opts.Trace != nil {
 		// The trace never carries the password: HasPassword stays, the bytes do not.
-		shown := conn
+		shown := *conn
 		note := ""
 		if shown.HasPassword {
 			shown.Password = nil
@@ -429,8 +457,14 @@ func (c *Conn) handshake(ctx context.Context) (*packet.Connack, error) {
 		c.trace(Event{Outbound: true, Packet: &shown, Note: note})
 	}
 	if _, err := c.nc.Write(buf); err != nil {
-		return nil, ctxOr(ctx, err)
+		return ctxOr(ctx, err)
 	}
+	return nil
+}
+
+// startReading sets up the socket helpers and the one reader of the connection, with CONNACK
+// awaited.
+func (c *Conn) startReading() {
 	c.qa = newQuickAcker(c.nc)
 	c.sock = sockInfoOf(c.qa)
 	c.awaiting.Store(1) // CONNACK
@@ -443,8 +477,13 @@ func (c *Conn) handshake(ctx context.Context) (*packet.Connack, error) {
 	}
 	c.rd = packet.NewReader(deadlineReader{c}, maxIn)
 	c.rd.SetReuse(c.opts.reusePackets)
-	p, err := c.readConnack()
-	for rounds := 0; err == nil && auth != nil && rounds < maxAuthRounds; rounds++ {
+}
+
+// authExchange answers the broker's AUTH challenges (MQTT 5.0 section 4.12) until it sends
+// something else, at most maxAuthRounds times; p is the first packet after CONNECT.
+func (c *Conn) authExchange(ctx context.Context, auth Authenticator, p packet.Packet) (packet.Packet, error) {
+	var err error
+	for rounds := 0; err == nil && rounds < maxAuthRounds; rounds++ {
 		a, ok := p.(*packet.Auth)
 		if !ok {
 			break
@@ -472,30 +511,36 @@ func (c *Conn) handshake(ctx context.Context) (*packet.Connack, error) {
 		}
 		p, err = c.rd.ReadPacket(c.version)
 	}
-	if err != nil {
-		var re *ReasonError
-		if errors.As(err, &re) {
-			return nil, err
-		}
-		if errors.Is(err, io.EOF) {
-			// Brokers close without a CONNACK for many reasons (an ACL or policy that refuses
-			// the client ID or certificate, a takeover, a protocol version they reject without
-			// saying so): the error states the fact and leaves the cause to who knows the broker.
-			return nil, fmt.Errorf("broker closed the connection after CONNECT (MQTT %v) without a CONNACK: %w", c.version, err)
-		}
-		if isDecodeErr(err) {
-			return nil, &ProtocolError{Msg: "bad packet instead of CONNACK", Err: err}
-		}
-		return nil, fmt.Errorf("no CONNACK: %w", ctxOr(ctx, err))
+	return p, err
+}
+
+// connackError is the error of a handshake whose CONNACK could not be read.
+func connackError(ctx context.Context, err error, v packet.Version) error {
+	var re *ReasonError
+	if errors.As(err, &re) {
+		return err
 	}
-	c.awaiting.Store(0)
-	c.trace(Event{Packet: p})
+	if errors.Is(err, io.EOF) {
+		// Brokers close without a CONNACK for many reasons (an ACL or policy that refuses
+		// the client ID or certificate, a takeover, a protocol version they reject without
+		// saying so): the error states the fact and leaves the cause to who knows the broker.
+		return fmt.Errorf("broker closed the connection after CONNECT (MQTT %v) without a CONNACK: %w", v, err)
+	}
+	if isDecodeErr(err) {
+		return &ProtocolError{Msg: "bad packet instead of CONNACK", Err: err}
+	}
+	return fmt.Errorf("no CONNACK: %w", ctxOr(ctx, err))
+}
+
+// checkConnack returns the CONNACK p, or an error when p is not one, refuses the connection,
+// or fails the authentication method's last check.
+func checkConnack(p packet.Packet, auth Authenticator, v packet.Version) (*packet.Connack, error) {
 	ack, ok := p.(*packet.Connack)
 	if !ok {
 		return nil, &ProtocolError{Packet: p.Type(), Msg: fmt.Sprintf("broker sent %v before CONNACK [MQTT-3.2.0-1]", p.Type())}
 	}
 	if ack.ReasonCode != 0 {
-		return ack, &ReasonError{Packet: packet.CONNACK, Code: ack.ReasonCode, Version: c.version, Reason: ack.Props.ReasonString, ServerReference: ack.Props.ServerReference}
+		return ack, &ReasonError{Packet: packet.CONNACK, Code: ack.ReasonCode, Version: v, Reason: ack.Props.ReasonString, ServerReference: ack.Props.ServerReference}
 	}
 	if auth != nil {
 		if err := auth.Finish(ack.Props.AuthenticationData); err != nil {
