@@ -122,6 +122,7 @@ type Conn struct {
 	loop         atomic.Pointer[readLoop]
 	readSinceArm bool      // touched only by the reading goroutine
 	readDL       time.Time // the read deadline last set (reading goroutine only)
+	co           coalescer // receive coalescing (reading goroutine only; coalesce.go)
 	writeDL      time.Time // the write deadline last set (the writer only)
 	pingPending  atomic.Bool
 	idleR, idleS int // touched only by the keep alive timer
@@ -758,15 +759,16 @@ func (r deadlineReader) Read(p []byte) (int, error) {
 			c.qa.arm()
 		}
 	}
-	if ka := c.keepAlive; ka > 0 {
+	now := time.Now()
+	if ka := c.keepAlive; ka > 0 && c.co.lowat == 0 {
 		// Moved only when it would move by more than ¼ K: every read still starts with at
 		// least 1.25 K and at most 1.5 K to go, without a deadline update per read.
-		if dl := time.Now().Add(ka * 3 / 2); dl.Sub(c.readDL) > ka/4 {
+		if dl := now.Add(ka * 3 / 2); dl.Sub(c.readDL) > ka/4 {
 			c.nc.SetReadDeadline(dl)
 			c.readDL = dl
 		}
 	}
-	n, err := c.nc.Read(p)
+	n, err := c.readCoalesced(p, now)
 	if n > 0 {
 		c.readSinceArm = true
 	}

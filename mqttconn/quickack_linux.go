@@ -64,3 +64,18 @@ func (s sockInfo) sendQueueEmpty() bool {
 	})
 	return n == 0
 }
+
+// setRcvLowat sets SO_RCVLOWAT, the bytes that must wait in the socket before a sleeping reader
+// is woken (see coalescer); it reports false when the socket does not take it.
+func (s sockInfo) setRcvLowat(n int) bool {
+	if s.raw == nil {
+		return false
+	}
+	var err error
+	if cerr := s.raw.Control(func(fd uintptr) {
+		err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVLOWAT, n)
+	}); cerr != nil {
+		return false
+	}
+	return err == nil
+}

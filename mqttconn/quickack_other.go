@@ -15,3 +15,5 @@ type sockInfo struct{}
 func sockInfoOf(*quickAcker) sockInfo { return sockInfo{} }
 
 func (sockInfo) sendQueueEmpty() bool { return false }
+
+func (sockInfo) setRcvLowat(int) bool { return false }
