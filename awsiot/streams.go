@@ -113,31 +113,12 @@ func (s *FileStream) Describe(ctx context.Context) (*StreamDescription, error) {
 // asked for is ignored. It checks nothing about the content: verify the file's digest and
 // signature, as the job that names it says, before using it.
 func (s *FileStream) Download(ctx context.Context, fileID int, w io.Writer, o DownloadOptions) (int64, error) {
-	if o.BlockSize == 0 {
-		o.BlockSize = 4096
-	}
-	if o.BlockSize < 256 || o.BlockSize > 128*1024 {
-		return 0, fmt.Errorf("awsiot: block size %d: 256 to 131072 bytes", o.BlockSize)
-	}
-	o.BlocksPerRequest = cmp.Or(o.BlocksPerRequest, 8)
-	o.MaxSize = cmp.Or(o.MaxSize, 16<<20)
-	o.BlockTimeout = cmp.Or(o.BlockTimeout, 5*time.Second)
-	o.Retries = cmp.Or(o.Retries, 5)
-	d, err := s.Describe(ctx)
-	if err != nil {
+	if err := o.applyDefaults(); err != nil {
 		return 0, err
 	}
-	size := int64(-1)
-	for _, f := range d.Files {
-		if f.ID == fileID {
-			size = f.Size
-		}
-	}
-	if size < 0 {
-		return 0, &StreamError{Code: "ResourceNotFound", Message: fmt.Sprintf("the stream has no file %d", fileID)}
-	}
-	if size > o.MaxSize {
-		return 0, fmt.Errorf("%w: %d bytes (at most %d)", ErrStreamTooLarge, size, o.MaxSize)
+	d, size, err := s.fileSize(ctx, fileID, o.MaxSize)
+	if err != nil {
+		return 0, err
 	}
 	bs := int64(o.BlockSize)
 	blocks := int((size + bs - 1) / bs)
@@ -153,41 +134,10 @@ func (s *FileStream) Download(ctx context.Context, fileID int, w io.Writer, o Do
 		if err := s.send(ctx, "get/json", map[string]any{"c": token, "s": d.Version, "f": fileID, "l": o.BlockSize, "o": next, "n": n}); err != nil {
 			return written, err
 		}
-		got := make(map[int][]byte, n)
-		timer := time.NewTimer(o.BlockTimeout)
-	collect:
-		for len(got) < n {
-			select {
-			case m := <-ch:
-				switch m.kind {
-				case "rejected":
-					timer.Stop()
-					return written, rejected(m.payload)
-				case "data":
-					var b struct {
-						F int    `json:"f"`
-						L int    `json:"l"`
-						I int    `json:"i"`
-						P string `json:"p"`
-					}
-					if json.Unmarshal(m.payload, &b) != nil || b.F != fileID || b.I < next || b.I >= next+n {
-						continue
-					}
-					want := min(bs, size-int64(b.I)*bs)
-					data, err := base64.StdEncoding.DecodeString(b.P)
-					if err != nil || int64(len(data)) != want || b.L != len(data) {
-						continue
-					}
-					got[b.I] = data
-				}
-			case <-timer.C:
-				break collect
-			case <-ctx.Done():
-				timer.Stop()
-				return written, ctx.Err()
-			}
+		got, err := collectBlocks(ctx, ch, fileID, next, n, bs, size, o.BlockTimeout)
+		if err != nil {
+			return written, err
 		}
-		timer.Stop()
 		progress := false
 		for ; next < blocks; next++ {
 			data, ok := got[next]
@@ -210,6 +160,80 @@ func (s *FileStream) Download(ctx context.Context, fileID int, w io.Writer, o Do
 		}
 	}
 	return written, nil
+}
+
+// applyDefaults fills the options left zero and checks the block size.
+func (o *DownloadOptions) applyDefaults() error {
+	if o.BlockSize == 0 {
+		o.BlockSize = 4096
+	}
+	if o.BlockSize < 256 || o.BlockSize > 128*1024 {
+		return fmt.Errorf("awsiot: block size %d: 256 to 131072 bytes", o.BlockSize)
+	}
+	o.BlocksPerRequest = cmp.Or(o.BlocksPerRequest, 8)
+	o.MaxSize = cmp.Or(o.MaxSize, 16<<20)
+	o.BlockTimeout = cmp.Or(o.BlockTimeout, 5*time.Second)
+	o.Retries = cmp.Or(o.Retries, 5)
+	return nil
+}
+
+// fileSize describes the stream and returns the size of file fileID, refused above maxSize.
+func (s *FileStream) fileSize(ctx context.Context, fileID int, maxSize int64) (*StreamDescription, int64, error) {
+	d, err := s.Describe(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	size := int64(-1)
+	for _, f := range d.Files {
+		if f.ID == fileID {
+			size = f.Size
+		}
+	}
+	if size < 0 {
+		return nil, 0, &StreamError{Code: "ResourceNotFound", Message: fmt.Sprintf("the stream has no file %d", fileID)}
+	}
+	if size > maxSize {
+		return nil, 0, fmt.Errorf("%w: %d bytes (at most %d)", ErrStreamTooLarge, size, maxSize)
+	}
+	return d, size, nil
+}
+
+// collectBlocks gathers the blocks next to next+n-1 of file fileID (of size bytes, in blocks
+// of bs) that arrive on ch within timeout; a block of another file, index or size is ignored.
+func collectBlocks(ctx context.Context, ch <-chan streamMsg, fileID, next, n int, bs, size int64, timeout time.Duration) (map[int][]byte, error) {
+	got := make(map[int][]byte, n)
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for len(got) < n {
+		select {
+		case m := <-ch:
+			switch m.kind {
+			case "rejected":
+				return nil, rejected(m.payload)
+			case "data":
+				var b struct {
+					F int    `json:"f"`
+					L int    `json:"l"`
+					I int    `json:"i"`
+					P string `json:"p"`
+				}
+				if json.Unmarshal(m.payload, &b) != nil || b.F != fileID || b.I < next || b.I >= next+n {
+					continue
+				}
+				want := min(bs, size-int64(b.I)*bs)
+				data, err := base64.StdEncoding.DecodeString(b.P)
+				if err != nil || int64(len(data)) != want || b.L != len(data) {
+					continue
+				}
+				got[b.I] = data
+			}
+		case <-timer.C:
+			return got, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return got, nil
 }
 
 func rejected(p []byte) error {

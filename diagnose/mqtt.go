@@ -265,38 +265,11 @@ func (d *doctor) roundTrip(ctx context.Context) *Diagnosis {
 		d.readDeadline(deadline)
 		p, err := d.rd.ReadPacket(d.t.Version)
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && subacked && pubacked {
-				diag := &Diagnosis{Step: StepRoundTrip, Kind: CauseNoEcho, Err: err,
-					Cause:    fmt.Sprintf("the broker accepted the subscription to %q and the message, but did not deliver it back within %s", d.t.Topic, d.t.Timeout),
-					Evidence: d.roundTripEvidence("MQTT 3.1.1 has no way to refuse a PUBLISH: a broker whose ACL denies it drops the message and acknowledges it"),
-					Fix:      "check the broker's ACL for reading and writing the topic; on AWS IoT the policy needs iot:Receive on topic/" + d.t.Topic}
-				if !d.t.AWS {
-					diag.Fix = d.aclFix("check the broker's ACL for reading and writing the topic: use")
-				}
-				return diag
-			}
-			switch {
-			case !subacked:
-				return d.lostIn(ctx, "SUBSCRIBE", CauseClosedAfterSubscribe, err)
-			default:
-				return d.lostIn(ctx, "PUBLISH", CauseClosedAfterPublish, err)
-			}
+			return d.roundTripLost(ctx, err, subacked, pubacked)
 		}
 		switch p := p.(type) {
 		case *packet.Suback:
-			if len(p.ReasonCodes) != 1 || p.ReasonCodes[0] >= 0x80 {
-				code := packet.ReasonCode(0x80)
-				if len(p.ReasonCodes) > 0 {
-					code = p.ReasonCodes[0]
-				}
-				diag := &Diagnosis{Step: StepRoundTrip, Kind: CauseSubscribeRefused,
-					Cause:    fmt.Sprintf("the broker refused the subscription to %q: SUBACK %s (0x%02x)", d.t.Topic, code, byte(code)),
-					Evidence: d.roundTripEvidence(""),
-					Fix:      d.aclFix("subscribe to")}
-				if d.t.AWS {
-					diag.Fix = fmt.Sprintf("allow iot:Subscribe on topicfilter/%s and iot:Receive on topic/%s in the policy attached to this certificate, or give a topic it allows (--topic)", d.t.Topic, d.t.Topic)
-				}
+			if diag := d.subscribeRefused(p); diag != nil {
 				return diag
 			}
 			subacked = true
@@ -304,14 +277,7 @@ func (d *doctor) roundTrip(ctx context.Context) *Diagnosis {
 				return d.lostIn(ctx, "PUBLISH", CauseClosedAfterPublish, err)
 			}
 		case *packet.Puback:
-			if p.ReasonCode >= 0x80 {
-				diag := &Diagnosis{Step: StepRoundTrip, Kind: CausePublishRefused,
-					Cause:    fmt.Sprintf("the broker refused the message to %q: PUBACK %s (0x%02x)", d.t.Topic, p.ReasonCode, byte(p.ReasonCode)),
-					Evidence: d.roundTripEvidence(""),
-					Fix:      d.aclFix("publish to")}
-				if d.t.AWS {
-					diag.Fix = "allow iot:Publish on topic/" + d.t.Topic + " in the policy attached to this certificate, or give a topic it allows (--topic)"
-				}
+			if diag := d.publishRefused(p); diag != nil {
 				return diag
 			}
 			pubacked = true
@@ -326,17 +292,75 @@ func (d *doctor) roundTrip(ctx context.Context) *Diagnosis {
 			return d.disconnected(p)
 		}
 	}
-	took := time.Since(start).Round(10 * time.Microsecond)
+	return d.roundTripPassed(ctx, time.Since(start))
+}
+
+// roundTripPassed lingers when asked and records the passed round trip that took took.
+func (d *doctor) roundTripPassed(ctx context.Context, took time.Duration) *Diagnosis {
 	if diag := d.linger(ctx); diag != nil {
 		return diag
 	}
 	d.write(&packet.Disconnect{})
-	summary := fmt.Sprintf("subscribed, published and received on %q in %s", d.t.Topic, took)
+	summary := fmt.Sprintf("subscribed, published and received on %q in %s", d.t.Topic, took.Round(10*time.Microsecond))
 	if d.t.Linger > 0 {
 		summary += fmt.Sprintf("; the connection stayed up %s", d.t.Linger)
 	}
 	d.pass(StepRoundTrip, summary)
 	return nil
+}
+
+// roundTripLost explains a read that failed during the round trip: no echo within the
+// timeout after both acknowledgements, or a connection lost after SUBSCRIBE or PUBLISH.
+func (d *doctor) roundTripLost(ctx context.Context, err error, subacked, pubacked bool) *Diagnosis {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() && subacked && pubacked {
+		diag := &Diagnosis{Step: StepRoundTrip, Kind: CauseNoEcho, Err: err,
+			Cause:    fmt.Sprintf("the broker accepted the subscription to %q and the message, but did not deliver it back within %s", d.t.Topic, d.t.Timeout),
+			Evidence: d.roundTripEvidence("MQTT 3.1.1 has no way to refuse a PUBLISH: a broker whose ACL denies it drops the message and acknowledges it"),
+			Fix:      "check the broker's ACL for reading and writing the topic; on AWS IoT the policy needs iot:Receive on topic/" + d.t.Topic}
+		if !d.t.AWS {
+			diag.Fix = d.aclFix("check the broker's ACL for reading and writing the topic: use")
+		}
+		return diag
+	}
+	if !subacked {
+		return d.lostIn(ctx, "SUBSCRIBE", CauseClosedAfterSubscribe, err)
+	}
+	return d.lostIn(ctx, "PUBLISH", CauseClosedAfterPublish, err)
+}
+
+// subscribeRefused explains a SUBACK that refuses the test subscription; nil when it grants it.
+func (d *doctor) subscribeRefused(p *packet.Suback) *Diagnosis {
+	if len(p.ReasonCodes) == 1 && p.ReasonCodes[0] < 0x80 {
+		return nil
+	}
+	code := packet.ReasonCode(0x80)
+	if len(p.ReasonCodes) > 0 {
+		code = p.ReasonCodes[0]
+	}
+	diag := &Diagnosis{Step: StepRoundTrip, Kind: CauseSubscribeRefused,
+		Cause:    fmt.Sprintf("the broker refused the subscription to %q: SUBACK %s (0x%02x)", d.t.Topic, code, byte(code)),
+		Evidence: d.roundTripEvidence(""),
+		Fix:      d.aclFix("subscribe to")}
+	if d.t.AWS {
+		diag.Fix = fmt.Sprintf("allow iot:Subscribe on topicfilter/%s and iot:Receive on topic/%s in the policy attached to this certificate, or give a topic it allows (--topic)", d.t.Topic, d.t.Topic)
+	}
+	return diag
+}
+
+// publishRefused explains a PUBACK that refuses the test message; nil when it accepts it.
+func (d *doctor) publishRefused(p *packet.Puback) *Diagnosis {
+	if p.ReasonCode < 0x80 {
+		return nil
+	}
+	diag := &Diagnosis{Step: StepRoundTrip, Kind: CausePublishRefused,
+		Cause:    fmt.Sprintf("the broker refused the message to %q: PUBACK %s (0x%02x)", d.t.Topic, p.ReasonCode, byte(p.ReasonCode)),
+		Evidence: d.roundTripEvidence(""),
+		Fix:      d.aclFix("publish to")}
+	if d.t.AWS {
+		diag.Fix = "allow iot:Publish on topic/" + d.t.Topic + " in the policy attached to this certificate, or give a topic it allows (--topic)"
+	}
+	return diag
 }
 
 // linger keeps the connection open for Target.Linger and explains its end if it ends.
