@@ -385,72 +385,22 @@ func (f *ConnFlags) will(spec *ConnSpec, props propSet) error {
 // on the command line, then -L, then the profile, then defaults. It checks *qos (from -q or the
 // profile), turns on the -d trace, and sets f.topic to the topic of -L or of the profile.
 func (f *ConnFlags) BuildSpec(streams IO, qos *int) (*ConnSpec, error) {
-	var prof *profile
-	if !f.NoProfile {
-		p, err := LoadProfile(f.config, f.Profile)
-		if err != nil {
-			return nil, err
-		}
-		prof = p
-	}
-	if prof != nil && prof.warning != "" {
-		fmt.Fprintln(streams.Err, prof.warning)
-	}
-	if prof != nil {
-		if err := f.applyProfile(prof, qos); err != nil {
-			return nil, err
-		}
+	prof, err := f.resolveProfile(streams, qos)
+	if err != nil {
+		return nil, err
 	}
 	t, err := f.target()
 	if err != nil {
 		return nil, err
 	}
 	useTLS := t.scheme == "mqtts" || t.scheme == "wss"
-	version, err := parseVersion(f.version)
+	version, props, err := f.versionAndProps()
 	if err != nil {
 		return nil, err
 	}
-	if len(f.props) > 0 && version != 5 {
-		if f.Changed("protocol-version") {
-			return nil, UsageErrorf("-D sets MQTT 5 properties; it cannot be used with -V %s", f.version)
-		}
-		version = 5
-	}
-	props, err := parseProps(f.props)
+	spec, err := f.baseSpec(streams, t, version, props, prof)
 	if err != nil {
 		return nil, err
-	}
-	if f.keepalive < 0 || f.keepalive > 65535 {
-		return nil, UsageErrorf("-k %d: keepalive is 0 to 65535 seconds", f.keepalive)
-	}
-	spec := &ConnSpec{
-		Host:       t.host,
-		Port:       t.defaultPort(),
-		Version:    version,
-		KeepAlive:  time.Duration(f.keepalive) * time.Second,
-		CleanStart: !f.persistent,
-		Props:      props,
-		Timeout:    f.ConnectTimeout,
-	}
-	spec.AWS = f.aws || awsiot.IsEndpoint(t.host)
-	spec.VersionFallback = version == 5 && len(f.props) == 0 && !f.Changed("protocol-version") && (prof == nil || prof.Version == "")
-	if !f.Quiet {
-		spec.notes = streams.Err
-	}
-	if spec.AWS && (f.keepalive != 0 && f.keepalive < int(awsiot.MinKeepAlive/time.Second) || f.keepalive > int(awsiot.MaxKeepAlive/time.Second) || f.keepalive == 0) && !f.Quiet {
-		fmt.Fprintf(streams.Err, "fennec: note: AWS IoT Core takes a keep-alive of %d to %d s and uses the nearest (keep-alive %d s asked)\n",
-			int(awsiot.MinKeepAlive/time.Second), int(awsiot.MaxKeepAlive/time.Second), f.keepalive)
-	}
-	if f.keepalive == 0 {
-		spec.KeepAlive = -1
-	}
-	spec.Server = t.scheme + "://" + t.addr() + t.path
-	spec.ClientID = f.ClientID
-	if spec.ClientID == "" && f.idPrefix != "" {
-		spec.ClientID = fmt.Sprintf("%s%d", f.idPrefix, os.Getpid())
-	}
-	if f.persistent && spec.ClientID == "" {
-		return nil, UsageErrorf("-c (persistent session) needs a client ID: add -i ID")
 	}
 	if err := f.credentials(spec, t, version); err != nil {
 		return nil, err
@@ -489,6 +439,83 @@ func (f *ConnFlags) BuildSpec(streams IO, qos *int) (*ConnSpec, error) {
 		spec.Trace = NewTracer(streams.Err)
 	}
 	f.Topic = cmp.Or(t.topic, f.profileTopic)
+	return spec, nil
+}
+
+// resolveProfile loads the profile (none with --no-profile), prints its warning and applies it
+// under the flags given.
+func (f *ConnFlags) resolveProfile(streams IO, qos *int) (*profile, error) {
+	if f.NoProfile {
+		return nil, nil
+	}
+	prof, err := LoadProfile(f.config, f.Profile)
+	if err != nil || prof == nil {
+		return nil, err
+	}
+	if prof.warning != "" {
+		fmt.Fprintln(streams.Err, prof.warning)
+	}
+	if err := f.applyProfile(prof, qos); err != nil {
+		return nil, err
+	}
+	return prof, nil
+}
+
+// versionAndProps is the MQTT version of -V (5 when -D gives properties and -V was not given)
+// and the properties of -D.
+func (f *ConnFlags) versionAndProps() (int, propSet, error) {
+	version, err := parseVersion(f.version)
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(f.props) > 0 && version != 5 {
+		if f.Changed("protocol-version") {
+			return 0, nil, UsageErrorf("-D sets MQTT 5 properties; it cannot be used with -V %s", f.version)
+		}
+		version = 5
+	}
+	props, err := parseProps(f.props)
+	if err != nil {
+		return 0, nil, err
+	}
+	return version, props, nil
+}
+
+// baseSpec is the connection of the target t: address, version, keep alive (with AWS IoT
+// Core's range noted), session, client ID.
+func (f *ConnFlags) baseSpec(streams IO, t target, version int, props propSet, prof *profile) (*ConnSpec, error) {
+	if f.keepalive < 0 || f.keepalive > 65535 {
+		return nil, UsageErrorf("-k %d: keepalive is 0 to 65535 seconds", f.keepalive)
+	}
+	spec := &ConnSpec{
+		Host:       t.host,
+		Port:       t.defaultPort(),
+		Version:    version,
+		KeepAlive:  time.Duration(f.keepalive) * time.Second,
+		CleanStart: !f.persistent,
+		Props:      props,
+		Timeout:    f.ConnectTimeout,
+	}
+	spec.AWS = f.aws || awsiot.IsEndpoint(t.host)
+	spec.VersionFallback = version == 5 && len(f.props) == 0 && !f.Changed("protocol-version") && (prof == nil || prof.Version == "")
+	if !f.Quiet {
+		spec.notes = streams.Err
+	}
+	if spec.AWS && (f.keepalive != 0 && f.keepalive < int(awsiot.MinKeepAlive/time.Second) || f.keepalive > int(awsiot.MaxKeepAlive/time.Second) || f.keepalive == 0) && !f.Quiet {
+		fmt.Fprintf(streams.Err, "fennec: note: AWS IoT Core takes a keep-alive of %d to %d s and uses the nearest (keep-alive %d s asked)\n",
+			int(awsiot.MinKeepAlive/time.Second), int(awsiot.MaxKeepAlive/time.Second), f.keepalive)
+	}
+	if f.keepalive == 0 {
+		spec.KeepAlive = -1
+	}
+	spec.Server = t.scheme + "://" + t.addr() + t.path
+	spec.ClientID = f.ClientID
+	if spec.ClientID == "" && f.idPrefix != "" {
+		spec.ClientID = fmt.Sprintf("%s%d", f.idPrefix, os.Getpid())
+	}
+	if f.persistent && spec.ClientID == "" {
+		return nil, UsageErrorf("-c (persistent session) needs a client ID: add -i ID")
+	}
 	return spec, nil
 }
 
