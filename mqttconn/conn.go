@@ -971,17 +971,45 @@ func (c *Conn) writer() {
 // writeBatch writes everything queued with one write. It reports false, after clearing
 // c.writing, when nothing was queued or the connection is closed.
 func (c *Conn) writeBatch() bool {
+	batch, ok := c.takeBatch()
+	if !ok {
+		return false
+	}
+	bp := bufPool.Get().(*[]byte)
+	buf, vec := c.encodeBatch(batch, (*bp)[:0])
+	werr := c.writeOut(buf, vec)
+	if cap(buf) <= 64<<10 {
+		*bp = buf[:0]
+		bufPool.Put(bp)
+	}
+	for i := range batch {
+		if d := batch[i].done; d != nil {
+			d(werr)
+		}
+		batch[i] = item{}
+	}
+	c.mu.Lock()
+	if c.spare == nil && cap(batch) <= 1024 {
+		c.spare = batch[:0]
+	}
+	c.mu.Unlock()
+	return true
+}
+
+// takeBatch takes everything queued, waking writers that wait for space; false when there is
+// nothing (the writer stops) or the connection is closed (the queue fails).
+func (c *Conn) takeBatch() ([]item, bool) {
 	c.mu.Lock()
 	if c.closed {
 		c.writing = false
 		c.mu.Unlock()
 		c.failQueue()
-		return false
+		return nil, false
 	}
 	if len(c.queue) == 0 {
 		c.writing = false
 		c.mu.Unlock()
-		return false
+		return nil, false
 	}
 	batch := c.queue
 	c.queue, c.spare = c.spare[:0], nil
@@ -991,8 +1019,13 @@ func (c *Conn) writeBatch() bool {
 		c.spaceCh = nil
 	}
 	c.mu.Unlock()
-	bp := bufPool.Get().(*[]byte)
-	buf := (*bp)[:0]
+	return batch, true
+}
+
+// encodeBatch encodes the batch into buf; a large payload is not copied but goes into vec
+// (nil when there is none) beside the encoded parts. An item that cannot be sent (it does not
+// encode, or exceeds the broker's Maximum Packet Size) is completed with its error and dropped.
+func (c *Conn) encodeBatch(batch []item, buf []byte) ([]byte, net.Buffers) {
 	var vec net.Buffers // set when a large payload is written from the caller's slice
 	seg := 0            // start of the part of buf not yet in vec
 	for i := range batch {
@@ -1034,26 +1067,31 @@ func (c *Conn) writeBatch() bool {
 			c.trace(Event{Outbound: true, Packet: it.packet()})
 		}
 	}
+	if vec != nil {
+		vec = append(vec, buf[seg:])
+	}
+	return buf, vec
+}
+
+// writeOut writes the encoded batch (vec when set, else buf) with one call; a failure closes
+// the connection and is returned as the connection's error.
+func (c *Conn) writeOut(buf []byte, vec net.Buffers) error {
+	if len(buf) == 0 {
+		return nil
+	}
+	// Moved only when it would move by more than ¼ of the timeout: each write gets
+	// between 1 and 1.25 × WriteTimeout, without a deadline update per write.
+	if dl := time.Now().Add(c.writeTimeout * 5 / 4); dl.Sub(c.writeDL) > c.writeTimeout/4 {
+		c.nc.SetWriteDeadline(dl)
+		c.writeDL = dl
+	}
 	var werr error
-	if len(buf) > 0 {
-		// Moved only when it would move by more than ¼ of the timeout: each write gets
-		// between 1 and 1.25 × WriteTimeout, without a deadline update per write.
-		if dl := time.Now().Add(c.writeTimeout * 5 / 4); dl.Sub(c.writeDL) > c.writeTimeout/4 {
-			c.nc.SetWriteDeadline(dl)
-			c.writeDL = dl
-		}
-		if vec != nil {
-			vec = append(vec, buf[seg:])
-			_, werr = vec.WriteTo(c.nc)
-		} else {
-			_, werr = c.nc.Write(buf)
-		}
-		c.sent.Add(1)
+	if vec != nil {
+		_, werr = vec.WriteTo(c.nc)
+	} else {
+		_, werr = c.nc.Write(buf)
 	}
-	if cap(buf) <= 64<<10 {
-		*bp = buf[:0]
-		bufPool.Put(bp)
-	}
+	c.sent.Add(1)
 	if werr != nil {
 		if errors.Is(werr, os.ErrDeadlineExceeded) {
 			werr = ErrWriteTimeout
@@ -1063,18 +1101,7 @@ func (c *Conn) writeBatch() bool {
 		c.Close(werr)
 		werr = c.Err()
 	}
-	for i := range batch {
-		if d := batch[i].done; d != nil {
-			d(werr)
-		}
-		batch[i] = item{}
-	}
-	c.mu.Lock()
-	if c.spare == nil && cap(batch) <= 1024 {
-		c.spare = batch[:0]
-	}
-	c.mu.Unlock()
-	return true
+	return werr
 }
 
 func (c *Conn) failQueue() {
