@@ -21,39 +21,95 @@ import (
 // first refused filter; the refused filters are not kept. Subscriptions are sent again
 // automatically when a reconnect finds that the broker lost the session.
 func (c *Client) Subscribe(ctx context.Context, h MessageHandler, subs ...packet.Subscription) (*packet.Suback, error) {
+	if err := checkSubscriptions(h, subs); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if err := c.unsupportedLocked(subs); err != nil {
+		c.mu.Unlock()
+		return nil, err
+	}
+	subID, prev, mine := c.registerLocked(h, subs)
+	c.mu.Unlock()
+	all := map[string]bool{}
+	for _, s := range subs {
+		all[s.Filter] = true
+	}
+	resp, err := c.request(ctx, func(id uint16) packet.Packet { return subscribePacket(id, subID, subs) })
+	if err != nil {
+		c.restoreSubs(prev, all)
+		return nil, wrapErr("subscribe", err)
+	}
+	sa, ok := resp.(*packet.Suback)
+	if !ok {
+		c.restoreSubs(prev, all)
+		return nil, wrapErr("subscribe", &ProtocolError{Packet: resp.Type(), Msg: "answer to SUBSCRIBE is not SUBACK"})
+	}
+	if len(sa.ReasonCodes) != len(subs) {
+		c.restoreSubs(prev, all)
+		return sa, &ProtocolError{Packet: packet.SUBACK, Msg: fmt.Sprintf("SUBACK has %d reason codes for %d filters [MQTT-3.8.4-6]", len(sa.ReasonCodes), len(subs))}
+	}
+	failed, first := c.refused(sa, subs)
+	if len(failed) > 0 {
+		c.restoreSubs(prev, failed)
+	}
+	c.mu.Lock()
+	for _, sb := range mine {
+		if !failed[sb.sub.Filter] {
+			sb.acked = true
+		}
+	}
+	c.mu.Unlock()
+	return sa, first
+}
+
+// checkSubscriptions checks a Subscribe call's arguments: a handler, at least one filter, valid
+// filters and QoS.
+func checkSubscriptions(h MessageHandler, subs []packet.Subscription) error {
 	if len(subs) == 0 {
-		return nil, errors.New("fennec: subscribe: no topic filter [MQTT-3.8.3-2]")
+		return errors.New("fennec: subscribe: no topic filter [MQTT-3.8.3-2]")
 	}
 	if h == nil {
-		return nil, errors.New("fennec: subscribe: nil handler")
+		return errors.New("fennec: subscribe: nil handler")
 	}
 	for _, s := range subs {
 		if err := validFilter(s.Filter); err != nil {
-			return nil, err
+			return err
 		}
 		if s.QoS > 2 {
-			return nil, fmt.Errorf("fennec: subscribe %q: QoS %d is not allowed", s.Filter, s.QoS)
+			return fmt.Errorf("fennec: subscribe %q: QoS %d is not allowed", s.Filter, s.QoS)
 		}
 	}
-	c.mu.Lock()
-	if ack := c.connack; ack != nil && c.conn != nil && c.cfg.Version == packet.V5 {
-		// What the broker said in CONNACK it does not support fails here, not with a
-		// DISCONNECT (0xA2, 0x9E) that would end the connection (MQTT 5.0 section 3.2.2.3).
-		for _, s := range subs {
-			shared := topic.IsShared(s.Filter)
-			if shared && ack.Props.Has(packet.PropSharedSubscriptionAvailable) && ack.Props.SharedSubscriptionAvailable == 0 {
-				c.mu.Unlock()
-				return nil, fmt.Errorf("%w: shared subscriptions (%q; Shared Subscription Available 0)", ErrNotSupported, s.Filter)
-			}
-			if topic.HasWildcard(s.Filter) && ack.Props.Has(packet.PropWildcardSubscriptionAvailable) && ack.Props.WildcardSubscriptionAvailable == 0 {
-				c.mu.Unlock()
-				return nil, fmt.Errorf("%w: wildcard subscriptions (%q; Wildcard Subscription Available 0)", ErrNotSupported, s.Filter)
-			}
+	return nil
+}
+
+// unsupportedLocked fails a subscription the broker said in CONNACK it does not support, here
+// rather than with a DISCONNECT (0xA2, 0x9E) that would end the connection (MQTT 5.0 section
+// 3.2.2.3). Called with c.mu held.
+func (c *Client) unsupportedLocked(subs []packet.Subscription) error {
+	ack := c.connack
+	if ack == nil || c.conn == nil || c.cfg.Version != packet.V5 {
+		return nil
+	}
+	for _, s := range subs {
+		if topic.IsShared(s.Filter) && ack.Props.Has(packet.PropSharedSubscriptionAvailable) && ack.Props.SharedSubscriptionAvailable == 0 {
+			return fmt.Errorf("%w: shared subscriptions (%q; Shared Subscription Available 0)", ErrNotSupported, s.Filter)
+		}
+		if topic.HasWildcard(s.Filter) && ack.Props.Has(packet.PropWildcardSubscriptionAvailable) && ack.Props.WildcardSubscriptionAvailable == 0 {
+			return fmt.Errorf("%w: wildcard subscriptions (%q; Wildcard Subscription Available 0)", ErrNotSupported, s.Filter)
 		}
 	}
-	// MQTT 5: each Subscribe call gets a Subscription Identifier, unless the broker said it has
-	// none, so that a message matching overlapping filters (a/# and a/+), which the broker sends
-	// once per subscription, reaches each subscription's handler once.
+	return nil
+}
+
+// registerLocked records the subscriptions with handler h before they are sent, and returns
+// their Subscription Identifier (0: none), the subscriptions they replace by filter, and the new
+// records. Called with c.mu held.
+//
+// MQTT 5: each Subscribe call gets a Subscription Identifier, unless the broker said it has
+// none, so that a message matching overlapping filters (a/# and a/+), which the broker sends
+// once per subscription, reaches each subscription's handler once.
+func (c *Client) registerLocked(h MessageHandler, subs []packet.Subscription) (uint32, map[string]*subscription, []*subscription) {
 	var subID uint32
 	if c.cfg.Version == packet.V5 && !(c.connack != nil && c.connack.Props.Has(packet.PropSubscriptionIdentifiersAvailable) &&
 		c.connack.Props.SubscriptionIdentifiersAvailable == 0) {
@@ -71,36 +127,25 @@ func (c *Client) Subscribe(ctx context.Context, h MessageHandler, subs ...packet
 		mine[i] = &subscription{sub: s, handler: h, subID: subID}
 		c.subs[s.Filter] = mine[i]
 	}
-	c.mu.Unlock()
-	undo := func(filters map[string]bool) {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for f := range filters {
-			if old, ok := prev[f]; ok {
-				c.subs[f] = old
-			} else {
-				c.removeSubLocked(f)
-			}
+	return subID, prev, mine
+}
+
+// restoreSubs puts back, for each of filters, the subscription it replaced (prev), or removes
+// it when it replaced none.
+func (c *Client) restoreSubs(prev map[string]*subscription, filters map[string]bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for f := range filters {
+		if old, ok := prev[f]; ok {
+			c.subs[f] = old
+		} else {
+			c.removeSubLocked(f)
 		}
 	}
-	all := map[string]bool{}
-	for _, s := range subs {
-		all[s.Filter] = true
-	}
-	resp, err := c.request(ctx, func(id uint16) packet.Packet { return subscribePacket(id, subID, subs) })
-	if err != nil {
-		undo(all)
-		return nil, wrapErr("subscribe", err)
-	}
-	sa, ok := resp.(*packet.Suback)
-	if !ok {
-		undo(all)
-		return nil, wrapErr("subscribe", &ProtocolError{Packet: resp.Type(), Msg: "answer to SUBSCRIBE is not SUBACK"})
-	}
-	if len(sa.ReasonCodes) != len(subs) {
-		undo(all)
-		return sa, &ProtocolError{Packet: packet.SUBACK, Msg: fmt.Sprintf("SUBACK has %d reason codes for %d filters [MQTT-3.8.4-6]", len(sa.ReasonCodes), len(subs))}
-	}
+}
+
+// refused returns the filters the SUBACK refuses and the error of the first of them.
+func (c *Client) refused(sa *packet.Suback, subs []packet.Subscription) (map[string]bool, error) {
 	var first error
 	failed := map[string]bool{}
 	for i, rc := range sa.ReasonCodes {
@@ -112,17 +157,7 @@ func (c *Client) Subscribe(ctx context.Context, h MessageHandler, subs ...packet
 			}
 		}
 	}
-	if len(failed) > 0 {
-		undo(failed)
-	}
-	c.mu.Lock()
-	for _, sb := range mine {
-		if !failed[sb.sub.Filter] {
-			sb.acked = true
-		}
-	}
-	c.mu.Unlock()
-	return sa, first
+	return failed, first
 }
 
 // subscribePacket is a SUBSCRIBE with packet ID id carrying the Subscription Identifier subID
