@@ -67,8 +67,20 @@ func Connect(ctx context.Context, spec *ConnSpec) (MQTTClient, error) {
 		}
 		cfg.Will = w
 	}
+	applyConnectProps(&cfg, spec.Props["connect"])
+	setCallbacks(&cfg, spec)
+	c, err := fennec.Connect(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	noteConnected(c, spec)
+	return &FennecClient{Client: c, spec: spec}, nil
+}
+
+// applyConnectProps sets the CONNECT properties of -D connect:….
+func applyConnectProps(cfg *fennec.Config, props []prop) {
 	cp := &cfg.ConnectProperties
-	for _, p := range spec.Props["connect"] {
+	for _, p := range props {
 		switch p.Name {
 		case "receive-maximum":
 			cfg.ReceiveMaximum = uint16(p.Num)
@@ -86,6 +98,11 @@ func Connect(ctx context.Context, spec *ConnSpec) (MQTTClient, error) {
 			cp.AddUserProperty(p.Key, p.Value)
 		}
 	}
+}
+
+// setCallbacks connects the spec's trace (-d), packet hook, message handler and connection
+// callbacks to the client's.
+func setCallbacks(cfg *fennec.Config, spec *ConnSpec) {
 	if tr, hook := spec.Trace, spec.OnPacket; tr != nil || hook != nil {
 		v := cfg.Version
 		facts := spec.TLSFacts
@@ -124,10 +141,11 @@ func Connect(ctx context.Context, spec *ConnSpec) (MQTTClient, error) {
 	if f := spec.OnConnectError; f != nil {
 		cfg.OnConnectError = func(_ *fennec.Client, err error) { f(err) }
 	}
-	c, err := fennec.Connect(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
+}
+
+// noteConnected records in spec what the connection found out: a fallback to MQTT 3.1.1 (said
+// unless quiet) and the embedded broker's AWS IoT emulation.
+func noteConnected(c *fennec.Client, spec *ConnSpec) {
 	if spec.Version == 5 && c.Version() == packet.V311 {
 		spec.Version = 4 // hints and -D from here on are those of 3.1.1
 		if spec.notes != nil {
@@ -141,7 +159,6 @@ func Connect(ctx context.Context, spec *ConnSpec) (MQTTClient, error) {
 			}
 		}
 	}
-	return &FennecClient{Client: c, spec: spec}, nil
 }
 
 func toFennecMessage(m *Message) *fennec.Message {
