@@ -18,36 +18,8 @@ func HeaderMaterial(file, caName, certName, keyName string, opts *pki.ClientOpti
 	if err != nil {
 		return "", nil, &Failure{Code: ExitError, Step: "setup", Err: fmt.Errorf("--header: %w", err)}
 	}
-	var names []string
-	for _, o := range objs {
-		names = append(names, o.Name)
-	}
 	pick := func(role, name string, fits func(o pki.Object) bool) (*pki.Object, error) {
-		if name != "" {
-			for i := range objs {
-				if objs[i].Name == name {
-					return &objs[i], nil
-				}
-			}
-			return nil, UsageErrorf("--header %s: no array named %q (arrays: %s)", file, name, strings.Join(names, ", "))
-		}
-		var found []*pki.Object
-		for i := range objs {
-			if fits(objs[i]) {
-				found = append(found, &objs[i])
-			}
-		}
-		switch len(found) {
-		case 0:
-			return nil, nil
-		case 1:
-			return found[0], nil
-		}
-		var fn []string
-		for _, o := range found {
-			fn = append(fn, o.Name)
-		}
-		return nil, UsageErrorf("--header %s: several arrays could be the %s (%s): choose one with --header-%s NAME", file, role, strings.Join(fn, ", "), role)
+		return pickArray(file, objs, role, name, fits)
 	}
 	isCA := func(o pki.Object) bool { return o.Kind == pki.KindCertificate && o.Cert != nil && o.Cert.IsCA }
 	isLeaf := func(o pki.Object) bool { return o.Kind == pki.KindCertificate && o.Cert != nil && !o.Cert.IsCA }
@@ -101,4 +73,37 @@ func HeaderMaterial(file, caName, certName, keyName string, opts *pki.ClientOpti
 		return "", nil, UsageErrorf("--header %s: a client certificate and its key go together; found only %s", file, strings.Join(used, ", "))
 	}
 	return "from " + file + ": " + strings.Join(used, ", "), nil, nil
+}
+
+// pickArray is the array of objs (parsed from the header file) for a role: the one named name
+// when given, else the one that fits; nil when none fits, a usage error when several do or the
+// name is not there.
+func pickArray(file string, objs []pki.Object, role, name string, fits func(o pki.Object) bool) (*pki.Object, error) {
+	if name != "" {
+		var names []string
+		for i := range objs {
+			if objs[i].Name == name {
+				return &objs[i], nil
+			}
+			names = append(names, objs[i].Name)
+		}
+		return nil, UsageErrorf("--header %s: no array named %q (arrays: %s)", file, name, strings.Join(names, ", "))
+	}
+	var found []*pki.Object
+	for i := range objs {
+		if fits(objs[i]) {
+			found = append(found, &objs[i])
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, nil
+	case 1:
+		return found[0], nil
+	}
+	var fn []string
+	for _, o := range found {
+		fn = append(fn, o.Name)
+	}
+	return nil, UsageErrorf("--header %s: several arrays could be the %s (%s): choose one with --header-%s NAME", file, role, strings.Join(fn, ", "), role)
 }
