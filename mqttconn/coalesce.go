@@ -63,8 +63,7 @@ func (c *Conn) readCoalesced(p []byte, now time.Time) (int, error) {
 	n, err := c.nc.Read(p)
 	if co.lowat > 0 && n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 		// The threshold did not fill in time: stop waiting for it and read what there is.
-		co.miss(c, now)
-		c.restoreReadDeadline()
+		co.miss(c, now) // drops the threshold and restores the keep-alive deadline
 		n, err = c.nc.Read(p)
 	}
 	co.account(c, n, now)
@@ -74,8 +73,8 @@ func (c *Conn) readCoalesced(p []byte, now time.Time) (int, error) {
 // restoreReadDeadline puts back the keep-alive deadline (or none) after a coalescing wait.
 func (c *Conn) restoreReadDeadline() {
 	var dl time.Time
-	if ka := c.keepAlive; ka > 0 {
-		dl = time.Now().Add(ka * 3 / 2)
+	if c.keepAlive > 0 {
+		dl = c.keepAliveDeadline(time.Now())
 	}
 	c.nc.SetReadDeadline(dl)
 	c.readDL = dl
@@ -132,20 +131,22 @@ func (co *coalescer) set(c *Conn, lowat int) {
 	if lowat == co.lowat || lowat > 0 && co.lowat > 0 && abs(lowat-co.lowat) < co.lowat/4 {
 		return
 	}
-	if co.lowat == 0 {
-		co.engaged++
-	}
+	was := co.lowat
 	apply := c.sock.setRcvLowat
 	if co.apply != nil {
 		apply = co.apply
 	}
-	if !apply(max(lowat, 1)) {
+	if apply(max(lowat, 1)) {
+		co.lowat = lowat
+	} else {
 		co.disabled = lowat > 0
 		co.lowat = 0
-		return
 	}
-	co.lowat = lowat
-	if lowat == 0 {
+	switch {
+	case was == 0 && co.lowat > 0:
+		co.engaged++
+	case was > 0 && co.lowat == 0:
+		// Reads wait for the keep alive again, whether or not the socket took the change.
 		c.restoreReadDeadline()
 	}
 }

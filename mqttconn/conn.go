@@ -763,7 +763,7 @@ func (r deadlineReader) Read(p []byte) (int, error) {
 	if ka := c.keepAlive; ka > 0 && c.co.lowat == 0 {
 		// Moved only when it would move by more than ¼ K: every read still starts with at
 		// least 1.25 K and at most 1.5 K to go, without a deadline update per read.
-		if dl := now.Add(ka * 3 / 2); dl.Sub(c.readDL) > ka/4 {
+		if dl := c.keepAliveDeadline(now); dl.Sub(c.readDL) > ka/4 {
 			c.nc.SetReadDeadline(dl)
 			c.readDL = dl
 		}
@@ -774,6 +774,9 @@ func (r deadlineReader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// keepAliveDeadline is the read deadline of a read that starts at now: 1.5 × keep alive.
+func (c *Conn) keepAliveDeadline(now time.Time) time.Time { return now.Add(c.keepAlive * 3 / 2) }
 
 // expectsReply reports whether the broker answers p (a packet we send) with a packet.
 func expectsReply(p packet.Packet) bool {
