@@ -114,55 +114,11 @@ func (c *Client) onPublish(conn *mqttconn.Conn, p *packet.Publish) {
 	d := delivery{msg: msg}
 	overrun := false
 	if p.QoS > 0 {
-		id := p.PacketID
-		d.id = id
-		var fp uint64
-		if p.QoS == 2 {
-			fp = c.fingerprint(p)
-		}
-		c.mu.Lock()
-		unacked := c.in.Unacked()
-		r, resent := c.in.Receive(id, byte(p.QoS), p.Dup, fp)
-		if resent {
-			// The broker sends again, as a duplicate, the message whose handshake this ID
-			// finished (PUBREL received, PUBCOMP sent): a broker that lost that state, such as
-			// mosquitto restarted from a persistence snapshot older than the handshake. The
-			// protocol says a PUBLISH after PUBCOMP is a new message [MQTT-4.3.3-9], so it is
-			// delivered again; it is counted and reported.
-			n := c.in.ResentAfterRelease
-			if c.log != nil {
-				c.log.Warn("mqtt broker resent a QoS 2 message after its PUBREL; delivering it again as the protocol requires", "packet_id", id, "topic", p.Topic, "count", n)
-			}
-			c.noteLocked(fmt.Sprintf("broker resent QoS 2 packet ID %d (%q) after its PUBREL: delivered again as the protocol requires (%d so far)", id, p.Topic, n))
-		}
-		switch r {
-		case session.Rerec:
-			c.mu.Unlock()
-			conn.SendAck(packet.PUBREC, id) // a duplicate: delivered once already
-			return
-		case session.Duplicate:
-			c.mu.Unlock()
-			return // a duplicate of a message waiting for its handler; one ack follows
-		}
-		if c.stopping {
-			// Disconnect is finishing the handshakes under way: a new message is neither
-			// delivered nor acknowledged, so the broker keeps it for the session.
-			c.in.Unpending(id)
-			c.mu.Unlock()
+		d.id = p.PacketID
+		var deliver bool
+		if deliver, overrun = c.admit(conn, p); !deliver {
 			return
 		}
-		if c.cfg.Version == packet.V5 && unacked >= int(c.cfg.ReceiveMaximum) {
-			// The broker exceeds our Receive Maximum [MQTT-3.3.4-9]. mosquitto 2.0.11 does so
-			// when it releases queued messages while our acknowledgements wait behind a slow
-			// handler. Rather than a DISCONNECT 0x93 loop with the reference broker, the excess
-			// is bounded like QoS 0: the reader stops reading when the handler queue is full.
-			overrun = true
-			if !c.warnedRecvMax && c.log != nil {
-				c.warnedRecvMax = true
-				c.log.Warn("mqtt broker exceeds our Receive Maximum; applying back-pressure", "receive_maximum", c.cfg.ReceiveMaximum, "unacknowledged", unacked+1)
-			}
-		}
-		c.mu.Unlock()
 	}
 	// A lone message runs its handler here, on the reading goroutine (no hand-off on the round
 	// trip); during a burst (more packets already buffered) the handler goroutine takes it, so
@@ -170,18 +126,87 @@ func (c *Client) onPublish(conn *mqttconn.Conn, p *packet.Publish) {
 	if connfast.Buffered(conn) == 0 && c.disp.deliverInline(d, conn) {
 		return
 	}
-	bounded := p.QoS == 0 || c.cfg.Version != packet.V5 || overrun
+	c.queueDelivery(conn, d, overrun)
+}
+
+// admit records an inbound QoS 1 or 2 message in the session and says whether it is delivered
+// to the application: not a duplicate of one delivered (answered with PUBREC again) or of one
+// waiting for its handler, and not arrived while Disconnect finishes the handshakes under way.
+// overrun reports a broker beyond our Receive Maximum.
+func (c *Client) admit(conn *mqttconn.Conn, p *packet.Publish) (deliver, overrun bool) {
+	id := p.PacketID
+	var fp uint64
+	if p.QoS == 2 {
+		fp = c.fingerprint(p)
+	}
+	c.mu.Lock()
+	unacked := c.in.Unacked()
+	r, resent := c.in.Receive(id, byte(p.QoS), p.Dup, fp)
+	if resent {
+		c.noteResentAfterRelease(id, p.Topic)
+	}
+	switch r {
+	case session.Rerec:
+		c.mu.Unlock()
+		conn.SendAck(packet.PUBREC, id) // a duplicate: delivered once already
+		return false, false
+	case session.Duplicate:
+		c.mu.Unlock()
+		return false, false // a duplicate of a message waiting for its handler; one ack follows
+	}
+	if c.stopping {
+		// Disconnect is finishing the handshakes under way: a new message is neither
+		// delivered nor acknowledged, so the broker keeps it for the session.
+		c.in.Unpending(id)
+		c.mu.Unlock()
+		return false, false
+	}
+	if c.cfg.Version == packet.V5 && unacked >= int(c.cfg.ReceiveMaximum) {
+		// The broker exceeds our Receive Maximum [MQTT-3.3.4-9]. mosquitto 2.0.11 does so
+		// when it releases queued messages while our acknowledgements wait behind a slow
+		// handler. Rather than a DISCONNECT 0x93 loop with the reference broker, the excess
+		// is bounded like QoS 0: the reader stops reading when the handler queue is full.
+		overrun = true
+		if !c.warnedRecvMax && c.log != nil {
+			c.warnedRecvMax = true
+			c.log.Warn("mqtt broker exceeds our Receive Maximum; applying back-pressure", "receive_maximum", c.cfg.ReceiveMaximum, "unacknowledged", unacked+1)
+		}
+	}
+	c.mu.Unlock()
+	return true, overrun
+}
+
+// noteResentAfterRelease reports, c.mu held, a broker that sends again, as a duplicate, the
+// QoS 2 message whose handshake this ID finished (PUBREL received, PUBCOMP sent): a broker that
+// lost that state, such as mosquitto restarted from a persistence snapshot older than the
+// handshake. The protocol says a PUBLISH after PUBCOMP is a new message [MQTT-4.3.3-9], so it is
+// delivered again; it is counted and reported.
+func (c *Client) noteResentAfterRelease(id uint16, topic string) {
+	n := c.in.ResentAfterRelease
+	if c.log != nil {
+		c.log.Warn("mqtt broker resent a QoS 2 message after its PUBREL; delivering it again as the protocol requires", "packet_id", id, "topic", topic, "count", n)
+	}
+	c.noteLocked(fmt.Sprintf("broker resent QoS 2 packet ID %d (%q) after its PUBREL: delivered again as the protocol requires (%d so far)", id, topic, n))
+}
+
+// queueDelivery hands d to the handler goroutine. QoS 0 messages, MQTT 3.1.1 ones and those of
+// a broker beyond our Receive Maximum are bounded by the handler queue: QoS 0 is dropped and
+// counted while a handler waits for the broker, the rest stop the reader or, past the bound,
+// end the connection.
+func (c *Client) queueDelivery(conn *mqttconn.Conn, d delivery, overrun bool) {
+	qos := d.msg.QoS
+	bounded := qos == 0 || c.cfg.Version != packet.V5 || overrun
 	switch r := c.disp.enqueue(d, bounded, conn); r {
 	case queued:
 	case droppedQoS0:
 		if n := c.disp.droppedCount(); c.log != nil && n&(n-1) == 0 {
 			// logged at the 1st, 2nd, 4th, 8th… drop: a flood does not flood the log
-			c.log.Warn("mqtt QoS 0 message dropped: the handler queue is full while a handler waits for the broker", "topic", p.Topic, "dropped", n)
+			c.log.Warn("mqtt QoS 0 message dropped: the handler queue is full while a handler waits for the broker", "topic", d.msg.Topic, "dropped", n)
 		}
 	default:
-		if p.QoS > 0 {
+		if qos > 0 {
 			c.mu.Lock()
-			c.in.Unpending(p.PacketID)
+			c.in.Unpending(d.id)
 			c.mu.Unlock()
 		}
 		if r == overflow {

@@ -161,101 +161,20 @@ func (c *Client) PublishAsync(ctx context.Context, m *Message) *Token {
 // needs no hand-off to the writing goroutine. PublishAsync does not, so that the writing
 // goroutine coalesces a burst into few writes.
 func (c *Client) enqueue(ctx context.Context, m *Message, inline bool) (*Token, error) {
-	if m == nil {
-		return nil, errors.New("fennec: nil message")
-	}
-	if err := validTopicName(m.Topic); err != nil {
+	if err := c.checkMessage(m); err != nil {
 		return nil, err
 	}
-	if m.QoS > 2 {
-		return nil, fmt.Errorf("fennec: QoS %d is not allowed [MQTT-3.3.1-4]", m.QoS)
-	}
-	if m.Props.Has(packet.PropPayloadFormat) && m.Props.PayloadFormat == 1 && !utf8.Valid(m.Payload) {
-		// Payload Format Indicator 1 says the payload is UTF-8 (MQTT 5.0 section 3.3.2.3.2); a
-		// receiver may refuse it as 0x99 Payload format invalid.
-		return nil, fmt.Errorf("fennec: publish to %q: Payload Format Indicator 1 (UTF-8), but the payload is not valid UTF-8", m.Topic)
-	}
-	// One allocation for the queue entry, its packet and its token.
-	om := &outMsg{P: packet.Publish{QoS: m.QoS, Retain: m.Retain, Topic: m.Topic, Payload: m.Payload}}
-	om.Pub = &om.P
-	om.Ext.disp = &c.disp
-	pub, tok := om.Pub, &om.Ext
-	if c.cfg.Version == packet.V5 {
-		pub.Props = m.Props
-		if pub.Props.Has(packet.PropMessageExpiry) {
-			tok.queued = time.Now()
-		}
-	}
+	om := c.newOutMsg(m)
 	waiting := false
 	defer func() { c.disp.endWait(waiting) }()
 	c.mu.Lock()
-	for {
-		if c.closed {
-			err := c.closedErr
-			c.mu.Unlock()
-			if err == nil {
-				err = ErrClosed
-			}
-			return nil, err
-		}
-		if ack := c.connack; ack != nil && c.conn != nil && c.cfg.Version == packet.V5 {
-			if ack.Props.Has(packet.PropMaximumQoS) && byte(m.QoS) > ack.Props.MaximumQoS {
-				c.mu.Unlock()
-				return nil, fmt.Errorf("%w: QoS %d (its Maximum QoS is %d) [MQTT-3.2.2-11]", ErrNotSupported, m.QoS, ack.Props.MaximumQoS)
-			}
-			if m.Retain && ack.Props.Has(packet.PropRetainAvailable) && ack.Props.RetainAvailable == 0 {
-				c.mu.Unlock()
-				return nil, fmt.Errorf("%w: retained messages (Retain Available 0) [MQTT-3.2.2-14]", ErrNotSupported)
-			}
-		}
-		if c.out.Room(m.QoS) {
-			break
-		}
-		if c.conn == nil {
-			c.mu.Unlock()
-			return nil, ErrQueueFull
-		}
-		if c.spaceCh == nil {
-			c.spaceCh = make(chan struct{})
-		}
-		ch := c.spaceCh
-		c.mu.Unlock()
-		if !waiting {
-			waiting = c.disp.beginWait()
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		c.mu.Lock()
+	if err := c.waitForRoom(ctx, m, &waiting); err != nil {
+		return nil, err
 	}
 	c.out.Take(om)
 	if c.store != nil && m.QoS > 0 {
-		// The message is durable before Publish accepts it. The write runs outside c.mu, its
-		// place in the queue reserved: a slow disk holds back this publisher only, not the
-		// others, the reader or the acknowledgements, and a durable store can commit
-		// concurrent publishes with one fsync.
-		c.mu.Unlock()
-		data, err := session.MarshalPublish(pub)
-		if err == nil {
-			err = c.store.Put(session.Record{Seq: om.Seq(), PacketID: pub.PacketID, Data: data})
-		}
-		c.mu.Lock()
-		if err == nil && c.closed {
-			// Closed while the record was written: Publish fails, so the record must not be
-			// sent by the next process either.
-			c.store.Delete(om.Seq())
-			err = c.closedErr
-			if err == nil {
-				err = ErrClosed
-			}
-		}
-		if err != nil {
-			c.out.Abandon(om)
-			c.signalSpace()
-			c.mu.Unlock()
-			return nil, wrapErr("publish", err)
+		if err := c.persist(om); err != nil {
+			return nil, err
 		}
 	}
 	c.out.Commit(om)
@@ -269,7 +188,131 @@ func (c *Client) enqueue(ctx context.Context, m *Message, inline bool) (*Token, 
 	if flush != nil {
 		connfast.Flush(flush)
 	}
-	return tok, nil
+	return &om.Ext, nil
+}
+
+// checkMessage refuses what no broker may be sent: a nil message, an invalid topic name or
+// QoS, a payload that says it is UTF-8 and is not.
+func (c *Client) checkMessage(m *Message) error {
+	if m == nil {
+		return errors.New("fennec: nil message")
+	}
+	if err := validTopicName(m.Topic); err != nil {
+		return err
+	}
+	if m.QoS > 2 {
+		return fmt.Errorf("fennec: QoS %d is not allowed [MQTT-3.3.1-4]", m.QoS)
+	}
+	if m.Props.Has(packet.PropPayloadFormat) && m.Props.PayloadFormat == 1 && !utf8.Valid(m.Payload) {
+		// Payload Format Indicator 1 says the payload is UTF-8 (MQTT 5.0 section 3.3.2.3.2); a
+		// receiver may refuse it as 0x99 Payload format invalid.
+		return fmt.Errorf("fennec: publish to %q: Payload Format Indicator 1 (UTF-8), but the payload is not valid UTF-8", m.Topic)
+	}
+	return nil
+}
+
+// newOutMsg makes the queue entry of m: one allocation for the entry, its packet and its
+// token.
+func (c *Client) newOutMsg(m *Message) *outMsg {
+	om := &outMsg{P: packet.Publish{QoS: m.QoS, Retain: m.Retain, Topic: m.Topic, Payload: m.Payload}}
+	om.Pub = &om.P
+	om.Ext.disp = &c.disp
+	if c.cfg.Version == packet.V5 {
+		om.P.Props = m.Props
+		if om.P.Props.Has(packet.PropMessageExpiry) {
+			om.Ext.queued = time.Now()
+		}
+	}
+	return om
+}
+
+// waitForRoom waits, c.mu held, until the queue has room for a message of m's QoS. It
+// returns with c.mu held, or with an error and c.mu released: the client is closed, the
+// broker does not support what m asks for, the queue is full while disconnected, or ctx
+// ended. A handler that waits here is counted as waiting (*waiting), so that reading goes on
+// without it.
+func (c *Client) waitForRoom(ctx context.Context, m *Message, waiting *bool) error {
+	for {
+		if c.closed {
+			err := c.closedErr
+			c.mu.Unlock()
+			if err == nil {
+				err = ErrClosed
+			}
+			return err
+		}
+		if err := c.brokerSupports(m); err != nil {
+			c.mu.Unlock()
+			return err
+		}
+		if c.out.Room(m.QoS) {
+			return nil
+		}
+		if c.conn == nil {
+			c.mu.Unlock()
+			return ErrQueueFull
+		}
+		if c.spaceCh == nil {
+			c.spaceCh = make(chan struct{})
+		}
+		ch := c.spaceCh
+		c.mu.Unlock()
+		if !*waiting {
+			*waiting = c.disp.beginWait()
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		c.mu.Lock()
+	}
+}
+
+// brokerSupports reports, c.mu held, whether the connected MQTT 5 broker's CONNACK allows
+// m's QoS and retain flag.
+func (c *Client) brokerSupports(m *Message) error {
+	ack := c.connack
+	if ack == nil || c.conn == nil || c.cfg.Version != packet.V5 {
+		return nil
+	}
+	if ack.Props.Has(packet.PropMaximumQoS) && byte(m.QoS) > ack.Props.MaximumQoS {
+		return fmt.Errorf("%w: QoS %d (its Maximum QoS is %d) [MQTT-3.2.2-11]", ErrNotSupported, m.QoS, ack.Props.MaximumQoS)
+	}
+	if m.Retain && ack.Props.Has(packet.PropRetainAvailable) && ack.Props.RetainAvailable == 0 {
+		return fmt.Errorf("%w: retained messages (Retain Available 0) [MQTT-3.2.2-14]", ErrNotSupported)
+	}
+	return nil
+}
+
+// persist writes om to the store, c.mu held, its place in the queue reserved (Take). The
+// message is durable before Publish accepts it. The write runs outside c.mu: a slow disk holds
+// back this publisher only, not the others, the reader or the acknowledgements, and a durable
+// store can commit concurrent publishes with one fsync. On error the place is given back and
+// persist returns with c.mu released.
+func (c *Client) persist(om *outMsg) error {
+	c.mu.Unlock()
+	data, err := session.MarshalPublish(om.Pub)
+	if err == nil {
+		err = c.store.Put(session.Record{Seq: om.Seq(), PacketID: om.Pub.PacketID, Data: data})
+	}
+	c.mu.Lock()
+	if err == nil && c.closed {
+		// Closed while the record was written: Publish fails, so the record must not be
+		// sent by the next process either.
+		c.store.Delete(om.Seq())
+		err = c.closedErr
+		if err == nil {
+			err = ErrClosed
+		}
+	}
+	if err != nil {
+		c.out.Abandon(om)
+		c.signalSpace()
+		c.mu.Unlock()
+		return wrapErr("publish", err)
+	}
+	return nil
 }
 
 // pumpLocked hands waiting messages to the connection, in order, as far as the in-flight
