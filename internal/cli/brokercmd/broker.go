@@ -286,26 +286,11 @@ func (o *brokerOptions) awsOptions(dev *devpki.PKI) (*broker.AWS, error) {
 	return aws, nil
 }
 
+// printBrokerBanner tells the user what is listening and how to connect to it.
 func printBrokerBanner(w io.Writer, b *broker.Broker, o *brokerOptions, dev *devpki.PKI, files devpki.Files, created bool, t *broker.TLS, things []string) {
 	fmt.Fprintln(w, "fennec broker is running; Ctrl-C stops it.")
 	for _, l := range b.Listeners() {
-		desc := ""
-		switch l.Scheme {
-		case "tls", "wss":
-			desc = "TLS " + map[uint16]string{tls.VersionTLS13: "1.3", tls.VersionTLS12: "1.2 or 1.3"}[t.MinVersion]
-			switch {
-			case o.aws:
-				desc += ", registered device certificate required (AWS IoT emulation)"
-			case t.RequireClientCert:
-				desc += ", client certificate required"
-			}
-		case "tcp", "ws":
-			desc = "no TLS"
-			if o.aws {
-				desc += " (AWS IoT emulation refuses clients without certificate)"
-			}
-		}
-		fmt.Fprintf(w, "  %-4s %-28s %s\n", l.Scheme, l.ClientURL(), desc)
+		fmt.Fprintf(w, "  %-4s %-28s %s\n", l.Scheme, l.ClientURL(), listenerDescription(l.Scheme, o, t))
 	}
 	if dev != nil {
 		verb := "reused"
@@ -316,29 +301,62 @@ func printBrokerBanner(w io.Writer, b *broker.Broker, o *brokerOptions, dev *dev
 	}
 	if o.aws {
 		fmt.Fprintf(w, "Registered things: %s\n", strings.Join(things, ", "))
-		fmt.Fprintln(w, "\nConnect as a device with its certificate and key; the client ID is what the policy's client/ resource sees:")
-		for _, l := range b.Listeners() {
-			if l.Scheme != "tls" {
-				continue
-			}
-			host, port, _ := net.SplitHostPort(l.Addr)
-			ca := "AmazonRootCA1.pem"
-			if dev != nil {
-				ca = files.CA
-			}
-			fmt.Fprintf(w, "  mosquitto_pub -h %s -p %s --cafile %s --cert DEVICE.pem --key DEVICE-key.pem -i THING -t TOPIC -m hello -q 1\n",
-				host, port, cmdutil.ShellQuote(ca))
-			fmt.Fprintf(w, "  fennec pub --aws -h %s -p %s --cafile %s --cert DEVICE.pem --key DEVICE-key.pem -i THING -t TOPIC -m hello -q 1\n",
-				host, port, cmdutil.ShellQuote(ca))
-			fmt.Fprintf(w, "  fennec shadow get --aws -h %s -p %s --cafile %s --cert DEVICE.pem --key DEVICE-key.pem --thing THING\n",
-				host, port, cmdutil.ShellQuote(ca))
-			if len(o.awsJobs) > 0 {
-				fmt.Fprintf(w, "  fennec jobs list --aws -h %s -p %s --cafile %s --cert DEVICE.pem --key DEVICE-key.pem --thing THING\n",
-					host, port, cmdutil.ShellQuote(ca))
-			}
-		}
+		printAWSExamples(w, b, o, dev, files)
 		return
 	}
+	printTryIt(w, b, o, dev, files, t)
+}
+
+// listenerDescription says what a listener of this scheme asks of a client.
+func listenerDescription(scheme string, o *brokerOptions, t *broker.TLS) string {
+	switch scheme {
+	case "tls", "wss":
+		desc := "TLS " + map[uint16]string{tls.VersionTLS13: "1.3", tls.VersionTLS12: "1.2 or 1.3"}[t.MinVersion]
+		switch {
+		case o.aws:
+			desc += ", registered device certificate required (AWS IoT emulation)"
+		case t.RequireClientCert:
+			desc += ", client certificate required"
+		}
+		return desc
+	case "tcp", "ws":
+		if o.aws {
+			return "no TLS (AWS IoT emulation refuses clients without certificate)"
+		}
+		return "no TLS"
+	}
+	return ""
+}
+
+// printAWSExamples shows, for each TLS listener of the AWS IoT emulation, how a device
+// connects with mosquitto_pub and fennec.
+func printAWSExamples(w io.Writer, b *broker.Broker, o *brokerOptions, dev *devpki.PKI, files devpki.Files) {
+	fmt.Fprintln(w, "\nConnect as a device with its certificate and key; the client ID is what the policy's client/ resource sees:")
+	for _, l := range b.Listeners() {
+		if l.Scheme != "tls" {
+			continue
+		}
+		host, port, _ := net.SplitHostPort(l.Addr)
+		ca := "AmazonRootCA1.pem"
+		if dev != nil {
+			ca = files.CA
+		}
+		fmt.Fprintf(w, "  mosquitto_pub -h %s -p %s --cafile %s --cert DEVICE.pem --key DEVICE-key.pem -i THING -t TOPIC -m hello -q 1\n",
+			host, port, cmdutil.ShellQuote(ca))
+		fmt.Fprintf(w, "  fennec pub --aws -h %s -p %s --cafile %s --cert DEVICE.pem --key DEVICE-key.pem -i THING -t TOPIC -m hello -q 1\n",
+			host, port, cmdutil.ShellQuote(ca))
+		fmt.Fprintf(w, "  fennec shadow get --aws -h %s -p %s --cafile %s --cert DEVICE.pem --key DEVICE-key.pem --thing THING\n",
+			host, port, cmdutil.ShellQuote(ca))
+		if len(o.awsJobs) > 0 {
+			fmt.Fprintf(w, "  fennec jobs list --aws -h %s -p %s --cafile %s --cert DEVICE.pem --key DEVICE-key.pem --thing THING\n",
+				host, port, cmdutil.ShellQuote(ca))
+		}
+	}
+}
+
+// printTryIt shows, for each TCP and TLS listener, a subscriber and a publisher with fennec
+// and with mosquitto's clients.
+func printTryIt(w io.Writer, b *broker.Broker, o *brokerOptions, dev *devpki.PKI, files devpki.Files, t *broker.TLS) {
 	cert, key := "", ""
 	if dev != nil {
 		cert, key = files.FirstClient(dev)

@@ -1,10 +1,13 @@
 package brokercmd
 
 import (
+	"crypto/tls"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fennec-mqtt/fennec/broker"
 )
 
 func TestParseJobFlag(t *testing.T) {
@@ -31,6 +34,28 @@ func TestParseTemplateFlag(t *testing.T) {
 	for _, bad := range []string{"fleet", "=x", "fleet="} {
 		if _, err := parseTemplateFlag(bad); err == nil {
 			t.Errorf("%q taken", bad)
+		}
+	}
+}
+
+// The banner says what each listener asks of a client: TLS version, client certificate, and in
+// the AWS IoT emulation a registered device certificate, also for plain listeners that refuse.
+func TestListenerDescription(t *testing.T) {
+	mtls := &broker.TLS{MinVersion: tls.VersionTLS13, RequireClientCert: true}
+	for _, c := range []struct {
+		scheme string
+		o      brokerOptions
+		t      *broker.TLS
+		want   string
+	}{
+		{"tls", brokerOptions{}, mtls, "TLS 1.3, client certificate required"},
+		{"wss", brokerOptions{}, &broker.TLS{MinVersion: tls.VersionTLS12}, "TLS 1.2 or 1.3"},
+		{"tls", brokerOptions{aws: true}, mtls, "TLS 1.3, registered device certificate required (AWS IoT emulation)"},
+		{"tcp", brokerOptions{}, mtls, "no TLS"},
+		{"ws", brokerOptions{aws: true}, mtls, "no TLS (AWS IoT emulation refuses clients without certificate)"},
+	} {
+		if got := listenerDescription(c.scheme, &c.o, c.t); got != c.want {
+			t.Errorf("%s aws=%v: %q, want %q", c.scheme, c.o.aws, got, c.want)
 		}
 	}
 }
