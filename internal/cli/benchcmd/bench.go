@@ -190,23 +190,7 @@ func runBench(ctx context.Context, streams cmdutil.IO, f *cmdutil.ConnFlags, o *
 		}
 		defer report.Close()
 	}
-	mode := o.progress
-	if mode == "auto" {
-		mode = "lines"
-		if isTerminal(streams.Err) {
-			mode = "bars"
-		}
-	}
-	if f.Quiet {
-		mode = "none"
-	}
-	var view progressView
-	switch mode {
-	case "bars":
-		view = newBarView(ctx, streams.Err, &cfg)
-	case "lines":
-		view = &lineView{w: streams.Err}
-	}
+	view := newProgressView(ctx, streams, f, o, &cfg)
 	if view != nil {
 		cfg.Progress = view.update
 	}
@@ -215,23 +199,7 @@ func runBench(ctx context.Context, streams cmdutil.IO, f *cmdutil.ConnFlags, o *
 		view.finish()
 	}
 	if err != nil {
-		var nce *bench.NoConnectionError
-		var fle *bench.FileLimitError
-		switch {
-		case errors.As(err, &fle):
-			return &cmdutil.Failure{Code: cmdutil.ExitError, Err: err}
-		case errors.As(err, &nce):
-			e := cmdutil.ExplainClientError(nce.Err, spec)
-			if e == nil {
-				e = &cmdutil.Failure{Code: cmdutil.ExitError, Err: nce.Err}
-			}
-			e.Hint = strings.TrimSpace(fmt.Sprintf("none of the %d clients connected; the first one's failure:\n%s", nce.Attempts, e.Hint))
-			if errors.Is(nce.Err, syscall.ECONNREFUSED) && (spec.Host == "localhost" || strings.HasPrefix(spec.Host, "127.") || spec.Host == "::1") {
-				e.Hint += "\nor start a broker here to measure: fennec broker (MQTT on 127.0.0.1:1883, MQTT over TLS 1.3 with mutual TLS on 8883)"
-			}
-			return e
-		}
-		return cmdutil.UsageError{Err: err}
+		return runError(err, spec)
 	}
 	if f.JSONOut {
 		b, _ := json.Marshal(res)
@@ -245,18 +213,70 @@ func runBench(ctx context.Context, streams cmdutil.IO, f *cmdutil.ConnFlags, o *
 			"and max_connections (-1: no limit); a TLS broker also needs the CPU for the handshakes (lower --connect-rate)\n", res.ConnectErrors)
 	}
 	if report != nil {
-		if err := bench.WriteReport(report, res); err != nil {
-			return &cmdutil.Failure{Code: cmdutil.ExitError, Err: fmt.Errorf("--report: %w", err)}
-		}
-		if err := report.Close(); err != nil {
-			return &cmdutil.Failure{Code: cmdutil.ExitError, Err: fmt.Errorf("--report: %w", err)}
-		}
-		if !f.Quiet {
-			fmt.Fprintf(streams.Err, "fennec: report written to %s\n", o.report)
+		if err := writeReport(streams, f, o, report, res); err != nil {
+			return err
 		}
 	}
 	if res.Interrupted {
 		return cmdutil.QuietError{Err: context.Canceled}
+	}
+	return nil
+}
+
+// newProgressView shows the run's progress as --progress says: bars on a terminal, lines
+// otherwise, nothing with -q. It returns nil for none.
+func newProgressView(ctx context.Context, streams cmdutil.IO, f *cmdutil.ConnFlags, o *benchOptions, cfg *bench.Config) progressView {
+	mode := o.progress
+	if mode == "auto" {
+		mode = "lines"
+		if isTerminal(streams.Err) {
+			mode = "bars"
+		}
+	}
+	if f.Quiet {
+		mode = "none"
+	}
+	switch mode {
+	case "bars":
+		return newBarView(ctx, streams.Err, cfg)
+	case "lines":
+		return &lineView{w: streams.Err}
+	}
+	return nil
+}
+
+// runError explains why a run could not be made: no client connected (the first one's failure,
+// explained as any connection failure), the file limit, or options the run refused.
+func runError(err error, spec *cmdutil.ConnSpec) error {
+	var nce *bench.NoConnectionError
+	var fle *bench.FileLimitError
+	switch {
+	case errors.As(err, &fle):
+		return &cmdutil.Failure{Code: cmdutil.ExitError, Err: err}
+	case errors.As(err, &nce):
+		e := cmdutil.ExplainClientError(nce.Err, spec)
+		if e == nil {
+			e = &cmdutil.Failure{Code: cmdutil.ExitError, Err: nce.Err}
+		}
+		e.Hint = strings.TrimSpace(fmt.Sprintf("none of the %d clients connected; the first one's failure:\n%s", nce.Attempts, e.Hint))
+		if errors.Is(nce.Err, syscall.ECONNREFUSED) && (spec.Host == "localhost" || strings.HasPrefix(spec.Host, "127.") || spec.Host == "::1") {
+			e.Hint += "\nor start a broker here to measure: fennec broker (MQTT on 127.0.0.1:1883, MQTT over TLS 1.3 with mutual TLS on 8883)"
+		}
+		return e
+	}
+	return cmdutil.UsageError{Err: err}
+}
+
+// writeReport writes the HTML report of --report into the file opened before the run.
+func writeReport(streams cmdutil.IO, f *cmdutil.ConnFlags, o *benchOptions, report *os.File, res *bench.Result) error {
+	if err := bench.WriteReport(report, res); err != nil {
+		return &cmdutil.Failure{Code: cmdutil.ExitError, Err: fmt.Errorf("--report: %w", err)}
+	}
+	if err := report.Close(); err != nil {
+		return &cmdutil.Failure{Code: cmdutil.ExitError, Err: fmt.Errorf("--report: %w", err)}
+	}
+	if !f.Quiet {
+		fmt.Fprintf(streams.Err, "fennec: report written to %s\n", o.report)
 	}
 	return nil
 }

@@ -91,23 +91,15 @@ func (o *demoOptions) run(ctx context.Context, streams cmdutil.IO) (err error) {
 	if jsonOut {
 		out = io.Discard
 	}
-	emit := func(obj map[string]any) {
-		if jsonOut {
-			b, _ := json.Marshal(obj)
-			fmt.Fprintf(streams.Out, "%s\n", b)
-		}
-	}
+	emit := jsonEmitter(streams, jsonOut)
 	if o.broker != "" && o.conn.URL != "" {
 		return cmdutil.UsageErrorf("give the broker once: --broker or -L")
 	}
 	nonce := make([]byte, 4)
 	rand.Read(nonce)
-	topic := o.topic
-	if topic == "" {
-		topic = "fennec/demo/" + hex.EncodeToString(nonce)
-	}
-	if err := cmdutil.ValidFilter(topic); err != nil || strings.ContainsAny(topic, "+#") {
-		return cmdutil.UsageErrorf("--topic %q: a plain topic prefix without wildcards, e.g. things/dev1/demo", topic)
+	topic, err := o.demoTopic(hex.EncodeToString(nonce))
+	if err != nil {
+		return err
 	}
 
 	fmt.Fprintln(out, "fennec demo: MQTT publish and subscribe, end to end")
@@ -127,26 +119,11 @@ func (o *demoOptions) run(ctx context.Context, streams cmdutil.IO) (err error) {
 		return err
 	}
 	spec.Trace = o.tracer(streams, out)
-	// Count the PUBCOMPs we send, so that the demo ends after the QoS 2 exchanges complete.
-	pubcomps := make(chan struct{}, 8)
-	spec.OnPacket = func(outbound bool, typ byte) {
-		if outbound && typ == byte(packet.PUBCOMP) {
-			select {
-			case pubcomps <- struct{}{}:
-			default:
-			}
-		}
-	}
-	fmt.Fprintf(out, "  client     %s connects as %q\n", spec.Server, spec.ClientID)
-	start := time.Now()
-	c, err := cmdutil.DialClient(ctx, spec)
+	pubcomps := countPubcomps(spec)
+	c, err := o.connect(ctx, out, spec, emit)
 	if err != nil {
-		emit(map[string]any{"step": "connect", "ok": false})
-		fmt.Fprintln(out, "\nresult: FAILED at connect (details on stderr)")
 		return err
 	}
-	connectTime := time.Since(start)
-	emit(map[string]any{"step": "connect", "ok": true, "ms": ms(connectTime)})
 	disconnected := false
 	disconnectOnce := func() error {
 		if disconnected {
@@ -160,37 +137,15 @@ func (o *demoOptions) run(ctx context.Context, streams cmdutil.IO) (err error) {
 			err = derr
 		}
 	}()
-	if spec.Trace == nil && !jsonOut {
-		// keep a readable line even without a trace
-		fmt.Fprintf(out, "  connected  in %s\n", connectTime.Round(time.Millisecond))
-	}
-
 	levels = brokerLevels(out, c, levels)
-	filter := topic + "/#"
-	arrivals, err := subscribeDemo(ctx, c, spec, filter, slices.Max(levels), emit)
+	arrivals, err := subscribeDemo(ctx, c, spec, topic+"/#", slices.Max(levels), emit)
 	if err != nil {
 		return err
 	}
 
-	var results []demoResult
-	for _, q := range levels {
-		r, err := o.exchange(ctx, c, q, topic, hex.EncodeToString(nonce), arrivals)
-		if r.Sent {
-			r.AckMS, r.RTTMS = ms(r.Ack), ms(r.RTT)
-		}
-		results = append(results, r)
-		if err != nil {
-			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-				return err
-			}
-			o.summary(out, results, levels)
-			return cmdutil.Explain(err, spec, fmt.Sprintf("MQTT PUBLISH at QoS %d", q))
-		}
-		emit(map[string]any{"step": "message", "qos": q, "topic": r.Topic, "sent": r.Sent, "received": r.Received, "ack_ms": r.AckMS, "round_trip_ms": r.RTTMS})
-		if !r.Received {
-			o.summary(out, results, levels)
-			return o.notReceived(spec, r, filter)
-		}
+	results, err := o.exchanges(ctx, out, c, spec, levels, topic, hex.EncodeToString(nonce), arrivals, emit)
+	if err != nil {
+		return err
 	}
 	// A received QoS 2 message is delivered on PUBLISH; wait for its PUBREL/PUBCOMP exchange to
 	// finish before disconnecting, so the trace shows the whole flow.
@@ -210,6 +165,88 @@ func (o *demoOptions) run(ctx context.Context, streams cmdutil.IO) (err error) {
 	emit(map[string]any{"step": "summary", "ok": true, "messages": len(results), "received": len(results), "transport": tlsDesc})
 	fmt.Fprintf(out, "\nresult: OK — %d of %d messages received over %s\n", len(results), len(levels), tlsDesc)
 	return nil
+}
+
+// jsonEmitter prints each step of the demo as a JSON line with --json, and nothing without.
+func jsonEmitter(streams cmdutil.IO, jsonOut bool) func(map[string]any) {
+	return func(obj map[string]any) {
+		if jsonOut {
+			b, _ := json.Marshal(obj)
+			fmt.Fprintf(streams.Out, "%s\n", b)
+		}
+	}
+}
+
+// connect connects the demo's client and says how long it took.
+func (o *demoOptions) connect(ctx context.Context, out io.Writer, spec *cmdutil.ConnSpec, emit func(map[string]any)) (cmdutil.MQTTClient, error) {
+	fmt.Fprintf(out, "  client     %s connects as %q\n", spec.Server, spec.ClientID)
+	start := time.Now()
+	c, err := cmdutil.DialClient(ctx, spec)
+	if err != nil {
+		emit(map[string]any{"step": "connect", "ok": false})
+		fmt.Fprintln(out, "\nresult: FAILED at connect (details on stderr)")
+		return nil, err
+	}
+	connectTime := time.Since(start)
+	emit(map[string]any{"step": "connect", "ok": true, "ms": ms(connectTime)})
+	if spec.Trace == nil && !o.conn.JSONOut {
+		// keep a readable line even without a trace
+		fmt.Fprintf(out, "  connected  in %s\n", connectTime.Round(time.Millisecond))
+	}
+	return c, nil
+}
+
+// demoTopic is the topic prefix of the demo's messages: --topic, or one of its own.
+func (o *demoOptions) demoTopic(nonce string) (string, error) {
+	topic := o.topic
+	if topic == "" {
+		topic = "fennec/demo/" + nonce
+	}
+	if err := cmdutil.ValidFilter(topic); err != nil || strings.ContainsAny(topic, "+#") {
+		return "", cmdutil.UsageErrorf("--topic %q: a plain topic prefix without wildcards, e.g. things/dev1/demo", topic)
+	}
+	return topic, nil
+}
+
+// countPubcomps signals each PUBCOMP the client sends, so that the demo ends after its QoS 2
+// exchanges complete.
+func countPubcomps(spec *cmdutil.ConnSpec) <-chan struct{} {
+	pubcomps := make(chan struct{}, 8)
+	spec.OnPacket = func(outbound bool, typ byte) {
+		if outbound && typ == byte(packet.PUBCOMP) {
+			select {
+			case pubcomps <- struct{}{}:
+			default:
+			}
+		}
+	}
+	return pubcomps
+}
+
+// exchanges sends one message per QoS level and waits for each to come back; the first that
+// fails, or does not come back, ends the demo with the summary so far and its explanation.
+func (o *demoOptions) exchanges(ctx context.Context, out io.Writer, c cmdutil.MQTTClient, spec *cmdutil.ConnSpec, levels []int, topic, nonce string, arrivals <-chan arrival, emit func(map[string]any)) ([]demoResult, error) {
+	var results []demoResult
+	for _, q := range levels {
+		r, err := o.exchange(ctx, c, q, topic, nonce, arrivals)
+		if r.Sent {
+			r.AckMS, r.RTTMS = ms(r.Ack), ms(r.RTT)
+		}
+		results = append(results, r)
+		if err != nil {
+			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				return nil, err
+			}
+			o.summary(out, results, levels)
+			return nil, cmdutil.Explain(err, spec, fmt.Sprintf("MQTT PUBLISH at QoS %d", q))
+		}
+		emit(map[string]any{"step": "message", "qos": q, "topic": r.Topic, "sent": r.Sent, "received": r.Received, "ack_ms": r.AckMS, "round_trip_ms": r.RTTMS})
+		if !r.Received {
+			o.summary(out, results, levels)
+			return nil, o.notReceived(spec, r, topic+"/#")
+		}
+	}
+	return results, nil
 }
 
 // levels are the QoS levels to show: -q, or 0, 1 and 2; AWS IoT Core has no QoS 2.

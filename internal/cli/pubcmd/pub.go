@@ -91,19 +91,66 @@ func (o *pubOptions) run(ctx context.Context, streams cmdutil.IO) (err error) {
 	if err != nil {
 		return err
 	}
+	topic, err := o.checkTopic()
+	if err != nil {
+		return err
+	}
+	if err := o.checkSource(); err != nil {
+		return err
+	}
+	payload, err := o.payload(streams)
+	if err != nil {
+		return err
+	}
+	c, err := cmdutil.DialClient(ctx, spec)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if derr := cmdutil.Disconnect(ctx, c, spec); err == nil {
+			err = derr
+		}
+	}()
+	send := o.sender(ctx, streams, c, spec, topic, qos)
+	if o.lines {
+		return publishLines(streams, send)
+	}
+	for i := 0; i < o.repeat; i++ {
+		if i > 0 && o.repeatDelay > 0 {
+			select {
+			case <-time.After(time.Duration(o.repeatDelay * float64(time.Second))):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if err := send(payload); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkTopic returns the topic to publish to (-t, or the -L URL's), refusing one no broker
+// may be sent.
+func (o *pubOptions) checkTopic() (string, error) {
 	topic := cmp.Or(o.topic, o.conn.Topic)
 	if topic == "" {
-		return cmdutil.UsageErrorf("no topic: give -t TOPIC (or a topic in the -L URL)")
+		return "", cmdutil.UsageErrorf("no topic: give -t TOPIC (or a topic in the -L URL)")
 	}
 	if strings.ContainsAny(topic, "+#") {
-		return cmdutil.UsageErrorf("-t %q: a topic to publish to cannot hold the wildcards + or # [MQTT-3.3.2-2]", topic)
+		return "", cmdutil.UsageErrorf("-t %q: a topic to publish to cannot hold the wildcards + or # [MQTT-3.3.2-2]", topic)
 	}
 	if !utf8.ValidString(topic) {
-		return cmdutil.UsageErrorf("-t %q: the topic is not valid UTF-8, which MQTT requires of topic names [MQTT-1.5.4-1]", topic)
+		return "", cmdutil.UsageErrorf("-t %q: the topic is not valid UTF-8, which MQTT requires of topic names [MQTT-1.5.4-1]", topic)
 	}
 	if strings.ContainsRune(topic, 0) {
-		return cmdutil.UsageErrorf("-t %q: a topic cannot hold the character U+0000 [MQTT-1.5.4-2]", topic)
+		return "", cmdutil.UsageErrorf("-t %q: a topic cannot hold the character U+0000 [MQTT-1.5.4-2]", topic)
 	}
+	return topic, nil
+}
+
+// checkSource checks that exactly one message source is given, and --repeat.
+func (o *pubOptions) checkSource() error {
 	sources := 0
 	for _, set := range []bool{o.conn.Changed("message") || o.message != "", o.file != "", o.lines, o.null, o.stdin} {
 		if set {
@@ -116,34 +163,36 @@ func (o *pubOptions) run(ctx context.Context, streams cmdutil.IO) (err error) {
 	if o.repeat < 1 {
 		return cmdutil.UsageErrorf("--repeat %d: at least 1", o.repeat)
 	}
-	var payload []byte
+	return nil
+}
+
+// payload reads the message of -f, -s, -n or -m (-l reads its lines as it publishes).
+func (o *pubOptions) payload(streams cmdutil.IO) ([]byte, error) {
 	switch {
 	case o.file != "":
-		payload, err = os.ReadFile(o.file)
+		payload, err := os.ReadFile(o.file)
 		if err != nil {
-			return &cmdutil.Failure{Code: cmdutil.ExitError, Err: fmt.Errorf("-f: %w", err), Hint: "fix: check the path and the permissions of the file given with -f"}
+			return nil, &cmdutil.Failure{Code: cmdutil.ExitError, Err: fmt.Errorf("-f: %w", err), Hint: "fix: check the path and the permissions of the file given with -f"}
 		}
+		return payload, nil
 	case o.stdin:
-		payload, err = io.ReadAll(streams.In)
+		payload, err := io.ReadAll(streams.In)
 		if err != nil {
-			return &cmdutil.Failure{Code: cmdutil.ExitError, Err: fmt.Errorf("reading stdin: %w", err)}
+			return nil, &cmdutil.Failure{Code: cmdutil.ExitError, Err: fmt.Errorf("reading stdin: %w", err)}
 		}
+		return payload, nil
 	case o.null:
-		payload = []byte{}
-	default:
-		payload = []byte(o.message)
+		return []byte{}, nil
+	case o.lines:
+		return nil, nil
 	}
-	c, err := cmdutil.DialClient(ctx, spec)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if derr := cmdutil.Disconnect(ctx, c, spec); err == nil {
-			err = derr
-		}
-	}()
+	return []byte(o.message), nil
+}
+
+// sender returns the function that publishes one payload and, with --json, prints its result.
+func (o *pubOptions) sender(ctx context.Context, streams cmdutil.IO, c cmdutil.MQTTClient, spec *cmdutil.ConnSpec, topic string, qos int) func([]byte) error {
 	props := spec.Props.MessageProps("publish")
-	send := func(p []byte) error {
+	return func(p []byte) error {
 		m := &cmdutil.Message{Topic: topic, Payload: p, QoS: byte(qos), Retain: o.retain, Props: props}
 		start := time.Now()
 		if err := c.Publish(ctx, m); err != nil {
@@ -157,31 +206,20 @@ func (o *pubOptions) run(ctx context.Context, streams cmdutil.IO) (err error) {
 		}
 		return nil
 	}
-	if o.lines {
-		sc := bufio.NewScanner(streams.In)
-		sc.Buffer(make([]byte, 64*1024), 256*1024*1024)
-		sc.Split(splitLines)
-		for sc.Scan() {
-			if err := send(append([]byte(nil), sc.Bytes()...)); err != nil {
-				return err
-			}
-		}
-		if err := sc.Err(); err != nil {
-			return &cmdutil.Failure{Code: cmdutil.ExitError, Err: fmt.Errorf("reading stdin: %w", err)}
-		}
-		return nil
-	}
-	for i := 0; i < o.repeat; i++ {
-		if i > 0 && o.repeatDelay > 0 {
-			select {
-			case <-time.After(time.Duration(o.repeatDelay * float64(time.Second))):
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		if err := send(payload); err != nil {
+}
+
+// publishLines publishes each line of stdin as a message (-l).
+func publishLines(streams cmdutil.IO, send func([]byte) error) error {
+	sc := bufio.NewScanner(streams.In)
+	sc.Buffer(make([]byte, 64*1024), 256*1024*1024)
+	sc.Split(splitLines)
+	for sc.Scan() {
+		if err := send(append([]byte(nil), sc.Bytes()...)); err != nil {
 			return err
 		}
+	}
+	if err := sc.Err(); err != nil {
+		return &cmdutil.Failure{Code: cmdutil.ExitError, Err: fmt.Errorf("reading stdin: %w", err)}
 	}
 	return nil
 }

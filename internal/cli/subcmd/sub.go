@@ -100,25 +100,7 @@ func (o *subOptions) run(ctx context.Context, streams cmdutil.IO) (err error) {
 	if err != nil {
 		return err
 	}
-	// Like mosquitto_sub, stay subscribed across a lost connection: the client reconnects and
-	// resubscribes. The first connection attempt still fails the command.
-	spec.Reconnect = true
-	spec.OnLost = func(err error) {
-		if !o.conn.Quiet {
-			fmt.Fprintf(streams.Err, "fennec: %s (reconnecting)\n", cmdutil.LostText(err))
-		}
-	}
-	// A reconnect the broker refuses for good (credentials, authorization, client ID, protocol
-	// version) ends the command with the refusal's exit code; other failures are retried.
-	fatal := make(chan error, 1)
-	spec.OnConnectError = func(err error) {
-		if fennec.Permanent(err) {
-			select {
-			case fatal <- err:
-			default:
-			}
-		}
-	}
+	fatal := o.reconnectPolicy(streams, spec)
 	// The handler hands each message to this goroutine; a full channel holds the client back,
 	// which holds the broker back: back-pressure, not an unbounded queue.
 	msgs := make(chan *cmdutil.Message, 64)
@@ -143,44 +125,12 @@ func (o *subOptions) run(ctx context.Context, streams cmdutil.IO) (err error) {
 	}()
 	defer close(done) // before disconnecting: a handler blocked on msgs lets go
 
-	// -W bounds the whole run, also while the client waits to reconnect for its SUBSCRIBE, and
-	// a permanent refusal on a reconnect ends it: both cancel wctx, which every wait uses.
-	wctx, wcancel := context.WithCancelCause(ctx)
-	defer wcancel(nil)
-	errTimeout := errors.New("-W ran out")
-	if o.timeout > 0 {
-		tm := time.AfterFunc(time.Duration(o.timeout)*time.Second, func() { wcancel(errTimeout) })
-		defer tm.Stop()
-	}
-	go func() {
-		select {
-		case err := <-fatal:
-			wcancel(err)
-		case <-wctx.Done():
-		}
-	}()
-	received := 0
-	// ended turns the end of wctx into the command's result.
-	ended := func(err error, during string) error {
-		cause := context.Cause(wctx)
-		switch {
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case cause == errTimeout:
-			// mosquitto_sub ends a -W with "Timed out" and exit status 27, -C or not
-			if o.count > 0 {
-				return &cmdutil.Failure{Code: cmdutil.ExitSubTimeout, Err: fmt.Errorf("timed out after %d s with %d of %d messages", o.timeout, received, o.count),
-					Hint: "cause: fewer messages arrived than -C asked for before -W ran out\nfix: check that something publishes to the filter (and that the broker lets this client receive it); raise -W"}
-			}
-			return &cmdutil.Failure{Code: cmdutil.ExitSubTimeout, Err: fmt.Errorf("timed out after %d s (%d messages)", o.timeout, received)}
-		case cause != nil: // a permanent refusal on a reconnect
-			return cmdutil.Explain(cause, spec, "reconnecting to "+spec.Server)
-		}
-		return cmdutil.Explain(err, spec, during)
-	}
+	w := o.newRunWindow(ctx, spec, fatal)
+	defer w.stop()
+	wctx := w.wctx
 	if len(o.unsubscribe) > 0 {
 		if err := c.Unsubscribe(wctx, o.unsubscribe); err != nil {
-			return ended(err, "MQTT UNSUBSCRIBE")
+			return w.ended(err, "MQTT UNSUBSCRIBE")
 		}
 	}
 	if len(topics) > 0 {
@@ -188,7 +138,7 @@ func (o *subOptions) run(ctx context.Context, streams cmdutil.IO) (err error) {
 			if r, ok := err.(explainedRefusal); ok {
 				return r.error
 			}
-			return ended(err, "MQTT SUBSCRIBE")
+			return w.ended(err, "MQTT SUBSCRIBE")
 		}
 	}
 	if o.exitAfterSub {
@@ -197,17 +147,99 @@ func (o *subOptions) run(ctx context.Context, streams cmdutil.IO) (err error) {
 	for {
 		select {
 		case <-wctx.Done():
-			return ended(wctx.Err(), "waiting for messages")
+			return w.ended(wctx.Err(), "waiting for messages")
 		case m := <-msgs:
-			stop, err := o.handle(wctx, streams, c, m, &received)
+			stop, err := o.handle(wctx, streams, c, m, &w.received)
 			if err != nil {
-				return ended(err, "clearing a retained message")
+				return w.ended(err, "clearing a retained message")
 			}
 			if stop {
 				return nil
 			}
 		}
 	}
+}
+
+// reconnectPolicy makes the client stay subscribed across a lost connection, like
+// mosquitto_sub: it reconnects and resubscribes (the first connection attempt still fails the
+// command). A reconnect the broker refuses for good (credentials, authorization, client ID,
+// protocol version) arrives on the returned channel, to end the command with the refusal's
+// exit code; other failures are retried.
+func (o *subOptions) reconnectPolicy(streams cmdutil.IO, spec *cmdutil.ConnSpec) <-chan error {
+	spec.Reconnect = true
+	spec.OnLost = func(err error) {
+		if !o.conn.Quiet {
+			fmt.Fprintf(streams.Err, "fennec: %s (reconnecting)\n", cmdutil.LostText(err))
+		}
+	}
+	fatal := make(chan error, 1)
+	spec.OnConnectError = func(err error) {
+		if fennec.Permanent(err) {
+			select {
+			case fatal <- err:
+			default:
+			}
+		}
+	}
+	return fatal
+}
+
+// runWindow is the span of one run. -W bounds all of it, also while the client waits to
+// reconnect for its SUBSCRIBE, and a permanent refusal on a reconnect ends it: both cancel
+// wctx, which every wait uses.
+type runWindow struct {
+	ctx      context.Context // the command's
+	wctx     context.Context
+	cancel   context.CancelCauseFunc
+	timer    *time.Timer
+	o        *subOptions
+	spec     *cmdutil.ConnSpec
+	received int // messages printed
+}
+
+var errTimeout = errors.New("-W ran out")
+
+func (o *subOptions) newRunWindow(ctx context.Context, spec *cmdutil.ConnSpec, fatal <-chan error) *runWindow {
+	w := &runWindow{ctx: ctx, o: o, spec: spec}
+	w.wctx, w.cancel = context.WithCancelCause(ctx)
+	if o.timeout > 0 {
+		w.timer = time.AfterFunc(time.Duration(o.timeout)*time.Second, func() { w.cancel(errTimeout) })
+	}
+	go func() {
+		select {
+		case err := <-fatal:
+			w.cancel(err)
+		case <-w.wctx.Done():
+		}
+	}()
+	return w
+}
+
+func (w *runWindow) stop() {
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	w.cancel(nil)
+}
+
+// ended turns the end of wctx, or err of the step during, into the command's result.
+func (w *runWindow) ended(err error, during string) error {
+	o := w.o
+	cause := context.Cause(w.wctx)
+	switch {
+	case w.ctx.Err() != nil:
+		return w.ctx.Err()
+	case cause == errTimeout:
+		// mosquitto_sub ends a -W with "Timed out" and exit status 27, -C or not
+		if o.count > 0 {
+			return &cmdutil.Failure{Code: cmdutil.ExitSubTimeout, Err: fmt.Errorf("timed out after %d s with %d of %d messages", o.timeout, w.received, o.count),
+				Hint: "cause: fewer messages arrived than -C asked for before -W ran out\nfix: check that something publishes to the filter (and that the broker lets this client receive it); raise -W"}
+		}
+		return &cmdutil.Failure{Code: cmdutil.ExitSubTimeout, Err: fmt.Errorf("timed out after %d s (%d messages)", o.timeout, w.received)}
+	case cause != nil: // a permanent refusal on a reconnect
+		return cmdutil.Explain(cause, w.spec, "reconnecting to "+w.spec.Server)
+	}
+	return cmdutil.Explain(err, w.spec, during)
 }
 
 // check validates the options against the connection and returns the filters to subscribe to.
