@@ -116,12 +116,7 @@ func ExplainHandshake(err error, rec *pki.HandshakeRecorder) *Diagnosis {
 	}
 	info := rec.Info()
 	d := &Diagnosis{Step: "tls", Err: err}
-	trusted := "the system roots"
-	if len(info.Trusted) > 0 {
-		trusted = trustedList(info.Trusted)
-	}
 
-	var cve *tls.CertificateVerificationError
 	var ua x509.UnknownAuthorityError
 	var he x509.HostnameError
 	var pin *pki.PinError
@@ -132,72 +127,12 @@ func ExplainHandshake(err error, rec *pki.HandshakeRecorder) *Diagnosis {
 		d.Fix = "update the pin if the server's key was rotated on purpose (fennec cert inspect shows the SPKI SHA-256), otherwise you may be talking to the wrong server"
 		return d
 	case errors.As(err, &ua):
-		d.Kind = DiagUnknownAuthority
-		leaf := ua.Cert
-		if errors.As(err, &cve) && len(cve.UnverifiedCertificates) > 0 {
-			leaf = cve.UnverifiedCertificates[0]
-		}
-		presented := ""
-		if cve != nil {
-			presented = describeChain(cve.UnverifiedCertificates)
-		}
-		if leaf != nil {
-			d.Cause = fmt.Sprintf("the server's certificate %s is issued by %s, which is not among the CAs you trust (%s)", pki.NameString(leaf.Subject), pki.NameString(leaf.Issuer), trusted)
-			if isSelfSigned(leaf) {
-				d.Cause += "; the server's certificate is self-signed"
-			}
-			for _, t := range info.Trusted {
-				if t == pki.NameString(leaf.Issuer) {
-					d.Cause += "; a CA with that very name is trusted, but its key did not sign the server's certificate: it is a different CA with the same name (regenerated?)"
-					break
-				}
-			}
-			if presented != "" {
-				d.Cause += "; the server presented: " + presented
-			}
-			d.Fix = fmt.Sprintf("pass the CA certificate whose subject is %s (--cafile)", pki.NameString(leaf.Issuer))
-			if isAWSEndpoint(leaf) {
-				d.Fix += "; for an AWS IoT ATS endpoint (-ats.iot.REGION.amazonaws.com) that is Amazon Root CA 1 (AmazonRootCA1.pem; Amazon Root CA 3 when the endpoint serves an ECC certificate); the legacy endpoint without -ats needs the VeriSign Class 3 G5 root"
-			}
-		} else {
-			d.Cause = "the server's certificate is issued by a CA you do not trust (" + trusted + ")"
-			d.Fix = "pass the CA that issued the server's certificate (--cafile)"
-		}
-		return d
+		return explainUnknownAuthority(d, ua, info)
 	case errors.As(err, &he):
-		d.Kind = DiagHostname
-		names := pki.CertNames(he.Certificate)
-		if len(names) == 0 {
-			d.Cause = fmt.Sprintf("the server's certificate %s has no subject alternative names, so it is valid for no host name (%q was expected); the common name is not used", pki.NameString(he.Certificate.Subject), he.Host)
-		} else {
-			d.Cause = fmt.Sprintf("the server's certificate is valid for %s, not for %q", strings.Join(names, ", "), he.Host)
-		}
-		d.Fix = "connect using one of those names, set the server name (SNI) to one of them, or reissue the server certificate with " + he.Host + " as a subject alternative name"
-		return d
+		return explainHostname(d, he)
 	}
 	if ci, ok := asCertInvalid(err); ok {
-		if ci.Reason == x509.Expired {
-			d.Kind = DiagExpired
-			v := pki.CheckValidity(ci.Cert, info.Now)
-			if v == nil {
-				v = &pki.ValidityError{Subject: pki.NameString(ci.Cert.Subject), NotBefore: ci.Cert.NotBefore, NotAfter: ci.Cert.NotAfter, Now: info.Now, Expired: true}
-			}
-			ve := v.(*pki.ValidityError)
-			d.Cause = "the server's " + trimPrefix(ve)
-			if ve.ClockUnset {
-				d.Cause = fmt.Sprintf("this device's clock says %s, before this program was even built, so the device clock is probably unset; the server's certificate is valid from %s to %s",
-					ve.Now.UTC().Format(time.RFC3339), ve.NotBefore.UTC().Format(time.DateOnly), ve.NotAfter.UTC().Format(time.DateOnly))
-			}
-			d.Fix = ve.Hint()
-			return d
-		}
-		d.Kind = DiagBadServerCert
-		d.Cause = "the server's certificate " + pki.NameString(ci.Cert.Subject) + " is unusable: " + ci.Error()
-		if ci.Reason == x509.IncompatibleUsage {
-			d.Cause = fmt.Sprintf("the server's certificate %s is not allowed for TLS servers (extended key usage: %s)", pki.NameString(ci.Cert.Subject), strings.Join(extKeyUsageNames(ci.Cert), ", "))
-		}
-		d.Fix = "reissue the server certificate (fennec cert gen for a development broker)"
-		return d
+		return explainServerCertInvalid(d, ci, info)
 	}
 	if errors.As(err, &rhe) {
 		d.Kind = DiagNotTLS
@@ -226,50 +161,139 @@ func ExplainHandshake(err error, rec *pki.HandshakeRecorder) *Diagnosis {
 		}
 		return nil
 	}
-	how := "closed the connection"
-	if errors.Is(err, syscall.ECONNRESET) {
-		how = "reset the connection"
+	return explainClosed(d, info)
+}
+
+// explainUnknownAuthority explains a server certificate issued by a CA the client does not
+// trust: which CA it needs, and whether a CA of the same name but another key is trusted.
+func explainUnknownAuthority(d *Diagnosis, ua x509.UnknownAuthorityError, info pki.HandshakeInfo) *Diagnosis {
+	trusted := "the system roots"
+	if len(info.Trusted) > 0 {
+		trusted = trustedList(info.Trusted)
 	}
-	if info.Verified {
-		tls13 := info.Version == tls.VersionTLS13
-		switch {
-		case info.Complete || tls13:
-			how += " right after the handshake"
-		default:
-			how += " after this client verified the server's certificate (during the handshake or right after it)"
-		}
-		d.Kind = DiagClosedAfterHandshake
-		switch {
-		case info.CertificateRequested && !info.CertificateSent:
-			d.Kind = DiagClientCertMissing
-			d.Cause = "the server " + how + ": it asked for a client certificate and none is configured" + acceptable(info)
-			d.Fix = "configure the device certificate and key (--cert, --key)"
-		case info.CertificateRequested && info.CertificateSent && (tls13 || !info.Complete):
-			d.Kind = DiagClientCertRejected
-			d.Cause = fmt.Sprintf("the server %s: it most likely rejected the client certificate %s (issued by %s)%s", how, info.ClientSubject, info.ClientIssuer, acceptable(info))
-			if tls13 {
-				d.Cause += ". Under TLS 1.3 the server checks the client certificate after the client has finished the handshake, so a rejection shows as a reset or an alert on the first read"
-			}
-			if info.CertificateUnsuitable {
-				d.Cause += "; the server's request already said it does not accept this certificate"
-			}
-			d.Cause += clientValidity(info)
-			d.Fix = "use a client certificate issued by a CA the server accepts (fennec cert verify --ca CA --cert CERT); for AWS IoT, register and activate the certificate, and attach a policy that allows iot:Connect for this client ID (a refused policy closes the connection the same way)"
-		default:
-			d.Cause = "the server " + how + ", without an alert"
-			if info.CertificateSent {
-				d.Cause += "; the TLS handshake had completed, so the server accepted the client certificate " + info.ClientSubject + " at the TLS level"
-			}
-			d.Fix = "the server refused at the next layer: check the broker's log; for AWS IoT, a certificate that is inactive or whose policy denies iot:Connect for this client ID is closed this way"
-		}
+	d.Kind = DiagUnknownAuthority
+	leaf := ua.Cert
+	var cve *tls.CertificateVerificationError
+	if errors.As(d.Err, &cve) && len(cve.UnverifiedCertificates) > 0 {
+		leaf = cve.UnverifiedCertificates[0]
+	}
+	presented := ""
+	if cve != nil {
+		presented = describeChain(cve.UnverifiedCertificates)
+	}
+	if leaf == nil {
+		d.Cause = "the server's certificate is issued by a CA you do not trust (" + trusted + ")"
+		d.Fix = "pass the CA that issued the server's certificate (--cafile)"
 		return d
 	}
-	d.Kind = DiagEOFDuringHandshake
-	d.Cause = "the server " + how + " during the TLS handshake without sending an alert"
-	if info.CertificateRequested {
-		d.Cause += " (after asking for a client certificate" + acceptable(info) + ")"
+	d.Cause = fmt.Sprintf("the server's certificate %s is issued by %s, which is not among the CAs you trust (%s)", pki.NameString(leaf.Subject), pki.NameString(leaf.Issuer), trusted)
+	if isSelfSigned(leaf) {
+		d.Cause += "; the server's certificate is self-signed"
 	}
-	d.Fix = "typical causes: the port does not speak TLS, the server requires SNI (set the server name; AWS IoT needs it), needs an ALPN protocol (x-amzn-mqtt-ca on port 443), or accepts none of the offered TLS versions and ciphers; try openssl s_client -connect HOST:PORT -servername HOST"
+	for _, t := range info.Trusted {
+		if t == pki.NameString(leaf.Issuer) {
+			d.Cause += "; a CA with that very name is trusted, but its key did not sign the server's certificate: it is a different CA with the same name (regenerated?)"
+			break
+		}
+	}
+	if presented != "" {
+		d.Cause += "; the server presented: " + presented
+	}
+	d.Fix = fmt.Sprintf("pass the CA certificate whose subject is %s (--cafile)", pki.NameString(leaf.Issuer))
+	if isAWSEndpoint(leaf) {
+		d.Fix += "; for an AWS IoT ATS endpoint (-ats.iot.REGION.amazonaws.com) that is Amazon Root CA 1 (AmazonRootCA1.pem; Amazon Root CA 3 when the endpoint serves an ECC certificate); the legacy endpoint without -ats needs the VeriSign Class 3 G5 root"
+	}
+	return d
+}
+
+// explainHostname explains a server certificate that is not valid for the name connected to.
+func explainHostname(d *Diagnosis, he x509.HostnameError) *Diagnosis {
+	d.Kind = DiagHostname
+	names := pki.CertNames(he.Certificate)
+	if len(names) == 0 {
+		d.Cause = fmt.Sprintf("the server's certificate %s has no subject alternative names, so it is valid for no host name (%q was expected); the common name is not used", pki.NameString(he.Certificate.Subject), he.Host)
+	} else {
+		d.Cause = fmt.Sprintf("the server's certificate is valid for %s, not for %q", strings.Join(names, ", "), he.Host)
+	}
+	d.Fix = "connect using one of those names, set the server name (SNI) to one of them, or reissue the server certificate with " + he.Host + " as a subject alternative name"
+	return d
+}
+
+// explainServerCertInvalid explains a server certificate that is out of its dates (or a device
+// clock that is unset) or not usable for a TLS server.
+func explainServerCertInvalid(d *Diagnosis, ci x509.CertificateInvalidError, info pki.HandshakeInfo) *Diagnosis {
+	if ci.Reason == x509.Expired {
+		d.Kind = DiagExpired
+		v := pki.CheckValidity(ci.Cert, info.Now)
+		if v == nil {
+			v = &pki.ValidityError{Subject: pki.NameString(ci.Cert.Subject), NotBefore: ci.Cert.NotBefore, NotAfter: ci.Cert.NotAfter, Now: info.Now, Expired: true}
+		}
+		ve := v.(*pki.ValidityError)
+		d.Cause = "the server's " + trimPrefix(ve)
+		if ve.ClockUnset {
+			d.Cause = fmt.Sprintf("this device's clock says %s, before this program was even built, so the device clock is probably unset; the server's certificate is valid from %s to %s",
+				ve.Now.UTC().Format(time.RFC3339), ve.NotBefore.UTC().Format(time.DateOnly), ve.NotAfter.UTC().Format(time.DateOnly))
+		}
+		d.Fix = ve.Hint()
+		return d
+	}
+	d.Kind = DiagBadServerCert
+	d.Cause = "the server's certificate " + pki.NameString(ci.Cert.Subject) + " is unusable: " + ci.Error()
+	if ci.Reason == x509.IncompatibleUsage {
+		d.Cause = fmt.Sprintf("the server's certificate %s is not allowed for TLS servers (extended key usage: %s)", pki.NameString(ci.Cert.Subject), strings.Join(extKeyUsageNames(ci.Cert), ", "))
+	}
+	d.Fix = "reissue the server certificate (fennec cert gen for a development broker)"
+	return d
+}
+
+// explainClosed explains a server that closed or reset the connection without an alert: during
+// the handshake, or after this client verified the server, where under TLS 1.3 a rejected or
+// missing client certificate shows.
+func explainClosed(d *Diagnosis, info pki.HandshakeInfo) *Diagnosis {
+	how := "closed the connection"
+	if errors.Is(d.Err, syscall.ECONNRESET) {
+		how = "reset the connection"
+	}
+	if !info.Verified {
+		d.Kind = DiagEOFDuringHandshake
+		d.Cause = "the server " + how + " during the TLS handshake without sending an alert"
+		if info.CertificateRequested {
+			d.Cause += " (after asking for a client certificate" + acceptable(info) + ")"
+		}
+		d.Fix = "typical causes: the port does not speak TLS, the server requires SNI (set the server name; AWS IoT needs it), needs an ALPN protocol (x-amzn-mqtt-ca on port 443), or accepts none of the offered TLS versions and ciphers; try openssl s_client -connect HOST:PORT -servername HOST"
+		return d
+	}
+	tls13 := info.Version == tls.VersionTLS13
+	switch {
+	case info.Complete || tls13:
+		how += " right after the handshake"
+	default:
+		how += " after this client verified the server's certificate (during the handshake or right after it)"
+	}
+	d.Kind = DiagClosedAfterHandshake
+	switch {
+	case info.CertificateRequested && !info.CertificateSent:
+		d.Kind = DiagClientCertMissing
+		d.Cause = "the server " + how + ": it asked for a client certificate and none is configured" + acceptable(info)
+		d.Fix = "configure the device certificate and key (--cert, --key)"
+	case info.CertificateRequested && info.CertificateSent && (tls13 || !info.Complete):
+		d.Kind = DiagClientCertRejected
+		d.Cause = fmt.Sprintf("the server %s: it most likely rejected the client certificate %s (issued by %s)%s", how, info.ClientSubject, info.ClientIssuer, acceptable(info))
+		if tls13 {
+			d.Cause += ". Under TLS 1.3 the server checks the client certificate after the client has finished the handshake, so a rejection shows as a reset or an alert on the first read"
+		}
+		if info.CertificateUnsuitable {
+			d.Cause += "; the server's request already said it does not accept this certificate"
+		}
+		d.Cause += clientValidity(info)
+		d.Fix = "use a client certificate issued by a CA the server accepts (fennec cert verify --ca CA --cert CERT); for AWS IoT, register and activate the certificate, and attach a policy that allows iot:Connect for this client ID (a refused policy closes the connection the same way)"
+	default:
+		d.Cause = "the server " + how + ", without an alert"
+		if info.CertificateSent {
+			d.Cause += "; the TLS handshake had completed, so the server accepted the client certificate " + info.ClientSubject + " at the TLS level"
+		}
+		d.Fix = "the server refused at the next layer: check the broker's log; for AWS IoT, a certificate that is inactive or whose policy denies iot:Connect for this client ID is closed this way"
+	}
 	return d
 }
 

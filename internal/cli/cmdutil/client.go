@@ -274,10 +274,6 @@ func (f *FennecClient) TLSState() *tls.ConnectionState {
 // ExplainClientError classifies the client library's typed errors: the phase of a failed
 // connection attempt, a reason code from the broker, a protocol violation.
 func ExplainClientError(err error, spec *ConnSpec) *Failure {
-	addr := "the broker"
-	if spec != nil {
-		addr = net.JoinHostPort(spec.Host, fmt.Sprint(spec.Port))
-	}
 	var ce *fennec.ConnectError
 	var re *fennec.ReasonError
 	var pe *fennec.ProtocolError
@@ -285,86 +281,11 @@ func ExplainClientError(err error, spec *ConnSpec) *Failure {
 	case errors.As(err, &re):
 		return reasonErrorExplained(err, re, spec)
 	case errors.As(err, &ce):
-		switch ce.Phase {
-		case fennec.PhaseDNS, fennec.PhaseTCP:
-			if e := explainNet(err, spec, "connecting"); e != nil {
-				e.Step = string(ce.Phase)
-				return e
-			}
-			return &Failure{Code: ExitNetwork, Err: err, Step: string(ce.Phase), Hint: fmt.Sprintf("step: %s — connecting to %s\ncause: %v\nfix: check the host name and port", strings.ToUpper(string(ce.Phase)), addr, ce.Err)}
-		case fennec.PhaseTLS:
-			if e := explainTLS(err, spec); e != nil {
-				return e
-			}
-			if e := explainNet(err, spec, "the TLS handshake"); e != nil {
-				e.Step = "tls"
-				if e.Code == ExitError {
-					e.Code = ExitNetwork
-				}
-				return e
-			}
-			return &Failure{Code: ExitNetwork, Err: err, Step: "tls", Hint: fmt.Sprintf("step: TLS — the handshake with %s\ncause: %v\nfix: run with -d to see the TLS facts", addr, ce.Err)}
-		case fennec.PhaseWebSocket:
-			return &Failure{Code: ExitNetwork, Err: err, Step: "websocket", Hint: fmt.Sprintf("step: WebSocket upgrade at %s\ncause: %v\nfix: check the path (usually /mqtt) and that the port serves MQTT over WebSockets", addr, ce.Err)}
-		case fennec.PhaseMQTT:
-			closed := errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, fennec.ErrConnectionLost) || errors.Is(err, syscall.EPIPE)
-			if spec != nil && spec.TLS != nil {
-				// Under TLS 1.3 the server judges the client certificate after the client's
-				// side of the handshake is done: its verdict arrives with the first read.
-				requested, sent, _ := spec.TLSFacts.Snapshot()
-				if _, alert := diagnose.RemoteAlert(err); alert || closed && requested && !sent {
-					if e := explainTLS(err, spec); e != nil {
-						return e
-					}
-				}
-				if closed && sent {
-					if e := recheckTLS(err, spec); e != nil {
-						return e
-					}
-				}
-			}
-			if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
-				return &Failure{Code: ExitTimeout, Err: err, Step: "mqtt", Hint: fmt.Sprintf("step: MQTT — waiting for CONNACK from %s\ncause: the connection is up but the server did not answer CONNECT in time\nfix: check that the port speaks MQTT (not HTTP or another protocol); raise --connect-timeout on a slow link", addr)}
-			}
-			if closed {
-				h := fmt.Sprintf("step: MQTT — CONNECT to %s\ncause: the server closed the connection right after CONNECT, without a CONNACK", addr)
-				if IsAWS(spec) {
-					h += "\ncause: AWS IoT Core does this when the policy attached to the certificate does not allow iot:Connect for this client ID, when the certificate is not ACTIVE or not attached to the policy, or when another connection uses the same client ID\nfix: allow iot:Connect on arn:aws:iot:REGION:ACCOUNT:client/" + clientIDOr(spec) + " in the policy attached to this certificate, activate the certificate, and use a client ID the policy names (usually the thing name, -i)"
-				} else {
-					h += "\ncause: brokers do this when they refuse the client without saying why: an ACL or policy that forbids this client ID or certificate, a duplicate client ID, or a protocol version they do not accept"
-					if spec != nil && spec.TLS != nil && spec.ClientCert {
-						h += "\ncause: or the server rejected the client certificate: under TLS 1.3 it checks the certificate after the handshake and may just close the connection"
-					}
-					h += "\nfix: check the broker's log; try -V 311 if it is an old broker; use another client ID (-i)"
-				}
-				return &Failure{Code: ExitRefused, Err: err, Step: "mqtt", Hint: h}
-			}
-			var pe2 *fennec.ProtocolError
-			if errors.As(err, &pe2) {
-				return &Failure{Code: ExitError, Err: err, Step: "mqtt", Hint: "step: MQTT — CONNECT\ncause: the server answered something that is not a valid CONNACK (" + pe2.Msg + ")\nfix: check that the port speaks MQTT; run with -d to see the packets"}
-			}
-		}
+		return explainConnectError(err, ce, spec)
 	case errors.As(err, &pe):
 		return &Failure{Code: ExitError, Err: err, Step: "mqtt", Hint: "step: MQTT\ncause: the broker broke the protocol: " + pe.Msg + "\nfix: run with -d to see the packets; report it to the broker's maintainers"}
 	case errors.Is(err, fennec.ErrNotSupported):
-		h := "step: MQTT PUBLISH (refused before sending)\ncause: the broker said in its CONNACK that it does not support this"
-		switch {
-		case strings.Contains(err.Error(), "QoS"):
-			h += " QoS"
-			if IsAWS(spec) {
-				h += "; AWS IoT Core supports QoS 0 and 1 only"
-			}
-			h += "\nfix: publish with a lower QoS (-q 1 or -q 0)"
-		case strings.Contains(err.Error(), "retain"):
-			h += "; it keeps no retained messages\nfix: publish without -r"
-		case strings.Contains(err.Error(), "wildcard subscriptions"):
-			h = "step: MQTT SUBSCRIBE (refused before sending)\ncause: the broker said in its CONNACK that it takes no wildcard subscriptions (Wildcard Subscription Available 0)\nfix: subscribe to each topic by its name, without + or #"
-		case strings.Contains(err.Error(), "shared subscriptions"):
-			h = "step: MQTT SUBSCRIBE (refused before sending)\ncause: the broker said in its CONNACK that it has no shared subscriptions (Shared Subscription Available 0)\nfix: subscribe without $share/GROUP/, or use a broker that shares"
-		default:
-			h += "\nfix: run with -d to see the CONNACK's properties"
-		}
-		return &Failure{Code: ExitRefused, Err: err, Step: "mqtt", Hint: h}
+		return explainNotSupported(err, spec)
 	case errors.Is(err, fennec.ErrDeliveryUnknown):
 		return &Failure{Code: ExitNetwork, Err: err, Step: "mqtt", Hint: "step: MQTT PUBLISH (QoS 2, between PUBREC and PUBCOMP)\ncause: the connection dropped and the broker came back without the session, so it forgot the message it had acknowledged; a broker that forwards QoS 2 messages on PUBREL (mosquitto) has dropped it\nfix: publish again if a duplicate is acceptable; keep the session (-c with a fixed -i) so that the handshake can finish after a reconnect"}
 	case errors.Is(err, fennec.ErrKeepAliveTimeout), errors.Is(err, fennec.ErrWriteTimeout):
@@ -379,6 +300,111 @@ func ExplainClientError(err error, spec *ConnSpec) *Failure {
 		return &Failure{Code: ExitNetwork, Err: err, Step: "mqtt", Hint: h}
 	}
 	return nil
+}
+
+// brokerAddr is host:port of spec, for the hints.
+func brokerAddr(spec *ConnSpec) string {
+	if spec == nil {
+		return "the broker"
+	}
+	return net.JoinHostPort(spec.Host, fmt.Sprint(spec.Port))
+}
+
+// explainConnectError explains a failed connection attempt by the step that failed.
+func explainConnectError(err error, ce *fennec.ConnectError, spec *ConnSpec) *Failure {
+	addr := brokerAddr(spec)
+	switch ce.Phase {
+	case fennec.PhaseDNS, fennec.PhaseTCP:
+		if e := explainNet(err, spec, "connecting"); e != nil {
+			e.Step = string(ce.Phase)
+			return e
+		}
+		return &Failure{Code: ExitNetwork, Err: err, Step: string(ce.Phase), Hint: fmt.Sprintf("step: %s — connecting to %s\ncause: %v\nfix: check the host name and port", strings.ToUpper(string(ce.Phase)), addr, ce.Err)}
+	case fennec.PhaseTLS:
+		if e := explainTLS(err, spec); e != nil {
+			return e
+		}
+		if e := explainNet(err, spec, "the TLS handshake"); e != nil {
+			e.Step = "tls"
+			if e.Code == ExitError {
+				e.Code = ExitNetwork
+			}
+			return e
+		}
+		return &Failure{Code: ExitNetwork, Err: err, Step: "tls", Hint: fmt.Sprintf("step: TLS — the handshake with %s\ncause: %v\nfix: run with -d to see the TLS facts", addr, ce.Err)}
+	case fennec.PhaseWebSocket:
+		return &Failure{Code: ExitNetwork, Err: err, Step: "websocket", Hint: fmt.Sprintf("step: WebSocket upgrade at %s\ncause: %v\nfix: check the path (usually /mqtt) and that the port serves MQTT over WebSockets", addr, ce.Err)}
+	case fennec.PhaseMQTT:
+		return explainConnectStep(err, spec)
+	}
+	return nil
+}
+
+// explainConnectStep explains a connection that failed after the transport was up: a TLS 1.3
+// verdict on the client certificate arriving with the first read, no CONNACK in time, a
+// connection closed right after CONNECT, an answer that is not a CONNACK.
+func explainConnectStep(err error, spec *ConnSpec) *Failure {
+	addr := brokerAddr(spec)
+	closed := errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, fennec.ErrConnectionLost) || errors.Is(err, syscall.EPIPE)
+	if spec != nil && spec.TLS != nil {
+		// Under TLS 1.3 the server judges the client certificate after the client's
+		// side of the handshake is done: its verdict arrives with the first read.
+		requested, sent, _ := spec.TLSFacts.Snapshot()
+		if _, alert := diagnose.RemoteAlert(err); alert || closed && requested && !sent {
+			if e := explainTLS(err, spec); e != nil {
+				return e
+			}
+		}
+		if closed && sent {
+			if e := recheckTLS(err, spec); e != nil {
+				return e
+			}
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+		return &Failure{Code: ExitTimeout, Err: err, Step: "mqtt", Hint: fmt.Sprintf("step: MQTT — waiting for CONNACK from %s\ncause: the connection is up but the server did not answer CONNECT in time\nfix: check that the port speaks MQTT (not HTTP or another protocol); raise --connect-timeout on a slow link", addr)}
+	}
+	if closed {
+		h := fmt.Sprintf("step: MQTT — CONNECT to %s\ncause: the server closed the connection right after CONNECT, without a CONNACK", addr)
+		if IsAWS(spec) {
+			h += "\ncause: AWS IoT Core does this when the policy attached to the certificate does not allow iot:Connect for this client ID, when the certificate is not ACTIVE or not attached to the policy, or when another connection uses the same client ID\nfix: allow iot:Connect on arn:aws:iot:REGION:ACCOUNT:client/" + clientIDOr(spec) + " in the policy attached to this certificate, activate the certificate, and use a client ID the policy names (usually the thing name, -i)"
+		} else {
+			h += "\ncause: brokers do this when they refuse the client without saying why: an ACL or policy that forbids this client ID or certificate, a duplicate client ID, or a protocol version they do not accept"
+			if spec != nil && spec.TLS != nil && spec.ClientCert {
+				h += "\ncause: or the server rejected the client certificate: under TLS 1.3 it checks the certificate after the handshake and may just close the connection"
+			}
+			h += "\nfix: check the broker's log; try -V 311 if it is an old broker; use another client ID (-i)"
+		}
+		return &Failure{Code: ExitRefused, Err: err, Step: "mqtt", Hint: h}
+	}
+	var pe *fennec.ProtocolError
+	if errors.As(err, &pe) {
+		return &Failure{Code: ExitError, Err: err, Step: "mqtt", Hint: "step: MQTT — CONNECT\ncause: the server answered something that is not a valid CONNACK (" + pe.Msg + ")\nfix: check that the port speaks MQTT; run with -d to see the packets"}
+	}
+	return nil
+}
+
+// explainNotSupported explains a request refused before sending because the broker's CONNACK
+// said it does not support it.
+func explainNotSupported(err error, spec *ConnSpec) *Failure {
+	h := "step: MQTT PUBLISH (refused before sending)\ncause: the broker said in its CONNACK that it does not support this"
+	switch {
+	case strings.Contains(err.Error(), "QoS"):
+		h += " QoS"
+		if IsAWS(spec) {
+			h += "; AWS IoT Core supports QoS 0 and 1 only"
+		}
+		h += "\nfix: publish with a lower QoS (-q 1 or -q 0)"
+	case strings.Contains(err.Error(), "retain"):
+		h += "; it keeps no retained messages\nfix: publish without -r"
+	case strings.Contains(err.Error(), "wildcard subscriptions"):
+		h = "step: MQTT SUBSCRIBE (refused before sending)\ncause: the broker said in its CONNACK that it takes no wildcard subscriptions (Wildcard Subscription Available 0)\nfix: subscribe to each topic by its name, without + or #"
+	case strings.Contains(err.Error(), "shared subscriptions"):
+		h = "step: MQTT SUBSCRIBE (refused before sending)\ncause: the broker said in its CONNACK that it has no shared subscriptions (Shared Subscription Available 0)\nfix: subscribe without $share/GROUP/, or use a broker that shares"
+	default:
+		h += "\nfix: run with -d to see the CONNACK's properties"
+	}
+	return &Failure{Code: ExitRefused, Err: err, Step: "mqtt", Hint: h}
 }
 
 func clientIDOr(spec *ConnSpec) string {
