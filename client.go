@@ -70,7 +70,7 @@ type Client struct {
 	stopping  bool  // Disconnect or Close was called
 	closeCh   chan struct{}
 	doneCh    chan struct{} // closed by the dispatcher once stopped and idle (Done)
-	stateCh   chan struct{} // closed and replaced when the connection state changes
+	stateCh   chan struct{} // made by a waiter, closed (and cleared) when the connection state changes
 	spaceCh   chan struct{} // closed and replaced when queue space frees
 	// out and in are the session: the state machines of outbound messages (queue, packet IDs,
 	// in-flight window, resend) and inbound ones (acknowledgements, exactly-once). The client
@@ -176,10 +176,9 @@ func newClient(cfg Config) (*Client, error) {
 		servers = append(servers, su)
 	}
 	c := &Client{cfg: cfg, url: u, log: cfg.Logger, store: cfg.Store, servers: servers,
-		closeCh: make(chan struct{}), doneCh: make(chan struct{}), stateCh: make(chan struct{}),
+		closeCh: make(chan struct{}), doneCh: make(chan struct{}),
 		out: session.NewOutbound[Token](cfg.MaxInflight, cfg.MaxOfflineQueue), in: session.NewInbound(),
-		requests: map[uint16]chan packet.Packet{}, subs: map[string]*subscription{}, seed: maphash.MakeSeed(),
-		req: requests{waiting: map[string]chan *Message{}}}
+		seed: maphash.MakeSeed()}
 	c.out.OnDone = c.onDone
 	c.opts = mqttconn.Options{Scheme: u.Scheme, Addr: u.Addr(), Path: path, TLSConfig: cfg.TLSConfig,
 		Dial: cfg.Dial, Connect: conn, MaxPacketSize: cfg.MaxPacketSize, Logger: cfg.Logger, Auth: cfg.Authenticator}
@@ -209,8 +208,19 @@ func (c *Client) isClosed() bool {
 }
 
 func (c *Client) signalState() {
-	close(c.stateCh)
-	c.stateCh = make(chan struct{})
+	if c.stateCh != nil {
+		close(c.stateCh)
+		c.stateCh = nil
+	}
+}
+
+// awaitLocked registers ch for the acknowledgement (SUBACK, UNSUBACK) of packet identifier id,
+// c.mu held. The map is made on first use: an idle client that never subscribes holds none.
+func (c *Client) awaitLocked(id uint16, ch chan packet.Packet) {
+	if c.requests == nil {
+		c.requests = map[uint16]chan packet.Packet{}
+	}
+	c.requests[id] = ch
 }
 
 func (c *Client) signalSpace() {
@@ -282,6 +292,9 @@ func (c *Client) AwaitConnection(ctx context.Context) error {
 		if c.conn != nil {
 			c.mu.Unlock()
 			return nil
+		}
+		if c.stateCh == nil {
+			c.stateCh = make(chan struct{})
 		}
 		ch := c.stateCh
 		c.mu.Unlock()

@@ -244,7 +244,7 @@ func (c *Client) up(conn *mqttconn.Conn, ack *packet.Connack) bool {
 				n := min(len(subs), 64)
 				if id, ok := c.out.IDs().Take(); ok {
 					ch := make(chan packet.Packet, 1)
-					c.requests[id] = ch
+					c.awaitLocked(id, ch)
 					conn.SendNow(subscribePacket(id, sid, subs[:n]), nil)
 					go c.awaitResubscribe(conn, id, ch, subs[:n])
 				}

@@ -48,6 +48,9 @@ func (c *Client) Request(ctx context.Context, m *Message) (*Message, error) {
 	key := string(b[:])
 	ch := make(chan *Message, 1)
 	c.req.mu.Lock()
+	if c.req.waiting == nil {
+		c.req.waiting = map[string]chan *Message{}
+	}
 	c.req.waiting[key] = ch
 	c.req.mu.Unlock()
 	defer func() {

@@ -118,6 +118,9 @@ func (c *Client) registerLocked(h MessageHandler, subs []packet.Subscription) (u
 	}
 	prev := map[string]*subscription{}
 	mine := make([]*subscription, len(subs))
+	if c.subs == nil {
+		c.subs = map[string]*subscription{}
+	}
 	for i, s := range subs {
 		if old, ok := c.subs[s.Filter]; ok {
 			prev[s.Filter] = old
@@ -234,7 +237,7 @@ func (c *Client) request(ctx context.Context, build func(id uint16) packet.Packe
 			return nil, errors.New("fennec: all 65,535 packet identifiers in use")
 		}
 		ch := make(chan packet.Packet, 1)
-		c.requests[id] = ch
+		c.awaitLocked(id, ch)
 		c.mu.Unlock()
 		if err := conn.SendNow(build(id), nil); err != nil {
 			c.mu.Lock()

@@ -35,13 +35,20 @@ const (
 	Rerec                    // a duplicate of a delivered QoS 2 message: answer PUBREC again, do not deliver
 )
 
-// NewInbound returns an empty machine.
-func NewInbound() *Inbound {
-	return &Inbound{state: map[uint16]inState{}, fp: map[uint16]uint64{}, released: map[uint16]uint64{}}
+// NewInbound returns an empty machine. Its maps are made on first use: an idle connection
+// holds none.
+func NewInbound() *Inbound { return &Inbound{} }
+
+func (in *Inbound) init() {
+	if in.state == nil {
+		in.state = map[uint16]inState{}
+		in.fp = map[uint16]uint64{}
+	}
 }
 
 // Restore marks QoS 2 identifiers delivered before a restart (from Store.Load).
 func (in *Inbound) Restore(ids []uint16) {
+	in.init()
 	for _, id := range ids {
 		in.state[id] = inDelivered
 	}
@@ -70,6 +77,7 @@ func (in *Inbound) Receive(id uint16, qos byte, dup bool, fp uint64) (r Receipt,
 	case inPending:
 		return Duplicate, resent
 	}
+	in.init()
 	in.state[id] = inPending
 	if qos == 2 {
 		in.fp[id] = fp
@@ -112,6 +120,9 @@ func (in *Inbound) Release(id uint16) bool {
 	delete(in.state, id)
 	if fp, ok := in.fp[id]; ok {
 		delete(in.fp, id)
+		if in.released == nil {
+			in.released = map[uint16]uint64{}
+		}
 		in.released[id] = fp
 	}
 	return true

@@ -88,7 +88,7 @@ const MaxUnwritten0 = 1024
 // NewOutbound returns an empty machine with an in-flight window (1–65,535) and a bound on the
 // messages accepted but not yet sent.
 func NewOutbound[T any](window, maxQueue int) *Outbound[T] {
-	return &Outbound[T]{window: window, maxQueue: maxQueue, srvWindow: 65535, byID: map[uint16]*Entry[T]{}}
+	return &Outbound[T]{window: window, maxQueue: maxQueue, srvWindow: 65535}
 }
 
 // IDs returns the packet identifier allocator, which SUBSCRIBE and UNSUBSCRIBE share.
@@ -107,7 +107,7 @@ func (o *Outbound[T]) Restore(e *Entry[T], r Record) bool {
 	o.ids.Use(r.PacketID)
 	e.seq, e.everSent, e.released = r.Seq, true, r.Released
 	o.q = append(o.q, e)
-	o.byID[r.PacketID] = e
+	o.index(r.PacketID, e)
 	o.nWaiting++
 	o.seq = max(o.seq, r.Seq)
 	return true
@@ -129,8 +129,17 @@ func (o *Outbound[T]) Take(e *Entry[T]) {
 		e.Pub.PacketID = id
 		o.seq++
 		e.seq = o.seq
-		o.byID[id] = e
+		o.index(id, e)
 	}
+}
+
+// index records e under its packet identifier; the map is made on first use, so that an idle
+// connection holds none.
+func (o *Outbound[T]) index(id uint16, e *Entry[T]) {
+	if o.byID == nil {
+		o.byID = map[uint16]*Entry[T]{}
+	}
+	o.byID[id] = e
 }
 
 // Commit queues e after Take.
