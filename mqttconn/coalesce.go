@@ -24,7 +24,8 @@ import (
 // the threshold is dropped at once, what is there is read, and coalescing stays off for a
 // while that doubles with every such miss (up to coalesceOffMax) and resets after a window
 // without one. A lone packet, a request and its reply, a paced stream slower than
-// coalesceDenseGap per read, and connections that are not TCP (WebSocket) never coalesce.
+// coalesceDenseGap per read, a connection the broker owes replies to (a publisher reading its
+// acknowledgements), and connections that are not TCP (WebSocket) never coalesce.
 const (
 	coalesceWindow   = 64                     // reads per rate estimate
 	coalesceDenseGap = 50 * time.Microsecond  // reads closer than this on average are dense
@@ -113,7 +114,11 @@ func (co *coalescer) account(c *Conn, n int, now time.Time) {
 		return
 	}
 	want := 0
-	if elapsed > 0 && (co.lowat > 0 || elapsed < coalesceWindow*coalesceDenseGap) {
+	// While the broker owes us replies, the reads are what reopens our window (PUBACKs under
+	// a Receive Maximum or an in-flight limit): waiting for more of them would stall the
+	// sender that waits for them. Over TLS each acknowledgement is a record of about 26 bytes,
+	// dense enough to pass the rate rule.
+	if elapsed > 0 && c.awaiting.Load() <= 0 && (co.lowat > 0 || elapsed < coalesceWindow*coalesceDenseGap) {
 		want = int(float64(bytes) / elapsed.Seconds() * coalesceSpan.Seconds())
 		if want > coalesceMax {
 			want = coalesceMax

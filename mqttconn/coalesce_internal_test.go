@@ -67,6 +67,21 @@ func TestCoalesceDecisions(t *testing.T) {
 			t.Fatalf("a stream worth 100 B per 250 µs set thresholds %v", h.set)
 		}
 	})
+	t.Run("acknowledgements owed", func(t *testing.T) {
+		// A QoS 1 publisher over TLS under a Receive Maximum: its reads are PUBACK records of
+		// 26 bytes, 10 µs apart (2.6 MB/s, 650 B per 250 µs), and the broker owes it more.
+		h := newCoalesceHarness(t)
+		h.c.awaiting.Store(20)
+		h.reads(4*coalesceWindow, 26, 10*time.Microsecond)
+		if len(h.set) != 0 {
+			t.Fatalf("a connection awaiting 20 replies set thresholds %v", h.set)
+		}
+		h.c.awaiting.Store(0) // the same stream with nothing owed: a subscriber's
+		h.reads(coalesceWindow, 26, 10*time.Microsecond)
+		if len(h.set) != 1 {
+			t.Fatalf("thresholds %v, want one once nothing is owed", h.set)
+		}
+	})
 	t.Run("reads already large", func(t *testing.T) {
 		h := newCoalesceHarness(t)
 		h.reads(4*coalesceWindow, 32<<10, 40*time.Microsecond) // a reader that is behind
