@@ -379,8 +379,10 @@ func (c *Client) shutdown(ctx context.Context, graceful bool) error {
 func (c *Client) awaitInboundReleased(ctx context.Context, conn *mqttconn.Conn) {
 	deadline := time.Now().Add(inboundDrain)
 	for {
+		// Unacked, not only Unreleased: a message whose handler is still returning has no
+		// PUBREC yet, and the handshake it starts must finish too (sub -C N -q 2 under load).
 		c.mu.Lock()
-		n := c.in.Unreleased()
+		n := c.in.Unacked()
 		c.mu.Unlock()
 		if n == 0 || time.Now().After(deadline) {
 			return
