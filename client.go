@@ -347,10 +347,11 @@ func (c *Client) shutdown(ctx context.Context, graceful bool) error {
 	var err error
 	if conn != nil {
 		if graceful {
-			// Finish the QoS 2 handshakes of messages already delivered (PUBREC sent): wait for
-			// their PUBREL and send PUBCOMP, then DISCONNECT, then nothing [MQTT-3.14.4-1].
-			// New messages are no longer taken meanwhile (onPublish), so this ends.
-			c.awaitInboundReleased(ctx, conn)
+			// Finish the acknowledgements of messages already taken: their handlers return and
+			// are acknowledged, QoS 2 ones wait for PUBREL and get PUBCOMP; then DISCONNECT,
+			// then nothing [MQTT-3.14.4-1]. New messages are no longer taken meanwhile
+			// (onPublish), so this ends.
+			c.awaitInboundSettled(ctx, conn)
 			err = conn.Disconnect(ctx, &packet.Disconnect{})
 		} else {
 			conn.Close(ErrClosed)
@@ -374,13 +375,12 @@ func (c *Client) shutdown(ctx context.Context, graceful bool) error {
 	return nil
 }
 
-// awaitInboundReleased waits, within ctx and at most inboundDrain, until no inbound QoS 2
-// message waits for its PUBREL on conn.
-func (c *Client) awaitInboundReleased(ctx context.Context, conn *mqttconn.Conn) {
+// awaitInboundSettled waits, within ctx and at most inboundDrain, until no inbound QoS 1/2
+// message on conn is unacknowledged: none waits for its handler to return (it has no PUBACK or
+// PUBREC yet) and none waits for its PUBREL.
+func (c *Client) awaitInboundSettled(ctx context.Context, conn *mqttconn.Conn) {
 	deadline := time.Now().Add(inboundDrain)
 	for {
-		// Unacked, not only Unreleased: a message whose handler is still returning has no
-		// PUBREC yet, and the handshake it starts must finish too (sub -C N -q 2 under load).
 		c.mu.Lock()
 		n := c.in.Unacked()
 		c.mu.Unlock()
@@ -397,7 +397,7 @@ func (c *Client) awaitInboundReleased(ctx context.Context, conn *mqttconn.Conn) 
 	}
 }
 
-// inboundDrain bounds how long Disconnect waits for the broker's PUBRELs.
+// inboundDrain bounds how long Disconnect waits for inbound messages to be acknowledged.
 const inboundDrain = 2 * time.Second
 
 // shutdownLocal releases a client whose first connect failed.
