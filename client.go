@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fennec-mqtt/fennec/internal/connfast"
 	"github.com/fennec-mqtt/fennec/mqttconn"
 	"github.com/fennec-mqtt/fennec/packet"
 	"github.com/fennec-mqtt/fennec/session"
@@ -58,7 +57,7 @@ type Client struct {
 
 	cfg   Config
 	url   *ServerURL
-	opts  mqttconn.Options
+	tlsc  *tls.Config // the prepared TLS config of Server's connections (TLS schemes only)
 	log   *slog.Logger
 	store session.Store
 
@@ -162,11 +161,6 @@ func newClient(cfg Config) (*Client, error) {
 	if err := cfg.applyDefaults(u); err != nil {
 		return nil, err
 	}
-	conn := connectPacket(&cfg)
-	path := cfg.WebSocketPath
-	if path == "" {
-		path = u.Path
-	}
 	servers := []*ServerURL{u}
 	for _, s := range cfg.Servers {
 		su, err := ParseURL(s)
@@ -180,17 +174,9 @@ func newClient(cfg Config) (*Client, error) {
 		out: session.NewOutbound[Token](cfg.MaxInflight, cfg.MaxOfflineQueue), in: session.NewInbound(),
 		seed: maphash.MakeSeed()}
 	c.out.OnDone = c.onDone
-	c.opts = mqttconn.Options{Scheme: u.Scheme, Addr: u.Addr(), Path: path, TLSConfig: cfg.TLSConfig,
-		Dial: cfg.Dial, Connect: conn, MaxPacketSize: cfg.MaxPacketSize, Logger: cfg.Logger, Auth: cfg.Authenticator}
-	c.opts.OnPacket = c.onPacket
-	// onPacket keeps nothing of a PUBLISH or PUBACK but its fields; a user's Trace might.
-	connfast.SetReusePackets(&c.opts, cfg.Trace == nil)
 	if u.TLS() {
 		// One prepared TLS config for all of this client's connections to Server.
-		c.opts.TLSConfig = c.tlsFor(u.Scheme, u.Addr())
-	}
-	if cfg.Trace != nil {
-		c.opts.Trace = cfg.Trace
+		c.tlsc = c.tlsFor(u.Scheme, u.Addr())
 	}
 	c.disp.c = c
 	if c.store != nil {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fennec-mqtt/fennec/internal/connfast"
 	"github.com/fennec-mqtt/fennec/mqttconn"
 	"github.com/fennec-mqtt/fennec/packet"
 	"github.com/fennec-mqtt/fennec/session"
@@ -48,22 +49,20 @@ func (c *Client) dial(ctx context.Context) (*mqttconn.Conn, *packet.Connack, err
 		}
 	}()
 	// The broker this attempt goes to: a Server Reference to follow, else the current one of
-	// Server and Servers; c.opts is Server's.
+	// Server and Servers.
 	c.mu.Lock()
 	redirect, srv := c.redirect, c.servers[c.cur]
 	c.mu.Unlock()
-	opts := &c.opts
+	opts := c.dialOptions()
 	if redirect != "" || srv != c.url {
-		o := c.opts
 		if redirect != "" {
-			o.Addr = redirect
+			opts.Addr = redirect
 		} else {
-			o.Scheme, o.Addr, o.Path = srv.Scheme, srv.Addr(), cmp.Or(c.cfg.WebSocketPath, srv.Path)
+			opts.Scheme, opts.Addr, opts.Path = srv.Scheme, srv.Addr(), cmp.Or(c.cfg.WebSocketPath, srv.Path)
 		}
-		if o.Scheme == "mqtts" || o.Scheme == "wss" {
-			o.TLSConfig = c.tlsFor(o.Scheme, o.Addr)
+		if opts.Scheme == "mqtts" || opts.Scheme == "wss" {
+			opts.TLSConfig = c.tlsFor(opts.Scheme, opts.Addr)
 		}
-		opts = &o
 		if redirect != "" && c.log != nil {
 			c.log.Info("mqtt connecting to the server the broker referred to", "server", redirect)
 		}
@@ -73,11 +72,9 @@ func (c *Client) dial(ctx context.Context) (*mqttconn.Conn, *packet.Connack, err
 		if err != nil {
 			return nil, nil, wrapErr("websocket path", err)
 		}
-		o := *opts
-		o.Path = path
-		opts = &o
+		opts.Path = path
 	}
-	conn, ack, err := mqttconn.Dial(ctx, opts)
+	conn, ack, err := mqttconn.Dial(ctx, &opts)
 	if err != nil {
 		var re *ReasonError
 		if errors.As(err, &re) && re.Packet == packet.CONNACK {
@@ -93,6 +90,10 @@ func (c *Client) dial(ctx context.Context) (*mqttconn.Conn, *packet.Connack, err
 			}
 		}
 		return nil, ack, err
+	}
+	if c.cfg.Trace == nil {
+		// onPacket keeps nothing of a PUBLISH or PUBACK but its fields; a user's Trace might.
+		connfast.ReusePackets(conn)
 	}
 	if c.log != nil {
 		c.log.Info("mqtt connected", "server", srv.String(), "version", c.cfg.Version.String(),
@@ -451,6 +452,20 @@ func (c *Client) onAuth(conn *mqttconn.Conn, p *packet.Auth) {
 }
 
 // connectPacket is the CONNECT that cfg asks for (MQTT 5: with its properties).
+// dialOptions are the connection options of an attempt to Server, made from the Config for
+// each attempt: a connected client keeps neither them nor its CONNECT packet (an idle
+// connection's memory is the session's, not a second copy of the Config).
+func (c *Client) dialOptions() mqttconn.Options {
+	o := mqttconn.Options{Scheme: c.url.Scheme, Addr: c.url.Addr(), Path: cmp.Or(c.cfg.WebSocketPath, c.url.Path),
+		TLSConfig: c.cfg.TLSConfig, Dial: c.cfg.Dial, Connect: connectPacket(&c.cfg),
+		MaxPacketSize: c.cfg.MaxPacketSize, Logger: c.cfg.Logger, Auth: c.cfg.Authenticator,
+		OnPacket: c.onPacket, Trace: c.cfg.Trace}
+	if c.tlsc != nil {
+		o.TLSConfig = c.tlsc
+	}
+	return o
+}
+
 func connectPacket(cfg *Config) packet.Connect {
 	ka := cfg.KeepAlive
 	if ka < 0 {

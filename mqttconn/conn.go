@@ -67,13 +67,6 @@ type Options struct {
 	Trace func(Event)
 	// Logger receives debug records; nil: silent.
 	Logger *slog.Logger
-
-	// reusePackets lets the connection decode each received PUBLISH and PUBACK into a value it
-	// reuses for the next one, which saves an allocation per message: OnPacket and Trace must
-	// then not keep the *packet.Publish or *packet.Puback after they return. What the packet
-	// refers to (topic, payload, property values) is never reused and may be kept. The managed
-	// client sets it (internal/connfast).
-	reusePackets bool
 }
 
 // The managed client's fast paths (internal/connfast): not part of a connection's API.
@@ -82,7 +75,7 @@ func init() {
 	connfast.Buffered = func(c any) int { return c.(*Conn).buffered() }
 	connfast.Queue = func(c any, p packet.Packet, done func(error)) error { return c.(*Conn).queuePacket(p, done) }
 	connfast.Flush = func(c any) { c.(*Conn).flush() }
-	connfast.SetReusePackets = func(o any, on bool) { o.(*Options).reusePackets = on }
+	connfast.ReusePackets = func(c any) { c.(*Conn).rd.SetReuse(true) }
 }
 
 // Conn is one established MQTT connection: CONNECT has been accepted. Call Run on one
@@ -94,9 +87,14 @@ type Conn struct {
 	connack *packet.Connack
 	tlsSt   *tls.ConnectionState // WebSocket over TLS only; plain TLS asks tlsConn
 	tlsConn *tls.Conn
-	opts    *Options
-	rd      *packet.Reader
-	qa      *quickAcker
+	// The hooks of Dial's options: an established connection keeps only what it uses, not the
+	// options or the CONNECT it was opened with.
+	onPacket func(c *Conn, p packet.Packet)
+	traceFn  func(Event)
+	logger   *slog.Logger
+	addr     string
+	rd       *packet.Reader
+	qa       *quickAcker
 
 	keepAlive    time.Duration
 	writeTimeout time.Duration
@@ -200,7 +198,8 @@ func Dial(ctx context.Context, o *Options) (*Conn, *packet.Connack, error) {
 	if err != nil {
 		return fail(PhaseTCP, err)
 	}
-	c := &Conn{nc: nc, version: v, opts: o, done: make(chan struct{})}
+	c := &Conn{nc: nc, version: v, onPacket: o.OnPacket, traceFn: o.Trace, logger: o.Logger,
+		addr: o.Addr, done: make(chan struct{})}
 	if tc, ok := nc.(*tls.Conn); ok {
 		c.tlsConn = tc // its state is read on demand: an idle connection keeps no copy
 	} else {
@@ -210,7 +209,7 @@ func Dial(ctx context.Context, o *Options) (*Conn, *packet.Connack, error) {
 	if c.qLimit <= 0 {
 		c.qLimit = 256 << 10
 	}
-	ack, err := c.handshake(ctx)
+	ack, err := c.handshake(ctx, o)
 	if err != nil {
 		nc.Close()
 		if ack != nil {
@@ -243,9 +242,9 @@ func Dial(ctx context.Context, o *Options) (*Conn, *packet.Connack, error) {
 }
 
 func (c *Conn) trace(e Event) {
-	if c.opts.Trace != nil {
+	if c.traceFn != nil {
 		e.Time = time.Now()
-		c.opts.Trace(e)
+		c.traceFn(e)
 	}
 }
 
@@ -336,14 +335,18 @@ func dialWS(ctx context.Context, o *Options) (net.Conn, *tls.ConnectionState, er
 		scheme = "https"
 	}
 	var st *tls.ConnectionState
+	// The transport's dial functions keep a copy of the options: o itself (the caller's) does
+	// not escape, so a TCP or TLS dial allocates no options.
+	wo := new(Options)
+	*wo = *o
 	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return dialRaw(ctx, o, o.Addr) },
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return dialRaw(ctx, wo, wo.Addr) },
 		DialTLSContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			nc, err := dialRaw(ctx, o, o.Addr)
+			nc, err := dialRaw(ctx, wo, wo.Addr)
 			if err != nil {
 				return nil, err
 			}
-			tc, s, err := tlsClient(ctx, o, nc, o.Addr, []string{"http/1.1"})
+			tc, s, err := tlsClient(ctx, wo, nc, wo.Addr, []string{"http/1.1"})
 			if err != nil {
 				return nil, err
 			}
@@ -385,8 +388,8 @@ func dialWS(ctx context.Context, o *Options) (net.Conn, *tls.ConnectionState, er
 }
 
 // handshake writes CONNECT and reads CONNACK within ctx.
-func (c *Conn) handshake(ctx context.Context) (*packet.Connack, error) {
-	if st := c.TLSState(); st != nil && c.opts.Trace != nil {
+func (c *Conn) handshake(ctx context.Context, o *Options) (*packet.Connack, error) {
+	if st := c.TLSState(); st != nil && c.traceFn != nil {
 		c.trace(Event{TLS: st, Note: describeTLS(st)})
 	}
 	if dl, ok := ctx.Deadline(); ok {
@@ -397,18 +400,18 @@ func (c *Conn) handshake(ctx context.Context) (*packet.Connack, error) {
 		stop()
 		c.nc.SetDeadline(time.Time{})
 	}()
-	auth := c.opts.Auth
+	auth := o.Auth
 	if c.version != packet.V5 {
 		auth = nil
 	}
-	conn, err := c.connectPacket(auth)
+	conn, err := c.connectPacket(o, auth)
 	if err != nil {
 		return nil, err
 	}
 	if err := c.sendConnect(ctx, conn); err != nil {
 		return nil, err
 	}
-	c.startReading()
+	c.startReading(o)
 	p, err := c.readConnack()
 	if err == nil && auth != nil {
 		p, err = c.authExchange(ctx, auth, p)
@@ -423,8 +426,8 @@ func (c *Conn) handshake(ctx context.Context) (*packet.Connack, error) {
 
 // connectPacket is the CONNECT of the options, with the first data of an MQTT 5 enhanced
 // authentication method (auth, nil for none).
-func (c *Conn) connectPacket(auth Authenticator) (*packet.Connect, error) {
-	conn := c.opts.Connect
+func (c *Conn) connectPacket(o *Options, auth Authenticator) (*packet.Connect, error) {
+	conn := o.Connect
 	conn.Version = c.version
 	if auth != nil {
 		data, err := auth.Initial()
@@ -447,7 +450,7 @@ func (c *Conn) sendConnect(ctx context.Context, conn *packet.Connect) error {
 	if err != nil {
 		return err
 	}
-	if c.opts.Trace != nil {
+	if c.traceFn != nil {
 		// The trace never carries the password: HasPassword stays, the bytes do not.
 		shown := *conn
 		note := ""
@@ -465,19 +468,18 @@ func (c *Conn) sendConnect(ctx context.Context, conn *packet.Connect) error {
 
 // startReading sets up the socket helpers and the one reader of the connection, with CONNACK
 // awaited.
-func (c *Conn) startReading() {
+func (c *Conn) startReading(o *Options) {
 	c.qa = newQuickAcker(c.nc)
 	c.sock = sockInfoOf(c.qa)
 	c.awaiting.Store(1) // CONNACK
 	c.qa.arm()
 	// The same reader serves the whole connection: the broker may send packets right
 	// behind CONNACK (a persistent session's queued messages).
-	maxIn := c.opts.MaxPacketSize
+	maxIn := o.MaxPacketSize
 	if maxIn == 0 {
 		maxIn = packet.DefaultMaxPacketSize
 	}
 	c.rd = packet.NewReader(deadlineReader{c}, maxIn)
-	c.rd.SetReuse(c.opts.reusePackets)
 }
 
 // authExchange answers the broker's AUTH challenges (MQTT 5.0 section 4.12) until it sends
@@ -704,9 +706,9 @@ func (c *Conn) Run() error {
 			c.Fail(&ProtocolError{Packet: packet.CONNACK, Msg: "broker sent a second CONNACK [MQTT-3.2.0-2]"})
 			continue
 		}
-		if c.opts.OnPacket != nil {
+		if c.onPacket != nil {
 			l.state.Store(loopCallback)
-			c.opts.OnPacket(c, p)
+			c.onPacket(c, p)
 			if !l.state.CompareAndSwap(loopCallback, loopReading) {
 				return ErrHandedOff
 			}
@@ -1066,7 +1068,7 @@ func (c *Conn) encodeBatch(batch []item, buf []byte) ([]byte, net.Buffers) {
 		if it.p == nil && (it.ack == packet.PUBREC || it.ack == packet.PUBREL) || it.p != nil && expectsReply(it.p) {
 			c.awaiting.Add(1) // before the write: the reply cannot come earlier
 		}
-		if c.opts.Trace != nil {
+		if c.traceFn != nil {
 			c.trace(Event{Outbound: true, Packet: it.packet()})
 		}
 	}
@@ -1145,8 +1147,8 @@ func (c *Conn) Close(err error) {
 	if idle {
 		c.failQueue() // a running writer fails the queue itself
 	}
-	if c.opts.Logger != nil && !errors.Is(err, ErrClosed) {
-		c.opts.Logger.Debug("mqtt connection closed", "addr", c.opts.Addr, "err", err)
+	if c.logger != nil && !errors.Is(err, ErrClosed) {
+		c.logger.Debug("mqtt connection closed", "addr", c.addr, "err", err)
 	}
 }
 

@@ -12,7 +12,7 @@ var (
 	Queue func(conn any, p packet.Packet, done func(error)) error
 	// Flush writes what Queue queued, inline when that cannot block.
 	Flush func(conn any)
-	// SetReusePackets lets the connections dialled with opts decode each PUBLISH and PUBACK
-	// into a value reused for the next one (OnPacket and Trace must not keep them).
-	SetReusePackets func(opts any, on bool)
+	// ReusePackets lets the connection decode each PUBLISH and PUBACK into a value reused for
+	// the next one (OnPacket and Trace must not keep them); called before Run.
+	ReusePackets func(conn any)
 )
