@@ -10,6 +10,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fennec-mqtt/fennec/mqttconn"
@@ -46,8 +47,8 @@ type Client struct {
 	// being read; only the reading goroutine uses them.
 	aliasConn *mqttconn.Conn
 	aliases   map[uint16]string
-	req       requests // Request's response topic and waiting requests
-	outAlias  outAliases
+	req       atomic.Pointer[requests] // Request's response topic and waiting requests; made by the first request
+	outAlias  *outAliases              // the Topic Aliases we set (TopicAliases), made on first use under mu
 	// servers are Server and Config.Servers; cur the one the next attempt goes to (under mu).
 	servers []*ServerURL
 	cur     int

@@ -66,8 +66,9 @@ type Config struct {
 	Will *Message
 	// ConnectProperties are extra MQTT 5 CONNECT properties (user properties, authentication
 	// method, request problem information …). Receive Maximum, Maximum Packet Size and
-	// Session Expiry Interval come from the fields above.
-	ConnectProperties packet.Properties
+	// Session Expiry Interval come from the fields above. Nil: none. A pointer, so that a
+	// client without them (most) does not hold an empty set of every property.
+	ConnectProperties *packet.Properties
 	// TLSConfig is used for mqtts:// and wss://. Nil: system roots, host name verification on.
 	// ServerName defaults to the URL's host.
 	TLSConfig *tls.Config

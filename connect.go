@@ -486,7 +486,9 @@ func connectPacket(cfg *Config) packet.Connect {
 		}
 	}
 	if cfg.Version == packet.V5 {
-		conn.Props = cfg.ConnectProperties
+		if cfg.ConnectProperties != nil {
+			conn.Props = *cfg.ConnectProperties
+		}
 		// Topic aliases from the broker are not supported: announce none (zero) so the broker
 		// never sends one [MQTT-3.3.2-9].
 		conn.Props.Clear(packet.PropTopicAliasMaximum)

@@ -357,6 +357,9 @@ func (c *Client) pump(queueOnly bool) *mqttconn.Conn {
 			}
 			pub := m.Pub
 			if c.cfg.TopicAliases > 0 && c.connack != nil && c.cfg.Version == packet.V5 {
+				if c.outAlias == nil {
+					c.outAlias = new(outAliases)
+				}
 				pub = c.outAlias.apply(gen, c.cfg.TopicAliases, c.connack.Props.TopicAliasMaximum, pub)
 			}
 			if m.Pub.QoS == 0 {

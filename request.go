@@ -47,16 +47,17 @@ func (c *Client) Request(ctx context.Context, m *Message) (*Message, error) {
 	rand.Read(b[:])
 	key := string(b[:])
 	ch := make(chan *Message, 1)
-	c.req.mu.Lock()
-	if c.req.waiting == nil {
-		c.req.waiting = map[string]chan *Message{}
+	req := c.requestState()
+	req.mu.Lock()
+	if req.waiting == nil {
+		req.waiting = map[string]chan *Message{}
 	}
-	c.req.waiting[key] = ch
-	c.req.mu.Unlock()
+	req.waiting[key] = ch
+	req.mu.Unlock()
 	defer func() {
-		c.req.mu.Lock()
-		delete(c.req.waiting, key)
-		c.req.mu.Unlock()
+		req.mu.Lock()
+		delete(req.waiting, key)
+		req.mu.Unlock()
 	}()
 	out := *m
 	out.Props.SetResponseTopic(topic)
@@ -73,11 +74,22 @@ func (c *Client) Request(ctx context.Context, m *Message) (*Message, error) {
 	}
 }
 
+// requestState is the client's request state, made by the first request: a client that makes
+// none holds none.
+func (c *Client) requestState() *requests {
+	if r := c.req.Load(); r != nil {
+		return r
+	}
+	c.req.CompareAndSwap(nil, new(requests))
+	return c.req.Load()
+}
+
 // responseTopic subscribes the client's response topic once.
 func (c *Client) responseTopic(ctx context.Context) (string, error) {
-	c.req.mu.Lock()
-	topic := c.req.topic
-	c.req.mu.Unlock()
+	req := c.requestState()
+	req.mu.Lock()
+	topic := req.topic
+	req.mu.Unlock()
 	if topic != "" {
 		return topic, nil
 	}
@@ -94,12 +106,12 @@ func (c *Client) responseTopic(ctx context.Context) (string, error) {
 	if _, err := c.Subscribe(ctx, c.onRequestResponse, packet.Subscription{Filter: topic, QoS: 1, NoLocal: true}); err != nil {
 		return "", fmt.Errorf("fennec: request: subscribing the response topic %s: %w", topic, err)
 	}
-	c.req.mu.Lock()
-	if c.req.topic == "" {
-		c.req.topic = topic
+	req.mu.Lock()
+	if req.topic == "" {
+		req.topic = topic
 	}
-	topic = c.req.topic
-	c.req.mu.Unlock()
+	topic = req.topic
+	req.mu.Unlock()
 	return topic, nil
 }
 
@@ -107,9 +119,10 @@ func (c *Client) onRequestResponse(m *Message) {
 	if !m.Props.Has(packet.PropCorrelationData) {
 		return
 	}
-	c.req.mu.Lock()
-	ch := c.req.waiting[string(m.Props.CorrelationData)]
-	c.req.mu.Unlock()
+	req := c.requestState()
+	req.mu.Lock()
+	ch := req.waiting[string(m.Props.CorrelationData)]
+	req.mu.Unlock()
 	if ch != nil {
 		select {
 		case ch <- m:

@@ -40,16 +40,15 @@ const (
 // coalescer is the receive-coalescing state of a connection; only the reading goroutine
 // touches it.
 type coalescer struct {
-	lowat    int       // the threshold set on the socket; 0: the kernel's default (1 byte)
-	reads    int       // reads in the current window
-	bytes    int       // bytes read in the current window
-	start    time.Time // when the window began
-	off      time.Duration
-	offUntil time.Time
-	missed   bool // a wait timed out in the current window
-	disabled bool // the socket does not take SO_RCVLOWAT
-
-	engaged, misses int              // how often coalescing began, and waits that timed out (for tests)
+	lowat           int       // the threshold set on the socket; 0: the kernel's default (1 byte)
+	reads           int32     // reads in the current window
+	engaged, misses int32     // how often coalescing began, and waits that timed out (for tests)
+	missed          bool      // a wait timed out in the current window
+	disabled        bool      // the socket does not take SO_RCVLOWAT
+	bytes           int       // bytes read in the current window
+	start           time.Time // when the window began
+	off             time.Duration
+	offUntil        time.Time
 	apply           func(n int) bool // tests: instead of the socket's SO_RCVLOWAT
 }
 

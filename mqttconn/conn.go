@@ -123,7 +123,7 @@ type Conn struct {
 	co           coalescer // receive coalescing (reading goroutine only; coalesce.go)
 	writeDL      time.Time // the write deadline last set (the writer only)
 	pingPending  atomic.Bool
-	idleR, idleS int // touched only by the keep alive timer
+	idleR, idleS int32 // touched only by the keep alive timer
 	lastR, lastS uint64
 	timer        *time.Timer
 }

@@ -79,7 +79,14 @@ func Connect(ctx context.Context, spec *ConnSpec) (MQTTClient, error) {
 
 // applyConnectProps sets the CONNECT properties of -D connect:….
 func applyConnectProps(cfg *fennec.Config, props []prop) {
-	cp := &cfg.ConnectProperties
+	if len(props) == 0 {
+		return
+	}
+	cp := cfg.ConnectProperties
+	if cp == nil {
+		cp = new(packet.Properties)
+		cfg.ConnectProperties = cp
+	}
 	for _, p := range props {
 		switch p.Name {
 		case "receive-maximum":
