@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -50,9 +51,10 @@ const (
 	fGo   = "goroutines per idle connection"
 	fStk  = "goroutine stacks per idle connection (KiB)"
 	fConn = "sequential connects per second (connect, CONNACK, disconnect)"
+	fConR = "sequential connects per second, TLS session resumed (a ClientSessionCache in the tls.Config)"
 )
 
-var figures = []string{fQoS0, fQoS1, fP50, fP99, fConn, fHeap, fLive, fGo, fStk, fCPU0, fCPU1, fBrk0, fBrk1}
+var figures = []string{fQoS0, fQoS1, fP50, fP99, fConn, fConR, fHeap, fLive, fGo, fStk, fCPU0, fCPU1, fBrk0, fBrk1}
 
 // targets: Fennec ÷ paho.mqtt.golang must be ≥ (higher) or ≤ (!higher) the value.
 var targets = map[string]struct {
@@ -286,6 +288,19 @@ func measureLib(o options, res *results, p *benchmarks.PKI, lib benchmarks.Libra
 		}
 		add(fConn, rate)
 		fmt.Fprintf(log, "run %d %-4s %-14s %d sequential connects: %.0f per second\n", run+1, tr, lib.Short(), o.connects, rate)
+		if ep.TLS != nil {
+			// What a client gets when its tls.Config keeps sessions: pki.ClientConfig (the
+			// CLI's) sets a cache by default; the other libraries use the config they are given.
+			rep := ep
+			rep.TLS = ep.TLS.Clone()
+			rep.TLS.ClientSessionCache = tls.NewLRUClientSessionCache(64)
+			rate, err := benchmarks.MeasureConnects(ctx, lib, rep, o.connects)
+			if err != nil {
+				return "", fmt.Errorf("connects with session resumption: %w", err)
+			}
+			add(fConR, rate)
+			fmt.Fprintf(log, "run %d %-4s %-14s %d sequential connects, session resumed: %.0f per second\n", run+1, tr, lib.Short(), o.connects, rate)
+		}
 	}
 	if profiling {
 		pprof.StopCPUProfile()
