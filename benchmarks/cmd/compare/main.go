@@ -22,6 +22,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/fennec-mqtt/fennec/benchmarks"
@@ -293,13 +294,18 @@ func measureLib(o options, res *results, p *benchmarks.PKI, lib benchmarks.Libra
 			// CLI's) sets a cache by default; the other libraries use the config they are given.
 			rep := ep
 			rep.TLS = ep.TLS.Clone()
-			rep.TLS.ClientSessionCache = tls.NewLRUClientSessionCache(64)
+			cache := &countingCache{ClientSessionCache: tls.NewLRUClientSessionCache(64)}
+			rep.TLS.ClientSessionCache = cache
 			rate, err := benchmarks.MeasureConnects(ctx, lib, rep, o.connects)
 			if err != nil {
 				return "", fmt.Errorf("connects with session resumption: %w", err)
 			}
+			if n := cache.offered.Load(); n < int64(o.connects)-1 {
+				return "", fmt.Errorf("connects with session resumption: %s offered a session in %d of %d connects", lib.Short(), n, o.connects)
+			}
 			add(fConR, rate)
-			fmt.Fprintf(log, "run %d %-4s %-14s %d sequential connects, session resumed: %.0f per second\n", run+1, tr, lib.Short(), o.connects, rate)
+			fmt.Fprintf(log, "run %d %-4s %-14s %d sequential connects, session resumed: %.0f per second (a session offered in %d)\n",
+				run+1, tr, lib.Short(), o.connects, rate, cache.offered.Load())
 		}
 	}
 	if profiling {
@@ -454,6 +460,20 @@ func measureLimitQoS1(o options, res *results, p *benchmarks.PKI, tr string, run
 	k := key{tr, "limit", fQoS1}
 	res.vals[k] = append(res.vals[k], best)
 	return nil
+}
+
+// countingCache counts the connects that found a session to offer the broker.
+type countingCache struct {
+	tls.ClientSessionCache
+	offered atomic.Int64
+}
+
+func (c *countingCache) Get(key string) (*tls.ClientSessionState, bool) {
+	s, ok := c.ClientSessionCache.Get(key)
+	if ok && s != nil {
+		c.offered.Add(1)
+	}
+	return s, ok
 }
 
 // tlsFacts describes the TLS connection the clients negotiate with the broker.
