@@ -906,9 +906,10 @@ const inlineMax = 8 << 10
 // Otherwise the writing goroutine writes. flush never waits for the broker.
 func (c *Conn) flush() {
 	c.mu.Lock()
-	if c.deferred > 0 {
-		c.deferred--
-	}
+	// One flush writes everything queued so far, however many queuePacket calls put it there
+	// (the client's pump may queue several under its lock): counting off one would leave the
+	// rest, and every later write, waiting for flushes that never come.
+	c.deferred = 0
 	if c.writing || c.closed || len(c.queue) == 0 || c.deferred > 0 {
 		c.mu.Unlock()
 		return

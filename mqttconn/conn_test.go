@@ -368,6 +368,49 @@ func TestQueueFlush(t *testing.T) {
 	}
 }
 
+// TestQueueManyFlushOnce: a caller that queues several packets under its own lock (the
+// client's pump, when a window reopens or messages wait behind one) and flushes once gets all of
+// them written; a flush that only counted one queued packet off left the rest, and the
+// connection's writing, stalled.
+func TestQueueManyFlushOnce(t *testing.T) {
+	srv, cli := net.Pipe()
+	defer srv.Close()
+	out := make(chan packet.Packet, 10)
+	go serve(t, srv, out)
+	c, _, err := mqttconn.Dial(context.Background(), &mqttconn.Options{Addr: "x:1", Scheme: "mqtt",
+		Dial:    func(context.Context, string, string) (net.Conn, error) { return cli, nil },
+		Connect: packet.Connect{ClientID: "q", CleanStart: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(nil)
+	go c.Run()
+	for _, topic := range []string{"a", "b", "c"} {
+		connfast.Queue(c, &packet.Publish{Topic: topic}, nil)
+	}
+	connfast.Flush(c)
+	for _, want := range []string{"a", "b", "c"} {
+		select {
+		case p := <-out:
+			if p.(*packet.Publish).Topic != want {
+				t.Fatalf("got %q, want %q", p.(*packet.Publish).Topic, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%q not written after one Flush of three queued packets", want)
+		}
+	}
+	// And the connection writes on: a later SendNow is not held back.
+	c.SendNow(&packet.Publish{Topic: "d"}, nil)
+	select {
+	case p := <-out:
+		if p.(*packet.Publish).Topic != "d" {
+			t.Fatalf("got %q, want d", p.(*packet.Publish).Topic)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("SendNow after the flush was never written")
+	}
+}
+
 // TestBuffered: while packets that arrived together are handed to OnPacket, Buffered reports
 // the bytes of those still to come, and 0 for the last one.
 func TestBuffered(t *testing.T) {
