@@ -79,6 +79,13 @@ func startBrokerCmdLogs(t *testing.T, args ...string) (string, *brokerOut) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	// The banner is printed line by line: the first "mosquitto_pub" is the first listener's,
+	// and under load a test read the rest before it was written. The banner is whole once it
+	// stops growing (it is printed in one go, well within this wait).
+	for n := -1; n != len(out.String()) && time.Now().Before(deadline); {
+		n = len(out.String())
+		time.Sleep(200 * time.Millisecond)
+	}
 	return out.String(), errOut
 }
 
