@@ -451,21 +451,18 @@ func (c *Client) onAuth(conn *mqttconn.Conn, p *packet.Auth) {
 	}
 }
 
-// connectPacket is the CONNECT that cfg asks for (MQTT 5: with its properties).
 // dialOptions are the connection options of an attempt to Server, made from the Config for
 // each attempt: a connected client keeps neither them nor its CONNECT packet (an idle
 // connection's memory is the session's, not a second copy of the Config).
 func (c *Client) dialOptions() mqttconn.Options {
 	o := mqttconn.Options{Scheme: c.url.Scheme, Addr: c.url.Addr(), Path: cmp.Or(c.cfg.WebSocketPath, c.url.Path),
-		TLSConfig: c.cfg.TLSConfig, Dial: c.cfg.Dial, Connect: connectPacket(&c.cfg),
+		TLSConfig: cmp.Or(c.tlsc, c.cfg.TLSConfig), Dial: c.cfg.Dial, Connect: connectPacket(&c.cfg),
 		MaxPacketSize: c.cfg.MaxPacketSize, Logger: c.cfg.Logger, Auth: c.cfg.Authenticator,
 		OnPacket: c.onPacket, Trace: c.cfg.Trace}
-	if c.tlsc != nil {
-		o.TLSConfig = c.tlsc
-	}
 	return o
 }
 
+// connectPacket is the CONNECT that cfg asks for (MQTT 5: with its properties).
 func connectPacket(cfg *Config) packet.Connect {
 	ka := cfg.KeepAlive
 	if ka < 0 {
