@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"math"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -273,15 +274,26 @@ func (h *hook) storedInOrder(cl *mqtt.Client, o *sendOrder) (es []packets.Packet
 	for i := range order {
 		order[i] = int32(i)
 	}
-	// sorted through an index: a packets.Packet is 800 bytes, and a backlog may be large
+	// Sorted through an index: a packets.Packet is 800 bytes, and a backlog may be large. A
+	// PUBLISH with no recorded place is one mochi has just stored and not yet reported
+	// (OnQosPublish runs after the store): the newest of the session, so it goes last.
 	sort.Slice(order, func(i, j int) bool {
 		a, b := order[i], order[j]
-		if seqs[a] != seqs[b] {
-			return seqs[a] < seqs[b]
+		if sa, sb := placeOf(seqs[a]), placeOf(seqs[b]); sa != sb {
+			return sa < sb
 		}
-		return es[a].Created < es[b].Created // unrecorded: stored before this broker's hook saw them
+		return es[a].Created < es[b].Created
 	})
 	return es, seqs, order
+}
+
+// placeOf is the sort key of a recorded position: 0 (not recorded yet) sorts after every
+// recorded one.
+func placeOf(seq uint64) uint64 {
+	if seq == 0 {
+		return math.MaxUint64
+	}
+	return seq
 }
 
 // mergeShelf merges the shelved messages (in their order already; index len(seqs)+k) into the
@@ -294,7 +306,7 @@ func mergeShelf(order []int32, seqs []uint64, shelf []heldMsg) []int32 {
 	out := make([]int32, 0, len(order)+len(shelf))
 	i := 0
 	for k, m := range shelf {
-		for i < len(order) && seqs[order[i]] <= m.seq {
+		for i < len(order) && placeOf(seqs[order[i]]) <= placeOf(m.seq) {
 			out = append(out, order[i])
 			i++
 		}

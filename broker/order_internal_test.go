@@ -80,6 +80,61 @@ func TestPrepareResend(t *testing.T) {
 	}
 }
 
+// A message mochi stored in the session's table but whose OnQosPublish has not run yet (mochi
+// stores first, then calls the hook) is the newest message of the session: a reconnect at that
+// moment re-sends it last. It used to sort first, with no recorded place (seen once under load:
+// TestShelfToV311 got "s-30" before "s-01").
+func TestPrepareResendRoutedMeanwhile(t *testing.T) {
+	b, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for _, tc := range []struct {
+		name    string
+		created func(i int) int64
+		shelf   bool
+	}{
+		{"same second", func(int) int64 { return 1000 }, false},
+		{"later second", func(i int) int64 { return 1000 + int64(i) }, false},
+		{"earlier second", func(i int) int64 { return 1000 - int64(i) }, false}, // a clock stepped back
+		{"shelved between", func(int) int64 { return 1000 }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cl := b.srv.NewClient(nil, "test", "c-"+tc.name, false)
+			const n = 20
+			var shelf []heldMsg
+			for i := range n {
+				pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: uint16(i + 1),
+					TopicName: "t", Payload: []byte{byte(i)}, Created: tc.created(i)}
+				switch {
+				case tc.shelf && i >= 2 && i < n-1: // kept on the session's list (shelve)
+					shelf = append(shelf, heldMsg{pk: pk, seq: sendSeq.Add(1), fresh: true})
+				case i < n-1:
+					cl.State.Inflight.Set(pk)
+					b.hook.OnQosPublish(cl, pk, pk.Created, 0)
+				default: // the last: stored, its hook not run yet
+					cl.State.Inflight.Set(pk)
+				}
+			}
+			b.hook.prepareResend(cl, 0, shelf)
+			all := cl.State.Inflight.GetAll(false)
+			if len(all) != n {
+				t.Fatalf("%d messages, want %d", len(all), n)
+			}
+			for i, pk := range all {
+				if int(pk.Payload[0]) != i {
+					got := make([]int, len(all))
+					for j, p := range all {
+						got[j] = int(p.Payload[0])
+					}
+					t.Fatalf("re-send order %v: position %d holds message %d", got, i, pk.Payload[0])
+				}
+			}
+		})
+	}
+}
+
 // A session takeover as mochi performs it (inheritClientSession, then Clients.Add), with a
 // message routed to the old client after the copy and another after the clearing: both reach
 // the new client after the message stored before, with its packet identifiers, and stay stored

@@ -76,7 +76,7 @@ func (h *hook) deliverLate(cl *mqtt.Client, s *session) {
 	o := h.orderOf(cl.ID, true)
 	o.mu.Lock()
 	sort.SliceStable(late, func(i, j int) bool {
-		si, sj := o.seq[late[i].PacketID], o.seq[late[j].PacketID]
+		si, sj := placeOf(o.seq[late[i].PacketID]), placeOf(o.seq[late[j].PacketID])
 		if late[i].Created != late[j].Created {
 			return late[i].Created < late[j].Created
 		}
