@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"sync/atomic"
 	"time"
 
@@ -33,7 +34,9 @@ import (
 //     were stored, PUBREL packets counting first) are taken out of the table mochi is about to
 //     re-send and kept on the session's own list (s.held), which the sender writes first, each
 //     put into mochi's table just before it is written; an offline session's backlog past
-//     shelveAfter messages waits on that list too (shelve).
+//     shelveAfter messages waits on that list too (shelve);
+//   - a message larger than the client's Maximum Packet Size is discarded as if sent
+//     [MQTT-3.1.2-25], so that the queue moves on.
 //
 // A message waiting in the queue stays in mochi's table, and one on the list stays with the
 // session: if the client leaves again, the next reconnect re-sends it like any other stored
@@ -359,21 +362,55 @@ func (h *hook) pump(cl *mqtt.Client) {
 		f.sent[pk.PacketID] = true
 		f.allow[pk.PacketID]++
 		s.mu.Unlock()
+		if beforeFlowWrite != nil {
+			beforeFlowWrite(cl, pk)
+		}
 		if err := cl.WritePacket(pk); err != nil {
-			// still stored: sent at the next connection, like any stored message
-			s.mu.Lock()
-			delete(f.sent, pk.PacketID)
-			delete(f.allow, pk.PacketID)
-			if !more {
-				f.head-- // still first in the queue
+			switch {
+			case errors.Is(err, packets.ErrNoValidPacketAvailable):
+				// Refused by gateWrite: mochi's own copy of the message, queued when it was
+				// routed, took the one write allowed and went out in the meantime. Sent.
+			case errors.Is(err, packets.ErrPacketTooLarge):
+				// Larger than the client's Maximum Packet Size: discarded as if sent and
+				// acknowledged [MQTT-3.1.2-25]; kept first in the queue, it would be tried
+				// again after every packet and nothing after it would ever go out.
+				h.discardTooLarge(cl, pk)
+				s.mu.Lock()
+				delete(f.sent, pk.PacketID)
+				delete(f.allow, pk.PacketID)
+				s.mu.Unlock()
+				continue
+			default:
+				// still stored: sent at the next connection, like any stored message
+				s.mu.Lock()
+				delete(f.sent, pk.PacketID)
+				delete(f.allow, pk.PacketID)
+				if !more {
+					f.head-- // still first in the queue
+				}
+				s.mu.Unlock()
+				return
 			}
-			s.mu.Unlock()
-			return
 		}
 		if was.Expiry < 0 {
 			replace(cl, was, pk) // unmarked, awaiting its acknowledgement
 		}
 	}
+}
+
+// beforeFlowWrite, when set (by tests only), runs in pump between the write being allowed and
+// the write: where mochi's write loop may write its own copy of the message.
+var beforeFlowWrite func(cl *mqtt.Client, pk packets.Packet)
+
+// discardTooLarge removes pk, which cannot be sent to cl within its Maximum Packet Size, from
+// cl's table, and logs it.
+func (h *hook) discardTooLarge(cl *mqtt.Client, pk packets.Packet) {
+	if cl.State.Inflight.Delete(pk.PacketID) {
+		atomic.AddInt64(&h.b.srv.Info.Inflight, -1)
+	}
+	h.forget(cl.ID, pk.PacketID)
+	h.b.log.Warn("message discarded: larger than the client's Maximum Packet Size [MQTT-3.1.2-25]",
+		"client", cl.ID, "topic", pk.TopicName, "payload_bytes", len(pk.Payload), "max_packet_size", cl.Properties.Props.MaximumPacketSize)
 }
 
 // nextHeld takes the first held message of s and stores it in cl's table to be sent; more is

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"errors"
 	"slices"
 	"sort"
 	"sync/atomic"
@@ -113,7 +114,9 @@ func (h *hook) handOn(cl *mqtt.Client, late []packets.Packet) {
 		if limited || writeFailed {
 			continue
 		}
-		if err := cl.WritePacket(pk); err != nil {
+		if err := cl.WritePacket(pk); errors.Is(err, packets.ErrPacketTooLarge) {
+			h.discardTooLarge(cl, pk) // [MQTT-3.1.2-25]; the rest still go
+		} else if err != nil {
 			writeFailed = true // this one and the rest stay stored: sent at the next connection
 		}
 	}

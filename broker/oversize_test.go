@@ -1,0 +1,67 @@
+package broker_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/fennec-mqtt/fennec"
+	"github.com/fennec-mqtt/fennec/broker/brokertest"
+	"github.com/fennec-mqtt/fennec/packet"
+)
+
+// TestTooLargeForSubscriber: a QoS 1 or 2 message larger than an MQTT 5 subscriber's Maximum
+// Packet Size is discarded for that subscriber, as if it had been sent [MQTT-3.1.2-25], and the
+// messages after it still arrive, in order. The broker's delivery queue (flow.go) used to keep
+// such a message first in the queue and try it again after every packet: nothing after it was
+// ever delivered, and it stayed stored.
+func TestTooLargeForSubscriber(t *testing.T) {
+	for _, qos := range []packet.QoS{1, 2} {
+		t.Run(fmt.Sprint("qos", qos), func(t *testing.T) {
+			b := brokertest.Start(t, brokertest.Options{})
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			id := fmt.Sprint("small-sub-", qos)
+			got := make(chan string, 16)
+			sub, err := fennec.Connect(ctx, fennec.Config{Server: "mqtt://" + b.TCPAddr, ClientID: id, CleanStart: true,
+				ReceiveMaximum: 10, MaxPacketSize: 256, DisableReconnect: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Close()
+			if _, err := sub.Subscribe(ctx, func(m *fennec.Message) { got <- string(m.Payload) }, packet.Subscription{Filter: "big/t", QoS: qos}); err != nil {
+				t.Fatal(err)
+			}
+			pub, err := fennec.Connect(ctx, fennec.Config{Server: "mqtt://" + b.TCPAddr, CleanStart: true, DisableReconnect: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pub.Close()
+			big := string(bytes.Repeat([]byte("x"), 1000))
+			for _, p := range []string{"before", big, "after-1", "after-2"} {
+				if err := pub.Publish(ctx, &fennec.Message{Topic: "big/t", QoS: qos, Payload: []byte(p)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var recv []string
+			for len(recv) < 3 {
+				select {
+				case m := <-got:
+					if len(m) > 256 {
+						t.Fatalf("the %d-byte message reached a client whose Maximum Packet Size is 256", len(m))
+					}
+					recv = append(recv, m)
+				case <-ctx.Done():
+					t.Fatalf("received %q: the messages after the one too large for the subscriber never came", recv)
+				}
+			}
+			sameList(t, "messages around the one too large", recv, []string{"before", "after-1", "after-2"})
+			waitFor(t, "nothing left stored for the subscriber", func() bool { return b.Stored(id) == 0 })
+			if !sub.IsConnected() {
+				t.Fatal("the subscriber lost its connection")
+			}
+		})
+	}
+}
