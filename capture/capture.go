@@ -327,6 +327,7 @@ type conn struct {
 	random        [32]byte
 	settled       bool
 	finL, finR    bool
+	finHeld       bool // closed during a write: the FIN is recorded when the write returns
 }
 
 // ready reports whether c's packets may be written: its secrets are in, it is not TLS, or it
@@ -408,7 +409,10 @@ func (c *conn) written(f *frame, b []byte) {
 		seq += uint32(n)
 		b = b[n:]
 	}
-	c.ackedL = f.seq + uint32(len(b0))
+	// A write cut short (the connection closed under it) used fewer sequence numbers than it
+	// reserved; writes are one at a time, so none was reserved after it.
+	c.seqL = f.seq + uint32(len(b0))
+	c.ackedL = c.seqL
 	frames := make([]*frame, len(segs))
 	for i, d := range segs {
 		frames[i] = &frame{c: c, ts: f.ts, data: d}
@@ -418,6 +422,10 @@ func (c *conn) written(f *frame, b []byte) {
 		r.held = append(r.held, frames...)
 	} else if i := slices.Index(r.held, f); i >= 0 {
 		r.held = slices.Replace(r.held, i, i+1, frames...)
+	}
+	if c.finHeld && c.writing == 0 {
+		c.finHeld = false
+		r.segment(c, time.Now(), true, flagFIN|flagACK, nil)
 	}
 	r.flush()
 }
@@ -466,6 +474,14 @@ func (c *conn) end(local bool, err error) {
 	switch {
 	case local && !c.finL:
 		c.finL = true
+		if c.writing > 0 {
+			// A write is in progress: its bytes, as many as it writes, go before the FIN,
+			// which written records after them.
+			c.finHeld = true
+			c.settled = true
+			r.flush()
+			return
+		}
 		r.segment(c, now, true, flagFIN|flagACK, nil)
 	case !local && !c.finR && errors.Is(err, io.EOF):
 		c.finR = true
