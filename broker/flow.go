@@ -374,7 +374,7 @@ func (h *hook) pump(cl *mqtt.Client) {
 				// Larger than the client's Maximum Packet Size: discarded as if sent and
 				// acknowledged [MQTT-3.1.2-25]; kept first in the queue, it would be tried
 				// again after every packet and nothing after it would ever go out.
-				h.discardTooLarge(cl, pk)
+				h.discardTooLarge(cl, pk, maxPacketSize(cl))
 				s.mu.Lock()
 				delete(f.sent, pk.PacketID)
 				delete(f.allow, pk.PacketID)
@@ -401,17 +401,6 @@ func (h *hook) pump(cl *mqtt.Client) {
 // beforeFlowWrite, when set (by tests only), runs in pump between the write being allowed and
 // the write: where mochi's write loop may write its own copy of the message.
 var beforeFlowWrite func(cl *mqtt.Client, pk packets.Packet)
-
-// discardTooLarge removes pk, which cannot be sent to cl within its Maximum Packet Size, from
-// cl's table, and logs it.
-func (h *hook) discardTooLarge(cl *mqtt.Client, pk packets.Packet) {
-	if cl.State.Inflight.Delete(pk.PacketID) {
-		atomic.AddInt64(&h.b.srv.Info.Inflight, -1)
-	}
-	h.forget(cl.ID, pk.PacketID)
-	h.b.log.Warn("message discarded: larger than the client's Maximum Packet Size [MQTT-3.1.2-25]",
-		"client", cl.ID, "topic", pk.TopicName, "payload_bytes", len(pk.Payload), "max_packet_size", cl.Properties.Props.MaximumPacketSize)
-}
 
 // nextHeld takes the first held message of s and stores it in cl's table to be sent; more is
 // false when none is held. ok is false when it could not be stored (no free identifier).

@@ -137,6 +137,7 @@ func (h *hook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 		h.ids.Delete(cl.ID)
 		return
 	}
+	shelf = h.dropTooLarge(old, cl, shelf) // before mochi's re-send, which a failed write ends
 	if s := h.session(cl); s != nil {
 		chain := []*mqtt.Client{old}
 		if os := h.sessionOrParked(old); os != nil {

@@ -65,3 +65,72 @@ func TestTooLargeForSubscriber(t *testing.T) {
 		})
 	}
 }
+
+// TestTooLargeStoredForReconnect: a message stored for an offline MQTT 5 session that is larger
+// than the Maximum Packet Size the client states when it comes back is discarded for it
+// [MQTT-3.1.2-25]; the other stored messages arrive, in order, and the connection stays. mochi
+// ends the connection when a re-send at reconnect fails to write ("resend inflight": the write
+// of a packet larger than the client's maximum fails), so one such message made the session
+// impossible to resume: every reconnect was closed after its CONNACK. With Receive Maximum 1
+// the message waits in the broker's own queue instead (flow.go), the path of
+// TestTooLargeForSubscriber.
+func TestTooLargeStoredForReconnect(t *testing.T) {
+	for _, rm := range []uint16{1, 100} {
+		t.Run(fmt.Sprint("receive-maximum-", rm), func(t *testing.T) {
+			b := brokertest.Start(t, brokertest.Options{})
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			id := fmt.Sprint("stored-small-", rm)
+			got := make(chan string, 16)
+			cfg := fennec.Config{Server: "mqtt://" + b.TCPAddr, ClientID: id, SessionExpiry: time.Hour,
+				ReceiveMaximum: rm, MaxPacketSize: 256, DisableReconnect: true,
+				DefaultHandler: func(m *fennec.Message) { got <- string(m.Payload) }}
+			sub, err := fennec.Connect(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := sub.Subscribe(ctx, func(*fennec.Message) {}, packet.Subscription{Filter: "big/stored", QoS: 1}); err != nil {
+				t.Fatal(err)
+			}
+			sub.Disconnect(ctx)
+			offline(t, b, id)
+			pub, err := fennec.Connect(ctx, fennec.Config{Server: "mqtt://" + b.TCPAddr, CleanStart: true, DisableReconnect: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pub.Close()
+			big := string(bytes.Repeat([]byte("x"), 1000))
+			for _, p := range []string{"s-1", big, "s-2", "s-3"} {
+				if err := pub.Publish(ctx, &fennec.Message{Topic: "big/stored", QoS: 1, Payload: []byte(p)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			stored(t, b, id, 4)
+			lost := make(chan error, 1)
+			cfg.OnConnectionLost = func(_ *fennec.Client, err error) { lost <- err }
+			sub, err = fennec.Connect(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Close()
+			var recv []string
+			for len(recv) < 3 {
+				select {
+				case m := <-got:
+					recv = append(recv, m)
+				case err := <-lost:
+					t.Fatalf("connection lost after %q: %v", recv, err)
+				case <-ctx.Done():
+					t.Fatalf("received %q", recv)
+				}
+			}
+			sameList(t, "stored messages around the one too large", recv, []string{"s-1", "s-2", "s-3"})
+			waitFor(t, "nothing left stored", func() bool { return b.Stored(id) == 0 })
+			select {
+			case err := <-lost:
+				t.Fatalf("connection lost: %v", err)
+			case <-time.After(200 * time.Millisecond):
+			}
+		})
+	}
+}

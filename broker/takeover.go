@@ -115,7 +115,7 @@ func (h *hook) handOn(cl *mqtt.Client, late []packets.Packet) {
 			continue
 		}
 		if err := cl.WritePacket(pk); errors.Is(err, packets.ErrPacketTooLarge) {
-			h.discardTooLarge(cl, pk) // [MQTT-3.1.2-25]; the rest still go
+			h.discardTooLarge(cl, pk, maxPacketSize(cl)) // [MQTT-3.1.2-25]; the rest still go
 		} else if err != nil {
 			writeFailed = true // this one and the rest stay stored: sent at the next connection
 		}
