@@ -431,7 +431,17 @@ func (h *hook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, err error) 
 // packet returned cannot be encoded, so mochi's write loop drops it (logged at debug level), and
 // the message waits in the queue. Re-sends (DUP) and PUBREL pass.
 func (h *hook) gateWrite(cl *mqtt.Client, pk packets.Packet) packets.Packet {
-	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Qos == 0 || pk.FixedHeader.Dup || receiveMaximum(cl) <= 0 {
+	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Qos == 0 || pk.FixedHeader.Dup {
+		return pk
+	}
+	if receiveMaximum(cl) <= 0 {
+		// mochi's own delivery: a message too large for the client is discarded here, as
+		// its failed write would leave it stored for good (oversize.go). A re-send (DUP) was
+		// checked before the re-send began (dropTooLarge).
+		if limit := maxPacketSize(cl); tooLarge(pk, limit) {
+			h.discardTooLarge(cl, pk, limit)
+			pk.FixedHeader.Type = packets.Reserved
+		}
 		return pk
 	}
 	s := h.session(cl)

@@ -15,7 +15,8 @@ import (
 // out when the write fails, and then: a routed message stays stored (its write is retried at
 // each reconnect); a failed re-send at reconnect ends the connection ("resend inflight"), so a
 // session holding such a message could never be resumed. The broker discards such messages
-// where it writes them itself (the delivery queue, flow.go; hand-ons, takeover.go) and, before
+// where it writes them itself (the delivery queue, flow.go; hand-ons, takeover.go), refuses
+// mochi's own write of one (gateWrite) and, before
 // mochi re-sends a session's stored messages to a new connection, takes those that would not
 // fit it out of the session (dropTooLarge).
 
@@ -71,9 +72,7 @@ func (h *hook) dropTooLarge(old, cl *mqtt.Client, shelf []heldMsg) []heldMsg {
 	}
 	for _, pk := range storedPackets(old) {
 		if tooLarge(pk, limit) {
-			if cur, ok := old.State.Inflight.Get(pk.PacketID); ok && sameMessage(cur, pk) {
-				h.discardTooLarge(old, pk, limit)
-			}
+			h.discardTooLarge(old, pk, limit)
 		}
 	}
 	kept := shelf[:0]
@@ -92,7 +91,7 @@ func (h *hook) dropTooLarge(old, cl *mqtt.Client, shelf []heldMsg) []heldMsg {
 // discardTooLarge removes pk, which cannot be sent within a Maximum Packet Size of limit, from
 // cl's table, and logs it.
 func (h *hook) discardTooLarge(cl *mqtt.Client, pk packets.Packet, limit uint32) {
-	if cl.State.Inflight.Delete(pk.PacketID) {
+	if cur, ok := cl.State.Inflight.Get(pk.PacketID); ok && sameMessage(cur, pk) && cl.State.Inflight.Delete(pk.PacketID) {
 		atomic.AddInt64(&h.b.srv.Info.Inflight, -1)
 	}
 	h.forget(cl.ID, pk.PacketID)

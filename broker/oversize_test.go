@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -133,4 +134,59 @@ func TestTooLargeStoredForReconnect(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTooLargeNoReceiveMaximum: for an MQTT 5 client that states a Maximum Packet Size and no
+// Receive Maximum (mochi writes its messages itself), a QoS 1 message too large for it is
+// discarded, not kept: mochi's failed write left it stored and unacknowledged for good, so a
+// publisher of large messages could fill the client's table (65,535 packet identifiers) and
+// cut it off.
+func TestTooLargeNoReceiveMaximum(t *testing.T) {
+	b := brokertest.Start(t, brokertest.Options{})
+	c, err := net.Dial("tcp", b.TCPAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const id = "raw-small"
+	body := appendString(nil, "MQTT")
+	body = append(body, 5, 0x02, 0, 60, 5, 0x27, 0, 0, 1, 0) // Maximum Packet Size 256, no Receive Maximum
+	connectRaw(t, c, encodePacket(0x10, appendString(body, id)))
+	if _, err := c.Write(subscribe(true, 1, "raw/big", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := readPacket(c); err != nil || p.kind() != 9 {
+		t.Fatalf("SUBACK: %v %v", p, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	pub, err := fennec.Connect(ctx, fennec.Config{Server: "mqtt://" + b.TCPAddr, CleanStart: true, DisableReconnect: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	for _, p := range []string{"before", string(bytes.Repeat([]byte("x"), 1000)), "after"} {
+		if err := pub.Publish(ctx, &fennec.Message{Topic: "raw/big", QoS: 1, Payload: []byte(p)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var recv []string
+	for len(recv) < 2 {
+		p, err := readPacket(c)
+		if err != nil {
+			t.Fatalf("after %q: %v", recv, err)
+		}
+		if p.kind() != 3 {
+			continue
+		}
+		tl := int(p.body[0])<<8 | int(p.body[1])
+		pid := p.body[2+tl : 4+tl]
+		_, rest := props(p.body[4+tl:])
+		recv = append(recv, string(rest))
+		if _, err := c.Write([]byte{0x40, 2, pid[0], pid[1]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sameList(t, "messages around the one too large", recv, []string{"before", "after"})
+	waitFor(t, "nothing left stored", func() bool { return b.Stored(id) == 0 })
 }
