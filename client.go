@@ -210,6 +210,17 @@ func (c *Client) awaitLocked(id uint16, ch chan packet.Packet) {
 	c.requests[id] = ch
 }
 
+// signalRoom wakes the publishers waiting for room in the queue once the queue has room for
+// a batch of messages (an eighth of its bound): a publisher faster than the connection then
+// wakes once per batch, not once per acknowledgement, and finds room for all of the batch.
+// Called, c.mu held, where a message leaves the queue; the places that change whether a
+// publisher may wait at all (a connection up or down, the client closed) use signalSpace.
+func (c *Client) signalRoom() {
+	if c.spaceCh != nil && c.out.Free() >= max(1, c.cfg.MaxOfflineQueue/8) {
+		c.signalSpace()
+	}
+}
+
 func (c *Client) signalSpace() {
 	if c.spaceCh != nil {
 		close(c.spaceCh)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -226,6 +227,10 @@ func (c *Client) newOutMsg(m *Message) *outMsg {
 	return om
 }
 
+// roomWaits counts the waits for room in a full queue (tests check that a fast publisher
+// waits once per batch of acknowledgements, not once per acknowledgement).
+var roomWaits atomic.Int64
+
 // waitForRoom waits, c.mu held, until the queue has room for a message of m's QoS. It
 // returns with c.mu held, or with an error and c.mu released: the client is closed, the
 // broker does not support what m asks for, the queue is full while disconnected, or ctx
@@ -257,6 +262,7 @@ func (c *Client) waitForRoom(ctx context.Context, m *Message, waiting *bool) err
 		}
 		ch := c.spaceCh
 		c.mu.Unlock()
+		roomWaits.Add(1)
 		if !*waiting {
 			*waiting = c.disp.beginWait()
 		}
@@ -398,7 +404,7 @@ func (c *Client) onDone(m *outMsg, err error) {
 	if m.Pub.QoS > 0 && c.store != nil {
 		c.store.Delete(m.Seq())
 	}
-	c.signalSpace()
+	c.signalRoom()
 	m.Ext.complete(err)
 }
 

@@ -119,6 +119,10 @@ func (o *Outbound[T]) Room(qos packet.QoS) bool {
 	return o.nWaiting+o.nReserved < o.maxQueue && (qos == 0 || o.ids.Len() < 65535)
 }
 
+// Free returns how many more messages the queue takes before it is full (its bound minus the
+// messages not yet sent); a QoS 1/2 message also needs a free packet identifier (Room).
+func (o *Outbound[T]) Free() int { return o.maxQueue - o.nWaiting - o.nReserved }
+
 // Take holds a place for e and, for QoS 1/2, gives it a packet identifier and its Seq, so that
 // its store record can be written before it is queued. Commit or Abandon must follow. The caller
 // checked Room.
