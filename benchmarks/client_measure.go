@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +27,61 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// switches counts context switches: voluntary (the thread slept: it waited for something)
+// and involuntary (it was preempted: something else took its CPU).
+type switches struct{ Vol, Invol int64 }
+
+func (a switches) sub(b switches) switches { return switches{a.Vol - b.Vol, a.Invol - b.Invol} }
+
+// goroutinesCreated returns how many goroutines this process has started.
+func goroutinesCreated() uint64 {
+	s := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}
+
+// processSwitches returns this process's context switches, all threads together.
+func processSwitches() switches {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return switches{}
+	}
+	return switches{ru.Nvcsw, ru.Nivcsw}
+}
+
+// brokerSwitches returns the context switches of process pid's main thread from /proc (Linux;
+// mosquitto has one thread), or ok false when unknown.
+func brokerSwitches(pid int) (sw switches, ok bool) {
+	if pid == 0 {
+		return sw, false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return sw, false
+	}
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, found := strings.Cut(line, ":")
+		if !found {
+			continue
+		}
+		x, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			continue
+		}
+		switch k {
+		case "voluntary_ctxt_switches":
+			sw.Vol, n = x, n+1
+		case "nonvoluntary_ctxt_switches":
+			sw.Invol, n = x, n+1
+		}
+	}
+	return sw, n == 2
 }
 
 // brokerCPU returns the user + system CPU time of process pid from /proc (Linux, 10 ms
@@ -126,6 +182,21 @@ type ThroughputResult struct {
 	ClientCPU, BrokerCPU time.Duration
 	// Allocs and AllocBytes are this process's heap allocations over the same time.
 	Allocs, AllocBytes uint64
+	// ClientSwitches and BrokerSwitches are the context switches of this process and of the
+	// broker over the same time (BrokerSwitches zero when unknown). On a machine with fewer
+	// cores than busy threads, a client whose threads sleep and wake often preempts the
+	// broker: the broker's involuntary switches tell it.
+	ClientSwitches, BrokerSwitches switches
+	// Goroutines is how many goroutines this process started over the same time.
+	Goroutines uint64
+}
+
+// PerMsgSwitches returns sw per message received.
+func (r ThroughputResult) PerMsgSwitches(sw switches) (vol, invol float64) {
+	if r.Received == 0 {
+		return 0, 0
+	}
+	return float64(sw.Vol) / float64(r.Received), float64(sw.Invol) / float64(r.Received)
 }
 
 // PerMsg divides d by the messages received.
@@ -222,6 +293,8 @@ func MeasureThroughputWith(ctx context.Context, lib, subLib Library, ep Endpoint
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
 	cpu0, bcpu0 := processCPU(), brokerCPU(ep.BrokerPID)
+	sw0, g0 := processSwitches(), goroutinesCreated()
+	bsw0, bswOK := brokerSwitches(ep.BrokerPID)
 	start := time.Now()
 	pubErr := make(chan error, 1)
 	var pubDone atomic.Int64
@@ -273,6 +346,11 @@ wait:
 	arr.mu.Unlock()
 	res.PublishDone = time.Duration(pubDone.Load())
 	res.ClientCPU = processCPU() - cpu0
+	res.ClientSwitches = processSwitches().sub(sw0)
+	res.Goroutines = goroutinesCreated() - g0
+	if bsw1, ok := brokerSwitches(ep.BrokerPID); ok && bswOK {
+		res.BrokerSwitches = bsw1.sub(bsw0)
+	}
 	if bcpu0 >= 0 {
 		res.BrokerCPU = brokerCPU(ep.BrokerPID) - bcpu0
 	}

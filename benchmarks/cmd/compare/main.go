@@ -272,9 +272,12 @@ func measureLib(o options, res *results, p *benchmarks.PKI, lib benchmarks.Libra
 		res.lost[k] += t.Lost()
 		res.sent[k] += t.Sent
 		res.reord[k] += t.Reordered
-		fmt.Fprintf(log, "run %d %-4s %-14s QoS %d: %7.0f msg/s, %d lost, %d reordered, %d dup; publisher done %v; CPU/msg client %.2f µs broker %.2f µs; %.1f allocs %.0f B/msg\n",
+		cv, ci := t.PerMsgSwitches(t.ClientSwitches)
+		bv, bi := t.PerMsgSwitches(t.BrokerSwitches)
+		fmt.Fprintf(log, "run %d %-4s %-14s QoS %d: %7.0f msg/s, %d lost, %d reordered, %d dup; publisher done %v; CPU/msg client %.2f µs broker %.2f µs; %.1f allocs %.0f B/msg; switches/msg client %.2f+%.2f broker %.2f+%.2f (voluntary+involuntary); %.2f goroutines started/msg\n",
 			run+1, tr, lib.Short(), q, t.Rate(), t.Lost(), t.Reordered, t.Dups, t.PublishDone.Round(time.Millisecond),
-			us(t.PerMsg(t.ClientCPU)), us(t.PerMsg(t.BrokerCPU)), float64(t.Allocs)/float64(t.Sent), float64(t.AllocBytes)/float64(t.Sent))
+			us(t.PerMsg(t.ClientCPU)), us(t.PerMsg(t.BrokerCPU)), float64(t.Allocs)/float64(t.Sent), float64(t.AllocBytes)/float64(t.Sent),
+			cv, ci, bv, bi, float64(t.Goroutines)/float64(max(1, t.Received)))
 	}
 	if want("rtt") {
 		l, err := benchmarks.MeasureLatency(ctx, lib, ep, o.rtt, o.warmup)
