@@ -151,6 +151,9 @@ func (d *dispatcher) endWait(w bool) {
 	}
 }
 
+// dispatchWaits counts the waits of the reading goroutine on a full handler queue (tests).
+var dispatchWaits atomic.Int64
+
 func (d *dispatcher) signalLocked() {
 	if d.space != nil {
 		close(d.space)
@@ -201,6 +204,7 @@ func (d *dispatcher) enqueue(it delivery, bounded bool, conn *mqttconn.Conn) enq
 		}
 		ch := d.space
 		d.mu.Unlock()
+		dispatchWaits.Add(1)
 		select {
 		case <-ch:
 		case <-conn.Done():
@@ -246,7 +250,12 @@ func (d *dispatcher) loop() {
 		if it.bound {
 			d.nBound--
 			d.nBytes -= it.size
-			d.signalLocked()
+			// The reading goroutine, waiting on a full queue, is woken once an eighth of the
+			// queue is free: woken per message, it queued one and waited again, a wake-up
+			// per message while the handlers are the bottleneck.
+			if !d.full(0, dispatchLimit-dispatchLimit/8, dispatchBytes-dispatchBytes/8) {
+				d.signalLocked()
+			}
 		}
 		d.mu.Unlock()
 		d.run(it)

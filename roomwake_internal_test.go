@@ -65,3 +65,67 @@ func TestFullQueueWakesPerBatch(t *testing.T) {
 	}
 	t.Logf("%d waits for %d messages", waits, n)
 }
+
+// The reading goroutine, held back by a full handler queue (a slow handler, a fast broker), is
+// woken once an eighth of the queue is free, not after every message a handler finishes: it
+// used to wake, queue one message and wait again, once per message.
+func TestFullHandlerQueueWakesPerBatch(t *testing.T) {
+	b := brokertest.Start(t, brokertest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const n = dispatchLimit + 1000
+	release := make(chan struct{})
+	var got []string
+	done := make(chan struct{})
+	sub, err := Connect(ctx, Config{Server: "mqtt://" + b.TCPAddr, CleanStart: true, DisableReconnect: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if _, err := sub.Subscribe(ctx, func(m *Message) {
+		<-release
+		time.Sleep(20 * time.Microsecond) // slower than the reader: the queue stays full
+		got = append(got, string(m.Payload))
+		if len(got) == n {
+			close(done)
+		}
+	}, packet.Subscription{Filter: "slow/t", QoS: 0}); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := Connect(ctx, Config{Server: "mqtt://" + b.TCPAddr, CleanStart: true, DisableReconnect: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	before := dispatchWaits.Load()
+	for i := range n {
+		if err := pub.Publish(ctx, &Message{Topic: "slow/t", Payload: []byte(strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The queue fills (the handler is held) and the reader waits on it.
+	for dispatchWaits.Load() == before {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the handler queue never filled")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	close(release)
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatalf("%d of %d handled", len(got), n)
+	}
+	for i, m := range got {
+		if m != strconv.Itoa(i) {
+			t.Fatalf("message %d is %q", i, m)
+		}
+	}
+	waits := dispatchWaits.Load() - before
+	// 1,000 messages past the bound, each wait ended by room for dispatchLimit/8 = 128.
+	if limit := int64(1000/(dispatchLimit/8) + 10); waits > limit {
+		t.Fatalf("the reader waited %d times on the full handler queue for %d messages past its bound (limit %d): woken per message", waits, 1000, limit)
+	}
+	t.Logf("%d waits", waits)
+}
