@@ -83,7 +83,8 @@ type Client struct {
 	nextSubID     uint32       // the last Subscription Identifier given (MQTT 5)
 	seed          maphash.Seed // for session.Inbound's fingerprints
 	warnedRecvMax bool
-	stats         Stats
+	// counters of Stats kept here (the others are counted where they happen)
+	connections, droppedOversize uint64
 
 	disp dispatcher
 

@@ -199,7 +199,7 @@ func (c *Client) up(conn *mqttconn.Conn, ack *packet.Connack) bool {
 		return false
 	}
 	c.conn, c.connack = conn, ack
-	c.stats.Connections++
+	c.connections++
 	c.retry.tried, c.retry.upSince = true, time.Now()
 	srvWindow := 65535
 	if c.cfg.Version == packet.V5 && ack.Props.Has(packet.PropReceiveMaximum) && ack.Props.ReceiveMaximum > 0 {

@@ -19,6 +19,8 @@ func (c *Client) onPacket(conn *mqttconn.Conn, p packet.Packet) {
 	switch p := p.(type) {
 	case *packet.Publish:
 		c.onPublish(conn, p)
+	case *packet.OversizePublish:
+		c.onOversize(conn, p)
 	case *packet.Puback:
 		c.onAck(conn, packet.PUBACK, p.PacketID, p.ReasonCode, p.Props.ReasonString)
 	case *packet.Pubrec:
@@ -324,4 +326,27 @@ func (c *Client) resolveAlias(conn *mqttconn.Conn, p *packet.Publish) (string, e
 			Msg: fmt.Sprintf("broker used Topic Alias %d before it set it on this connection [MQTT-3.3.2-12]", a)}
 	}
 	return t, nil
+}
+
+// onOversize handles a PUBLISH larger than Config.MaxPacketSize from an MQTT 3.1.1 broker
+// (which cannot be told the limit), skipped by the connection as it arrived: it is counted
+// (Stats.DroppedOversize), logged, and acknowledged as the protocol requires, so that the
+// broker does not send it again; no handler sees it. Kept unacknowledged it would take one of
+// the broker's in-flight places for good, and ending the connection would only have it sent
+// again at the reconnect.
+func (c *Client) onOversize(conn *mqttconn.Conn, p *packet.OversizePublish) {
+	c.mu.Lock()
+	c.droppedOversize++
+	n := c.droppedOversize
+	c.mu.Unlock()
+	if c.log != nil && n&(n-1) == 0 { // the 1st, 2nd, 4th, 8th… drop
+		c.log.Warn("mqtt message larger than MaxPacketSize dropped", "bytes", p.Size, "max_packet_size", p.Max,
+			"qos", int(p.QoS), "dropped", n)
+	}
+	switch p.QoS {
+	case 1:
+		conn.SendAck(packet.PUBACK, p.PacketID)
+	case 2:
+		conn.SendAck(packet.PUBREC, p.PacketID) // its PUBREL is answered like any unknown one
+	}
 }

@@ -17,12 +17,17 @@ type Stats struct {
 	// broker that lost its state does this (mosquitto restarted from a persistence snapshot
 	// older than the handshake; see "Observed broker behaviour" in the docs).
 	QoS2ResentAfterRelease uint64
+	// DroppedOversize counts PUBLISH packets larger than Config.MaxPacketSize from an MQTT
+	// 3.1.1 broker, which cannot be told the limit: skipped without being held, acknowledged,
+	// and logged at the 1st, 2nd, 4th, 8th… drop. (An MQTT 5 broker is told the limit; one that
+	// sends a larger packet ends the connection, DISCONNECT 0x95.)
+	DroppedOversize uint64
 }
 
 // Stats returns the client's counters.
 func (c *Client) Stats() Stats {
 	c.mu.Lock()
-	s := c.stats
+	s := Stats{Connections: c.connections, DroppedOversize: c.droppedOversize}
 	s.QoS2ResentAfterRelease = c.in.ResentAfterRelease
 	c.mu.Unlock()
 	s.DroppedQoS0 = c.disp.droppedCount()

@@ -480,6 +480,12 @@ func (c *Conn) startReading(o *Options) {
 		maxIn = packet.DefaultMaxPacketSize
 	}
 	c.rd = packet.NewReader(deadlineReader{c}, maxIn)
+	// An MQTT 3.1.1 broker cannot be told our Maximum Packet Size: a larger PUBLISH is its
+	// right, not a violation. It is skipped as it arrives and handed to OnPacket as a
+	// *packet.OversizePublish, for the client to acknowledge and count; ending the connection
+	// would have the broker send it again at every reconnect. (An MQTT 5 broker was told, and
+	// one that sends a larger packet ends the connection with 0x95.)
+	c.rd.SetSkipOversize(c.version == packet.V311)
 }
 
 // authExchange answers the broker's AUTH challenges (MQTT 5.0 section 4.12) until it sends

@@ -129,11 +129,11 @@ func TestAckLengthCapped(t *testing.T) {
 	}
 }
 
-// TestDefaultMaxPacketSize: without a configured maximum, a packet above 1 MiB is refused before
-// its body is read.
+// TestDefaultMaxPacketSize: without a configured maximum, a packet above 1 MiB from an MQTT 5
+// broker (which was told the limit) is refused before its body is read.
 func TestDefaultMaxPacketSize(t *testing.T) {
 	big := packet.AppendVarInt([]byte{0x30}, packet.DefaultMaxPacketSize)
-	o := hostileBroker(t, packet.V311, connackBytes(packet.V311), big)
+	o := hostileBroker(t, packet.V5, connackBytes(packet.V5), big)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	c, _, err := mqttconn.Dial(ctx, o)
@@ -150,6 +150,50 @@ func TestDefaultMaxPacketSize(t *testing.T) {
 	}
 	if !errors.Is(err, packet.ErrPacketTooLarge) {
 		t.Fatalf("Run: %v, want ErrPacketTooLarge", err)
+	}
+}
+
+// TestOversizePublish311: an MQTT 3.1.1 broker cannot be told the maximum, so a PUBLISH above
+// it is skipped as it arrives and handed on as a *packet.OversizePublish (the client
+// acknowledges and counts it); the connection goes on and the next packet arrives.
+func TestOversizePublish311(t *testing.T) {
+	big, _ := (&packet.Publish{Topic: "big", QoS: 1, PacketID: 9, Payload: make([]byte, packet.DefaultMaxPacketSize)}).Append(nil, packet.V311)
+	next, _ := (&packet.Publish{Topic: "next", QoS: 1, PacketID: 10, Payload: []byte("n")}).Append(nil, packet.V311)
+	o := hostileBroker(t, packet.V311, connackBytes(packet.V311), append(big, next...))
+	got := make(chan packet.Packet, 2)
+	o.OnPacket = func(_ *mqttconn.Conn, p packet.Packet) {
+		if pub, ok := p.(*packet.Publish); ok {
+			cp := *pub
+			p = &cp
+		}
+		got <- p
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := mqttconn.Dial(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(nil)
+	go c.Run()
+	for i, want := range []string{"skipped PUBLISH 9", "PUBLISH next"} {
+		select {
+		case p := <-got:
+			switch p := p.(type) {
+			case *packet.OversizePublish:
+				if i != 0 || p.PacketID != 9 || p.QoS != 1 || p.Size != len(big) {
+					t.Fatalf("packet %d: %+v, want %s", i, p, want)
+				}
+			case *packet.Publish:
+				if i != 1 || p.Topic != "next" {
+					t.Fatalf("packet %d: %+v, want %s", i, p, want)
+				}
+			default:
+				t.Fatalf("packet %d: %T, want %s", i, p, want)
+			}
+		case <-ctx.Done():
+			t.Fatalf("no %s (%v)", want, c.Err())
+		}
 	}
 }
 

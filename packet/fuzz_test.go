@@ -3,6 +3,7 @@ package packet_test
 import (
 	"bytes"
 	"errors"
+	"io"
 	"runtime"
 	"testing"
 
@@ -74,6 +75,38 @@ func fuzzDecode(f *testing.F, v packet.Version) {
 		}
 		if err == nil && (rerr != nil || rp.Type() != p.Type()) {
 			t.Fatalf("Unmarshal accepts, Reader says %v", rerr)
+		}
+	})
+}
+
+// FuzzReaderSkipOversize: a Reader that skips oversize PUBLISH packets (a small maximum, so
+// that most inputs have one) never panics, fails only with *packet.Error or an I/O error, and
+// reads only as many packets as the input's bytes can hold; each skipped PUBLISH has a QoS the
+// protocol allows and a packet identifier exactly when its QoS needs one.
+func FuzzReaderSkipOversize(f *testing.F) {
+	f.Add([]byte{0x32, 0xff, 0xff, 0xff, 0x7f, 0x00, 0x01, 'a', 0, 5})
+	f.Add(append([]byte{0x30, 0x90, 0x01, 0x00, 0x01, 'a'}, make([]byte, 143)...))
+	f.Add([]byte{0x30, 0xd0, 0x0f, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := packet.NewReader(bytes.NewReader(data), 64)
+		r.SetSkipOversize(true)
+		for n := 0; ; n++ {
+			if n > len(data)/2 {
+				t.Fatalf("%d packets from %d bytes", n, len(data))
+			}
+			p, err := r.ReadPacket(packet.V311)
+			if err != nil {
+				var pe *packet.Error
+				if !errors.As(err, &pe) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+					t.Fatalf("error %v (%T)", err, err)
+				}
+				return
+			}
+			if ov, ok := p.(*packet.OversizePublish); ok {
+				if ov.QoS > 2 || (ov.QoS == 0) != (ov.PacketID == 0) || ov.Size <= 64 {
+					t.Fatalf("skipped %+v", ov)
+				}
+			}
 		}
 	})
 }

@@ -30,6 +30,107 @@ type Reader struct {
 	reuse bool
 	pub   *Publish
 	ack   *Puback
+
+	skipOversize bool             // SetSkipOversize
+	skipped      *OversizePublish // the PUBLISH readRaw skipped, for ReadPacket
+}
+
+// OversizePublish stands for a PUBLISH larger than the maximum packet size that a Reader with
+// SetSkipOversize skipped: its bytes were read and dropped as they came, never held. It keeps
+// what acknowledging it takes. It cannot be encoded.
+type OversizePublish struct {
+	QoS      QoS
+	PacketID uint16 // 0 for QoS 0
+	Size     int    // the whole packet's size, fixed header included
+	Max      uint32 // the maximum packet size it exceeded
+}
+
+// Type returns PUBLISH.
+func (p *OversizePublish) Type() Type { return PUBLISH }
+
+// Append returns an error: a skipped PUBLISH has no body left to encode.
+func (p *OversizePublish) Append(dst []byte, _ Version) ([]byte, error) {
+	return dst, &Error{Type: PUBLISH, Reason: PacketTooLarge, Msg: "a skipped PUBLISH cannot be encoded"}
+}
+
+// errSkipped tells ReadPacket that readRaw skipped a PUBLISH (r.skipped).
+var errSkipped = &Error{Type: PUBLISH, Reason: PacketTooLarge, Msg: "skipped"}
+
+// SetSkipOversize makes ReadPacket skip a PUBLISH larger than the maximum packet size instead
+// of failing: it reads the packet's topic length and packet identifier, drops every other
+// byte as it arrives (memory follows the read buffer, not the claimed length) and returns an
+// *OversizePublish. For a peer that cannot know the limit (MQTT 3.1.1 has no Maximum Packet
+// Size), so that one large message does not end the connection. Other packets are unaffected.
+func (r *Reader) SetSkipOversize(on bool) { r.skipOversize = on }
+
+// skipPublish reads past the body (rl bytes) of an oversize PUBLISH with fixed header byte
+// header, whose whole size is size.
+func (r *Reader) skipPublish(header byte, rl, size int) (*OversizePublish, error) {
+	qos := QoS(header >> 1 & 3)
+	if qos > 2 {
+		return nil, malformed(PUBLISH, "[MQTT-3.3.1-4]", "QoS 3 is not allowed")
+	}
+	b, err := r.take(2)
+	if err != nil {
+		return nil, err
+	}
+	tl := int(b[0])<<8 | int(b[1])
+	need := 2 + tl
+	if qos > 0 {
+		need += 2
+	}
+	if need > rl {
+		return nil, malformed(PUBLISH, "", "topic length "+strconv.Itoa(tl)+" runs past the remaining length "+strconv.Itoa(rl))
+	}
+	if err := r.discard(tl); err != nil {
+		return nil, err
+	}
+	p := &OversizePublish{QoS: qos, Size: size, Max: r.max}
+	if qos > 0 {
+		b, err := r.take(2)
+		if err != nil {
+			return nil, err
+		}
+		p.PacketID = uint16(b[0])<<8 | uint16(b[1])
+		if p.PacketID == 0 {
+			return nil, malformed(PUBLISH, "[MQTT-2.2.1-3]", "packet identifier 0")
+		}
+	}
+	return p, r.discard(rl - need)
+}
+
+// take returns the next n (at most minReadBuf) bytes, reading them when needed.
+func (r *Reader) take(n int) ([]byte, error) {
+	for r.end-r.off < n {
+		if err := r.fill(); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	b := r.buf[r.off : r.off+n]
+	r.off += n
+	return b, nil
+}
+
+// discard drops the next n bytes, reading them through the buffer.
+func (r *Reader) discard(n int) error {
+	for n > 0 {
+		if r.off == r.end {
+			r.off, r.end = 0, 0
+			if err := r.fill(); err != nil {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return err
+			}
+		}
+		k := min(n, r.end-r.off)
+		r.off += k
+		n -= k
+	}
+	return nil
 }
 
 const (
@@ -151,19 +252,20 @@ func (r *Reader) resize(n int) {
 // allocated and owned by the caller. Only the maximum packet size bounds the body: ReadPacket
 // also applies MaxSize for its version.
 func (r *Reader) ReadRaw() (header byte, body []byte, err error) {
-	return r.readRaw(0, false)
+	return r.readRaw(0, false, false)
 }
 
 // ReadRawAs is ReadRaw that also refuses a packet larger than MaxSize(v, its type), as
 // ReadPacket does, before reading its body.
 func (r *Reader) ReadRawAs(v Version) (header byte, body []byte, err error) {
-	return r.readRaw(v, false)
+	return r.readRaw(v, false, false)
 }
 
 // readRaw reads a packet, refusing it when it is larger than MaxSize(v, type) (v 0: no type
 // bound). With reuse, the body of a PUBACK that is already buffered is returned as a slice of
-// the buffer, valid until the next read.
-func (r *Reader) readRaw(v Version, reuse bool) (header byte, body []byte, err error) {
+// the buffer, valid until the next read. With skip, a PUBLISH larger than the maximum packet
+// size is skipped (skipPublish) and errSkipped returned.
+func (r *Reader) readRaw(v Version, reuse, skip bool) (header byte, body []byte, err error) {
 	// Fixed header: 1 byte type, 1-4 bytes remaining length.
 	var rl, l int
 	for {
@@ -188,6 +290,15 @@ func (r *Reader) readRaw(v Version, reuse bool) (header byte, body []byte, err e
 	t := Type(header >> 4)
 	size := 1 + l + rl
 	if uint64(size) > uint64(r.max) {
+		if skip && t == PUBLISH {
+			r.off += 1 + l
+			p, err := r.skipPublish(header, rl, size)
+			if err != nil {
+				return 0, nil, err
+			}
+			r.skipped = p
+			return header, nil, errSkipped
+		}
 		return 0, nil, &Error{Type: t, Reason: PacketTooLarge,
 			Msg: "packet of " + strconv.Itoa(size) + " bytes exceeds the maximum packet size of " + strconv.FormatUint(uint64(r.max), 10)}
 	}
@@ -233,7 +344,12 @@ func (r *Reader) readRaw(v Version, reuse bool) (header byte, body []byte, err e
 // packet owns its memory and stays valid after the next call, except a PUBLISH or PUBACK read
 // with SetReuse.
 func (r *Reader) ReadPacket(v Version) (Packet, error) {
-	h, body, err := r.readRaw(v, r.reuse)
+	h, body, err := r.readRaw(v, r.reuse, r.skipOversize)
+	if err == errSkipped {
+		p := r.skipped
+		r.skipped = nil
+		return p, nil
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -192,3 +192,81 @@ func TestWriterOneWritePerPacket(t *testing.T) {
 		}
 	}
 }
+
+// SetSkipOversize: a PUBLISH over the maximum packet size is read past as it arrives — its
+// packet identifier kept, nothing of its size held — and the packets around it decode as
+// usual; a hostile claim costs what was sent, and a malformed oversize PUBLISH is refused.
+func TestReaderSkipsOversize(t *testing.T) {
+	small := func(topic string, id uint16, qos packet.QoS) []byte {
+		b, err := (&packet.Publish{Topic: topic, QoS: qos, PacketID: id, Payload: []byte("p")}).Append(nil, packet.V311)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, qos := range []packet.QoS{0, 1, 2} {
+		big, err := (&packet.Publish{Topic: "big/topic", QoS: qos, PacketID: 7 * uint16(min(qos, 1)), Payload: make([]byte, 3<<20)}).Append(nil, packet.V311)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stream := append(append(append([]byte{}, small("a", 1, 1)...), big...), small("b", 2, 1)...)
+		// one byte per read: the skip must not depend on how the bytes come
+		r := packet.NewReader(iotest.OneByteReader(bytes.NewReader(stream)), 1<<20)
+		r.SetSkipOversize(true)
+		var got []packet.Packet
+		alloc := heapAllocated(func() {
+			for range 3 {
+				p, err := r.ReadPacket(packet.V311)
+				if err != nil {
+					t.Fatalf("QoS %d: %v", qos, err)
+				}
+				got = append(got, p)
+			}
+		})
+		if p, ok := got[0].(*packet.Publish); !ok || p.Topic != "a" {
+			t.Fatalf("QoS %d: first %#v", qos, got[0])
+		}
+		ov, ok := got[1].(*packet.OversizePublish)
+		if !ok || ov.QoS != qos || ov.Size != len(big) || ov.Max != 1<<20 {
+			t.Fatalf("QoS %d: second %#v, want the skipped PUBLISH of %d bytes", qos, got[1], len(big))
+		}
+		if want := 7 * uint16(min(qos, 1)); ov.PacketID != want {
+			t.Fatalf("QoS %d: packet ID %d, want %d", qos, ov.PacketID, want)
+		}
+		if p, ok := got[2].(*packet.Publish); !ok || p.Topic != "b" || p.PacketID != 2 {
+			t.Fatalf("QoS %d: third %#v", qos, got[2])
+		}
+		if alloc > 256<<10 {
+			t.Errorf("QoS %d: skipping a %d-byte PUBLISH allocated %d bytes", qos, len(big), alloc)
+		}
+		if _, err := ov.Append(nil, packet.V311); err == nil {
+			t.Error("a skipped PUBLISH encoded")
+		}
+	}
+
+	// A claim of 268,435,455 bytes followed by a few: the skip ends at the stream's end.
+	claim := append([]byte{0x32, 0xff, 0xff, 0xff, 0x7f}, "\x00\x01t\x00\x05abc"...)
+	r := packet.NewReader(bytes.NewReader(claim), 1<<20)
+	r.SetSkipOversize(true)
+	if _, err := r.ReadPacket(packet.V311); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("truncated oversize PUBLISH: %v, want io.ErrUnexpectedEOF", err)
+	}
+	for name, b := range map[string][]byte{
+		"topic past the end": {0x30, 0xd0, 0x0f, 0xff, 0xff}, // 2,000 bytes, topic 65,535
+		"QoS 3":              {0x36, 0x80, 0x80, 0x40, 0, 1},
+		"packet ID 0":        append([]byte{0x32, 0x80, 0x80, 0x40, 0, 1, 't', 0, 0}, make([]byte, 1<<20)...),
+	} {
+		r := packet.NewReader(bytes.NewReader(b), 1<<10)
+		r.SetSkipOversize(true)
+		if _, err := r.ReadPacket(packet.V311); !errors.Is(err, packet.ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
+	// Other packets over the maximum are still refused, and without SetSkipOversize so is a PUBLISH.
+	sub, _ := (&packet.Suback{PacketID: 1, ReasonCodes: make([]packet.ReasonCode, 2000)}).Append(nil, packet.V311)
+	r = packet.NewReader(bytes.NewReader(sub), 1<<10)
+	r.SetSkipOversize(true)
+	if _, err := r.ReadPacket(packet.V311); !errors.Is(err, packet.ErrPacketTooLarge) {
+		t.Errorf("oversize SUBACK: %v, want ErrPacketTooLarge", err)
+	}
+}

@@ -123,6 +123,8 @@ func describePacket(p packet.Packet, v packet.Version) string {
 		b.WriteString(propsString(&p.Props))
 	case nil:
 		b.WriteString("(no packet)")
+	case *packet.OversizePublish:
+		fmt.Fprintf(&b, "PUBLISH id=%d QoS %d of %d bytes, over the maximum packet size %d: skipped, not delivered", p.PacketID, p.QoS, p.Size, p.Max)
 	default:
 		fmt.Fprintf(&b, "%v %+v", p.Type(), p)
 	}

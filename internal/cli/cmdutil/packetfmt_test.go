@@ -30,6 +30,8 @@ func TestDescribePacket(t *testing.T) {
 		{&packet.Pubcomp{PacketID: 6}, packet.V311, []string{"PUBCOMP id=6"}, "reason"},
 		{&packet.Disconnect{ReasonCode: 0x8E}, packet.V5, []string{"DISCONNECT reason=0x8E"}, ""},
 		{&packet.Pingreq{}, packet.V5, []string{"PINGREQ"}, ""},
+		{&packet.OversizePublish{QoS: 1, PacketID: 8, Size: 2 << 20, Max: 1 << 20}, packet.V311,
+			[]string{"PUBLISH id=8 QoS 1 of 2097152 bytes", "maximum packet size 1048576", "skipped"}, ""},
 	} {
 		got := describePacket(tc.p, tc.v)
 		for _, w := range tc.want {
