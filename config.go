@@ -147,9 +147,11 @@ type Config struct {
 	// connection [MQTT-3.3.2-7].
 	TopicAliasMaximum uint16
 	// MaxPacketSize is the largest packet accepted from the broker; MQTT 5 brokers are told in
-	// CONNECT and do not send larger ones. Zero: packet.DefaultMaxPacketSize (1 MiB). A larger
-	// packet from a 3.1.1 broker ends the connection with a *packet.Error (PacketTooLarge).
-	// Memory for a packet follows the bytes received, whatever length the broker claims.
+	// CONNECT and do not send larger ones. Zero: packet.DefaultMaxPacketSize (1 MiB). A 3.1.1
+	// broker cannot be told: a larger PUBLISH from it is read past without being held,
+	// acknowledged and counted (Stats.DroppedOversize), and no handler sees it; any other
+	// larger packet ends the connection with a *packet.Error (PacketTooLarge). Memory for a
+	// packet follows the bytes received, whatever length the broker claims.
 	MaxPacketSize uint32
 	// MaxInflight caps outbound QoS 1/2 messages awaiting acknowledgement, besides the
 	// broker's Receive Maximum. Zero: 1000 on MQTT 5 (where the broker's Receive Maximum
