@@ -254,6 +254,7 @@ func (c *Client) up(conn *mqttconn.Conn, ack *packet.Connack) bool {
 		}
 	}
 	// Everything in the queue is sent again on this connection, in order.
+	c.out.SetQoS2Window(qos2Window(&c.cfg, conn.Version()))
 	c.out.Up(ack.SessionPresent, srvWindow)
 	c.pumpLocked()
 	c.signalState()

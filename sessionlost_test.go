@@ -27,6 +27,7 @@ func TestSessionLostAfterRelease(t *testing.T) {
 				cfg := fastReconnect(fb.url(), v)
 				cfg.SessionExpiry = 3600e9
 				cfg.MaxInflight = 1000
+				cfg.MaxInflightQoS2 = 65535 // all of them in flight at once, also on 3.1.1
 				c, fc := connectFake(t, fb, cfg, false)
 				toks := make([]*fennec.Token, tc.published)
 				for i := range toks {

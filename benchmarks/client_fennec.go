@@ -61,9 +61,9 @@ func (f Fennec) Connect(ctx context.Context, ep Endpoint, id string) (Conn, erro
 		Version:    f.Version,
 		KeepAlive:  60 * time.Second,
 		CleanStart: true,
-		// The window the earlier tables were measured with; paho.mqtt.golang has no window of
-		// its own. The 3.1.1 default (fennec.DefaultMaxInflight311, 20) is for stock brokers.
-		MaxInflight: 1000,
+		// The client's defaults: a window of 1,000 QoS 1/2 messages for both versions (the
+		// earlier tables set it explicitly, when the 3.1.1 default held QoS 1 to 20 as well;
+		// paho.mqtt.golang has no window of its own).
 		OnConnectionLost: func(_ *fennec.Client, err error) {
 			FennecConnectionsLost.Add(1)
 			lastLost.Store(&err)

@@ -43,6 +43,8 @@ type modelMsg struct {
 type model struct {
 	t        *rapid.T
 	window   int
+	window2  int          // the QoS 2 window (SetQoS2Window); 0: none
+	open2    map[int]bool // QoS 2 messages sent on this connection and not completed
 	maxQueue int
 	o        *session.Outbound[int]
 	store    map[uint64]session.Record
@@ -60,6 +62,7 @@ type model struct {
 
 func newModel(t *rapid.T) *model {
 	m := &model{t: t, window: rapid.IntRange(1, 8).Draw(t, "window"), maxQueue: rapid.IntRange(1, 12).Draw(t, "maxQueue"),
+		window2: rapid.IntRange(0, 3).Draw(t, "window2"), open2: map[int]bool{},
 		store: map[uint64]session.Record{}, brokerQoS2: map[uint16]int{}, delivered: map[int]int{}}
 	m.o = m.newOutbound()
 	return m
@@ -67,7 +70,9 @@ func newModel(t *rapid.T) *model {
 
 func (m *model) newOutbound() *session.Outbound[int] {
 	o := session.NewOutbound[int](m.window, m.maxQueue)
+	o.SetQoS2Window(m.window2)
 	o.OnDone = func(e *session.Entry[int], err error) {
+		delete(m.open2, e.Ext)
 		if e.Pub.QoS > 0 {
 			delete(m.store, e.Seq())
 		}
@@ -111,6 +116,9 @@ func (m *model) pump() {
 		}
 		if !m.online {
 			m.t.Fatal("Next returned a packet while offline")
+		}
+		if e.Pub.QoS == 2 {
+			m.open2[e.Ext] = true
 		}
 		switch act {
 		case session.SendPubrel:
@@ -233,6 +241,7 @@ func (m *model) reconnect(t *rapid.T) {
 	}
 	m.online = true
 	m.lastSent = -1
+	clear(m.open2) // Up sends everything again
 	m.o.Up(present, rapid.SampledFrom([]int{65535, 1, 2, 5}).Draw(t, "receiveMaximum"))
 	m.pump()
 }
@@ -284,6 +293,9 @@ func (m *model) check(t *rapid.T) {
 	if m.o.Inflight() > m.window {
 		t.Fatalf("%d in flight, window %d", m.o.Inflight(), m.window)
 	}
+	if m.window2 > 0 && len(m.open2) > m.window2 {
+		t.Fatalf("%d QoS 2 messages in flight, QoS 2 window %d", len(m.open2), m.window2)
+	}
 	for i, mm := range m.msgs {
 		d := m.delivered[i]
 		if mm.qos == 2 && d > 1 {
@@ -305,6 +317,7 @@ func (m *model) drain(t *rapid.T) {
 	m.drop(t)
 	m.online = true
 	m.lastSent = -1
+	clear(m.open2)
 	m.o.Up(true, 65535)
 	m.pump()
 	for len(m.toBroker)+len(m.toClient) > 0 {

@@ -76,6 +76,8 @@ type Outbound[T any] struct {
 	n0         int  // QoS 0 handed to the connection, not yet written
 	windowShut bool // the window filled up and has not drained to its refill mark
 	window     int  // ours (Config.MaxInflight)
+	window2    int  // ours for QoS 2 alone, within window (SetQoS2Window); 0: none
+	n2         int  // QoS 2 sent and not completed on this connection
 	srvWindow  int  // the broker's Receive Maximum
 	maxQueue   int
 	online     bool
@@ -90,6 +92,12 @@ const MaxUnwritten0 = 1024
 func NewOutbound[T any](window, maxQueue int) *Outbound[T] {
 	return &Outbound[T]{window: window, maxQueue: maxQueue, srvWindow: 65535}
 }
+
+// SetQoS2Window bounds the QoS 2 messages in flight to n (0: only the window bounds them),
+// within the window. Order is kept: a QoS 2 message that must wait holds back what follows it.
+// For MQTT 3.1.1, whose brokers announce no limit but keep one on the QoS 2 exchanges they
+// hold open (mosquitto's max_inflight_messages), while they acknowledge QoS 1 at once.
+func (o *Outbound[T]) SetQoS2Window(n int) { o.window2 = n }
 
 // IDs returns the packet identifier allocator, which SUBSCRIBE and UNSUBSCRIBE share.
 func (o *Outbound[T]) IDs() *IDs { return &o.ids }
@@ -171,7 +179,7 @@ func (o *Outbound[T]) Up(sessionPresent bool, srvWindow int) {
 	o.gen++
 	o.srvWindow = srvWindow
 	o.next = o.head
-	o.nInflight, o.n0 = 0, 0
+	o.nInflight, o.n0, o.n2 = 0, 0, 0
 	o.windowShut = false
 	o.nWaiting = 0
 	var unknown []*Entry[T]
@@ -227,8 +235,14 @@ func (o *Outbound[T]) Next() (*Entry[T], Action) {
 				o.windowShut = true
 				return nil, None
 			}
+			if e.Pub.QoS == 2 && o.window2 > 0 && o.n2 >= o.window2 {
+				return nil, None // in order: what follows waits too
+			}
 			o.windowShut = false
 			o.nInflight++
+			if e.Pub.QoS == 2 {
+				o.n2++
+			}
 			if e.released {
 				act = SendPubrel
 			} else {
@@ -268,6 +282,9 @@ func (o *Outbound[T]) Failed(e *Entry[T], gen uint64, err error) {
 	}
 	if gen == o.gen && e.sent {
 		o.nInflight--
+		if e.Pub.QoS == 2 {
+			o.n2--
+		}
 	}
 	o.complete(e, err)
 }
@@ -291,6 +308,9 @@ func (o *Outbound[T]) Ack(t packet.Type, id uint16, rc packet.ReasonCode, err er
 		return e, AckReleased
 	}
 	o.nInflight--
+	if e.Pub.QoS == 2 {
+		o.n2--
+	}
 	if rc < 0x80 {
 		err = nil
 	}
