@@ -63,7 +63,8 @@ type Config struct {
 	Duration time.Duration
 	Count    int
 	// Inflight is how many publishes of one publisher may be outstanding (default 100); for
-	// QoS 1 and 2 it is also Client.MaxInflight unless that is set.
+	// QoS 1 and 2 it is also Client.MaxInflight unless that is set. QoS 2 over MQTT 3.1.1 is
+	// further held to the client's QoS 2 window (Client.MaxInflightQoS2; zero: 20).
 	Inflight int
 	// Drain is how long pubsub waits, after publishing ended, for the last messages (default 5 s).
 	Drain time.Duration

@@ -124,7 +124,7 @@ func newBenchModeCmd(streams cmdutil.IO, mode bench.Mode, short string) *cobra.C
 	if mode == bench.Pub || mode == bench.PubSub {
 		fs.Float64VarP(&o.rate, "rate", "r", 0, "messages per second per publisher (0: as fast as the in-flight window allows)")
 		fs.IntVarP(&o.size, "size", "s", 64, fmt.Sprintf("payload size in bytes (at least %d: the header)", bench.HeaderSize))
-		fs.IntVar(&o.inflight, "inflight", 100, "publishes of one publisher outstanding at once (QoS 1 and 2: also the client's in-flight limit)")
+		fs.IntVar(&o.inflight, "inflight", 100, "publishes of one publisher outstanding at once (QoS 1 and 2: also the client's in-flight limit; QoS 2 over MQTT 3.1.1 stays at most 20, the client's QoS 2 window)")
 	}
 	if mode == bench.PubSub {
 		fs.DurationVar(&o.drain, "drain", 5*time.Second, "after publishing, wait this long at most for the last messages")
