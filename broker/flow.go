@@ -365,32 +365,26 @@ func (h *hook) pump(cl *mqtt.Client) {
 		if beforeFlowWrite != nil {
 			beforeFlowWrite(cl, pk)
 		}
-		if err := cl.WritePacket(pk); err != nil {
-			switch {
-			case errors.Is(err, packets.ErrNoValidPacketAvailable):
-				// Refused by gateWrite: mochi's own copy of the message, queued when it was
-				// routed, took the one write allowed and went out in the meantime. Sent.
-			case errors.Is(err, packets.ErrPacketTooLarge):
-				// Larger than the client's Maximum Packet Size: discarded as if sent and
-				// acknowledged [MQTT-3.1.2-25]; kept first in the queue, it would be tried
-				// again after every packet and nothing after it would ever go out.
-				h.discardTooLarge(cl, pk, maxPacketSize(cl))
-				s.mu.Lock()
-				delete(f.sent, pk.PacketID)
-				delete(f.allow, pk.PacketID)
-				s.mu.Unlock()
-				continue
-			default:
-				// still stored: sent at the next connection, like any stored message
-				s.mu.Lock()
-				delete(f.sent, pk.PacketID)
-				delete(f.allow, pk.PacketID)
-				if !more {
-					f.head-- // still first in the queue
-				}
-				s.mu.Unlock()
+		// A refusal by gateWrite means mochi's own copy of the message, queued when it was
+		// routed, took the one write allowed and went out in the meantime: sent.
+		if err := cl.WritePacket(pk); err != nil && !errors.Is(err, packets.ErrNoValidPacketAvailable) {
+			// Larger than the client's Maximum Packet Size: discarded as if sent and
+			// acknowledged [MQTT-3.1.2-25]; kept first in the queue, it would be tried again
+			// after every packet and nothing after it would ever go out. Any other failure:
+			// still stored, sent at the next connection like any stored message.
+			tooLarge := errors.Is(err, packets.ErrPacketTooLarge)
+			s.mu.Lock()
+			delete(f.sent, pk.PacketID)
+			delete(f.allow, pk.PacketID)
+			if !tooLarge && !more {
+				f.head-- // still first in the queue
+			}
+			s.mu.Unlock()
+			if !tooLarge {
 				return
 			}
+			h.discardTooLarge(cl, pk, maxPacketSize(cl))
+			continue
 		}
 		if was.Expiry < 0 {
 			replace(cl, was, pk) // unmarked, awaiting its acknowledgement

@@ -14,11 +14,11 @@ import (
 // discarded for that client as if it had been sent [MQTT-3.1.2-25]. mochi (v2.7.9) only finds
 // out when the write fails, and then: a routed message stays stored (its write is retried at
 // each reconnect); a failed re-send at reconnect ends the connection ("resend inflight"), so a
-// session holding such a message could never be resumed. The broker discards such messages
-// where it writes them itself (the delivery queue, flow.go; hand-ons, takeover.go), refuses
-// mochi's own write of one (gateWrite) and, before
-// mochi re-sends a session's stored messages to a new connection, takes those that would not
-// fit it out of the session (dropTooLarge).
+// session holding such a message could never be resumed. The broker discards such a message
+// where its delivery queue writes it (flow.go), refuses mochi's own write of one (gateWrite,
+// which also covers hand-ons, takeover.go) and, before mochi re-sends a session's stored
+// messages to a new connection, takes those that would not fit it out of the session
+// (dropTooLarge).
 
 // maxPacketSize is the Maximum Packet Size cl stated, 0 for none (or MQTT 3.1.1).
 func maxPacketSize(cl *mqtt.Client) uint32 {

@@ -114,11 +114,9 @@ func (h *hook) handOn(cl *mqtt.Client, late []packets.Packet) {
 		if limited || writeFailed {
 			continue
 		}
-		if err := cl.WritePacket(pk); errors.Is(err, packets.ErrPacketTooLarge) {
-			h.discardTooLarge(cl, pk, maxPacketSize(cl)) // [MQTT-3.1.2-25]; the rest still go
-		} else if errors.Is(err, packets.ErrNoValidPacketAvailable) {
-			// refused by gateWrite, which discarded it as too large for the client
-		} else if err != nil {
+		// A refusal by gateWrite: it discarded the message as too large for the client
+		// [MQTT-3.1.2-25], and the rest still go.
+		if err := cl.WritePacket(pk); err != nil && !errors.Is(err, packets.ErrNoValidPacketAvailable) {
 			writeFailed = true // this one and the rest stay stored: sent at the next connection
 		}
 	}

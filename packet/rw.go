@@ -31,8 +31,7 @@ type Reader struct {
 	pub   *Publish
 	ack   *Puback
 
-	skipOversize bool             // SetSkipOversize
-	skipped      *OversizePublish // the PUBLISH readRaw skipped, for ReadPacket
+	skipOversize bool // SetSkipOversize
 }
 
 // OversizePublish stands for a PUBLISH larger than the maximum packet size that a Reader with
@@ -52,9 +51,6 @@ func (p *OversizePublish) Type() Type { return PUBLISH }
 func (p *OversizePublish) Append(dst []byte, _ Version) ([]byte, error) {
 	return dst, &Error{Type: PUBLISH, Reason: PacketTooLarge, Msg: "a skipped PUBLISH cannot be encoded"}
 }
-
-// errSkipped tells ReadPacket that readRaw skipped a PUBLISH (r.skipped).
-var errSkipped = &Error{Type: PUBLISH, Reason: PacketTooLarge, Msg: "skipped"}
 
 // SetSkipOversize makes ReadPacket skip a PUBLISH larger than the maximum packet size instead
 // of failing: it reads the packet's topic length and packet identifier, drops every other
@@ -102,10 +98,7 @@ func (r *Reader) skipPublish(header byte, rl, size int) (*OversizePublish, error
 // take returns the next n (at most minReadBuf) bytes, reading them when needed.
 func (r *Reader) take(n int) ([]byte, error) {
 	for r.end-r.off < n {
-		if err := r.fill(); err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
+		if err := r.fillInPacket(); err != nil {
 			return nil, err
 		}
 	}
@@ -119,10 +112,7 @@ func (r *Reader) discard(n int) error {
 	for n > 0 {
 		if r.off == r.end {
 			r.off, r.end = 0, 0
-			if err := r.fill(); err != nil {
-				if err == io.EOF {
-					err = io.ErrUnexpectedEOF
-				}
+			if err := r.fillInPacket(); err != nil {
 				return err
 			}
 		}
@@ -131,6 +121,14 @@ func (r *Reader) discard(n int) error {
 		n -= k
 	}
 	return nil
+}
+
+// fillInPacket is fill inside a packet, where the end of the stream is an unexpected one.
+func (r *Reader) fillInPacket() error {
+	if err := r.fill(); err != io.EOF {
+		return err
+	}
+	return io.ErrUnexpectedEOF
 }
 
 const (
@@ -252,20 +250,20 @@ func (r *Reader) resize(n int) {
 // allocated and owned by the caller. Only the maximum packet size bounds the body: ReadPacket
 // also applies MaxSize for its version.
 func (r *Reader) ReadRaw() (header byte, body []byte, err error) {
-	return r.readRaw(0, false, false)
+	return r.readRaw(0, false, nil)
 }
 
 // ReadRawAs is ReadRaw that also refuses a packet larger than MaxSize(v, its type), as
 // ReadPacket does, before reading its body.
 func (r *Reader) ReadRawAs(v Version) (header byte, body []byte, err error) {
-	return r.readRaw(v, false, false)
+	return r.readRaw(v, false, nil)
 }
 
 // readRaw reads a packet, refusing it when it is larger than MaxSize(v, type) (v 0: no type
 // bound). With reuse, the body of a PUBACK that is already buffered is returned as a slice of
-// the buffer, valid until the next read. With skip, a PUBLISH larger than the maximum packet
-// size is skipped (skipPublish) and errSkipped returned.
-func (r *Reader) readRaw(v Version, reuse, skip bool) (header byte, body []byte, err error) {
+// the buffer, valid until the next read. With skipped set, a PUBLISH larger than the maximum
+// packet size is skipped (skipPublish) and returned in *skipped, with no body.
+func (r *Reader) readRaw(v Version, reuse bool, skipped **OversizePublish) (header byte, body []byte, err error) {
 	// Fixed header: 1 byte type, 1-4 bytes remaining length.
 	var rl, l int
 	for {
@@ -290,14 +288,10 @@ func (r *Reader) readRaw(v Version, reuse, skip bool) (header byte, body []byte,
 	t := Type(header >> 4)
 	size := 1 + l + rl
 	if uint64(size) > uint64(r.max) {
-		if skip && t == PUBLISH {
+		if skipped != nil && t == PUBLISH {
 			r.off += 1 + l
-			p, err := r.skipPublish(header, rl, size)
-			if err != nil {
-				return 0, nil, err
-			}
-			r.skipped = p
-			return header, nil, errSkipped
+			*skipped, err = r.skipPublish(header, rl, size)
+			return header, nil, err
 		}
 		return 0, nil, &Error{Type: t, Reason: PacketTooLarge,
 			Msg: "packet of " + strconv.Itoa(size) + " bytes exceeds the maximum packet size of " + strconv.FormatUint(uint64(r.max), 10)}
@@ -344,14 +338,17 @@ func (r *Reader) readRaw(v Version, reuse, skip bool) (header byte, body []byte,
 // packet owns its memory and stays valid after the next call, except a PUBLISH or PUBACK read
 // with SetReuse.
 func (r *Reader) ReadPacket(v Version) (Packet, error) {
-	h, body, err := r.readRaw(v, r.reuse, r.skipOversize)
-	if err == errSkipped {
-		p := r.skipped
-		r.skipped = nil
-		return p, nil
+	var ov *OversizePublish
+	var skipped **OversizePublish
+	if r.skipOversize {
+		skipped = &ov
 	}
+	h, body, err := r.readRaw(v, r.reuse, skipped)
 	if err != nil {
 		return nil, err
+	}
+	if ov != nil {
+		return ov, nil
 	}
 	if r.reuse {
 		switch Type(h >> 4) {

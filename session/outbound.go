@@ -235,12 +235,13 @@ func (o *Outbound[T]) Next() (*Entry[T], Action) {
 				o.windowShut = true
 				return nil, None
 			}
-			if e.Pub.QoS == 2 && o.window2 > 0 && o.n2 >= o.window2 {
+			qos2 := e.Pub.QoS == 2
+			if qos2 && o.window2 > 0 && o.n2 >= o.window2 {
 				return nil, None // in order: what follows waits too
 			}
 			o.windowShut = false
 			o.nInflight++
-			if e.Pub.QoS == 2 {
+			if qos2 {
 				o.n2++
 			}
 			if e.released {
@@ -281,12 +282,17 @@ func (o *Outbound[T]) Failed(e *Entry[T], gen uint64, err error) {
 		return
 	}
 	if gen == o.gen && e.sent {
-		o.nInflight--
-		if e.Pub.QoS == 2 {
-			o.n2--
-		}
+		o.landed(e)
 	}
 	o.complete(e, err)
+}
+
+// landed takes e, sent on this connection, out of the in-flight counts.
+func (o *Outbound[T]) landed(e *Entry[T]) {
+	o.nInflight--
+	if e.Pub.QoS == 2 {
+		o.n2--
+	}
 }
 
 // Ack applies an acknowledgement (PUBACK, PUBREC or PUBCOMP) for packet identifier id with
@@ -307,10 +313,7 @@ func (o *Outbound[T]) Ack(t packet.Type, id uint16, rc packet.ReasonCode, err er
 		e.released = true
 		return e, AckReleased
 	}
-	o.nInflight--
-	if e.Pub.QoS == 2 {
-		o.n2--
-	}
+	o.landed(e)
 	if rc < 0x80 {
 		err = nil
 	}
