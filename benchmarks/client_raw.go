@@ -17,7 +17,8 @@ import (
 )
 
 // Raw is not a client library: it is the smallest MQTT 3.1.1 client that can take part in the
-// measurements, to show what this broker on this machine allows for QoS 1 and round trips. It
+// measurements, to show what this broker on this machine allows for QoS 1, round trips and
+// sequential connects (a dial, the TLS handshake, one CONNECT written whole, the CONNACK). It
 // pre-encodes PUBLISH packets and writes them in 256 KiB chunks, reads through a 64 KiB buffer,
 // batches its PUBACKs, and has no session, reconnect, keepalive or flow control. Its figures are
 // a reference for the targets, not a competitor (and for QoS 0 not an upper bound).
