@@ -77,3 +77,72 @@ func TestServerKeepAliveHonoured(t *testing.T) {
 	}
 	fc.write(&packet.Pingresp{})
 }
+
+// TestConnackPublishCapabilities: what the broker's CONNACK refuses is refused before it is
+// sent (Maximum QoS [MQTT-3.2.2-11], Retain Available [MQTT-3.2.2-14]), Subscription
+// Identifiers Available 0 keeps identifiers out of SUBSCRIBE, and Topic Alias Maximum bounds
+// the aliases the client sets; the rest passes. The client keeps these in a few bytes, not the
+// decoded CONNACK: ConnectionState decodes a copy of it on each call.
+func TestConnackPublishCapabilities(t *testing.T) {
+	fb := startFake(t, packet.V5)
+	cfg := fastReconnect(fb.url(), packet.V5)
+	cfg.TopicAliases = 10
+	c, fc := connectFake(t, fb, cfg, false, func(p *packet.Properties) {
+		p.SetMaximumQoS(1)
+		p.SetRetainAvailable(0)
+		p.SetSubscriptionIdentifiersAvailable(0)
+		p.SetTopicAliasMaximum(1)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Publish(ctx, &fennec.Message{Topic: "t", QoS: 2}); !errors.Is(err, fennec.ErrNotSupported) {
+		t.Fatalf("QoS 2 with Maximum QoS 1: %v, want ErrNotSupported", err)
+	}
+	if err := c.Publish(ctx, &fennec.Message{Topic: "t", Retain: true}); !errors.Is(err, fennec.ErrNotSupported) {
+		t.Fatalf("retained with Retain Available 0: %v, want ErrNotSupported", err)
+	}
+	for _, topic := range []string{"first/topic", "second/topic", "first/topic"} {
+		if err := c.Publish(ctx, &fennec.Message{Topic: topic, Payload: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var aliases []uint16
+	for range 3 {
+		p, ok := fc.read().(*packet.Publish)
+		if !ok {
+			t.Fatalf("read %T, want the QoS 0 PUBLISH (the refused ones must not have been sent)", p)
+		}
+		if p.Props.Has(packet.PropTopicAlias) {
+			aliases = append(aliases, p.Props.TopicAlias)
+		}
+	}
+	for _, a := range aliases {
+		if a != 1 {
+			t.Fatalf("topic aliases %v with Topic Alias Maximum 1", aliases)
+		}
+	}
+	if len(aliases) == 0 {
+		t.Fatal("no topic alias used although the broker allows one")
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Subscribe(ctx, func(*fennec.Message) {}, packet.Subscription{Filter: "a/b", QoS: 1})
+		done <- err
+	}()
+	s, ok := fc.read().(*packet.Subscribe)
+	if !ok {
+		t.Fatalf("read %T, want SUBSCRIBE", s)
+	}
+	if s.Props.Has(packet.PropSubscriptionIdentifier) || len(s.Props.SubscriptionIdentifiers) > 0 {
+		t.Fatalf("SUBSCRIBE carries a Subscription Identifier (%+v) although the broker has none", s.Props)
+	}
+	fc.write(&packet.Suback{PacketID: s.PacketID, ReasonCodes: []packet.ReasonCode{1}})
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	_, a1 := c.ConnectionState()
+	_, a2 := c.ConnectionState()
+	if a1 == nil || a1 == a2 || a1.Props.MaximumQoS != 1 || !a1.Props.Has(packet.PropRetainAvailable) || a1.Props.TopicAliasMaximum != 1 {
+		t.Fatalf("ConnectionState CONNACK %+v (second call %p, first %p)", a1, a2, a1)
+	}
+}

@@ -64,7 +64,7 @@ type Client struct {
 
 	mu        sync.Mutex
 	conn      *mqttconn.Conn
-	connack   *packet.Connack
+	caps      brokerCaps // what the last connection's CONNACK allowed (the CONNACK itself stays encoded on the connection)
 	closed    bool
 	closedErr error // why the client stopped (ErrClosed, or the lost connection without reconnect)
 	stopping  bool  // Disconnect or Close was called
@@ -230,14 +230,40 @@ func (c *Client) signalSpace() {
 }
 
 // ConnectionState returns the TLS state (nil for plain connections) and CONNACK of the
-// current connection; both nil while offline.
+// current connection; both nil while offline. The CONNACK is decoded anew on each call (the
+// connection keeps it encoded): the caller may keep or change it.
 func (c *Client) ConnectionState() (*tls.ConnectionState, *packet.Connack) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.conn == nil {
 		return nil, nil
 	}
-	return c.conn.TLSState(), c.connack
+	return c.conn.TLSState(), c.conn.Connack()
+}
+
+// brokerCaps is what the client consults of a CONNACK after the connection is up, in 8 bytes
+// instead of the 320 of a decoded CONNACK kept per client.
+type brokerCaps struct {
+	known         bool   // a CONNACK was received
+	maxQoS        uint8  // Maximum QoS; 2 when the broker did not say
+	noRetain      bool   // Retain Available 0
+	noWildcard    bool   // Wildcard Subscription Available 0
+	noShared      bool   // Shared Subscription Available 0
+	noSubID       bool   // Subscription Identifiers Available 0
+	topicAliasMax uint16 // Topic Alias Maximum
+}
+
+func capsOf(ack *packet.Connack) brokerCaps {
+	p := &ack.Props
+	c := brokerCaps{known: true, maxQoS: 2, topicAliasMax: p.TopicAliasMaximum}
+	if p.Has(packet.PropMaximumQoS) {
+		c.maxQoS = p.MaximumQoS
+	}
+	c.noRetain = p.Has(packet.PropRetainAvailable) && p.RetainAvailable == 0
+	c.noWildcard = p.Has(packet.PropWildcardSubscriptionAvailable) && p.WildcardSubscriptionAvailable == 0
+	c.noShared = p.Has(packet.PropSharedSubscriptionAvailable) && p.SharedSubscriptionAvailable == 0
+	c.noSubID = p.Has(packet.PropSubscriptionIdentifiersAvailable) && p.SubscriptionIdentifiersAvailable == 0
+	return c
 }
 
 // Conn returns the current connection (nil while offline): the escape hatch to the layer

@@ -198,7 +198,7 @@ func (c *Client) up(conn *mqttconn.Conn, ack *packet.Connack) bool {
 		c.mu.Unlock()
 		return false
 	}
-	c.conn, c.connack = conn, ack
+	c.conn, c.caps = conn, capsOf(ack)
 	c.connections++
 	c.retry.tried, c.retry.upSince = true, time.Now()
 	srvWindow := 65535

@@ -278,14 +278,13 @@ func (c *Client) waitForRoom(ctx context.Context, m *Message, waiting *bool) err
 // brokerSupports reports, c.mu held, whether the connected MQTT 5 broker's CONNACK allows
 // m's QoS and retain flag.
 func (c *Client) brokerSupports(m *Message) error {
-	ack := c.connack
-	if ack == nil || c.conn == nil || c.cfg.Version != packet.V5 {
+	if !c.caps.known || c.conn == nil || c.cfg.Version != packet.V5 {
 		return nil
 	}
-	if ack.Props.Has(packet.PropMaximumQoS) && byte(m.QoS) > ack.Props.MaximumQoS {
-		return fmt.Errorf("%w: QoS %d (its Maximum QoS is %d) [MQTT-3.2.2-11]", ErrNotSupported, m.QoS, ack.Props.MaximumQoS)
+	if byte(m.QoS) > c.caps.maxQoS {
+		return fmt.Errorf("%w: QoS %d (its Maximum QoS is %d) [MQTT-3.2.2-11]", ErrNotSupported, m.QoS, c.caps.maxQoS)
 	}
-	if m.Retain && ack.Props.Has(packet.PropRetainAvailable) && ack.Props.RetainAvailable == 0 {
+	if m.Retain && c.caps.noRetain {
 		return fmt.Errorf("%w: retained messages (Retain Available 0) [MQTT-3.2.2-14]", ErrNotSupported)
 	}
 	return nil
@@ -362,11 +361,11 @@ func (c *Client) pump(queueOnly bool) *mqttconn.Conn {
 				m.Pub.Props.MessageExpiryInterval = uint32(left)
 			}
 			pub := m.Pub
-			if c.cfg.TopicAliases > 0 && c.connack != nil && c.cfg.Version == packet.V5 {
+			if c.cfg.TopicAliases > 0 && c.caps.known && c.cfg.Version == packet.V5 {
 				if c.outAlias == nil {
 					c.outAlias = new(outAliases)
 				}
-				pub = c.outAlias.apply(gen, c.cfg.TopicAliases, c.connack.Props.TopicAliasMaximum, pub)
+				pub = c.outAlias.apply(gen, c.cfg.TopicAliases, c.caps.topicAliasMax, pub)
 			}
 			if m.Pub.QoS == 0 {
 				send(pub, func(err error) { c.written0(m, gen, err) })

@@ -87,15 +87,14 @@ func checkSubscriptions(h MessageHandler, subs []packet.Subscription) error {
 // rather than with a DISCONNECT (0xA2, 0x9E) that would end the connection (MQTT 5.0 section
 // 3.2.2.3). Called with c.mu held.
 func (c *Client) unsupportedLocked(subs []packet.Subscription) error {
-	ack := c.connack
-	if ack == nil || c.conn == nil || c.cfg.Version != packet.V5 {
+	if !c.caps.known || c.conn == nil || c.cfg.Version != packet.V5 {
 		return nil
 	}
 	for _, s := range subs {
-		if topic.IsShared(s.Filter) && ack.Props.Has(packet.PropSharedSubscriptionAvailable) && ack.Props.SharedSubscriptionAvailable == 0 {
+		if topic.IsShared(s.Filter) && c.caps.noShared {
 			return fmt.Errorf("%w: shared subscriptions (%q; Shared Subscription Available 0)", ErrNotSupported, s.Filter)
 		}
-		if topic.HasWildcard(s.Filter) && ack.Props.Has(packet.PropWildcardSubscriptionAvailable) && ack.Props.WildcardSubscriptionAvailable == 0 {
+		if topic.HasWildcard(s.Filter) && c.caps.noWildcard {
 			return fmt.Errorf("%w: wildcard subscriptions (%q; Wildcard Subscription Available 0)", ErrNotSupported, s.Filter)
 		}
 	}
@@ -111,8 +110,7 @@ func (c *Client) unsupportedLocked(subs []packet.Subscription) error {
 // once per subscription, reaches each subscription's handler once.
 func (c *Client) registerLocked(h MessageHandler, subs []packet.Subscription) (uint32, map[string]*subscription, []*subscription) {
 	var subID uint32
-	if c.cfg.Version == packet.V5 && !(c.connack != nil && c.connack.Props.Has(packet.PropSubscriptionIdentifiersAvailable) &&
-		c.connack.Props.SubscriptionIdentifiersAvailable == 0) {
+	if c.cfg.Version == packet.V5 && !c.caps.noSubID {
 		c.nextSubID = c.nextSubID%268435455 + 1 // 1 .. 268,435,455 (MQTT 5.0 section 3.8.2.1.2)
 		subID = c.nextSubID
 	}

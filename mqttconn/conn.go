@@ -84,9 +84,11 @@ func init() {
 type Conn struct {
 	nc      net.Conn
 	version packet.Version
-	connack *packet.Connack
-	tlsSt   *tls.ConnectionState // WebSocket over TLS only; plain TLS asks tlsConn
-	tlsConn *tls.Conn
+	// readSinceArm is touched only by the reading goroutine (next to version: no padding).
+	readSinceArm bool
+	connack      string               // the broker's CONNACK, encoded: Connack decodes it (a decoded one is 320 bytes)
+	tlsSt        *tls.ConnectionState // WebSocket over TLS only; plain TLS asks tlsConn
+	tlsConn      *tls.Conn
 	// The hooks of Dial's options: an established connection keeps only what it uses, not the
 	// options or the CONNECT it was opened with.
 	onPacket func(c *Conn, p packet.Packet)
@@ -108,8 +110,8 @@ type Conn struct {
 	spaceCh  chan struct{} // closed when the queue shrinks and someone waits
 	closed   bool
 	ending   bool // a DISCONNECT is queued: nothing may follow it
+	writing  bool // a writer is running (the goroutine, or flush inline)
 	closeErr error
-	writing  bool          // a writer is running (the goroutine, or flush inline)
 	deferred int           // queuePacket calls not yet followed by flush
 	sock     sockInfo      // the TCP socket under TLS or plain TCP; zero for WebSocket
 	done     chan struct{} // closed on Close
@@ -118,7 +120,6 @@ type Conn struct {
 	sent, recv   atomic.Uint64
 	awaiting     atomic.Int32 // replies the broker owes us (see deadlineReader)
 	loop         atomic.Pointer[readLoop]
-	readSinceArm bool      // touched only by the reading goroutine
 	readDL       time.Time // the read deadline last set (reading goroutine only)
 	co           coalescer // receive coalescing (reading goroutine only; coalesce.go)
 	writeDL      time.Time // the write deadline last set (the writer only)
@@ -217,7 +218,9 @@ func Dial(ctx context.Context, o *Options) (*Conn, *packet.Connack, error) {
 		}
 		return fail(PhaseMQTT, err)
 	}
-	c.connack = ack
+	if b, err := ack.Append(nil, c.version); err == nil {
+		c.connack = string(b) // what decodes re-encodes (FuzzDecodeV5/V311)
+	}
 	c.keepAlive = time.Duration(o.Connect.KeepAlive) * time.Second
 	if v == packet.V5 && ack.Props.Has(packet.PropServerKeepAlive) {
 		// The broker's Server Keep Alive replaces ours [MQTT-3.2.2-21].
@@ -626,8 +629,16 @@ func describeTLS(st *tls.ConnectionState) string {
 // Version returns the protocol version of the connection.
 func (c *Conn) Version() packet.Version { return c.version }
 
-// Connack returns the broker's CONNACK.
-func (c *Conn) Connack() *packet.Connack { return c.connack }
+// Connack returns the broker's CONNACK, decoded anew on each call: the caller may keep or
+// change it. The connection keeps it encoded, a few bytes instead of a decoded packet.
+func (c *Conn) Connack() *packet.Connack {
+	p, err := packet.Unmarshal(c.version, []byte(c.connack))
+	if err != nil {
+		return nil
+	}
+	ack, _ := p.(*packet.Connack)
+	return ack
+}
 
 // TLSState returns the TLS connection state, or nil for a plain connection.
 func (c *Conn) TLSState() *tls.ConnectionState {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -58,8 +59,8 @@ func TestTransports(t *testing.T) {
 			}
 			defer c.Close(nil)
 			go c.Run()
-			if c.Version() != packet.V5 || c.Connack() != ack || c.NetConn() == nil {
-				t.Fatalf("version %v, CONNACK %p (Dial gave %p), net conn %v", c.Version(), c.Connack(), ack, c.NetConn())
+			if got := c.Connack(); c.Version() != packet.V5 || got == nil || !reflect.DeepEqual(*got, *ack) || c.NetConn() == nil {
+				t.Fatalf("version %v, CONNACK %+v (Dial gave %+v), net conn %v", c.Version(), got, ack, c.NetConn())
 			}
 			if c.KeepAlive() != 7*time.Second {
 				t.Fatalf("keep alive %v, want the 7 s asked for (the broker sent no Server Keep Alive)", c.KeepAlive())
