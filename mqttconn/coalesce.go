@@ -24,14 +24,21 @@ import (
 // the threshold is dropped at once, what is there is read, and coalescing stays off for a
 // while that doubles with every such miss (up to coalesceOffMax) and resets after a window
 // without one. A lone packet, a request and its reply, a paced stream slower than
-// coalesceDenseGap per read, a connection the broker owes replies to (a publisher reading its
-// acknowledgements), and connections that are not TCP (WebSocket) never coalesce.
+// coalesceDenseGap per read, and connections that are not TCP (WebSocket) never coalesce.
+//
+// A publisher reading its acknowledgements coalesces too, within what the broker owes it: a
+// dense stream of PUBACKs (4 bytes each, mosquitto writes each at once) woke the publisher's
+// reader once per acknowledgement, a wake-up per message on both sides of a loaded machine.
+// While replies are owed the threshold is at least coalesceMinAcks and at most 2 bytes per
+// reply owed (the smallest reply, PINGRESP, is 2 bytes), so it never asks for more than is
+// sure to come; a read that finds fewer replies owed than the threshold needs drops it first.
 const (
 	coalesceWindow   = 64                     // reads per rate estimate
 	coalesceDenseGap = 50 * time.Microsecond  // reads closer than this on average are dense
 	coalesceSpan     = 250 * time.Microsecond // the threshold is what arrives in this time
 	coalesceWait     = time.Millisecond       // the longest a read waits for the threshold
 	coalesceMin      = 512                    // below this threshold coalescing is not worth it
+	coalesceMinAcks  = 16                     // the same while replies are owed (4 PUBACKs)
 	coalesceMax      = 4 << 10
 	coalesceOffMin   = 100 * time.Millisecond
 	coalesceOffMax   = time.Minute
@@ -49,12 +56,16 @@ type coalescer struct {
 	start           time.Time // when the window began
 	off             time.Duration
 	offUntil        time.Time
+	forAcks         bool // the threshold was set while replies were owed: bounded by them
 	apply           func(n int) bool // tests: instead of the socket's SO_RCVLOWAT
 }
 
 // readCoalesced is one read of the connection with coalescing; now is the time before it.
 func (c *Conn) readCoalesced(p []byte, now time.Time) (int, error) {
 	co := &c.co
+	if co.lowat > 0 && co.forAcks && co.lowat > 2*int(c.awaiting.Load()) {
+		co.set(c, 0) // fewer replies owed than the threshold waits for: the rest may never come
+	}
 	if co.lowat > 0 {
 		dl := now.Add(coalesceWait)
 		c.nc.SetReadDeadline(dl)
@@ -114,18 +125,21 @@ func (co *coalescer) account(c *Conn, n int, now time.Time) {
 	}
 	want := 0
 	// While the broker owes us replies, the reads are what reopens our window (PUBACKs under
-	// a Receive Maximum or an in-flight limit): waiting for more of them would stall the
-	// sender that waits for them. Over TLS each acknowledgement is a record of about 26 bytes,
-	// dense enough to pass the rate rule.
-	if elapsed > 0 && c.awaiting.Load() <= 0 && (co.lowat > 0 || elapsed < coalesceWindow*coalesceDenseGap) {
+	// a Receive Maximum or an in-flight limit): the threshold stays within what is owed, so
+	// the wait ends with the replies, not with the deadline.
+	owed := int(c.awaiting.Load())
+	if elapsed > 0 && (co.lowat > 0 || elapsed < coalesceWindow*coalesceDenseGap) {
 		want = int(float64(bytes) / elapsed.Seconds() * coalesceSpan.Seconds())
-		if want > coalesceMax {
-			want = coalesceMax
+		least := coalesceMin
+		if owed > 0 {
+			want, least = min(want, 2*owed), coalesceMinAcks
 		}
-		if want < coalesceMin || (co.lowat == 0 && bytes/coalesceWindow >= want) {
+		want = min(want, coalesceMax)
+		if want < least || (co.lowat == 0 && bytes/coalesceWindow >= want) {
 			want = 0 // too slow to be worth it, or the reads are already as large
 		}
 	}
+	co.forAcks = owed > 0
 	co.set(c, want)
 }
 

@@ -9,15 +9,16 @@ import (
 // coalesceHarness is a Conn whose coalescer sets its threshold on a recorder instead of a
 // socket, fed with synthetic reads.
 type coalesceHarness struct {
-	c   *Conn
-	set []int // every threshold applied, in order
-	now time.Time
+	c     *Conn
+	other net.Conn // the pipe's other end
+	set   []int    // every threshold applied, in order
+	now   time.Time
 }
 
 func newCoalesceHarness(t *testing.T) *coalesceHarness {
 	a, b := net.Pipe()
 	t.Cleanup(func() { a.Close(); b.Close() })
-	h := &coalesceHarness{c: &Conn{nc: a}, now: time.Unix(1000, 0)}
+	h := &coalesceHarness{c: &Conn{nc: a}, other: b, now: time.Unix(1000, 0)}
 	h.c.co.apply = func(n int) bool { h.set = append(h.set, n); return true }
 	return h
 }
@@ -69,17 +70,56 @@ func TestCoalesceDecisions(t *testing.T) {
 	})
 	t.Run("acknowledgements owed", func(t *testing.T) {
 		// A QoS 1 publisher over TLS under a Receive Maximum: its reads are PUBACK records of
-		// 26 bytes, 10 µs apart (2.6 MB/s, 650 B per 250 µs), and the broker owes it more.
+		// 26 bytes, 10 µs apart (2.6 MB/s, 650 B per 250 µs), and the broker owes it 20 more.
+		// It coalesces, but waits for no more than 2 bytes per reply owed: 40.
 		h := newCoalesceHarness(t)
 		h.c.awaiting.Store(20)
+		h.reads(coalesceWindow+1, 26, 10*time.Microsecond)
+		if h.c.co.lowat != 40 || len(h.set) != 1 || !h.c.co.forAcks {
+			t.Fatalf("threshold %d (applied %v), want 40, bounded by the 20 replies owed", h.c.co.lowat, h.set)
+		}
+		h.c.awaiting.Store(0) // the same stream with nothing owed: a subscriber's, unbounded
+		h.reads(coalesceWindow, 26, 10*time.Microsecond)
+		if h.c.co.lowat < 600 || h.c.co.forAcks {
+			t.Fatalf("threshold %d (applied %v), want about 650 once nothing is owed", h.c.co.lowat, h.set)
+		}
+	})
+	t.Run("dense PUBACKs over TCP", func(t *testing.T) {
+		// 4-byte PUBACKs 10 µs apart with 1,000 owed: 100 B per 250 µs, too little for a data
+		// stream's threshold, worth one for acknowledgements (a wake-up per 25 instead of per one).
+		h := newCoalesceHarness(t)
+		h.c.awaiting.Store(1000)
+		h.reads(coalesceWindow+1, 4, 10*time.Microsecond)
+		if h.c.co.lowat < 90 || h.c.co.lowat > 110 {
+			t.Fatalf("threshold %d (applied %v), want about 100", h.c.co.lowat, h.set)
+		}
+	})
+	t.Run("few replies owed", func(t *testing.T) {
+		h := newCoalesceHarness(t)
+		h.c.awaiting.Store(3) // 6 bytes at most: below coalesceMinAcks
 		h.reads(4*coalesceWindow, 26, 10*time.Microsecond)
 		if len(h.set) != 0 {
-			t.Fatalf("a connection awaiting 20 replies set thresholds %v", h.set)
+			t.Fatalf("a connection owed 3 replies set thresholds %v", h.set)
 		}
-		h.c.awaiting.Store(0) // the same stream with nothing owed: a subscriber's
-		h.reads(coalesceWindow, 26, 10*time.Microsecond)
-		if len(h.set) != 1 {
-			t.Fatalf("thresholds %v, want one once nothing is owed", h.set)
+	})
+	t.Run("fewer owed than the threshold waits for", func(t *testing.T) {
+		// Set while 20 replies were owed (40 bytes); 5 are left, 10 bytes at least: the read
+		// must not wait for 40 bytes that may never come (it would sit out the deadline, and
+		// count a miss). The threshold is dropped before the read.
+		h := newCoalesceHarness(t)
+		h.c.awaiting.Store(20)
+		h.reads(coalesceWindow+1, 26, 10*time.Microsecond)
+		if h.c.co.lowat != 40 {
+			t.Fatalf("threshold %d, want 40", h.c.co.lowat)
+		}
+		h.c.awaiting.Store(5)
+		go func() { h.other.Write([]byte{0x40, 2, 0, 1}) }()
+		buf := make([]byte, 16)
+		if n, err := h.c.readCoalesced(buf, h.now); err != nil || n != 4 {
+			t.Fatalf("read %d, %v", n, err)
+		}
+		if h.c.co.lowat != 0 || h.set[len(h.set)-1] != 1 || h.c.co.misses != 0 {
+			t.Fatalf("threshold %d (applied %v, misses %d), want dropped before the read", h.c.co.lowat, h.set, h.c.co.misses)
 		}
 	})
 	t.Run("reads already large", func(t *testing.T) {
