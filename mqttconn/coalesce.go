@@ -56,7 +56,7 @@ type coalescer struct {
 	start           time.Time // when the window began
 	off             time.Duration
 	offUntil        time.Time
-	forAcks         bool // the threshold was set while replies were owed: bounded by them
+	forAcks         bool             // the threshold was set while replies were owed: bounded by them
 	apply           func(n int) bool // tests: instead of the socket's SO_RCVLOWAT
 }
 
