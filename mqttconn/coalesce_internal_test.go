@@ -69,14 +69,14 @@ func TestCoalesceDecisions(t *testing.T) {
 		}
 	})
 	t.Run("acknowledgements owed", func(t *testing.T) {
-		// A QoS 1 publisher over TLS under a Receive Maximum: its reads are PUBACK records of
-		// 26 bytes, 10 µs apart (2.6 MB/s, 650 B per 250 µs), and the broker owes it 20 more.
-		// It coalesces, but waits for no more than 2 bytes per reply owed: 40.
+		// A QoS 1 publisher over TLS with 100 messages in flight: its reads are PUBACK records
+		// of 26 bytes, 10 µs apart (2.6 MB/s, 650 B per 250 µs). It coalesces, but waits for
+		// no more than 2 bytes per reply owed: 200.
 		h := newCoalesceHarness(t)
-		h.c.awaiting.Store(20)
+		h.c.awaiting.Store(100)
 		h.reads(coalesceWindow+1, 26, 10*time.Microsecond)
-		if h.c.co.lowat != 40 || len(h.set) != 1 || !h.c.co.forAcks {
-			t.Fatalf("threshold %d (applied %v), want 40, bounded by the 20 replies owed", h.c.co.lowat, h.set)
+		if h.c.co.lowat != 200 || len(h.set) != 1 || !h.c.co.forAcks {
+			t.Fatalf("threshold %d (applied %v), want 200, bounded by the 100 replies owed", h.c.co.lowat, h.set)
 		}
 		h.c.awaiting.Store(0) // the same stream with nothing owed: a subscriber's, unbounded
 		h.reads(coalesceWindow, 26, 10*time.Microsecond)
@@ -94,25 +94,26 @@ func TestCoalesceDecisions(t *testing.T) {
 			t.Fatalf("threshold %d (applied %v), want about 100", h.c.co.lowat, h.set)
 		}
 	})
-	t.Run("few replies owed", func(t *testing.T) {
+	t.Run("small window", func(t *testing.T) {
+		// Under a Receive Maximum of 20 (mosquitto's) the publisher does not coalesce.
 		h := newCoalesceHarness(t)
-		h.c.awaiting.Store(3) // 6 bytes at most: below coalesceMinAcks
+		h.c.awaiting.Store(20)
 		h.reads(4*coalesceWindow, 26, 10*time.Microsecond)
 		if len(h.set) != 0 {
-			t.Fatalf("a connection owed 3 replies set thresholds %v", h.set)
+			t.Fatalf("a connection owed 20 replies set thresholds %v", h.set)
 		}
 	})
 	t.Run("fewer owed than the threshold waits for", func(t *testing.T) {
-		// Set while 20 replies were owed (40 bytes); 5 are left, 10 bytes at least: the read
-		// must not wait for 40 bytes that may never come (it would sit out the deadline, and
+		// Set while 100 replies were owed (200 bytes); 40 are left, 80 bytes at least: the read
+		// must not wait for 200 bytes that may never come (it would sit out the deadline, and
 		// count a miss). The threshold is dropped before the read.
 		h := newCoalesceHarness(t)
-		h.c.awaiting.Store(20)
+		h.c.awaiting.Store(100)
 		h.reads(coalesceWindow+1, 26, 10*time.Microsecond)
-		if h.c.co.lowat != 40 {
-			t.Fatalf("threshold %d, want 40", h.c.co.lowat)
+		if h.c.co.lowat != 200 {
+			t.Fatalf("threshold %d, want 200", h.c.co.lowat)
 		}
-		h.c.awaiting.Store(5)
+		h.c.awaiting.Store(40)
 		go func() { h.other.Write([]byte{0x40, 2, 0, 1}) }()
 		buf := make([]byte, 16)
 		if n, err := h.c.readCoalesced(buf, h.now); err != nil || n != 4 {
