@@ -66,10 +66,11 @@ type Client struct {
 	conn      *mqttconn.Conn
 	caps      brokerCaps // what the last connection's CONNACK allowed (the CONNACK itself stays encoded on the connection)
 	closed    bool
-	closedErr error // why the client stopped (ErrClosed, or the lost connection without reconnect)
 	stopping  bool  // Disconnect or Close was called
+	finished  bool  // stopped, and no handler or callback runs any more (Done)
+	closedErr error // why the client stopped (ErrClosed, or the lost connection without reconnect)
 	closeCh   chan struct{}
-	doneCh    chan struct{} // closed by the dispatcher once stopped and idle (Done)
+	doneCh    chan struct{} // Done's channel, made by the first call (most clients never make it)
 	stateCh   chan struct{} // made by a waiter, closed (and cleared) when the connection state changes
 	spaceCh   chan struct{} // closed and replaced when queue space frees
 	// out and in are the session: the state machines of outbound messages (queue, packet IDs,
@@ -172,8 +173,8 @@ func newClient(cfg Config) (*Client, error) {
 		servers = append(servers, su)
 	}
 	c := &Client{cfg: cfg, url: u, log: cfg.Logger, store: cfg.Store, servers: servers,
-		closeCh: make(chan struct{}), doneCh: make(chan struct{}),
-		out: session.NewOutbound[Token](cfg.MaxInflight, cfg.MaxOfflineQueue), in: session.NewInbound(),
+		closeCh: make(chan struct{}),
+		out:     session.NewOutbound[Token](cfg.MaxInflight, cfg.MaxOfflineQueue), in: session.NewInbound(),
 		seed: maphash.MakeSeed()}
 	c.out.OnDone = c.onDone
 	if u.TLS() {
@@ -390,7 +391,7 @@ func (c *Client) shutdown(ctx context.Context, graceful bool) error {
 	// No handler starts from now on (queued ones are skipped). One that is running finishes on
 	// its own: Disconnect does not wait for it, since it may be the caller. Done is closed when
 	// it has returned.
-	c.disp.stop(c.doneCh)
+	c.disp.stop(c.markDone)
 	if n > 0 {
 		return fmt.Errorf("%w: %d QoS 1/2 messages", ErrUnacknowledged, n)
 	}
@@ -431,11 +432,32 @@ func (c *Client) shutdownLocal() {
 	c.closed, c.stopping, c.closedErr = true, true, ErrClosed
 	close(c.closeCh)
 	c.mu.Unlock()
-	c.disp.stop(c.doneCh)
+	c.disp.stop(c.markDone)
 }
 
 // Done is closed when the client has stopped (Disconnect, Close, or a lost connection with
 // DisableReconnect) and no handler or callback is running or will run. Disconnect and Close do
 // not wait for a handler that is running, since it may be the very handler that calls them:
 // wait on Done to know that the last one returned.
-func (c *Client) Done() <-chan struct{} { return c.doneCh }
+func (c *Client) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.doneCh == nil {
+		c.doneCh = make(chan struct{})
+		if c.finished {
+			close(c.doneCh)
+		}
+	}
+	return c.doneCh
+}
+
+// markDone records that the client has finished (the dispatcher's last handler returned) and
+// closes Done's channel if one was asked for.
+func (c *Client) markDone() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.finished = true
+	if c.doneCh != nil {
+		close(c.doneCh)
+	}
+}

@@ -178,7 +178,7 @@ func (c *Client) runLoop(conn *mqttconn.Conn) bool {
 			}
 			c.mu.Unlock()
 			c.failAll(lost)
-			c.disp.stop(c.doneCh)
+			c.disp.stop(c.markDone)
 			return true
 		}
 		// The backoff starts again only after a connection that stayed up long enough.

@@ -283,9 +283,9 @@ func (d *dispatcher) run(it delivery) {
 	c.handled(it)
 }
 
-// stop refuses further deliveries and closes done once the last queued or running one has
+// stop refuses further deliveries and calls done once the last queued or running one has
 // returned. It may be called from a handler: it does not wait.
-func (d *dispatcher) stop(done chan struct{}) {
+func (d *dispatcher) stop(done func()) {
 	d.mu.Lock()
 	if d.stopped {
 		d.mu.Unlock()
@@ -296,7 +296,7 @@ func (d *dispatcher) stop(done chan struct{}) {
 	d.mu.Unlock()
 	go func() {
 		d.wg.Wait() // no Add follows: stopped refuses new work
-		close(done)
+		done()
 	}()
 }
 

@@ -200,7 +200,7 @@ func Dial(ctx context.Context, o *Options) (*Conn, *packet.Connack, error) {
 		return fail(PhaseTCP, err)
 	}
 	c := &Conn{nc: nc, version: v, onPacket: o.OnPacket, traceFn: o.Trace, logger: o.Logger,
-		addr: o.Addr, done: make(chan struct{})}
+		addr: o.Addr}
 	if tc, ok := nc.(*tls.Conn); ok {
 		c.tlsConn = tc // its state is read on demand: an idle connection keeps no copy
 	} else {
@@ -658,8 +658,19 @@ func (c *Conn) KeepAlive() time.Duration { return c.keepAlive }
 // MaxPacketSize returns the broker's Maximum Packet Size, 0 when it announced none.
 func (c *Conn) MaxPacketSize() uint32 { return c.maxOut }
 
-// Done is closed when the connection is closed.
-func (c *Conn) Done() <-chan struct{} { return c.done }
+// Done is closed when the connection is closed. The channel is made by the first call: an idle
+// connection nobody waits on keeps none.
+func (c *Conn) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+		if c.closed {
+			close(c.done)
+		}
+	}
+	return c.done
+}
 
 // Err returns why the connection closed, nil while it is open.
 func (c *Conn) Err() error {
@@ -873,10 +884,9 @@ func (c *Conn) Send(ctx context.Context, p packet.Packet, done func(error)) erro
 		ch := c.spaceCh
 		c.mu.Unlock()
 		select {
-		case <-ch:
+		case <-ch: // also closed by Close
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-c.done:
 		}
 		c.mu.Lock()
 	}
@@ -1158,7 +1168,9 @@ func (c *Conn) Close(err error) {
 		close(c.spaceCh)
 		c.spaceCh = nil
 	}
-	close(c.done)
+	if c.done != nil {
+		close(c.done)
+	}
 	idle := !c.writing
 	c.mu.Unlock()
 	c.nc.Close()

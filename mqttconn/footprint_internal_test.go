@@ -1,6 +1,7 @@
 package mqttconn
 
 import (
+	"net"
 	"testing"
 	"unsafe"
 )
@@ -10,5 +11,45 @@ import (
 func TestConnFootprint(t *testing.T) {
 	if n := unsafe.Sizeof(Conn{}); n > 512 {
 		t.Errorf("Conn is %d bytes, over its 512-byte budget", n)
+	}
+}
+
+// TestDoneMadeOnFirstUse: a connection keeps no Done channel until Done is called (an idle
+// connection nobody waits on pays for none); Done asked before Close is closed by it, Done
+// asked after it is closed already, and every call returns the same channel.
+func TestDoneMadeOnFirstUse(t *testing.T) {
+	a, b := net.Pipe()
+	defer b.Close()
+	c := &Conn{nc: a}
+	early := c.Done()
+	if c.Done() != early {
+		t.Fatal("Done returns a new channel on each call")
+	}
+	select {
+	case <-early:
+		t.Fatal("Done closed while open")
+	default:
+	}
+	c.Close(nil)
+	select {
+	case <-early:
+	default:
+		t.Fatal("Done asked before Close not closed by it")
+	}
+
+	a2, b2 := net.Pipe()
+	defer b2.Close()
+	c2 := &Conn{nc: a2}
+	c2.Close(nil)
+	if c2.done != nil {
+		t.Fatal("Close made a Done channel nobody asked for")
+	}
+	select {
+	case <-c2.Done():
+	default:
+		t.Fatal("Done asked after Close is not closed")
+	}
+	if c2.Done() != c2.Done() {
+		t.Fatal("Done returns a new channel after Close")
 	}
 }
