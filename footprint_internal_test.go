@@ -63,7 +63,7 @@ func TestDoneMadeOnFirstUse(t *testing.T) {
 		}
 	}
 	wait(late.Done(), "asked after the end")
-	if late.Done() != late.Done() {
+	if first := late.Done(); late.Done() != first {
 		t.Fatal("Done returns a new channel on each call")
 	}
 

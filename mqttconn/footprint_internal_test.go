@@ -49,7 +49,7 @@ func TestDoneMadeOnFirstUse(t *testing.T) {
 	default:
 		t.Fatal("Done asked after Close is not closed")
 	}
-	if c2.Done() != c2.Done() {
+	if first := c2.Done(); c2.Done() != first {
 		t.Fatal("Done returns a new channel after Close")
 	}
 }
