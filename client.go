@@ -64,7 +64,7 @@ type Client struct {
 
 	mu        sync.Mutex
 	conn      *mqttconn.Conn
-	caps      brokerCaps // what the last connection's CONNACK allowed (the CONNACK itself stays encoded on the connection)
+	caps      brokerCaps // what the CONNACK of conn allowed (set with conn; the CONNACK itself stays encoded on it)
 	closed    bool
 	stopping  bool  // Disconnect or Close was called
 	finished  bool  // stopped, and no handler or callback runs any more (Done)
@@ -245,7 +245,6 @@ func (c *Client) ConnectionState() (*tls.ConnectionState, *packet.Connack) {
 // brokerCaps is what the client consults of a CONNACK after the connection is up, in 8 bytes
 // instead of the 320 of a decoded CONNACK kept per client.
 type brokerCaps struct {
-	known         bool   // a CONNACK was received
 	maxQoS        uint8  // Maximum QoS; 2 when the broker did not say
 	noRetain      bool   // Retain Available 0
 	noWildcard    bool   // Wildcard Subscription Available 0
@@ -256,7 +255,7 @@ type brokerCaps struct {
 
 func capsOf(ack *packet.Connack) brokerCaps {
 	p := &ack.Props
-	c := brokerCaps{known: true, maxQoS: 2, topicAliasMax: p.TopicAliasMaximum}
+	c := brokerCaps{maxQoS: 2, topicAliasMax: p.TopicAliasMaximum}
 	if p.Has(packet.PropMaximumQoS) {
 		c.maxQoS = p.MaximumQoS
 	}

@@ -278,7 +278,7 @@ func (c *Client) waitForRoom(ctx context.Context, m *Message, waiting *bool) err
 // brokerSupports reports, c.mu held, whether the connected MQTT 5 broker's CONNACK allows
 // m's QoS and retain flag.
 func (c *Client) brokerSupports(m *Message) error {
-	if !c.caps.known || c.conn == nil || c.cfg.Version != packet.V5 {
+	if c.conn == nil || c.cfg.Version != packet.V5 {
 		return nil
 	}
 	if byte(m.QoS) > c.caps.maxQoS {
@@ -361,7 +361,7 @@ func (c *Client) pump(queueOnly bool) *mqttconn.Conn {
 				m.Pub.Props.MessageExpiryInterval = uint32(left)
 			}
 			pub := m.Pub
-			if c.cfg.TopicAliases > 0 && c.caps.known && c.cfg.Version == packet.V5 {
+			if c.cfg.TopicAliases > 0 && c.cfg.Version == packet.V5 {
 				if c.outAlias == nil {
 					c.outAlias = new(outAliases)
 				}

@@ -87,7 +87,7 @@ func checkSubscriptions(h MessageHandler, subs []packet.Subscription) error {
 // rather than with a DISCONNECT (0xA2, 0x9E) that would end the connection (MQTT 5.0 section
 // 3.2.2.3). Called with c.mu held.
 func (c *Client) unsupportedLocked(subs []packet.Subscription) error {
-	if !c.caps.known || c.conn == nil || c.cfg.Version != packet.V5 {
+	if c.conn == nil || c.cfg.Version != packet.V5 {
 		return nil
 	}
 	for _, s := range subs {

@@ -114,7 +114,7 @@ type Conn struct {
 	closeErr error
 	deferred int           // queuePacket calls not yet followed by flush
 	sock     sockInfo      // the TCP socket under TLS or plain TCP; zero for WebSocket
-	done     chan struct{} // closed on Close
+	done     chan struct{} // made by the first Done, closed on Close
 	writers  sync.WaitGroup
 
 	sent, recv   atomic.Uint64
